@@ -1,0 +1,372 @@
+package c2s
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"net"
+	"strings"
+
+	"github.com/beevik/etree"
+	"github.com/parley-im/parley/c2s/sasl"
+	"github.com/parley-im/parley/storage"
+	"github.com/parley-im/parley/xmpp"
+)
+
+// feature is one stream feature: when it is offered, what the offer looks
+// like and how it is negotiated. New features (stream management, SASL2,
+// Bind2) are new entries in the features list, not new branches.
+type feature struct {
+	name string
+	// need and not select the streams it applies to: every bit of need is
+	// set and no bit of not is.
+	need, not state
+	// offer returns the element announced in <stream:features/>, nil for
+	// a feature that is negotiated but not announced.
+	offer func(s *Session) *etree.Element
+	// match reports whether el starts this feature's negotiation.
+	match func(el *etree.Element) bool
+	// negotiate runs it. A nil error with a stream restart is handled by
+	// the feature itself.
+	negotiate func(s *Session, el *etree.Element) error
+}
+
+// features is the ordered list of what a c2s stream can negotiate. It is
+// filled in init because the negotiations refer back to it when they
+// restart the stream.
+var features []feature
+
+func init() {
+	features = []feature{
+		{
+			name: "starttls", not: stateSecure | stateAuthenticated,
+			offer: func(s *Session) *etree.Element {
+				el := newElementNS(xmpp.NSTLS, "starttls")
+				if s.srv.cfg.RequireTLS {
+					el.CreateElement("required")
+				}
+				return el
+			},
+			match:     matchTop(xmpp.NSTLS, "starttls"),
+			negotiate: (*Session).startTLS,
+		},
+		{
+			name: "sasl", not: stateAuthenticated,
+			offer:     (*Session).offerSASL,
+			match:     func(el *etree.Element) bool { return xmpp.NS(el) == xmpp.NSSASL },
+			negotiate: (*Session).authenticate,
+		},
+		{
+			name: "sasl-channel-binding", not: stateAuthenticated, need: stateSecure,
+			offer: func(s *Session) *etree.Element {
+				cbs := s.saslConfig().ChannelBindings()
+				if len(cbs) == 0 {
+					return nil
+				}
+				el := newElementNS(xmpp.NSSASLCB, "sasl-channel-binding")
+				for _, cb := range cbs {
+					el.CreateElement("channel-binding").CreateAttr("type", cb)
+				}
+				return el
+			},
+		},
+		{
+			name: "bind", need: stateAuthenticated, not: stateBound,
+			offer: func(s *Session) *etree.Element { return newElementNS(xmpp.NSBind, "bind") },
+			match: func(el *etree.Element) bool {
+				if xmpp.KindOf(el) != xmpp.KindIQ {
+					return false
+				}
+				c := el.ChildElements()
+				return len(c) == 1 && c[0].Tag == "bind" && xmpp.NS(c[0]) == xmpp.NSBind
+			},
+			negotiate: (*Session).bind,
+		},
+		{
+			name: "session", need: stateAuthenticated, not: stateBound,
+			offer: func(s *Session) *etree.Element {
+				el := newElementNS(xmpp.NSSession, "session")
+				el.CreateElement("optional")
+				return el
+			},
+		},
+	}
+}
+
+func matchTop(ns, local string) func(*etree.Element) bool {
+	return func(el *etree.Element) bool { return el.Tag == local && xmpp.NS(el) == ns }
+}
+
+// applies reports whether f is available on the session's stream now.
+func (f *feature) applies(s *Session) bool {
+	return s.state&f.need == f.need && s.state&f.not == 0
+}
+
+// features builds <stream:features/> for the stream's current state.
+func (s *Session) streamFeatures() *etree.Element {
+	el := etree.NewElement("stream:features")
+	for i := range features {
+		f := &features[i]
+		if f.offer == nil || !f.applies(s) {
+			continue
+		}
+		if o := f.offer(s); o != nil {
+			el.AddChild(o)
+		}
+	}
+	return el
+}
+
+// negotiate takes one element of a stream that is not bound yet.
+func (s *Session) negotiate(el *etree.Element) error {
+	for i := range features {
+		f := &features[i]
+		if f.match != nil && f.applies(s) && f.match(el) {
+			return f.negotiate(s, el)
+		}
+	}
+	if xmpp.KindOf(el) != xmpp.KindNone {
+		// RFC 6120 §6.4.1 and §7.1: no stanzas before authentication and bind.
+		return xmpp.NewStreamError(xmpp.StreamNotAuthorized, "authenticate and bind a resource before sending stanzas")
+	}
+	return xmpp.NewStreamError(xmpp.UnsupportedStanzaType, "<"+el.Tag+"/> is not expected here")
+}
+
+// startTLS upgrades the connection (RFC 6120 §5.4).
+func (s *Session) startTLS(*etree.Element) error {
+	if s.r.Buffered() > 0 {
+		// Data after <starttls/> and before <proceed/> would be read in
+		// the clear and trusted as if it came over TLS.
+		return xmpp.NewStreamError(xmpp.StreamPolicyViolation, "data sent before the TLS handshake")
+	}
+	if err := s.w.WriteElement(newElementNS(xmpp.NSTLS, "proceed")); err != nil {
+		return err
+	}
+	if err := s.flush(); err != nil {
+		return err
+	}
+	tc := tls.Server(s.conn, s.srv.cfg.TLS)
+	if err := s.handshake(tc); err != nil {
+		return err
+	}
+	s.conn = tc
+	s.r.Reset(tc)
+	s.w.Reset(tc)
+	s.state |= stateSecure
+	return s.openStream()
+}
+
+// saslConfig describes this stream to the SASL mechanisms.
+func (s *Session) saslConfig() sasl.Config {
+	cfg := sasl.Config{
+		Host:       s.host,
+		AllowPlain: s.srv.cfg.AllowPlain,
+		Iterations: s.srv.cfg.Iterations,
+		Lookup: func(ctx context.Context, username string) (storage.Account, error) {
+			acc, err := s.srv.cfg.Accounts.Account(ctx, s.host, username)
+			if errors.Is(err, storage.ErrNotFound) {
+				return acc, sasl.ErrUnknownUser
+			}
+			return acc, err
+		},
+	}
+	if tc, ok := s.conn.(*tls.Conn); ok {
+		cs := tc.ConnectionState()
+		cfg.TLS = &cs
+		if get := s.srv.cfg.TLS.GetCertificate; get != nil {
+			if cert, err := get(&tls.ClientHelloInfo{ServerName: cs.ServerName}); err == nil && cert != nil && len(cert.Certificate) > 0 {
+				cfg.ServerCert = cert.Certificate[0]
+			}
+		}
+	}
+	return cfg
+}
+
+// offerSASL lists the mechanisms; on a stream that must be encrypted first,
+// nothing is offered until STARTTLS.
+func (s *Session) offerSASL() *etree.Element {
+	if s.srv.cfg.RequireTLS && s.state&stateSecure == 0 {
+		return nil
+	}
+	el := newElementNS(xmpp.NSSASL, "mechanisms")
+	for _, m := range s.saslConfig().Mechanisms() {
+		el.CreateElement("mechanism").SetText(m)
+	}
+	return el
+}
+
+// authenticate runs one SASL exchange (RFC 6120 §6.4), started by <auth/>.
+func (s *Session) authenticate(el *etree.Element) error {
+	if el.Tag != "auth" {
+		// A <response/> or <abort/> with no exchange under way.
+		return s.saslFailure(&sasl.Failure{Condition: "aborted", Text: "no authentication is under way"}, false)
+	}
+	if s.srv.cfg.RequireTLS && s.state&stateSecure == 0 {
+		return s.saslFailure(&sasl.Failure{Condition: "encryption-required", Text: "use STARTTLS first"}, false)
+	}
+	ip := remoteIP(s.conn.RemoteAddr())
+	if s.srv.failures.blocked(ip, s.srv.cfg.LoginFailuresPerIP) {
+		return s.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed logins from your address; try again in a minute"}, false)
+	}
+	cfg := s.saslConfig()
+	srv, err := cfg.NewServer(el.SelectAttrValue("mechanism", ""))
+	if err != nil {
+		return s.saslFailure(err, false)
+	}
+	ctx := context.Background()
+	in, ok := decodeSASL(el.Text())
+	for {
+		if !ok {
+			return s.saslFailure(&sasl.Failure{Condition: "incorrect-encoding", Text: "the data is not base64"}, true)
+		}
+		var out []byte
+		var done bool
+		if in != nil {
+			out, done, err = srv.Step(ctx, in)
+			if err != nil {
+				s.srv.failures.fail(ip)
+				return s.saslFailure(err, true)
+			}
+		}
+		if done {
+			success := newElementNS(xmpp.NSSASL, "success")
+			if len(out) > 0 {
+				success.SetText(base64.StdEncoding.EncodeToString(out))
+			}
+			if err := s.w.WriteElement(success); err != nil {
+				return err
+			}
+			if err := s.flush(); err != nil {
+				return err
+			}
+			s.username = srv.Username()
+			s.state |= stateAuthenticated
+			s.log = s.log.With("user", s.username+"@"+s.host)
+			s.r.Restart()
+			return s.openStream()
+		}
+		challenge := newElementNS(xmpp.NSSASL, "challenge")
+		if len(out) > 0 {
+			challenge.SetText(base64.StdEncoding.EncodeToString(out))
+		}
+		if err := s.w.WriteElement(challenge); err != nil {
+			return err
+		}
+		if err := s.flush(); err != nil {
+			return err
+		}
+		if err := s.setReadDeadline(); err != nil {
+			return err
+		}
+		next, err := s.r.ReadElement()
+		if err != nil {
+			return err
+		}
+		switch {
+		case next.Tag == "abort" && xmpp.NS(next) == xmpp.NSSASL:
+			return s.saslFailure(&sasl.Failure{Condition: "aborted"}, false)
+		case next.Tag == "response" && xmpp.NS(next) == xmpp.NSSASL:
+			in, ok = decodeSASL(next.Text())
+			if in == nil {
+				in = []byte{}
+			}
+		default:
+			return xmpp.NewStreamError(xmpp.StreamNotAuthorized, "expected <response/> or <abort/> during authentication")
+		}
+	}
+}
+
+// decodeSASL decodes the text of <auth/> or <response/>: "" is no data,
+// "=" is an empty message (RFC 6120 §6.4.2).
+func decodeSASL(text string) ([]byte, bool) {
+	text = strings.TrimSpace(text)
+	switch text {
+	case "":
+		return nil, true
+	case "=":
+		return []byte{}, true
+	}
+	b, err := base64.StdEncoding.DecodeString(text)
+	return b, err == nil
+}
+
+// saslFailure sends <failure/>. Counted failures close the stream once
+// there were too many (RFC 6120 §6.4.5).
+func (s *Session) saslFailure(err error, count bool) error {
+	var f *sasl.Failure
+	if !errors.As(err, &f) {
+		s.log.Error("c2s: sasl", "err", err)
+		f = &sasl.Failure{Condition: "temporary-auth-failure"}
+	}
+	el := newElementNS(xmpp.NSSASL, "failure")
+	el.CreateElement(f.Condition)
+	if f.Text != "" {
+		el.CreateElement("text").SetText(f.Text)
+	}
+	if err := s.w.WriteElement(el); err != nil {
+		return err
+	}
+	if err := s.flush(); err != nil {
+		return err
+	}
+	if count {
+		s.failures++
+		s.log.Info("c2s: authentication failed", "condition", f.Condition, "failures", s.failures)
+		if s.failures >= s.srv.cfg.AuthFailures {
+			return xmpp.NewStreamError(xmpp.StreamPolicyViolation, "too many failed authentication attempts")
+		}
+	}
+	return nil
+}
+
+func remoteIP(a net.Addr) string {
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
+
+// bind binds a resource (RFC 6120 §7) and starts the writer.
+func (s *Session) bind(el *etree.Element) error {
+	st, err := xmpp.NewStanza(el)
+	if err != nil || st.Type != "set" {
+		return s.bindError(st, xmpp.NewStanzaError(xmpp.BadRequest, "bind is an iq of type set"))
+	}
+	res := ""
+	if r := xmpp.Child(st.Payload(), xmpp.NSBind, "resource"); r != nil {
+		res = strings.TrimSpace(r.Text())
+	}
+	if res == "" {
+		res = "parley-" + randomID()
+	}
+	local, err := xmpp.New(s.username, s.host, res)
+	if err != nil {
+		return s.bindError(st, xmpp.NewStanzaError(xmpp.BadRequest, "the resource is not valid: "+err.Error()))
+	}
+	s.jid = local
+	if err := s.srv.cfg.Router.Bind(s); err != nil {
+		s.jid = xmpp.JID{}
+		return s.bindError(st, xmpp.NewStanzaError(xmpp.ResourceConstraint, err.Error()))
+	}
+	s.state |= stateBound
+	s.log = s.log.With("jid", s.jid.String())
+	s.log.Info("c2s: bound")
+	payload := newElementNS(xmpp.NSBind, "bind")
+	payload.CreateElement("jid").SetText(s.jid.String())
+	reply := xmpp.NewIQ("result", st.ID, xmpp.JID{}, xmpp.JID{}, payload)
+	s.startWriter()
+	s.enqueue(reply.El)
+	return nil
+}
+
+func (s *Session) bindError(st *xmpp.Stanza, e *xmpp.StanzaError) error {
+	reply := st.ErrorReply(e)
+	reply.SetFrom(xmpp.JID{})
+	reply.SetTo(xmpp.JID{})
+	if err := s.w.WriteElement(reply.El); err != nil {
+		return err
+	}
+	return s.flush()
+}

@@ -1,0 +1,264 @@
+package c2s
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/parley-im/parley/storage"
+	"github.com/parley-im/parley/xmpp"
+)
+
+// Router is what a session needs from the server: somewhere to send the
+// stanzas of its user, and a registry of bound sessions. The server package
+// satisfies it.
+type Router interface {
+	// Route delivers a stanza whose from the session has already stamped.
+	Route(st *xmpp.Stanza)
+	// Bind registers a session under its full JID. A session already bound
+	// to that JID is replaced: the router closes it with <conflict/>.
+	Bind(s *Session) error
+	// Unbind removes a session; it is a no-op for a session that was
+	// replaced or never bound.
+	Unbind(s *Session)
+}
+
+// Accounts finds the account of a user of a local host, for SASL.
+type Accounts interface {
+	Account(ctx context.Context, host, username string) (storage.Account, error)
+}
+
+// Config is what a Server needs. Router, Accounts, TLS and IsLocalHost are
+// required; zero limits take the defaults documented on each field.
+type Config struct {
+	Router   Router
+	Accounts Accounts
+	// TLS serves STARTTLS and direct TLS; its GetCertificate picks the
+	// host's certificate by SNI.
+	TLS *tls.Config
+	// IsLocalHost reports whether domain is a host whose users log in here.
+	IsLocalHost func(domain string) bool
+	// RequireTLS refuses authentication on an unencrypted stream.
+	RequireTLS bool
+	// AllowPlain offers SASL PLAIN on encrypted streams.
+	AllowPlain bool
+	// Iterations is the SCRAM iteration count of new keys; an unknown
+	// user's fake exchange announces it. Zero means the sasl default.
+	Iterations int
+	// Limits bound what a client may send.
+	Limits xmpp.Limits
+	// Queue is the number of stanzas that may wait for one session's
+	// writer; default 1000.
+	Queue int
+	// IdleTimeout closes a stream that sent nothing for this long with
+	// <connection-timeout/>; 0 means never.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds one flush to a client; default 30s.
+	WriteTimeout time.Duration
+	// HandshakeTimeout bounds the TLS handshake and everything before
+	// bind; default 30s.
+	HandshakeTimeout time.Duration
+	// AuthFailures is how many failed SASL attempts a stream may make
+	// before it is closed; default 3.
+	AuthFailures int
+	// LoginFailuresPerIP is how many failed logins one IP address may make
+	// per minute before its logins are refused for the rest of the minute;
+	// default 10, negative means no limit.
+	LoginFailuresPerIP int
+	// Logger receives the server's logs; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Queue <= 0 {
+		c.Queue = 1000
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 30 * time.Second
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 30 * time.Second
+	}
+	if c.AuthFailures <= 0 {
+		c.AuthFailures = 3
+	}
+	if c.LoginFailuresPerIP == 0 {
+		c.LoginFailuresPerIP = 10
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("c2s: server closed")
+
+// Server accepts client connections and runs one Session for each.
+type Server struct {
+	cfg Config
+
+	// mu guards listeners, sessions and closed. It is never held while
+	// calling into a session or the router.
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	sessions  map[*Session]struct{}
+	closed    bool
+	wg        sync.WaitGroup
+
+	failures ipFailures
+}
+
+// NewServer returns a Server; call Serve for each listener.
+func NewServer(cfg Config) *Server {
+	cfg.setDefaults()
+	return &Server{
+		cfg:       cfg,
+		listeners: make(map[net.Listener]struct{}),
+		sessions:  make(map[*Session]struct{}),
+		failures:  ipFailures{m: make(map[string]*ipWindow)},
+	}
+}
+
+// Serve accepts connections on l until Shutdown. With directTLS the
+// connection starts with a TLS handshake (XEP-0368); otherwise it starts in
+// the clear and may upgrade with STARTTLS.
+func (s *Server) Serve(l net.Listener, directTLS bool) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	var delay time.Duration
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Out of file descriptors and the like: back off.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.cfg.Logger.Warn("c2s: accept failed, backing off", "err", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("c2s: accept on %s: %w", l.Addr(), err)
+		}
+		delay = 0
+		if directTLS {
+			cfg := s.cfg.TLS.Clone()
+			cfg.NextProtos = []string{"xmpp-client"}
+			conn = tls.Server(conn, cfg)
+		}
+		sess := newSession(s, conn, directTLS)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			conn.Close()
+			return ErrServerClosed
+		}
+		s.sessions[sess] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			sess.serve()
+			s.mu.Lock()
+			delete(s.sessions, sess)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Shutdown stops accepting, closes every stream with <system-shutdown/> and
+// waits until the sessions are gone or ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	sessions := make([]*Session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		sess.Close(xmpp.NewStreamError(xmpp.SystemShutdown, "the server is shutting down"))
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		n := len(s.sessions)
+		s.mu.Unlock()
+		return fmt.Errorf("c2s: %d sessions still open: %w", n, ctx.Err())
+	}
+}
+
+// Sessions returns how many sessions are open.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// ipFailures counts failed logins per IP address in one-minute windows.
+type ipFailures struct {
+	mu sync.Mutex
+	m  map[string]*ipWindow
+}
+
+type ipWindow struct {
+	start time.Time
+	n     int
+}
+
+// blocked reports whether ip has used up its failures for this minute.
+func (f *ipFailures) blocked(ip string, limit int) bool {
+	if limit < 0 {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w := f.m[ip]
+	return w != nil && time.Since(w.start) < time.Minute && w.n >= limit
+}
+
+// fail counts one failure of ip.
+func (f *ipFailures) fail(ip string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := time.Now()
+	w := f.m[ip]
+	if w == nil || now.Sub(w.start) >= time.Minute {
+		if len(f.m) > 10000 {
+			for k, v := range f.m {
+				if now.Sub(v.start) >= time.Minute {
+					delete(f.m, k)
+				}
+			}
+		}
+		w = &ipWindow{start: now}
+		f.m[ip] = w
+	}
+	w.n++
+}
+
+// newElementNS is a shorthand.
+func newElementNS(ns, local string) *etree.Element { return xmpp.NewElementNS(ns, local) }

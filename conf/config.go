@@ -1,0 +1,262 @@
+package conf
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Config is the whole of Parley's configuration: one TOML file.
+//
+// Use [New] for a config with every default, or [Load] and [Parse] for one
+// read from a file. [Config.Validate] checks a config built in Go and fills
+// in what it leaves zero.
+type Config struct {
+	// File is the file the config was read from: empty for the embedded
+	// default and for configs built in Go.
+	File string
+
+	// DataDir holds the SQLite database, generated certificates and
+	// uploads. Default "data", relative to the working directory.
+	DataDir string `toml:"data_dir"`
+	// Database is the SQLite file. Empty means <data_dir>/parley.db (see
+	// [Config.DatabasePath]); ":memory:" keeps everything in memory.
+	Database string `toml:"database"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `toml:"log_level"`
+
+	// C2S configures client connections.
+	C2S C2S `toml:"c2s"`
+	// S2S configures server-to-server connections.
+	S2S S2S `toml:"s2s"`
+	// HTTP configures the HTTP listener.
+	HTTP HTTP `toml:"http"`
+	// Limits bound what one connection may cost the server.
+	Limits Limits `toml:"limits"`
+	// Auth configures SASL authentication.
+	Auth Auth `toml:"auth"`
+	// Hosts are the domains this server serves, one [[host]] table each.
+	// A config needs at least one.
+	Hosts []Host `toml:"host"`
+}
+
+// C2S is the [c2s] table: client-to-server listeners.
+type C2S struct {
+	// Listen are host:port addresses for STARTTLS streams.
+	// Default ["[::]:5222"].
+	Listen []string `toml:"listen"`
+	// DirectTLS are host:port addresses for TLS from the first byte
+	// (XEP-0368). Default ["[::]:5223"].
+	DirectTLS []string `toml:"direct_tls"`
+	// RequireTLS refuses to authenticate a stream before STARTTLS.
+	// Default true. Because false is also the zero value, a config built
+	// in Go should start from [New].
+	RequireTLS bool `toml:"require_tls"`
+	// IdleTimeout closes a stream that has sent nothing for this long.
+	// Default 5m; 0 disables it.
+	IdleTimeout Duration `toml:"idle_timeout"`
+}
+
+// S2S is the [s2s] table: server-to-server listeners. Federation is not
+// implemented yet; the default is no listener.
+type S2S struct {
+	// Listen are host:port addresses for server streams, usually
+	// "[::]:5269". Default empty.
+	Listen []string `toml:"listen"`
+}
+
+// HTTP is the [http] table: the listener for the bot send API, metrics,
+// WebSocket and uploads.
+type HTTP struct {
+	// Listen are host:port addresses, usually "[::]:5280". Default empty.
+	Listen []string `toml:"listen"`
+}
+
+// Limits is the [limits] table. Every limit is on by default.
+type Limits struct {
+	// StanzaSize is the largest stanza a client may send. Default 256KiB,
+	// at least 10000 bytes (RFC 6120 §13.12).
+	StanzaSize Size `toml:"stanza_size"`
+	// S2SStanzaSize is the largest stanza a server may send.
+	// Default 512KiB, at least 10000 bytes.
+	S2SStanzaSize Size `toml:"s2s_stanza_size"`
+	// MaxDepth is how deeply elements may nest in one stanza.
+	// Default 64, at least 8.
+	MaxDepth int `toml:"max_depth"`
+	// MaxAttributes is how many attributes one element may have.
+	// Default 64, at least 8.
+	MaxAttributes int `toml:"max_attributes"`
+	// Rate is the bytes per second one connection may send, on average.
+	// Default 1MiB; 0 means unlimited.
+	Rate Size `toml:"rate"`
+	// Burst is how many bytes a connection may send at once above Rate
+	// (the token bucket's size). It must hold the largest stanza, so the
+	// default is 1MiB or the larger of stanza_size and s2s_stanza_size
+	// when that is more. Unused when Rate is 0.
+	Burst Size `toml:"burst"`
+	// Queue is how many outbound stanzas may wait for one session.
+	// Default 1000.
+	Queue int `toml:"queue"`
+	// AuthFailures is how many failed SASL attempts a stream gets before
+	// it is closed. Default 3.
+	AuthFailures int `toml:"auth_failures"`
+	// LoginsPerIP is how many failed logins one IP address may make per
+	// minute before its logins are refused. Default 10.
+	LoginsPerIP int `toml:"login_failures_per_ip"`
+}
+
+// Auth is the [auth] table.
+type Auth struct {
+	// SCRAMIterations is the PBKDF2 iteration count for new SCRAM keys.
+	// Default 10000, at least 4096 (RFC 7677).
+	SCRAMIterations int `toml:"scram_iterations"`
+	// AllowPlain offers SASL PLAIN on TLS streams. Default true. Because
+	// false is also the zero value, a config built in Go should start
+	// from [New].
+	AllowPlain bool `toml:"allow_plain"`
+}
+
+// Host types, the values of [Host.Type].
+const (
+	// HostLocal is a domain with users, rosters, presence and storage.
+	HostLocal = "local"
+	// HostHTTPComponent is a domain of bots behind a webhook (shared/SEED.md).
+	HostHTTPComponent = "http_component"
+	// HostMUC is a multi-user chat service (XEP-0045).
+	HostMUC = "muc"
+	// HostUpload is an HTTP file upload service (XEP-0363).
+	HostUpload = "upload"
+	// HostComponent is an external component connecting with a secret
+	// (XEP-0114).
+	HostComponent = "component"
+)
+
+// hostTypes lists the host types in the order they are documented.
+var hostTypes = []string{HostLocal, HostHTTPComponent, HostMUC, HostUpload, HostComponent}
+
+// Host is one [[host]] table: a domain served by this server and what
+// serves it.
+type Host struct {
+	// Name is the domain, stored in lower case. Required.
+	Name string `toml:"name"`
+	// Type is [HostLocal] (the default), [HostHTTPComponent], [HostMUC],
+	// [HostUpload] or [HostComponent].
+	Type string `toml:"type"`
+	// TLSCert and TLSKey are PEM files, given both or neither. With
+	// neither, the server generates a self-signed pair in DataDir.
+	TLSCert string `toml:"tls_cert"`
+	// TLSKey is the private key of TLSCert.
+	TLSKey string `toml:"tls_key"`
+
+	// PostURL is the webhook, an absolute http or https URL. Required
+	// for http_component, and only for it.
+	PostURL string `toml:"post_url"`
+	// PostStanzas are the kinds of stanza posted to the webhook: any of
+	// message, presence and iq. Default ["message"]. Only for
+	// http_component.
+	PostStanzas []string `toml:"post_stanzas"`
+	// Secret signs webhook requests (http_component, optional) or
+	// authenticates the external component (component, required).
+	Secret string `toml:"secret"`
+	// Timeout bounds one webhook request. Default 10s. Only for
+	// http_component.
+	Timeout Duration `toml:"timeout"`
+	// Concurrency is how many webhook requests may be in flight, 1 to
+	// 1024. Default 16. Only for http_component.
+	Concurrency int `toml:"concurrency"`
+	// Queue is how many stanzas may wait for the webhook, at least 1.
+	// Default 1000. Only for http_component.
+	Queue int `toml:"queue"`
+	// Retries is how many times a failed request is retried, 0 to 10.
+	// Default 2 in a file; in a config built in Go, 0 is kept as 0 since
+	// it is a valid setting. Only for http_component.
+	Retries int `toml:"retries"`
+	// Headers are sent with every webhook request. Only for
+	// http_component.
+	Headers map[string]string `toml:"headers"`
+	// Rooms are group chats (bare JIDs, room@domain) the bot joins. Only
+	// for http_component.
+	Rooms []string `toml:"rooms"`
+	// APIToken enables POST /api/bots/<host>/send with this bearer token.
+	// Only for http_component.
+	APIToken string `toml:"api_token"`
+}
+
+// Default values, the ones [New] and [Config.Validate] fill in.
+const (
+	defaultDataDir       = "data"
+	defaultLogLevel      = "info"
+	defaultIdleTimeout   = 5 * time.Minute
+	defaultStanzaSize    = 256 * KiB
+	defaultS2SStanzaSize = 512 * KiB
+	defaultMaxDepth      = 64
+	defaultMaxAttributes = 64
+	defaultRate          = 1 * MiB
+	defaultBurst         = 1 * MiB
+	defaultQueue         = 1000
+	defaultAuthFailures  = 3
+	defaultLoginsPerIP   = 10
+	defaultSCRAMIter     = 10000
+	defaultHostTimeout   = 10 * time.Second
+	defaultConcurrency   = 16
+	defaultHostQueue     = 1000
+	defaultRetries       = 2
+)
+
+// New returns a config with every default and no hosts; File is empty.
+// Add at least one [Host] before [Config.Validate].
+func New() *Config {
+	return &Config{
+		DataDir:  defaultDataDir,
+		LogLevel: defaultLogLevel,
+		C2S: C2S{
+			Listen:      []string{"[::]:5222"},
+			DirectTLS:   []string{"[::]:5223"},
+			RequireTLS:  true,
+			IdleTimeout: Duration{defaultIdleTimeout},
+		},
+		Limits: Limits{
+			StanzaSize:    defaultStanzaSize,
+			S2SStanzaSize: defaultS2SStanzaSize,
+			MaxDepth:      defaultMaxDepth,
+			MaxAttributes: defaultMaxAttributes,
+			Rate:          defaultRate,
+			Burst:         defaultBurst,
+			Queue:         defaultQueue,
+			AuthFailures:  defaultAuthFailures,
+			LoginsPerIP:   defaultLoginsPerIP,
+		},
+		Auth: Auth{
+			SCRAMIterations: defaultSCRAMIter,
+			AllowPlain:      true,
+		},
+	}
+}
+
+// DatabasePath is the SQLite database to open: Database when it is set
+// (":memory:" included), otherwise parley.db in DataDir.
+func (c *Config) DatabasePath() string {
+	if c.Database != "" {
+		return c.Database
+	}
+	return filepath.Join(c.DataDir, "parley.db")
+}
+
+// Host returns the host with this name, compared without regard to case.
+// The pointer is into c.Hosts.
+func (c *Config) Host(name string) (*Host, bool) {
+	for i := range c.Hosts {
+		if strings.EqualFold(c.Hosts[i].Name, name) {
+			return &c.Hosts[i], true
+		}
+	}
+	return nil, false
+}
+
+// Posts reports whether stanzas of this kind (message, presence or iq) go
+// to the host's webhook. It reads PostStanzas as it is, so on a config that
+// was not validated an empty list posts nothing.
+func (h *Host) Posts(kind string) bool {
+	return slices.Contains(h.PostStanzas, kind)
+}

@@ -1,0 +1,584 @@
+package conf
+
+import (
+	"errors"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// oneHost is appended to test configs that do not declare a host, so that
+// they have the one they need; it comes last to leave line numbers alone.
+const oneHost = "\n[[host]]\nname = \"example.com\"\n"
+
+// parseErrors parses src as parley.toml and returns its problems.
+func parseErrors(t *testing.T, src string) Errors {
+	t.Helper()
+	if !strings.Contains(src, "host") {
+		src += oneHost
+	}
+	c, err := Parse("parley.toml", []byte(src))
+	if err == nil {
+		t.Fatalf("Parse succeeded with %+v; want an error", c)
+	}
+	if c != nil {
+		t.Errorf("Parse returned a config with its error")
+	}
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("Parse error %T is not Errors: %v", err, err)
+	}
+	return errs
+}
+
+func TestParseReportsMistakes(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		line int
+		key  string
+		want []string // parts of the message
+	}{
+		{
+			name: "an unknown key names the known ones and the closest",
+			src:  "[c2s]\nlisten = [\"[::]:5222\"]\n\n\n\n\nlistn = [\"x\"]\n",
+			line: 7, key: "c2s.listn",
+			want: []string{"unknown key; known keys of [c2s] are listen, direct_tls, require_tls, idle_timeout", "did you mean listen?"},
+		},
+		{
+			name: "an unknown top-level key lists the tables too",
+			src:  "data_dir = \"d\"\ndatadir = \"x\"\n",
+			line: 2, key: "datadir",
+			want: []string{"known top-level keys are data_dir, database, log_level, [c2s]", "[[host]]", "did you mean data_dir?"},
+		},
+		{
+			name: "a key under the wrong table says where it belongs",
+			src:  "[[host]]\nname = \"example.com\"\nlog_level = \"debug\"\n",
+			line: 3, key: "host[0].log_level",
+			want: []string{"unknown key", "log_level belongs at the top, above the first [table]"},
+		},
+		{
+			name: "a limit under c2s says it belongs in limits",
+			src:  "[c2s]\nstanza_size = \"1MiB\"\n",
+			line: 2, key: "c2s.stanza_size",
+			want: []string{"stanza_size belongs in [limits]"},
+		},
+		{
+			name: "an unknown table is reported once",
+			src:  "[c2ss]\nlisten = [\"x\"]\n",
+			line: 1, key: "c2ss",
+			want: []string{"unknown key", "did you mean [c2s]?"},
+		},
+		{
+			name: "a host with one bracket asks for two",
+			src:  "[host]\nname = \"example.com\"\n",
+			line: 1, key: "host",
+			want: []string{"want [[host]] tables, with two brackets"},
+		},
+		{
+			name: "a bad log level lists the levels",
+			src:  "\n\nlog_level = \"loud\"\n",
+			line: 3, key: "log_level",
+			want: []string{`"loud" is not a log level; use debug, info, warn or error`},
+		},
+		{
+			name: "a bad host type lists the types and the closest",
+			src:  "[[host]]\nname = \"example.com\"\n[[host]]\nname = \"bots.example.com\"\ntype = \"http-component\"\n",
+			line: 5, key: "host[1].type",
+			want: []string{`"http-component" is not a host type; use one of local, http_component, muc, upload, component`, "did you mean http_component?"},
+		},
+		{
+			name: "a key for another host type names that type",
+			src:  "[[host]]\nname = \"example.com\"\npost_url = \"https://x.example/\"\n",
+			line: 3, key: "host[0].post_url",
+			want: []string{`only for type = "http_component"`, `this host has type = "local"`},
+		},
+		{
+			name: "a secret on a muc names both types that take one",
+			src:  "[[host]]\nname = \"rooms.example.com\"\ntype = \"muc\"\nsecret = \"s\"\n",
+			line: 4, key: "host[0].secret",
+			want: []string{`only for type = "http_component" or "component"`},
+		},
+		{
+			name: "a missing post_url points at its host",
+			src:  "[[host]]\nname = \"example.com\"\n\n[[host]]\nname = \"bots.example.com\"\ntype = \"http_component\"\n",
+			line: 4, key: "host[1] (bots.example.com)",
+			want: []string{`post_url is required for type = "http_component"`, `post_url = "https://`},
+		},
+		{
+			name: "a missing component secret points at its host",
+			src:  "[[host]]\nname = \"gw.example.com\"\ntype = \"component\"\n",
+			line: 1, key: "host[0] (gw.example.com)",
+			want: []string{`secret is required for type = "component"`},
+		},
+		{
+			name: "a missing host name points at its host",
+			src:  "[[host]]\ntype = \"local\"\n",
+			line: 1, key: "host[0]",
+			want: []string{`name is required`, `name = "example.com"`},
+		},
+		{
+			name: "a bad host name says what a domain is",
+			src:  "[[host]]\nname = \"my server\"\n",
+			line: 2, key: "host[0].name",
+			want: []string{`"my server" is not a domain name`, "letters, digits and hyphens"},
+		},
+		{
+			name: "a duplicate host name names the first one and its line",
+			src:  "[[host]]\nname = \"example.com\"\n[[host]]\nname = \"EXAMPLE.com\"\n",
+			line: 4, key: "host[1].name",
+			want: []string{`"example.com" is already the name of host[0] (line 2)`},
+		},
+		{
+			name: "a certificate without a key asks for both or neither",
+			src:  "[[host]]\nname = \"example.com\"\ntls_cert = \"a.crt\"\n",
+			line: 3, key: "host[0].tls_cert",
+			want: []string{"tls_key is missing; give both tls_cert and tls_key, or neither"},
+		},
+		{
+			name: "a key without a certificate asks for both or neither",
+			src:  "[[host]]\nname = \"example.com\"\ntls_key = \"a.key\"\n",
+			line: 3, key: "host[0].tls_key",
+			want: []string{"tls_cert is missing"},
+		},
+		{
+			name: "a size with a wrong unit lists the accepted forms",
+			src:  "[limits]\nstanza_size = \"256 kb\"\n",
+			line: 2, key: "limits.stanza_size",
+			want: []string{`"256 kb" is not a size`, `"256KiB"`, "KiB, MiB, GiB (×1024) and KB, MB, GB (×1000)"},
+		},
+		{
+			name: "a size of the wrong type lists the accepted forms",
+			src:  "[limits]\nrate = true\n",
+			line: 2, key: "limits.rate",
+			want: []string{"want a size, not true", `"256KiB"`},
+		},
+		{
+			name: "a negative size is refused",
+			src:  "[limits]\nrate = -5\n",
+			line: 2, key: "limits.rate",
+			want: []string{"negative", `"256KiB"`},
+		},
+		{
+			name: "a stanza size below RFC 6120 is refused",
+			src:  "[limits]\nstanza_size = \"4KiB\"\n",
+			line: 2, key: "limits.stanza_size",
+			want: []string{"4KiB is too low; use at least 10KB", "RFC 6120"},
+		},
+		{
+			name: "a burst smaller than a stanza is refused",
+			src:  "[limits]\nstanza_size = \"2MiB\"\nburst = \"1MiB\"\n",
+			line: 3, key: "limits.burst",
+			want: []string{"1MiB is less than stanza_size (2MiB)", "use at least 2MiB"},
+		},
+		{
+			name: "a zero depth is refused rather than defaulted",
+			src:  "[limits]\nmax_depth = 0\n",
+			line: 2, key: "limits.max_depth",
+			want: []string{"0 is too low; use at least 8"},
+		},
+		{
+			name: "a bad duration shows examples",
+			src:  "[c2s]\nidle_timeout = \"5 minutes\"\n",
+			line: 2, key: "c2s.idle_timeout",
+			want: []string{`"5 minutes" is not a duration`, `"10s", "5m" or "1h30m"`},
+		},
+		{
+			name: "a duration without a unit asks for one",
+			src:  "[c2s]\nidle_timeout = 300\n",
+			line: 2, key: "c2s.idle_timeout",
+			want: []string{"300 has no unit", `"5m"`},
+		},
+		{
+			name: "a listen address without a host asks for host:port",
+			src:  "[c2s]\nlisten = [\"5222\"]\n",
+			line: 2, key: "c2s.listen[0]",
+			want: []string{`"5222" is not host:port`, `"[::]:5222"`},
+		},
+		{
+			name: "a listen address on its own line keeps that line",
+			src:  "[c2s]\nlisten = [\n  \"[::]:5222\",\n  \"[::]:xmpp\",\n]\n",
+			line: 4, key: "c2s.listen[1]",
+			want: []string{"the port must be a number from 0 to 65535"},
+		},
+		{
+			name: "a listen address used twice names the first use",
+			src:  "[c2s]\nlisten = [\"[::]:5222\"]\n[http]\nlisten = [\"[::]:5222\"]\n",
+			line: 4, key: "http.listen[0]",
+			want: []string{"already used by c2s.listen[0]"},
+		},
+		{
+			name: "a string where a list belongs shows the list",
+			src:  "[c2s]\nlisten = \"[::]:5222\"\n",
+			line: 2, key: "c2s.listen",
+			want: []string{`want a list of strings; write ["[::]:5222"]`},
+		},
+		{
+			name: "a quoted boolean asks for true or false",
+			src:  "[c2s]\nrequire_tls = \"yes\"\n",
+			line: 2, key: "c2s.require_tls",
+			want: []string{`want true or false, not the string "yes"`},
+		},
+		{
+			name: "a quoted number asks for a whole number",
+			src:  "[limits]\nqueue = \"10\"\n",
+			line: 2, key: "limits.queue",
+			want: []string{`want a whole number, not the string "10"`},
+		},
+		{
+			name: "a bad post_url shows a good one",
+			src:  "[[host]]\nname = \"b.example.com\"\ntype = \"http_component\"\npost_url = \"hooks.example.com/x\"\n",
+			line: 4, key: "host[0].post_url",
+			want: []string{"not an absolute http or https URL", `"https://hooks.example.com/xmpp"`},
+		},
+		{
+			name: "a bad stanza kind lists the kinds",
+			src:  "[[host]]\nname = \"b.example.com\"\ntype = \"http_component\"\npost_url = \"https://h.example/\"\npost_stanzas = [\"messages\"]\n",
+			line: 5, key: "host[0].post_stanzas[0]",
+			want: []string{`"messages" is not a stanza kind; use "message", "presence" or "iq"`},
+		},
+		{
+			name: "a stanza kind listed twice is refused",
+			src:  "[[host]]\nname = \"b.example.com\"\ntype = \"http_component\"\npost_url = \"https://h.example/\"\npost_stanzas = [\"iq\", \"iq\"]\n",
+			line: 5, key: "host[0].post_stanzas[1]",
+			want: []string{`"iq" is listed twice`},
+		},
+		{
+			name: "an empty stanza list is refused",
+			src:  "[[host]]\nname = \"b.example.com\"\ntype = \"http_component\"\npost_url = \"https://h.example/\"\npost_stanzas = []\n",
+			line: 5, key: "host[0].post_stanzas",
+			want: []string{`list at least one of "message", "presence" and "iq"`},
+		},
+		{
+			name: "a zero webhook timeout is refused",
+			src:  "[[host]]\nname = \"b.example.com\"\ntype = \"http_component\"\npost_url = \"https://h.example/\"\ntimeout = \"0s\"\n",
+			line: 5, key: "host[0].timeout",
+			want: []string{"not more than 0", `"10s"`},
+		},
+		{
+			name: "a concurrency out of range gives the range",
+			src:  "[[host]]\nname = \"b.example.com\"\ntype = \"http_component\"\npost_url = \"https://h.example/\"\nconcurrency = 5000\n",
+			line: 5, key: "host[0].concurrency",
+			want: []string{"5000 is out of range; use 1 to 1024"},
+		},
+		{
+			name: "a zero webhook queue is refused",
+			src:  "[[host]]\nname = \"b.example.com\"\ntype = \"http_component\"\npost_url = \"https://h.example/\"\nqueue = 0\n",
+			line: 5, key: "host[0].queue",
+			want: []string{"use at least 1"},
+		},
+		{
+			name: "too many retries gives the range",
+			src:  "[[host]]\nname = \"b.example.com\"\ntype = \"http_component\"\npost_url = \"https://h.example/\"\nretries = 11\n",
+			line: 5, key: "host[0].retries",
+			want: []string{"use 0 to 10"},
+		},
+		{
+			name: "a header Parley sets itself is refused",
+			src:  "[[host]]\nname = \"b.example.com\"\ntype = \"http_component\"\npost_url = \"https://h.example/\"\n\n[host.headers]\nContent-Type = \"text/plain\"\n",
+			line: 7, key: "host[0].headers.Content-Type",
+			want: []string{"set by Parley"},
+		},
+		{
+			name: "a header name with a space is refused",
+			src:  "[[host]]\nname = \"b.example.com\"\ntype = \"http_component\"\npost_url = \"https://h.example/\"\nheaders = { \"X Team\" = \"a\" }\n",
+			line: 5, key: `host[0].headers."X Team"`,
+			want: []string{"not an HTTP header name"},
+		},
+		{
+			name: "a room that is not a bare JID shows one",
+			src:  "[[host]]\nname = \"b.example.com\"\ntype = \"http_component\"\npost_url = \"https://h.example/\"\nrooms = [\"team@rooms.example.com\", \"team@rooms.example.com/bot\"]\n",
+			line: 5, key: "host[0].rooms[1]",
+			want: []string{"not a bare JID", `"team@rooms.example.com"`},
+		},
+		{
+			name: "no host at all asks for one",
+			src:  "log_level = \"info\"\nhost = []\n",
+			line: 2, key: "host",
+			want: []string{`add a [[host]] table with name = "example.com"`},
+		},
+		{
+			name: "too few SCRAM iterations give the minimum",
+			src:  "[auth]\nscram_iterations = 1000\n",
+			line: 2, key: "auth.scram_iterations",
+			want: []string{"1000 is too low; use at least 4096"},
+		},
+		{
+			name: "an unquoted string is a syntax error with its line",
+			src:  "data_dir = \"d\"\nlog_level = debug\n",
+			line: 2, key: "log_level",
+			want: []string{"debug is not a value; put strings in double quotes", `"debug"`},
+		},
+		{
+			name: "an unquoted word that starts like inf still gets the quoting hint",
+			src:  "data_dir = \"d\"\nlog_level = info # the default\n",
+			line: 2, key: "log_level",
+			want: []string{"info is not a value; put strings in double quotes", `"info"`},
+		},
+		{
+			name: "an unquoted word in a table keeps the table in its key",
+			src:  "[[host]]\nname = example.com\n",
+			line: 2, key: "host.name",
+			want: []string{"example.com is not a value", `"example.com"`},
+		},
+		{
+			name: "a key set twice is a syntax error with its line",
+			src:  "log_level = \"info\"\n\nlog_level = \"debug\"\n",
+			line: 3, key: "log_level",
+			want: []string{"set more than once"},
+		},
+		{
+			name: "an unterminated list is a syntax error with its line",
+			src:  "[c2s]\nlisten = [\"[::]:5222\"\n[[host]]\n",
+			line: 3, key: "c2s.listen",
+			want: []string{"TOML syntax:"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			errs := parseErrors(t, tt.src)
+			if len(errs) != 1 {
+				t.Fatalf("got %d problems; want 1:\n%v", len(errs), errs)
+			}
+			e := errs[0]
+			if e.Key != tt.key || e.Line != tt.line || e.File != "parley.toml" {
+				t.Errorf("got %s:%d key %q; want parley.toml:%d key %q\n%v", e.File, e.Line, e.Key, tt.line, tt.key, e)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(e.Msg, w) {
+					t.Errorf("message %q does not contain %q", e.Msg, w)
+				}
+			}
+			if prefix := "parley.toml:" + strconv.Itoa(tt.line) + ": " + tt.key + ": "; !strings.HasPrefix(e.Error(), prefix) {
+				t.Errorf("Error() = %q; want it to start with %q", e.Error(), prefix)
+			}
+		})
+	}
+}
+
+func TestParseReportsEveryProblemSortedByLine(t *testing.T) {
+	src := `log_level = "loud"
+[c2s]
+listn = ["[::]:5222"]
+[limits]
+stanza_size = "big"
+[[host]]
+name = "bots.example.com"
+type = "http_component"
+post_stanzas = ["mail"]
+[[host]]
+name = "bots.example.com"
+`
+	errs := parseErrors(t, src)
+	want := []struct {
+		line int
+		key  string
+	}{
+		{1, "log_level"},
+		{3, "c2s.listn"},
+		{5, "limits.stanza_size"},
+		{6, "host[0] (bots.example.com)"},
+		{9, "host[0].post_stanzas[0]"},
+		{11, "host[1].name"},
+	}
+	if len(errs) != len(want) {
+		t.Fatalf("got %d problems; want %d:\n%v", len(errs), len(want), errs)
+	}
+	for i, w := range want {
+		if errs[i].Line != w.line || errs[i].Key != w.key {
+			t.Errorf("problem %d is line %d key %q; want line %d key %q", i, errs[i].Line, errs[i].Key, w.line, w.key)
+		}
+	}
+	if got := strings.Count(errs.Error(), "\n") + 1; got != len(want) {
+		t.Errorf("Errors.Error() has %d lines; want one per problem:\n%s", got, errs)
+	}
+	var one *Error
+	if !errors.As(error(errs), &one) || one != errs[0] {
+		t.Errorf("errors.As does not find the first *Error")
+	}
+}
+
+func TestParseAppliesDefaults(t *testing.T) {
+	tests := []struct {
+		name  string
+		src   string
+		check func(t *testing.T, c *Config)
+	}{
+		{
+			name: "a config of one host gets every default",
+			src:  "[[host]]\nname = \"Example.COM\"\n",
+			check: func(t *testing.T, c *Config) {
+				want := New()
+				want.File = "parley.toml"
+				want.Hosts = []Host{{Name: "example.com", Type: HostLocal}}
+				if !reflect.DeepEqual(c, want) {
+					t.Errorf("got %+v\nwant %+v", c, want)
+				}
+			},
+		},
+		{
+			name: "an http component gets its defaults",
+			src:  "[[host]]\nname = \"bots.example.com\"\ntype = \"http_component\"\npost_url = \"https://h.example/x\"\n",
+			check: func(t *testing.T, c *Config) {
+				want := Host{
+					Name: "bots.example.com", Type: HostHTTPComponent, PostURL: "https://h.example/x",
+					PostStanzas: []string{"message"}, Timeout: Duration{10 * time.Second},
+					Concurrency: 16, Queue: 1000, Retries: 2,
+				}
+				if !reflect.DeepEqual(c.Hosts[0], want) {
+					t.Errorf("got %+v\nwant %+v", c.Hosts[0], want)
+				}
+			},
+		},
+		{
+			name: "a larger stanza size raises the default burst",
+			src:  "[limits]\ns2s_stanza_size = \"4MiB\"\n" + oneHost,
+			check: func(t *testing.T, c *Config) {
+				if c.Limits.Burst != 4*MiB {
+					t.Errorf("burst = %v; want 4MiB", c.Limits.Burst)
+				}
+			},
+		},
+		{
+			name: "explicit false and zero values are honoured",
+			src: `[c2s]
+require_tls = false
+idle_timeout = "0s"
+listen = []
+[limits]
+rate = 0
+[auth]
+allow_plain = false
+[[host]]
+name = "bots.example.com"
+type = "http_component"
+post_url = "http://127.0.0.1:8080/"
+retries = 0
+`,
+			check: func(t *testing.T, c *Config) {
+				if c.C2S.RequireTLS || c.Auth.AllowPlain {
+					t.Errorf("require_tls = %v, allow_plain = %v; want both false", c.C2S.RequireTLS, c.Auth.AllowPlain)
+				}
+				if c.C2S.IdleTimeout.Duration != 0 || c.Limits.Rate != 0 || len(c.C2S.Listen) != 0 {
+					t.Errorf("idle_timeout = %v, rate = %v, listen = %q; want 0, 0, []",
+						c.C2S.IdleTimeout, c.Limits.Rate, c.C2S.Listen)
+				}
+				if c.Hosts[0].Retries != 0 {
+					t.Errorf("retries = %d; want 0", c.Hosts[0].Retries)
+				}
+			},
+		},
+		{
+			name: "an inline array of hosts works like [[host]] tables",
+			src:  "host = [{ name = \"a.example\" }, { name = \"b.example\", type = \"muc\" }]\n",
+			check: func(t *testing.T, c *Config) {
+				if len(c.Hosts) != 2 || c.Hosts[1].Type != HostMUC {
+					t.Errorf("hosts = %+v", c.Hosts)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse("parley.toml", []byte(tt.src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestDefaultIsALoopbackDemo(t *testing.T) {
+	c := Default()
+	if c.File != "" {
+		t.Errorf("File = %q; want empty", c.File)
+	}
+	if len(c.Hosts) != 1 || c.Hosts[0].Name != "localhost" || c.Hosts[0].Type != HostLocal {
+		t.Errorf("hosts = %+v; want one local host, localhost", c.Hosts)
+	}
+	for _, a := range append(append([]string{}, c.C2S.Listen...), c.C2S.DirectTLS...) {
+		if !strings.HasPrefix(a, "127.0.0.1:") && !strings.HasPrefix(a, "[::1]:") {
+			t.Errorf("listener %q is not on loopback", a)
+		}
+	}
+	if c.DataDir != "data" || c.LogLevel != "info" || !c.C2S.RequireTLS {
+		t.Errorf("data_dir = %q, log_level = %q, require_tls = %v", c.DataDir, c.LogLevel, c.C2S.RequireTLS)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+}
+
+func TestFullTOMLSetsEveryKey(t *testing.T) {
+	const path = "../testdata/conf/full.toml"
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.File != path {
+		t.Errorf("File = %q; want %q", c.File, path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every key of the schema is set somewhere in the file, so that it
+	// documents them all.
+	x := indexLines(data)
+	var set []string
+	for p := range x.lines {
+		set = append(set, reIndex.ReplaceAllString(p, "[]"))
+	}
+	var walk func(path string, t reflect.Type)
+	missing := 0
+	walk = func(path string, typ reflect.Type) {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			k := tomlKey(f)
+			if k == "" {
+				continue
+			}
+			p := joinPath(path, k)
+			found := false
+			for _, s := range set {
+				if s == p || s == p+"[]" {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("full.toml does not set %s", p)
+				missing++
+			}
+			switch {
+			case f.Type.Kind() == reflect.Struct && f.Type != durationType:
+				walk(p, f.Type)
+			case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
+				walk(p+"[]", f.Type.Elem())
+			}
+		}
+	}
+	walk("", reflect.TypeFor[Config]())
+	for _, typ := range hostTypes {
+		if _, ok := func() (*Host, bool) {
+			for i := range c.Hosts {
+				if c.Hosts[i].Type == typ {
+					return &c.Hosts[i], true
+				}
+			}
+			return nil, false
+		}(); !ok {
+			t.Errorf("full.toml has no host of type %q", typ)
+		}
+	}
+}
+
+func TestLoadReportsAMissingFile(t *testing.T) {
+	_, err := Load("testdata/no-such-file.toml")
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load of a missing file: %v; want os.ErrNotExist", err)
+	}
+}

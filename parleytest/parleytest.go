@@ -1,0 +1,157 @@
+// Package parleytest starts real, in-process Parley servers for tests:
+// listening on free loopback ports, with an in-memory store, generated
+// certificates and the users a test asks for, and stopped by t.Cleanup.
+// It also has a raw-XML client connection for scripted exchanges.
+//
+// It is a test fixture, not a client library: for a real client use one
+// (the project's own tests use mellium.im/xmpp beside the raw helper).
+package parleytest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-im/parley/c2s/sasl"
+	"github.com/parley-im/parley/conf"
+	"github.com/parley-im/parley/server"
+	"github.com/parley-im/parley/storage"
+	"github.com/parley-im/parley/xmpp"
+)
+
+// Option changes the config a test server starts with.
+type Option func(*conf.Config)
+
+// WithHost adds a host of the given type (conf.HostLocal when empty). A
+// server started without WithHost has one local host, "localhost".
+func WithHost(name, typ string) Option {
+	return func(c *conf.Config) {
+		c.Hosts = append(c.Hosts, conf.Host{Name: name, Type: typ})
+	}
+}
+
+// WithConfig lets a test change anything else.
+func WithConfig(f func(*conf.Config)) Option { return f }
+
+// WithLogLevel shows the server's logs from this level up in the test
+// log; the default is warn.
+func WithLogLevel(l slog.Level) Option {
+	return func(c *conf.Config) { c.LogLevel = strings.ToLower(l.String()) }
+}
+
+const defaultHost = "localhost"
+
+// Server is a running test server.
+type Server struct {
+	*server.Server
+	// Domain is the first host's name.
+	Domain string
+	// Addr is the STARTTLS c2s address, DirectTLSAddr the direct TLS one.
+	Addr, DirectTLSAddr string
+	// CertPool trusts the server's certificates.
+	CertPool *x509.CertPool
+
+	t          testing.TB
+	iterations int
+}
+
+// Start starts a server on 127.0.0.1 with free ports and an in-memory
+// store. It is ready when Start returns, and shut down by t.Cleanup.
+func Start(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	cfg := conf.New()
+	cfg.DataDir = t.TempDir()
+	cfg.Database = ":memory:"
+	cfg.LogLevel = "warn"
+	cfg.C2S.Listen = []string{"127.0.0.1:0"}
+	cfg.C2S.DirectTLS = []string{"127.0.0.1:0"}
+	cfg.Auth.SCRAMIterations = 4096  // the RFC 7677 minimum: tests log in often
+	cfg.Limits.LoginsPerIP = 1 << 20 // every test client comes from 127.0.0.1
+	for _, o := range opts {
+		o(cfg)
+	}
+	if len(cfg.Hosts) == 0 {
+		cfg.Hosts = []conf.Host{{Name: defaultHost}}
+	}
+	level := slog.LevelWarn
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	log := slog.New(slog.NewTextHandler(&testWriter{t: t}, &slog.HandlerOptions{Level: level}))
+	srv, err := server.New(cfg, server.WithLogger(log))
+	if err != nil {
+		t.Fatalf("parleytest: %v", err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatalf("parleytest: %v", err)
+	}
+	s := &Server{
+		Server:        srv,
+		Domain:        cfg.Hosts[0].Name,
+		Addr:          srv.C2SAddrs()[0].String(),
+		DirectTLSAddr: srv.DirectTLSAddrs()[0].String(),
+		CertPool:      srv.CertPool(),
+		t:             t,
+		iterations:    cfg.Auth.SCRAMIterations,
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("parleytest: shutdown: %v", err)
+		}
+	})
+	return s
+}
+
+// AddUser creates the account of jid (local@host) with password.
+func (s *Server) AddUser(jid, password string) {
+	s.t.Helper()
+	j, err := xmpp.Parse(jid)
+	if err != nil || j.Local() == "" {
+		s.t.Fatalf("parleytest: AddUser(%q): not a user JID: %v", jid, err)
+	}
+	k1, k256, err := sasl.NewKeys(password, s.iterations)
+	if err != nil {
+		s.t.Fatalf("parleytest: AddUser(%q): %v", jid, err)
+	}
+	err = s.Store().CreateAccount(context.Background(), storage.Account{Host: j.Domain(), Username: j.Local(), SHA1: k1, SHA256: k256})
+	if err != nil {
+		s.t.Fatalf("parleytest: AddUser(%q): %v", jid, err)
+	}
+}
+
+// TLSConfig returns a client TLS config that trusts the server, for host.
+func (s *Server) TLSConfig(host string) *tls.Config {
+	return &tls.Config{ServerName: host, RootCAs: s.CertPool, MinVersion: tls.VersionTLS12}
+}
+
+// testWriter sends log lines to t.Log until the test ends.
+type testWriter struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		defer func() {
+			// t.Log after the test ended panics: stop logging then.
+			if recover() != nil {
+				w.done = true
+			}
+		}()
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+var _ io.Writer = (*testWriter)(nil)
+var _ net.Conn = (*Conn)(nil)

@@ -1,0 +1,435 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-im/parley/conf"
+	"github.com/parley-im/parley/parleytest"
+	"github.com/parley-im/parley/xmpp"
+)
+
+// stillServing proves the server keeps serving others: bob's message
+// reaches carol.
+func stillServing(t *testing.T, bob, carol *parleytest.Conn) {
+	t.Helper()
+	bob.Send("<message to='%s' type='chat'><body>still there?</body></message>", carol.JID)
+	st := carol.NextStanza()
+	if st.From != bob.JID || st.El.FindElement("body").Text() != "still there?" {
+		t.Fatalf("carol got %s", carol.String(st.El))
+	}
+}
+
+func TestBadInputClosesOnlyThatStream(t *testing.T) {
+	s := parleytest.Start(t, parleytest.WithConfig(func(c *conf.Config) {
+		c.Limits.StanzaSize = 10000
+	}))
+	for _, u := range []string{"alice", "bob", "carol"} {
+		s.AddUser(u+"@localhost", "secret-"+u)
+	}
+	bob := s.Login("bob@localhost", "secret-bob", "desk")
+	carol := s.Login("carol@localhost", "secret-carol", "desk")
+
+	tests := []struct {
+		name string
+		send string
+		want xmpp.StreamCondition
+	}{
+		{"not well-formed XML is not-well-formed", "<message><body>x</message>", xmpp.NotWellFormed},
+		{"a DTD is restricted-xml", "<!DOCTYPE lol [<!ENTITY lol 'lol'>]>", xmpp.RestrictedXML},
+		{"an entity other than the five is restricted-xml", "<message to='bob@localhost'><body>&lol;</body></message>", xmpp.RestrictedXML},
+		{"a comment is restricted-xml", "<message to='bob@localhost'><!-- hi --></message>", xmpp.RestrictedXML},
+		{"a processing instruction is restricted-xml", "<?evil x?>", xmpp.RestrictedXML},
+		{"a stanza over the size limit is policy-violation", "<message to='bob@localhost'><body>" + strings.Repeat("A", 20000) + "</body></message>", xmpp.StreamPolicyViolation},
+		{"an element nested too deep is policy-violation", "<message>" + strings.Repeat("<a>", 100) + strings.Repeat("</a>", 100) + "</message>", xmpp.StreamPolicyViolation},
+		{"an unknown top-level element is unsupported-stanza-type", "<foo xmlns='urn:foo'/>", xmpp.UnsupportedStanzaType},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			alice := s.Login("alice@localhost", "secret-alice", "")
+			alice.Send("%s", tt.send)
+			alice.ExpectStreamError(tt.want)
+			stillServing(t, bob, carol)
+		})
+	}
+}
+
+func TestNegotiationErrors(t *testing.T) {
+	s := parleytest.Start(t)
+	s.AddUser("alice@localhost", "secret-alice")
+	s.AddUser("bob@localhost", "secret-bob")
+	s.AddUser("carol@localhost", "secret-carol")
+	bob := s.Login("bob@localhost", "secret-bob", "desk")
+	carol := s.Login("carol@localhost", "secret-carol", "desk")
+
+	t.Run("an unknown host is host-unknown", func(t *testing.T) {
+		c := s.DialRaw()
+		err := c.OpenErr("nowhere.example")
+		var se *xmpp.StreamError
+		if !errors.As(err, &se) || se.Condition != xmpp.HostUnknown {
+			t.Fatalf("err = %v, want host-unknown", err)
+		}
+		stillServing(t, bob, carol)
+	})
+
+	t.Run("a wrong stream namespace is invalid-namespace", func(t *testing.T) {
+		c := s.DialRaw()
+		c.Send("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>")
+		expectHeaderThenStreamError(t, c, xmpp.InvalidNamespace)
+		stillServing(t, bob, carol)
+	})
+
+	t.Run("an old version is unsupported-version", func(t *testing.T) {
+		c := s.DialRaw()
+		c.Send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost'>")
+		expectHeaderThenStreamError(t, c, xmpp.UnsupportedVersion)
+	})
+
+	t.Run("garbage before the header gets a header and not-well-formed", func(t *testing.T) {
+		c := s.DialRaw()
+		c.Send("GET / HTTP/1.1\r\n\r\n")
+		expectHeaderThenStreamError(t, c, xmpp.NotWellFormed)
+		stillServing(t, bob, carol)
+	})
+
+	t.Run("TLS is offered as required and SASL is not offered before it", func(t *testing.T) {
+		c := s.DialRaw()
+		c.Open("localhost")
+		if c.Features.FindElement("starttls/required") == nil {
+			t.Fatalf("features %s: want <starttls><required/></starttls>", c.String(c.Features))
+		}
+		if c.Features.FindElement("mechanisms") != nil {
+			t.Fatalf("features %s: SASL offered before TLS", c.String(c.Features))
+		}
+	})
+
+	t.Run("auth before STARTTLS is encryption-required and the stream can go on", func(t *testing.T) {
+		c := s.DialRaw()
+		c.Open("localhost")
+		if el := c.AuthPlain("alice", "secret-alice"); el.Tag != "failure" || el.SelectElement("encryption-required") == nil {
+			t.Fatalf("got %s, want <failure><encryption-required/></failure>", c.String(el))
+		}
+		c.StartTLS(s.TLSConfig("localhost"))
+		if el := c.AuthPlain("alice", "secret-alice"); el.Tag != "success" {
+			t.Fatalf("after STARTTLS got %s", c.String(el))
+		}
+	})
+
+	t.Run("a wrong password is not-authorized and a retry works", func(t *testing.T) {
+		c := s.DialRaw()
+		c.Open("localhost")
+		c.StartTLS(s.TLSConfig("localhost"))
+		if el := c.AuthPlain("alice", "wrong"); el.Tag != "failure" || el.SelectElement("not-authorized") == nil {
+			t.Fatalf("got %s, want <failure><not-authorized/></failure>", c.String(el))
+		}
+		if el := c.AuthPlain("alice", "secret-alice"); el.Tag != "success" {
+			t.Fatalf("retry got %s", c.String(el))
+		}
+		c.Open("localhost")
+		c.Bind("retry")
+		stillServing(t, bob, carol)
+	})
+
+	t.Run("too many wrong passwords close the stream with policy-violation", func(t *testing.T) {
+		c := s.DialRaw()
+		c.Open("localhost")
+		c.StartTLS(s.TLSConfig("localhost"))
+		for i := 0; i < 2; i++ {
+			if el := c.AuthPlain("alice", "wrong"); el.Tag != "failure" {
+				t.Fatalf("attempt %d got %s", i, c.String(el))
+			}
+		}
+		c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHdyb25n</auth>")
+		c.ExpectStreamError(xmpp.StreamPolicyViolation)
+	})
+
+	t.Run("an unknown user is not-authorized like a wrong password", func(t *testing.T) {
+		c := s.DialRaw()
+		c.Open("localhost")
+		c.StartTLS(s.TLSConfig("localhost"))
+		if el := c.AuthPlain("mallory", "x"); el.Tag != "failure" || el.SelectElement("not-authorized") == nil {
+			t.Fatalf("got %s", c.String(el))
+		}
+	})
+
+	t.Run("bad base64 is incorrect-encoding", func(t *testing.T) {
+		c := s.DialRaw()
+		c.Open("localhost")
+		c.StartTLS(s.TLSConfig("localhost"))
+		c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>!!!</auth>")
+		if el := c.Next(); el.Tag != "failure" || el.SelectElement("incorrect-encoding") == nil {
+			t.Fatalf("got %s", c.String(el))
+		}
+	})
+
+	t.Run("an unknown mechanism is invalid-mechanism", func(t *testing.T) {
+		c := s.DialRaw()
+		c.Open("localhost")
+		c.StartTLS(s.TLSConfig("localhost"))
+		c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='X-MAGIC'>=</auth>")
+		if el := c.Next(); el.Tag != "failure" || el.SelectElement("invalid-mechanism") == nil {
+			t.Fatalf("got %s", c.String(el))
+		}
+	})
+
+	t.Run("a stanza before authentication is not-authorized", func(t *testing.T) {
+		c := s.DialRaw()
+		c.Open("localhost")
+		c.Send("<message to='bob@localhost'><body>sneaky</body></message>")
+		c.ExpectStreamError(xmpp.StreamNotAuthorized)
+		stillServing(t, bob, carol)
+	})
+
+	t.Run("a stanza after authentication but before bind is not-authorized", func(t *testing.T) {
+		c := s.DialRaw()
+		c.Open("localhost")
+		c.StartTLS(s.TLSConfig("localhost"))
+		if el := c.AuthPlain("alice", "secret-alice"); el.Tag != "success" {
+			t.Fatalf("auth got %s", c.String(el))
+		}
+		c.Open("localhost")
+		if c.Features.FindElement("bind") == nil {
+			t.Fatalf("features after SASL %s: want bind", c.String(c.Features))
+		}
+		c.Send("<message to='bob@localhost'><body>sneaky</body></message>")
+		c.ExpectStreamError(xmpp.StreamNotAuthorized)
+		stillServing(t, bob, carol)
+	})
+
+	t.Run("data sent with starttls before proceed is refused", func(t *testing.T) {
+		c := s.DialRaw()
+		c.Open("localhost")
+		c.Send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><message/>")
+		c.ExpectStreamError(xmpp.StreamPolicyViolation)
+	})
+}
+
+// expectHeaderThenStreamError is for errors sent before the features: the
+// server's header comes first, then the error (RFC 6120 §4.9.1.3).
+func expectHeaderThenStreamError(t *testing.T, c *parleytest.Conn, want xmpp.StreamCondition) {
+	t.Helper()
+	err := c.ReadHeaderErr()
+	var se *xmpp.StreamError
+	if !errors.As(err, &se) || se.Condition != want {
+		t.Fatalf("err = %v, want %s", err, want)
+	}
+}
+
+func TestFromIsStampedByTheServer(t *testing.T) {
+	s := parleytest.Start(t)
+	s.AddUser("alice@localhost", "a")
+	s.AddUser("bob@localhost", "b")
+	alice := s.Login("alice@localhost", "a", "phone")
+	bob := s.Login("bob@localhost", "b", "desk")
+	for _, from := range []string{"eve@localhost/x", "localhost", "bob@localhost/desk", "not a jid@@"} {
+		alice.Send("<message from='%s' to='bob@localhost/desk' type='chat'><body>hi</body></message>", from)
+		st := bob.NextStanza()
+		if st.From != alice.JID {
+			t.Fatalf("client from %q: bob sees from %s, want %s", from, st.From, alice.JID)
+		}
+	}
+}
+
+func TestRouting(t *testing.T) {
+	s := parleytest.Start(t)
+	s.AddUser("alice@localhost", "a")
+	s.AddUser("bob@localhost", "b")
+	alice := s.Login("alice@localhost", "a", "phone")
+	bob1 := s.Login("bob@localhost", "b", "one")
+	bob2 := s.Login("bob@localhost", "b", "two")
+	alice.Send("<presence/>")
+	alice.Sync()
+
+	t.Run("a message to a full JID reaches that resource even without presence", func(t *testing.T) {
+		alice.Send("<message to='bob@localhost/two' type='chat' id='m1'><body>to two</body></message>")
+		if st := bob2.NextStanza(); st.ID != "m1" {
+			t.Fatalf("bob2 got %s", bob2.String(st.El))
+		}
+	})
+
+	t.Run("a message to a bare JID with no available resource is refused while offline storage is missing", func(t *testing.T) {
+		alice.Send("<message to='bob@localhost' type='chat' id='m2'><body>anyone?</body></message>")
+		st := alice.NextStanza()
+		if st.Type != "error" || st.ID != "m2" || xmpp.ParseStanzaError(st.El).Condition != xmpp.ServiceUnavailable {
+			t.Fatalf("alice got %s", alice.String(st.El))
+		}
+	})
+
+	bob1.Send("<presence><priority>5</priority></presence>")
+	bob2.Send("<presence><priority>1</priority></presence>")
+	bob1.Sync()
+	bob2.Sync()
+	t.Run("a message to a bare JID goes to the highest priority", func(t *testing.T) {
+		alice.Send("<message to='bob@localhost' type='chat' id='m3'><body>best</body></message>")
+		alice.Send("<message to='bob@localhost/two' type='chat' id='m4'><body>marker</body></message>")
+		if st := bob1.NextStanza(); st.ID != "m3" {
+			t.Fatalf("bob1 got %s", bob1.String(st.El))
+		}
+		// bob2 gets the marker first: it never got m3.
+		if st := bob2.NextStanza(); st.ID != "m4" {
+			t.Fatalf("bob2 got %s, want only the marker", bob2.String(st.El))
+		}
+	})
+
+	t.Run("a message to a gone resource goes to the bare JID", func(t *testing.T) {
+		alice.Send("<message to='bob@localhost/gone' type='chat' id='m5'><body>x</body></message>")
+		if st := bob1.NextStanza(); st.ID != "m5" {
+			t.Fatalf("bob1 got %s", bob1.String(st.El))
+		}
+	})
+
+	tests := []struct {
+		name, send string
+		want       xmpp.StanzaCondition
+	}{
+		{"a message to an unknown user is service-unavailable", "<message to='nobody@localhost' type='chat' id='e1'><body>x</body></message>", xmpp.ServiceUnavailable},
+		{"a message to a domain not served is remote-server-not-found", "<message to='someone@nowhere.example' id='e2'><body>x</body></message>", xmpp.RemoteServerNotFound},
+		{"an iq to a gone resource is service-unavailable", "<iq to='bob@localhost/gone' type='get' id='e3'><ping xmlns='urn:xmpp:ping'/></iq>", xmpp.ServiceUnavailable},
+		{"an unknown iq to the server is service-unavailable", "<iq to='localhost' type='get' id='e4'><query xmlns='urn:unknown'/></iq>", xmpp.ServiceUnavailable},
+		{"a groupchat message to a user is service-unavailable", "<message to='bob@localhost' type='groupchat' id='e5'><body>x</body></message>", xmpp.ServiceUnavailable},
+		{"a malformed to is jid-malformed", "<message to='@@bad' id='e6'><body>x</body></message>", xmpp.JIDMalformed},
+		{"an iq get with two children is bad-request", "<iq to='localhost' type='get' id='e7'><ping xmlns='urn:xmpp:ping'/><ping xmlns='urn:xmpp:ping'/></iq>", xmpp.BadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			alice.Send("%s", tt.send)
+			st := alice.NextStanza()
+			se := xmpp.ParseStanzaError(st.El)
+			if st.Type != "error" || se == nil || se.Condition != tt.want {
+				t.Fatalf("got %s, want error %s", alice.String(st.El), tt.want)
+			}
+		})
+	}
+}
+
+func TestServerIQs(t *testing.T) {
+	s := parleytest.Start(t)
+	s.AddUser("alice@localhost", "a")
+	alice := s.Login("alice@localhost", "a", "phone")
+	tests := []struct {
+		name, payload, check string
+	}{
+		{"ping answers an empty result", "<ping xmlns='urn:xmpp:ping'/>", ""},
+		{"version names Parley", "<query xmlns='jabber:iq:version'/>", "query/name"},
+		{"time gives utc and tzo", "<time xmlns='urn:xmpp:time'/>", "time/utc"},
+		{"disco#info lists an identity", "<query xmlns='http://jabber.org/protocol/disco#info'/>", "query/identity[@category='server']"},
+		{"disco#items answers", "<query xmlns='http://jabber.org/protocol/disco#items'/>", ""},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := "q" + string(rune('a'+i))
+			alice.Send("<iq to='localhost' type='get' id='%s'>%s</iq>", id, tt.payload)
+			st := alice.NextStanza()
+			if st.Type != "result" || st.ID != id || st.From != xmpp.MustParse("localhost") {
+				t.Fatalf("got %s", alice.String(st.El))
+			}
+			if tt.check != "" && st.El.FindElement(tt.check) == nil {
+				t.Fatalf("got %s, want %s", alice.String(st.El), tt.check)
+			}
+		})
+	}
+	t.Run("disco#info lists exactly the implemented features", func(t *testing.T) {
+		alice.Send("<iq to='localhost' type='get' id='feat'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+		st := alice.NextStanza()
+		var got []string
+		for _, f := range st.El.FindElements("query/feature") {
+			got = append(got, f.SelectAttrValue("var", ""))
+		}
+		want := "http://jabber.org/protocol/disco#info http://jabber.org/protocol/disco#items urn:xmpp:ping jabber:iq:version urn:xmpp:time"
+		if strings.Join(got, " ") != want {
+			t.Fatalf("features %q, want %q", got, want)
+		}
+	})
+	t.Run("the legacy session iq is accepted", func(t *testing.T) {
+		alice.Send("<iq type='set' id='sess'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>")
+		if st := alice.NextStanza(); st.Type != "result" || st.ID != "sess" {
+			t.Fatalf("got %s", alice.String(st.El))
+		}
+	})
+	t.Run("a ping without to is answered for the account", func(t *testing.T) {
+		alice.Send("<iq type='get' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>")
+		if st := alice.NextStanza(); st.Type != "result" || st.ID != "p2" {
+			t.Fatalf("got %s", alice.String(st.El))
+		}
+	})
+	t.Run("whitespace keepalives are accepted", func(t *testing.T) {
+		alice.Send(" \n ")
+		alice.Send("<iq to='localhost' type='get' id='p3'><ping xmlns='urn:xmpp:ping'/></iq>")
+		if st := alice.NextStanza(); st.ID != "p3" {
+			t.Fatalf("got %s", alice.String(st.El))
+		}
+	})
+}
+
+func TestDirectTLS(t *testing.T) {
+	s := parleytest.Start(t)
+	s.AddUser("alice@localhost", "a")
+	c := s.DialDirectTLS("localhost")
+	c.Open("localhost")
+	if c.Features.FindElement("starttls") != nil {
+		t.Fatalf("starttls offered on a TLS stream: %s", c.String(c.Features))
+	}
+	if el := c.AuthPlain("alice", "a"); el.Tag != "success" {
+		t.Fatalf("got %s", c.String(el))
+	}
+	c.Open("localhost")
+	c.Bind("tls")
+	c.Send("<iq to='localhost' type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if st := c.NextStanza(); st.Type != "result" {
+		t.Fatalf("got %s", c.String(st.El))
+	}
+}
+
+func TestResourceConflictReplacesTheOldSession(t *testing.T) {
+	s := parleytest.Start(t)
+	s.AddUser("alice@localhost", "a")
+	s.AddUser("bob@localhost", "b")
+	old := s.Login("alice@localhost", "a", "phone")
+	young := s.Login("alice@localhost", "a", "phone")
+	old.ExpectStreamError(xmpp.StreamConflict)
+	bob := s.Login("bob@localhost", "b", "")
+	bob.Send("<message to='alice@localhost/phone' id='x'><body>new one?</body></message>")
+	if st := young.NextStanza(); st.ID != "x" {
+		t.Fatalf("got %s", young.String(st.El))
+	}
+}
+
+func TestServerGeneratedResource(t *testing.T) {
+	s := parleytest.Start(t)
+	s.AddUser("alice@localhost", "a")
+	c := s.Login("alice@localhost", "a", "")
+	if c.JID.Resource() == "" || c.JID.Bare() != xmpp.MustParse("alice@localhost") {
+		t.Fatalf("bound %s", c.JID)
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	s := parleytest.Start(t, parleytest.WithConfig(func(c *conf.Config) {
+		c.C2S.IdleTimeout = conf.Duration{Duration: 200 * time.Millisecond}
+	}))
+	s.AddUser("alice@localhost", "a")
+	c := s.Login("alice@localhost", "a", "")
+	c.ExpectStreamError(xmpp.ConnectionTimeout)
+}
+
+func TestShutdownSendsSystemShutdown(t *testing.T) {
+	s := parleytest.Start(t)
+	s.AddUser("alice@localhost", "a")
+	bound := s.Login("alice@localhost", "a", "")
+	unbound := s.DialRaw()
+	unbound.Open("localhost")
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- s.Shutdown(ctx)
+	}()
+	bound.ExpectStreamError(xmpp.SystemShutdown)
+	unbound.ExpectStreamError(xmpp.SystemShutdown)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

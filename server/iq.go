@@ -1,0 +1,139 @@
+package server
+
+import (
+	"errors"
+	"runtime"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/parley-im/parley/xmpp"
+)
+
+// IQHandler answers one iq get or set: the payload of the result (nil for
+// an empty result), or an error, which should be a *xmpp.StanzaError.
+type IQHandler func(st *xmpp.Stanza) (*etree.Element, error)
+
+type iqKey struct {
+	typ       string // get or set
+	ns, local string // of the payload
+}
+
+// iqMux dispatches iqs by type and payload. Every iq that no handler
+// answers gets <service-unavailable/>, here and nowhere else.
+type iqMux struct {
+	handlers map[iqKey]IQHandler
+	features []string // disco#info features, in registration order
+}
+
+func newIQMux() *iqMux { return &iqMux{handlers: make(map[iqKey]IQHandler)} }
+
+// handle registers h for iqs of type typ whose payload is <local xmlns=ns/>.
+// feature, when not empty, is listed in disco#info.
+func (m *iqMux) handle(typ, ns, local, feature string, h IQHandler) {
+	m.handlers[iqKey{typ, ns, local}] = h
+	if feature != "" {
+		for _, f := range m.features {
+			if f == feature {
+				return
+			}
+		}
+		m.features = append(m.features, feature)
+	}
+}
+
+// answer runs the handler for an iq get or set and routes its result or
+// error; results and errors themselves are dropped (they answer nothing
+// the server asked).
+func (r *Router) answer(st *xmpp.Stanza, m *iqMux) {
+	if st.Type != "get" && st.Type != "set" {
+		return
+	}
+	p := st.Payload()
+	h := m.handlers[iqKey{st.Type, xmpp.NS(p), p.Tag}]
+	if h == nil {
+		r.Bounce(st, xmpp.NewStanzaError(xmpp.ServiceUnavailable, ""))
+		return
+	}
+	payload, err := h(st)
+	if err != nil {
+		var se *xmpp.StanzaError
+		if !errors.As(err, &se) {
+			r.log.Error("server: iq handler", "ns", xmpp.NS(p), "err", err)
+			se = xmpp.NewStanzaError(xmpp.InternalServerError, "")
+		}
+		r.Bounce(st, se)
+		return
+	}
+	r.Route(st.Result(payload))
+}
+
+// Version is Parley's version, reported by jabber:iq:version and
+// `parley version`. Release builds set it with -ldflags.
+var Version = "0.1.0-dev"
+
+// serverServices are the iqs a local host's domain answers.
+func serverServices(components []string) *iqMux {
+	m := newIQMux()
+	m.handle("get", xmpp.NSDiscoInfo, "query", xmpp.NSDiscoInfo, nil)
+	m.handle("get", xmpp.NSDiscoItems, "query", xmpp.NSDiscoItems, func(st *xmpp.Stanza) (*etree.Element, error) {
+		if st.Payload().SelectAttr("node") != nil {
+			return nil, xmpp.NewStanzaError(xmpp.ItemNotFound, "no such node")
+		}
+		q := xmpp.NewElementNS(xmpp.NSDiscoItems, "query")
+		for _, c := range components {
+			q.CreateElement("item").CreateAttr("jid", c)
+		}
+		return q, nil
+	})
+	m.handle("get", xmpp.NSPing, "ping", xmpp.NSPing, func(*xmpp.Stanza) (*etree.Element, error) {
+		return nil, nil
+	})
+	m.handle("get", xmpp.NSVersion, "query", xmpp.NSVersion, func(*xmpp.Stanza) (*etree.Element, error) {
+		q := xmpp.NewElementNS(xmpp.NSVersion, "query")
+		q.CreateElement("name").SetText("Parley")
+		q.CreateElement("version").SetText(Version)
+		q.CreateElement("os").SetText(runtime.GOOS)
+		return q, nil
+	})
+	m.handle("get", xmpp.NSTime, "time", xmpp.NSTime, func(*xmpp.Stanza) (*etree.Element, error) {
+		now := time.Now()
+		q := xmpp.NewElementNS(xmpp.NSTime, "time")
+		q.CreateElement("tzo").SetText(now.Format("-07:00"))
+		q.CreateElement("utc").SetText(now.UTC().Format("2006-01-02T15:04:05.000Z"))
+		return q, nil
+	})
+	// disco#info lists exactly what the mux answers.
+	m.handlers[iqKey{"get", xmpp.NSDiscoInfo, "query"}] = discoInfo(m, "server", "im", "Parley")
+	return m
+}
+
+// accountServices are the iqs the server answers for a user's bare JID.
+func accountServices() *iqMux {
+	m := newIQMux()
+	m.handle("get", xmpp.NSDiscoInfo, "query", xmpp.NSDiscoInfo, nil)
+	m.handle("get", xmpp.NSPing, "ping", xmpp.NSPing, func(*xmpp.Stanza) (*etree.Element, error) {
+		return nil, nil
+	})
+	m.handlers[iqKey{"get", xmpp.NSDiscoInfo, "query"}] = discoInfo(m, "account", "registered", "")
+	return m
+}
+
+// discoInfo answers disco#info with one identity and the mux's features.
+func discoInfo(m *iqMux, category, typ, name string) IQHandler {
+	return func(st *xmpp.Stanza) (*etree.Element, error) {
+		if st.Payload().SelectAttr("node") != nil {
+			return nil, xmpp.NewStanzaError(xmpp.ItemNotFound, "no such node")
+		}
+		q := xmpp.NewElementNS(xmpp.NSDiscoInfo, "query")
+		id := q.CreateElement("identity")
+		id.CreateAttr("category", category)
+		id.CreateAttr("type", typ)
+		if name != "" {
+			id.CreateAttr("name", name)
+		}
+		for _, f := range m.features {
+			q.CreateElement("feature").CreateAttr("var", f)
+		}
+		return q, nil
+	}
+}

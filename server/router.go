@@ -1,0 +1,99 @@
+package server
+
+import (
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/beevik/etree"
+	"github.com/parley-im/parley/xmpp"
+)
+
+// Handler serves every stanza addressed to one domain: a local host, or a
+// component (an HTTP bot domain, a MUC service, an external component).
+// HandleStanza must not block on the network or on a slow peer: it
+// queues, answers or drops.
+type Handler interface {
+	HandleStanza(st *xmpp.Stanza)
+}
+
+// Session is what the router needs of a bound client session.
+type Session interface {
+	JID() xmpp.JID
+	// Deliver queues el without blocking; false means the queue is full.
+	Deliver(el *etree.Element) bool
+	// Close ends the session with a stream error after its queue drains.
+	Close(e *xmpp.StreamError)
+	Available() bool
+	Priority() int
+	SetPresence(available bool, priority int)
+}
+
+// Router decides where each stanza goes by the domain of its to: a local
+// host, a component, or (until federation exists) nowhere. Its host table
+// is built once by New and never changes, so routing takes no lock.
+type Router struct {
+	hosts map[string]Handler
+	log   *slog.Logger
+
+	// slowConsumers counts stanzas refused by full session queues.
+	slowConsumers atomic.Int64
+}
+
+// Route delivers st. Its from must already be stamped by whoever accepted
+// it (a c2s session, a component). A stanza without to is handled by the
+// sender's own host on behalf of the sender's account (RFC 6120 §10.3).
+func (r *Router) Route(st *xmpp.Stanza) {
+	domain := st.To.Domain()
+	if st.To.IsZero() {
+		domain = st.From.Domain()
+	}
+	h, ok := r.hosts[domain]
+	if !ok {
+		r.Bounce(st, xmpp.NewStanzaError(xmpp.RemoteServerNotFound, "this server does not federate with "+domain+" yet"))
+		return
+	}
+	h.HandleStanza(st)
+}
+
+// Bounce answers st with the error e, unless st is itself an error or an
+// answer (RFC 6120 §8.3.1: no error answers an error), or a presence of a
+// kind that is never answered.
+func (r *Router) Bounce(st *xmpp.Stanza, e *xmpp.StanzaError) {
+	if st.IsError() || st.From.IsZero() {
+		return
+	}
+	switch st.Kind {
+	case xmpp.KindIQ:
+		if st.Type == "result" {
+			return
+		}
+	case xmpp.KindPresence:
+		if st.Type == "unavailable" || st.Type == "probe" {
+			return
+		}
+	}
+	reply := st.ErrorReply(e)
+	if reply.From.IsZero() {
+		reply.SetFrom(st.From.DomainJID())
+	}
+	r.Route(reply)
+}
+
+// deliver is the one slow-consumer policy: a session whose queue is full
+// does not get st, and the sender learns it with <resource-constraint/>.
+// Nothing blocks and nothing is dropped without the sender knowing,
+// except error stanzas, which are never answered. A client that stays
+// stuck is closed by its writer's deadline.
+func (r *Router) deliver(s Session, st *xmpp.Stanza) {
+	if s.Deliver(st.El) {
+		return
+	}
+	if n := r.slowConsumers.Add(1); n&(n-1) == 0 {
+		// Log at powers of two: visible, but never a flood.
+		r.log.Warn("router: session queue full, stanza bounced", "jid", s.JID().String(), "total", n)
+	}
+	r.Bounce(st, xmpp.NewStanzaError(xmpp.ResourceConstraint, "the recipient is not reading its stream"))
+}
+
+// SlowConsumers returns how many stanzas full queues refused so far.
+func (r *Router) SlowConsumers() int64 { return r.slowConsumers.Load() }

@@ -1,0 +1,277 @@
+package xmpp
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/beevik/etree"
+)
+
+const header = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0' xml:lang='en'>`
+
+func serialize(t *testing.T, el *etree.Element) string {
+	t.Helper()
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	if err := w.WriteElement(el); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+func TestReadHeader(t *testing.T) {
+	r := NewReader(strings.NewReader(header), Limits{})
+	h, err := r.ReadHeader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Header{To: "example.com", Version: "1.0", Lang: "en", NS: NSClient}
+	if h != want {
+		t.Fatalf("header = %+v, want %+v", h, want)
+	}
+}
+
+func TestReadElement(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{"a stanza in the default namespace carries no xmlns",
+			`<message xmlns='jabber:client' to='a@b'><body>hi</body></message>`,
+			`<message to="a@b"><body>hi</body></message>`},
+		{"a child in another namespace carries its xmlns",
+			`<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>`,
+			`<iq type="get" id="1"><ping xmlns="urn:xmpp:ping"/></iq>`},
+		{"prefixed elements are resolved to a default namespace",
+			`<message><p:x xmlns:p='urn:p'><p:y>1</p:y></p:x></message>`,
+			`<message><x xmlns="urn:p"><y>1</y></x></message>`},
+		{"a top-level element in another namespace keeps its xmlns",
+			`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`,
+			`<starttls xmlns="urn:ietf:params:xml:ns:xmpp-tls"/>`},
+		{"xml:lang is kept",
+			`<message xml:lang='de'><body>Hallo</body></message>`,
+			`<message xml:lang="de"><body>Hallo</body></message>`},
+		{"prefixed attributes get a declared prefix",
+			`<message xmlns:q='urn:q' q:a='1'/>`,
+			`<message xmlns:ns1="urn:q" ns1:a="1"/>`},
+		{"entities and character references are decoded and re-escaped",
+			`<message><body>&lt;b&gt; &amp; &apos;&quot; &#x263A;</body></message>`,
+			`<message><body>&lt;b&gt; &amp; '" ☺</body></message>`},
+		{"whitespace keepalives before an element are skipped",
+			" \n\t <presence/>",
+			`<presence/>`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewReader(strings.NewReader(header+tt.in), Limits{})
+			if _, err := r.ReadHeader(); err != nil {
+				t.Fatal(err)
+			}
+			el, err := r.ReadElement()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := serialize(t, el); got != tt.want {
+				t.Fatalf("got  %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestReadElementErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		limits Limits
+		in     string
+		want   StreamCondition
+	}{
+		{"a DTD is restricted XML", Limits{}, `<!DOCTYPE foo [<!ENTITY x "y">]><message/>`, RestrictedXML},
+		{"a comment is restricted XML", Limits{}, `<message><!-- hi --></message>`, RestrictedXML},
+		{"a processing instruction is restricted XML", Limits{}, `<message><?php echo 1 ?></message>`, RestrictedXML},
+		{"an unknown entity is restricted XML", Limits{}, `<message><body>&foo;</body></message>`, RestrictedXML},
+		{"a mismatched end tag is not well-formed", Limits{}, `<message><body></message>`, NotWellFormed},
+		{"a bad character is not well-formed", Limits{}, "<message><body>\x00</body></message>", NotWellFormed},
+		{"text between stanzas is bad format", Limits{}, `hello<message/>`, BadFormat},
+		{"a stanza over the size limit is a policy violation", Limits{MaxStanza: 100}, `<message><body>` + strings.Repeat("x", 200) + `</body></message>`, StreamPolicyViolation},
+		{"a huge text node stops at the size limit", Limits{MaxStanza: 1000}, `<message><body>` + strings.Repeat("x", 100000) + `</body></message>`, StreamPolicyViolation},
+		{"nesting past the depth limit is a policy violation", Limits{MaxDepth: 3}, `<message><a><b><c/></b></a></message>`, StreamPolicyViolation},
+		{"too many attributes is a policy violation", Limits{MaxAttrs: 2}, `<message a='1' b='2' c='3'/>`, StreamPolicyViolation},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewReader(strings.NewReader(header+tt.in), tt.limits)
+			if _, err := r.ReadHeader(); err != nil {
+				t.Fatal(err)
+			}
+			_, err := r.ReadElement()
+			var se *StreamError
+			if !errors.As(err, &se) || se.Condition != tt.want {
+				t.Fatalf("err = %v, want stream error %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestReadHeaderErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want StreamCondition
+	}{
+		{"a wrong stream namespace", `<stream:stream xmlns:stream='urn:wrong' xmlns='jabber:client'>`, InvalidNamespace},
+		{"a wrong root element", `<hello/>`, InvalidNamespace},
+		{"a non UTF-8 encoding", `<?xml version='1.0' encoding='ISO-8859-1'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams'>`, UnsupportedEncoding},
+		{"a DTD before the header", `<!DOCTYPE x><stream:stream xmlns:stream='http://etherx.jabber.org/streams'>`, RestrictedXML},
+		{"garbage", `<<<`, NotWellFormed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewReader(strings.NewReader(tt.in), Limits{}).ReadHeader()
+			var se *StreamError
+			if !errors.As(err, &se) || se.Condition != tt.want {
+				t.Fatalf("err = %v, want stream error %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestReadElementEndOfStream(t *testing.T) {
+	r := NewReader(strings.NewReader(header+`<presence/></stream:stream>`), Limits{})
+	if _, err := r.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadElement(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadElement(); !errors.Is(err, ErrStreamClosed) {
+		t.Fatalf("err = %v, want ErrStreamClosed", err)
+	}
+
+	r = NewReader(strings.NewReader(header+`<message><bo`), Limits{})
+	if _, err := r.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadElement(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("a cut connection: err = %v, want io.ErrUnexpectedEOF", err)
+	}
+}
+
+func TestReaderSizeLimitIsPerStanza(t *testing.T) {
+	// Many stanzas each under the limit add up to far more than it.
+	var b strings.Builder
+	for range 100 {
+		b.WriteString(`<message><body>` + strings.Repeat("y", 50) + `</body></message>`)
+	}
+	r := NewReader(strings.NewReader(header+b.String()), Limits{MaxStanza: 200})
+	if _, err := r.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if _, err := r.ReadElement(); err != nil {
+			t.Fatalf("stanza %d: %v", i, err)
+		}
+	}
+}
+
+func TestReaderRestart(t *testing.T) {
+	in := header + `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>` + header + `<iq type='set' id='b'/>`
+	r := NewReader(strings.NewReader(in), Limits{})
+	if _, err := r.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadElement(); err != nil {
+		t.Fatal(err)
+	}
+	r.Restart()
+	if _, err := r.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	el, err := r.ReadElement()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el.Tag != "iq" || KindOf(el) != KindIQ {
+		t.Fatalf("after restart got <%s/>", el.Tag)
+	}
+}
+
+func FuzzReader(f *testing.F) {
+	for _, s := range []string{
+		`<message to='a@b/c'><body>x</body></message>`,
+		`<iq type='get' id='1'><query xmlns='jabber:iq:roster'/></iq>`,
+		`<p:x xmlns:p='urn:p' p:a='1'><p:y xml:lang='en'/></p:x>`,
+		`<message><body>&amp;&#x41;</body></message>`,
+		`<!-- x --><message/>`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		r := NewReader(strings.NewReader(header+in), Limits{MaxStanza: 4096})
+		if _, err := r.ReadHeader(); err != nil {
+			t.Fatal(err)
+		}
+		for range 10 {
+			el, err := r.ReadElement()
+			if err != nil {
+				return
+			}
+			// What we write must read back to the same tree.
+			out := serialize(t, el)
+			r2 := NewReader(strings.NewReader(header+out), Limits{MaxStanza: 1 << 20})
+			if _, err := r2.ReadHeader(); err != nil {
+				t.Fatal(err)
+			}
+			el2, err := r2.ReadElement()
+			if err != nil {
+				t.Fatalf("re-reading our own output %q: %v", out, err)
+			}
+			if out2 := serialize(t, el2); out2 != out {
+				t.Fatalf("round trip changed the element:\n%s\n%s", out, out2)
+			}
+		}
+	})
+}
+
+func BenchmarkReadMessage(b *testing.B) {
+	msg := `<message to='juliet@example.com/balcony' id='ktx72v49' type='chat' xml:lang='en'><body>Art thou not Romeo, and a Montague? Art thou not Romeo?</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>`
+	in := header + strings.Repeat(msg, 1000)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	var r *Reader
+	for i := 0; i < b.N; i++ {
+		if i%1000 == 0 {
+			r = NewReader(strings.NewReader(in), Limits{})
+			if _, err := r.ReadHeader(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := r.ReadElement(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkWriteMessage(b *testing.B) {
+	msg := `<message to='juliet@example.com/balcony' id='ktx72v49' type='chat' xml:lang='en'><body>Art thou not Romeo, and a Montague? Art thou not Romeo?</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>`
+	r := NewReader(strings.NewReader(header+msg), Limits{})
+	if _, err := r.ReadHeader(); err != nil {
+		b.Fatal(err)
+	}
+	el, err := r.ReadElement()
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := NewWriter(io.Discard)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = w.WriteElement(el)
+		_ = w.Flush()
+	}
+}
