@@ -93,6 +93,7 @@ func NewReader(r io.Reader, l Limits) *Reader {
 	rd.cr.rate = rd.limits.Rate
 	rd.cr.burst = rd.limits.Burst
 	rd.cr.tokens = rd.limits.Burst
+	rd.cr.now, rd.cr.sleep = time.Now, time.Sleep
 	rd.br = bufio.NewReaderSize(&rd.cr, readBufferSize)
 	rd.Restart()
 	return rd
@@ -383,6 +384,8 @@ type counter struct {
 	burst  int64
 	tokens int64
 	last   time.Time
+	now    func() time.Time    // time.Now; a test's clock otherwise
+	sleep  func(time.Duration) // time.Sleep; likewise
 }
 
 func (c *counter) Read(p []byte) (int, error) {
@@ -405,7 +408,7 @@ func (c *counter) Read(p []byte) (int, error) {
 
 // pace takes n tokens and sleeps off any debt.
 func (c *counter) pace(n int) {
-	now := time.Now()
+	now := c.now()
 	if !c.last.IsZero() {
 		c.tokens += int64(now.Sub(c.last)) * c.rate / int64(time.Second)
 		if c.tokens > c.burst {
@@ -416,7 +419,7 @@ func (c *counter) pace(n int) {
 	c.tokens -= int64(n)
 	if c.tokens < 0 {
 		d := time.Duration(-c.tokens * int64(time.Second) / c.rate)
-		time.Sleep(d)
+		c.sleep(d)
 		c.last = c.last.Add(d)
 		c.tokens = 0
 	}
