@@ -30,10 +30,24 @@ import (
 type Option func(*conf.Config)
 
 // WithHost adds a host of the given type (conf.HostLocal when empty). A
-// server started without WithHost has one local host, "localhost".
+// server started without a local host gets one first, "localhost"; Domain
+// is the first host.
 func WithHost(name, typ string) Option {
 	return func(c *conf.Config) {
 		c.Hosts = append(c.Hosts, conf.Host{Name: name, Type: typ})
+	}
+}
+
+// WithBot adds an http_component host whose webhook is postURL; edit
+// changes the rest of the host's settings (may be nil). Its timeout
+// defaults to 5s here.
+func WithBot(name, postURL string, edit func(*conf.Host)) Option {
+	return func(c *conf.Config) {
+		h := conf.Host{Name: name, Type: conf.HostHTTPComponent, PostURL: postURL, Timeout: conf.Duration{Duration: 5 * time.Second}}
+		if edit != nil {
+			edit(&h)
+		}
+		c.Hosts = append(c.Hosts, h)
 	}
 }
 
@@ -48,6 +62,15 @@ func WithLogLevel(l slog.Level) Option {
 
 const defaultHost = "localhost"
 
+func hasLocal(hosts []conf.Host) bool {
+	for _, h := range hosts {
+		if h.Type == "" || h.Type == conf.HostLocal {
+			return true
+		}
+	}
+	return false
+}
+
 // Server is a running test server.
 type Server struct {
 	*server.Server
@@ -55,6 +78,9 @@ type Server struct {
 	Domain string
 	// Addr is the STARTTLS c2s address, DirectTLSAddr the direct TLS one.
 	Addr, DirectTLSAddr string
+	// HTTPURL is the base URL of the HTTP listener (send API, metrics),
+	// like "http://127.0.0.1:port".
+	HTTPURL string
 	// CertPool trusts the server's certificates.
 	CertPool *x509.CertPool
 
@@ -72,13 +98,14 @@ func Start(t testing.TB, opts ...Option) *Server {
 	cfg.LogLevel = "warn"
 	cfg.C2S.Listen = []string{"127.0.0.1:0"}
 	cfg.C2S.DirectTLS = []string{"127.0.0.1:0"}
+	cfg.HTTP.Listen = []string{"127.0.0.1:0"}
 	cfg.Auth.SCRAMIterations = 4096  // the RFC 7677 minimum: tests log in often
 	cfg.Limits.LoginsPerIP = 1 << 20 // every test client comes from 127.0.0.1
 	for _, o := range opts {
 		o(cfg)
 	}
-	if len(cfg.Hosts) == 0 {
-		cfg.Hosts = []conf.Host{{Name: defaultHost}}
+	if !hasLocal(cfg.Hosts) {
+		cfg.Hosts = append([]conf.Host{{Name: defaultHost}}, cfg.Hosts...)
 	}
 	level := slog.LevelWarn
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
@@ -95,6 +122,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		Domain:        cfg.Hosts[0].Name,
 		Addr:          srv.C2SAddrs()[0].String(),
 		DirectTLSAddr: srv.DirectTLSAddrs()[0].String(),
+		HTTPURL:       "http://" + srv.HTTPAddrs()[0].String(),
 		CertPool:      srv.CertPool(),
 		t:             t,
 		iterations:    cfg.Auth.SCRAMIterations,

@@ -7,15 +7,19 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/parley-im/parley/c2s"
+	"github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/server/certs"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/xmpp"
 )
+
+func init() { webhook.Version = Version }
 
 // ErrServerClosed is returned by Start after Shutdown.
 var ErrServerClosed = errors.New("server: closed")
@@ -38,6 +42,8 @@ type Server struct {
 	router *Router
 	local  map[string]*localHost
 	c2s    *c2s.Server
+	bots   map[string]bot
+	http   *http.Server
 
 	mu        sync.Mutex
 	started   bool
@@ -49,6 +55,7 @@ type Server struct {
 type listener struct {
 	l         net.Listener
 	directTLS bool
+	http      bool
 }
 
 // New builds a server from cfg: it validates cfg, opens the store, loads or
@@ -75,8 +82,10 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 		}
 		switch h.Type {
 		case conf.HostLocal:
+		case conf.HostHTTPComponent:
+			components = append(components, h.Name)
 		default:
-			return nil, fmt.Errorf("server: host %s: type %q is not implemented yet; only %q hosts run in this version", h.Name, h.Type, conf.HostLocal)
+			return nil, fmt.Errorf("server: host %s: type %q is not implemented yet; this version runs %q and %q hosts", h.Name, h.Type, conf.HostLocal, conf.HostHTTPComponent)
 		}
 	}
 	store, err := storage.Open(context.Background(), cfg.DatabasePath())
@@ -85,11 +94,41 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 	}
 	s.store = store
 	s.router = &Router{hosts: make(map[string]Handler), log: s.log}
+	s.bots = make(map[string]bot)
 	services := serverServices(components)
 	for _, h := range cfg.Hosts {
-		lh := newLocalHost(h.Name, s.router, store, services, s.log)
-		s.local[h.Name] = lh
-		s.router.hosts[h.Name] = lh
+		switch h.Type {
+		case conf.HostLocal:
+			lh := newLocalHost(h.Name, s.router, store, services, s.log)
+			s.local[h.Name] = lh
+			s.router.hosts[h.Name] = lh
+		case conf.HostHTTPComponent:
+			comp, err := webhook.New(webhook.Config{
+				Domain:       h.Name,
+				PostURL:      h.PostURL,
+				PostMessages: h.Posts("message"),
+				PostPresence: h.Posts("presence"),
+				PostIQ:       h.Posts("iq"),
+				Secret:       h.Secret,
+				Timeout:      h.Timeout.Duration,
+				Concurrency:  h.Concurrency,
+				Queue:        h.Queue,
+				Retries:      h.Retries,
+				Headers:      h.Headers,
+				Router:       s.router,
+				Logger:       s.log,
+			})
+			if err != nil {
+				s.closeBots(context.Background())
+				store.Close()
+				return nil, fmt.Errorf("server: %w", err)
+			}
+			if len(h.Rooms) > 0 {
+				s.log.Warn("server: bot rooms need the MUC service, which is not built yet; not joining", "host", h.Name, "rooms", h.Rooms)
+			}
+			s.bots[h.Name] = bot{Component: comp, token: h.APIToken}
+			s.router.hosts[h.Name] = comp
+		}
 	}
 	limits := xmpp.Limits{
 		MaxStanza: int64(cfg.Limits.StanzaSize),
@@ -154,13 +193,20 @@ func (s *Server) Start(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("server: listen on %s: %w", a, err)
 			}
-			s.listeners = append(s.listeners, listener{l, directTLS})
+			s.listeners = append(s.listeners, listener{l: l, directTLS: directTLS})
 		}
 		return nil
 	}
 	err := listen(s.cfg.C2S.Listen, false)
 	if err == nil {
 		err = listen(s.cfg.C2S.DirectTLS, true)
+	}
+	if err == nil {
+		n := len(s.listeners)
+		err = listen(s.cfg.HTTP.Listen, false)
+		for i := n; i < len(s.listeners); i++ {
+			s.listeners[i].http = true
+		}
 	}
 	if err != nil {
 		for _, l := range s.listeners {
@@ -169,12 +215,22 @@ func (s *Server) Start(ctx context.Context) error {
 		s.listeners = nil
 		return err
 	}
-	for _, w := range []string{"s2s", "http"} {
-		if (w == "s2s" && len(s.cfg.S2S.Listen) > 0) || (w == "http" && len(s.cfg.HTTP.Listen) > 0) {
-			s.log.Warn("server: listener not implemented yet, not listening", "listener", w)
-		}
+	if len(s.cfg.S2S.Listen) > 0 {
+		s.log.Warn("server: federation is not implemented yet; not listening on [s2s] addresses")
 	}
+	s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 	for _, l := range s.listeners {
+		if l.http {
+			s.serving.Add(1)
+			go func() {
+				defer s.serving.Done()
+				if err := s.http.Serve(l.l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					s.log.Error("server: http listener stopped", "addr", l.l.Addr().String(), "err", err)
+				}
+			}()
+			s.log.Info("server: http listening", "addr", l.l.Addr().String())
+			continue
+		}
 		s.serving.Add(1)
 		go func() {
 			defer s.serving.Done()
@@ -193,21 +249,46 @@ func (s *Server) Start(ctx context.Context) error {
 }
 
 // C2SAddrs returns the addresses of the STARTTLS listeners, once started.
-func (s *Server) C2SAddrs() []net.Addr { return s.addrs(false) }
+func (s *Server) C2SAddrs() []net.Addr { return s.addrs(listener{}) }
 
 // DirectTLSAddrs returns the addresses of the direct TLS listeners.
-func (s *Server) DirectTLSAddrs() []net.Addr { return s.addrs(true) }
+func (s *Server) DirectTLSAddrs() []net.Addr { return s.addrs(listener{directTLS: true}) }
 
-func (s *Server) addrs(directTLS bool) []net.Addr {
+// HTTPAddrs returns the addresses of the HTTP listeners.
+func (s *Server) HTTPAddrs() []net.Addr { return s.addrs(listener{http: true}) }
+
+func (s *Server) addrs(kind listener) []net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []net.Addr
 	for _, l := range s.listeners {
-		if l.directTLS == directTLS {
+		if l.directTLS == kind.directTLS && l.http == kind.http {
 			out = append(out, l.l.Addr())
 		}
 	}
 	return out
+}
+
+// Bot returns the component of an http_component host.
+func (s *Server) Bot(host string) (*webhook.Component, bool) {
+	b, ok := s.bots[host]
+	return b.Component, ok
+}
+
+// closeBots drains the bots' queues while ctx allows; whatever is left is
+// answered with errors.
+func (s *Server) closeBots(ctx context.Context) {
+	var wg sync.WaitGroup
+	for name, b := range s.bots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.Close(ctx); err != nil {
+				s.log.Warn("server: bot host did not drain", "host", name, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // Store returns the server's store, for adding accounts from Go.
@@ -232,7 +313,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
+	httpSrv := s.http
 	s.mu.Unlock()
+	if httpSrv != nil {
+		_ = httpSrv.Shutdown(ctx)
+	}
+	// Bots first, so their last replies still find the sessions.
+	botCtx, cancel := context.WithTimeout(ctx, botDrainTimeout)
+	s.closeBots(botCtx)
+	cancel()
 	err := s.c2s.Shutdown(ctx)
 	s.serving.Wait()
 	if cerr := s.store.Close(); cerr != nil && err == nil {
@@ -243,6 +332,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	return err
 }
+
+// botDrainTimeout is how long Shutdown lets webhooks finish.
+const botDrainTimeout = 5 * time.Second
 
 // shutdownTimeout is how long Close waits for sessions.
 const shutdownTimeout = 10 * time.Second
