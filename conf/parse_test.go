@@ -497,10 +497,14 @@ func TestDefaultIsALoopbackDemo(t *testing.T) {
 	if c.File != "" {
 		t.Errorf("File = %q; want empty", c.File)
 	}
-	if len(c.Hosts) != 1 || c.Hosts[0].Name != "localhost" || c.Hosts[0].Type != HostLocal {
-		t.Errorf("hosts = %+v; want one local host, localhost", c.Hosts)
+	if len(c.Hosts) != 2 || c.Hosts[0].Name != "localhost" || c.Hosts[0].Type != HostLocal {
+		t.Errorf("hosts = %+v; want the local host localhost first", c.Hosts)
 	}
-	for _, a := range append(append([]string{}, c.C2S.Listen...), c.C2S.DirectTLS...) {
+	if len(c.Hosts) == 2 && (c.Hosts[1].Name != "echo.localhost" || c.Hosts[1].Type != HostHTTPComponent ||
+		c.Hosts[1].PostURL != "http://"+c.HTTP.Listen[0]+"/demo/echo") {
+		t.Errorf("second host %+v; want the echo bot served by Parley's own HTTP listener", c.Hosts[1])
+	}
+	for _, a := range append(append(append([]string{}, c.C2S.Listen...), c.C2S.DirectTLS...), c.HTTP.Listen...) {
 		if !strings.HasPrefix(a, "127.0.0.1:") && !strings.HasPrefix(a, "[::1]:") {
 			t.Errorf("listener %q is not on loopback", a)
 		}

@@ -20,7 +20,7 @@ func TestCheck(t *testing.T) {
 	}{
 		{name: "a good config is ok", args: []string{"-c", good}, wantCode: 0, wantStdout: "ok: " + good + " (1 host)\n"},
 		{name: "a config with two hosts counts them", args: []string{"-c", twoHosts}, wantCode: 0, wantStdout: "ok: " + twoHosts + " (2 hosts)\n"},
-		{name: "the built-in config is ok", args: nil, wantCode: 0, wantStdout: "ok: the built-in config (1 host)\n"},
+		{name: "the built-in config is ok", args: nil, wantCode: 0, wantStdout: "ok: the built-in config (2 hosts)\n"},
 		{name: "an unknown key is reported with its file and line", args: []string{"-c", unknownKey}, wantCode: 1, wantStderr: unknownKey + ":2: colour: "},
 		{name: "a missing file is an error", args: []string{"-c", missing}, wantCode: 1, wantStderr: "parley check: open " + missing},
 		{name: "an argument is a usage error", args: []string{good}, wantCode: 2, wantStderr: "unexpected argument"},
