@@ -1,6 +1,7 @@
 package conf
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/url"
@@ -265,6 +266,14 @@ func (ch *checker) httpComponent(p string, h *Host, missing func(key, msg string
 	} else if u, err := url.Parse(h.PostURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		ch.errorf(p+".post_url", `%q is not an absolute http or https URL; write it like "https://hooks.example.com/xmpp"`,
 			h.PostURL)
+	}
+
+	if rest, ok := strings.CutPrefix(h.Secret, "whsec_"); ok {
+		// A Standard Webhooks secret: the key is the base64 after the prefix.
+		if k, err := base64.StdEncoding.DecodeString(rest); err != nil || len(k) == 0 {
+			ch.errorf(p+".secret", "a secret starting with whsec_ is base64 of the signing key after the prefix, "+
+				"and this one does not decode to a key; generate one with: echo whsec_$(head -c 24 /dev/urandom | base64)")
+		}
 	}
 
 	if len(h.PostStanzas) == 0 && !ch.isSet(p+".post_stanzas") {

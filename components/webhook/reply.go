@@ -15,7 +15,8 @@ import (
 
 // Reply is one object of a webhook's answer, or of a send API request:
 // the seed's fields, each optional. Missing to and from are the incoming
-// stanza's swapped; missing kind is message (iq when answering an iq);
+// stanza's swapped; missing kind is message (iq when answering an iq get
+// or set);
 // missing type is the incoming message's; body becomes the message body
 // (a presence's status). Stanza, when set, is routed as it is, with only
 // its from checked and server-owned elements removed.
@@ -185,7 +186,7 @@ func (c *Component) build(in *xmpp.Stanza, r Reply) (*xmpp.Stanza, error) {
 	kind := r.Kind
 	if kind == "" {
 		kind = "message"
-		if in != nil && in.Kind == xmpp.KindIQ {
+		if in != nil && in.Kind == xmpp.KindIQ && (in.Type == "get" || in.Type == "set") {
 			kind = "iq"
 		}
 	}
