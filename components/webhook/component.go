@@ -37,7 +37,8 @@ type Config struct {
 	Timeout time.Duration
 	// Concurrency is how many requests may be in flight; default 16.
 	Concurrency int
-	// Queue is how many stanzas may wait; default 1000.
+	// Queue is how many stanzas may wait, besides the ones being posted;
+	// default 1000.
 	Queue int
 	// Retries is how many times a failed request is tried again.
 	Retries int
@@ -70,13 +71,14 @@ type Component struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	// mu guards convs and queued. It is never held during a request or
-	// while routing.
-	mu     sync.Mutex
-	convs  map[convKey]*conv
-	queued int
-	closed bool
-	ready  chan *conv // conversations with work; never blocks (see enqueue)
+	// mu guards convs, queued and inflight. It is never held during a
+	// request or while routing.
+	mu       sync.Mutex
+	convs    map[convKey]*conv
+	queued   int // stanzas waiting, at most Queue
+	inflight int // stanzas being posted, at most Concurrency
+	closed   bool
+	ready    chan *conv // conversations with work; never blocks (see enqueue)
 }
 
 // convKey identifies a conversation: one sender to one bot JID.
@@ -125,7 +127,7 @@ func New(cfg Config) (*Component, error) {
 		client:  cfg.Client,
 		metrics: newMetrics(),
 		convs:   make(map[convKey]*conv),
-		ready:   make(chan *conv, cfg.Queue),
+		ready:   make(chan *conv, cfg.Queue+cfg.Concurrency),
 	}
 	if c.client == nil {
 		c.client = &http.Client{Transport: &http.Transport{
@@ -208,8 +210,9 @@ func (c *Component) enqueue(st *xmpp.Stanza) {
 	c.queued++
 	c.metrics.queued.Store(int64(c.queued))
 	if fresh {
-		// There are never more conversations than queued stanzas, and
-		// never more of those than cap(ready): this send cannot block.
+		// A conversation exists only while it has a stanza waiting or in
+		// flight, so there are at most Queue+Concurrency of them, the
+		// capacity of ready: this send cannot block.
 		c.ready <- cv
 	}
 	c.mu.Unlock()
@@ -228,13 +231,15 @@ func (c *Component) work() {
 			st := cv.pending[0]
 			cv.pending[0] = nil
 			cv.pending = cv.pending[1:]
+			c.queued--
+			c.inflight++
+			c.metrics.queued.Store(int64(c.queued))
 			c.mu.Unlock()
 
 			c.process(st)
 
 			c.mu.Lock()
-			c.queued--
-			c.metrics.queued.Store(int64(c.queued))
+			c.inflight--
 			if len(cv.pending) == 0 {
 				delete(c.convs, cv.key)
 			} else {
@@ -285,7 +290,7 @@ drain:
 func (c *Component) depth() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.queued
+	return c.queued + c.inflight
 }
 
 // route sends a stanza the bot makes.

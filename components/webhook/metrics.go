@@ -62,7 +62,7 @@ func (m *Metrics) Failures(cause string) int64 {
 	return 0
 }
 
-// QueueDepth returns how many stanzas wait or are being posted.
+// QueueDepth returns how many stanzas wait to be posted.
 func (m *Metrics) QueueDepth() int64 { return m.queued.Load() }
 
 // WritePrometheus writes the metrics of several bot hosts in the
@@ -86,7 +86,7 @@ func WritePrometheus(w io.Writer, hosts map[string]*Metrics) {
 	family("parley_bot_retries_total", "counter", "Webhook requests that were retries.", func(l string, m *Metrics) {
 		fmt.Fprintf(w, "parley_bot_retries_total{%s} %d\n", l, m.retries.Load())
 	})
-	family("parley_bot_queue_depth", "gauge", "Stanzas waiting for or being posted to the webhook.", func(l string, m *Metrics) {
+	family("parley_bot_queue_depth", "gauge", "Stanzas waiting to be posted to the webhook.", func(l string, m *Metrics) {
 		fmt.Fprintf(w, "parley_bot_queue_depth{%s} %d\n", l, m.queued.Load())
 	})
 	family("parley_bot_failures_total", "counter", "Deliveries that failed, by cause.", func(l string, m *Metrics) {

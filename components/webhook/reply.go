@@ -197,9 +197,12 @@ func (c *Component) build(in *xmpp.Stanza, r Reply) (*xmpp.Stanza, error) {
 		st.Kind = xmpp.KindMessage
 		st.Type = r.Type
 		if st.Type == "" {
-			st.Type = "chat"
-			if in != nil && in.Kind == xmpp.KindMessage && in.Type != "" {
+			switch {
+			case in != nil && in.Kind == xmpp.KindMessage:
+				// The incoming type, normal (no type) included.
 				st.Type = in.Type
+			default:
+				st.Type = "chat"
 			}
 		}
 		if r.Body != "" {
@@ -289,7 +292,6 @@ func (c *Component) buildRaw(in *xmpp.Stanza, raw string) (*xmpp.Stanza, error) 
 // checkFrom allows any JID of the bot's domain and nothing else.
 func (c *Component) checkFrom(from xmpp.JID) error {
 	if from.Domain() != c.domain.Domain() {
-		c.metrics.fail(causeRefused)
 		c.log.Warn("webhook: reply from outside the bot's domain refused", "from", from.String())
 		return &failure{causeRefused, xmpp.NewStanzaError(xmpp.InternalServerError, "the bot tried to speak as "+from.String())}
 	}
@@ -393,6 +395,7 @@ func (c *Component) Send(replies []Reply) error {
 		if err != nil {
 			var f *failure
 			if errors.As(err, &f) && f.cause == causeRefused {
+				c.metrics.fail(causeRefused)
 				return fmt.Errorf("reply %d: %w", i, ErrForbiddenFrom)
 			}
 			return fmt.Errorf("reply %d: %w", i, err)
