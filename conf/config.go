@@ -104,6 +104,11 @@ type Limits struct {
 	// LoginsPerIP is how many failed logins one IP address may make per
 	// minute before its logins are refused. Default 10.
 	LoginsPerIP int `toml:"login_failures_per_ip"`
+	// RosterSize is how many contacts one user may have. Default 1000.
+	RosterSize int `toml:"roster_size"`
+	// OfflineMessages is how many messages are kept for one user while
+	// offline; past it senders get an error. Default 1000.
+	OfflineMessages int `toml:"offline_messages"`
 }
 
 // Auth is the [auth] table.
@@ -116,6 +121,44 @@ type Auth struct {
 	// from [New].
 	AllowPlain bool `toml:"allow_plain"`
 }
+
+// Contact is a [host.contact] table: URIs (xmpp:, mailto:, https:) for
+// each kind of contact of XEP-0157.
+type Contact struct {
+	Abuse    []string `toml:"abuse"`
+	Admin    []string `toml:"admin"`
+	Feedback []string `toml:"feedback"`
+	Sales    []string `toml:"sales"`
+	Security []string `toml:"security"`
+	Support  []string `toml:"support"`
+	Status   []string `toml:"status"`
+}
+
+// Fields returns the XEP-0157 form fields and their addresses, in the
+// XEP's order, leaving out empty ones.
+func (c Contact) Fields() [][2]any {
+	var out [][2]any
+	for _, f := range []struct {
+		name string
+		v    []string
+	}{
+		{"abuse-addresses", c.Abuse}, {"admin-addresses", c.Admin}, {"feedback-addresses", c.Feedback},
+		{"sales-addresses", c.Sales}, {"security-addresses", c.Security}, {"status-addresses", c.Status},
+		{"support-addresses", c.Support},
+	} {
+		if len(f.v) > 0 {
+			out = append(out, [2]any{f.name, f.v})
+		}
+	}
+	return out
+}
+
+// Registration modes, the values of [Host.Registration].
+const (
+	RegistrationClosed = "closed"
+	RegistrationOpen   = "open"
+	RegistrationInvite = "invite"
+)
 
 // Host types, the values of [Host.Type].
 const (
@@ -178,6 +221,15 @@ type Host struct {
 	// Rooms are group chats (bare JIDs, room@domain) the bot joins. Only
 	// for http_component.
 	Rooms []string `toml:"rooms"`
+	// Registration is who may create accounts with in-band registration
+	// (XEP-0077): "closed" (the default: only `parley user add`), "open"
+	// (anyone who can reach the server) or "invite" (with a token from
+	// `parley invite`). Only for local hosts.
+	Registration string `toml:"registration"`
+	// Contact lists the host's contact addresses (XEP-0157), shown to
+	// clients in the server's service discovery. Only for local hosts.
+	Contact Contact `toml:"contact"`
+
 	// APIToken enables POST /api/bots/<host>/send with this bearer token.
 	// Only for http_component.
 	APIToken string `toml:"api_token"`
@@ -197,6 +249,8 @@ const (
 	defaultQueue         = 1000
 	defaultAuthFailures  = 3
 	defaultLoginsPerIP   = 10
+	defaultRosterSize    = 1000
+	defaultOffline       = 1000
 	defaultSCRAMIter     = 10000
 	defaultHostTimeout   = 10 * time.Second
 	defaultConcurrency   = 16
@@ -217,15 +271,17 @@ func New() *Config {
 			IdleTimeout: Duration{defaultIdleTimeout},
 		},
 		Limits: Limits{
-			StanzaSize:    defaultStanzaSize,
-			S2SStanzaSize: defaultS2SStanzaSize,
-			MaxDepth:      defaultMaxDepth,
-			MaxAttributes: defaultMaxAttributes,
-			Rate:          defaultRate,
-			Burst:         defaultBurst,
-			Queue:         defaultQueue,
-			AuthFailures:  defaultAuthFailures,
-			LoginsPerIP:   defaultLoginsPerIP,
+			StanzaSize:      defaultStanzaSize,
+			S2SStanzaSize:   defaultS2SStanzaSize,
+			MaxDepth:        defaultMaxDepth,
+			MaxAttributes:   defaultMaxAttributes,
+			Rate:            defaultRate,
+			Burst:           defaultBurst,
+			Queue:           defaultQueue,
+			AuthFailures:    defaultAuthFailures,
+			LoginsPerIP:     defaultLoginsPerIP,
+			RosterSize:      defaultRosterSize,
+			OfflineMessages: defaultOffline,
 		},
 		Auth: Auth{
 			SCRAMIterations: defaultSCRAMIter,

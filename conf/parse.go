@@ -76,6 +76,11 @@ func syntaxError(name string, data []byte, err error) *Error {
 		return &Error{File: name, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
 	}
 	e := &Error{File: name, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
+	if e.Line < 1 {
+		// Some errors at the end of the input come without a position:
+		// the end of the input is where they are.
+		e.Line = max(1, strings.Count(strings.TrimRight(string(data), "\n"), "\n")+1)
+	}
 	// The most common mistake, a string without quotes, gets different
 	// messages from the parser depending on its first letters, so it is
 	// recognized from the line itself.

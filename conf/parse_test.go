@@ -413,7 +413,7 @@ func TestParseAppliesDefaults(t *testing.T) {
 			check: func(t *testing.T, c *Config) {
 				want := New()
 				want.File = "parley.toml"
-				want.Hosts = []Host{{Name: "example.com", Type: HostLocal}}
+				want.Hosts = []Host{{Name: "example.com", Type: HostLocal, Registration: RegistrationClosed}}
 				if !reflect.DeepEqual(c, want) {
 					t.Errorf("got %+v\nwant %+v", c, want)
 				}

@@ -122,6 +122,9 @@ func (ch *checker) limits(l *Limits) {
 		"a client needs one attempt")
 	atLeast(ch, "limits.login_failures_per_ip", &l.LoginsPerIP, defaultLoginsPerIP, 1,
 		"a client needs one attempt")
+	atLeast(ch, "limits.roster_size", &l.RosterSize, defaultRosterSize, 1, "a user needs room for one contact")
+	atLeast(ch, "limits.offline_messages", &l.OfflineMessages, defaultOffline, 1,
+		"a user needs room for one message")
 	if l.Rate < 0 {
 		ch.errorf("limits.rate", "%d is negative; use a size like \"1MiB\", or 0 for no limit", l.Rate)
 	}
@@ -157,6 +160,8 @@ var hostKeys = []hostKey{
 	{"headers", func(h *Host) bool { return len(h.Headers) > 0 }, []string{HostHTTPComponent}},
 	{"rooms", func(h *Host) bool { return len(h.Rooms) > 0 }, []string{HostHTTPComponent}},
 	{"api_token", func(h *Host) bool { return h.APIToken != "" }, []string{HostHTTPComponent}},
+	{"registration", func(h *Host) bool { return h.Registration != "" }, []string{HostLocal}},
+	{"contact", func(h *Host) bool { return len(h.Contact.Fields()) > 0 }, []string{HostLocal}},
 }
 
 func (ch *checker) hosts(c *Config) {
@@ -233,6 +238,24 @@ func (ch *checker) host(i int, h *Host, names map[string]int) {
 	}
 
 	switch h.Type {
+	case HostLocal:
+		switch h.Registration {
+		case "":
+			h.Registration = RegistrationClosed
+		case RegistrationClosed, RegistrationOpen, RegistrationInvite:
+		default:
+			ch.errorf(p+".registration", "%q is not a registration mode; use %q (only `parley user add`), "+
+				"%q (anyone may register) or %q (with a token from `parley invite`)",
+				h.Registration, RegistrationClosed, RegistrationOpen, RegistrationInvite)
+		}
+		for _, f := range h.Contact.Fields() {
+			for _, a := range f[1].([]string) {
+				if u, err := url.Parse(a); err != nil || u.Scheme == "" || u.Opaque == "" && u.Host == "" {
+					ch.errorf(p+".contact", "%q is not a URI; write addresses like \"xmpp:admin@example.com\", "+
+						"\"mailto:abuse@example.com\" or \"https://example.com/support\"", a)
+				}
+			}
+		}
 	case HostHTTPComponent:
 		ch.httpComponent(p, h, missing)
 	case HostComponent:

@@ -19,7 +19,7 @@ func TestValidateFillsInAGoBuiltConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Host{
-		{Name: "example.com", Type: HostLocal},
+		{Name: "example.com", Type: HostLocal, Registration: RegistrationClosed},
 		{
 			Name: "bots.example.com", Type: HostHTTPComponent, PostURL: "http://127.0.0.1:1/hook",
 			PostStanzas: []string{"message"}, Timeout: Duration{10 * time.Second},
