@@ -72,6 +72,28 @@ func init() {
 			},
 		},
 		{
+			name: "register", need: stateSecure, not: stateAuthenticated,
+			offer:     (*Session).offerRegister,
+			match:     matchRegister,
+			negotiate: (*Session).register,
+		},
+		{
+			// Features the server announces without negotiating them here
+			// (entity capabilities, roster versioning, pre-approval): a
+			// wrapper whose children are spliced in.
+			name: "extra",
+			offer: func(s *Session) *etree.Element {
+				if s.srv.cfg.ExtraFeatures == nil {
+					return nil
+				}
+				w := etree.NewElement("extra")
+				for _, el := range s.srv.cfg.ExtraFeatures(s.host, s.state&stateAuthenticated != 0) {
+					w.AddChild(el.Copy())
+				}
+				return w
+			},
+		},
+		{
 			name: "bind", need: stateAuthenticated, not: stateBound,
 			offer: func(s *Session) *etree.Element { return newElementNS(xmpp.NSBind, "bind") },
 			match: func(el *etree.Element) bool {
@@ -111,7 +133,14 @@ func (s *Session) streamFeatures() *etree.Element {
 		if f.offer == nil || !f.applies(s) {
 			continue
 		}
-		if o := f.offer(s); o != nil {
+		o := f.offer(s)
+		switch {
+		case o == nil:
+		case f.name == "extra":
+			for _, c := range o.ChildElements() {
+				el.AddChild(c)
+			}
+		default:
 			el.AddChild(o)
 		}
 	}

@@ -44,6 +44,12 @@ type Config struct {
 	TLS *tls.Config
 	// IsLocalHost reports whether domain is a host whose users log in here.
 	IsLocalHost func(domain string) bool
+	// Registrar serves in-band registration; nil means none.
+	Registrar Registrar
+	// ExtraFeatures returns stream features the server announces for a
+	// host, before and after authentication (caps, roster versioning);
+	// nil means none. The elements are copied.
+	ExtraFeatures func(host string, authenticated bool) []*etree.Element
 	// RequireTLS refuses authentication on an unencrypted stream.
 	RequireTLS bool
 	// AllowPlain offers SASL PLAIN on encrypted streams.

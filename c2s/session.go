@@ -47,6 +47,7 @@ type Session struct {
 	username string   // set by SASL
 	jid      xmpp.JID // set at bind, never changed after
 	failures int      // failed SASL attempts on this stream
+	token    string   // a checked invite token (XEP-0401 preauth)
 	sent     bool     // our stream header for the current stream is out
 
 	queue      chan *etree.Element

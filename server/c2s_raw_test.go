@@ -245,38 +245,40 @@ func TestRouting(t *testing.T) {
 
 	t.Run("a message to a full JID reaches that resource even without presence", func(t *testing.T) {
 		alice.Send("<message to='bob@localhost/two' type='chat' id='m1'><body>to two</body></message>")
-		if st := bob2.NextStanza(); st.ID != "m1" {
+		if st := nextNonPresence(bob2); st.ID != "m1" {
 			t.Fatalf("bob2 got %s", bob2.String(st.El))
 		}
 	})
 
-	t.Run("a message to a bare JID with no available resource is refused while offline storage is missing", func(t *testing.T) {
+	t.Run("a message to a bare JID with no available resource waits offline for the next available presence", func(t *testing.T) {
 		alice.Send("<message to='bob@localhost' type='chat' id='m2'><body>anyone?</body></message>")
-		st := alice.NextStanza()
-		if st.Type != "error" || st.ID != "m2" || xmpp.ParseStanzaError(st.El).Condition != xmpp.ServiceUnavailable {
-			t.Fatalf("alice got %s", alice.String(st.El))
+		alice.Sync() // routed, and so stored, before bob comes online
+		bob1.Send("<presence><priority>5</priority></presence>")
+		st := nextNonPresence(bob1)
+		d := xmpp.Child(st.El, xmpp.NSDelay, "delay")
+		if st.ID != "m2" || d == nil || d.SelectAttrValue("from", "") != "localhost" || d.SelectAttrValue("stamp", "") == "" {
+			t.Fatalf("bob1 got %s, want m2 with a delay stamp from localhost", bob1.String(st.El))
 		}
 	})
 
-	bob1.Send("<presence><priority>5</priority></presence>")
 	bob2.Send("<presence><priority>1</priority></presence>")
 	bob1.Sync()
 	bob2.Sync()
 	t.Run("a message to a bare JID goes to the highest priority", func(t *testing.T) {
 		alice.Send("<message to='bob@localhost' type='chat' id='m3'><body>best</body></message>")
 		alice.Send("<message to='bob@localhost/two' type='chat' id='m4'><body>marker</body></message>")
-		if st := bob1.NextStanza(); st.ID != "m3" {
+		if st := nextNonPresence(bob1); st.ID != "m3" {
 			t.Fatalf("bob1 got %s", bob1.String(st.El))
 		}
 		// bob2 gets the marker first: it never got m3.
-		if st := bob2.NextStanza(); st.ID != "m4" {
+		if st := nextNonPresence(bob2); st.ID != "m4" {
 			t.Fatalf("bob2 got %s, want only the marker", bob2.String(st.El))
 		}
 	})
 
 	t.Run("a message to a gone resource goes to the bare JID", func(t *testing.T) {
 		alice.Send("<message to='bob@localhost/gone' type='chat' id='m5'><body>x</body></message>")
-		if st := bob1.NextStanza(); st.ID != "m5" {
+		if st := nextNonPresence(bob1); st.ID != "m5" {
 			t.Fatalf("bob1 got %s", bob1.String(st.El))
 		}
 	})
@@ -302,6 +304,16 @@ func TestRouting(t *testing.T) {
 				t.Fatalf("got %s, want error %s", alice.String(st.El), tt.want)
 			}
 		})
+	}
+}
+
+// nextNonPresence reads past presence: a user's resources see each
+// other's.
+func nextNonPresence(c *parleytest.Conn) *xmpp.Stanza {
+	for {
+		if st := c.NextStanza(); st.Kind != xmpp.KindPresence {
+			return st
+		}
 	}
 }
 
@@ -338,7 +350,7 @@ func TestServerIQs(t *testing.T) {
 		for _, f := range st.El.FindElements("query/feature") {
 			got = append(got, f.SelectAttrValue("var", ""))
 		}
-		want := "http://jabber.org/protocol/disco#info http://jabber.org/protocol/disco#items urn:xmpp:ping jabber:iq:version urn:xmpp:time"
+		want := "http://jabber.org/protocol/disco#info http://jabber.org/protocol/disco#items urn:xmpp:ping jabber:iq:version urn:xmpp:time jabber:iq:last msgoffline urn:xmpp:blocking vcard-temp jabber:iq:private"
 		if strings.Join(got, " ") != want {
 			t.Fatalf("features %q, want %q", got, want)
 		}

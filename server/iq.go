@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/beevik/etree"
@@ -55,6 +56,9 @@ func (r *Router) answer(st *xmpp.Stanza, m *iqMux) {
 		return
 	}
 	payload, err := h(st)
+	if errors.Is(err, errAnswered) {
+		return
+	}
 	if err != nil {
 		var se *xmpp.StanzaError
 		if !errors.As(err, &se) {
@@ -72,7 +76,7 @@ func (r *Router) answer(st *xmpp.Stanza, m *iqMux) {
 var Version = "0.1.0-dev"
 
 // serverServices are the iqs a local host's domain answers.
-func serverServices(components []string) *iqMux {
+func (h *localHost) serverServices(components []string, registration bool, started time.Time) *iqMux {
 	m := newIQMux()
 	m.handle("get", xmpp.NSDiscoInfo, "query", xmpp.NSDiscoInfo, nil)
 	m.handle("get", xmpp.NSDiscoItems, "query", xmpp.NSDiscoItems, func(st *xmpp.Stanza) (*etree.Element, error) {
@@ -102,24 +106,64 @@ func serverServices(components []string) *iqMux {
 		q.CreateElement("utc").SetText(now.UTC().Format("2006-01-02T15:04:05.000Z"))
 		return q, nil
 	})
-	// disco#info lists exactly what the mux answers.
-	m.handlers[iqKey{"get", xmpp.NSDiscoInfo, "query"}] = discoInfo(m, "server", "im", "Parley")
-	return m
-}
-
-// accountServices are the iqs the server answers for a user's bare JID.
-func accountServices() *iqMux {
-	m := newIQMux()
-	m.handle("get", xmpp.NSDiscoInfo, "query", xmpp.NSDiscoInfo, nil)
-	m.handle("get", xmpp.NSPing, "ping", xmpp.NSPing, func(*xmpp.Stanza) (*etree.Element, error) {
-		return nil, nil
+	m.handle("get", NSLast, "query", NSLast, func(*xmpp.Stanza) (*etree.Element, error) {
+		// XEP-0012 §6: to a server, the time since it started.
+		q := xmpp.NewElementNS(NSLast, "query")
+		q.CreateAttr("seconds", strconv.FormatInt(int64(time.Since(started).Seconds()), 10))
+		return q, nil
 	})
-	m.handlers[iqKey{"get", xmpp.NSDiscoInfo, "query"}] = discoInfo(m, "account", "registered", "")
+	// Features answered for the users' accounts, which clients look for
+	// on the server.
+	for _, f := range []string{NSOffline, NSBlocking, NSVCard, NSPrivate} {
+		m.features = append(m.features, f)
+	}
+	if registration {
+		// Post-login password changes and removals come to the domain
+		// (XEP-0077 §3.2); the account's own handler serves them.
+		m.handle("set", NSRegister, "query", NSRegister, func(st *xmpp.Stanza) (*etree.Element, error) {
+			if st.From.Domain() != h.name || st.From.Local() == "" {
+				return nil, xmpp.NewStanzaError(xmpp.NotAllowed, "")
+			}
+			return h.registerSet(st)
+		})
+	} else {
+		m.handle("set", NSRegister, "query", "", func(st *xmpp.Stanza) (*etree.Element, error) {
+			if st.From.Domain() != h.name || st.From.Local() == "" {
+				return nil, xmpp.NewStanzaError(xmpp.NotAllowed, "")
+			}
+			return h.registerSet(st)
+		})
+	}
+	var forms []*etree.Element
+	if len(h.contact) > 0 {
+		forms = append(forms, contactForm(h.contact))
+	}
+	// disco#info lists exactly what the mux answers.
+	m.handlers[iqKey{"get", xmpp.NSDiscoInfo, "query"}] = discoInfo(m, "server", "im", "Parley", forms)
 	return m
 }
 
-// discoInfo answers disco#info with one identity and the mux's features.
-func discoInfo(m *iqMux, category, typ, name string) IQHandler {
+// contactForm is the XEP-0157 extended disco#info form.
+func contactForm(fields [][2]any) *etree.Element {
+	x := xmpp.NewElementNS(NSDataForms, "x")
+	x.CreateAttr("type", "result")
+	ft := x.CreateElement("field")
+	ft.CreateAttr("var", "FORM_TYPE")
+	ft.CreateAttr("type", "hidden")
+	ft.CreateElement("value").SetText(NSServerInfo)
+	for _, f := range fields {
+		field := x.CreateElement("field")
+		field.CreateAttr("var", f[0].(string))
+		for _, v := range f[1].([]string) {
+			field.CreateElement("value").SetText(v)
+		}
+	}
+	return x
+}
+
+// discoInfo answers disco#info with one identity, the mux's features and
+// extended forms (may be nil).
+func discoInfo(m *iqMux, category, typ, name string, forms []*etree.Element) IQHandler {
 	return func(st *xmpp.Stanza) (*etree.Element, error) {
 		if st.Payload().SelectAttr("node") != nil {
 			return nil, xmpp.NewStanzaError(xmpp.ItemNotFound, "no such node")
@@ -133,6 +177,9 @@ func discoInfo(m *iqMux, category, typ, name string) IQHandler {
 		}
 		for _, f := range m.features {
 			q.CreateElement("feature").CreateAttr("var", f)
+		}
+		for _, f := range forms {
+			q.AddChild(f.Copy())
 		}
 		return q, nil
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/beevik/etree"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,106 +16,215 @@ import (
 	"github.com/parley-im/parley/xmpp"
 )
 
-// accountStore is what a local host needs of storage.
-type accountStore interface {
+// userStore is what a local host needs of storage.
+type userStore interface {
 	Account(ctx context.Context, host, username string) (storage.Account, error)
+	SetCredentials(ctx context.Context, host, username string, sha1, sha256 storage.SCRAMKey) error
+	DeleteAccount(ctx context.Context, host, username string) error
+	Roster(ctx context.Context, host, user string) ([]storage.RosterItem, int64, error)
+	PutRosterItem(ctx context.Context, host, user string, item storage.RosterItem) (int64, error)
+	DeleteRosterItem(ctx context.Context, host, user, jid string) (int64, error)
+	RosterSince(ctx context.Context, host, user string, since int64) ([]storage.RosterItem, []string, int64, bool, error)
+	StoreOffline(ctx context.Context, host, user string, stanza []byte, max int) error
+	OfflineMessages(ctx context.Context, host, user string) ([]storage.OfflineMessage, error)
+	DeleteOffline(ctx context.Context, host, user string, upTo int64) error
+	PutXML(ctx context.Context, host, user, kind, key string, xml []byte) error
+	XML(ctx context.Context, host, user, kind, key string) ([]byte, error)
+	XMLDocs(ctx context.Context, host, user, kind string) (map[string][]byte, error)
+	DeleteXML(ctx context.Context, host, user, kind, key string) error
+	BlockList(ctx context.Context, host, user string) ([]string, error)
+	Block(ctx context.Context, host, user string, jids []string) error
+	Unblock(ctx context.Context, host, user string, jids []string) error
+	SetLastActivity(ctx context.Context, host, user string, at time.Time, status string) error
+	LastActivity(ctx context.Context, host, user string) (time.Time, string, error)
 }
 
-// localHost is a domain with users: it keeps the bound sessions of its
-// users and applies the delivery rules of RFC 6121 §8.5 to stanzas
-// addressed to them, and answers the iqs addressed to the server itself.
+// localHost is a domain with users: it keeps the bound sessions and the
+// in-memory state of its online users, applies the delivery rules of RFC
+// 6121 §8.5 to stanzas addressed to them, and answers the iqs addressed to
+// the server itself and, on the users' behalf, to their bare JIDs.
 type localHost struct {
-	name   string
-	domain xmpp.JID
-	router *Router
-	store  accountStore
-	log    *slog.Logger
+	name    string
+	domain  xmpp.JID
+	router  *Router
+	store   userStore
+	log     *slog.Logger
+	limits  hostLimits
+	contact [][2]any // XEP-0157 fields
+	// iterations is the SCRAM iteration count of changed passwords.
+	iterations int
+	// caps is the <c/> stream feature of the server's disco#info.
+	caps *etree.Element
 
 	server  *iqMux // iqs to the domain
 	account *iqMux // iqs to a user's bare JID, answered by the server
 
-	// mu guards users. Lock order: mu is never held while calling a
-	// session (Deliver and Close are non-blocking anyway) or the router.
+	// mu guards users. Lock order: h.mu before any account's mu; neither
+	// is held while routing.
 	mu    sync.RWMutex
-	users map[string][]Session // by localpart, in bind order
+	users map[string]*account // online users, by localpart
 }
 
-func newLocalHost(name string, r *Router, store accountStore, services *iqMux, log *slog.Logger) *localHost {
+// hostLimits bound what one user may keep.
+type hostLimits struct {
+	roster  int
+	offline int
+}
+
+func newLocalHost(name string, r *Router, store userStore, services *iqMux, limits hostLimits, log *slog.Logger) *localHost {
 	h := &localHost{
 		name:   name,
 		domain: xmpp.MustParse(name),
 		router: r,
 		store:  store,
 		log:    log.With("host", name),
+		limits: limits,
 		server: services,
-		users:  make(map[string][]Session),
+		users:  make(map[string]*account),
 	}
-	h.account = accountServices()
+	h.account = h.accountServices()
 	return h
+}
+
+// serverInfo is the server's disco#info query, as a client would get it.
+func (h *localHost) serverInfo() *etree.Element {
+	q := xmpp.NewElementNS(xmpp.NSDiscoInfo, "query")
+	st := xmpp.NewIQ("get", "caps", h.domain, h.domain, q)
+	payload, _ := h.server.handlers[iqKey{"get", xmpp.NSDiscoInfo, "query"}](st)
+	return payload
 }
 
 // Bind registers s; a session already bound to the same full JID is
 // closed with <conflict/> (RFC 6120 §7.7.2.2, the newest login wins).
 func (h *localHost) Bind(s *c2s.Session) error {
 	j := s.JID()
-	var old Session
 	h.mu.Lock()
-	list := h.users[j.Local()]
-	for i, o := range list {
+	a := h.users[j.Local()]
+	if a == nil {
+		a = newAccount(j.Local(), h.name)
+		h.users[j.Local()] = a
+	}
+	h.mu.Unlock()
+	if err := a.load(h); err != nil {
+		h.Unbind(s)
+		return fmt.Errorf("reading the account: %w", err)
+	}
+	var old Session
+	a.mu.Lock()
+	for o := range a.sessions {
 		if o.JID() == j {
 			old = o
-			list = append(list[:i:i], list[i+1:]...)
-			break
 		}
 	}
-	h.users[j.Local()] = append(list, s)
-	h.mu.Unlock()
+	a.sessions[s] = &sessState{}
+	a.mu.Unlock()
 	if old != nil {
+		h.unbind(old)
 		old.Close(xmpp.NewStreamError(xmpp.StreamConflict, "replaced by a new login with the same resource"))
 	}
 	return nil
 }
 
-// Unbind removes s if it is still registered.
-func (h *localHost) Unbind(s *c2s.Session) {
+// Unbind removes s if it is still registered, and tells whoever saw it
+// available that it is gone (RFC 6121 §4.5.2: also when the connection
+// just dropped).
+func (h *localHost) Unbind(s *c2s.Session) { h.unbind(s) }
+
+func (h *localHost) unbind(s Session) {
 	j := s.JID()
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	list := h.users[j.Local()]
-	for i, o := range list {
-		if o == Session(s) {
-			list = append(list[:i:i], list[i+1:]...)
-			break
+	a := h.users[j.Local()]
+	if a == nil {
+		h.mu.Unlock()
+		return
+	}
+	a.mu.Lock()
+	ss, ok := a.sessions[s]
+	delete(a.sessions, s)
+	last := len(a.sessions) == 0
+	if last {
+		delete(h.users, j.Local())
+	}
+	a.mu.Unlock()
+	h.mu.Unlock()
+	if !ok {
+		return
+	}
+	if ss.presence != nil || len(ss.directed) > 0 {
+		unavailable := newPresence("unavailable", j, xmpp.JID{})
+		h.broadcastPresence(a, s, ss, unavailable)
+	}
+	if last {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := h.store.SetLastActivity(ctx, h.name, j.Local(), time.Now(), ""); err != nil {
+			h.log.Warn("local: last activity", "user", j.Local(), "err", err)
 		}
 	}
-	if len(list) == 0 {
-		delete(h.users, j.Local())
-	} else {
-		h.users[j.Local()] = list
-	}
+}
+
+// online returns the account of a user with a session, or nil.
+func (h *localHost) online(local string) *account {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.users[local]
 }
 
 // sessions returns the sessions of a user; the slice is a copy.
 func (h *localHost) sessions(local string) []Session {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	list := h.users[local]
-	if len(list) == 0 {
+	a := h.online(local)
+	if a == nil {
 		return nil
 	}
-	return append([]Session(nil), list...)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]Session, 0, len(a.sessions))
+	for s := range a.sessions {
+		out = append(out, s)
+	}
+	return out
 }
 
 // session returns the session bound to full, or nil.
 func (h *localHost) session(full xmpp.JID) Session {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	for _, s := range h.users[full.Local()] {
+	a := h.online(full.Local())
+	if a == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for s := range a.sessions {
 		if s.JID() == full {
 			return s
 		}
 	}
 	return nil
+}
+
+// blocks reports whether the user blocks j. For a user who is not online
+// the list is read from the store.
+func (h *localHost) blocks(local string, j xmpp.JID) bool {
+	if a := h.online(local); a != nil && a.load(h) == nil {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.isBlocked(j)
+	}
+	if j.Domain() == h.name && j.Local() == local {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	list, err := h.store.BlockList(ctx, h.name, local)
+	if err != nil || len(list) == 0 {
+		return false
+	}
+	a := &account{blocked: make(map[xmpp.JID]bool, len(list))}
+	for _, s := range list {
+		if b, err := xmpp.Parse(s); err == nil {
+			a.blocked[b] = true
+		}
+	}
+	return a.isBlocked(j)
 }
 
 // exists reports whether the user has an account. It reads storage, so it
@@ -128,7 +239,8 @@ func (h *localHost) exists(local string) bool {
 	return err == nil
 }
 
-// HandleStanza applies the delivery rules.
+// HandleStanza applies the delivery rules to a stanza addressed to this
+// domain or one of its users.
 func (h *localHost) HandleStanza(st *xmpp.Stanza) {
 	to := st.To
 	switch {
@@ -136,40 +248,36 @@ func (h *localHost) HandleStanza(st *xmpp.Stanza) {
 		h.fromOwnAccount(st)
 	case to.Local() == "":
 		h.toServer(st)
-	case to.Resource() != "":
-		h.toFullJID(st)
+	case st.Kind != xmpp.KindIQ || st.Type == "get" || st.Type == "set":
+		// XEP-0191: nothing of a blocked sender reaches the user; its
+		// messages and requests are answered as if the user did not
+		// exist, its presence is dropped.
+		if !st.From.IsZero() && st.From.Bare() != to.Bare() && h.blocks(to.Local(), st.From) {
+			if st.Kind != xmpp.KindPresence {
+				h.router.Bounce(st, xmpp.NewStanzaError(xmpp.ServiceUnavailable, ""))
+			}
+			return
+		}
+		fallthrough
 	default:
-		h.toBareJID(st)
+		if to.Resource() != "" {
+			h.toFullJID(st)
+		} else {
+			h.toBareJID(st)
+		}
 	}
 }
 
 // fromOwnAccount handles a stanza a user sent without to (RFC 6120 §10.3):
-// presence is a broadcast, an iq is for the account, a message is to the
-// user's own bare JID.
+// an iq is for the account, a message is to the user's own bare JID.
+// Presence without to never gets here: the c2s entry handles it.
 func (h *localHost) fromOwnAccount(st *xmpp.Stanza) {
 	switch st.Kind {
-	case xmpp.KindPresence:
-		h.broadcastPresence(st)
 	case xmpp.KindIQ:
 		h.accountIQ(st, st.From.Bare())
 	case xmpp.KindMessage:
 		st.SetTo(st.From.Bare())
 		h.toBareJID(st)
-	}
-}
-
-// broadcastPresence records the sender's availability and priority.
-// Sending it to the roster is the IM core's job (not yet built).
-func (h *localHost) broadcastPresence(st *xmpp.Stanza) {
-	s := h.session(st.From)
-	if s == nil {
-		return
-	}
-	switch st.Type {
-	case "":
-		s.SetPresence(true, presencePriority(st))
-	case "unavailable":
-		s.SetPresence(false, 0)
 	}
 }
 
@@ -179,7 +287,7 @@ func presencePriority(st *xmpp.Stanza) int {
 	if p == nil {
 		return 0
 	}
-	n, err := strconv.Atoi(p.Text())
+	n, err := strconv.Atoi(strings.TrimSpace(p.Text()))
 	if err != nil || n < -128 || n > 127 {
 		return 0
 	}
@@ -188,6 +296,11 @@ func presencePriority(st *xmpp.Stanza) int {
 
 // toFullJID follows RFC 6121 §8.5.3.
 func (h *localHost) toFullJID(st *xmpp.Stanza) {
+	if st.Kind == xmpp.KindPresence && st.Type != "" && st.Type != "unavailable" && st.Type != "error" {
+		// Subscription stanzas and probes are for the account (§3, §4.3).
+		h.inboundPresence(st)
+		return
+	}
 	if s := h.session(st.To); s != nil {
 		h.router.deliver(s, st)
 		return
@@ -216,15 +329,7 @@ func (h *localHost) toBareJID(st *xmpp.Stanza) {
 		h.accountIQ(st, st.To.Bare())
 		return
 	case xmpp.KindPresence:
-		switch st.Type {
-		case "", "unavailable":
-			for _, s := range h.sessions(local) {
-				if s.Available() {
-					h.router.deliver(s, st)
-				}
-			}
-		}
-		// Subscriptions and probes belong to the IM core (not yet built).
+		h.inboundPresence(st)
 		return
 	}
 	// A message.
@@ -251,16 +356,12 @@ func (h *localHost) toBareJID(st *xmpp.Stanza) {
 			best = s.Priority()
 		}
 	}
-	delivered := false
 	if best >= 0 {
 		for _, s := range all {
 			if s.Available() && s.Priority() == best {
 				h.router.deliver(s, st)
-				delivered = true
 			}
 		}
-	}
-	if delivered {
 		return
 	}
 	if len(all) == 0 && !h.exists(local) {
@@ -268,9 +369,7 @@ func (h *localHost) toBareJID(st *xmpp.Stanza) {
 		h.router.Bounce(st, xmpp.NewStanzaError(xmpp.ServiceUnavailable, ""))
 		return
 	}
-	// The user exists but has no available resource. Offline storage
-	// (XEP-0160) belongs to the IM core; until then the sender is told.
-	h.router.Bounce(st, xmpp.NewStanzaError(xmpp.ServiceUnavailable, "the recipient is offline"))
+	h.storeOffline(st)
 }
 
 // toServer handles stanzas addressed to the domain itself.
@@ -279,7 +378,7 @@ func (h *localHost) toServer(st *xmpp.Stanza) {
 	case xmpp.KindIQ:
 		h.router.answer(st, h.server)
 	case xmpp.KindMessage:
-		if st.Type != "headline" {
+		if st.Type != "headline" && st.Type != "error" {
 			h.router.Bounce(st, xmpp.NewStanzaError(xmpp.ServiceUnavailable, "the server does not take messages"))
 		}
 	}

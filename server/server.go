@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/beevik/etree"
 	"github.com/parley-im/parley/c2s"
 	"github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/conf"
@@ -95,11 +96,15 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 	s.store = store
 	s.router = &Router{hosts: make(map[string]Handler), log: s.log}
 	s.bots = make(map[string]bot)
-	services := serverServices(components)
+	started := time.Now()
 	for _, h := range cfg.Hosts {
 		switch h.Type {
 		case conf.HostLocal:
-			lh := newLocalHost(h.Name, s.router, store, services, s.log)
+			lh := newLocalHost(h.Name, s.router, store, nil, hostLimits{roster: cfg.Limits.RosterSize, offline: cfg.Limits.OfflineMessages}, s.log)
+			lh.contact = h.Contact.Fields()
+			lh.iterations = cfg.Auth.SCRAMIterations
+			lh.server = lh.serverServices(components, h.Registration != conf.RegistrationClosed, started)
+			lh.caps = capsElement(lh.serverInfo())
 			s.local[h.Name] = lh
 			s.router.hosts[h.Name] = lh
 		case conf.HostHTTPComponent:
@@ -140,6 +145,8 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 	s.c2s = c2s.NewServer(c2s.Config{
 		Router:             (*c2sRouter)(s),
 		Accounts:           store,
+		Registrar:          (*registrar)(s),
+		ExtraFeatures:      s.extraFeatures,
 		TLS:                s.certs.TLSConfig(),
 		IsLocalHost:        func(d string) bool { _, ok := s.local[d]; return ok },
 		RequireTLS:         cfg.C2S.RequireTLS,
@@ -158,7 +165,46 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 // c2sRouter gives the c2s package the router and the session registry.
 type c2sRouter Server
 
-func (r *c2sRouter) Route(st *xmpp.Stanza) { r.router.Route(st) }
+// Route takes a stanza from a client: presence goes through the IM core
+// of the sender's host, a stanza to a contact the sender blocks is
+// refused (XEP-0191 §3.5), anything else is routed.
+func (r *c2sRouter) Route(st *xmpp.Stanza) {
+	h := r.local[st.From.Domain()]
+	if h == nil {
+		r.router.Route(st)
+		return
+	}
+	if !st.To.IsZero() && st.To.Bare() != st.From.Bare() && !st.IsError() && h.blocks(st.From.Local(), st.To) {
+		if st.Kind != xmpp.KindPresence {
+			reply := st.ErrorReply(blockedError())
+			reply.El.FindElement("error").AddChild(xmpp.NewElementNS(NSBlockingErr, "blocked"))
+			r.router.Route(reply)
+		}
+		return
+	}
+	if st.Kind == xmpp.KindPresence {
+		if s := h.session(st.From); s != nil {
+			h.outboundPresence(s, st)
+		}
+		return
+	}
+	r.router.Route(st)
+}
+
+// extraFeatures are the stream features of a local host that c2s only
+// announces: the server's entity capabilities, and after login roster
+// versioning and subscription pre-approval (RFC 6121 §2.6, §3.4).
+func (s *Server) extraFeatures(host string, authenticated bool) []*etree.Element {
+	h := s.local[host]
+	if h == nil {
+		return nil
+	}
+	out := []*etree.Element{h.caps}
+	if authenticated {
+		out = append(out, xmpp.NewElementNS(NSRosterVer, "ver"), xmpp.NewElementNS(NSPreApproval, "sub"))
+	}
+	return out
+}
 
 func (r *c2sRouter) Bind(sess *c2s.Session) error {
 	h, ok := r.local[sess.JID().Domain()]

@@ -96,7 +96,10 @@ func (s *Store) SetCredentials(ctx context.Context, host, username string, sha1,
 }
 
 // DeleteAccount removes username from host, with everything that belongs to
-// the account. The error wraps [ErrNotFound] when there is no such account.
+// the account: its roster and roster tombstones, offline messages, XML
+// documents, blocklist and last activity, in one transaction (the tables
+// of per-user data refer to accounts with ON DELETE CASCADE). The error
+// wraps [ErrNotFound] when there is no such account.
 func (s *Store) DeleteAccount(ctx context.Context, host, username string) error {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM accounts WHERE host = ? AND username = ?`, host, username)
 	if err := oneRow(res, err); err != nil {

@@ -1,6 +1,12 @@
 // Package storage is Parley's SQLite store: the one place where accounts,
-// and later rosters, offline messages, the message archive, PEP nodes and
-// rooms, are kept, together with the schema migrations that create them.
+// their rosters, offline messages, vCards and private XML, blocklists and
+// last activity, and registration invites, and later the message archive,
+// PEP nodes and rooms, are kept, together with the schema migrations that
+// create them.
+//
+// Everything a user has is scoped to (host, username) and belongs to the
+// account: writing it for a user without an account fails with
+// [ErrNotFound], and [Store.DeleteAccount] deletes it with the account.
 //
 // A [Store] is opened on one SQLite file (WAL mode, foreign keys on, a busy
 // timeout) or on ":memory:" for an ephemeral server, and is safe for use by

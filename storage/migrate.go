@@ -35,6 +35,91 @@ CREATE TABLE accounts (
 	PRIMARY KEY (host, username)
 ) WITHOUT ROWID;
 `)},
+	// Each user's data refers to the account and goes with it
+	// (DeleteAccount); a write for a user without an account fails with
+	// ErrNotFound instead of leaving data for a later account of that name.
+	{name: "roster, offline messages, xml documents, blocklist, last activity, invites", up: execSQL(`
+CREATE TABLE roster_version (
+	host     TEXT    NOT NULL,
+	username TEXT    NOT NULL,
+	ver      INTEGER NOT NULL CHECK (ver >= 0), -- bumped by every roster change
+	pruned   INTEGER NOT NULL DEFAULT 0,        -- the newest version of a pruned tombstone
+	PRIMARY KEY (host, username),
+	FOREIGN KEY (host, username) REFERENCES accounts (host, username) ON DELETE CASCADE
+) WITHOUT ROWID;
+
+CREATE TABLE roster_items (
+	host           TEXT    NOT NULL,
+	username       TEXT    NOT NULL,
+	jid            TEXT    NOT NULL CHECK (jid <> ''),
+	name           TEXT    NOT NULL,
+	subscription   TEXT    NOT NULL CHECK (subscription IN ('none', 'to', 'from', 'both')),
+	ask            INTEGER NOT NULL CHECK (ask IN (0, 1)),
+	pending_in     INTEGER NOT NULL CHECK (pending_in IN (0, 1)),
+	pending_in_xml TEXT    NOT NULL,
+	approved       INTEGER NOT NULL CHECK (approved IN (0, 1)),
+	groups_json    TEXT    NOT NULL, -- a JSON array of strings, sorted, no duplicates
+	ver            INTEGER NOT NULL, -- the roster version of the item's last change
+	PRIMARY KEY (host, username, jid),
+	FOREIGN KEY (host, username) REFERENCES accounts (host, username) ON DELETE CASCADE
+);
+CREATE INDEX roster_items_by_ver ON roster_items (host, username, ver);
+
+CREATE TABLE roster_tombstones (
+	host     TEXT    NOT NULL,
+	username TEXT    NOT NULL,
+	jid      TEXT    NOT NULL,
+	ver      INTEGER NOT NULL, -- the roster version that removed jid
+	PRIMARY KEY (host, username, jid),
+	FOREIGN KEY (host, username) REFERENCES accounts (host, username) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX roster_tombstones_by_ver ON roster_tombstones (host, username, ver);
+
+CREATE TABLE offline_messages (
+	seq      INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused, so increasing per user
+	host     TEXT    NOT NULL,
+	username TEXT    NOT NULL,
+	stanza   BLOB    NOT NULL,
+	stored   INTEGER NOT NULL, -- Unix time in nanoseconds
+	FOREIGN KEY (host, username) REFERENCES accounts (host, username) ON DELETE CASCADE
+);
+CREATE INDEX offline_messages_by_user ON offline_messages (host, username, seq);
+
+CREATE TABLE xml_documents (
+	host     TEXT NOT NULL,
+	username TEXT NOT NULL,
+	kind     TEXT NOT NULL CHECK (kind <> ''), -- "vcard", "private"
+	doc_key  TEXT NOT NULL,                    -- "" for a vCard, the namespace for private XML
+	xml      BLOB NOT NULL,
+	PRIMARY KEY (host, username, kind, doc_key),
+	FOREIGN KEY (host, username) REFERENCES accounts (host, username) ON DELETE CASCADE
+);
+
+CREATE TABLE blocklist (
+	host     TEXT NOT NULL,
+	username TEXT NOT NULL,
+	jid      TEXT NOT NULL CHECK (jid <> ''),
+	PRIMARY KEY (host, username, jid),
+	FOREIGN KEY (host, username) REFERENCES accounts (host, username) ON DELETE CASCADE
+) WITHOUT ROWID;
+
+CREATE TABLE last_activity (
+	host     TEXT    NOT NULL,
+	username TEXT    NOT NULL,
+	at       INTEGER NOT NULL, -- Unix time in nanoseconds
+	status   TEXT    NOT NULL,
+	PRIMARY KEY (host, username),
+	FOREIGN KEY (host, username) REFERENCES accounts (host, username) ON DELETE CASCADE
+) WITHOUT ROWID;
+
+CREATE TABLE invites (
+	host       TEXT    NOT NULL CHECK (host <> ''),
+	token_hash BLOB    NOT NULL, -- SHA-256 of the token: the token itself is a secret
+	expires    INTEGER NOT NULL, -- Unix time in nanoseconds
+	used       INTEGER,          -- Unix time in nanoseconds; NULL while unused
+	PRIMARY KEY (host, token_hash)
+) WITHOUT ROWID;
+`)},
 }
 
 // execSQL returns a migration step that executes stmts, which may hold

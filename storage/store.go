@@ -35,6 +35,10 @@ const busyTimeoutMillis = 5000
 type Store struct {
 	db   *sql.DB
 	path string
+
+	// tombstonesKept is how many roster tombstones a user keeps for
+	// RosterSince; Open sets it to rosterTombstonesKept, tests lower it.
+	tombstonesKept int
 }
 
 // Open opens the SQLite database at path, creating the file and its parent
@@ -62,7 +66,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
-	return &Store{db: db, path: path}, nil
+	return &Store{db: db, path: path, tombstonesKept: rosterTombstonesKept}, nil
 }
 
 // openDB returns a pool for path with the connection settings of Open.

@@ -29,6 +29,9 @@ Commands:
 	user passwd [-c file] jid    change the password of an account, read the same way
 	user del [-c file] jid       delete an account and everything it owns
 	user list [-c file] [host]   list the accounts, of one host or of all, one per line
+	invite [-c file] [-ttl d] host
+	                             make a single-use registration token for a host
+	                             with registration = "invite"
 	version                      print the versions of Parley and Go
 	help                         print this help
 
@@ -61,6 +64,8 @@ func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return check(args[1:], stdout, stderr)
 	case "user":
 		return user(args[1:], stdin, stdout, stderr)
+	case "invite":
+		return invite(args[1:], stdout, stderr)
 	case "version":
 		return version(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":

@@ -1,0 +1,204 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/parley-im/parley/server/subscription"
+	"github.com/parley-im/parley/storage"
+	"github.com/parley-im/parley/xmpp"
+)
+
+// kindSubRequest is the per-user XML document kind that keeps inbound
+// subscription requests waiting for an answer, keyed by the contact's bare
+// JID: they are not roster items (RFC 6121 §3.1.3) and are redelivered at
+// each login until answered.
+const kindSubRequest = "subreq"
+
+// account is the state of a user with at least one bound session, kept in
+// memory so that routing never waits on the disk: read from the store at
+// the first bind, written back on every change.
+type account struct {
+	local string
+	bare  xmpp.JID
+
+	// loadOnce loads roster, pending requests and blocklist; loadErr is
+	// what it met.
+	loadOnce sync.Once
+	loadErr  error
+
+	// mu guards everything below. It is never held while routing (a
+	// route may lock another account) and is taken after the host's mu,
+	// never before it.
+	mu       sync.Mutex
+	roster   map[xmpp.JID]*storage.RosterItem
+	ver      int64
+	pending  map[xmpp.JID][]byte // inbound subscribe stanzas waiting for an answer
+	blocked  map[xmpp.JID]bool
+	sessions map[Session]*sessState
+}
+
+// sessState is what the IM core keeps of one session.
+type sessState struct {
+	presence *xmpp.Stanza      // the last available broadcast presence; nil while unavailable
+	directed map[xmpp.JID]bool // who got directed available presence (RFC 6121 §4.6)
+	roster   bool              // asked for the roster: gets roster pushes
+	blocking bool              // asked for the blocklist: gets block pushes
+}
+
+func newAccount(local, host string) *account {
+	bare, _ := xmpp.New(local, host, "")
+	return &account{local: local, bare: bare, sessions: make(map[Session]*sessState)}
+}
+
+// load reads the user's data once.
+func (a *account) load(h *localHost) error {
+	a.loadOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		roster, ver, pending, blocked, err := h.readUser(ctx, a.local)
+		a.mu.Lock()
+		a.roster, a.ver, a.pending, a.blocked, a.loadErr = roster, ver, pending, blocked, err
+		a.mu.Unlock()
+	})
+	return a.loadErr
+}
+
+// readUser reads what the IM core keeps of a user from the store.
+func (h *localHost) readUser(ctx context.Context, local string) (map[xmpp.JID]*storage.RosterItem, int64, map[xmpp.JID][]byte, map[xmpp.JID]bool, error) {
+	items, ver, err := h.store.Roster(ctx, h.name, local)
+	if err != nil {
+		return nil, 0, nil, nil, err
+	}
+	roster := make(map[xmpp.JID]*storage.RosterItem, len(items))
+	for i := range items {
+		if j, err := xmpp.Parse(items[i].JID); err == nil {
+			roster[j] = &items[i]
+		}
+	}
+	docs, err := h.store.XMLDocs(ctx, h.name, local, kindSubRequest)
+	if err != nil {
+		return nil, 0, nil, nil, err
+	}
+	pending := make(map[xmpp.JID][]byte, len(docs))
+	for k, v := range docs {
+		if j, err := xmpp.Parse(k); err == nil {
+			pending[j] = v
+		}
+	}
+	list, err := h.store.BlockList(ctx, h.name, local)
+	if err != nil {
+		return nil, 0, nil, nil, err
+	}
+	blocked := make(map[xmpp.JID]bool, len(list))
+	for _, s := range list {
+		if j, err := xmpp.Parse(s); err == nil {
+			blocked[j] = true
+		}
+	}
+	return roster, ver, pending, blocked, nil
+}
+
+// state returns the subscription state of contact; a.mu must be held.
+func (a *account) state(contact xmpp.JID) (subscription.State, bool) {
+	it, ok := a.roster[contact]
+	_, pending := a.pending[contact]
+	if !ok {
+		return subscription.State{PendingIn: pending}, false
+	}
+	sub, _ := subscription.ParseSub(it.Subscription)
+	return subscription.State{Sub: sub, PendingOut: it.Ask, PendingIn: pending || it.PendingIn, Approved: it.Approved}, true
+}
+
+// isBlocked reports whether a blocks j: its full JID, bare JID, domain or
+// domain/resource is on the list (XEP-0191 with XEP-0016's matching). a.mu
+// must be held.
+func (a *account) isBlocked(j xmpp.JID) bool {
+	if len(a.blocked) == 0 || j.IsZero() {
+		return false
+	}
+	if a.blocked[j] || a.blocked[j.Bare()] || a.blocked[j.DomainJID()] {
+		return true
+	}
+	if j.Resource() != "" {
+		if dr, err := j.DomainJID().WithResource(j.Resource()); err == nil && a.blocked[dr] {
+			return true
+		}
+	}
+	return false
+}
+
+// subscribedFrom lists the contacts that receive the user's presence;
+// a.mu must be held.
+func (a *account) subscribedFrom() []xmpp.JID {
+	var out []xmpp.JID
+	for j, it := range a.roster {
+		if it.Subscription == "from" || it.Subscription == "both" {
+			out = append(out, j)
+		}
+	}
+	sort.Slice(out, func(i, k int) bool { return out[i].String() < out[k].String() })
+	return out
+}
+
+// subscribedTo lists the contacts whose presence the user receives;
+// a.mu must be held.
+func (a *account) subscribedTo() []xmpp.JID {
+	var out []xmpp.JID
+	for j, it := range a.roster {
+		if it.Subscription == "to" || it.Subscription == "both" {
+			out = append(out, j)
+		}
+	}
+	sort.Slice(out, func(i, k int) bool { return out[i].String() < out[k].String() })
+	return out
+}
+
+// available returns the sessions with available presence and that
+// presence; a.mu must be held.
+func (a *account) available() []sessPresence {
+	var out []sessPresence
+	for s, ss := range a.sessions {
+		if ss.presence != nil {
+			out = append(out, sessPresence{s, ss.presence})
+		}
+	}
+	sort.Slice(out, func(i, k int) bool { return out[i].s.JID().String() < out[k].s.JID().String() })
+	return out
+}
+
+type sessPresence struct {
+	s        Session
+	presence *xmpp.Stanza
+}
+
+// userData returns the account of an online user, loaded, or, for a user
+// with no session, a fresh copy read from the store (nil when the user has
+// no account). An offline copy is not kept: writes go to the store.
+func (h *localHost) userData(local string) *account {
+	h.mu.RLock()
+	a := h.users[local]
+	h.mu.RUnlock()
+	if a != nil {
+		if err := a.load(h); err != nil {
+			h.log.Error("local: load user", "user", local, "err", err)
+			return nil
+		}
+		return a
+	}
+	if !h.exists(local) {
+		return nil
+	}
+	a = newAccount(local, h.name)
+	if err := a.load(h); err != nil {
+		h.log.Error("local: load user", "user", local, "err", err)
+		return nil
+	}
+	return a
+}
+
+// errNoUser is returned for a user who has no account.
+var errNoUser = errors.New("no such user")

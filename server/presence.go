@@ -1,0 +1,357 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/parley-im/parley/server/subscription"
+	"github.com/parley-im/parley/storage"
+	"github.com/parley-im/parley/xmpp"
+)
+
+// newPresence builds a presence of type typ ("" for available).
+func newPresence(typ string, from, to xmpp.JID) *xmpp.Stanza {
+	el := etree.NewElement("presence")
+	if typ != "" {
+		el.CreateAttr("type", typ)
+	}
+	st := &xmpp.Stanza{El: el, Kind: xmpp.KindPresence, Type: typ}
+	st.SetFrom(from)
+	st.SetTo(to)
+	return st
+}
+
+// readdress returns a copy of st sent to to.
+func readdress(st *xmpp.Stanza, from, to xmpp.JID) *xmpp.Stanza {
+	c := st.Copy()
+	c.SetFrom(from)
+	c.SetTo(to)
+	return c
+}
+
+// outboundPresence handles a presence a user's session sent (RFC 6121 §3,
+// §4): broadcast, directed, or a subscription stanza.
+func (h *localHost) outboundPresence(s Session, st *xmpp.Stanza) {
+	a := h.online(st.From.Local())
+	if a == nil || a.load(h) != nil {
+		return
+	}
+	switch st.Type {
+	case "", "unavailable":
+		if st.To.IsZero() {
+			a.mu.Lock()
+			ss := a.sessions[s]
+			a.mu.Unlock()
+			if ss != nil {
+				h.broadcastPresence(a, s, ss, st)
+			}
+			return
+		}
+		// Directed presence (§4.6): remembered, so that the recipient
+		// learns when the user goes offline.
+		a.mu.Lock()
+		if ss := a.sessions[s]; ss != nil {
+			if st.Type == "" {
+				if ss.directed == nil {
+					ss.directed = make(map[xmpp.JID]bool)
+				}
+				ss.directed[st.To] = true
+			} else {
+				delete(ss.directed, st.To)
+			}
+		}
+		a.mu.Unlock()
+		h.router.Route(st)
+	case subscription.Subscribe, subscription.Subscribed, subscription.Unsubscribe, subscription.Unsubscribed:
+		h.outboundSubscription(a, st)
+	case "error":
+		h.router.Route(st)
+	}
+	// A probe from a client is not its to send (§4.3): dropped.
+}
+
+// broadcastPresence sends the session's presence where it belongs
+// (§4.2, §4.4, §4.5) and records it. On the session's first available
+// presence it also probes the contacts, shows the new resource the
+// presence of the user's others, and delivers what waited: offline
+// messages and subscription requests.
+func (h *localHost) broadcastPresence(a *account, s Session, ss *sessState, st *xmpp.Stanza) {
+	from := s.JID()
+	available := st.Type == ""
+	a.mu.Lock()
+	initial := available && ss.presence == nil
+	var targets []xmpp.JID
+	for _, c := range a.subscribedFrom() {
+		if !a.isBlocked(c) {
+			targets = append(targets, c)
+		}
+	}
+	for j := range ss.directed {
+		targets = append(targets, j)
+	}
+	var own, others []sessPresence
+	for o, os := range a.sessions {
+		if os.presence != nil || o == s {
+			own = append(own, sessPresence{o, os.presence})
+		}
+		if o != s && os.presence != nil {
+			others = append(others, sessPresence{o, os.presence})
+		}
+	}
+	var probes []xmpp.JID
+	var requests [][]byte
+	if available {
+		ss.presence = st.Copy()
+		if initial {
+			probes = a.subscribedTo()
+			for _, req := range a.pending {
+				requests = append(requests, req)
+			}
+		}
+	} else {
+		ss.presence = nil
+		ss.directed = nil
+	}
+	a.mu.Unlock()
+
+	prio := presencePriority(st)
+	s.SetPresence(available, prio)
+	seen := make(map[xmpp.JID]bool, len(targets))
+	for _, to := range targets {
+		if !seen[to] {
+			seen[to] = true
+			h.router.Route(readdress(st, from, to))
+		}
+	}
+	// The user's own resources see it, the sender included (§4.2.2).
+	for _, o := range own {
+		h.router.deliver(o.s, readdress(st, from, o.s.JID()))
+	}
+	if !initial {
+		return
+	}
+	for _, o := range others {
+		h.router.deliver(s, readdress(o.presence, o.s.JID(), from))
+	}
+	for _, c := range probes {
+		h.router.Route(newPresence("probe", a.bare, c))
+	}
+	for _, req := range requests {
+		if r, err := parseStanza(req); err == nil {
+			h.router.deliver(s, r)
+		}
+	}
+	if prio >= 0 {
+		h.deliverOffline(a.local, s)
+	}
+}
+
+// inboundPresence handles a presence addressed to a local user's bare JID
+// (or a subscription stanza or probe to a full JID).
+func (h *localHost) inboundPresence(st *xmpp.Stanza) {
+	local := st.To.Local()
+	switch st.Type {
+	case "", "unavailable":
+		if st.To.Resource() != "" {
+			if s := h.session(st.To); s != nil {
+				h.router.deliver(s, st)
+			}
+			return
+		}
+		for _, s := range h.sessions(local) {
+			if s.Available() {
+				h.router.deliver(s, st)
+			}
+		}
+	case "probe":
+		h.answerProbe(st)
+	case subscription.Subscribe, subscription.Subscribed, subscription.Unsubscribe, subscription.Unsubscribed:
+		h.inboundSubscription(st)
+	}
+}
+
+// answerProbe answers a probe (§4.3.2): the presence of each available
+// resource to a contact with a subscription from the user, unavailable
+// when there is none, unsubscribed to anyone else.
+func (h *localHost) answerProbe(st *xmpp.Stanza) {
+	contact := st.From.Bare()
+	a := h.userData(st.To.Local())
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	state, _ := a.state(contact)
+	blocked := a.isBlocked(st.From)
+	avail := a.available()
+	a.mu.Unlock()
+	if blocked {
+		return
+	}
+	if state.Sub != subscription.From && state.Sub != subscription.Both {
+		h.router.Route(newPresence(subscription.Unsubscribed, a.bare, st.From))
+		return
+	}
+	if len(avail) == 0 {
+		h.router.Route(newPresence("unavailable", a.bare, st.From))
+		return
+	}
+	for _, p := range avail {
+		h.router.Route(readdress(p.presence, p.s.JID(), st.From))
+	}
+}
+
+// outboundSubscription applies RFC 6121 Appendix A.2 to a subscription
+// stanza the user sent.
+func (h *localHost) outboundSubscription(a *account, st *xmpp.Stanza) {
+	contact := st.To.Bare()
+	if contact.IsZero() || contact == a.bare {
+		return
+	}
+	a.mu.Lock()
+	state, exists := a.state(contact)
+	out := subscription.ApplyOutbound(state, st.Type)
+	push, err := h.saveState(a, contact, exists, out.Next, out.Push)
+	avail := a.available()
+	a.mu.Unlock()
+	if err != nil {
+		h.log.Error("local: roster write", "user", a.local, "err", err)
+		h.router.Bounce(st, xmpp.NewStanzaError(xmpp.InternalServerError, ""))
+		return
+	}
+	if out.SendUnavailable {
+		for _, p := range avail {
+			h.router.Route(newPresence("unavailable", p.s.JID(), contact))
+		}
+	}
+	if out.Route {
+		// Subscription stanzas travel between bare JIDs (§3.1.2).
+		h.router.Route(readdress(st, a.bare, contact))
+	}
+	if out.SendPresence {
+		for _, p := range avail {
+			h.router.Route(readdress(p.presence, p.s.JID(), contact))
+		}
+	}
+	h.pushItem(a, push)
+}
+
+// inboundSubscription applies RFC 6121 Appendix A.3 to a subscription
+// stanza a contact sent the user.
+func (h *localHost) inboundSubscription(st *xmpp.Stanza) {
+	contact := st.From.Bare()
+	a := h.userData(st.To.Local())
+	if a == nil || contact.IsZero() {
+		if st.Type == subscription.Subscribe && a == nil && h.exists(st.To.Local()) == false {
+			// §3.1.3: a request for no user is answered unsubscribed.
+			h.router.Route(newPresence(subscription.Unsubscribed, st.To.Bare(), st.From.Bare()))
+		}
+		return
+	}
+	a.mu.Lock()
+	state, exists := a.state(contact)
+	in := subscription.ApplyInbound(state, st.Type, exists)
+	push, err := h.saveState(a, contact, exists, in.Next, in.Push)
+	if err == nil && in.Next.PendingIn != state.PendingIn {
+		err = h.savePending(a, contact, in.Next.PendingIn, st)
+	}
+	avail := a.available()
+	a.mu.Unlock()
+	if err != nil {
+		h.log.Error("local: roster write", "user", a.local, "err", err)
+		return
+	}
+	if in.Deliver {
+		for _, p := range avail {
+			h.router.deliver(p.s, readdress(st, contact, a.bare))
+		}
+	}
+	if in.AutoReply != "" {
+		h.router.Route(newPresence(in.AutoReply, a.bare, contact))
+	}
+	if in.SendPresence {
+		for _, p := range avail {
+			h.router.Route(readdress(p.presence, p.s.JID(), contact))
+		}
+	}
+	if in.SendUnavailable {
+		for _, p := range avail {
+			h.router.Route(newPresence("unavailable", p.s.JID(), contact))
+		}
+	}
+	h.pushItem(a, push)
+}
+
+// saveState writes a contact's new subscription state; a.mu must be held.
+// It returns the item to push, nil for none.
+func (h *localHost) saveState(a *account, contact xmpp.JID, exists bool, next subscription.State, changed bool) (*storage.RosterItem, error) {
+	if !changed {
+		if exists {
+			// Keep PendingIn in step even when nothing visible changed.
+			a.roster[contact].PendingIn = next.PendingIn
+		}
+		return nil, nil
+	}
+	item := storage.RosterItem{JID: contact.String()}
+	if old := a.roster[contact]; old != nil {
+		item = *old
+	} else if len(a.roster) >= h.limits.roster {
+		return nil, errRosterFull
+	}
+	item.Subscription = next.Sub.String()
+	item.Ask = next.PendingOut
+	item.PendingIn = next.PendingIn
+	item.Approved = next.Approved
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ver, err := h.store.PutRosterItem(ctx, h.name, a.local, item)
+	if err != nil {
+		return nil, err
+	}
+	item.Ver = ver
+	if a.roster != nil {
+		a.roster[contact] = &item
+		a.ver = ver
+	}
+	return &item, nil
+}
+
+// savePending keeps or forgets an inbound subscription request; a.mu must
+// be held.
+func (h *localHost) savePending(a *account, contact xmpp.JID, pending bool, st *xmpp.Stanza) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if !pending {
+		delete(a.pending, contact)
+		return h.store.DeleteXML(ctx, h.name, a.local, kindSubRequest, contact.String())
+	}
+	req := readdress(st, contact, a.bare)
+	data := serializeStanza(req)
+	if a.pending != nil {
+		a.pending[contact] = data
+	}
+	return h.store.PutXML(ctx, h.name, a.local, kindSubRequest, contact.String(), data)
+}
+
+// serializeStanza renders a stanza for storage.
+func serializeStanza(st *xmpp.Stanza) []byte {
+	var buf bytes.Buffer
+	w := xmpp.NewWriter(&buf)
+	_ = w.WriteElement(st.El)
+	_ = w.Flush()
+	return buf.Bytes()
+}
+
+// parseStanza reads a stored stanza back.
+func parseStanza(data []byte) (*xmpp.Stanza, error) {
+	r := xmpp.NewReader(bytes.NewReader(append([]byte("<stream:stream xmlns='jabber:client' xmlns:stream='"+xmpp.NSStream+"'>"), data...)), xmpp.Limits{MaxStanza: 1 << 20})
+	if _, err := r.ReadHeader(); err != nil {
+		return nil, err
+	}
+	el, err := r.ReadElement()
+	if err != nil {
+		return nil, err
+	}
+	return xmpp.NewStanza(el)
+}

@@ -1,0 +1,362 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/parley-im/parley/c2s/sasl"
+	"github.com/parley-im/parley/storage"
+	"github.com/parley-im/parley/xmpp"
+)
+
+// Namespaces of the services a local host answers.
+const (
+	NSBlocking     = "urn:xmpp:blocking"
+	NSBlockingErr  = "urn:xmpp:blocking:errors"
+	NSVCard        = "vcard-temp"
+	NSPrivate      = "jabber:iq:private"
+	NSLast         = "jabber:iq:last"
+	NSRegister     = "jabber:iq:register"
+	NSOffline      = "msgoffline"
+	NSDataForms    = "jabber:x:data"
+	NSServerInfo   = "http://jabber.org/network/serverinfo"
+	NSRosterVer    = "urn:xmpp:features:rosterver"
+	NSPreApproval  = "urn:xmpp:features:pre-approval"
+	kindVCard      = "vcard"
+	kindPrivate    = "private"
+	maxPrivateSize = 64 << 10
+)
+
+// own reports whether st comes from the account it addresses.
+func own(st *xmpp.Stanza) bool {
+	return st.To.IsZero() || st.To.Bare() == st.From.Bare()
+}
+
+func storeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 10*time.Second)
+}
+
+// accountServices are the iqs the server answers for a user's bare JID.
+func (h *localHost) accountServices() *iqMux {
+	m := newIQMux()
+	m.handle("get", xmpp.NSDiscoInfo, "query", xmpp.NSDiscoInfo, nil)
+	m.handle("get", xmpp.NSPing, "ping", xmpp.NSPing, func(*xmpp.Stanza) (*etree.Element, error) { return nil, nil })
+	ownOnly := func(f IQHandler) IQHandler {
+		return func(st *xmpp.Stanza) (*etree.Element, error) {
+			if !own(st) {
+				return nil, xmpp.NewStanzaError(xmpp.Forbidden, "only the account itself may do this")
+			}
+			return f(st)
+		}
+	}
+	m.handle("get", NSRoster, "query", "", ownOnly(h.rosterGet))
+	m.handle("set", NSRoster, "query", "", ownOnly(h.rosterSet))
+	m.handle("get", NSBlocking, "blocklist", "", ownOnly(h.blocklistGet))
+	m.handle("set", NSBlocking, "block", "", ownOnly(func(st *xmpp.Stanza) (*etree.Element, error) { return h.blockSet(st, true) }))
+	m.handle("set", NSBlocking, "unblock", "", ownOnly(func(st *xmpp.Stanza) (*etree.Element, error) { return h.blockSet(st, false) }))
+	m.handle("get", NSVCard, "vCard", "", h.vcardGet)
+	m.handle("set", NSVCard, "vCard", "", ownOnly(h.vcardSet))
+	m.handle("get", NSPrivate, "query", "", ownOnly(h.privateGet))
+	m.handle("set", NSPrivate, "query", "", ownOnly(h.privateSet))
+	m.handle("get", NSLast, "query", "", h.lastGet)
+	m.handle("set", NSRegister, "query", "", ownOnly(h.registerSet))
+	m.handlers[iqKey{"get", xmpp.NSDiscoInfo, "query"}] = discoInfo(m, "account", "registered", "", nil)
+	return m
+}
+
+// blocklistGet answers XEP-0191's blocklist request.
+func (h *localHost) blocklistGet(st *xmpp.Stanza) (*etree.Element, error) {
+	a := h.online(st.From.Local())
+	if a == nil || a.load(h) != nil {
+		return nil, xmpp.NewStanzaError(xmpp.InternalServerError, "")
+	}
+	s := h.session(st.From)
+	q := xmpp.NewElementNS(NSBlocking, "blocklist")
+	a.mu.Lock()
+	if ss := a.sessions[s]; ss != nil {
+		ss.blocking = true
+	}
+	var list []string
+	for j := range a.blocked {
+		list = append(list, j.String())
+	}
+	a.mu.Unlock()
+	sortStrings(list)
+	for _, j := range list {
+		q.CreateElement("item").CreateAttr("jid", j)
+	}
+	return q, nil
+}
+
+// blockSet blocks or unblocks (XEP-0191 §3.3, §3.4): stored, pushed to the
+// resources that asked for the list, and presence is withdrawn from newly
+// blocked contacts and sent again to unblocked ones.
+func (h *localHost) blockSet(st *xmpp.Stanza, block bool) (*etree.Element, error) {
+	var jids []xmpp.JID
+	for _, it := range st.Payload().SelectElements("item") {
+		j, err := xmpp.Parse(it.SelectAttrValue("jid", ""))
+		if err != nil || j.IsZero() {
+			return nil, xmpp.NewStanzaError(xmpp.JIDMalformed, "an item's jid is not valid")
+		}
+		jids = append(jids, j)
+	}
+	if block && len(jids) == 0 {
+		return nil, xmpp.NewStanzaError(xmpp.BadRequest, "block at least one jid")
+	}
+	a := h.online(st.From.Local())
+	if a == nil || a.load(h) != nil {
+		return nil, xmpp.NewStanzaError(xmpp.InternalServerError, "")
+	}
+	a.mu.Lock()
+	if !block && len(jids) == 0 {
+		for j := range a.blocked {
+			jids = append(jids, j)
+		}
+	}
+	strs := make([]string, len(jids))
+	for i, j := range jids {
+		strs[i] = j.String()
+	}
+	ctx, cancel := storeCtx()
+	var err error
+	if block {
+		err = h.store.Block(ctx, h.name, a.local, strs)
+	} else {
+		err = h.store.Unblock(ctx, h.name, a.local, strs)
+	}
+	cancel()
+	if err == nil {
+		for _, j := range jids {
+			if block {
+				a.blocked[j] = true
+			} else {
+				delete(a.blocked, j)
+			}
+		}
+	}
+	avail := a.available()
+	from := a.subscribedFrom()
+	var targets []Session
+	for s, ss := range a.sessions {
+		if ss.blocking {
+			targets = append(targets, s)
+		}
+	}
+	a.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range from {
+		for _, j := range jids {
+			if c != j && c.Domain() != j.String() && c != j.Bare() {
+				continue
+			}
+			for _, p := range avail {
+				if block {
+					h.router.Route(newPresence("unavailable", p.s.JID(), c))
+				} else {
+					h.router.Route(readdress(p.presence, p.s.JID(), c))
+				}
+			}
+		}
+	}
+	for _, s := range targets {
+		push := xmpp.NewElementNS(NSBlocking, st.Payload().Tag)
+		if len(st.Payload().SelectElements("item")) > 0 {
+			for _, j := range strs {
+				push.CreateElement("item").CreateAttr("jid", j)
+			}
+		}
+		h.router.deliver(s, xmpp.NewIQ("set", "block-"+strconv.FormatUint(pushSeq.Add(1), 36), a.bare, s.JID(), push))
+	}
+	return nil, nil
+}
+
+// blockedError is the error a user gets for writing to a contact they
+// block (XEP-0191 §3.5).
+func blockedError() *xmpp.StanzaError {
+	return xmpp.NewStanzaError(xmpp.NotAcceptable, "you block this contact; unblock it first")
+}
+
+// vcardGet answers anyone's request for a user's vCard (XEP-0054).
+func (h *localHost) vcardGet(st *xmpp.Stanza) (*etree.Element, error) {
+	target := st.To.Bare()
+	if st.To.IsZero() {
+		target = st.From.Bare()
+	}
+	ctx, cancel := storeCtx()
+	defer cancel()
+	data, err := h.store.XML(ctx, h.name, target.Local(), kindVCard, "")
+	if errors.Is(err, storage.ErrNotFound) {
+		return xmpp.NewElementNS(NSVCard, "vCard"), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return parseElement(data)
+}
+
+// vcardSet stores the user's own vCard.
+func (h *localHost) vcardSet(st *xmpp.Stanza) (*etree.Element, error) {
+	data := serializeElement(st.Payload())
+	if len(data) > maxPrivateSize {
+		return nil, xmpp.NewStanzaError(xmpp.NotAcceptable, "the vCard is larger than 64 KiB")
+	}
+	ctx, cancel := storeCtx()
+	defer cancel()
+	return nil, h.store.PutXML(ctx, h.name, st.From.Local(), kindVCard, "", data)
+}
+
+// privateGet answers XEP-0049: the stored element of the asked namespace,
+// or the empty element itself.
+func (h *localHost) privateGet(st *xmpp.Stanza) (*etree.Element, error) {
+	kids := st.Payload().ChildElements()
+	if len(kids) != 1 {
+		return nil, xmpp.NewStanzaError(xmpp.BadRequest, "ask for exactly one element")
+	}
+	ns := xmpp.NS(kids[0])
+	if ns == "" || ns == NSPrivate || ns == xmpp.NSClient {
+		return nil, xmpp.NewStanzaError(xmpp.NotAcceptable, "the element needs a namespace of its own")
+	}
+	q := xmpp.NewElementNS(NSPrivate, "query")
+	ctx, cancel := storeCtx()
+	defer cancel()
+	data, err := h.store.XML(ctx, h.name, st.From.Local(), kindPrivate, ns)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		q.AddChild(kids[0].Copy())
+	case err != nil:
+		return nil, err
+	default:
+		el, err := parseElement(data)
+		if err != nil {
+			return nil, err
+		}
+		q.AddChild(el)
+	}
+	return q, nil
+}
+
+// privateSet stores one element per namespace (XEP-0049).
+func (h *localHost) privateSet(st *xmpp.Stanza) (*etree.Element, error) {
+	kids := st.Payload().ChildElements()
+	if len(kids) == 0 {
+		return nil, xmpp.NewStanzaError(xmpp.BadRequest, "store at least one element")
+	}
+	ctx, cancel := storeCtx()
+	defer cancel()
+	for _, k := range kids {
+		ns := xmpp.NS(k)
+		if ns == "" || ns == NSPrivate || ns == xmpp.NSClient {
+			return nil, xmpp.NewStanzaError(xmpp.NotAcceptable, "each element needs a namespace of its own")
+		}
+		c := k.Copy()
+		if c.SelectAttr("xmlns") == nil {
+			c.CreateAttr("xmlns", ns)
+		}
+		data := serializeElement(c)
+		if len(data) > maxPrivateSize {
+			return nil, xmpp.NewStanzaError(xmpp.NotAcceptable, "an element is larger than 64 KiB")
+		}
+		if err := h.store.PutXML(ctx, h.name, st.From.Local(), kindPrivate, ns, data); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
+}
+
+// lastGet answers XEP-0012 for a user: 0 while online, else the time since
+// the last session ended; only to contacts with a subscription from the
+// user, and to the user.
+func (h *localHost) lastGet(st *xmpp.Stanza) (*etree.Element, error) {
+	target := st.To.Bare()
+	if st.To.IsZero() {
+		target = st.From.Bare()
+	}
+	if target != st.From.Bare() {
+		a := h.userData(target.Local())
+		if a == nil {
+			return nil, xmpp.NewStanzaError(xmpp.ServiceUnavailable, "")
+		}
+		a.mu.Lock()
+		state, _ := a.state(st.From.Bare())
+		a.mu.Unlock()
+		if state.Sub.String() != "from" && state.Sub.String() != "both" {
+			return nil, xmpp.NewStanzaError(xmpp.Forbidden, "")
+		}
+	}
+	q := xmpp.NewElementNS(NSLast, "query")
+	for _, s := range h.sessions(target.Local()) {
+		if s.Available() {
+			q.CreateAttr("seconds", "0")
+			return q, nil
+		}
+	}
+	ctx, cancel := storeCtx()
+	defer cancel()
+	at, status, err := h.store.LastActivity(ctx, h.name, target.Local())
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, xmpp.NewStanzaError(xmpp.ItemNotFound, "")
+	}
+	if err != nil {
+		return nil, err
+	}
+	q.CreateAttr("seconds", strconv.FormatInt(int64(time.Since(at).Seconds()), 10))
+	if status != "" {
+		q.SetText(status)
+	}
+	return q, nil
+}
+
+// registerSet changes the user's password or removes the account
+// (XEP-0077 §3.2, §3.3).
+func (h *localHost) registerSet(st *xmpp.Stanza) (*etree.Element, error) {
+	q := st.Payload()
+	ctx, cancel := storeCtx()
+	defer cancel()
+	if q.SelectElement("remove") != nil {
+		if err := h.store.DeleteAccount(ctx, h.name, st.From.Local()); err != nil {
+			return nil, err
+		}
+		h.router.Route(st.Result(nil))
+		for _, s := range h.sessions(st.From.Local()) {
+			s.Close(xmpp.NewStreamError(xmpp.StreamNotAuthorized, "the account was removed"))
+		}
+		return nil, errAnswered
+	}
+	user, pass := "", ""
+	if u := q.SelectElement("username"); u != nil {
+		user = u.Text()
+	}
+	if p := q.SelectElement("password"); p != nil {
+		pass = p.Text()
+	}
+	if local, err := xmpp.NormalizeLocal(user); err != nil || local != st.From.Local() || pass == "" {
+		return nil, xmpp.NewStanzaError(xmpp.BadRequest, "give your own username and a new password")
+	}
+	k1, k256, err := sasl.NewKeys(pass, h.iterations)
+	if err != nil {
+		return nil, xmpp.NewStanzaError(xmpp.NotAcceptable, "the password is not valid: "+err.Error())
+	}
+	return nil, h.store.SetCredentials(ctx, h.name, st.From.Local(), k1, k256)
+}
+
+// serializeElement renders an element for storage.
+func serializeElement(el *etree.Element) []byte {
+	return serializeStanza(&xmpp.Stanza{El: el})
+}
+
+// parseElement reads a stored element back.
+func parseElement(data []byte) (*etree.Element, error) {
+	st, err := parseStanza(data)
+	if st != nil && st.El != nil {
+		return st.El, nil
+	}
+	return nil, err
+}
+
+func sortStrings(s []string) { sort.Strings(s) }
