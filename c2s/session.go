@@ -50,7 +50,14 @@ type Session struct {
 	token    string   // a checked invite token (XEP-0401 preauth)
 	sent     bool     // our stream header for the current stream is out
 
-	queue      chan *etree.Element
+	// The outbound queue: a slice that grows only while stanzas wait, so
+	// an idle session holds no queue memory, and a one-slot channel that
+	// wakes the writer. qmu guards queue; it is held only to append or to
+	// take the whole batch.
+	qmu        sync.Mutex
+	queue      []*etree.Element
+	spare      []*etree.Element // the last batch's array, reused when small
+	wake       chan struct{}
 	writing    bool          // the writer goroutine runs; reader-owned
 	writerDone chan struct{} // closed when the writer goroutine exits
 
@@ -69,7 +76,7 @@ func newSession(srv *Server, conn net.Conn, directTLS bool) *Session {
 		id:         id,
 		log:        srv.cfg.Logger.With("session", id, "remote", conn.RemoteAddr().String()),
 		conn:       conn,
-		queue:      make(chan *etree.Element, srv.cfg.Queue),
+		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 		closing:    make(chan struct{}),
 	}
@@ -115,12 +122,43 @@ func (s *Session) Deliver(el *etree.Element) bool {
 		return false
 	default:
 	}
-	select {
-	case s.queue <- el:
-		return true
-	default:
+	s.qmu.Lock()
+	if len(s.queue) >= s.srv.cfg.Queue {
+		s.qmu.Unlock()
 		return false
 	}
+	s.queue = append(s.queue, el)
+	s.qmu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+		// The writer is already due to look.
+	}
+	return true
+}
+
+// takeBatch removes and returns everything queued.
+func (s *Session) takeBatch() []*etree.Element {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	batch := s.queue
+	s.queue = s.spare[:0]
+	s.spare = nil
+	return batch
+}
+
+// returnBatch keeps a written batch's array for the next one, unless it
+// grew large: a burst must not pin memory for the rest of the session.
+func (s *Session) returnBatch(batch []*etree.Element) {
+	if cap(batch) > 64 {
+		return
+	}
+	clear(batch)
+	s.qmu.Lock()
+	if s.spare == nil {
+		s.spare = batch[:0]
+	}
+	s.qmu.Unlock()
 }
 
 // Close ends the session with the stream error e (nil for a plain close)
@@ -313,25 +351,26 @@ func (s *Session) startWriter() {
 	go s.writeLoop()
 }
 
-// writeLoop drains the queue, coalescing what waits into one flush.
+// writeLoop drains the queue, writing each batch with one flush.
 func (s *Session) writeLoop() {
 	defer close(s.writerDone)
 	defer s.conn.Close()
 	for {
 		select {
-		case el := <-s.queue:
-			_ = s.w.WriteElement(el)
-			for n := len(s.queue); n > 0; n-- {
-				_ = s.w.WriteElement(<-s.queue)
+		case <-s.wake:
+			batch := s.takeBatch()
+			for _, el := range batch {
+				_ = s.w.WriteElement(el)
 			}
+			s.returnBatch(batch)
 			if err := s.flush(); err != nil {
 				s.log.Debug("c2s: write failed", "err", err)
 				_ = s.conn.Close()
 				return
 			}
 		case <-s.closing:
-			for n := len(s.queue); n > 0; n-- {
-				_ = s.w.WriteElement(<-s.queue)
+			for _, el := range s.takeBatch() {
+				_ = s.w.WriteElement(el)
 			}
 			if s.closeErr != nil {
 				_ = s.w.WriteStreamError(s.closeErr)
