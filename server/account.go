@@ -133,23 +133,17 @@ func (a *account) isBlocked(j xmpp.JID) bool {
 
 // subscribedFrom lists the contacts that receive the user's presence;
 // a.mu must be held.
-func (a *account) subscribedFrom() []xmpp.JID {
-	var out []xmpp.JID
-	for j, it := range a.roster {
-		if it.Subscription == "from" || it.Subscription == "both" {
-			out = append(out, j)
-		}
-	}
-	sort.Slice(out, func(i, k int) bool { return out[i].String() < out[k].String() })
-	return out
-}
+func (a *account) subscribedFrom() []xmpp.JID { return a.contacts("from") }
 
 // subscribedTo lists the contacts whose presence the user receives;
 // a.mu must be held.
-func (a *account) subscribedTo() []xmpp.JID {
+func (a *account) subscribedTo() []xmpp.JID { return a.contacts("to") }
+
+// contacts lists, sorted, the contacts whose subscription is sub or both.
+func (a *account) contacts(sub string) []xmpp.JID {
 	var out []xmpp.JID
 	for j, it := range a.roster {
-		if it.Subscription == "to" || it.Subscription == "both" {
+		if it.Subscription == sub || it.Subscription == "both" {
 			out = append(out, j)
 		}
 	}

@@ -5,23 +5,13 @@ import (
 	"context"
 	"time"
 
-	"github.com/beevik/etree"
 	"github.com/parley-im/parley/server/subscription"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/xmpp"
 )
 
 // newPresence builds a presence of type typ ("" for available).
-func newPresence(typ string, from, to xmpp.JID) *xmpp.Stanza {
-	el := etree.NewElement("presence")
-	if typ != "" {
-		el.CreateAttr("type", typ)
-	}
-	st := &xmpp.Stanza{El: el, Kind: xmpp.KindPresence, Type: typ}
-	st.SetFrom(from)
-	st.SetTo(to)
-	return st
-}
+var newPresence = xmpp.NewPresence
 
 // readdress returns a copy of st sent to to.
 func readdress(st *xmpp.Stanza, from, to xmpp.JID) *xmpp.Stanza {
@@ -345,11 +335,7 @@ func serializeStanza(st *xmpp.Stanza) []byte {
 
 // parseStanza reads a stored stanza back.
 func parseStanza(data []byte) (*xmpp.Stanza, error) {
-	r := xmpp.NewReader(bytes.NewReader(append([]byte("<stream:stream xmlns='jabber:client' xmlns:stream='"+xmpp.NSStream+"'>"), data...)), xmpp.Limits{MaxStanza: 1 << 20})
-	if _, err := r.ReadHeader(); err != nil {
-		return nil, err
-	}
-	el, err := r.ReadElement()
+	el, err := xmpp.ParseElement(string(data), xmpp.Limits{MaxStanza: 1 << 20})
 	if err != nil {
 		return nil, err
 	}

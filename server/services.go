@@ -352,11 +352,7 @@ func serializeElement(el *etree.Element) []byte {
 
 // parseElement reads a stored element back.
 func parseElement(data []byte) (*etree.Element, error) {
-	st, err := parseStanza(data)
-	if st != nil && st.El != nil {
-		return st.El, nil
-	}
-	return nil, err
+	return xmpp.ParseElement(string(data), xmpp.Limits{MaxStanza: 1 << 20})
 }
 
 func sortStrings(s []string) { sort.Strings(s) }

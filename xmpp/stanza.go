@@ -242,3 +242,16 @@ func NewElementNS(ns, local string) *etree.Element {
 	el.CreateAttr("xmlns", ns)
 	return el
 }
+
+// NewPresence builds a presence of type typ ("" for available) between
+// from and to (either may be zero to leave it out).
+func NewPresence(typ string, from, to JID) *Stanza {
+	el := etree.NewElement("presence")
+	if typ != "" {
+		el.CreateAttr("type", typ)
+	}
+	st := &Stanza{El: el, Kind: KindPresence, Type: typ}
+	st.SetFrom(from)
+	st.SetTo(to)
+	return st
+}

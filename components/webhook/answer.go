@@ -73,13 +73,4 @@ func (c *Component) answerPresence(st *xmpp.Stanza) {
 	// Available, unavailable, subscribed and unsubscribed need no answer.
 }
 
-func presence(typ string, from, to xmpp.JID) *xmpp.Stanza {
-	el := etree.NewElement("presence")
-	if typ != "" {
-		el.CreateAttr("type", typ)
-	}
-	st := &xmpp.Stanza{El: el, Kind: xmpp.KindPresence, Type: typ}
-	st.SetFrom(from)
-	st.SetTo(to)
-	return st
-}
+var presence = xmpp.NewPresence

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -250,22 +249,12 @@ func (c *Component) build(in *xmpp.Stanza, r Reply) (*xmpp.Stanza, error) {
 	return st, nil
 }
 
-// wrapHeader lets a reply's stanza be read with the stream reader, with
-// the same restrictions as anything a client sends.
-const wrapHeader = "<stream:stream xmlns='jabber:client' xmlns:stream='" + xmpp.NSStream + "'>"
-
-// buildRaw parses a reply's stanza field.
+// buildRaw parses a reply's stanza field, with the same restrictions as
+// anything a client sends.
 func (c *Component) buildRaw(in *xmpp.Stanza, raw string) (*xmpp.Stanza, error) {
-	r := xmpp.NewReader(strings.NewReader(wrapHeader+raw+"</stream:stream>"), xmpp.Limits{})
-	if _, err := r.ReadHeader(); err != nil {
-		return nil, fmt.Errorf("stanza: %w", err)
-	}
-	el, err := r.ReadElement()
+	el, err := xmpp.ParseElement(raw, xmpp.Limits{})
 	if err != nil {
-		return nil, fmt.Errorf("stanza: %w", err)
-	}
-	if _, err := r.ReadElement(); !errors.Is(err, xmpp.ErrStreamClosed) {
-		return nil, errors.New("stanza: exactly one message, presence or iq")
+		return nil, fmt.Errorf("stanza must be exactly one message, presence or iq: %w", err)
 	}
 	st, err := xmpp.NewStanza(el)
 	if err != nil {

@@ -36,11 +36,7 @@ func newTestComponent(t *testing.T) (*Component, *recorder) {
 
 func mustStanza(t *testing.T, raw string) *xmpp.Stanza {
 	t.Helper()
-	r := xmpp.NewReader(strings.NewReader(wrapHeader+raw), xmpp.Limits{})
-	if _, err := r.ReadHeader(); err != nil {
-		t.Fatal(err)
-	}
-	el, err := r.ReadElement()
+	el, err := xmpp.ParseElement(raw, xmpp.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +165,7 @@ func TestBuild(t *testing.T) {
 		{"server-owned elements are stripped from a stanza", chat, Reply{Stanza: `<message to='bob@example'><stanza-id xmlns='urn:xmpp:sid:0' id='x' by='example'/><occupant-id xmlns='urn:xmpp:occupant-id:0' id='y'/><delay xmlns='urn:xmpp:delay' from='example' stamp='2020-01-01T00:00:00Z'/><body>b</body></message>`},
 			`<message to="bob@example" from="echo@bots.example"><body>b</body></message>`},
 		{"a stanza from another domain is refused", chat, Reply{Stanza: `<message from='admin@example' to='bob@example'/>`}, "error: the bot tried to speak as admin@example"},
-		{"two stanzas are refused", chat, Reply{Stanza: `<message/><message/>`}, "error: stanza: exactly one"},
+		{"two stanzas are refused", chat, Reply{Stanza: `<message/><message/>`}, "error: stanza must be exactly one message, presence or iq: xmpp: more than one element"},
 		{"a comment in a stanza is refused", chat, Reply{Stanza: `<message><!-- x --></message>`}, "error: stanza"},
 		{"an element that is not a stanza is refused", chat, Reply{Stanza: `<foo/>`}, "error: stanza"},
 	}
