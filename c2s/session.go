@@ -161,6 +161,16 @@ func (s *Session) returnBatch(batch []*etree.Element) {
 	s.qmu.Unlock()
 }
 
+// Closing reports whether Close was called.
+func (s *Session) Closing() bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
+}
+
 // Close ends the session with the stream error e (nil for a plain close)
 // after what is already queued is written. It does not wait.
 func (s *Session) Close(e *xmpp.StreamError) {

@@ -203,6 +203,10 @@ func (h *localHost) outboundSubscription(a *account, st *xmpp.Stanza) {
 	state, exists := a.state(contact)
 	out := subscription.ApplyOutbound(state, st.Type)
 	push, err := h.saveState(a, contact, exists, out.Next, out.Push)
+	if err == nil && state.PendingIn && !out.Next.PendingIn {
+		// The user answered the request: it is not redelivered again.
+		err = h.savePending(a, contact, false, st)
+	}
 	avail := a.available()
 	a.mu.Unlock()
 	if err != nil {
@@ -210,6 +214,9 @@ func (h *localHost) outboundSubscription(a *account, st *xmpp.Stanza) {
 		h.router.Bounce(st, xmpp.NewStanzaError(xmpp.InternalServerError, ""))
 		return
 	}
+	// The user's own push first: a local contact's answer, routed below,
+	// may change the item again, and its push must come after this one.
+	h.pushItem(a, push)
 	if out.SendUnavailable {
 		for _, p := range avail {
 			h.router.Route(newPresence("unavailable", p.s.JID(), contact))
@@ -224,7 +231,6 @@ func (h *localHost) outboundSubscription(a *account, st *xmpp.Stanza) {
 			h.router.Route(readdress(p.presence, p.s.JID(), contact))
 		}
 	}
-	h.pushItem(a, push)
 }
 
 // inboundSubscription applies RFC 6121 Appendix A.3 to a subscription
@@ -252,6 +258,7 @@ func (h *localHost) inboundSubscription(st *xmpp.Stanza) {
 		h.log.Error("local: roster write", "user", a.local, "err", err)
 		return
 	}
+	h.pushItem(a, push)
 	if in.Deliver {
 		for _, p := range avail {
 			h.router.deliver(p.s, readdress(st, contact, a.bare))
@@ -270,7 +277,6 @@ func (h *localHost) inboundSubscription(st *xmpp.Stanza) {
 			h.router.Route(newPresence("unavailable", p.s.JID(), contact))
 		}
 	}
-	h.pushItem(a, push)
 }
 
 // saveState writes a contact's new subscription state; a.mu must be held.

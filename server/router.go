@@ -19,8 +19,11 @@ type Handler interface {
 // Session is what the router needs of a bound client session.
 type Session interface {
 	JID() xmpp.JID
-	// Deliver queues el without blocking; false means the queue is full.
+	// Deliver queues el without blocking; false means the queue is full
+	// or the session is closing.
 	Deliver(el *etree.Element) bool
+	// Closing reports whether the session is ending.
+	Closing() bool
 	// Close ends the session with a stream error after its queue drains.
 	Close(e *xmpp.StreamError)
 	Available() bool
@@ -86,6 +89,12 @@ func (r *Router) Bounce(st *xmpp.Stanza, e *xmpp.StanzaError) {
 // stuck is closed by its writer's deadline.
 func (r *Router) deliver(s Session, st *xmpp.Stanza) {
 	if s.Deliver(st.El) {
+		return
+	}
+	if s.Closing() {
+		// Not a slow consumer: the session is going away, as if it had
+		// gone a moment earlier.
+		r.Bounce(st, xmpp.NewStanzaError(xmpp.RecipientUnavailable, "the recipient is disconnecting"))
 		return
 	}
 	if n := r.slowConsumers.Add(1); n&(n-1) == 0 {

@@ -178,7 +178,11 @@ func (r *c2sRouter) Route(st *xmpp.Stanza) {
 		if st.Kind != xmpp.KindPresence {
 			reply := st.ErrorReply(blockedError())
 			reply.El.FindElement("error").AddChild(xmpp.NewElementNS(NSBlockingErr, "blocked"))
-			r.router.Route(reply)
+			// Straight to the sender: routed, it would come from the
+			// blocked contact and be filtered by the very block.
+			if s := h.session(st.From); s != nil {
+				r.router.deliver(s, reply)
+			}
 		}
 		return
 	}

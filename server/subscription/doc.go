@@ -19,10 +19,12 @@
 //	r := subscription.ApplyOutbound(state, typ)
 //	// store r.Next if it differs from state; if r.Push and the user had no
 //	// roster item for the contact, this creates one
+//	// if r.Push: push the item to the user's interested resources, before
+//	//   routing: a local contact may answer at once, and the push of that
+//	//   answer must come after this one
 //	// if r.SendUnavailable: send unavailable presence from each of the
 //	//   user's available resources to the contact, before routing (§3.2.2)
 //	// if r.Route: route the stanza, stamped with the user's bare JID
-//	// if r.Push: push the item to the user's interested resources
 //	// if r.SendPresence: send the contact the user's current presence
 //	//   from each available resource (§3.1.5)
 //
@@ -31,10 +33,10 @@
 //	r := subscription.ApplyInbound(state, typ, hasItem)
 //	// store r.Next (a record with no roster item that only holds a pending
 //	//   request is dropped when r.Next is the zero State)
+//	// if r.Push: push the item to the user's interested resources
 //	// if r.Deliver: deliver the stanza to the user (a subscribe goes to
 //	//   available resources and, since r.Next.PendingIn, is kept for
 //	//   redelivery at the user's next available presence)
-//	// if r.Push: push the item to the user's interested resources
 //	// if r.AutoReply != "": send a presence of that type from the user's
 //	//   bare JID to the contact's
 //	// if r.SendPresence: send the contact the user's current presence
