@@ -1,0 +1,64 @@
+package server_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/parley-im/parley/conf"
+	"github.com/parley-im/parley/parleytest"
+)
+
+func TestServerDiscoShowsContactsAndComponents(t *testing.T) {
+	s := parleytest.Start(t,
+		parleytest.WithHost("localhost", ""),
+		parleytest.WithBot("bots.localhost", "http://127.0.0.1:1/", nil),
+		parleytest.WithConfig(func(c *conf.Config) {
+			c.Hosts[0].Contact = conf.Contact{Admin: []string{"xmpp:admin@localhost", "mailto:admin@example.com"}, Abuse: []string{"mailto:abuse@example.com"}}
+		}))
+	s.AddUser("alice@localhost", "a")
+	alice := s.Login("alice@localhost", "a", "x")
+
+	t.Run("disco#items lists the component hosts", func(t *testing.T) {
+		alice.Send("<iq to='localhost' type='get' id='items'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+		st := alice.NextStanza()
+		items := st.El.FindElements("query/item")
+		if len(items) != 1 || items[0].SelectAttrValue("jid", "") != "bots.localhost" {
+			t.Fatalf("got %s, want one item bots.localhost", alice.String(st.El))
+		}
+	})
+
+	t.Run("disco#info carries the XEP-0157 contact addresses", func(t *testing.T) {
+		alice.Send("<iq to='localhost' type='get' id='info'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+		st := alice.NextStanza()
+		got := map[string]string{}
+		for _, f := range st.El.FindElements("query/x/field") {
+			var vals []string
+			for _, v := range f.SelectElements("value") {
+				vals = append(vals, v.Text())
+			}
+			got[f.SelectAttrValue("var", "")] = strings.Join(vals, " ")
+		}
+		want := map[string]string{
+			"FORM_TYPE":       "http://jabber.org/network/serverinfo",
+			"admin-addresses": "xmpp:admin@localhost mailto:admin@example.com",
+			"abuse-addresses": "mailto:abuse@example.com",
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s = %q, want %q (form %v)", k, got[k], v, got)
+			}
+		}
+		if len(got) != len(want) {
+			t.Errorf("fields %v, want exactly %v", got, want)
+		}
+	})
+
+	t.Run("the caps in the stream features hash that disco#info", func(t *testing.T) {
+		c := s.DialRaw()
+		c.Open("localhost")
+		caps := c.Features.FindElement("c")
+		if caps == nil || caps.SelectAttrValue("hash", "") != "sha-1" || caps.SelectAttrValue("ver", "") == "" {
+			t.Fatalf("features %s: want <c hash='sha-1' ver=.../>", c.String(c.Features))
+		}
+	})
+}
