@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -61,4 +62,30 @@ func TestServerDiscoShowsContactsAndComponents(t *testing.T) {
 			t.Fatalf("features %s: want <c hash='sha-1' ver=.../>", c.String(c.Features))
 		}
 	})
+}
+
+// TestReconnectWhileTheOldSessionDrops logs a user in again while the
+// previous connection drops, many times: the new session must always be
+// reachable. (The race this was written for, a bind joining an account
+// that the old session's unbind is removing, has a window far shorter
+// than a login and is not reliably hit here; Bind's locking rules it out.)
+func TestReconnectWhileTheOldSessionDrops(t *testing.T) {
+	s := parleytest.Start(t)
+	s.AddUser("alice@localhost", "a")
+	s.AddUser("bob@localhost", "b")
+	bob := s.Login("bob@localhost", "b", "desk")
+	old := s.Login("alice@localhost", "a", "phone-0")
+	for i := 1; i <= 30; i++ {
+		done := make(chan struct{})
+		go func() { old.Conn.Close(); close(done) }()
+		res := "phone-" + strings.Repeat("x", i%3) + string(rune('a'+i%26))
+		next := s.Login("alice@localhost", "a", res)
+		<-done
+		bob.Send("<message to='%s' type='chat' id='r%d'><body>still you?</body></message>", next.JID, i)
+		st := next.NextStanza()
+		if st.ID != "r"+strconv.Itoa(i) {
+			t.Fatalf("round %d: got %s", i, next.String(st.El))
+		}
+		old = next
+	}
 }

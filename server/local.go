@@ -98,16 +98,14 @@ func (h *localHost) serverInfo() *etree.Element {
 // closed with <conflict/> (RFC 6120 §7.7.2.2, the newest login wins).
 func (h *localHost) Bind(s *c2s.Session) error {
 	j := s.JID()
+	// The session joins its account under h.mu, so that it can never
+	// join an account that the unbind of the user's last other session
+	// is removing at the same moment.
 	h.mu.Lock()
 	a := h.users[j.Local()]
 	if a == nil {
 		a = newAccount(j.Local(), h.name)
 		h.users[j.Local()] = a
-	}
-	h.mu.Unlock()
-	if err := a.load(h); err != nil {
-		h.Unbind(s)
-		return fmt.Errorf("reading the account: %w", err)
 	}
 	var old Session
 	a.mu.Lock()
@@ -118,6 +116,13 @@ func (h *localHost) Bind(s *c2s.Session) error {
 	}
 	a.sessions[s] = &sessState{}
 	a.mu.Unlock()
+	h.mu.Unlock()
+	// The user's data is read once, outside the host's lock; whoever
+	// needs it meanwhile waits in load.
+	if err := a.load(h); err != nil {
+		h.unbind(s)
+		return fmt.Errorf("reading the account: %w", err)
+	}
 	if old != nil {
 		h.unbind(old)
 		old.Close(xmpp.NewStreamError(xmpp.StreamConflict, "replaced by a new login with the same resource"))
@@ -248,6 +253,9 @@ func (h *localHost) HandleStanza(st *xmpp.Stanza) {
 		h.fromOwnAccount(st)
 	case to.Local() == "":
 		h.toServer(st)
+	case st.Kind == xmpp.KindPresence && (st.Type == "" || st.Type == "unavailable") && h.online(to.Local()) == nil:
+		// Presence for a user with no session has nowhere to go: dropped
+		// before anything is read from the disk (§8.5.2.2.2).
 	case st.Kind != xmpp.KindIQ || st.Type == "get" || st.Type == "set":
 		// XEP-0191: nothing of a blocked sender reaches the user; its
 		// messages and requests are answered as if the user did not
