@@ -7,7 +7,7 @@ BIN     := bin/parley
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build run test vet fmt-check bench fuzz clean
+.PHONY: all build run test vet fmt-check bench fuzz clean loadtest
 
 all: build
 
@@ -41,3 +41,9 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+# Parley under load from cmd/parley-load: starts a server on loopback with a
+# throwaway config and runs the login, msg, idle and bot scenarios (sizes for a
+# 2-core machine; see scripts/loadtest.sh to change them).
+loadtest:
+	GO=$(GO) ./scripts/loadtest.sh

@@ -117,17 +117,18 @@ func (s *Session) register(el *etree.Element) error {
 		if mode == RegistrationOpen {
 			token = ""
 		}
+		// Registrations have a per-address budget of their own (the
+		// same number as failed logins): one address cannot make
+		// accounts without end, and registering never stands in the way
+		// of logging in.
 		ip := remoteIP(s.conn.RemoteAddr())
-		if s.srv.failures.blocked(ip, s.srv.cfg.LoginFailuresPerIP) {
-			return s.bindError(st, xmpp.NewStanzaError(xmpp.ResourceConstraint, "too many attempts from your address; try again in a minute"))
+		if s.srv.registrations.blocked(ip, s.srv.cfg.LoginFailuresPerIP) {
+			return s.bindError(st, xmpp.NewStanzaError(xmpp.ResourceConstraint, "too many registrations from your address; try again in a minute"))
 		}
+		s.srv.registrations.fail(ip)
 		if err := reg.Register(ctx, s.host, user, pass, token); err != nil {
-			s.srv.failures.fail(ip)
 			return s.bindError(st, asStanzaError(err))
 		}
-		// Registrations from one address share its failed-login budget,
-		// so that one address cannot make accounts without end.
-		s.srv.failures.fail(ip)
 		s.token = ""
 		s.log.Info("c2s: account registered", "user", user+"@"+s.host)
 		return s.bindReply(st, nil)

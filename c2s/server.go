@@ -117,17 +117,19 @@ type Server struct {
 	closed    bool
 	wg        sync.WaitGroup
 
-	failures ipFailures
+	failures      ipFailures // failed logins
+	registrations ipFailures // registration attempts
 }
 
 // NewServer returns a Server; call Serve for each listener.
 func NewServer(cfg Config) *Server {
 	cfg.setDefaults()
 	return &Server{
-		cfg:       cfg,
-		listeners: make(map[net.Listener]struct{}),
-		sessions:  make(map[*Session]struct{}),
-		failures:  ipFailures{m: make(map[string]*ipWindow)},
+		cfg:           cfg,
+		listeners:     make(map[net.Listener]struct{}),
+		sessions:      make(map[*Session]struct{}),
+		failures:      ipFailures{m: make(map[string]*ipWindow)},
+		registrations: ipFailures{m: make(map[string]*ipWindow)},
 	}
 }
 

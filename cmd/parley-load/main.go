@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// usage is what `parley-load help` prints; the flags follow it.
+const usage = `parley-load puts load on an XMPP server through client streams (STARTTLS,
+SASL, resource binding) and reports what it measured: a summary, then one line
+of JSON. It works against any XMPP server: Parley, Prosody, ejabberd.
+
+Usage:
+
+	parley-load <scenario> [flags]
+
+Scenarios:
+
+	login   log -n accounts in, -c at a time, and keep them connected until
+	        the last is bound: logins/s, connect-to-bound p50/p99/max
+	msg     log 2×-pairs accounts in; the two clients of a pair send each other
+	        chat messages for -duration, each with at most -window messages not
+	        yet received: delivered msgs/s, latency p50/p99/max, lost (must be 0)
+	idle    log -n accounts in and hold them for -duration: the server's RSS
+	        per connection (needs -pid or -pidfile)
+	bot     log -n accounts in; each sends messages to -bot-user@-bot-domain, an
+	        http_component host whose webhook this tool serves on
+	        -webhook-addr, and waits for every reply: round trips/s, latency
+
+Accounts are -users with %d replaced by 0, 1, 2, ... on -domain, all with
+-password; -create makes them first with in-band registration (XEP-0077).
+With -pid or -pidfile of the server, the results include the server's CPU time
+over the measured window (utime+stime from /proc/PID/stat) and the figures per
+server CPU-second. The exit code is 0 when everything worked, 1 when anything
+failed (a login, a lost message, a timeout), 2 for a usage error.
+
+Flags:
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// options are the flags of one run.
+type options struct {
+	Scenario    string
+	Addr        string
+	Domain      string
+	Users       string
+	Password    string
+	Create      bool
+	N           int
+	Concurrency int
+	Pairs       int
+	Window      int
+	Size        int
+	Duration    time.Duration
+	Drain       time.Duration
+	Timeout     time.Duration
+	StepTimeout time.Duration
+	PID         int
+	PIDFile     string
+	Insecure    bool
+	CAFile      string
+	Mech        string
+	Presence    bool
+	BotDomain   string
+	BotUser     string
+	WebhookAddr string
+
+	tls *tls.Config
+	// webhook, when set, serves the bot scenario's webhook instead of a
+	// listener on WebhookAddr (tests listen on a free port first).
+	webhook net.Listener
+	// progress receives what the run is doing, for people watching.
+	progress io.Writer
+}
+
+// user returns the username of account i.
+func (o *options) user(i int) string { return fmt.Sprintf(o.Users, i) }
+
+func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("parley-load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		_, _ = io.WriteString(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.Addr, "addr", "127.0.0.1:5222", "the server's c2s (STARTTLS) `host:port`")
+	fs.StringVar(&o.Domain, "domain", "localhost", "the `domain` of the accounts")
+	fs.StringVar(&o.Users, "users", "load%d", "the usernames: a `pattern` where %d is the account's number")
+	fs.StringVar(&o.Password, "password", "load-password", "the `password` of every account")
+	fs.BoolVar(&o.Create, "create", false, "create the accounts first with in-band registration (XEP-0077); existing ones are used as they are")
+	fs.IntVar(&o.N, "n", 100, "login, idle, bot: how many clients")
+	fs.IntVar(&o.Concurrency, "c", 50, "how many logins (and registrations) run at once")
+	fs.IntVar(&o.Pairs, "pairs", 10, "msg: how many pairs of clients")
+	fs.IntVar(&o.Window, "window", 10, "msg: how many messages each client may have sent and not yet seen received")
+	fs.IntVar(&o.Size, "size", 100, "msg: the `bytes` of each message body")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "msg, bot: how long to send; idle: how long to hold the connections")
+	fs.DurationVar(&o.Drain, "drain", 5*time.Second, "msg: how long to wait for messages in flight after sending stops")
+	fs.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "the whole run's limit; past it every connection is closed and the run fails")
+	fs.DurationVar(&o.StepTimeout, "step-timeout", 30*time.Second, "the limit of one negotiation step, one write and one bot round trip")
+	fs.IntVar(&o.PID, "pid", 0, "the server's process `id`, for its CPU time and memory (same machine only)")
+	fs.StringVar(&o.PIDFile, "pidfile", "", "a `file` holding the server's process id, instead of -pid")
+	fs.BoolVar(&o.Insecure, "insecure", true, "accept any TLS certificate (a load tool usually runs against a test server with a self-signed one); -ca turns verification on")
+	fs.StringVar(&o.CAFile, "ca", "", "verify the server's certificate against the PEM certificates in this `file`")
+	fs.StringVar(&o.Mech, "mech", "", "the SASL `mechanism` (SCRAM-SHA-256, SCRAM-SHA-1, PLAIN, or a -PLUS variant); default: the first of SCRAM-SHA-256, SCRAM-SHA-1, PLAIN the server offers")
+	fs.BoolVar(&o.Presence, "presence", true, "msg, idle, bot: send initial presence after binding, as a real client does (login never does: it measures to the bind)")
+	fs.StringVar(&o.BotDomain, "bot-domain", "bots.localhost", "bot: the http_component `domain` whose post_url is this tool's webhook")
+	fs.StringVar(&o.BotUser, "bot-user", "echo", "bot: the bot's local part: messages go to bot-user@bot-domain")
+	fs.StringVar(&o.WebhookAddr, "webhook-addr", "127.0.0.1:18080", "bot: the `host:port` the webhook listens on; the server's post_url is http://host:port/")
+	return fs
+}
+
+// parse reads the scenario and flags of args into o. It returns ok false
+// and the exit code when the run should not go on.
+func parse(args []string, o *options, stdout, stderr io.Writer) (code int, ok bool) {
+	fs := newFlagSet(o, stderr)
+	if len(args) == 0 {
+		fs.Usage()
+		return 2, false
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return 0, false
+	}
+	o.Scenario = args[0]
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	if fs.NArg() > 0 {
+		return usageError(stderr, "unexpected argument %q", fs.Arg(0)), false
+	}
+	if err := o.validate(); err != nil {
+		return usageError(stderr, "%v", err), false
+	}
+	return 0, true
+}
+
+func usageError(stderr io.Writer, format string, args ...any) int {
+	fmt.Fprintf(stderr, "parley-load: "+format+"\n(parley-load help shows the usage)\n", args...)
+	return 2
+}
+
+// validate checks the options and fills in the TLS config and the PID.
+func (o *options) validate() error {
+	switch o.Scenario {
+	case "login", "msg", "idle", "bot":
+	default:
+		return fmt.Errorf("unknown scenario %q: use login, msg, idle or bot", o.Scenario)
+	}
+	if strings.Count(o.Users, "%") != 1 || !strings.Contains(o.Users, "%d") {
+		return fmt.Errorf("-users %q: the pattern needs exactly one %%d, as in load%%d", o.Users)
+	}
+	if o.Password == "" {
+		return errors.New("-password is empty")
+	}
+	positive := []struct {
+		name string
+		v    int
+	}{{"-n", o.N}, {"-c", o.Concurrency}, {"-pairs", o.Pairs}, {"-window", o.Window}}
+	for _, p := range positive {
+		if p.v <= 0 {
+			return fmt.Errorf("%s must be at least 1", p.name)
+		}
+	}
+	if o.Size < 16 {
+		return errors.New("-size must be at least 16: the body carries the send time")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"-duration", o.Duration}, {"-timeout", o.Timeout}, {"-step-timeout", o.StepTimeout}} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s must be positive", d.name)
+		}
+	}
+	if o.Drain < 0 {
+		return errors.New("-drain is negative")
+	}
+	if o.Mech != "" {
+		o.Mech = strings.ToUpper(o.Mech)
+		if _, ok := mechanisms[o.Mech]; !ok {
+			return fmt.Errorf("-mech %s: use SCRAM-SHA-256, SCRAM-SHA-1, PLAIN or a -PLUS variant", o.Mech)
+		}
+	}
+	if o.PIDFile != "" {
+		b, err := os.ReadFile(o.PIDFile)
+		if err != nil {
+			return fmt.Errorf("-pidfile: %w", err)
+		}
+		if _, err := fmt.Sscan(strings.TrimSpace(string(b)), &o.PID); err != nil {
+			return fmt.Errorf("-pidfile %s: no process id in it", o.PIDFile)
+		}
+	}
+	if o.PID < 0 {
+		return errors.New("-pid is negative")
+	}
+	if o.Scenario == "idle" && o.PID == 0 {
+		return errors.New("idle measures the server's memory: give its -pid or -pidfile")
+	}
+	o.tls = &tls.Config{ServerName: o.Domain, MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.Insecure}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return fmt.Errorf("-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("-ca %s: no PEM certificate in it", o.CAFile)
+		}
+		o.tls.RootCAs = pool
+		o.tls.InsecureSkipVerify = false
+	}
+	return nil
+}
+
+// report is the outcome of a scenario.
+type report interface {
+	// summary writes the results for people.
+	summary(w io.Writer)
+	// base returns the fields every scenario has.
+	base() *common
+}
+
+// run is main without the process: it runs the scenario in args and
+// returns the exit code. The run ends early when ctx does.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o := &options{progress: stderr}
+	if code, ok := parse(args, o, stdout, stderr); !ok {
+		return code
+	}
+	return runOptions(ctx, o, stdout)
+}
+
+// runOptions runs the scenario of o, prints its summary and its JSON line
+// on stdout, and returns the exit code.
+func runOptions(ctx context.Context, o *options, stdout io.Writer) int {
+	if o.progress == nil {
+		o.progress = io.Discard
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, o.Timeout, fmt.Errorf("the run took longer than -timeout %v", o.Timeout))
+	defer cancel()
+	var r report
+	switch o.Scenario {
+	case "login":
+		r = runLogin(ctx, o)
+	case "msg":
+		r = runMsg(ctx, o)
+	case "idle":
+		r = runIdle(ctx, o)
+	case "bot":
+		r = runBot(ctx, o)
+	}
+	c := r.base()
+	c.Scenario, c.Server, c.Domain = o.Scenario, o.Addr, o.Domain
+	c.OK = c.Error == "" && c.Errors == 0
+	r.summary(stdout)
+	if c.Error != "" {
+		fmt.Fprintf(stdout, "  FAILED: %s\n", c.Error)
+	} else if c.Errors > 0 {
+		fmt.Fprintf(stdout, "  FAILED: %d errors\n", c.Errors)
+	}
+	line, err := json.Marshal(r)
+	if err != nil {
+		fmt.Fprintf(stdout, "parley-load: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s\n", line)
+	if !c.OK {
+		return 1
+	}
+	return 0
+}
+
+// progressf tells people watching what the run is doing.
+func (o *options) progressf(format string, args ...any) {
+	fmt.Fprintf(o.progress, "parley-load: "+format+"\n", args...)
+}

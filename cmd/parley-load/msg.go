@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/parley-im/parley/xmpp"
+)
+
+// msgResult is the JSON line of the msg scenario.
+type msgResult struct {
+	common
+	Pairs     int   `json:"pairs"`
+	Window    int   `json:"window"`
+	BodyBytes int   `json:"body_bytes"`
+	Sent      int64 `json:"sent"`
+	Delivered int64 `json:"delivered"`
+	// Lost is Sent less Delivered after the drain: it must be 0.
+	Lost int64 `json:"lost"`
+	// Bounced counts error replies to sent messages (they are lost too).
+	Bounced int64 `json:"bounced"`
+	// Foreign counts messages that were not from this run's peers (offline
+	// messages of an earlier run), ignored.
+	Foreign       int64    `json:"foreign"`
+	MsgsPerS      float64  `json:"msgs_per_s"`
+	MsgsPerCPUS   *float64 `json:"msgs_per_server_cpu_s,omitempty"`
+	Latency       latency  `json:"latency"`
+	DrainS        float64  `json:"drain_s"`
+	DroppedStream int64    `json:"dropped_streams"`
+}
+
+// msgClient is one side of a pair: it sends to peer and receives from it.
+type msgClient struct {
+	c    *Conn
+	peer *msgClient
+	to   string // the peer's full JID, escaped for an attribute
+	// win holds a token for each message sent and not yet received: the
+	// sender puts one in before it sends, the peer's reader takes it out
+	// when the message arrives.
+	win chan struct{}
+
+	sent      atomic.Int64 // by this client
+	delivered atomic.Int64 // to this client
+	bounced   atomic.Int64 // of this client's messages
+	strays    atomic.Int64 // messages from the peer that were not in flight
+	foreign   atomic.Int64 // messages from others, ignored
+	lat       []time.Duration
+}
+
+// epoch is the time base of the send times in message bodies: monotonic,
+// and the sender and receiver are both in this process.
+var epoch = time.Now()
+
+// runMsg runs the msg scenario: 2×o.Pairs clients, account 2i paired with
+// 2i+1, each sending chat messages to the other's full JID with at most
+// o.Window in flight, for o.Duration; then a drain of up to o.Drain for
+// what is still in flight.
+func runMsg(ctx context.Context, o *options) report {
+	r := &msgResult{Pairs: o.Pairs, Window: o.Window, BodyBytes: o.Size}
+	n := 2 * o.Pairs
+	if err := prepare(ctx, o, n, n); err != nil {
+		r.fail(err)
+		return r
+	}
+	clients := make([]*msgClient, n)
+	for i := range clients {
+		clients[i] = &msgClient{win: make(chan struct{}, o.Window)}
+	}
+	for i := 0; i < n; i += 2 {
+		clients[i].peer, clients[i+1].peer = clients[i+1], clients[i]
+	}
+	// The readers start during the logins; they count nothing until
+	// every client knows its peer (what arrives before is foreign: offline
+	// messages of an earlier run).
+	var armed atomic.Bool
+	handle := func(c *Conn, el *etree.Element) {
+		if cl := clients[c.Index]; armed.Load() {
+			cl.receive(el)
+		} else if xmpp.KindOf(el) == xmpp.KindMessage {
+			cl.foreign.Add(1)
+		}
+	}
+	o.progressf("logging in %d clients (%d pairs)", n, o.Pairs)
+	l := loginAll(ctx, o, n, o.Presence, true, handle)
+	conns := l.conns
+	defer func() { closeAll(conns) }()
+	r.Mech = l.mech
+	if l.err != nil {
+		r.Errors = l.errs
+		r.fail(fmt.Errorf("login: %w", l.err))
+		return r
+	}
+	for i, cl := range clients {
+		cl.c = l.conns[i]
+	}
+	for _, cl := range clients {
+		cl.to = escape(cl.peer.c.JID.String())
+	}
+	armed.Store(true)
+
+	o.progressf("sending for %v, window %d, %d-byte bodies", o.Duration, o.Window, o.Size)
+	m, err := startMeter(o.PID)
+	if err != nil {
+		r.fail(err)
+		return r
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var (
+		mu       sync.Mutex
+		sendErrs int64
+		sendErr  error
+	)
+	for _, cl := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := cl.send(ctx, stop, o.Size); err != nil {
+				mu.Lock()
+				sendErrs++
+				if sendErr == nil {
+					sendErr = fmt.Errorf("sending as %s: %w", cl.c.JID, err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	select {
+	case <-time.After(o.Duration):
+	case <-ctx.Done():
+	}
+	close(stop)
+	wg.Wait()
+
+	// The drain: wait for what is in flight, polling.
+	drainStart := time.Now()
+	total := func() (sent, done int64) {
+		for _, cl := range clients {
+			sent += cl.sent.Load()
+			done += cl.delivered.Load() + cl.bounced.Load()
+		}
+		return sent, done
+	}
+	for {
+		sent, done := total()
+		if done >= sent || time.Since(drainStart) >= o.Drain || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	r.DrainS = seconds(time.Since(drainStart))
+	if ctx.Err() != nil {
+		r.fail(context.Cause(ctx))
+	}
+	r.fail(m.stop(&r.common))
+
+	for _, cl := range clients {
+		if dropped, err := cl.c.Dropped(); dropped {
+			r.DroppedStream++
+			r.fail(fmt.Errorf("the server ended the stream of %s: %v", cl.c.JID, err))
+		}
+	}
+	// Close before reading the latencies: the readers are done then.
+	closeAll(conns)
+	conns = nil
+	var all []time.Duration
+	var strays int64
+	for _, cl := range clients {
+		r.Sent += cl.sent.Load()
+		r.Delivered += cl.delivered.Load()
+		r.Bounced += cl.bounced.Load()
+		strays += cl.strays.Load()
+		r.Foreign += cl.foreign.Load()
+		all = append(all, cl.lat...)
+	}
+	r.Lost = r.Sent - r.Delivered
+	r.Errors = sendErrs + r.DroppedStream + r.Bounced + strays
+	r.MsgsPerS = r.rate(r.Delivered)
+	r.MsgsPerCPUS = r.perCPU(r.Delivered)
+	r.Latency = summarize(all)
+	r.fail(sendErr)
+	if strays > 0 {
+		r.fail(fmt.Errorf("%d messages arrived that were not sent (or arrived twice)", strays))
+	}
+	if r.Lost != 0 {
+		r.fail(fmt.Errorf("%d of %d messages were lost (%d bounced with an error)", r.Lost, r.Sent, r.Bounced))
+	}
+	return r
+}
+
+// send sends messages to the peer until stop is closed, keeping at most
+// cap(win) of them in flight.
+func (cl *msgClient) send(ctx context.Context, stop <-chan struct{}, size int) error {
+	pad := strings.Repeat("x", size)
+	head := "<message type='chat' to='" + cl.to + "' id='m"
+	buf := make([]byte, 0, len(head)+size+64)
+	for seq := 1; ; seq++ {
+		select {
+		case <-stop:
+			return nil
+		case <-ctx.Done():
+			return nil
+		case cl.win <- struct{}{}:
+		}
+		buf = append(buf[:0], head...)
+		buf = strconv.AppendInt(buf, int64(seq), 10)
+		buf = append(buf, "'><body>t"...)
+		start := len(buf)
+		buf = strconv.AppendInt(buf, int64(time.Since(epoch)), 10)
+		buf = append(buf, ' ')
+		// The body is size bytes: the send time, a space, padding.
+		buf = append(buf, pad[min(len(buf)-start+1, size):]...)
+		buf = append(buf, "</body></message>"...)
+		cl.sent.Add(1)
+		if err := cl.c.write(buf); err != nil {
+			cl.sent.Add(-1)
+			<-cl.win
+			return err
+		}
+	}
+}
+
+// receive runs on the client's reader for every element it gets.
+func (cl *msgClient) receive(el *etree.Element) {
+	if xmpp.KindOf(el) != xmpp.KindMessage {
+		return // presence, our own and the server's
+	}
+	if el.SelectAttrValue("type", "") == "error" {
+		// One of our messages came back: it is not in flight any more.
+		cl.bounced.Add(1)
+		select {
+		case <-cl.win:
+		default:
+			cl.strays.Add(1)
+		}
+		return
+	}
+	if from, err := xmpp.Parse(el.SelectAttrValue("from", "")); err != nil || from != cl.peer.c.JID {
+		// Not from this run's peer: offline messages of an earlier run
+		// that was cut short, or anyone else's.
+		cl.foreign.Add(1)
+		return
+	}
+	body := el.SelectElement("body")
+	if body == nil {
+		return // a chat state or a receipt: not ours to count
+	}
+	sentAt, err := sendTime(body.Text())
+	if err != nil {
+		cl.strays.Add(1)
+		return
+	}
+	select {
+	case <-cl.peer.win:
+	default:
+		// More arrived than the peer has in flight: a duplicate.
+		cl.strays.Add(1)
+		return
+	}
+	cl.lat = append(cl.lat, time.Since(epoch)-sentAt)
+	cl.delivered.Add(1)
+}
+
+// sendTime reads the send time at the start of a message body.
+func sendTime(body string) (time.Duration, error) {
+	rest, ok := strings.CutPrefix(body, "t")
+	if !ok {
+		return 0, errors.New("not a parley-load message")
+	}
+	if i := strings.IndexByte(rest, ' '); i >= 0 {
+		rest = rest[:i]
+	}
+	ns, err := strconv.ParseInt(rest, 10, 64)
+	return time.Duration(ns), err
+}
+
+func (r *msgResult) summary(w io.Writer) {
+	fmt.Fprintf(w, "msg: %d pairs, window %d, %d-byte bodies: %d sent, %d delivered in %.2f s (%.2f s of it draining): %.0f msgs/s\n",
+		r.Pairs, r.Window, r.BodyBytes, r.Sent, r.Delivered, r.WindowS, r.DrainS, r.MsgsPerS)
+	fmt.Fprintf(w, "  latency: %s\n", r.Latency)
+	fmt.Fprintf(w, "  lost: %d (bounced %d), dropped streams: %d\n", r.Lost, r.Bounced, r.DroppedStream)
+	r.cpuLine(w, r.Delivered, "msgs")
+}

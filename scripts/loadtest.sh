@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# make loadtest: build parley and parley-load, start Parley on loopback with a
+# throwaway config and data directory, run the four parley-load scenarios at
+# sizes that fit a 2-core machine, print the results, and stop Parley.
+#
+# The sizes can be changed from the environment:
+#   LOGIN_N=1000 MSG_PAIRS=200 MSG_DURATION=20s IDLE_N=10000 IDLE_DURATION=5s
+#   BOT_N=50 BOT_DURATION=10s
+# The exit code is 1 when any scenario failed (a login, a lost message, ...).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+LOGIN_N=${LOGIN_N:-1000}
+MSG_PAIRS=${MSG_PAIRS:-200}
+MSG_DURATION=${MSG_DURATION:-20s}
+IDLE_N=${IDLE_N:-10000}
+IDLE_DURATION=${IDLE_DURATION:-5s}
+BOT_N=${BOT_N:-50}
+BOT_DURATION=${BOT_DURATION:-10s}
+
+"$GO" build -o bin/parley ./cmd/parley
+"$GO" build -o bin/parley-load ./cmd/parley-load
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/parley-loadtest.XXXXXX")
+pid=
+cleanup() {
+	if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid" 2>/dev/null || true
+		# Parley shuts down within 10 s; past 15 it is killed.
+		for _ in $(seq 150); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# port_free reports whether nothing listens on 127.0.0.1:$1.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() {
+	local p=$1
+	while ! port_free "$p"; do p=$((p + 1)); done
+	echo "$p"
+}
+c2s=$(free_port 15222)
+hook=$(free_port 15280)
+
+# No per-connection rate limit and no failed-login limit (every client comes
+# from 127.0.0.1, and registrations count against that limit), open
+# registration for -create, the RFC 7677 minimum of SCRAM iterations (as
+# parleytest uses), and a bot host whose webhook parley-load serves.
+cat >"$tmp/parley.toml" <<TOML
+data_dir = "$tmp/data"
+log_level = "warn"
+
+[c2s]
+listen = ["127.0.0.1:$c2s"]
+direct_tls = []
+
+[limits]
+rate = 0
+login_failures_per_ip = 1000000
+
+[auth]
+scram_iterations = 4096
+
+[[host]]
+name = "localhost"
+registration = "open"
+
+[[host]]
+name = "bots.localhost"
+type = "http_component"
+post_url = "http://127.0.0.1:$hook/"
+TOML
+
+bin/parley serve -c "$tmp/parley.toml" 2>"$tmp/parley.log" &
+pid=$!
+for _ in $(seq 100); do
+	if ! kill -0 "$pid" 2>/dev/null; then
+		echo "loadtest: parley did not start:" >&2
+		cat "$tmp/parley.log" >&2
+		exit 1
+	fi
+	port_free "$c2s" || break
+	sleep 0.1
+done
+if port_free "$c2s"; then
+	echo "loadtest: parley does not listen on 127.0.0.1:$c2s after 10 s" >&2
+	exit 1
+fi
+
+echo "loadtest: parley (pid $pid) on 127.0.0.1:$c2s; $(nproc) cores, $(uname -sr), $("$GO" env GOVERSION)"
+status=0
+# load runs one scenario; its last line, the JSON, goes to results.jsonl.
+load() {
+	local name=$1
+	shift
+	echo
+	echo "== $name"
+	if ! bin/parley-load "$name" -addr "127.0.0.1:$c2s" -domain localhost -pid "$pid" -create -timeout 5m "$@" |
+		tee "$tmp/$name.out"; then
+		status=1
+	fi
+	tail -n 1 "$tmp/$name.out" >>"$tmp/results.jsonl"
+}
+load login -n "$LOGIN_N" -c 50
+load msg -pairs "$MSG_PAIRS" -window 10 -duration "$MSG_DURATION"
+load idle -n "$IDLE_N" -c 50 -duration "$IDLE_DURATION"
+load bot -n "$BOT_N" -duration "$BOT_DURATION" -bot-domain bots.localhost -webhook-addr "127.0.0.1:$hook"
+
+echo
+echo "== results (JSON)"
+cat "$tmp/results.jsonl"
+if [[ -s $tmp/parley.log ]]; then
+	echo
+	echo "== parley's warnings and errors ($(wc -l <"$tmp/parley.log") lines; the last 20)"
+	tail -n 20 "$tmp/parley.log"
+fi
+exit "$status"
