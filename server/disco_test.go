@@ -7,6 +7,7 @@ import (
 
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
+	"github.com/parley-im/parley/xmpp"
 )
 
 func TestServerDiscoShowsContactsAndComponents(t *testing.T) {
@@ -87,5 +88,40 @@ func TestReconnectWhileTheOldSessionDrops(t *testing.T) {
 			t.Fatalf("round %d: got %s", i, next.String(st.El))
 		}
 		old = next
+	}
+}
+
+func TestLastActivityAfterTheLastSessionEnds(t *testing.T) {
+	s := parleytest.Start(t)
+	s.AddUser("alice@localhost", "a")
+	s.AddUser("bob@localhost", "b")
+	alice := s.Login("alice@localhost", "a", "x")
+	bob := s.Login("bob@localhost", "b", "y")
+	// bob subscribes to alice and she approves: he may ask her last activity.
+	bob.Send("<presence to='alice@localhost' type='subscribe'/>")
+	bob.Sync()
+	alice.Send("<presence to='bob@localhost' type='subscribed'/>")
+	alice.Sync()
+	alice.Send("</stream:stream>")
+	for {
+		if _, err := alice.NextErr(); err != nil {
+			break
+		}
+	}
+	// Wait (a ping round trip at a time, bounded) until her session is
+	// gone, then ask: the answer comes from the batch not yet written.
+	for i := 0; s.Sessions() != 1; i++ {
+		if i > 1000 {
+			t.Fatal("alice's session never ended")
+		}
+		bob.Sync()
+	}
+	bob.Send("<iq to='alice@localhost' type='get' id='last'><query xmlns='jabber:iq:last'/></iq>")
+	st := bob.NextStanza()
+	for st.Kind != xmpp.KindIQ {
+		st = bob.NextStanza()
+	}
+	if st.Type != "result" || st.El.FindElement("query").SelectAttr("seconds") == nil {
+		t.Fatalf("got %s, want a result with seconds", bob.String(st.El))
 	}
 }

@@ -35,7 +35,7 @@ type userStore interface {
 	BlockList(ctx context.Context, host, user string) ([]string, error)
 	Block(ctx context.Context, host, user string, jids []string) error
 	Unblock(ctx context.Context, host, user string, jids []string) error
-	SetLastActivity(ctx context.Context, host, user string, at time.Time, status string) error
+	SetLastActivities(ctx context.Context, host string, at map[string]time.Time) error
 	LastActivity(ctx context.Context, host, user string) (time.Time, string, error)
 }
 
@@ -59,6 +59,11 @@ type localHost struct {
 	server  *iqMux // iqs to the domain
 	account *iqMux // iqs to a user's bare JID, answered by the server
 
+	// seenMu guards seen: when users' last sessions ended, not yet
+	// written (XEP-0012).
+	seenMu sync.Mutex
+	seen   map[string]time.Time
+
 	// mu guards users. Lock order: h.mu before any account's mu; neither
 	// is held while routing.
 	mu    sync.RWMutex
@@ -81,6 +86,7 @@ func newLocalHost(name string, r *Router, store userStore, services *iqMux, limi
 		limits: limits,
 		server: services,
 		users:  make(map[string]*account),
+		seen:   make(map[string]time.Time),
 	}
 	h.account = h.accountServices()
 	return h
@@ -160,11 +166,35 @@ func (h *localHost) unbind(s Session) {
 		h.broadcastPresence(a, s, ss, unavailable)
 	}
 	if last {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := h.store.SetLastActivity(ctx, h.name, j.Local(), time.Now(), ""); err != nil {
-			h.log.Warn("local: last activity", "user", j.Local(), "err", err)
-		}
+		// Acknowledged to nobody, so written in batches (flushSeen): a
+		// thousand sessions that end together cost one commit.
+		h.seenMu.Lock()
+		h.seen[j.Local()] = time.Now()
+		h.seenMu.Unlock()
+	}
+}
+
+// lastSeen returns when the user's last session ended, if that is not
+// written yet.
+func (h *localHost) lastSeen(local string) (time.Time, bool) {
+	h.seenMu.Lock()
+	defer h.seenMu.Unlock()
+	t, ok := h.seen[local]
+	return t, ok
+}
+
+// flushSeen writes the last activity of the users whose sessions ended
+// since the last flush.
+func (h *localHost) flushSeen(ctx context.Context) {
+	h.seenMu.Lock()
+	batch := h.seen
+	h.seen = make(map[string]time.Time)
+	h.seenMu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	if err := h.store.SetLastActivities(ctx, h.name, batch); err != nil {
+		h.log.Warn("local: last activity not recorded", "users", len(batch), "err", err)
 	}
 }
 

@@ -46,6 +46,8 @@ type Server struct {
 	bots   map[string]bot
 	http   *http.Server
 
+	flushStop chan struct{} // ends flushLoop; closed by Shutdown
+
 	mu        sync.Mutex
 	started   bool
 	closed    bool
@@ -269,6 +271,9 @@ func (s *Server) Start(ctx context.Context) error {
 		s.log.Warn("server: federation is not implemented yet; not listening on [s2s] addresses")
 	}
 	s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+	s.flushStop = make(chan struct{})
+	s.serving.Add(1)
+	go s.flushLoop()
 	for _, l := range s.listeners {
 		if l.http {
 			s.serving.Add(1)
@@ -373,7 +378,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeBots(botCtx)
 	cancel()
 	err := s.c2s.Shutdown(ctx)
+	if s.flushStop != nil {
+		close(s.flushStop)
+	}
 	s.serving.Wait()
+	for _, h := range s.local {
+		// What the flush loop has not written yet, now that every
+		// session has ended.
+		h.flushSeen(ctx)
+	}
 	if cerr := s.store.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
@@ -381,6 +394,26 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.log.Info("server: stopped")
 	}
 	return err
+}
+
+// flushLoop writes the hosts' batched last activity once a second until
+// Shutdown.
+func (s *Server) flushLoop() {
+	defer s.serving.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.flushStop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			for _, h := range s.local {
+				h.flushSeen(ctx)
+			}
+			cancel()
+		}
+	}
 }
 
 // botDrainTimeout is how long Shutdown lets webhooks finish.

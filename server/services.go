@@ -296,6 +296,10 @@ func (h *localHost) lastGet(st *xmpp.Stanza) (*etree.Element, error) {
 			return q, nil
 		}
 	}
+	if at, ok := h.lastSeen(target.Local()); ok {
+		q.CreateAttr("seconds", strconv.FormatInt(int64(time.Since(at).Seconds()), 10))
+		return q, nil
+	}
 	ctx, cancel := storeCtx()
 	defer cancel()
 	at, status, err := h.store.LastActivity(ctx, h.name, target.Local())

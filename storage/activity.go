@@ -35,3 +35,29 @@ func (s *Store) LastActivity(ctx context.Context, host, user string) (at time.Ti
 	}
 	return time.Unix(0, ns).UTC(), status, nil
 }
+
+// SetLastActivities records, in one transaction, when the last session of
+// each user of host ended (at[user]), with no status text. Users that have
+// no account (any more) are skipped. It is for batches: a thousand
+// sessions that end together cost one commit, not a thousand.
+func (s *Store) SetLastActivities(ctx context.Context, host string, at map[string]time.Time) error {
+	if len(at) == 0 {
+		return nil
+	}
+	err := s.update(ctx, func(tx *sql.Tx) error {
+		for user, t := range at {
+			_, err := tx.ExecContext(ctx, `INSERT INTO last_activity (host, username, at, status)
+				SELECT ?, ?, ?, '' WHERE EXISTS (SELECT 1 FROM accounts WHERE host = ? AND username = ?)
+				ON CONFLICT (host, username) DO UPDATE SET at = excluded.at, status = excluded.status`,
+				host, user, t.UnixNano(), host, user)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storage: set last activity of %d users of %s: %w", len(at), host, err)
+	}
+	return nil
+}

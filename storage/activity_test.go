@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -68,4 +69,25 @@ func TestLastActivity(t *testing.T) {
 			}
 		}},
 	})
+}
+
+func TestSetLastActivitiesInOneBatch(t *testing.T) {
+	runOnBackends(t, []storeTest{{"a batch records each user with an account and skips the others", func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		mustCreate(t, s, testAccount(testHost, "alice"), testAccount(testHost, "bob"))
+		at := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+		err := s.SetLastActivities(ctx, testHost, map[string]time.Time{"alice": at, "bob": at.Add(time.Minute), "ghost": at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for u, want := range map[string]time.Time{"alice": at, "bob": at.Add(time.Minute)} {
+			got, _, err := s.LastActivity(ctx, testHost, u)
+			if err != nil || !got.Equal(want) {
+				t.Errorf("%s: %v, %v; want %v", u, got, err, want)
+			}
+		}
+		if _, _, err := s.LastActivity(ctx, testHost, "ghost"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("a user without an account got a record: %v", err)
+		}
+	}}})
 }
