@@ -2,9 +2,8 @@ package xmpp
 
 import (
 	"bufio"
-	"encoding/xml"
+	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -60,14 +59,11 @@ var ErrStreamClosed = errors.New("xmpp: stream closed by peer")
 // errTooBig is what the counting reader returns past its budget.
 var errTooBig = errors.New("xmpp: stanza size limit reached")
 
-// errEncoding is what the tokenizer gets for any encoding but UTF-8.
-var errEncoding = errors.New("xmpp: streams are UTF-8")
-
 // Reader reads one XMPP stream: its header, then one top-level element at a
-// time, each built directly into an *etree.Element. Its limits are checked
-// while reading: the byte budget by a counting reader under the buffer (the
-// tokenizer holds a whole text node before returning it), depth and
-// attributes while building.
+// time, each built into an *etree.Element. It tokenizes the XML subset of
+// RFC 6120 §11 itself, on the buffer of a bufio.Reader (tokenizer.go). Its
+// limits are checked while reading: the byte budget by a counting reader
+// under the buffer, depth and attributes as each start tag is read.
 //
 // Namespaces are normalized: an element whose namespace differs from its
 // parent's carries an explicit xmlns attribute, and a top-level element in
@@ -78,12 +74,39 @@ var errEncoding = errors.New("xmpp: streams are UTF-8")
 // Errors from ReadHeader and ReadElement are a *StreamError for anything the
 // peer did wrong, ErrStreamClosed when it closed the stream, and I/O errors
 // as they come (io.ErrUnexpectedEOF when the connection ended mid-stream).
+// An error other than ErrStreamClosed is returned again by every later call
+// until Restart or Reset.
 type Reader struct {
 	limits Limits
 	cr     counter
 	br     *bufio.Reader
-	dec    *xml.Decoder
+
+	// The window: br's buffered bytes as of the last read, pos of them
+	// taken. Given back to br (release) at the end of every call.
+	buf  []byte
+	pos  int
+	rerr error // the transport's error, once it gave one
+
+	err    error  // the error that ended the stream for this Reader
+	closed bool   // the stream element was closed
 	ns     string // default namespace of the stream, from the header
+
+	// Namespace scope and open elements, kept from stanza to stanza: the
+	// stream element is frames[0], its declarations stay in binds.
+	scope  []byte // raw names of open elements, prefixes and URIs in scope
+	binds  []binding
+	frames []frame
+
+	// The start tag being read.
+	tag   []byte // its raw names
+	attrs []rawAttr
+
+	// The stanza being read: see tokenizer.go.
+	arena  []byte
+	evs    []event
+	oattrs []oattr
+	nEl    int
+	nText  int
 }
 
 // NewReader returns a Reader of the stream arriving on r.
@@ -102,10 +125,12 @@ func NewReader(r io.Reader, l Limits) *Reader {
 // Restart prepares for a new stream header on the same connection, as after
 // SASL success (RFC 6120 §6.4.6). Buffered bytes are kept.
 func (r *Reader) Restart() {
-	r.dec = xml.NewDecoder(r.br)
-	r.dec.Strict = true
-	r.dec.CharsetReader = func(string, io.Reader) (io.Reader, error) { return nil, errEncoding }
-	r.ns = ""
+	r.buf, r.pos, r.rerr = nil, 0, nil
+	r.err, r.closed, r.ns = nil, false, ""
+	r.frames = r.frames[:0]
+	// The xml prefix is bound from the start.
+	r.scope = append(r.scope[:0], "xml"+NSXML...)
+	r.binds = append(r.binds[:0], binding{prefix: span{0, 3}, uri: span{3, 3 + len(NSXML)}})
 }
 
 // Reset points the Reader at a new transport, as after STARTTLS, and
@@ -122,7 +147,7 @@ func (r *Reader) Reset(rd io.Reader) {
 func (r *Reader) Buffered() int { return r.br.Buffered() }
 
 // consumed is how many bytes the tokenizer has taken so far.
-func (r *Reader) consumed() int64 { return r.cr.n - int64(r.br.Buffered()) }
+func (r *Reader) consumed() int64 { return r.cr.n - int64(r.br.Buffered()) + int64(r.pos) }
 
 // budget allows the next element MaxStanza bytes plus read-ahead.
 func (r *Reader) budget() int64 {
@@ -133,199 +158,236 @@ func (r *Reader) budget() int64 {
 
 // ReadHeader reads the XML declaration, if any, and the stream header.
 func (r *Reader) ReadHeader() (Header, error) {
-	r.budget()
-	// The tokenizer holds text until the next '<', so a peer speaking
-	// something else (an HTTP request, a TLS hello on the wrong port)
-	// would wait for it forever. Look at the first byte that is not
-	// white space instead.
-	for {
-		b, err := r.br.Peek(1)
-		if err != nil {
-			return Header{}, r.mapError(err)
-		}
-		if isSpace(b) {
-			_, _ = r.br.ReadByte()
-			continue
-		}
-		if b[0] != '<' {
-			return Header{}, NewStreamError(NotWellFormed, "a stream starts with '<'")
-		}
-		break
+	if r.err != nil {
+		return Header{}, r.err
 	}
+	r.budget()
+	h, err := r.readHeader()
+	r.release()
+	if err != nil {
+		r.err = r.mapError(err)
+		return Header{}, r.err
+	}
+	return h, nil
+}
+
+func (r *Reader) readHeader() (Header, error) {
+	decl := false
 	for {
-		tok, err := r.dec.Token()
-		if err != nil {
-			return Header{}, r.mapError(err)
+		// A peer speaking something else (an HTTP request, a TLS hello
+		// on the wrong port) is told so at its first byte.
+		if _, err := r.skipSpace(); err != nil {
+			return Header{}, err
 		}
-		switch t := tok.(type) {
-		case xml.ProcInst:
-			if t.Target != "xml" {
-				return Header{}, NewStreamError(RestrictedXML, "processing instructions are not allowed")
+		if r.buf[r.pos] != '<' {
+			if decl {
+				return Header{}, notWellFormed("text before the stream header")
 			}
-			if enc := procInstParam(string(t.Inst), "encoding"); enc != "" && !strings.EqualFold(enc, "utf-8") {
-				return Header{}, NewStreamError(UnsupportedEncoding, "streams are UTF-8")
+			return Header{}, notWellFormed("a stream starts with '<'")
+		}
+		r.pos++
+		c, err := r.peekByte()
+		if err != nil {
+			return Header{}, err
+		}
+		switch c {
+		case '?':
+			if err := r.readDecl(); err != nil {
+				return Header{}, err
 			}
-		case xml.CharData:
-			if !isSpace(t) {
-				return Header{}, NewStreamError(NotWellFormed, "text before the stream header")
+			decl = true
+			continue
+		case '!':
+			if err := r.readMarkup(c); err != nil {
+				return Header{}, err
 			}
-		case xml.StartElement:
-			if t.Name.Local != "stream" || t.Name.Space != NSStream {
-				return Header{}, NewStreamError(InvalidNamespace, "the stream element is <stream xmlns='"+NSStream+"'>")
-			}
-			var h Header
-			for _, a := range t.Attr {
-				switch {
-				case a.Name.Space == "" && a.Name.Local == "xmlns":
-					h.NS = a.Value
-				case a.Name.Space == "" && a.Name.Local == "to":
-					h.To = a.Value
-				case a.Name.Space == "" && a.Name.Local == "from":
-					h.From = a.Value
-				case a.Name.Space == "" && a.Name.Local == "id":
-					h.ID = a.Value
-				case a.Name.Space == "" && a.Name.Local == "version":
-					h.Version = a.Value
-				case a.Name.Space == NSXML && a.Name.Local == "lang":
-					h.Lang = a.Value
+			return Header{}, notWellFormed("expected the stream header")
+		case '/':
+			return Header{}, notWellFormed("expected the stream header")
+		}
+		return r.readStreamTag()
+	}
+}
+
+// readDecl reads the XML declaration after its '<': any other processing
+// instruction is restricted XML.
+func (r *Reader) readDecl() error {
+	r.pos++
+	var err error
+	if r.tag, err = r.readName(r.tag[:0], "a target name after '<?'"); err != nil {
+		return err
+	}
+	if string(r.tag) != "xml" {
+		return NewStreamError(RestrictedXML, "processing instructions are not allowed")
+	}
+	var prev byte
+	for {
+		c, err := r.nextByte()
+		if err != nil {
+			return err
+		}
+		if prev == '?' && c == '>' {
+			break
+		}
+		r.tag = append(r.tag, c)
+		prev = c
+	}
+	body := string(r.tag[len("xml") : len(r.tag)-1])
+	if v := procInstParam(body, "version"); v != "" && v != "1.0" {
+		return notWellFormed("only XML 1.0 is supported")
+	}
+	if enc := procInstParam(body, "encoding"); enc != "" && !strings.EqualFold(enc, "utf-8") {
+		return NewStreamError(UnsupportedEncoding, "streams are UTF-8")
+	}
+	return nil
+}
+
+// readStreamTag reads the stream header's start tag after its '<'.
+func (r *Reader) readStreamTag() (Header, error) {
+	r.arena = r.arena[:0]
+	scope, binds := len(r.scope), len(r.binds)
+	empty, err := r.readStartTag()
+	if err != nil {
+		return Header{}, err
+	}
+	ns, err := r.resolve()
+	if err != nil {
+		return Header{}, err
+	}
+	qname := r.tag[:r.attrs0()]
+	if string(qname[bytes.IndexByte(qname, ':')+1:]) != "stream" || string(r.bytesOf(ns)) != NSStream {
+		return Header{}, NewStreamError(InvalidNamespace, "the stream element is <stream xmlns='"+NSStream+"'>")
+	}
+	var h Header
+	for _, a := range r.attrs {
+		name := r.tag[a.name.off:a.name.end]
+		if a.decl {
+			if a.colon < 0 {
+				if h.NS = internNS(r.bytesOf(a.val)); h.NS == "" {
+					h.NS = string(r.bytesOf(a.val))
 				}
 			}
-			r.ns = h.NS
-			return h, nil
-		case xml.Comment, xml.Directive:
-			return Header{}, NewStreamError(RestrictedXML, "comments and DTDs are not allowed")
-		default:
-			return Header{}, NewStreamError(NotWellFormed, "expected the stream header")
+			continue
 		}
+		var field *string
+		switch string(name) {
+		case "to":
+			field = &h.To
+		case "from":
+			field = &h.From
+		case "id":
+			field = &h.ID
+		case "version":
+			field = &h.Version
+		case "xml:lang":
+			field = &h.Lang
+		default:
+			continue
+		}
+		*field = string(r.arena[a.val.off:a.val.end])
 	}
+	r.ns = h.NS
+	r.pushFrame(ns, scope, binds, 0)
+	r.closed = empty
+	return h, nil
 }
 
 // ReadElement reads the next top-level element of the stream, skipping
 // whitespace keepalives between elements.
 func (r *Reader) ReadElement() (*etree.Element, error) {
-	start := r.budget()
-	for {
-		tok, err := r.dec.Token()
-		if err != nil {
-			return nil, r.mapError(err)
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			el, err := r.build(t)
-			if err != nil {
-				return nil, err
-			}
-			if r.consumed()-start > r.limits.MaxStanza {
-				return nil, tooBig(r.limits.MaxStanza)
-			}
-			return el, nil
-		case xml.EndElement:
-			return nil, ErrStreamClosed
-		case xml.CharData:
-			if !isSpace(t) {
-				return nil, NewStreamError(BadFormat, "text between stanzas")
-			}
-			// A whitespace keepalive: restart the budget.
-			start = r.budget()
-		default:
-			return nil, restricted(tok)
-		}
+	if r.err != nil {
+		return nil, r.err
 	}
-}
-
-type frame struct {
-	el *etree.Element
-	ns string
-}
-
-// build reads the rest of the element that start opens.
-func (r *Reader) build(start xml.StartElement) (*etree.Element, error) {
-	root, err := r.element(start, r.ns)
+	if r.closed {
+		return nil, ErrStreamClosed
+	}
+	el, err := r.readElement()
+	r.release()
+	r.shrink()
 	if err != nil {
-		return nil, err
-	}
-	stack := make([]frame, 1, 8)
-	stack[0] = frame{root, start.Name.Space}
-	for {
-		tok, err := r.dec.Token()
-		if err != nil {
-			return nil, r.mapError(err)
+		if err == ErrStreamClosed {
+			r.closed = true
+			return nil, err
 		}
-		top := &stack[len(stack)-1]
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if len(stack) >= r.limits.MaxDepth {
-				return nil, NewStreamError(StreamPolicyViolation, "elements nested deeper than "+strconv.Itoa(r.limits.MaxDepth))
-			}
-			el, err := r.element(t, top.ns)
-			if err != nil {
-				return nil, err
-			}
-			top.el.AddChild(el)
-			stack = append(stack, frame{el, t.Name.Space})
-		case xml.EndElement:
-			stack = stack[:len(stack)-1]
-			if len(stack) == 0 {
-				return root, nil
-			}
-		case xml.CharData:
-			top.el.CreateText(string(t))
-		default:
-			return nil, restricted(tok)
-		}
-	}
-}
-
-// element makes the etree element for start, inside a parent in parentNS.
-func (r *Reader) element(start xml.StartElement, parentNS string) (*etree.Element, error) {
-	if len(start.Attr) > r.limits.MaxAttrs {
-		return nil, NewStreamError(StreamPolicyViolation, "more than "+strconv.Itoa(r.limits.MaxAttrs)+" attributes on one element")
-	}
-	el := etree.NewElement(start.Name.Local)
-	if start.Name.Space != parentNS {
-		el.CreateAttr("xmlns", start.Name.Space)
-	}
-	prefixes := 0
-	for _, a := range start.Attr {
-		switch a.Name.Space {
-		case "xmlns":
-			// A prefix declaration: prefixes are resolved, not kept.
-		case "":
-			if a.Name.Local != "xmlns" {
-				el.CreateAttr(a.Name.Local, a.Value)
-			}
-		case NSXML:
-			el.CreateAttr("xml:"+a.Name.Local, a.Value)
-		default:
-			prefixes++
-			p := "ns" + strconv.Itoa(prefixes)
-			el.CreateAttr("xmlns:"+p, a.Name.Space)
-			el.CreateAttr(p+":"+a.Name.Local, a.Value)
-		}
+		r.err = r.mapError(err)
+		return nil, r.err
 	}
 	return el, nil
 }
 
-// mapError turns a tokenizer error into what ReadElement promises.
-func (r *Reader) mapError(err error) error {
-	if errors.Is(err, errTooBig) {
-		return tooBig(r.limits.MaxStanza)
-	}
-	if strings.Contains(err.Error(), errEncoding.Error()) {
-		return NewStreamError(UnsupportedEncoding, "streams are UTF-8")
-	}
-	var se *xml.SyntaxError
-	if errors.As(err, &se) {
-		switch {
-		case se.Msg == "unexpected EOF":
-			return io.ErrUnexpectedEOF
-		case strings.Contains(se.Msg, "entity"):
-			return NewStreamError(RestrictedXML, "only the five predefined entities and character references are allowed")
-		default:
-			return NewStreamError(NotWellFormed, se.Msg)
+func (r *Reader) readElement() (*etree.Element, error) {
+	start := r.budget()
+	for {
+		space, err := r.skipSpace()
+		if err != nil {
+			return nil, err
 		}
+		if r.buf[r.pos] != '<' {
+			return nil, NewStreamError(BadFormat, "text between stanzas")
+		}
+		if space {
+			// A whitespace keepalive: restart the budget.
+			start = r.budget()
+		}
+		r.pos++
+		c, err := r.peekByte()
+		if err != nil {
+			return nil, err
+		}
+		switch c {
+		case '/':
+			r.pos++
+			if err := r.readEndTag(); err != nil {
+				return nil, err
+			}
+			return nil, ErrStreamClosed
+		case '!', '?':
+			if err := r.readMarkup(c); err != nil {
+				return nil, err
+			}
+			return nil, NewStreamError(BadFormat, "text between stanzas")
+		}
+		if err := r.readStanza(); err != nil {
+			return nil, err
+		}
+		if r.consumed()-start > r.limits.MaxStanza {
+			return nil, tooBig(r.limits.MaxStanza)
+		}
+		return r.build(), nil
 	}
-	if err == io.EOF {
+}
+
+// shrink lets go of buffers that a big stanza grew, so that an idle stream
+// holds little: the arena is kept up to 16 KiB (a big message body, read
+// again and again, should not grow it each time), the rest up to about 4
+// KiB each.
+func (r *Reader) shrink() {
+	if cap(r.arena) > 16<<10 {
+		r.arena = nil
+	}
+	if cap(r.evs) > 64 {
+		r.evs = nil
+	}
+	if cap(r.oattrs) > 64 {
+		r.oattrs = nil
+	}
+	if cap(r.attrs) > 64 {
+		r.attrs = nil
+	}
+	if cap(r.tag) > 1<<10 {
+		r.tag = nil
+	}
+	if cap(r.scope) > 1<<10 && cap(r.scope) > 2*len(r.scope) {
+		r.scope = append([]byte(nil), r.scope...)
+	}
+}
+
+// mapError turns what the tokenizer met into what ReadElement promises.
+func (r *Reader) mapError(err error) error {
+	switch {
+	case errors.Is(err, errTooBig):
+		return tooBig(r.limits.MaxStanza)
+	case err == io.EOF:
 		return io.ErrUnexpectedEOF
 	}
 	return err
@@ -333,27 +395,6 @@ func (r *Reader) mapError(err error) error {
 
 func tooBig(max int64) *StreamError {
 	return NewStreamError(StreamPolicyViolation, "stanza larger than "+strconv.FormatInt(max, 10)+" bytes")
-}
-
-func restricted(tok xml.Token) *StreamError {
-	switch tok.(type) {
-	case xml.Comment:
-		return NewStreamError(RestrictedXML, "comments are not allowed")
-	case xml.Directive:
-		return NewStreamError(RestrictedXML, "DTDs and other directives are not allowed")
-	case xml.ProcInst:
-		return NewStreamError(RestrictedXML, "processing instructions are not allowed")
-	}
-	return NewStreamError(NotWellFormed, fmt.Sprintf("unexpected %T", tok))
-}
-
-func isSpace(b []byte) bool {
-	for _, c := range b {
-		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
-			return false
-		}
-	}
-	return true
 }
 
 // procInstParam returns the value of param in an XML declaration body.
