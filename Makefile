@@ -7,7 +7,7 @@ BIN     := bin/parley
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build run test vet fmt-check bench fuzz clean loadtest
+.PHONY: all build run test vet fmt-check bench fuzz clean loadtest compare
 
 all: build
 
@@ -47,3 +47,10 @@ clean:
 # 2-core machine; see scripts/loadtest.sh to change them).
 loadtest:
 	GO=$(GO) ./scripts/loadtest.sh
+
+# Parley against Prosody 0.12 (installed from Debian when missing) on loopback:
+# the same parley-load scenarios on each, in alternation; prints min / median /
+# max per server and the Parley / Prosody ratios (RUNS and the sizes: see
+# scripts/compare.sh).
+compare:
+	GO=$(GO) ./scripts/compare.sh
