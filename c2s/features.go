@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"net"
 	"strings"
 
@@ -271,7 +272,6 @@ func (s *Session) authenticate(el *etree.Element) error {
 			}
 			s.username = srv.Username()
 			s.state |= stateAuthenticated
-			s.log = s.log.With("user", s.username+"@"+s.host)
 			s.r.Restart()
 			return s.openStream()
 		}
@@ -325,7 +325,7 @@ func decodeSASL(text string) ([]byte, bool) {
 func (s *Session) saslFailure(err error, count bool) error {
 	var f *sasl.Failure
 	if !errors.As(err, &f) {
-		s.log.Error("c2s: sasl", "err", err)
+		s.log(slog.LevelError, "c2s: sasl", "err", err)
 		f = &sasl.Failure{Condition: "temporary-auth-failure"}
 	}
 	el := newElementNS(xmpp.NSSASL, "failure")
@@ -341,7 +341,7 @@ func (s *Session) saslFailure(err error, count bool) error {
 	}
 	if count {
 		s.failures++
-		s.log.Info("c2s: authentication failed", "condition", f.Condition, "failures", s.failures)
+		s.log(slog.LevelInfo, "c2s: authentication failed", "condition", f.Condition, "failures", s.failures)
 		if s.failures >= s.srv.cfg.AuthFailures {
 			return xmpp.NewStreamError(xmpp.StreamPolicyViolation, "too many failed authentication attempts")
 		}
@@ -380,13 +380,11 @@ func (s *Session) bind(el *etree.Element) error {
 		return s.bindError(st, xmpp.NewStanzaError(xmpp.ResourceConstraint, err.Error()))
 	}
 	s.state |= stateBound
-	s.log = s.log.With("jid", s.jid.String())
-	s.log.Info("c2s: bound")
+	s.log(slog.LevelInfo, "c2s: bound")
 	payload := newElementNS(xmpp.NSBind, "bind")
 	payload.CreateElement("jid").SetText(s.jid.String())
 	reply := xmpp.NewIQ("result", st.ID, xmpp.JID{}, xmpp.JID{}, payload)
-	s.startWriter()
-	s.enqueue(reply.El)
+	s.startWriter(reply.El)
 	return nil
 }
 

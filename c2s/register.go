@@ -3,6 +3,7 @@ package c2s
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/beevik/etree"
@@ -130,7 +131,7 @@ func (s *Session) register(el *etree.Element) error {
 			return s.bindError(st, asStanzaError(err))
 		}
 		s.token = ""
-		s.log.Info("c2s: account registered", "user", user+"@"+s.host)
+		s.log(slog.LevelInfo, "c2s: account registered", "user", user+"@"+s.host)
 		return s.bindReply(st, nil)
 	}
 	return s.bindError(st, xmpp.NewStanzaError(xmpp.BadRequest, ""))

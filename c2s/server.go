@@ -117,6 +117,8 @@ type Server struct {
 	closed    bool
 	wg        sync.WaitGroup
 
+	writers *writers // the sessions' writer goroutines
+
 	failures      ipFailures // failed logins
 	registrations ipFailures // registration attempts
 }
@@ -128,6 +130,7 @@ func NewServer(cfg Config) *Server {
 		cfg:           cfg,
 		listeners:     make(map[net.Listener]struct{}),
 		sessions:      make(map[*Session]struct{}),
+		writers:       newWriters(),
 		failures:      ipFailures{m: make(map[string]*ipWindow)},
 		registrations: ipFailures{m: make(map[string]*ipWindow)},
 	}
@@ -144,6 +147,13 @@ func (s *Server) Serve(l net.Listener, directTLS bool) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
+	var tlsConfig *tls.Config
+	if directTLS {
+		// One config for the listener's connections: each tls.Conn keeps
+		// the one it was made with for its whole life.
+		tlsConfig = s.cfg.TLS.Clone()
+		tlsConfig.NextProtos = []string{"xmpp-client"}
+	}
 	var delay time.Duration
 	for {
 		conn, err := l.Accept()
@@ -166,9 +176,7 @@ func (s *Server) Serve(l net.Listener, directTLS bool) error {
 		}
 		delay = 0
 		if directTLS {
-			cfg := s.cfg.TLS.Clone()
-			cfg.NextProtos = []string{"xmpp-client"}
-			conn = tls.Server(conn, cfg)
+			conn = tls.Server(conn, tlsConfig)
 		}
 		sess := newSession(s, conn, directTLS)
 		s.mu.Lock()
@@ -194,6 +202,11 @@ func (s *Server) Serve(l net.Listener, directTLS bool) error {
 // waits until the sessions are gone or ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.closed {
+		// Writers that wait for work exit; the sessions' last writes
+		// below start goroutines of their own.
+		close(s.writers.quit)
+	}
 	s.closed = true
 	for l := range s.listeners {
 		l.Close()

@@ -30,14 +30,15 @@ const (
 )
 
 // Session is one client stream, from accept to close. Its goroutine reads
-// and owns the negotiation state; once bound, a second goroutine drains the
-// bounded outbound queue to the socket. The connection is only the
-// session's current transport: the queue and the identity belong to the
-// session.
+// and owns the negotiation state; once bound, everything it sends goes
+// through the bounded outbound queue, which a writer loop drains to the
+// socket. The writer loop runs, on one of the server's writer goroutines,
+// only while stanzas wait: an idle session has one goroutine, the reader,
+// and holds no write buffer. The connection is only the session's current
+// transport: the queue and the identity belong to the session.
 type Session struct {
 	srv *Server
 	id  string
-	log *slog.Logger
 
 	conn     net.Conn
 	r        *xmpp.Reader
@@ -51,34 +52,41 @@ type Session struct {
 	sent     bool     // our stream header for the current stream is out
 
 	// The outbound queue: a slice that grows only while stanzas wait, so
-	// an idle session holds no queue memory, and a one-slot channel that
-	// wakes the writer. qmu guards queue; it is held only to append or to
-	// take the whole batch.
-	qmu        sync.Mutex
-	queue      []*etree.Element
-	spare      []*etree.Element // the last batch's array, reused when small
-	wake       chan struct{}
-	writing    bool          // the writer goroutine runs; reader-owned
-	writerDone chan struct{} // closed when the writer goroutine exits
+	// an idle session holds no queue memory. qmu guards everything below
+	// it up to closeOnce; it is held only to append, to take the whole
+	// batch, or to decide who writes. It is the innermost lock: nothing
+	// else is locked or called while it is held.
+	//
+	// Before bind the session's goroutine writes to the connection itself
+	// (STARTTLS swaps it); queued is set at bind, and from then on only
+	// writeLoop writes. Whoever queues a stanza (or closes the session)
+	// while writing is false sets it and starts writeLoop (claimWriter),
+	// and writeLoop sets it back to false when it finds the queue empty,
+	// under qmu: one loop runs at a time, and a stanza is never left
+	// behind with nobody to write it. The loop that ends the stream (the
+	// closing tag after Close, or a failed write) leaves writing set, so
+	// no other starts, and sets written.
+	qmu     sync.Mutex
+	queue   []*etree.Element
+	spare   []*etree.Element // the last batch's array, reused when small
+	queued  bool             // bound: writeLoop writes; set by the session's goroutine
+	writing bool             // writeLoop runs, or the writing is over
+	written bool             // the connection's last write was made and it is closed
+	ended   chan struct{}    // made by waitWritten, closed with written
 
 	closeOnce sync.Once
-	closing   chan struct{} // closed by Close
-	closeErr  *xmpp.StreamError
+	closing   atomic.Bool       // set by Close
+	closeErr  *xmpp.StreamError // set by Close before closing
 
 	available atomic.Bool
 	priority  atomic.Int32
 }
 
 func newSession(srv *Server, conn net.Conn, directTLS bool) *Session {
-	id := randomID()
 	s := &Session{
-		srv:        srv,
-		id:         id,
-		log:        srv.cfg.Logger.With("session", id, "remote", conn.RemoteAddr().String()),
-		conn:       conn,
-		wake:       make(chan struct{}, 1),
-		writerDone: make(chan struct{}),
-		closing:    make(chan struct{}),
+		srv:  srv,
+		id:   randomID(),
+		conn: conn,
 	}
 	if directTLS {
 		s.state |= stateSecure
@@ -92,6 +100,28 @@ func randomID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// log logs one line with the session's attributes first: its id, the
+// remote address, and the user and the JID once known. They are put
+// together only for a line that is written, instead of a logger per
+// session built ahead of time. writeLoop logs too: what log reads (conn,
+// state, username, host, jid) is set before bind and never after.
+func (s *Session) log(level slog.Level, msg string, args ...any) {
+	l := s.srv.cfg.Logger
+	ctx := context.Background()
+	if !l.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]any, 0, 8+len(args))
+	attrs = append(attrs, "session", s.id, "remote", s.conn.RemoteAddr().String())
+	if s.state&stateAuthenticated != 0 {
+		attrs = append(attrs, "user", s.username+"@"+s.host)
+	}
+	if !s.jid.IsZero() {
+		attrs = append(attrs, "jid", s.jid.String())
+	}
+	l.Log(ctx, level, msg, append(attrs, args...)...)
 }
 
 // ID returns the session's id, which is also its stream id.
@@ -117,10 +147,8 @@ func (s *Session) SetPresence(available bool, priority int) {
 // the queue is full or the session is closing: the caller's slow-consumer
 // policy decides what then happens to el. el must not change afterwards.
 func (s *Session) Deliver(el *etree.Element) bool {
-	select {
-	case <-s.closing:
+	if s.closing.Load() {
 		return false
-	default:
 	}
 	s.qmu.Lock()
 	if len(s.queue) >= s.srv.cfg.Queue {
@@ -128,12 +156,21 @@ func (s *Session) Deliver(el *etree.Element) bool {
 		return false
 	}
 	s.queue = append(s.queue, el)
+	start := s.claimWriter()
 	s.qmu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-		// The writer is already due to look.
+	if start {
+		s.srv.writers.start(s)
 	}
+	return true
+}
+
+// claimWriter reports whether the caller is to start writeLoop: the
+// session is bound and no writeLoop runs. qmu is held.
+func (s *Session) claimWriter() bool {
+	if !s.queued || s.writing {
+		return false
+	}
+	s.writing = true
 	return true
 }
 
@@ -141,6 +178,11 @@ func (s *Session) Deliver(el *etree.Element) bool {
 func (s *Session) takeBatch() []*etree.Element {
 	s.qmu.Lock()
 	defer s.qmu.Unlock()
+	return s.takeBatchLocked()
+}
+
+// takeBatchLocked is takeBatch with qmu held.
+func (s *Session) takeBatchLocked() []*etree.Element {
 	batch := s.queue
 	s.queue = s.spare[:0]
 	s.spare = nil
@@ -162,23 +204,25 @@ func (s *Session) returnBatch(batch []*etree.Element) {
 }
 
 // Closing reports whether Close was called.
-func (s *Session) Closing() bool {
-	select {
-	case <-s.closing:
-		return true
-	default:
-		return false
-	}
-}
+func (s *Session) Closing() bool { return s.closing.Load() }
 
 // Close ends the session with the stream error e (nil for a plain close)
 // after what is already queued is written. It does not wait.
 func (s *Session) Close(e *xmpp.StreamError) {
 	s.closeOnce.Do(func() {
 		s.closeErr = e
-		close(s.closing)
-		// Wake the reader if it is blocked before bind; once bound, the
-		// writer sees closing and ends the connection.
+		s.closing.Store(true)
+		// Once bound, a writer ends the stream: the one that runs sees
+		// closing when it next looks at the queue (closing is set before
+		// qmu is taken here), or none runs and one starts now.
+		s.qmu.Lock()
+		start := s.claimWriter()
+		s.qmu.Unlock()
+		if start {
+			s.srv.writers.start(s)
+		}
+		// Wake the reader if it is blocked; before bind it ends the
+		// stream itself.
 		_ = s.conn.SetReadDeadline(time.Now())
 	})
 }
@@ -188,7 +232,7 @@ func (s *Session) serve() {
 	var err error
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error("c2s: panic in session", "panic", p, "stack", string(debug.Stack()))
+			s.log(slog.LevelError, "c2s: panic in session", "panic", p, "stack", string(debug.Stack()))
 			err = xmpp.NewStreamError(xmpp.StreamInternalError, "")
 		}
 		s.end(err)
@@ -242,12 +286,10 @@ func (s *Session) setReadDeadline() error {
 	}
 	// Checked after setting: a Close that comes later sets its own
 	// deadline after ours, so the reader cannot sleep through it.
-	select {
-	case <-s.closing:
+	if s.closing.Load() {
 		return errClosing
-	default:
-		return nil
 	}
+	return nil
 }
 
 var errClosing = errors.New("c2s: session closed")
@@ -354,42 +396,84 @@ func (s *Session) enqueue(el *etree.Element) {
 	}
 }
 
-// startWriter hands writing over to the writer goroutine; from now on only
-// it writes to the connection.
-func (s *Session) startWriter() {
-	s.writing = true
-	go s.writeLoop()
+// startWriter hands writing over to writeLoop, with first as the first
+// stanza it writes (the bind result, ahead of anything routed to the
+// session since Router.Bind); from now on only writeLoop writes to the
+// connection.
+func (s *Session) startWriter(first *etree.Element) {
+	s.qmu.Lock()
+	s.queue = append(s.queue, nil)
+	copy(s.queue[1:], s.queue)
+	s.queue[0] = first
+	s.queued = true
+	start := s.claimWriter()
+	s.qmu.Unlock()
+	if start {
+		s.srv.writers.start(s)
+	}
 }
 
-// writeLoop drains the queue, writing each batch with one flush.
+// writeLoop drains the queue, writing each batch with one flush, and
+// returns when the queue is empty. After Close it writes the rest of the
+// queue, the stream error and the closing tag, and closes the connection.
 func (s *Session) writeLoop() {
-	defer close(s.writerDone)
-	defer s.conn.Close()
 	for {
-		select {
-		case <-s.wake:
-			batch := s.takeBatch()
-			for _, el := range batch {
-				_ = s.w.WriteElement(el)
-			}
-			s.returnBatch(batch)
-			if err := s.flush(); err != nil {
-				s.log.Debug("c2s: write failed", "err", err)
-				_ = s.conn.Close()
-				return
-			}
-		case <-s.closing:
-			for _, el := range s.takeBatch() {
-				_ = s.w.WriteElement(el)
-			}
+		s.qmu.Lock()
+		closing := s.closing.Load()
+		if len(s.queue) == 0 && !closing {
+			s.writing = false
+			s.qmu.Unlock()
+			return
+		}
+		batch := s.takeBatchLocked()
+		s.qmu.Unlock()
+		for _, el := range batch {
+			_ = s.w.WriteElement(el)
+		}
+		s.returnBatch(batch)
+		if closing {
 			if s.closeErr != nil {
 				_ = s.w.WriteStreamError(s.closeErr)
 			}
 			_ = s.w.WriteEnd()
 			_ = s.flush()
+			s.finishWriting()
+			return
+		}
+		if err := s.flush(); err != nil {
+			s.log(slog.LevelDebug, "c2s: write failed", "err", err)
+			s.finishWriting()
 			return
 		}
 	}
+}
+
+// finishWriting closes the connection after its last write: no writer
+// starts again, and waitWritten returns.
+func (s *Session) finishWriting() {
+	_ = s.conn.Close()
+	s.qmu.Lock()
+	s.written = true
+	if s.ended != nil {
+		close(s.ended)
+	}
+	s.qmu.Unlock()
+}
+
+// waitWritten waits until a writer made the last write and closed the
+// connection. Only the session's goroutine waits, after Close.
+func (s *Session) waitWritten() {
+	s.qmu.Lock()
+	if s.written {
+		s.qmu.Unlock()
+		return
+	}
+	if s.ended == nil {
+		s.ended = make(chan struct{})
+	}
+	ended := s.ended
+	s.qmu.Unlock()
+	<-ended
 }
 
 func (s *Session) flush() error {
@@ -412,22 +496,22 @@ func (s *Session) end(err error) {
 		se = xmpp.NewStreamError(xmpp.ConnectionTimeout, "")
 	default:
 		// The connection is gone (reset, EOF, TLS failure): nobody to tell.
-		s.log.Debug("c2s: connection ended", "err", err)
+		s.log(slog.LevelDebug, "c2s: connection ended", "err", err)
 		s.unbind()
-		if s.writing {
+		if s.queued {
 			s.Close(nil)
-			<-s.writerDone
+			s.waitWritten()
 		}
 		s.conn.Close()
 		return
 	}
 	if se != nil && se.Condition != xmpp.SystemShutdown && se.Condition != xmpp.StreamConflict {
-		s.log.Info("c2s: stream error", "condition", se.Condition, "text", se.Text, "jid", s.jid.String())
+		s.log(slog.LevelInfo, "c2s: stream error", "condition", se.Condition, "text", se.Text)
 	}
 	s.unbind()
-	if s.writing {
+	if s.queued {
 		s.Close(se)
-		<-s.writerDone
+		s.waitWritten()
 		return
 	}
 	s.writeHeaderIfNeeded()
@@ -447,12 +531,10 @@ func (s *Session) unbind() {
 
 // isClosing reports whether err came from Close waking the reader.
 func isClosing(s *Session, err error) bool {
-	select {
-	case <-s.closing:
-		return errors.Is(err, errClosing) || isTimeout(err) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
-	default:
+	if !s.closing.Load() {
 		return false
 	}
+	return errors.Is(err, errClosing) || isTimeout(err) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }
 
 func isTimeout(err error) bool {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/xml"
 	"io"
+	"sync"
 
 	"github.com/beevik/etree"
 )
@@ -11,32 +12,73 @@ import (
 // writeSettings escapes only what XML requires, to keep output small.
 var writeSettings = etree.WriteSettings{CanonicalText: true, CanonicalAttrVal: true}
 
-// Writer writes one XMPP stream through a buffer. It is not safe for
-// concurrent use: one goroutine owns a stream's writing.
+// writeBufferSize is the size of the buffer a Writer holds between its
+// first write and the Flush that follows.
+const writeBufferSize = 4096
+
+// writeBuffers holds the buffers of Writers that have nothing to flush.
+// Most streams are idle most of the time: they share the few buffers that
+// the writing ones need instead of each holding one.
+var writeBuffers = sync.Pool{
+	New: func() any { return bufio.NewWriterSize(nil, writeBufferSize) },
+}
+
+// Writer writes one XMPP stream through a buffer. The buffer is taken from
+// a pool by the first write after a Flush and given back by the next Flush,
+// so a Writer with nothing to flush holds none. It is not safe for
+// concurrent use: one goroutine owns a stream's writing at a time.
 type Writer struct {
-	bw *bufio.Writer
+	to  io.Writer
+	bw  *bufio.Writer // nil while nothing waits to be flushed
+	err error         // the first failed flush; later writes are dropped
 }
 
 // NewWriter returns a Writer of a stream sent on w.
-func NewWriter(w io.Writer) *Writer {
-	return &Writer{bw: bufio.NewWriterSize(w, 4096)}
-}
+func NewWriter(w io.Writer) *Writer { return &Writer{to: w} }
 
 // Reset points the Writer at a new transport, as after STARTTLS. Anything
-// buffered is dropped: flush first.
-func (w *Writer) Reset(to io.Writer) { w.bw.Reset(to) }
+// buffered is dropped, and so is an earlier error: flush first.
+func (w *Writer) Reset(to io.Writer) {
+	w.release()
+	w.to = to
+	w.err = nil
+}
+
+// buf returns the buffer to write into, taken from the pool if the Writer
+// holds none.
+func (w *Writer) buf() *bufio.Writer {
+	if w.bw == nil {
+		w.bw = writeBuffers.Get().(*bufio.Writer)
+		w.bw.Reset(w.to)
+	}
+	return w.bw
+}
+
+// release gives the buffer back, dropping what it holds.
+func (w *Writer) release() {
+	if w.bw == nil {
+		return
+	}
+	w.bw.Reset(nil)
+	writeBuffers.Put(w.bw)
+	w.bw = nil
+}
 
 // WriteHeader writes the XML declaration and the opening stream tag.
 func (w *Writer) WriteHeader(h Header) error {
-	w.bw.WriteString("<?xml version='1.0'?><stream:stream xmlns='")
-	escapeAttr(w.bw, h.NS)
-	w.bw.WriteString("' xmlns:stream='" + NSStream + "'")
-	attr(w.bw, "id", h.ID)
-	attr(w.bw, "from", h.From)
-	attr(w.bw, "to", h.To)
-	attr(w.bw, "version", h.Version)
-	attr(w.bw, "xml:lang", h.Lang)
-	_, err := w.bw.WriteString(">")
+	if w.err != nil {
+		return w.err
+	}
+	bw := w.buf()
+	bw.WriteString("<?xml version='1.0'?><stream:stream xmlns='")
+	escapeAttr(bw, h.NS)
+	bw.WriteString("' xmlns:stream='" + NSStream + "'")
+	attr(bw, "id", h.ID)
+	attr(bw, "from", h.From)
+	attr(bw, "to", h.To)
+	attr(bw, "version", h.Version)
+	attr(bw, "xml:lang", h.Lang)
+	_, err := bw.WriteString(">")
 	return err
 }
 
@@ -58,13 +100,19 @@ func escapeAttr(bw *bufio.Writer, v string) {
 // WriteElement serializes el. A top-level stanza has no xmlns of its own and
 // takes the stream's default namespace.
 func (w *Writer) WriteElement(el *etree.Element) error {
-	el.WriteTo(w.bw, &writeSettings)
+	if w.err != nil {
+		return w.err
+	}
+	el.WriteTo(w.buf(), &writeSettings)
 	return nil
 }
 
 // WriteRaw writes s as is: for whitespace keepalives and fixed replies.
 func (w *Writer) WriteRaw(s string) error {
-	_, err := w.bw.WriteString(s)
+	if w.err != nil {
+		return w.err
+	}
+	_, err := w.buf().WriteString(s)
 	return err
 }
 
@@ -75,12 +123,34 @@ func (w *Writer) WriteStreamError(e *StreamError) error {
 
 // WriteEnd writes the closing stream tag.
 func (w *Writer) WriteEnd() error {
-	_, err := w.bw.WriteString("</stream:stream>")
+	if w.err != nil {
+		return w.err
+	}
+	_, err := w.buf().WriteString("</stream:stream>")
 	return err
 }
 
 // Buffered returns how many bytes wait to be flushed.
-func (w *Writer) Buffered() int { return w.bw.Buffered() }
+func (w *Writer) Buffered() int {
+	if w.bw == nil {
+		return 0
+	}
+	return w.bw.Buffered()
+}
 
-// Flush sends what is buffered.
-func (w *Writer) Flush() error { return w.bw.Flush() }
+// Flush sends what is buffered and gives the buffer back. After a failed
+// Flush the stream is broken: what was buffered is dropped, and every later
+// write and Flush returns the same error until Reset.
+func (w *Writer) Flush() error {
+	if w.err != nil {
+		w.release()
+		return w.err
+	}
+	if w.bw == nil {
+		return nil
+	}
+	err := w.bw.Flush()
+	w.release()
+	w.err = err
+	return err
+}
