@@ -214,3 +214,25 @@ func ParseStanzaError(el *etree.Element) *StanzaError {
 	}
 	return se
 }
+
+// ParseStreamError reads a <stream:error/> element as a peer sent it; it
+// returns nil for any other element.
+func ParseStreamError(el *etree.Element) *StreamError {
+	// As read from a stream (xmlns resolved) or as built by Element
+	// (the stream: prefix of the stream that will carry it).
+	if el == nil || el.Tag != "error" || (NS(el) != NSStream && el.Space != "stream") {
+		return nil
+	}
+	se := &StreamError{}
+	for _, ch := range el.ChildElements() {
+		if NS(ch) != NSStreams {
+			continue
+		}
+		if ch.Tag == "text" {
+			se.Text = ch.Text()
+		} else if se.Condition == "" {
+			se.Condition = StreamCondition(ch.Tag)
+		}
+	}
+	return se
+}

@@ -42,3 +42,21 @@ func TestParseElement(t *testing.T) {
 		})
 	}
 }
+
+func TestParseStreamError(t *testing.T) {
+	e := NewStreamError(HostUnknown, "no such host")
+	got := ParseStreamError(e.Element())
+	if got == nil || got.Condition != HostUnknown || got.Text != "no such host" {
+		t.Fatalf("round trip of %v gave %v", e, got)
+	}
+	el, err := ParseElement(`<stream:error xmlns:stream='http://etherx.jabber.org/streams'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><extra xmlns='urn:x'/></stream:error>`, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ParseStreamError(el); got == nil || got.Condition != StreamConflict {
+		t.Fatalf("read from the wire: %v, want conflict", got)
+	}
+	if ParseStreamError(NewElementNS("urn:x", "error")) != nil {
+		t.Fatal("an error element of another namespace is not a stream error")
+	}
+}

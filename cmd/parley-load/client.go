@@ -176,15 +176,7 @@ func (c *Conn) next() (*etree.Element, error) {
 	if err != nil {
 		return nil, err
 	}
-	if isStream(el, "error") {
-		se := &xmpp.StreamError{}
-		for _, ch := range el.ChildElements() {
-			if ch.Tag == "text" {
-				se.Text = ch.Text()
-			} else {
-				se.Condition = xmpp.StreamCondition(ch.Tag)
-			}
-		}
+	if se := xmpp.ParseStreamError(el); se != nil {
 		return el, se
 	}
 	return el, nil
