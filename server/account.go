@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"sort"
 	"sync"
 	"time"
@@ -113,6 +112,17 @@ func (a *account) state(contact xmpp.JID) (subscription.State, bool) {
 	return subscription.State{Sub: sub, PendingOut: it.Ask, PendingIn: pending || it.PendingIn, Approved: it.Approved}, true
 }
 
+// sessionOf returns the session bound to full and its state, or nils;
+// a.mu must be held.
+func (a *account) sessionOf(full xmpp.JID) (Session, *sessState) {
+	for s, ss := range a.sessions {
+		if s.JID() == full {
+			return s, ss
+		}
+	}
+	return nil, nil
+}
+
 // isBlocked reports whether a blocks j: its full JID, bare JID, domain or
 // domain/resource is on the list (XEP-0191 with XEP-0016's matching). a.mu
 // must be held.
@@ -193,6 +203,3 @@ func (h *localHost) userData(local string) *account {
 	}
 	return a
 }
-
-// errNoUser is returned for a user who has no account.
-var errNoUser = errors.New("no such user")

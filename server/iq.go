@@ -114,9 +114,7 @@ func (h *localHost) serverServices(components []string, registration bool, start
 	})
 	// Features answered for the users' accounts, which clients look for
 	// on the server.
-	for _, f := range []string{NSOffline, NSBlocking, NSVCard, NSPrivate} {
-		m.features = append(m.features, f)
-	}
+	m.features = append(m.features, NSOffline, NSBlocking, NSVCard, NSPrivate)
 	if registration {
 		// Post-login password changes and removals come to the domain
 		// (XEP-0077 §3.2); the account's own handler serves them.

@@ -162,7 +162,7 @@ func (h *localHost) unbind(s Session) {
 		return
 	}
 	if ss.presence != nil || len(ss.directed) > 0 {
-		unavailable := newPresence("unavailable", j, xmpp.JID{})
+		unavailable := xmpp.NewPresence("unavailable", j, xmpp.JID{})
 		h.broadcastPresence(a, s, ss, unavailable)
 	}
 	if last {
@@ -198,6 +198,18 @@ func (h *localHost) flushSeen(ctx context.Context) {
 	}
 }
 
+// loaded returns the account of a user with a session, its data read, or
+// nil.
+func (h *localHost) loaded(local string) *account {
+	if a := h.online(local); a != nil && a.load(h) == nil {
+		return a
+	}
+	return nil
+}
+
+// errNotLoaded answers a request whose account state could not be read.
+var errNotLoaded = xmpp.NewStanzaError(xmpp.InternalServerError, "")
+
 // online returns the account of a user with a session, or nil.
 func (h *localHost) online(local string) *account {
 	h.mu.RLock()
@@ -228,18 +240,14 @@ func (h *localHost) session(full xmpp.JID) Session {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for s := range a.sessions {
-		if s.JID() == full {
-			return s
-		}
-	}
-	return nil
+	s, _ := a.sessionOf(full)
+	return s
 }
 
 // blocks reports whether the user blocks j. For a user who is not online
 // the list is read from the store.
 func (h *localHost) blocks(local string, j xmpp.JID) bool {
-	if a := h.online(local); a != nil && a.load(h) == nil {
+	if a := h.loaded(local); a != nil {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		return a.isBlocked(j)

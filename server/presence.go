@@ -10,9 +10,6 @@ import (
 	"github.com/parley-im/parley/xmpp"
 )
 
-// newPresence builds a presence of type typ ("" for available).
-var newPresence = xmpp.NewPresence
-
 // readdress returns a copy of st sent to to.
 func readdress(st *xmpp.Stanza, from, to xmpp.JID) *xmpp.Stanza {
 	c := st.Copy()
@@ -24,8 +21,8 @@ func readdress(st *xmpp.Stanza, from, to xmpp.JID) *xmpp.Stanza {
 // outboundPresence handles a presence a user's session sent (RFC 6121 §3,
 // §4): broadcast, directed, or a subscription stanza.
 func (h *localHost) outboundPresence(s Session, st *xmpp.Stanza) {
-	a := h.online(st.From.Local())
-	if a == nil || a.load(h) != nil {
+	a := h.loaded(st.From.Local())
+	if a == nil {
 		return
 	}
 	switch st.Type {
@@ -126,7 +123,7 @@ func (h *localHost) broadcastPresence(a *account, s Session, ss *sessState, st *
 		h.router.deliver(s, readdress(o.presence, o.s.JID(), from))
 	}
 	for _, c := range probes {
-		h.router.Route(newPresence("probe", a.bare, c))
+		h.router.Route(xmpp.NewPresence("probe", a.bare, c))
 	}
 	for _, req := range requests {
 		if r, err := parseStanza(req); err == nil {
@@ -180,11 +177,11 @@ func (h *localHost) answerProbe(st *xmpp.Stanza) {
 		return
 	}
 	if state.Sub != subscription.From && state.Sub != subscription.Both {
-		h.router.Route(newPresence(subscription.Unsubscribed, a.bare, st.From))
+		h.router.Route(xmpp.NewPresence(subscription.Unsubscribed, a.bare, st.From))
 		return
 	}
 	if len(avail) == 0 {
-		h.router.Route(newPresence("unavailable", a.bare, st.From))
+		h.router.Route(xmpp.NewPresence("unavailable", a.bare, st.From))
 		return
 	}
 	for _, p := range avail {
@@ -219,7 +216,7 @@ func (h *localHost) outboundSubscription(a *account, st *xmpp.Stanza) {
 	h.pushItem(a, push)
 	if out.SendUnavailable {
 		for _, p := range avail {
-			h.router.Route(newPresence("unavailable", p.s.JID(), contact))
+			h.router.Route(xmpp.NewPresence("unavailable", p.s.JID(), contact))
 		}
 	}
 	if out.Route {
@@ -239,9 +236,9 @@ func (h *localHost) inboundSubscription(st *xmpp.Stanza) {
 	contact := st.From.Bare()
 	a := h.userData(st.To.Local())
 	if a == nil || contact.IsZero() {
-		if st.Type == subscription.Subscribe && a == nil && h.exists(st.To.Local()) == false {
+		if st.Type == subscription.Subscribe && a == nil && !h.exists(st.To.Local()) {
 			// §3.1.3: a request for no user is answered unsubscribed.
-			h.router.Route(newPresence(subscription.Unsubscribed, st.To.Bare(), st.From.Bare()))
+			h.router.Route(xmpp.NewPresence(subscription.Unsubscribed, st.To.Bare(), st.From.Bare()))
 		}
 		return
 	}
@@ -265,7 +262,7 @@ func (h *localHost) inboundSubscription(st *xmpp.Stanza) {
 		}
 	}
 	if in.AutoReply != "" {
-		h.router.Route(newPresence(in.AutoReply, a.bare, contact))
+		h.router.Route(xmpp.NewPresence(in.AutoReply, a.bare, contact))
 	}
 	if in.SendPresence {
 		for _, p := range avail {
@@ -274,7 +271,7 @@ func (h *localHost) inboundSubscription(st *xmpp.Stanza) {
 	}
 	if in.SendUnavailable {
 		for _, p := range avail {
-			h.router.Route(newPresence("unavailable", p.s.JID(), contact))
+			h.router.Route(xmpp.NewPresence("unavailable", p.s.JID(), contact))
 		}
 	}
 }

@@ -53,14 +53,14 @@ func itemElement(it *storage.RosterItem) *etree.Element {
 // or, when the store can tell, an empty result followed by the changes as
 // pushes.
 func (h *localHost) rosterGet(st *xmpp.Stanza) (*etree.Element, error) {
-	a := h.online(st.From.Local())
-	if a == nil || a.load(h) != nil {
-		return nil, xmpp.NewStanzaError(xmpp.InternalServerError, "")
+	a := h.loaded(st.From.Local())
+	if a == nil {
+		return nil, errNotLoaded
 	}
-	s := h.session(st.From)
 	verAttr := st.Payload().SelectAttr("ver")
 	a.mu.Lock()
-	if ss := a.sessions[s]; ss != nil {
+	s, ss := a.sessionOf(st.From)
+	if ss != nil {
 		ss.roster = true
 	}
 	ver := a.ver
@@ -118,9 +118,9 @@ func (h *localHost) rosterSet(st *xmpp.Stanza) (*etree.Element, error) {
 		return nil, xmpp.NewStanzaError(xmpp.BadRequest, "the item needs a valid jid")
 	}
 	contact = contact.Bare()
-	a := h.online(st.From.Local())
-	if a == nil || a.load(h) != nil {
-		return nil, xmpp.NewStanzaError(xmpp.InternalServerError, "")
+	a := h.loaded(st.From.Local())
+	if a == nil {
+		return nil, errNotLoaded
 	}
 	if el.SelectAttrValue("subscription", "") == "remove" {
 		return nil, h.rosterRemove(a, contact)
@@ -201,13 +201,13 @@ func (h *localHost) rosterRemove(a *account, contact xmpp.JID) error {
 		return err
 	}
 	if state.Sub == subscription.To || state.Sub == subscription.Both || state.PendingOut {
-		h.router.Route(newPresence(subscription.Unsubscribe, a.bare, contact))
+		h.router.Route(xmpp.NewPresence(subscription.Unsubscribe, a.bare, contact))
 	}
 	if state.Sub == subscription.From || state.Sub == subscription.Both || state.PendingIn {
 		for _, p := range avail {
-			h.router.Route(newPresence("unavailable", p.s.JID(), contact))
+			h.router.Route(xmpp.NewPresence("unavailable", p.s.JID(), contact))
 		}
-		h.router.Route(newPresence(subscription.Unsubscribed, a.bare, contact))
+		h.router.Route(xmpp.NewPresence(subscription.Unsubscribed, a.bare, contact))
 	}
 	el := etree.NewElement("item")
 	el.CreateAttr("jid", contact.String())

@@ -70,14 +70,13 @@ func (h *localHost) accountServices() *iqMux {
 
 // blocklistGet answers XEP-0191's blocklist request.
 func (h *localHost) blocklistGet(st *xmpp.Stanza) (*etree.Element, error) {
-	a := h.online(st.From.Local())
-	if a == nil || a.load(h) != nil {
-		return nil, xmpp.NewStanzaError(xmpp.InternalServerError, "")
+	a := h.loaded(st.From.Local())
+	if a == nil {
+		return nil, errNotLoaded
 	}
-	s := h.session(st.From)
 	q := xmpp.NewElementNS(NSBlocking, "blocklist")
 	a.mu.Lock()
-	if ss := a.sessions[s]; ss != nil {
+	if _, ss := a.sessionOf(st.From); ss != nil {
 		ss.blocking = true
 	}
 	var list []string
@@ -85,7 +84,7 @@ func (h *localHost) blocklistGet(st *xmpp.Stanza) (*etree.Element, error) {
 		list = append(list, j.String())
 	}
 	a.mu.Unlock()
-	sortStrings(list)
+	sort.Strings(list)
 	for _, j := range list {
 		q.CreateElement("item").CreateAttr("jid", j)
 	}
@@ -107,9 +106,9 @@ func (h *localHost) blockSet(st *xmpp.Stanza, block bool) (*etree.Element, error
 	if block && len(jids) == 0 {
 		return nil, xmpp.NewStanzaError(xmpp.BadRequest, "block at least one jid")
 	}
-	a := h.online(st.From.Local())
-	if a == nil || a.load(h) != nil {
-		return nil, xmpp.NewStanzaError(xmpp.InternalServerError, "")
+	a := h.loaded(st.From.Local())
+	if a == nil {
+		return nil, errNotLoaded
 	}
 	a.mu.Lock()
 	if !block && len(jids) == 0 {
@@ -157,7 +156,7 @@ func (h *localHost) blockSet(st *xmpp.Stanza, block bool) (*etree.Element, error
 			}
 			for _, p := range avail {
 				if block {
-					h.router.Route(newPresence("unavailable", p.s.JID(), c))
+					h.router.Route(xmpp.NewPresence("unavailable", p.s.JID(), c))
 				} else {
 					h.router.Route(readdress(p.presence, p.s.JID(), c))
 				}
@@ -358,5 +357,3 @@ func serializeElement(el *etree.Element) []byte {
 func parseElement(data []byte) (*etree.Element, error) {
 	return xmpp.ParseElement(string(data), xmpp.Limits{MaxStanza: 1 << 20})
 }
-
-func sortStrings(s []string) { sort.Strings(s) }

@@ -317,44 +317,42 @@ func (r *Reader) ReadElement() (*etree.Element, error) {
 
 func (r *Reader) readElement() (*etree.Element, error) {
 	start := r.budget()
-	for {
-		space, err := r.skipSpace()
-		if err != nil {
-			return nil, err
-		}
-		if r.buf[r.pos] != '<' {
-			return nil, NewStreamError(BadFormat, "text between stanzas")
-		}
-		if space {
-			// A whitespace keepalive: restart the budget.
-			start = r.budget()
-		}
-		r.pos++
-		c, err := r.peekByte()
-		if err != nil {
-			return nil, err
-		}
-		switch c {
-		case '/':
-			r.pos++
-			if err := r.readEndTag(); err != nil {
-				return nil, err
-			}
-			return nil, ErrStreamClosed
-		case '!', '?':
-			if err := r.readMarkup(c); err != nil {
-				return nil, err
-			}
-			return nil, NewStreamError(BadFormat, "text between stanzas")
-		}
-		if err := r.readStanza(); err != nil {
-			return nil, err
-		}
-		if r.consumed()-start > r.limits.MaxStanza {
-			return nil, tooBig(r.limits.MaxStanza)
-		}
-		return r.build(), nil
+	space, err := r.skipSpace()
+	if err != nil {
+		return nil, err
 	}
+	if r.buf[r.pos] != '<' {
+		return nil, NewStreamError(BadFormat, "text between stanzas")
+	}
+	if space {
+		// A whitespace keepalive: restart the budget.
+		start = r.budget()
+	}
+	r.pos++
+	c, err := r.peekByte()
+	if err != nil {
+		return nil, err
+	}
+	switch c {
+	case '/':
+		r.pos++
+		if err := r.readEndTag(); err != nil {
+			return nil, err
+		}
+		return nil, ErrStreamClosed
+	case '!', '?':
+		if err := r.readMarkup(c); err != nil {
+			return nil, err
+		}
+		return nil, NewStreamError(BadFormat, "text between stanzas")
+	}
+	if err := r.readStanza(); err != nil {
+		return nil, err
+	}
+	if r.consumed()-start > r.limits.MaxStanza {
+		return nil, tooBig(r.limits.MaxStanza)
+	}
+	return r.build(), nil
 }
 
 // shrink lets go of buffers that a big stanza grew, so that an idle stream

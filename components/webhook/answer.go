@@ -63,14 +63,12 @@ func (c *Component) answerPresence(st *xmpp.Stanza) {
 	bot := st.To.Bare()
 	switch st.Type {
 	case "probe":
-		c.route(presence("", bot, st.From))
+		c.route(xmpp.NewPresence("", bot, st.From))
 	case "subscribe":
-		c.route(presence("subscribed", bot, st.From.Bare()))
-		c.route(presence("", bot, st.From))
+		c.route(xmpp.NewPresence("subscribed", bot, st.From.Bare()))
+		c.route(xmpp.NewPresence("", bot, st.From))
 	case "unsubscribe":
-		c.route(presence("unsubscribed", bot, st.From.Bare()))
+		c.route(xmpp.NewPresence("unsubscribed", bot, st.From.Bare()))
 	}
 	// Available, unavailable, subscribed and unsubscribed need no answer.
 }
-
-var presence = xmpp.NewPresence

@@ -146,9 +146,6 @@ func strictJSON(data []byte, v any) error {
 	return nil
 }
 
-// errRefusedFrom is a reply that would not come from the bot's domain.
-var errRefusedFrom = errors.New("a reply may only come from the bot's own domain")
-
 // build turns one reply object into a stanza. in is the stanza being
 // answered, nil for the send API.
 func (c *Component) build(in *xmpp.Stanza, r Reply) (*xmpp.Stanza, error) {
