@@ -374,7 +374,7 @@ func (s *Session) bind(el *etree.Element) error {
 	if err != nil {
 		return s.bindError(st, xmpp.NewStanzaError(xmpp.BadRequest, "the resource is not valid: "+err.Error()))
 	}
-	s.jid = local
+	s.jid, s.jidAddr = local, local.String()
 	if err := s.srv.cfg.Router.Bind(s); err != nil {
 		s.jid = xmpp.JID{}
 		return s.bindError(st, xmpp.NewStanzaError(xmpp.ResourceConstraint, err.Error()))

@@ -47,6 +47,7 @@ type Session struct {
 	host     string   // the local host of the stream
 	username string   // set by SASL
 	jid      xmpp.JID // set at bind, never changed after
+	jidAddr  string   // jid rendered once, stamped as from on every stanza
 	failures int      // failed SASL attempts on this stream
 	token    string   // a checked invite token (XEP-0401 preauth)
 	sent     bool     // our stream header for the current stream is out
@@ -375,7 +376,7 @@ func (s *Session) handleStanza(el *etree.Element) error {
 		}
 		return nil
 	}
-	st.SetFrom(s.jid)
+	st.StampFrom(s.jid, s.jidAddr)
 	if st.Kind == xmpp.KindIQ && st.Type == "set" && st.To.IsZero() {
 		if p := st.Payload(); p.Tag == "session" && xmpp.NS(p) == xmpp.NSSession {
 			// The legacy session iq of RFC 3921: nothing to do any more.

@@ -35,6 +35,7 @@ func bindOn(t *testing.T, srv *Server) (*Session, net.Conn) {
 	s.state |= stateAuthenticated | stateBound
 	s.username, s.host = "juliet", "example.com"
 	s.jid = xmpp.MustParse("juliet@example.com/balcony")
+	s.jidAddr = s.jid.String()
 	return s, b
 }
 

@@ -201,18 +201,29 @@ func ParseStanzaError(el *etree.Element) *StanzaError {
 	if errEl == nil {
 		return nil
 	}
-	se := &StanzaError{Type: ErrorType(errEl.SelectAttrValue("type", "")), By: errEl.SelectAttrValue("by", "")}
-	for _, c := range errEl.ChildElements() {
-		if c.SelectAttrValue("xmlns", "") != NSStanzas {
+	cond, text := conditionAndText(errEl, NSStanzas)
+	return &StanzaError{
+		Type:      ErrorType(errEl.SelectAttrValue("type", "")),
+		By:        errEl.SelectAttrValue("by", ""),
+		Condition: StanzaCondition(cond),
+		Text:      text,
+	}
+}
+
+// conditionAndText reads an error element's children in namespace ns:
+// the first one but <text/> is the condition, <text/> its text.
+func conditionAndText(el *etree.Element, ns string) (cond, text string) {
+	for _, c := range el.ChildElements() {
+		if NS(c) != ns {
 			continue
 		}
 		if c.Tag == "text" {
-			se.Text = c.Text()
-		} else if se.Condition == "" {
-			se.Condition = StanzaCondition(c.Tag)
+			text = c.Text()
+		} else if cond == "" {
+			cond = c.Tag
 		}
 	}
-	return se
+	return cond, text
 }
 
 // ParseStreamError reads a <stream:error/> element as a peer sent it; it
@@ -223,16 +234,6 @@ func ParseStreamError(el *etree.Element) *StreamError {
 	if el == nil || el.Tag != "error" || (NS(el) != NSStream && el.Space != "stream") {
 		return nil
 	}
-	se := &StreamError{}
-	for _, ch := range el.ChildElements() {
-		if NS(ch) != NSStreams {
-			continue
-		}
-		if ch.Tag == "text" {
-			se.Text = ch.Text()
-		} else if se.Condition == "" {
-			se.Condition = StreamCondition(ch.Tag)
-		}
-	}
-	return se
+	cond, text := conditionAndText(el, NSStreams)
+	return &StreamError{Condition: StreamCondition(cond), Text: text}
 }

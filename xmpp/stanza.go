@@ -117,6 +117,14 @@ func (s *Stanza) SetTo(j JID) {
 	setAddr(s.El, "to", j)
 }
 
+// StampFrom sets from to j, whose string form addr the caller already
+// holds (a session renders its bound JID once), saving the rendering on
+// every stanza.
+func (s *Stanza) StampFrom(j JID, addr string) {
+	s.From = j
+	setAttr(s.El, "from", addr)
+}
+
 // SetFrom sets the from address, in the struct and the tree. The zero JID
 // removes the attribute.
 func (s *Stanza) SetFrom(j JID) {
@@ -129,7 +137,11 @@ func setAddr(el *etree.Element, key string, j JID) {
 		el.RemoveAttr(key)
 		return
 	}
-	v := j.String()
+	setAttr(el, key, j.String())
+}
+
+// setAttr sets an unprefixed attribute, replacing it in place.
+func setAttr(el *etree.Element, key, v string) {
 	for i := range el.Attr {
 		if el.Attr[i].Space == "" && el.Attr[i].Key == key {
 			el.Attr[i].Value = v
