@@ -6,6 +6,8 @@
 # The sizes can be changed from the environment:
 #   LOGIN_N=1000 MSG_PAIRS=200 MSG_DURATION=20s IDLE_N=10000 IDLE_DURATION=5s
 #   BOT_N=50 BOT_DURATION=10s
+# PROFILE=DIR writes 5-second CPU profiles of Parley during the msg and bot
+# scenarios into DIR (go tool pprof -top DIR/bot.cpu).
 # The exit code is 1 when any scenario failed (a login, a lost message, ...).
 set -euo pipefail
 
@@ -18,6 +20,7 @@ IDLE_N=${IDLE_N:-10000}
 IDLE_DURATION=${IDLE_DURATION:-5s}
 BOT_N=${BOT_N:-50}
 BOT_DURATION=${BOT_DURATION:-10s}
+PROFILE=${PROFILE:-}
 
 "$GO" build -o bin/parley ./cmd/parley
 "$GO" build -o bin/parley-load ./cmd/parley-load
@@ -48,6 +51,12 @@ free_port() {
 }
 c2s=$(free_port 15222)
 hook=$(free_port 15280)
+pprof_args=()
+if [[ -n $PROFILE ]]; then
+	mkdir -p "$PROFILE"
+	pprof=$(free_port 16060)
+	pprof_args=(-pprof "127.0.0.1:$pprof")
+fi
 
 # No per-connection rate limit and no failed-login limit (every client comes
 # from 127.0.0.1, and registrations count against that limit), open
@@ -78,7 +87,7 @@ type = "http_component"
 post_url = "http://127.0.0.1:$hook/"
 TOML
 
-bin/parley serve -c "$tmp/parley.toml" 2>"$tmp/parley.log" &
+bin/parley serve -c "$tmp/parley.toml" "${pprof_args[@]}" 2>"$tmp/parley.log" &
 pid=$!
 for _ in $(seq 100); do
 	if ! kill -0 "$pid" 2>/dev/null; then
@@ -102,11 +111,24 @@ load() {
 	shift
 	echo
 	echo "== $name"
+	local prof=
+	if [[ -n $PROFILE ]]; then
+		case $name in
+		msg | bot)
+			# The profile covers the scenario's measured window after the logins.
+			(sleep 3 && curl -s -o "$PROFILE/$name.cpu" "http://127.0.0.1:$pprof/debug/pprof/profile?seconds=5") &
+			prof=$!
+			;;
+		esac
+	fi
 	if ! bin/parley-load "$name" -addr "127.0.0.1:$c2s" -domain localhost -pid "$pid" -create -timeout 5m "$@" |
 		tee "$tmp/$name.out"; then
 		status=1
 	fi
 	tail -n 1 "$tmp/$name.out" >>"$tmp/results.jsonl"
+	if [[ -n $prof ]]; then
+		wait "$prof" || true
+	fi
 }
 load login -n "$LOGIN_N" -c 50
 load msg -pairs "$MSG_PAIRS" -window 10 -duration "$MSG_DURATION"

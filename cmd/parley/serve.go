@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -26,6 +28,7 @@ const shutdownTimeout = 10 * time.Second
 func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := newFlagSet("serve", "", stderr)
 	path := configFlag(fs)
+	pprofAddr := fs.String("pprof", "", "serve Go's `pprof` profiles on this loopback address (for measuring; off by default)")
 	if code, ok := parseNone(fs, args); !ok {
 		return code
 	}
@@ -51,6 +54,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "parley serve: closing after a failed start: %v\n", cerr)
 		}
 		return fail(stderr, "serve", err)
+	}
+	if *pprofAddr != "" {
+		addr, err := servePprof(ctx, *pprofAddr)
+		if err != nil {
+			srv.Close()
+			return fail(stderr, "serve", err)
+		}
+		log.Info("parley: pprof", "addr", addr)
 	}
 	hosts := make([]string, len(cfg.Hosts))
 	for i, h := range cfg.Hosts {
@@ -86,4 +97,32 @@ func joinAddrs(addrs []net.Addr) string {
 		s[i] = a.String()
 	}
 	return strings.Join(s, ",")
+}
+
+// servePprof serves net/http/pprof's handlers on addr, which must be a
+// loopback address, until ctx ends, and returns the address it listens on.
+func servePprof(ctx context.Context, addr string) (net.Addr, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("-pprof %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("-pprof %q: profiles are served on loopback addresses only, such as 127.0.0.1:6060", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("-pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	go func() {
+		<-ctx.Done()
+		hs.Close()
+	}()
+	return ln.Addr(), nil
 }
