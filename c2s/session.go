@@ -52,6 +52,11 @@ type Session struct {
 	token    string   // a checked invite token (XEP-0401 preauth)
 	sent     bool     // our stream header for the current stream is out
 
+	// Waiting for the peer (waitReadable): a byte to read into, and the
+	// socket beneath TLS with the function its Read is given, made once.
+	one  [1]byte
+	wait socketWait
+
 	// The outbound queue: a slice that grows only while stanzas wait, so
 	// an idle session holds no queue memory. qmu guards everything below
 	// it up to closeOnce; it is held only to append, to take the whole
@@ -255,6 +260,11 @@ func (s *Session) run() error {
 		if err := s.setReadDeadline(); err != nil {
 			return err
 		}
+		if s.r.Idle() {
+			if err := s.waitReadable(); err != nil {
+				return err
+			}
+		}
 		el, err := s.r.ReadElement()
 		if err != nil {
 			return err
@@ -294,6 +304,47 @@ func (s *Session) setReadDeadline() error {
 }
 
 var errClosing = errors.New("c2s: session closed")
+
+// past is a read deadline that has passed: a read with it returns what is
+// buffered, or times out at once without a system call.
+var past = time.Unix(1, 0)
+
+// waitReadable waits until the peer sends something, holding no read
+// buffer and in a shallow frame, so that an idle session costs little
+// more than its TLS state (the reader's buffer went back to the pool in
+// Idle). crypto/tls may hold decrypted bytes or whole records already:
+// a one-byte read with a past deadline takes them, or times out at once
+// when it holds none; then the wait is for the socket to become readable.
+// Whatever the wait meets (a deadline, a closed connection) the read that
+// follows meets too, and handles: waitReadable fails only when the session
+// is closing.
+func (s *Session) waitReadable() error {
+	tc, ok := s.conn.(*tls.Conn)
+	if !ok {
+		s.wait.wait(s.conn)
+		return nil
+	}
+	for {
+		_ = tc.SetReadDeadline(past)
+		n, err := tc.Read(s.one[:])
+		if derr := s.setReadDeadline(); derr != nil {
+			return derr
+		}
+		if n == 1 {
+			s.r.Prepend(s.one[0])
+			if !s.r.Idle() {
+				return nil
+			}
+			// Whitespace: a keepalive, taken; wait again.
+			continue
+		}
+		if err != nil && !isTimeout(err) {
+			return nil
+		}
+		s.wait.wait(tc.NetConn())
+		return nil
+	}
+}
 
 func (s *Session) handshake(tc *tls.Conn) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.HandshakeTimeout)

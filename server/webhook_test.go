@@ -913,7 +913,15 @@ func TestBotAnswersPresenceForItself(t *testing.T) {
 				t.Errorf("got\n%swant one available presence from %s", describe(got), bot)
 			}
 			second.Close()
-			alice.Sync()
+			// The second session's unavailable presence reaches alice
+			// when the server has ended it: wait for it, or it shows up
+			// in the next subtest.
+			for {
+				st := alice.NextStanza()
+				if st.Kind == xmpp.KindPresence && st.Type == "unavailable" && st.From == second.JID {
+					break
+				}
+			}
 		})
 		t.Run("an unsubscribe from "+bot+" is answered unsubscribed, not unavailable", func(t *testing.T) {
 			alice.Send("<presence to='%s' type='unsubscribe'/>", bot)

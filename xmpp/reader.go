@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/beevik/etree"
@@ -79,7 +80,8 @@ var errTooBig = errors.New("xmpp: stanza size limit reached")
 type Reader struct {
 	limits Limits
 	cr     counter
-	br     *bufio.Reader
+	br     *bufio.Reader // nil while idle: see Idle
+	sc     *scratch      // where br and the working slices go back when idle
 
 	// The window: br's buffered bytes as of the last read, pos of them
 	// taken. Given back to br (release) at the end of every call.
@@ -117,9 +119,76 @@ func NewReader(r io.Reader, l Limits) *Reader {
 	rd.cr.burst = rd.limits.Burst
 	rd.cr.tokens = rd.limits.Burst
 	rd.cr.now, rd.cr.sleep = time.Now, time.Sleep
-	rd.br = bufio.NewReaderSize(&rd.cr, readBufferSize)
 	rd.Restart()
 	return rd
+}
+
+// scratch is what a Reader needs only while it reads: the buffer and the
+// tokenizer's working slices. Most streams are idle most of the time; an
+// idle Reader gives its scratch to scratchPool (Idle) and takes one again
+// at its next read, so the few streams that are reading share what the
+// many waiting ones would otherwise each hold.
+type scratch struct {
+	br     *bufio.Reader
+	tag    []byte
+	attrs  []rawAttr
+	arena  []byte
+	evs    []event
+	oattrs []oattr
+}
+
+var scratchPool = sync.Pool{
+	New: func() any { return &scratch{br: bufio.NewReaderSize(nil, readBufferSize)} },
+}
+
+// acquire takes a scratch from the pool if the Reader holds none.
+func (r *Reader) acquire() {
+	if r.br != nil {
+		return
+	}
+	sc := scratchPool.Get().(*scratch)
+	sc.br.Reset(&r.cr)
+	r.sc = sc
+	r.br, r.tag, r.attrs, r.arena, r.evs, r.oattrs = sc.br, sc.tag, sc.attrs, sc.arena, sc.evs, sc.oattrs
+}
+
+// Idle gives the Reader's buffer and working memory back to a pool shared
+// by all Readers when it holds no unread bytes, and reports whether it
+// holds none now. A caller about to wait for its peer calls it first, and
+// when it reports true may wait until the transport is readable (holding
+// nothing meanwhile) before the next ReadElement, which takes a buffer
+// again. When it reports false, bytes wait: call ReadElement at once.
+func (r *Reader) Idle() bool {
+	if r.br == nil {
+		return !r.cr.pending
+	}
+	if r.br.Buffered() > 0 || r.cr.pending {
+		return false
+	}
+	r.shrink()
+	sc := r.sc
+	sc.br.Reset(nil)
+	sc.tag, sc.attrs, sc.arena, sc.evs, sc.oattrs = r.tag[:0], r.attrs[:0], r.arena[:0], r.evs[:0], r.oattrs[:0]
+	scratchPool.Put(sc)
+	r.sc, r.br, r.tag, r.attrs, r.arena, r.evs, r.oattrs = nil, nil, nil, nil, nil, nil, nil
+	return true
+}
+
+// Prepend makes b the next byte the Reader reads, before anything from the
+// transport: for a caller that waited for its peer by reading one byte of
+// the transport itself (after Idle reported true). The byte counts against
+// the limits like any other. Whitespace between elements is taken at once
+// (a keepalive leaves the Reader idle). Prepend a byte only between
+// ReadElement calls, and one at a time.
+func (r *Reader) Prepend(b byte) {
+	if r.br == nil && isSpaceByte(b) && r.err == nil && !r.closed {
+		r.cr.n++
+		if r.cr.rate > 0 {
+			r.cr.pace(1)
+		}
+		return
+	}
+	r.cr.pending, r.cr.next = true, b
 }
 
 // Restart prepares for a new stream header on the same connection, as after
@@ -137,17 +206,35 @@ func (r *Reader) Restart() {
 // prepares for a new stream header. Call it only when Buffered is 0.
 func (r *Reader) Reset(rd io.Reader) {
 	r.cr.r = rd
-	r.br.Reset(&r.cr)
+	r.cr.pending = false
+	if r.br != nil {
+		r.br.Reset(&r.cr)
+	}
 	r.Restart()
 }
 
 // Buffered returns how many bytes were read from the transport and not yet
 // consumed. Before STARTTLS it must be 0: anything else is a peer that sent
 // data it should not have.
-func (r *Reader) Buffered() int { return r.br.Buffered() }
+func (r *Reader) Buffered() int {
+	n := 0
+	if r.br != nil {
+		n = r.br.Buffered()
+	}
+	if r.cr.pending {
+		n++
+	}
+	return n
+}
 
 // consumed is how many bytes the tokenizer has taken so far.
-func (r *Reader) consumed() int64 { return r.cr.n - int64(r.br.Buffered()) + int64(r.pos) }
+func (r *Reader) consumed() int64 {
+	n := r.cr.n + int64(r.pos)
+	if r.br != nil {
+		n -= int64(r.br.Buffered())
+	}
+	return n
+}
 
 // budget allows the next element MaxStanza bytes plus read-ahead.
 func (r *Reader) budget() int64 {
@@ -161,6 +248,7 @@ func (r *Reader) ReadHeader() (Header, error) {
 	if r.err != nil {
 		return Header{}, r.err
 	}
+	r.acquire()
 	r.budget()
 	h, err := r.readHeader()
 	r.release()
@@ -301,6 +389,7 @@ func (r *Reader) ReadElement() (*etree.Element, error) {
 	if r.closed {
 		return nil, ErrStreamClosed
 	}
+	r.acquire()
 	el, err := r.readElement()
 	r.release()
 	r.shrink()
@@ -425,6 +514,9 @@ type counter struct {
 	last   time.Time
 	now    func() time.Time    // time.Now; a test's clock otherwise
 	sleep  func(time.Duration) // time.Sleep; likewise
+
+	pending bool // next is the first byte to return (Reader.Prepend)
+	next    byte
 }
 
 func (c *counter) Read(p []byte) (int, error) {
@@ -436,6 +528,17 @@ func (c *counter) Read(p []byte) (int, error) {
 		if int64(len(p)) > left {
 			p = p[:left]
 		}
+	}
+	if c.pending && len(p) > 0 {
+		// The byte was read from the transport already: hand it over
+		// alone rather than block reading more behind it.
+		c.pending = false
+		p[0] = c.next
+		c.n++
+		if c.rate > 0 {
+			c.pace(1)
+		}
+		return 1, nil
 	}
 	n, err := c.r.Read(p)
 	c.n += int64(n)

@@ -247,7 +247,9 @@ func (r *Reader) need(n int) error {
 // release gives the bytes taken back to the bufio.Reader's accounting and
 // forgets the window, at the end of every call of the API.
 func (r *Reader) release() {
-	_, _ = r.br.Discard(r.pos)
+	if r.br != nil {
+		_, _ = r.br.Discard(r.pos)
+	}
 	r.buf, r.pos = nil, 0
 }
 

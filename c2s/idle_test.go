@@ -1,0 +1,223 @@
+package c2s
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/parley-im/parley/xmpp"
+)
+
+// tlsPair returns a bound session reading from the server end of a TLS
+// connection over loopback TCP, its stream header already read, and the
+// client end. split makes the client's TCP writes go out in two halves,
+// the second after a pause, so records arrive cut in two.
+func tlsPair(t *testing.T, split bool) (*Session, *tls.Conn) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "example.com"},
+		DNSNames:     []string{"example.com"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- c
+	}()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var under net.Conn = raw
+	if split {
+		under = &splitConn{Conn: raw}
+	}
+	client := tls.Client(under, &tls.Config{InsecureSkipVerify: true})
+	sraw, ok := <-accepted
+	if !ok {
+		t.Fatal("accept failed")
+	}
+	server := tls.Server(sraw, &tls.Config{Certificates: []tls.Certificate{cert}})
+	t.Cleanup(func() { client.Close(); server.Close() })
+
+	errc := make(chan error, 1)
+	go func() { errc <- server.Handshake() }()
+	if err := client.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+
+	srv := NewServer(Config{WriteTimeout: 5 * time.Second, IdleTimeout: time.Minute})
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	s := newSession(srv, server, true)
+	s.state |= stateAuthenticated | stateBound
+	if _, err := client.Write([]byte(`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.r.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	return s, client
+}
+
+// splitConn writes each Write in two halves with a pause between them.
+type splitConn struct{ net.Conn }
+
+func (c *splitConn) Write(p []byte) (int, error) {
+	if len(p) < 2 {
+		return c.Conn.Write(p)
+	}
+	h := len(p) / 2
+	n, err := c.Conn.Write(p[:h])
+	if err != nil {
+		return n, err
+	}
+	time.Sleep(20 * time.Millisecond)
+	m, err := c.Conn.Write(p[h:])
+	return n + m, err
+}
+
+// readNext is the session's loop without the handling: idle, wait, read.
+func readNext(s *Session) (string, error) {
+	if s.r.Idle() {
+		if err := s.waitReadable(); err != nil {
+			return "", err
+		}
+	}
+	el, err := s.r.ReadElement()
+	if err != nil {
+		return "", err
+	}
+	return el.Tag + ":" + el.SelectAttrValue("id", ""), nil
+}
+
+func TestWaitReadableOverTLS(t *testing.T) {
+	tests := []struct {
+		name  string
+		split bool
+		// writes are the client's TLS writes, each its own record; the
+		// session must read want from them.
+		writes []string
+		want   []string
+	}{
+		{"one stanza", false,
+			[]string{"<message id='1'/>"},
+			[]string{"message:1"}},
+		{"keepalives, then a stanza", false,
+			[]string{" ", "\n", " \n ", "<iq type='get' id='2'/>"},
+			[]string{"iq:2"}},
+		{"two stanzas in one record", false,
+			[]string{"<message id='1'/><message id='2'/>"},
+			[]string{"message:1", "message:2"}},
+		// Three records written at once reach the server's TLS in one
+		// read of the socket: after the first stanza, the socket has
+		// nothing more to say, the records wait inside crypto/tls.
+		{"records already inside TLS", false,
+			[]string{"<message id='1'/>", "<message id='2'/>", "<message id='3'/>"},
+			[]string{"message:1", "message:2", "message:3"}},
+		{"a stanza cut across records", false,
+			[]string{"<message id='4'><bo", "dy>x</bo", "dy></message>"},
+			[]string{"message:4"}},
+		// Records cut in two on the wire: TLS holds half a record when
+		// the wait starts, and the socket's next bytes complete it.
+		{"records cut on the wire", true,
+			[]string{"<message id='5'/>", " ", "<presence id='6'/>"},
+			[]string{"message:5", "presence:6"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, client := tlsPair(t, tt.split)
+			// Wait first with nothing sent: the session must not
+			// return before the client writes.
+			got := make(chan string, len(tt.want))
+			errc := make(chan error, 1)
+			go func() {
+				for range tt.want {
+					tag, err := readNext(s)
+					if err != nil {
+						errc <- err
+						return
+					}
+					got <- tag
+				}
+			}()
+			select {
+			case tag := <-got:
+				t.Fatalf("read %q before the client sent anything", tag)
+			case err := <-errc:
+				t.Fatal(err)
+			case <-time.After(20 * time.Millisecond):
+			}
+			for _, w := range tt.writes {
+				if _, err := client.Write([]byte(w)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i, want := range tt.want {
+				select {
+				case tag := <-got:
+					if tag != want {
+						t.Fatalf("element %d = %s, want %s", i, tag, want)
+					}
+				case err := <-errc:
+					t.Fatal(err)
+				case <-time.After(10 * time.Second):
+					t.Fatalf("element %d (%s) never read: the wait missed bytes", i, want)
+				}
+			}
+			if s.r.Buffered() != 0 || !s.r.Idle() {
+				t.Fatal("bytes left over after the last element")
+			}
+		})
+	}
+}
+
+func TestCloseWakesAWaitingSession(t *testing.T) {
+	s, _ := tlsPair(t, false)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := readNext(s)
+		errc <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	s.Close(xmpp.NewStreamError(xmpp.SystemShutdown, ""))
+	select {
+	case err := <-errc:
+		if !isClosing(s, err) {
+			t.Fatalf("err = %v, want the closing session's", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not wake the waiting session")
+	}
+}
