@@ -2,7 +2,6 @@ package xmpp
 
 import (
 	"bufio"
-	"encoding/xml"
 	"io"
 	"sync"
 
@@ -10,6 +9,8 @@ import (
 )
 
 // writeSettings escapes only what XML requires, to keep output small.
+// WriteElement does not call etree's WriteTo (see serialize.go) but writes
+// the same bytes as it does with these settings.
 var writeSettings = etree.WriteSettings{CanonicalText: true, CanonicalAttrVal: true}
 
 // writeBufferSize is the size of the buffer a Writer holds between its
@@ -86,15 +87,18 @@ func attr(bw *bufio.Writer, k, v string) {
 	if v == "" {
 		return
 	}
-	bw.WriteString(" " + k + "='")
+	bw.WriteByte(' ')
+	bw.WriteString(k)
+	bw.WriteString("='")
 	escapeAttr(bw, v)
 	bw.WriteByte('\'')
 }
 
+// escapeAttr writes v as xml.EscapeText would (and the header always was):
+// quotes, angle brackets, ampersands and line breaks escaped, enough for
+// an attribute value in single quotes.
 func escapeAttr(bw *bufio.Writer, v string) {
-	// xml.EscapeText escapes quotes, angle brackets, ampersands and line
-	// breaks: enough for an attribute value in single quotes.
-	_ = xml.EscapeText(bw, []byte(v))
+	escapeString(bw, v, headerEscapes)
 }
 
 // WriteElement serializes el. A top-level stanza has no xmlns of its own and
@@ -103,7 +107,7 @@ func (w *Writer) WriteElement(el *etree.Element) error {
 	if w.err != nil {
 		return w.err
 	}
-	el.WriteTo(w.buf(), &writeSettings)
+	writeElement(w.buf(), el)
 	return nil
 }
 
