@@ -20,7 +20,10 @@ import (
 // connection over loopback TCP, its stream header already read, and the
 // client end. split makes the client's TCP writes go out in two halves,
 // the second after a pause, so records arrive cut in two.
-func tlsPair(t *testing.T, split bool) (*Session, *tls.Conn) {
+func tlsPair(t *testing.T, split bool) (*Session, net.Conn) { return pair(t, split, true) }
+
+// pair is tlsPair, with TLS or without.
+func pair(t *testing.T, split, useTLS bool) (*Session, net.Conn) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -61,26 +64,34 @@ func tlsPair(t *testing.T, split bool) (*Session, *tls.Conn) {
 	if split {
 		under = &splitConn{Conn: raw}
 	}
-	client := tls.Client(under, &tls.Config{InsecureSkipVerify: true})
 	sraw, ok := <-accepted
 	if !ok {
 		t.Fatal("accept failed")
 	}
-	server := tls.Server(sraw, &tls.Config{Certificates: []tls.Certificate{cert}})
+	sock := wrapSock(sraw)
+	if sock == nil {
+		t.Skip("no waiting on sockets on this system")
+	}
+	var client, server net.Conn = under, sock
+	if useTLS {
+		tc := tls.Client(under, &tls.Config{InsecureSkipVerify: true})
+		ts := tls.Server(sock, &tls.Config{Certificates: []tls.Certificate{cert}})
+		errc := make(chan error, 1)
+		go func() { errc <- ts.Handshake() }()
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		client, server = tc, ts
+	}
 	t.Cleanup(func() { client.Close(); server.Close() })
-
-	errc := make(chan error, 1)
-	go func() { errc <- server.Handshake() }()
-	if err := client.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
 
 	srv := NewServer(Config{WriteTimeout: 5 * time.Second, IdleTimeout: time.Minute})
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
-	s := newSession(srv, server, true)
+	s := newSession(srv, server, useTLS)
+	s.sock = sock
 	s.state |= stateAuthenticated | stateBound
 	if _, err := client.Write([]byte(`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>`)); err != nil {
 		t.Fatal(err)
@@ -122,7 +133,7 @@ func readNext(s *Session) (string, error) {
 	return el.Tag + ":" + el.SelectAttrValue("id", ""), nil
 }
 
-func TestWaitReadableOverTLS(t *testing.T) {
+func TestWaitReadable(t *testing.T) {
 	tests := []struct {
 		name  string
 		split bool
@@ -156,50 +167,56 @@ func TestWaitReadableOverTLS(t *testing.T) {
 			[]string{"message:5", "presence:6"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, client := tlsPair(t, tt.split)
-			// Wait first with nothing sent: the session must not
-			// return before the client writes.
-			got := make(chan string, len(tt.want))
-			errc := make(chan error, 1)
-			go func() {
-				for range tt.want {
-					tag, err := readNext(s)
-					if err != nil {
-						errc <- err
-						return
+		for _, useTLS := range []bool{true, false} {
+			name := tt.name
+			if !useTLS {
+				name += " without TLS"
+			}
+			t.Run(name, func(t *testing.T) {
+				s, client := pair(t, tt.split, useTLS)
+				// Wait first with nothing sent: the session must not
+				// return before the client writes.
+				got := make(chan string, len(tt.want))
+				errc := make(chan error, 1)
+				go func() {
+					for range tt.want {
+						tag, err := readNext(s)
+						if err != nil {
+							errc <- err
+							return
+						}
+						got <- tag
 					}
-					got <- tag
-				}
-			}()
-			select {
-			case tag := <-got:
-				t.Fatalf("read %q before the client sent anything", tag)
-			case err := <-errc:
-				t.Fatal(err)
-			case <-time.After(20 * time.Millisecond):
-			}
-			for _, w := range tt.writes {
-				if _, err := client.Write([]byte(w)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for i, want := range tt.want {
+				}()
 				select {
 				case tag := <-got:
-					if tag != want {
-						t.Fatalf("element %d = %s, want %s", i, tag, want)
-					}
+					t.Fatalf("read %q before the client sent anything", tag)
 				case err := <-errc:
 					t.Fatal(err)
-				case <-time.After(10 * time.Second):
-					t.Fatalf("element %d (%s) never read: the wait missed bytes", i, want)
+				case <-time.After(20 * time.Millisecond):
 				}
-			}
-			if s.r.Buffered() != 0 || !s.r.Idle() {
-				t.Fatal("bytes left over after the last element")
-			}
-		})
+				for _, w := range tt.writes {
+					if _, err := client.Write([]byte(w)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for i, want := range tt.want {
+					select {
+					case tag := <-got:
+						if tag != want {
+							t.Fatalf("element %d = %s, want %s", i, tag, want)
+						}
+					case err := <-errc:
+						t.Fatal(err)
+					case <-time.After(10 * time.Second):
+						t.Fatalf("element %d (%s) never read: the wait missed bytes", i, want)
+					}
+				}
+				if s.r.Buffered() != 0 || !s.r.Idle() {
+					t.Fatal("bytes left over after the last element")
+				}
+			})
+		}
 	}
 }
 

@@ -175,10 +175,15 @@ func (s *Server) Serve(l net.Listener, directTLS bool) error {
 			return fmt.Errorf("c2s: accept on %s: %w", l.Addr(), err)
 		}
 		delay = 0
+		sock := wrapSock(conn)
+		if sock != nil {
+			conn = sock
+		}
 		if directTLS {
 			conn = tls.Server(conn, tlsConfig)
 		}
 		sess := newSession(s, conn, directTLS)
+		sess.sock = sock
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()

@@ -52,10 +52,10 @@ type Session struct {
 	token    string   // a checked invite token (XEP-0401 preauth)
 	sent     bool     // our stream header for the current stream is out
 
-	// Waiting for the peer (waitReadable): a byte to read into, and the
-	// socket beneath TLS with the function its Read is given, made once.
+	// Waiting for the peer (waitReadable): the socket beneath TLS, nil
+	// when it cannot be waited on, and a byte to read into.
+	sock *sockConn
 	one  [1]byte
-	wait socketWait
 
 	// The outbound queue: a slice that grows only while stanzas wait, so
 	// an idle session holds no queue memory. qmu guards everything below
@@ -305,45 +305,44 @@ func (s *Session) setReadDeadline() error {
 
 var errClosing = errors.New("c2s: session closed")
 
-// past is a read deadline that has passed: a read with it returns what is
-// buffered, or times out at once without a system call.
-var past = time.Unix(1, 0)
-
 // waitReadable waits until the peer sends something, holding no read
 // buffer and in a shallow frame, so that an idle session costs little
-// more than its TLS state (the reader's buffer went back to the pool in
-// Idle). crypto/tls may hold decrypted bytes or whole records already:
-// a one-byte read with a past deadline takes them, or times out at once
-// when it holds none; then the wait is for the socket to become readable.
-// Whatever the wait meets (a deadline, a closed connection) the read that
-// follows meets too, and handles: waitReadable fails only when the session
-// is closing.
+// more than its TLS state (the reader gave its buffer back in Idle).
+// crypto/tls may hold decrypted bytes or whole records already: a one-byte
+// read with the socket set to fail at once takes them, or finds none; then
+// the wait is on the socket. Whatever the wait meets (the deadline, a
+// closed connection) the read that follows meets too, and handles:
+// waitReadable fails only when the session is closing.
 func (s *Session) waitReadable() error {
-	tc, ok := s.conn.(*tls.Conn)
-	if !ok {
-		s.wait.wait(s.conn)
+	sc := s.sock
+	if sc == nil {
 		return nil
 	}
-	for {
-		_ = tc.SetReadDeadline(past)
-		n, err := tc.Read(s.one[:])
-		if derr := s.setReadDeadline(); derr != nil {
-			return derr
-		}
-		if n == 1 {
+	if tc, ok := s.conn.(*tls.Conn); ok {
+		for {
+			sc.probing = true
+			n, err := tc.Read(s.one[:])
+			sc.probing = false
+			if n == 0 {
+				if err != errWouldBlock {
+					// The end of the stream, or an error: the
+					// read that follows reports it.
+					return nil
+				}
+				break
+			}
 			s.r.Prepend(s.one[0])
 			if !s.r.Idle() {
 				return nil
 			}
-			// Whitespace: a keepalive, taken; wait again.
-			continue
+			// Whitespace, a keepalive: taken; look again.
 		}
-		if err != nil && !isTimeout(err) {
-			return nil
-		}
-		s.wait.wait(tc.NetConn())
-		return nil
 	}
+	sc.wait()
+	if s.closing.Load() {
+		return errClosing
+	}
+	return nil
 }
 
 func (s *Session) handshake(tc *tls.Conn) error {

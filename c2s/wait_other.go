@@ -4,8 +4,12 @@ package c2s
 
 import "net"
 
-// socketWait would wait for a socket to become readable without a buffer;
-// here it does not wait, and the read that follows blocks instead.
-type socketWait struct{}
+// waiter would wait for a socket without a buffer; here there is none, and
+// sessions read as they always do.
+type waiter struct{}
 
-func (w *socketWait) wait(net.Conn) {}
+// wrapSock returns nil: idle sessions block in their read.
+func wrapSock(net.Conn) *sockConn { return nil }
+
+// wait returns at once.
+func (c *sockConn) wait() {}

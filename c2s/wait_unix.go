@@ -7,44 +7,60 @@ import (
 	"syscall"
 )
 
-// socketWait waits for a socket to become readable without reading from
-// it and without a buffer: the goroutine parks in Go's poller in a shallow
-// frame. It is made on first use and kept for the connection.
-type socketWait struct {
-	raw  syscall.RawConn
-	fn   func(fd uintptr) bool
-	peek [1]byte
+// waiter waits for a socket to have something to read, parked in Go's
+// poller in a shallow frame, holding no buffer while it waits.
+type waiter struct {
+	raw syscall.RawConn
+	fn  func(fd uintptr) bool // c.tryRead, made once
 }
 
-// wait returns when c has bytes to read or an error to report, when its
-// read deadline passes, or when it is closed. When c cannot be waited on
-// it returns at once, and the read that follows blocks instead.
-func (w *socketWait) wait(c net.Conn) {
-	if w.raw == nil {
-		sc, ok := c.(syscall.Conn)
-		if !ok {
-			return
-		}
-		raw, err := sc.SyscallConn()
-		if err != nil {
-			return
-		}
-		w.raw = raw
-		w.fn = w.ready
+// wrapSock returns conn as a *sockConn, or nil when conn is not a socket
+// it can wait on (a pipe in tests): the session then just reads.
+func wrapSock(conn net.Conn) *sockConn {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return nil
 	}
-	_ = w.raw.Read(w.fn)
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	c := &sockConn{Conn: conn}
+	c.raw = raw
+	c.fn = c.tryRead
+	return c
 }
 
-// ready reports whether the socket fd has something for a read: bytes, the
-// peer's close or an error. The poller calls it before parking and after
-// every wake-up. It must look at the socket itself: the poller clears its
-// readiness flag before calling, trusting the call to read.
-func (w *socketWait) ready(fd uintptr) bool {
+// wait returns when the socket had bytes (now pending for the next Read),
+// reached its end or an error (which the next Read meets), when the read
+// deadline passes, or when the connection is closed.
+func (c *sockConn) wait() {
+	if len(c.pend) > 0 {
+		return
+	}
+	_ = c.raw.Read(c.fn)
+}
+
+// tryRead reads the socket fd without blocking, into a buffer taken from
+// the pool only for the read, and reports whether the wait is over.
+func (c *sockConn) tryRead(fd uintptr) bool {
+	buf := sockBuffers.Get().(*[]byte)
 	for {
-		_, _, err := syscall.Recvfrom(int(fd), w.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		if err == syscall.EINTR {
+		n, err := syscall.Read(int(fd), *buf)
+		switch {
+		case err == syscall.EINTR:
 			continue
+		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
+			sockBuffers.Put(buf)
+			return false
+		case n > 0:
+			c.buf, c.pend = buf, (*buf)[:n]
+			return true
+		default:
+			// The end of the stream or an error: the next Read of the
+			// socket reports it.
+			sockBuffers.Put(buf)
+			return true
 		}
-		return err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
 	}
 }
