@@ -371,6 +371,12 @@ var divergenceRules = []struct {
 			(strings.Contains(d.neu.text(), "prefix") || strings.Contains(d.neu.text(), "namespace") ||
 				strings.Contains(d.neu.text(), "cannot be declared"))
 	}},
+	// encoding/xml takes <xml:x/> into the xml namespace; the new reader
+	// refuses it, as that namespace cannot be the default one that
+	// elements travel with.
+	{"element in the xml namespace", func(d *divergence) bool {
+		return d.newRefuses(BadFormat, "xml namespace") && strings.Contains(d.in, "<xml:")
+	}},
 	// encoding/xml puts an element named xmlns in no namespace, not in
 	// the default one.
 	{"element named xmlns", func(d *divergence) bool {
@@ -595,6 +601,7 @@ func TestReadElementRejects(t *testing.T) {
 		{"an unbound attribute prefix", `<message q:a='1'/>`, BadNamespacePrefix},
 		{"a prefix bound only in a sibling", `<message><p:a xmlns:p='urn:p'/><p:b/></message>`, BadNamespacePrefix},
 		{"a duplicate attribute", `<message a='1' a='2'/>`, NotWellFormed},
+		{"an element in the xml namespace", `<message><xml:x/></message>`, BadFormat},
 		{"a duplicate namespace declaration", `<message xmlns='jabber:client' xmlns='jabber:client'/>`, NotWellFormed},
 		{"a duplicate expanded name", `<message xmlns:p='urn:p' xmlns:q='urn:p' p:a='1' q:a='2'/>`, NotWellFormed},
 		{"a reference to NUL", `<message><body>&#0;</body></message>`, NotWellFormed},
@@ -682,9 +689,6 @@ func TestReadElementAccepts(t *testing.T) {
 		{"a stream without a default namespace", `<s:stream xmlns:s='http://etherx.jabber.org/streams'>`,
 			`<message><body>x</body></message>`,
 			`<message><body>x</body></message>`},
-		{"the xml prefix on an element", header,
-			`<message><xml:x/></message>`,
-			`<message><x xmlns="http://www.w3.org/XML/1998/namespace"/></message>`},
 		{"xml prefix declared as it is", header,
 			`<message xmlns:xml='http://www.w3.org/XML/1998/namespace' xml:lang='en'/>`,
 			`<message xml:lang="en"/>`},

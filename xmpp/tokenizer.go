@@ -702,6 +702,11 @@ func (r *Reader) resolve() (span, error) {
 		if string(prefix) == "xmlns" {
 			return span{}, notWellFormed("the xmlns prefix is reserved")
 		}
+		if string(prefix) == "xml" {
+			// Its namespace cannot be a default namespace (Namespaces
+			// in XML §3), which is how elements travel here.
+			return span{}, NewStreamError(BadFormat, "elements in the xml namespace are not allowed")
+		}
 		var ok bool
 		if ns, ok = r.lookup(prefix); !ok {
 			return span{}, NewStreamError(BadNamespacePrefix, "prefix "+string(prefix)+" is not declared")
