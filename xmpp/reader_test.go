@@ -275,3 +275,30 @@ func BenchmarkWriteMessage(b *testing.B) {
 		_ = w.Flush()
 	}
 }
+
+func TestAReadStanzaTakesAFromWithoutAllocating(t *testing.T) {
+	const runs = 50
+	var sts []*Stanza
+	for range runs + 1 {
+		el, err := ParseElement(`<message to='a@b/c' type='chat' id='1'><body>hi</body></message>`, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := NewStanza(el)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sts = append(sts, st)
+	}
+	from := MustParse("x@y/z")
+	i := 0
+	if n := testing.AllocsPerRun(runs, func() {
+		sts[i].StampFrom(from, "x@y/z")
+		i++
+	}); n != 0 {
+		t.Fatalf("StampFrom allocates %v times on a stanza the reader built", n)
+	}
+	if got := sts[0].El.SelectAttrValue("from", ""); got != "x@y/z" {
+		t.Fatalf("from = %q", got)
+	}
+}

@@ -1027,9 +1027,10 @@ func (r *Reader) build() *etree.Element {
 	if r.nText > 0 {
 		texts = make([]etree.CharData, r.nText)
 	}
-	if len(r.oattrs) > 0 {
-		attrs = make([]etree.Attr, len(r.oattrs))
-	}
+	// One slot more than read, for the root: the server stamps a from on
+	// every stanza it routes, which would otherwise copy the root's
+	// attributes to a new array.
+	attrs = make([]etree.Attr, len(r.oattrs)+1)
 	if n := r.nEl - 1 + r.nText; n > 0 {
 		kids = make([]etree.Token, n)
 	}
@@ -1049,8 +1050,12 @@ func (r *Reader) build() *etree.Element {
 				el, els = &els[0], els[1:]
 				el.Tag = ev.val.in(arena)
 			}
-			el.Attr = attrs[a : a : a+ev.nattrs]
-			a += ev.nattrs
+			n := ev.nattrs
+			if el == root {
+				n++
+			}
+			el.Attr = attrs[a : a : a+n]
+			a += n
 			for _, oa := range r.oattrs[ev.attrs : ev.attrs+ev.nattrs] {
 				el.CreateAttr(oa.key.in(arena), oa.val.in(arena))
 			}
