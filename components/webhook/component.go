@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -49,8 +50,14 @@ type Config struct {
 	TypingDelay time.Duration
 	// Router takes the replies. Required.
 	Router Router
-	// Client makes the requests; default a client of its own.
+	// Client, when set, makes the requests with net/http. By default the
+	// component uses a lean HTTP/1.1 client of its own (net/http when the
+	// environment sets a proxy for PostURL).
 	Client *http.Client
+	// TLSConfig is the TLS configuration of the component's own client
+	// for an https PostURL; nil: the system's roots. Ignored when Client
+	// is set.
+	TLSConfig *tls.Config
 	// Logger receives the component's logs; default slog.Default().
 	Logger *slog.Logger
 }
@@ -64,7 +71,9 @@ type Component struct {
 	domain  xmpp.JID
 	key     []byte // signing key, nil without a secret
 	log     *slog.Logger
-	client  *http.Client
+	client  *http.Client // net/http: when lean is nil, and for redirects
+	lean    *leanClient  // the component's own client, nil for net/http
+	ownHTTP bool         // client is the component's own, closed with it
 	metrics *Metrics
 
 	ctx    context.Context
@@ -104,6 +113,9 @@ func New(cfg Config) (*Component, error) {
 	if cfg.Router == nil {
 		return nil, fmt.Errorf("webhook %s: no router", cfg.Domain)
 	}
+	if err := checkHeaders(cfg.Headers); err != nil {
+		return nil, fmt.Errorf("webhook %s: %w", cfg.Domain, err)
+	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
@@ -129,18 +141,31 @@ func New(cfg Config) (*Component, error) {
 		convs:   make(map[convKey]*conv),
 		ready:   make(chan *conv, cfg.Queue+cfg.Concurrency),
 	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if c.client == nil {
+		c.lean = newLeanClient(cfg.PostURL, leanOptions{
+			ctx:         c.ctx,
+			headers:     cfg.Headers,
+			signs:       c.key != nil,
+			tlsConf:     cfg.TLSConfig,
+			dialTimeout: cfg.Timeout,
+			maxConns:    cfg.Concurrency,
+		})
+	}
+	if c.client == nil {
+		// net/http for what the lean client leaves to it.
+		c.ownHTTP = true
 		c.client = &http.Client{Transport: &http.Transport{
 			Proxy:               http.ProxyFromEnvironment,
 			DialContext:         (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext,
 			MaxIdleConns:        cfg.Concurrency,
 			MaxIdleConnsPerHost: cfg.Concurrency,
-			IdleConnTimeout:     90 * time.Second,
+			IdleConnTimeout:     leanIdleTimeout,
 			TLSHandshakeTimeout: cfg.Timeout,
+			TLSClientConfig:     cfg.TLSConfig,
 			ForceAttemptHTTP2:   true,
 		}}
 	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
 	for range cfg.Concurrency {
 		c.wg.Add(1)
 		go c.work()
@@ -222,6 +247,7 @@ func (c *Component) enqueue(st *xmpp.Stanza) {
 // and puts the conversation back at the end of the line if it has more.
 func (c *Component) work() {
 	defer c.wg.Done()
+	w := c.newWorker()
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -236,7 +262,7 @@ func (c *Component) work() {
 			c.metrics.queued.Store(int64(c.queued))
 			c.mu.Unlock()
 
-			c.process(st)
+			c.process(w, st)
 
 			c.mu.Lock()
 			c.inflight--
@@ -269,6 +295,12 @@ drain:
 	}
 	c.cancel()
 	c.wg.Wait()
+	if c.lean != nil {
+		c.lean.close()
+	}
+	if c.ownHTTP {
+		c.client.CloseIdleConnections()
+	}
 	c.mu.Lock()
 	var left []*xmpp.Stanza
 	for _, cv := range c.convs {

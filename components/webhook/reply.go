@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -32,16 +33,12 @@ type Reply struct {
 // NSChatStates is XEP-0085's namespace.
 const NSChatStates = "http://jabber.org/protocol/chatstates"
 
-// process posts one stanza and routes what comes back.
-func (c *Component) process(st *xmpp.Stanza) {
-	body, err := newRequest(st)
-	if err != nil {
-		c.log.Error("webhook: encode request", "err", err)
-		c.bounce(st, xmpp.NewStanzaError(xmpp.InternalServerError, ""))
-		return
-	}
+// process posts one stanza, with w's buffers, and routes what comes back.
+func (c *Component) process(w *worker, st *xmpp.Stanza) {
+	defer w.release()
+	body := w.encodeRequest(st)
 	typing := c.startTyping(st)
-	a, err := c.post(c.ctx, body)
+	a, err := c.post(c.ctx, w, body)
 	composing := typing.stop()
 	var replies []Reply
 	if err == nil {
@@ -116,6 +113,9 @@ func parseAnswer(a *answer) ([]Reply, error) {
 	if !isJSON(a.contentType) {
 		return nil, &failure{causeJSON, xmpp.NewStanzaError(xmpp.InternalServerError, "the bot answered "+a.contentType+", not JSON")}
 	}
+	if replies, ok := fastReplies(body); ok {
+		return replies, nil
+	}
 	var replies []Reply
 	var err error
 	switch body[0] {
@@ -140,7 +140,8 @@ func strictJSON(data []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return err
 	}
-	if dec.More() {
+	// More would miss a ']' or '}' after the value: only the end will do.
+	if _, err := dec.Token(); err != io.EOF {
 		return errors.New("data after the JSON value")
 	}
 	return nil

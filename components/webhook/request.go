@@ -7,13 +7,13 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -35,33 +35,6 @@ type Request struct {
 
 // maxAnswer bounds what is read of a webhook's answer.
 const maxAnswer = 1 << 20
-
-// newRequest renders st as the posted JSON.
-func newRequest(st *xmpp.Stanza) ([]byte, error) {
-	el := st.El.Copy()
-	// A standalone document: the stanza's namespace made explicit.
-	el.CreateAttr("xmlns", xmpp.NSClient)
-	var buf bytes.Buffer
-	w := xmpp.NewWriter(&buf)
-	_ = w.WriteElement(el)
-	if err := w.Flush(); err != nil {
-		return nil, err
-	}
-	req := Request{
-		To:     st.To.String(),
-		From:   st.From.String(),
-		Kind:   st.Kind.String(),
-		Stanza: buf.String(),
-		ID:     st.ID,
-		Type:   st.Type,
-	}
-	if st.Kind == xmpp.KindMessage {
-		if b := xmpp.Child(st.El, "", "body"); b != nil {
-			req.Body = b.Text()
-		}
-	}
-	return json.Marshal(req)
-}
 
 // signingKey returns the HMAC key of a secret (nil for none).
 func signingKey(secret string) []byte {
@@ -88,19 +61,13 @@ func Sign(key []byte, id string, timestamp int64, body []byte) string {
 	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// newMessageID returns a fresh webhook-id.
-func newMessageID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return "msg_" + base64.RawURLEncoding.EncodeToString(b[:])
-}
-
 // answer is what the webhook said.
 type answer struct {
 	status      int
 	contentType string
 	body        []byte
 	retryAfter  time.Duration
+	location    string // of a redirect the lean client does not follow
 }
 
 // failure is a delivery that did not work: its cause (a metrics label) and
@@ -126,12 +93,19 @@ const (
 )
 
 // post delivers body, retrying on connect errors, 429, 502, 503 and 504
-// with exponential backoff that honours Retry-After.
-func (c *Component) post(ctx context.Context, body []byte) (*answer, error) {
-	id := newMessageID()
+// with exponential backoff that honours Retry-After. The answer may be
+// w's, valid until w's next delivery.
+func (c *Component) post(ctx context.Context, w *worker, body []byte) (*answer, error) {
+	w.newMessageID()
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
-		a, err := c.postOnce(ctx, id, body)
+		var a *answer
+		var err error
+		if c.lean != nil {
+			a, err = c.postLean(ctx, w, body)
+		} else {
+			a, err = c.postOnce(ctx, string(w.id), body)
+		}
 		c.metrics.observe(time.Since(start))
 		retry := false
 		switch {
@@ -179,11 +153,66 @@ func shutdownFailure() *failure {
 	return &failure{causeShutdown, xmpp.NewStanzaError(xmpp.ServiceUnavailable, "the bot is shutting down")}
 }
 
-// postOnce makes one request.
+// postLean makes one request with the component's own client.
+func (c *Component) postLean(ctx context.Context, w *worker, body []byte) (*answer, error) {
+	req := append(w.req[:0], c.lean.head...)
+	req = append(req, "Content-Length: "...)
+	req = strconv.AppendInt(req, int64(len(body)), 10)
+	if c.key != nil {
+		ts := time.Now().Unix()
+		req = append(req, "\r\nWebhook-Id: "...)
+		req = append(req, w.id...)
+		req = append(req, "\r\nWebhook-Timestamp: "...)
+		req = strconv.AppendInt(req, ts, 10)
+		req = append(req, "\r\nWebhook-Signature: "...)
+		req = w.appendSignature(req, ts, body)
+	}
+	req = append(req, "\r\n\r\n"...)
+	req = append(req, body...)
+	w.req = req
+	c.metrics.requests.Add(1)
+	// The client ends the exchange when c.ctx ends, as ctx here.
+	deadline := time.Now().Add(c.cfg.Timeout)
+	if err := c.lean.do(deadline, req, &w.ans); err != nil {
+		switch {
+		case errors.Is(err, errAnswerTooLarge):
+			return nil, tooLargeFailure()
+		case errors.Is(err, errRedirect):
+			// net/http follows redirects, as the component always
+			// has: the request goes on with it from where the
+			// redirect points, so the webhook does not get it twice.
+			target, err := url.Parse(c.cfg.PostURL)
+			if err == nil {
+				target, err = target.Parse(w.ans.location)
+			}
+			if err != nil {
+				return nil, &failure{causeConnect, xmpp.NewStanzaError(xmpp.RemoteServerNotFound, "the bot redirected to an address that is not valid")}
+			}
+			c.metrics.requests.Add(1)
+			return c.postHTTP(ctx, deadline, target.String(), string(w.id), body)
+		}
+		return nil, c.transportFailure(ctx, err)
+	}
+	return &w.ans, nil
+}
+
+// tooLargeFailure is an answer over maxAnswer.
+func tooLargeFailure() *failure {
+	return &failure{causeReply, xmpp.NewStanzaError(xmpp.InternalServerError, "the bot's answer is larger than 1 MiB")}
+}
+
+// postOnce makes one request with net/http.
 func (c *Component) postOnce(ctx context.Context, id string, body []byte) (*answer, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	c.metrics.requests.Add(1)
+	return c.postHTTP(ctx, time.Now().Add(c.cfg.Timeout), c.cfg.PostURL, id, body)
+}
+
+// postHTTP makes one request to target with net/http, redirects followed,
+// ending by deadline.
+func (c *Component) postHTTP(ctx context.Context, deadline time.Time, target, id string, body []byte) (*answer, error) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.PostURL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return nil, &failure{causeConnect, xmpp.NewStanzaError(xmpp.InternalServerError, "the bot's address is not valid")}
 	}
@@ -198,7 +227,6 @@ func (c *Component) postOnce(ctx context.Context, id string, body []byte) (*answ
 		req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
 		req.Header.Set("webhook-signature", Sign(c.key, id, ts, body))
 	}
-	c.metrics.requests.Add(1)
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return nil, c.transportFailure(ctx, err)
@@ -209,7 +237,7 @@ func (c *Component) postOnce(ctx context.Context, id string, body []byte) (*answ
 		return nil, c.transportFailure(ctx, err)
 	}
 	if len(data) > maxAnswer {
-		return nil, &failure{causeReply, xmpp.NewStanzaError(xmpp.InternalServerError, "the bot's answer is larger than 1 MiB")}
+		return nil, tooLargeFailure()
 	}
 	return &answer{
 		status:      resp.StatusCode,
@@ -278,6 +306,9 @@ func statusFailure(status int) *failure {
 // isJSON reports whether a Content-Type is JSON, parameters allowed
 // (application/json; charset=utf-8, application/vnd.x+json).
 func isJSON(ct string) bool {
+	if ct == "application/json" || ct == "application/json; charset=utf-8" {
+		return true // what most answers say, without ParseMediaType's allocation
+	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil {
 		return false

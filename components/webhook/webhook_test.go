@@ -67,18 +67,18 @@ func TestParseAnswer(t *testing.T) {
 		want    int
 		wantErr string
 	}{
-		{"an object is one reply", answer{200, "application/json", []byte(`{"body":"hi"}`), 0}, 1, ""},
-		{"an array is several", answer{200, "application/json", []byte(`[{"body":"a"},{"body":"b"}]`), 0}, 2, ""},
-		{"charset parameters are allowed", answer{200, "application/json; charset=utf-8", []byte(`{"body":"hi"}`), 0}, 1, ""},
-		{"a +json type is JSON", answer{201, "application/vnd.bot+json", []byte(`{"body":"hi"}`), 0}, 1, ""},
-		{"204 is no reply", answer{204, "", nil, 0}, 0, ""},
-		{"an empty 200 is no reply", answer{200, "application/json", []byte("  "), 0}, 0, ""},
-		{"text/plain is refused", answer{200, "text/plain", []byte("hi"), 0}, 0, causeJSON},
-		{"broken JSON is refused", answer{200, "application/json", []byte(`{"body":`), 0}, 0, causeJSON},
-		{"a number where a string goes is refused", answer{200, "application/json", []byte(`{"body":1}`), 0}, 0, causeJSON},
-		{"a string is refused", answer{200, "application/json", []byte(`"hi"`), 0}, 0, causeJSON},
-		{"trailing data is refused", answer{200, "application/json", []byte(`{}{}`), 0}, 0, causeJSON},
-		{"a 500 is a status failure", answer{500, "application/json", []byte(`{}`), 0}, 0, causeStatus},
+		{"an object is one reply", answer{200, "application/json", []byte(`{"body":"hi"}`), 0, ""}, 1, ""},
+		{"an array is several", answer{200, "application/json", []byte(`[{"body":"a"},{"body":"b"}]`), 0, ""}, 2, ""},
+		{"charset parameters are allowed", answer{200, "application/json; charset=utf-8", []byte(`{"body":"hi"}`), 0, ""}, 1, ""},
+		{"a +json type is JSON", answer{201, "application/vnd.bot+json", []byte(`{"body":"hi"}`), 0, ""}, 1, ""},
+		{"204 is no reply", answer{204, "", nil, 0, ""}, 0, ""},
+		{"an empty 200 is no reply", answer{200, "application/json", []byte("  "), 0, ""}, 0, ""},
+		{"text/plain is refused", answer{200, "text/plain", []byte("hi"), 0, ""}, 0, causeJSON},
+		{"broken JSON is refused", answer{200, "application/json", []byte(`{"body":`), 0, ""}, 0, causeJSON},
+		{"a number where a string goes is refused", answer{200, "application/json", []byte(`{"body":1}`), 0, ""}, 0, causeJSON},
+		{"a string is refused", answer{200, "application/json", []byte(`"hi"`), 0, ""}, 0, causeJSON},
+		{"trailing data is refused", answer{200, "application/json", []byte(`{}{}`), 0, ""}, 0, causeJSON},
+		{"a 500 is a status failure", answer{500, "application/json", []byte(`{}`), 0, ""}, 0, causeStatus},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
