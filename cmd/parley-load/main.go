@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -32,7 +33,9 @@ Scenarios:
 	        the last is bound: logins/s, connect-to-bound p50/p99/max
 	msg     log 2×-pairs accounts in; the two clients of a pair send each other
 	        chat messages for -duration, each with at most -window messages not
-	        yet received: delivered msgs/s, latency p50/p99/max, lost (must be 0)
+	        yet received: delivered msgs/s, latency p50/p99/max, lost (must be 0);
+	        -rate N offers N msgs/s in all, evenly spread, for latency below
+	        saturation (default: as fast as the window allows)
 	idle    log -n accounts in and hold them for -duration: the server's RSS
 	        per connection (needs -pid or -pidfile)
 	bot     log -n accounts in; each sends messages to -bot-user@-bot-domain, an
@@ -69,6 +72,7 @@ type options struct {
 	Pairs       int
 	Window      int
 	Size        int
+	Rate        float64
 	Duration    time.Duration
 	Drain       time.Duration
 	Timeout     time.Duration
@@ -111,6 +115,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.Pairs, "pairs", 10, "msg: how many pairs of clients")
 	fs.IntVar(&o.Window, "window", 10, "msg: how many messages each client may have sent and not yet seen received")
 	fs.IntVar(&o.Size, "size", 100, "msg: the `bytes` of each message body")
+	fs.Float64Var(&o.Rate, "rate", 0, "msg: send `N` messages per second over all the clients, each client at fixed times staggered from the others' (the window still caps what is in flight); 0 sends as fast as the window allows")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "msg, bot: how long to send; idle: how long to hold the connections")
 	fs.DurationVar(&o.Drain, "drain", 5*time.Second, "msg: how long to wait for messages in flight after sending stops")
 	fs.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "the whole run's limit; past it every connection is closed and the run fails")
@@ -197,6 +202,9 @@ func (o *options) validate() error {
 	}
 	if o.Drain < 0 {
 		return errors.New("-drain is negative")
+	}
+	if o.Rate < 0 || math.IsNaN(o.Rate) || math.IsInf(o.Rate, 0) {
+		return errors.New("-rate must be a number of messages per second, 0 for no pacing")
 	}
 	if o.Mech != "" {
 		o.Mech = strings.ToUpper(o.Mech)

@@ -18,9 +18,18 @@ import (
 // msgResult is the JSON line of the msg scenario.
 type msgResult struct {
 	common
-	Pairs     int   `json:"pairs"`
-	Window    int   `json:"window"`
-	BodyBytes int   `json:"body_bytes"`
+	Pairs     int `json:"pairs"`
+	Window    int `json:"window"`
+	BodyBytes int `json:"body_bytes"`
+	// Rate is the offered rate, in messages per second over all the
+	// clients (-rate); 0 when the clients send as fast as the window lets
+	// them.
+	Rate float64 `json:"rate_per_s,omitempty"`
+	// Skipped counts the send slots of a paced run that passed while a
+	// client was more than one slot behind (its window full, or the
+	// client itself too slow): the rate actually offered was lower than
+	// Rate by that many messages.
+	Skipped   int64 `json:"rate_skipped,omitempty"`
 	Sent      int64 `json:"sent"`
 	Delivered int64 `json:"delivered"`
 	// Lost is Sent less Delivered after the drain: it must be 0.
@@ -53,6 +62,57 @@ type msgClient struct {
 	strays    atomic.Int64 // messages from the peer that were not in flight
 	foreign   atomic.Int64 // messages from others, ignored
 	lat       []time.Duration
+	// pace, when not nil, spaces this client's sends (-rate).
+	pace *pacer
+}
+
+// pacer spaces one client's sends every interval, at fixed times from
+// the first: a token bucket that holds one token. A client that falls
+// more than one interval behind (its window full, or itself too slow)
+// skips the slots it missed instead of sending them in a burst.
+type pacer struct {
+	next    time.Time // the next send slot
+	every   time.Duration
+	skipped int64 // slots missed
+	timer   *time.Timer
+}
+
+// newPacers returns n pacers that together send rate messages a second,
+// each every n/rate seconds, their slots staggered by 1/rate from one to
+// the next so that the sends are evenly spread, starting after start.
+func newPacers(n int, rate float64, start time.Time) []*pacer {
+	every := max(time.Duration(float64(n)/rate*float64(time.Second)), time.Nanosecond)
+	ps := make([]*pacer, n)
+	for i := range ps {
+		ps[i] = &pacer{next: start.Add(time.Duration(float64(every) * float64(i) / float64(n))), every: every}
+	}
+	return ps
+}
+
+// wait sleeps until the next send slot and reports whether to send;
+// false when stop is closed or ctx done first.
+func (p *pacer) wait(ctx context.Context, stop <-chan struct{}) bool {
+	if behind := time.Since(p.next); behind >= p.every {
+		n := int64(behind / p.every)
+		p.skipped += n
+		p.next = p.next.Add(time.Duration(n) * p.every)
+	}
+	if d := time.Until(p.next); d > 0 {
+		if p.timer == nil {
+			p.timer = time.NewTimer(d)
+		} else {
+			p.timer.Reset(d)
+		}
+		select {
+		case <-p.timer.C:
+		case <-stop:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+	p.next = p.next.Add(p.every)
+	return true
 }
 
 // epoch is the time base of the send times in message bodies: monotonic,
@@ -62,9 +122,10 @@ var epoch = time.Now()
 // runMsg runs the msg scenario: 2×o.Pairs clients, account 2i paired with
 // 2i+1, each sending chat messages to the other's full JID with at most
 // o.Window in flight, for o.Duration; then a drain of up to o.Drain for
-// what is still in flight.
+// what is still in flight. With o.Rate the clients together send at most
+// o.Rate messages a second, evenly spread.
 func runMsg(ctx context.Context, o *options) report {
-	r := &msgResult{Pairs: o.Pairs, Window: o.Window, BodyBytes: o.Size}
+	r := &msgResult{Pairs: o.Pairs, Window: o.Window, BodyBytes: o.Size, Rate: o.Rate}
 	n := 2 * o.Pairs
 	if err := prepare(ctx, o, n, n); err != nil {
 		r.fail(err)
@@ -106,11 +167,20 @@ func runMsg(ctx context.Context, o *options) report {
 	}
 	armed.Store(true)
 
-	o.progressf("sending for %v, window %d, %d-byte bodies", o.Duration, o.Window, o.Size)
+	if o.Rate > 0 {
+		o.progressf("sending for %v, window %d, %d-byte bodies, %g msgs/s in all", o.Duration, o.Window, o.Size, o.Rate)
+	} else {
+		o.progressf("sending for %v, window %d, %d-byte bodies", o.Duration, o.Window, o.Size)
+	}
 	m, err := startMeter(o.PID)
 	if err != nil {
 		r.fail(err)
 		return r
+	}
+	if o.Rate > 0 {
+		for i, p := range newPacers(n, o.Rate, time.Now()) {
+			clients[i].pace = p
+		}
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -177,6 +247,9 @@ func runMsg(ctx context.Context, o *options) report {
 		r.Sent += cl.sent.Load()
 		r.Delivered += cl.delivered.Load()
 		r.Bounced += cl.bounced.Load()
+		if cl.pace != nil {
+			r.Skipped += cl.pace.skipped
+		}
 		strays += cl.strays.Load()
 		r.Foreign += cl.foreign.Load()
 		all = append(all, cl.lat...)
@@ -197,12 +270,15 @@ func runMsg(ctx context.Context, o *options) report {
 }
 
 // send sends messages to the peer until stop is closed, keeping at most
-// cap(win) of them in flight.
+// cap(win) of them in flight, each in its slot when the client is paced.
 func (cl *msgClient) send(ctx context.Context, stop <-chan struct{}, size int) error {
 	pad := strings.Repeat("x", size)
 	head := "<message type='chat' to='" + cl.to + "' id='m"
 	buf := make([]byte, 0, len(head)+size+64)
 	for seq := 1; ; seq++ {
+		if cl.pace != nil && !cl.pace.wait(ctx, stop) {
+			return nil
+		}
 		select {
 		case <-stop:
 			return nil
@@ -283,8 +359,12 @@ func sendTime(body string) (time.Duration, error) {
 }
 
 func (r *msgResult) summary(w io.Writer) {
-	fmt.Fprintf(w, "msg: %d pairs, window %d, %d-byte bodies: %d sent, %d delivered in %.2f s (%.2f s of it draining): %.0f msgs/s\n",
-		r.Pairs, r.Window, r.BodyBytes, r.Sent, r.Delivered, r.WindowS, r.DrainS, r.MsgsPerS)
+	paced := ""
+	if r.Rate > 0 {
+		paced = fmt.Sprintf(", paced at %g msgs/s (%d slots skipped)", r.Rate, r.Skipped)
+	}
+	fmt.Fprintf(w, "msg: %d pairs, window %d, %d-byte bodies%s: %d sent, %d delivered in %.2f s (%.2f s of it draining): %.0f msgs/s\n",
+		r.Pairs, r.Window, r.BodyBytes, paced, r.Sent, r.Delivered, r.WindowS, r.DrainS, r.MsgsPerS)
 	fmt.Fprintf(w, "  latency: %s\n", r.Latency)
 	fmt.Fprintf(w, "  lost: %d (bounced %d), dropped streams: %d\n", r.Lost, r.Bounced, r.DroppedStream)
 	r.cpuLine(w, r.Delivered, "msgs")
