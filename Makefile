@@ -7,7 +7,7 @@ BIN     := bin/parley
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build run test vet fmt-check bench fuzz clean loadtest compare
+.PHONY: all build run test vet fmt-check bench fuzz clean loadtest latency compare
 
 all: build
 
@@ -47,6 +47,12 @@ clean:
 # 2-core machine; see scripts/loadtest.sh to change them).
 loadtest:
 	GO=$(GO) ./scripts/loadtest.sh
+
+# Message latency under a paced load: the peak msgs/s of an unpaced run, then
+# p99 at a fraction of it (FRACTION=0.5, RUNS=3, RATE=N to skip the peak run:
+# see scripts/latency.sh).
+latency:
+	GO=$(GO) ./scripts/latency.sh
 
 # Parley against Prosody 0.12 (installed from Debian when missing) on loopback:
 # the same parley-load scenarios on each, in alternation; prints min / median /
