@@ -30,31 +30,10 @@ RATE=${RATE:-}
 PROFILE=${PROFILE:-}
 GCTRACE=${GCTRACE:-}
 
-"$GO" build -o bin/parley ./cmd/parley
-"$GO" build -o bin/parley-load ./cmd/parley-load
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/parley-latency.XXXXXX")
-pid=
-cleanup() {
-	if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for _ in $(seq 150); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-	local p=$1
-	while ! port_free "$p"; do p=$((p + 1)); done
-	echo "$p"
-}
+# shellcheck source=scripts/parley-lib.sh
+. scripts/parley-lib.sh
+parley_build
+parley_tmp latency
 c2s=$(free_port 15222)
 pprof_args=()
 if [[ -n $PROFILE ]]; then
@@ -62,48 +41,14 @@ if [[ -n $PROFILE ]]; then
 	pprof=$(free_port 16060)
 	pprof_args=(-pprof "127.0.0.1:$pprof")
 fi
-
 # The config of scripts/loadtest.sh, without the bot host.
-cat >"$tmp/parley.toml" <<TOML
-data_dir = "$tmp/data"
-log_level = "warn"
-
-[c2s]
-listen = ["127.0.0.1:$c2s"]
-direct_tls = []
-
-[limits]
-rate = 0
-login_failures_per_ip = 1000000
-
-[auth]
-scram_iterations = 4096
-
-[[host]]
-name = "localhost"
-registration = "open"
-TOML
+parley_config "$c2s"
 
 godebug=${GODEBUG:-}
 if [[ -n $GCTRACE ]]; then
 	godebug=${godebug:+$godebug,}gctrace=1
 fi
-GODEBUG=$godebug bin/parley serve -c "$tmp/parley.toml" "${pprof_args[@]}" 2>"$tmp/parley.log" &
-pid=$!
-for _ in $(seq 100); do
-	if ! kill -0 "$pid" 2>/dev/null; then
-		echo "latency: parley did not start:" >&2
-		cat "$tmp/parley.log" >&2
-		exit 1
-	fi
-	port_free "$c2s" || break
-	sleep 0.1
-done
-if port_free "$c2s"; then
-	echo "latency: parley does not listen on 127.0.0.1:$c2s after 10 s" >&2
-	exit 1
-fi
-echo "latency: parley (pid $pid) on 127.0.0.1:$c2s; $(nproc) cores, $(uname -sr), $("$GO" env GOVERSION)"
+GODEBUG=$godebug parley_serve latency "$c2s" "${pprof_args[@]}"
 
 status=0
 # msg runs the msg scenario with the extra flags; its JSON line goes to

@@ -22,33 +22,10 @@ BOT_N=${BOT_N:-50}
 BOT_DURATION=${BOT_DURATION:-10s}
 PROFILE=${PROFILE:-}
 
-"$GO" build -o bin/parley ./cmd/parley
-"$GO" build -o bin/parley-load ./cmd/parley-load
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/parley-loadtest.XXXXXX")
-pid=
-cleanup() {
-	if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
-		# Parley shuts down within 10 s; past 15 it is killed.
-		for _ in $(seq 150); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# port_free reports whether nothing listens on 127.0.0.1:$1.
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-	local p=$1
-	while ! port_free "$p"; do p=$((p + 1)); done
-	echo "$p"
-}
+# shellcheck source=scripts/parley-lib.sh
+. scripts/parley-lib.sh
+parley_build
+parley_tmp loadtest
 c2s=$(free_port 15222)
 hook=$(free_port 15280)
 pprof_args=()
@@ -57,53 +34,8 @@ if [[ -n $PROFILE ]]; then
 	pprof=$(free_port 16060)
 	pprof_args=(-pprof "127.0.0.1:$pprof")
 fi
-
-# No per-connection rate limit and no failed-login limit (every client comes
-# from 127.0.0.1, and registrations count against that limit), open
-# registration for -create, the RFC 7677 minimum of SCRAM iterations (as
-# parleytest uses), and a bot host whose webhook parley-load serves.
-cat >"$tmp/parley.toml" <<TOML
-data_dir = "$tmp/data"
-log_level = "warn"
-
-[c2s]
-listen = ["127.0.0.1:$c2s"]
-direct_tls = []
-
-[limits]
-rate = 0
-login_failures_per_ip = 1000000
-
-[auth]
-scram_iterations = 4096
-
-[[host]]
-name = "localhost"
-registration = "open"
-
-[[host]]
-name = "bots.localhost"
-type = "http_component"
-post_url = "http://127.0.0.1:$hook/"
-TOML
-
-bin/parley serve -c "$tmp/parley.toml" "${pprof_args[@]}" 2>"$tmp/parley.log" &
-pid=$!
-for _ in $(seq 100); do
-	if ! kill -0 "$pid" 2>/dev/null; then
-		echo "loadtest: parley did not start:" >&2
-		cat "$tmp/parley.log" >&2
-		exit 1
-	fi
-	port_free "$c2s" || break
-	sleep 0.1
-done
-if port_free "$c2s"; then
-	echo "loadtest: parley does not listen on 127.0.0.1:$c2s after 10 s" >&2
-	exit 1
-fi
-
-echo "loadtest: parley (pid $pid) on 127.0.0.1:$c2s; $(nproc) cores, $(uname -sr), $("$GO" env GOVERSION)"
+parley_config "$c2s" "$hook"
+parley_serve loadtest "$c2s" "${pprof_args[@]}"
 status=0
 # load runs one scenario; its last line, the JSON, goes to results.jsonl.
 load() {

@@ -1,0 +1,103 @@
+# shellcheck shell=bash
+# scripts/parley-lib.sh: what scripts/loadtest.sh and scripts/latency.sh share:
+# a throwaway directory removed at exit, free loopback ports, the load-test
+# config and a Parley started on it. Source it from the repository root with
+# GO set.
+
+# parley_build builds bin/parley and bin/parley-load.
+parley_build() {
+	"$GO" build -o bin/parley ./cmd/parley
+	"$GO" build -o bin/parley-load ./cmd/parley-load
+}
+
+# parley_tmp NAME makes $tmp, and stops $pid (when set) and removes $tmp at
+# exit.
+parley_tmp() {
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/parley-$1.XXXXXX")
+	pid=
+	trap parley_cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+
+parley_cleanup() {
+	if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid" 2>/dev/null || true
+		# Parley shuts down within 10 s; past 15 it is killed.
+		for _ in $(seq 150); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -rf "$tmp"
+}
+
+# port_free reports whether nothing listens on 127.0.0.1:$1.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# free_port prints the first free port from $1 up.
+free_port() {
+	local p=$1
+	while ! port_free "$p"; do p=$((p + 1)); done
+	echo "$p"
+}
+
+# parley_config C2S [HOOK] writes $tmp/parley.toml: no per-connection rate
+# limit and no failed-login limit (every client comes from 127.0.0.1, and
+# registrations count against that limit), open registration for -create,
+# the RFC 7677 minimum of SCRAM iterations (as parleytest uses), and, with
+# HOOK, a bot host whose webhook parley-load serves on that port.
+parley_config() {
+	cat >"$tmp/parley.toml" <<TOML
+data_dir = "$tmp/data"
+log_level = "warn"
+
+[c2s]
+listen = ["127.0.0.1:$1"]
+direct_tls = []
+
+[limits]
+rate = 0
+login_failures_per_ip = 1000000
+
+[auth]
+scram_iterations = 4096
+
+[[host]]
+name = "localhost"
+registration = "open"
+TOML
+	if [[ -n ${2:-} ]]; then
+		cat >>"$tmp/parley.toml" <<TOML
+
+[[host]]
+name = "bots.localhost"
+type = "http_component"
+post_url = "http://127.0.0.1:$2/"
+TOML
+	fi
+}
+
+# parley_serve NAME C2S [ARGS...] starts bin/parley on $tmp/parley.toml with
+# ARGS, sets $pid, and returns once it listens on 127.0.0.1:C2S; it exits
+# the script when Parley does not start within 10 s.
+parley_serve() {
+	local name=$1 port=$2
+	shift 2
+	bin/parley serve -c "$tmp/parley.toml" "$@" 2>"$tmp/parley.log" &
+	pid=$!
+	for _ in $(seq 100); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			echo "$name: parley did not start:" >&2
+			cat "$tmp/parley.log" >&2
+			exit 1
+		fi
+		port_free "$port" || break
+		sleep 0.1
+	done
+	if port_free "$port"; then
+		echo "$name: parley does not listen on 127.0.0.1:$port after 10 s" >&2
+		exit 1
+	fi
+	echo "$name: parley (pid $pid) on 127.0.0.1:$port; $(nproc) cores, $(uname -sr), $("$GO" env GOVERSION)"
+}
