@@ -2,17 +2,12 @@ package c2s
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"testing"
 	"time"
 
+	"github.com/parley-im/parley/server/certs"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -25,22 +20,10 @@ func tlsPair(t *testing.T, split bool) (*Session, net.Conn) { return pair(t, spl
 // pair is tlsPair, with TLS or without.
 func pair(t *testing.T, split, useTLS bool) (*Session, net.Conn) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
+	store := certs.NewStore()
+	if err := store.LoadOrCreate("example.com", "", "", t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "example.com"},
-		DNSNames:     []string{"example.com"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -75,7 +58,7 @@ func pair(t *testing.T, split, useTLS bool) (*Session, net.Conn) {
 	var client, server net.Conn = under, sock
 	if useTLS {
 		tc := tls.Client(under, &tls.Config{InsecureSkipVerify: true})
-		ts := tls.Server(sock, &tls.Config{Certificates: []tls.Certificate{cert}})
+		ts := tls.Server(sock, store.TLSConfig())
 		errc := make(chan error, 1)
 		go func() { errc <- ts.Handshake() }()
 		if err := tc.Handshake(); err != nil {
