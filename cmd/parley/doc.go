@@ -1,6 +1,7 @@
 // Command parley runs Parley, an XMPP server, and manages what it keeps:
 //
-//	parley serve [-c file]              run the server until SIGINT or SIGTERM
+//	parley serve [-c file] [-pprof addr] run the server until SIGINT or SIGTERM
+//	                                    (-pprof: Go's profiles on a loopback address)
 //	parley check [-c file]              check a config and report every problem with its line
 //	parley user add [-c file] jid       add an account
 //	parley user passwd [-c file] jid    change the password of an account
