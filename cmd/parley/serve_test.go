@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -101,6 +103,61 @@ func TestServeFailures(t *testing.T) {
 			}
 			if !strings.Contains(logs.String(), tt.wantStderr) {
 				t.Errorf("log %q does not contain %q", logs.String(), tt.wantStderr)
+			}
+		})
+	}
+}
+
+func TestServePprof(t *testing.T) {
+	tests := []struct {
+		addr    string
+		wantErr string
+	}{
+		{"127.0.0.1:0", ""},
+		{"[::1]:0", ""},
+		{"0.0.0.0:0", "loopback addresses only"},
+		{"192.0.2.1:6060", "loopback addresses only"},
+		{"localhost", "missing port"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.addr, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			addr, err := servePprof(ctx, tt.addr)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one saying %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				if strings.Contains(tt.addr, "::1") && strings.Contains(err.Error(), "cannot assign") {
+					t.Skip("no IPv6 loopback here")
+				}
+				t.Fatal(err)
+			}
+			resp, err := http.Get("http://" + addr.String() + "/debug/pprof/goroutine?debug=1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile") {
+				t.Fatalf("%d %.100q", resp.StatusCode, body)
+			}
+			cancel()
+			// Once ctx ends, the listener closes.
+			deadline := time.Now().Add(serveTimeout)
+			for {
+				c, err := net.Dial("tcp", addr.String())
+				if err != nil {
+					break
+				}
+				c.Close()
+				if time.Now().After(deadline) {
+					t.Fatal("the pprof listener is still open after ctx ended")
+				}
+				time.Sleep(10 * time.Millisecond)
 			}
 		})
 	}
