@@ -105,8 +105,11 @@ func (c *splitConn) Write(p []byte) (int, error) {
 // readNext is the session's loop without the handling: idle, wait, read.
 func readNext(s *Session) (string, error) {
 	if s.r.Idle() {
-		if err := s.waitReadable(); err != nil {
-			return "", err
+		if s.probe() {
+			s.sock.wait()
+			if s.closing.Load() {
+				return "", errClosing
+			}
 		}
 	}
 	el, err := s.r.ReadElement()

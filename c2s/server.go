@@ -193,14 +193,19 @@ func (s *Server) Serve(l net.Listener, directTLS bool) error {
 		s.sessions[sess] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			sess.serve()
-			s.mu.Lock()
-			delete(s.sessions, sess)
-			s.mu.Unlock()
-		}()
+		go s.serveSession(sess)
 	}
+}
+
+// serveSession runs sess on its own goroutine, to its end. It is the
+// goroutine's first frame, and an idle session parks beneath it: it is
+// kept small (see Session.probe).
+func (s *Server) serveSession(sess *Session) {
+	sess.serve()
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+	s.wg.Done()
 }
 
 // Shutdown stops accepting, closes every stream with <system-shutdown/> and

@@ -52,7 +52,7 @@ type Session struct {
 	token    string   // a checked invite token (XEP-0401 preauth)
 	sent     bool     // our stream header for the current stream is out
 
-	// Waiting for the peer (waitReadable): the socket beneath TLS, nil
+	// Waiting for the peer (probe): the socket beneath TLS, nil
 	// when it cannot be waited on, and a byte to read into.
 	sock *sockConn
 	one  [1]byte
@@ -260,9 +260,10 @@ func (s *Session) run() error {
 		if err := s.setReadDeadline(); err != nil {
 			return err
 		}
-		if s.r.Idle() {
-			if err := s.waitReadable(); err != nil {
-				return err
+		if s.r.Idle() && s.probe() {
+			s.sock.wait()
+			if s.closing.Load() {
+				return errClosing
 			}
 		}
 		el, err := s.r.ReadElement()
@@ -305,44 +306,44 @@ func (s *Session) setReadDeadline() error {
 
 var errClosing = errors.New("c2s: session closed")
 
-// waitReadable waits until the peer sends something, holding no read
-// buffer and in a shallow frame, so that an idle session costs little
-// more than its TLS state (the reader gave its buffer back in Idle).
-// crypto/tls may hold decrypted bytes or whole records already: a one-byte
-// read with the socket set to fail at once takes them, or finds none; then
-// the wait is on the socket. Whatever the wait meets (the deadline, a
-// closed connection) the read that follows meets too, and handles:
-// waitReadable fails only when the session is closing.
-func (s *Session) waitReadable() error {
+// probe looks for bytes crypto/tls holds already, before an idle session
+// waits for its peer (its reader gave its buffer back in Idle), and reports
+// whether the session should wait on the socket: false when it found bytes
+// (given to the reader), when the transport reported the end of the stream
+// or an error (which the read that follows meets and handles), or when the
+// socket cannot be waited on.
+//
+// The wait itself, s.sock.wait, parks in Go's poller holding no buffer:
+// an idle session then costs little more than its TLS state and its
+// goroutine's stack. It is called from run, not from here, so that few
+// frames lie beneath the parked goroutine: the runtime shrinks the stack
+// that the handshake and the first stanzas grew, at each GC, while less
+// than a quarter of it is used, counting 800 bytes of reserve on top; a
+// goroutine parked this shallow gets to 4 KiB (2 KiB would need under 224
+// bytes of frames). A one-byte read with the socket set to fail at once
+// (probing) takes what TLS holds, whole records or decrypted bytes.
+func (s *Session) probe() bool {
 	sc := s.sock
 	if sc == nil {
-		return nil
+		return false
 	}
-	if tc, ok := s.conn.(*tls.Conn); ok {
-		for {
-			sc.probing = true
-			n, err := tc.Read(s.one[:])
-			sc.probing = false
-			if n == 0 {
-				if err != errWouldBlock {
-					// The end of the stream, or an error: the
-					// read that follows reports it.
-					return nil
-				}
-				break
-			}
-			s.r.Prepend(s.one[0])
-			if !s.r.Idle() {
-				return nil
-			}
-			// Whitespace, a keepalive: taken; look again.
+	tc, ok := s.conn.(*tls.Conn)
+	if !ok {
+		return true
+	}
+	for {
+		sc.probing = true
+		n, err := tc.Read(s.one[:])
+		sc.probing = false
+		if n == 0 {
+			return err == errWouldBlock
 		}
+		s.r.Prepend(s.one[0])
+		if !s.r.Idle() {
+			return false
+		}
+		// Whitespace, a keepalive: taken; look again.
 	}
-	sc.wait()
-	if s.closing.Load() {
-		return errClosing
-	}
-	return nil
 }
 
 func (s *Session) handshake(tc *tls.Conn) error {
