@@ -21,7 +21,7 @@ type Config struct {
 	// uploads. Default "data", relative to the working directory.
 	DataDir string `toml:"data_dir"`
 	// Database is the SQLite file. Empty means <data_dir>/parley.db (see
-	// [Config.DatabasePath]); ":memory:" keeps everything in memory.
+	// [Config.DatabasePath]); ":memory:" keeps everything in memory, up to 1 GiB.
 	Database string `toml:"database"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `toml:"log_level"`
