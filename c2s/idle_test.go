@@ -3,6 +3,9 @@ package c2s
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -15,10 +18,10 @@ import (
 // connection over loopback TCP, its stream header already read, and the
 // client end. split makes the client's TCP writes go out in two halves,
 // the second after a pause, so records arrive cut in two.
-func tlsPair(t *testing.T, split bool) (*Session, net.Conn) { return pair(t, split, true) }
+func tlsPair(t *testing.T, split bool) (*Session, net.Conn) { return pair(t, split, true, time.Minute) }
 
-// pair is tlsPair, with TLS or without.
-func pair(t *testing.T, split, useTLS bool) (*Session, net.Conn) {
+// pair is tlsPair, with TLS or without, and the server's idle timeout.
+func pair(t *testing.T, split, useTLS bool, idleTimeout time.Duration) (*Session, net.Conn) {
 	t.Helper()
 	store := certs.NewStore()
 	if err := store.LoadOrCreate("example.com", "", "", t.TempDir()); err != nil {
@@ -71,7 +74,7 @@ func pair(t *testing.T, split, useTLS bool) (*Session, net.Conn) {
 	}
 	t.Cleanup(func() { client.Close(); server.Close() })
 
-	srv := NewServer(Config{WriteTimeout: 5 * time.Second, IdleTimeout: time.Minute})
+	srv := NewServer(Config{WriteTimeout: 5 * time.Second, IdleTimeout: idleTimeout})
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 	s := newSession(srv, server, useTLS)
 	s.sock = sock
@@ -104,12 +107,12 @@ func (c *splitConn) Write(p []byte) (int, error) {
 
 // readNext is the session's loop without the handling: idle, wait, read.
 func readNext(s *Session) (string, error) {
+	if err := s.setReadDeadline(); err != nil {
+		return "", err
+	}
 	if s.r.Idle() {
-		if s.probe() {
-			s.sock.wait()
-			if s.closing.Load() {
-				return "", errClosing
-			}
+		if err := s.idle(); err != nil {
+			return "", err
 		}
 	}
 	el, err := s.r.ReadElement()
@@ -123,32 +126,38 @@ func TestWaitReadable(t *testing.T) {
 	tests := []struct {
 		name  string
 		split bool
+		gap   bool // a pause after each write: the session waits again
 		// writes are the client's TLS writes, each its own record; the
 		// session must read want from them.
 		writes []string
 		want   []string
 	}{
-		{"one stanza", false,
+		{"one stanza", false, false,
 			[]string{"<message id='1'/>"},
 			[]string{"message:1"}},
-		{"keepalives, then a stanza", false,
+		{"keepalives, then a stanza", false, false,
 			[]string{" ", "\n", " \n ", "<iq type='get' id='2'/>"},
 			[]string{"iq:2"}},
-		{"two stanzas in one record", false,
+		// Each keepalive arrives while the session waits; it is taken
+		// there, and the session waits again holding nothing.
+		{"keepalives one at a time, then a stanza", false, true,
+			[]string{" ", "\n", " \n ", "<iq type='get' id='3'/>"},
+			[]string{"iq:3"}},
+		{"two stanzas in one record", false, false,
 			[]string{"<message id='1'/><message id='2'/>"},
 			[]string{"message:1", "message:2"}},
 		// Three records written at once reach the server's TLS in one
 		// read of the socket: after the first stanza, the socket has
 		// nothing more to say, the records wait inside crypto/tls.
-		{"records already inside TLS", false,
+		{"records already inside TLS", false, false,
 			[]string{"<message id='1'/>", "<message id='2'/>", "<message id='3'/>"},
 			[]string{"message:1", "message:2", "message:3"}},
-		{"a stanza cut across records", false,
+		{"a stanza cut across records", false, true,
 			[]string{"<message id='4'><bo", "dy>x</bo", "dy></message>"},
 			[]string{"message:4"}},
 		// Records cut in two on the wire: TLS holds half a record when
 		// the wait starts, and the socket's next bytes complete it.
-		{"records cut on the wire", true,
+		{"records cut on the wire", true, false,
 			[]string{"<message id='5'/>", " ", "<presence id='6'/>"},
 			[]string{"message:5", "presence:6"}},
 	}
@@ -159,7 +168,7 @@ func TestWaitReadable(t *testing.T) {
 				name += " without TLS"
 			}
 			t.Run(name, func(t *testing.T) {
-				s, client := pair(t, tt.split, useTLS)
+				s, client := pair(t, tt.split, useTLS, time.Minute)
 				// Wait first with nothing sent: the session must not
 				// return before the client writes.
 				got := make(chan string, len(tt.want))
@@ -223,4 +232,71 @@ func TestCloseWakesAWaitingSession(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not wake the waiting session")
 	}
+}
+
+func TestIdleEnds(t *testing.T) {
+	tests := []struct {
+		name   string
+		idle   time.Duration
+		client func(t *testing.T, c net.Conn)
+		// check judges the error that ends the read.
+		check func(s *Session, err error) bool
+		want  string
+	}{
+		{"the client closes while the session waits", time.Minute,
+			func(t *testing.T, c net.Conn) { c.Close() },
+			func(s *Session, err error) bool { return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) },
+			"the end of the stream"},
+		{"the idle timeout passes while the session waits", 200 * time.Millisecond,
+			func(t *testing.T, c net.Conn) {},
+			func(s *Session, err error) bool { return isTimeout(err) },
+			"a timeout"},
+	}
+	for _, tt := range tests {
+		for _, useTLS := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s, TLS %v", tt.name, useTLS), func(t *testing.T) {
+				s, client := pair(t, false, useTLS, tt.idle)
+				errc := make(chan error, 1)
+				go func() {
+					tag, err := readNext(s)
+					if err == nil {
+						err = fmt.Errorf("read %s", tag)
+					}
+					errc <- err
+				}()
+				time.Sleep(20 * time.Millisecond)
+				tt.client(t, client)
+				select {
+				case err := <-errc:
+					if !tt.check(s, err) {
+						t.Fatalf("err = %v, want %s", err, tt.want)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatal("the waiting session never returned")
+				}
+			})
+		}
+	}
+}
+
+func TestKeepalivesRestartTheIdleTimeout(t *testing.T) {
+	const idle = 400 * time.Millisecond
+	s, client := pair(t, false, true, idle)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Keepalives for three idle timeouts, then a stanza.
+		for range 12 {
+			if _, err := client.Write([]byte(" ")); err != nil {
+				return
+			}
+			time.Sleep(idle / 4)
+		}
+		_, _ = client.Write([]byte("<message id='9'/>"))
+	}()
+	tag, err := readNext(s)
+	if err != nil || tag != "message:9" {
+		t.Fatalf("read %q, %v: keepalives did not keep the stream alive", tag, err)
+	}
+	<-done
 }

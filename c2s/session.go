@@ -52,7 +52,7 @@ type Session struct {
 	token    string   // a checked invite token (XEP-0401 preauth)
 	sent     bool     // our stream header for the current stream is out
 
-	// Waiting for the peer (probe): the socket beneath TLS, nil
+	// Waiting for the peer (idle): the socket beneath TLS, nil
 	// when it cannot be waited on, and a byte to read into.
 	sock *sockConn
 	one  [1]byte
@@ -260,10 +260,9 @@ func (s *Session) run() error {
 		if err := s.setReadDeadline(); err != nil {
 			return err
 		}
-		if s.r.Idle() && s.probe() {
-			s.sock.wait()
-			if s.closing.Load() {
-				return errClosing
+		if s.r.Idle() {
+			if err := s.idle(); err != nil {
+				return err
 			}
 		}
 		el, err := s.r.ReadElement()
@@ -306,43 +305,67 @@ func (s *Session) setReadDeadline() error {
 
 var errClosing = errors.New("c2s: session closed")
 
-// probe looks for bytes crypto/tls holds already, before an idle session
-// waits for its peer (its reader gave its buffer back in Idle), and reports
-// whether the session should wait on the socket: false when it found bytes
-// (given to the reader), when the transport reported the end of the stream
-// or an error (which the read that follows meets and handles), or when the
-// socket cannot be waited on.
+// idle waits, holding no read buffer (the reader gave its own back in
+// Idle), until the peer sends something other than whitespace keepalives,
+// which it takes as it goes, each one restarting the idle timeout. It
+// returns early when the wait meets the read deadline, the end of the
+// stream or an error: the read that follows meets it too, and handles it.
+// It fails only when the session is closing.
 //
-// The wait itself, s.sock.wait, parks in Go's poller holding no buffer:
-// an idle session then costs little more than its TLS state and its
-// goroutine's stack. It is called from run, not from here, so that few
-// frames lie beneath the parked goroutine: the runtime shrinks the stack
-// that the handshake and the first stanzas grew, at each GC, while less
-// than a quarter of it is used, counting 800 bytes of reserve on top; a
-// goroutine parked this shallow gets to 4 KiB (2 KiB would need under 224
-// bytes of frames). A one-byte read with the socket set to fail at once
-// (probing) takes what TLS holds, whole records or decrypted bytes.
-func (s *Session) probe() bool {
+// The wait, s.sock.wait, parks in Go's poller: an idle session then costs
+// little more than its TLS state and its goroutine's stack. It is called
+// from here, few frames deep, because the runtime shrinks a stack that the
+// handshake and the first stanzas grew, at each GC, only while less than
+// a quarter of it is used, counting 800 bytes of reserve on top: parked
+// this shallow, the stack gets to 4 KiB (2 KiB would need under 224 bytes
+// of frames).
+func (s *Session) idle() error {
+	for {
+		wait, err := s.probe()
+		if err != nil || !wait {
+			return err
+		}
+		if err := s.sock.wait(); err != nil {
+			if s.closing.Load() {
+				return errClosing
+			}
+			return nil
+		}
+	}
+}
+
+// probe takes what has arrived without blocking: one byte at a time, read
+// through TLS (which may hold whole records or decrypted bytes) with the
+// socket set to fail at once when it has nothing (probing). It reports
+// whether the session should wait on the socket: false when it gave the
+// reader a byte that starts an element, when the transport reported the
+// end of the stream or an error (for the read that follows), or when the
+// socket cannot be waited on. Whitespace between stanzas, a keepalive, is
+// taken and restarts the idle timeout (RFC 6120 §4.6.1: it keeps the
+// stream alive).
+func (s *Session) probe() (wait bool, err error) {
 	sc := s.sock
 	if sc == nil {
-		return false
+		return false, nil
 	}
-	tc, ok := s.conn.(*tls.Conn)
-	if !ok {
-		return true
+	var from io.Reader = sc
+	if tc, ok := s.conn.(*tls.Conn); ok {
+		from = tc
 	}
 	for {
 		sc.probing = true
-		n, err := tc.Read(s.one[:])
+		n, err := from.Read(s.one[:])
 		sc.probing = false
 		if n == 0 {
-			return err == errWouldBlock
+			return err == errWouldBlock, nil
 		}
 		s.r.Prepend(s.one[0])
 		if !s.r.Idle() {
-			return false
+			return false, nil
 		}
-		// Whitespace, a keepalive: taken; look again.
+		if err := s.setReadDeadline(); err != nil {
+			return false, err
+		}
 	}
 }
 

@@ -22,6 +22,9 @@ type sockConn struct {
 	// once the bytes are handed over.
 	buf  *[]byte
 	pend []byte
+	// rerr is what the wait's read met instead of bytes (the end of the
+	// stream, an error): every Read after pend returns it.
+	rerr error
 
 	// probing makes a Read with nothing pending fail at once with
 	// errWouldBlock instead of reading the socket.
@@ -42,6 +45,9 @@ func (c *sockConn) Read(p []byte) (int, error) {
 			c.release()
 		}
 		return n, nil
+	}
+	if c.rerr != nil {
+		return 0, c.rerr
 	}
 	if c.probing {
 		return 0, errWouldBlock

@@ -12,4 +12,4 @@ type waiter struct{}
 func wrapSock(net.Conn) *sockConn { return nil }
 
 // wait returns at once.
-func (c *sockConn) wait() {}
+func (c *sockConn) wait() error { return nil }

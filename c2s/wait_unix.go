@@ -3,7 +3,9 @@
 package c2s
 
 import (
+	"io"
 	"net"
+	"os"
 	"syscall"
 )
 
@@ -31,14 +33,14 @@ func wrapSock(conn net.Conn) *sockConn {
 	return c
 }
 
-// wait returns when the socket had bytes (now pending for the next Read),
-// reached its end or an error (which the next Read meets), when the read
-// deadline passes, or when the connection is closed.
-func (c *sockConn) wait() {
-	if len(c.pend) > 0 {
-		return
+// wait returns when the socket had bytes (now pending for the next Read)
+// or reached its end or an error (which every later Read returns), and
+// reports the read deadline passing or the connection closing as an error.
+func (c *sockConn) wait() error {
+	if len(c.pend) > 0 || c.rerr != nil {
+		return nil
 	}
-	_ = c.raw.Read(c.fn)
+	return c.raw.Read(c.fn)
 }
 
 // tryRead reads the socket fd without blocking, into a buffer taken from
@@ -57,9 +59,13 @@ func (c *sockConn) tryRead(fd uintptr) bool {
 			c.buf, c.pend = buf, (*buf)[:n]
 			return true
 		default:
-			// The end of the stream or an error: the next Read of the
-			// socket reports it.
 			sockBuffers.Put(buf)
+			if err == nil {
+				err = io.EOF
+			} else {
+				err = &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", err)}
+			}
+			c.rerr = err
 			return true
 		}
 	}
