@@ -90,6 +90,7 @@ type leanClient struct {
 // leanConn is one kept-alive connection.
 type leanConn struct {
 	conn      net.Conn
+	raw       syscall.RawConn // the TCP socket, for peerClosed; nil if none
 	br        *bufio.Reader
 	idleSince time.Time
 	// stop undoes the context.AfterFunc that interrupts the connection
@@ -301,14 +302,14 @@ func (h *leanClient) do(deadline time.Time, req []byte, a *answer) error {
 		if err == nil {
 			return nil
 		}
-		if reused && !answered && !h.cancelled() && closedByPeer(err) {
-			// The server closed the connection while it was idle.
-			// net/http notices most such closes before it reuses a
-			// connection (a goroutine reads each idle one); this
-			// client notices on use, and sends the request again on a
-			// new connection, once. A server that closed an idle
-			// connection did not read the request; in the rare other
-			// case the webhook-id, the same, tells the duplicate.
+		var we *writeError
+		if reused && !answered && !h.cancelled() && errors.As(err, &we) && closedByPeer(err) {
+			// The webhook closed the connection after get looked at
+			// it, before the request went out: it cannot have taken
+			// the request, which goes again on a new connection, once.
+			// After a write that went out, the request is never sent
+			// again here (the webhook may have taken it); the
+			// component's retries decide, as for any failure.
 			fresh = true
 			h.retried.Add(1)
 			continue
@@ -326,6 +327,12 @@ func (h *leanClient) cancelled() bool {
 		return false
 	}
 }
+
+// writeError is a request that failed to go out.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return "write request: " + e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
 
 // closedByPeer reports whether err is what a write or read gets on a
 // connection the other end closed.
@@ -358,7 +365,7 @@ func (h *leanClient) roundTrip(pc *leanConn, deadline time.Time, req []byte, a *
 		}
 	}()
 	if _, err := pc.conn.Write(req); err != nil {
-		return false, fmt.Errorf("write request: %w", err)
+		return false, &writeError{err}
 	}
 	if _, err := pc.br.Peek(1); err != nil {
 		return false, fmt.Errorf("read answer: %w", err)
@@ -383,6 +390,7 @@ func (h *leanClient) roundTrip(pc *leanConn, deadline time.Time, req []byte, a *
 // fresh is set. reused reports a kept-alive one.
 func (h *leanClient) get(deadline time.Time, fresh bool) (pc *leanConn, reused bool, err error) {
 	if !fresh {
+		var expired []*leanConn
 		h.mu.Lock()
 		for len(h.idle) > 0 {
 			pc = h.idle[len(h.idle)-1]
@@ -391,10 +399,21 @@ func (h *leanClient) get(deadline time.Time, fresh bool) (pc *leanConn, reused b
 			if time.Since(pc.idleSince) < h.idleTimeout {
 				break
 			}
-			pc.close()
+			expired = append(expired, pc)
 			pc = nil
 		}
 		h.mu.Unlock()
+		for _, old := range expired {
+			old.close()
+		}
+		if pc != nil && pc.peerClosed() {
+			// The webhook closed it while it was idle: a request
+			// written on it would meet the end of the connection,
+			// and could not be told apart from one the webhook took
+			// and then dropped (which must not be sent again).
+			pc.close()
+			return h.get(deadline, fresh)
+		}
 		if pc != nil {
 			return pc, true, nil
 		}
@@ -410,6 +429,7 @@ func (h *leanClient) dial(deadline time.Time) (*leanConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", h.addr, err)
 	}
+	tcp := conn
 	if h.tlsConf != nil {
 		if err := conn.SetDeadline(deadline); err != nil {
 			_ = conn.Close()
@@ -429,7 +449,11 @@ func (h *leanClient) dial(deadline time.Time) (*leanConn, error) {
 	br := readers.Get().(*bufio.Reader)
 	br.Reset(conn)
 	stop := context.AfterFunc(h.ctx, func() { _ = conn.SetDeadline(aLongTimeAgo) })
-	return &leanConn{conn: conn, br: br, stop: stop}, nil
+	pc := &leanConn{conn: conn, br: br, stop: stop}
+	if sc, ok := tcp.(syscall.Conn); ok {
+		pc.raw, _ = sc.SyscallConn()
+	}
+	return pc, nil
 }
 
 // put keeps pc for the next request, or closes it when the client is
@@ -645,12 +669,24 @@ func (h *leanClient) readResponse(br *bufio.Reader, a *answer) (keep, redirect b
 	case hd.teCount == 1 && !hd.chunked:
 		return false, false, errors.New("unsupported transfer encoding")
 	case hd.chunked:
-		body, err = readChunked(br, body, line)
+		// Chunk-size lines are framing, not headers: they take nothing
+		// from the budget, which the trailers get afresh.
+		chunkLine := func(limit int) ([]byte, error) {
+			saved := budget
+			l, err := line(limit)
+			budget = saved
+			return l, err
+		}
+		budget = maxHeaderBytes
+		trailerLine := func() ([]byte, error) {
+			if budget <= 0 {
+				return nil, errors.New("trailers larger than 1 MiB")
+			}
+			return line(budget)
+		}
+		body, err = readChunked(br, body, chunkLine, trailerLine)
 		if err != nil {
 			return false, false, err
-		}
-		if budget < 0 {
-			return false, false, errors.New("trailers larger than 1 MiB")
 		}
 	case hd.contentLength >= 0:
 		if hd.contentLength > maxAnswer {
@@ -685,9 +721,9 @@ func (h *leanClient) readResponse(br *bufio.Reader, a *answer) (keep, redirect b
 }
 
 // readChunked reads a chunked body into body, then its trailers.
-func readChunked(br *bufio.Reader, body []byte, line func(limit int) ([]byte, error)) ([]byte, error) {
+func readChunked(br *bufio.Reader, body []byte, chunkLine func(limit int) ([]byte, error), trailerLine func() ([]byte, error)) ([]byte, error) {
 	for {
-		l, err := line(maxChunkLine)
+		l, err := chunkLine(maxChunkLine)
 		if err != nil {
 			return body, fmt.Errorf("chunked body: %w", err)
 		}
@@ -718,7 +754,7 @@ func readChunked(br *bufio.Reader, body []byte, line func(limit int) ([]byte, er
 		}
 	}
 	for {
-		l, err := line(maxHeaderBytes)
+		l, err := trailerLine()
 		if err != nil {
 			return body, fmt.Errorf("chunked trailers: %w", err)
 		}

@@ -465,7 +465,7 @@ func TestLeanClientRefusesAnswersOver1MiB(t *testing.T) {
 	})
 }
 
-func TestLeanClientRetriesAConnectionTheServerClosedWhileIdle(t *testing.T) {
+func TestLeanClientDropsAConnectionTheServerClosedWhileIdle(t *testing.T) {
 	t.Run("a raw server that closes after each answer", func(t *testing.T) {
 		s := newRawServer(t, func(connNo, _ int64) (string, bool) {
 			return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%d", connNo), true
@@ -480,8 +480,9 @@ func TestLeanClientRetriesAConnectionTheServerClosedWhileIdle(t *testing.T) {
 				t.Fatalf("request %d: %q, %v; want the answer of connection %d", i, body, err, i)
 			}
 		}
-		if s.requests.Load() != 3 || c.lean.retried.Load() != 2 || c.Metrics().Requests() != 3 {
-			t.Fatalf("the server got %d requests, %d retried, %d counted; want 3, 2 and 3",
+		// Each closed connection is seen before a request goes on it.
+		if s.requests.Load() != 3 || c.lean.retried.Load() != 0 || c.Metrics().Requests() != 3 {
+			t.Fatalf("the server got %d requests, %d retried, %d counted; want 3, 0 and 3",
 				s.requests.Load(), c.lean.retried.Load(), c.Metrics().Requests())
 		}
 	})
@@ -506,9 +507,27 @@ func TestLeanClientRetriesAConnectionTheServerClosedWhileIdle(t *testing.T) {
 				t.Fatalf("request %d: %q, %v", i, body, err)
 			}
 		}
-		if calls.Load() != 2 || accepted.Load() != 2 || c.lean.retried.Load() != 1 {
-			t.Fatalf("%d calls, %d connections, %d retried; want 2, 2 and 1 (each request handled exactly once)",
+		if calls.Load() != 2 || accepted.Load() != 2 || c.lean.retried.Load() != 0 {
+			t.Fatalf("%d calls, %d connections, %d retried; want 2, 2 and 0 (each request handled exactly once)",
 				calls.Load(), accepted.Load(), c.lean.retried.Load())
+		}
+	})
+	t.Run("a request the webhook took on a kept connection and dropped is not sent again", func(t *testing.T) {
+		s := newRawServer(t, func(_, reqNo int64) (string, bool) {
+			if reqNo == 0 {
+				return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+			}
+			return "", true // read the request, then hang up without a word
+		})
+		c, w := newPoster(t, s.url, nil)
+		if _, err := c.post(c.ctx, w, []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.post(c.ctx, w, []byte("{}")); causeOf(err) != causeConnect {
+			t.Fatalf("err = %v, want a connect failure", err)
+		}
+		if s.requests.Load() != 2 || s.conns.Load() != 1 || c.lean.retried.Load() != 0 {
+			t.Fatalf("%d requests on %d connections, %d retried; want 2, 1 and 0", s.requests.Load(), s.conns.Load(), c.lean.retried.Load())
 		}
 	})
 	t.Run("a fresh connection closed without an answer is not retried", func(t *testing.T) {
@@ -807,5 +826,81 @@ func TestLeanClientHandsRedirectsOnToNetHTTP(t *testing.T) {
 				t.Fatalf("the server saw %q, want %q", got, tt.wantSeen)
 			}
 		})
+	}
+}
+
+func TestRedirectsKeepCredentialsOnTheirSite(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	record := func(r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Host+" "+r.Header.Get("Authorization")+" "+r.Header.Get("X-Tenant"))
+		mu.Unlock()
+	}
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		record(r)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"body":"ok"}`)
+	}))
+	defer target.Close()
+	// The same server under two names: 127.0.0.1 and localhost are
+	// different sites to a redirect.
+	other := strings.Replace(target.URL, "127.0.0.1", "localhost", 1)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		record(r)
+		switch r.URL.Path {
+		case "/same":
+			http.Redirect(w, r, target.URL+"/new", http.StatusTemporaryRedirect)
+		default:
+			http.Redirect(w, r, other+"/new", http.StatusTemporaryRedirect)
+		}
+	}))
+	defer origin.Close()
+	tests := []struct {
+		path string
+		want string // what the redirect's target saw: host, Authorization, X-Tenant
+	}{
+		{"/same", strings.TrimPrefix(target.URL, "http://") + " Bearer secret acme"},
+		{"/other", strings.TrimPrefix(other, "http://") + "  acme"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			mu.Lock()
+			seen = nil
+			mu.Unlock()
+			c, w := newPoster(t, origin.URL+tt.path, func(cfg *Config) {
+				cfg.Headers = map[string]string{"Authorization": "Bearer secret", "X-Tenant": "acme"}
+			})
+			if _, _, body, err := postBody(c, w, "{}"); err != nil || body != `{"body":"ok"}` {
+				t.Fatalf("%q, %v", body, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(seen) != 2 || !strings.HasSuffix(seen[0], " Bearer secret acme") || seen[1] != tt.want {
+				t.Fatalf("seen %q, want the origin with the credentials, then %q", seen, tt.want)
+			}
+		})
+	}
+}
+
+func TestLeanClientSmallChunksDoNotCountAsHeaders(t *testing.T) {
+	// 400,000 one-byte chunks: 1.2 MB of chunk-size lines for a 400 KB
+	// answer, which net/http reads; they are framing, not headers.
+	var b strings.Builder
+	b.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+	const n = 400_000
+	for range n {
+		b.WriteString("1\r\nx\r\n")
+	}
+	b.WriteString("0\r\nX-Trailer: 1\r\n\r\n")
+	raw := b.String()
+	s := newRawServer(t, func(_, _ int64) (string, bool) { return raw, false })
+	c, w := newPoster(t, s.url, nil)
+	a, err := c.post(c.ctx, w, []byte("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.body) != n || s.requests.Load() != 1 {
+		t.Fatalf("%d bytes after %d requests, want %d after 1", len(a.body), s.requests.Load(), n)
 	}
 }

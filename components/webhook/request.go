@@ -189,7 +189,7 @@ func (c *Component) postLean(ctx context.Context, w *worker, body []byte) (*answ
 				return nil, &failure{causeConnect, xmpp.NewStanzaError(xmpp.RemoteServerNotFound, "the bot redirected to an address that is not valid")}
 			}
 			c.metrics.requests.Add(1)
-			return c.postHTTP(ctx, deadline, target.String(), string(w.id), body)
+			return c.postHTTP(ctx, deadline, target.String(), sameSite(c.cfg.PostURL, target), string(w.id), body)
 		}
 		return nil, c.transportFailure(ctx, err)
 	}
@@ -204,12 +204,14 @@ func tooLargeFailure() *failure {
 // postOnce makes one request with net/http.
 func (c *Component) postOnce(ctx context.Context, id string, body []byte) (*answer, error) {
 	c.metrics.requests.Add(1)
-	return c.postHTTP(ctx, time.Now().Add(c.cfg.Timeout), c.cfg.PostURL, id, body)
+	return c.postHTTP(ctx, time.Now().Add(c.cfg.Timeout), c.cfg.PostURL, true, id, body)
 }
 
 // postHTTP makes one request to target with net/http, redirects followed,
-// ending by deadline.
-func (c *Component) postHTTP(ctx context.Context, deadline time.Time, target, id string, body []byte) (*answer, error) {
+// ending by deadline. Without trusted, the configured headers that carry
+// credentials are left out, as net/http leaves them out of a redirect to
+// another site.
+func (c *Component) postHTTP(ctx context.Context, deadline time.Time, target string, trusted bool, id string, body []byte) (*answer, error) {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
@@ -217,6 +219,9 @@ func (c *Component) postHTTP(ctx context.Context, deadline time.Time, target, id
 		return nil, &failure{causeConnect, xmpp.NewStanzaError(xmpp.InternalServerError, "the bot's address is not valid")}
 	}
 	for k, v := range c.cfg.Headers {
+		if !trusted && credentialHeader(k) {
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	req.Header.Set("Content-Type", "application/json")
@@ -314,4 +319,25 @@ func isJSON(ct string) bool {
 		return false
 	}
 	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+}
+
+// sameSite reports whether target is on the host of base or a subdomain of
+// it: net/http's rule for keeping credentials on a redirect.
+func sameSite(base string, target *url.URL) bool {
+	b, err := url.Parse(base)
+	if err != nil {
+		return false
+	}
+	bh, th := strings.ToLower(b.Hostname()), strings.ToLower(target.Hostname())
+	return th == bh || strings.HasSuffix(th, "."+bh)
+}
+
+// credentialHeader reports whether a header carries credentials that must
+// not follow a redirect to another site.
+func credentialHeader(name string) bool {
+	switch http.CanonicalHeaderKey(name) {
+	case "Authorization", "Www-Authenticate", "Cookie", "Cookie2", "Proxy-Authorization":
+		return true
+	}
+	return false
 }
