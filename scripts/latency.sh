@@ -48,7 +48,7 @@ godebug=${GODEBUG:-}
 if [[ -n $GCTRACE ]]; then
 	godebug=${godebug:+$godebug,}gctrace=1
 fi
-GODEBUG=$godebug parley_serve latency "$c2s" "${pprof_args[@]}"
+GODEBUG=$godebug parley_serve latency "$c2s" ${pprof_args[@]+"${pprof_args[@]}"}
 
 status=0
 # msg runs the msg scenario with the extra flags; its JSON line goes to
@@ -88,8 +88,13 @@ if [[ -z $RATE ]]; then
 	echo "== peak: unpaced, $PAIRS pairs, window $WINDOW, $PEAK_DURATION"
 	msg -duration "$PEAK_DURATION"
 	peak=$(field msgs_per_s)
-	RATE=$(awk -v p="$peak" -v f="$FRACTION" 'BEGIN { printf "%d", p * f }')
-	echo "   peak $peak msgs/s; pacing at $FRACTION of it: $RATE msgs/s"
+	RATE=$(awk -v p="${peak:-0}" -v f="$FRACTION" 'BEGIN { printf "%d", p * f }')
+	echo "   peak ${peak:-none} msgs/s; pacing at $FRACTION of it: $RATE msgs/s"
+fi
+if ((RATE < 1)); then
+	# -rate 0 would mean unpaced: the runs would measure saturation.
+	echo "latency: no rate to pace at (the peak run failed, or RATE < 1)" >&2
+	exit 1
 fi
 
 p99s=()
@@ -100,13 +105,20 @@ for i in $(seq "$RUNS"); do
 	if [[ -n $PROFILE ]]; then
 		(sleep 3 && curl -s -o "$PROFILE/paced-$i.cpu" "http://127.0.0.1:$pprof/debug/pprof/profile?seconds=5") &
 		prof=$!
+		prof_pid=$prof
 	fi
 	msg -duration "$DURATION" -rate "$RATE"
 	if [[ -n $prof ]]; then
 		wait "$prof" || true
 	fi
-	p99s+=("$(field p99_us)")
+	if grep -q '"ok":true' "$tmp/last.json"; then
+		p99s+=("$(field p99_us)")
+	fi
 done
+if ((${#p99s[@]} == 0)); then
+	echo "latency: no paced run succeeded" >&2
+	exit 1
+fi
 
 echo
 sorted=$(printf '%s\n' "${p99s[@]}" | sort -n)

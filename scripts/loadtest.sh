@@ -35,7 +35,7 @@ if [[ -n $PROFILE ]]; then
 	pprof_args=(-pprof "127.0.0.1:$pprof")
 fi
 parley_config "$c2s" "$hook"
-parley_serve loadtest "$c2s" "${pprof_args[@]}"
+parley_serve loadtest "$c2s" ${pprof_args[@]+"${pprof_args[@]}"}
 status=0
 # load runs one scenario; its last line, the JSON, goes to results.jsonl.
 load() {
@@ -50,6 +50,7 @@ load() {
 			# The profile covers the scenario's measured window after the logins.
 			(sleep 3 && curl -s -o "$PROFILE/$name.cpu" "http://127.0.0.1:$pprof/debug/pprof/profile?seconds=5") &
 			prof=$!
+			prof_pid=$prof
 			;;
 		esac
 	fi

@@ -10,16 +10,20 @@ parley_build() {
 	"$GO" build -o bin/parley-load ./cmd/parley-load
 }
 
-# parley_tmp NAME makes $tmp, and stops $pid (when set) and removes $tmp at
-# exit.
+# parley_tmp NAME makes $tmp, and at exit stops $pid (Parley, when set) and
+# $prof_pid (a profile being fetched, when set) and removes $tmp.
 parley_tmp() {
 	tmp=$(mktemp -d "${TMPDIR:-/tmp}/parley-$1.XXXXXX")
 	pid=
+	prof_pid=
 	trap parley_cleanup EXIT
 	trap 'exit 130' INT TERM
 }
 
 parley_cleanup() {
+	if [[ -n $prof_pid ]]; then
+		kill "$prof_pid" 2>/dev/null || true
+	fi
 	if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
 		kill -TERM "$pid" 2>/dev/null || true
 		# Parley shuts down within 10 s; past 15 it is killed.

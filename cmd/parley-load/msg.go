@@ -89,14 +89,20 @@ func newPacers(n int, rate float64, start time.Time) []*pacer {
 	return ps
 }
 
-// wait sleeps until the next send slot and reports whether to send;
-// false when stop is closed or ctx done first.
-func (p *pacer) wait(ctx context.Context, stop <-chan struct{}) bool {
+// wait sleeps until the next send slot and returns when the message is due,
+// and whether to send: false when stop is closed or ctx done first. The
+// message is timed from then, not from when it leaves: a send held back by
+// a full window, or a slot already past because earlier sends were held
+// back, is latency too (no coordinated omission). When wait slept, the
+// message is due when the timer woke it, as the lateness of the tool's
+// own timers (about a millisecond when idle) is not the server's.
+func (p *pacer) wait(ctx context.Context, stop <-chan struct{}) (time.Time, bool) {
 	if behind := time.Since(p.next); behind >= p.every {
 		n := int64(behind / p.every)
 		p.skipped += n
 		p.next = p.next.Add(time.Duration(n) * p.every)
 	}
+	due := p.next
 	if d := time.Until(p.next); d > 0 {
 		if p.timer == nil {
 			p.timer = time.NewTimer(d)
@@ -106,13 +112,14 @@ func (p *pacer) wait(ctx context.Context, stop <-chan struct{}) bool {
 		select {
 		case <-p.timer.C:
 		case <-stop:
-			return false
+			return time.Time{}, false
 		case <-ctx.Done():
-			return false
+			return time.Time{}, false
 		}
+		due = time.Now()
 	}
 	p.next = p.next.Add(p.every)
-	return true
+	return due, true
 }
 
 // epoch is the time base of the send times in message bodies: monotonic,
@@ -276,8 +283,12 @@ func (cl *msgClient) send(ctx context.Context, stop <-chan struct{}, size int) e
 	head := "<message type='chat' to='" + cl.to + "' id='m"
 	buf := make([]byte, 0, len(head)+size+64)
 	for seq := 1; ; seq++ {
-		if cl.pace != nil && !cl.pace.wait(ctx, stop) {
-			return nil
+		var slot time.Time
+		if cl.pace != nil {
+			var ok bool
+			if slot, ok = cl.pace.wait(ctx, stop); !ok {
+				return nil
+			}
 		}
 		select {
 		case <-stop:
@@ -290,7 +301,11 @@ func (cl *msgClient) send(ctx context.Context, stop <-chan struct{}, size int) e
 		buf = strconv.AppendInt(buf, int64(seq), 10)
 		buf = append(buf, "'><body>t"...)
 		start := len(buf)
-		buf = strconv.AppendInt(buf, int64(time.Since(epoch)), 10)
+		sentAt := time.Since(epoch)
+		if !slot.IsZero() {
+			sentAt = slot.Sub(epoch)
+		}
+		buf = strconv.AppendInt(buf, int64(sentAt), 10)
 		buf = append(buf, ' ')
 		// The body is size bytes: the send time, a space, padding.
 		buf = append(buf, pad[min(len(buf)-start+1, size):]...)

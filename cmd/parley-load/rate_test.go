@@ -26,17 +26,24 @@ func TestPacers(t *testing.T) {
 		// One slot an hour, the first ten and a half hours ago: the ten
 		// missed slots are skipped, not sent in a burst, and the next is
 		// due now.
-		p := newPacers(1, 1.0/3600, time.Now().Add(-10*time.Hour-30*time.Minute))[0]
+		first := time.Now().Add(-10*time.Hour - 30*time.Minute)
+		p := newPacers(1, 1.0/3600, first)[0]
 		stop := make(chan struct{})
-		if !p.wait(context.Background(), stop) {
+		slot, ok := p.wait(context.Background(), stop)
+		if !ok {
 			t.Fatal("wait = false with nothing stopped")
 		}
 		if p.skipped != 10 {
 			t.Errorf("skipped %d slots, want 10", p.skipped)
 		}
+		// The message is timed from its slot, the eleventh, half an hour
+		// ago: not from now.
+		if want := first.Add(10 * time.Hour); !slot.Equal(want) {
+			t.Errorf("slot %v after the first, want %v", slot.Sub(first), want.Sub(first))
+		}
 		// The slot after is half an hour away: stop ends the wait.
 		close(stop)
-		if p.wait(context.Background(), stop) {
+		if _, ok := p.wait(context.Background(), stop); ok {
 			t.Error("wait = true after stop")
 		}
 	})
