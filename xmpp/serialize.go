@@ -41,8 +41,6 @@ const (
 	escLT           // &lt;
 	escGT           // &gt;
 	escQuot         // &quot; (etree, in double-quoted attribute values)
-	escQuot2        // &#34; (encoding/xml, in the stream header)
-	escApos         // &#39; (encoding/xml)
 	escTab          // &#x9;
 	escLF           // &#xA;
 	escCR           // &#xD;
@@ -51,16 +49,14 @@ const (
 )
 
 var escapes = [...]string{
-	escAmp:   "&amp;",
-	escLT:    "&lt;",
-	escGT:    "&gt;",
-	escQuot:  "&quot;",
-	escQuot2: "&#34;",
-	escApos:  "&#39;",
-	escTab:   "&#x9;",
-	escLF:    "&#xA;",
-	escCR:    "&#xD;",
-	escBad:   "\uFFFD",
+	escAmp:  "&amp;",
+	escLT:   "&lt;",
+	escGT:   "&gt;",
+	escQuot: "&quot;",
+	escTab:  "&#x9;",
+	escLF:   "&#xA;",
+	escCR:   "&#xD;",
+	escBad:  "\uFFFD",
 }
 
 // escapeTable maps each byte to its escape class, in two versions: one for
@@ -103,10 +99,6 @@ var (
 	// quotes.
 	attrEscapes = newEscapeTable(map[byte]uint8{'&': escAmp, '<': escLT, '"': escQuot,
 		'\t': escTab, '\n': escLF, '\r': escCR})
-	// headerEscapes is encoding/xml's EscapeText, which the stream header's
-	// single-quoted values have always been written with.
-	headerEscapes = newEscapeTable(map[byte]uint8{'&': escAmp, '<': escLT, '>': escGT,
-		'"': escQuot2, '\'': escApos, '\t': escTab, '\n': escLF, '\r': escCR})
 )
 
 // out writes into the free part of a bufio.Writer's buffer and hands what

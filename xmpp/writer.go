@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"bufio"
+	"encoding/xml"
 	"io"
 	"sync"
 
@@ -94,11 +95,11 @@ func attr(bw *bufio.Writer, k, v string) {
 	bw.WriteByte('\'')
 }
 
-// escapeAttr writes v as xml.EscapeText would (and the header always was):
-// quotes, angle brackets, ampersands and line breaks escaped, enough for
-// an attribute value in single quotes.
+// escapeAttr writes v for the stream header, once per stream: quotes,
+// angle brackets, ampersands and line breaks escaped, enough for an
+// attribute value in single quotes.
 func escapeAttr(bw *bufio.Writer, v string) {
-	escapeString(bw, v, headerEscapes)
+	_ = xml.EscapeText(bw, []byte(v))
 }
 
 // WriteElement serializes el. A top-level stanza has no xmlns of its own and
