@@ -283,6 +283,18 @@ func TestParseReportsMistakes(t *testing.T) {
 			want: []string{"set by Parley"},
 		},
 		{
+			name: "a header value with a control character is refused",
+			src:  "[[host]]\nname = \"b.example.com\"\ntype = \"http_component\"\npost_url = \"https://h.example/\"\nheaders = { \"X-Team\" = \"a\\u0001b\" }\n",
+			line: 5, key: `host[0].headers.X-Team`,
+			want: []string{"control characters"},
+		},
+		{
+			name: "User-Agent is Parley's own",
+			src:  "[[host]]\nname = \"b.example.com\"\ntype = \"http_component\"\npost_url = \"https://h.example/\"\nheaders = { \"User-Agent\" = \"me\" }\n",
+			line: 5, key: `host[0].headers.User-Agent`,
+			want: []string{"set by Parley"},
+		},
+		{
 			name: "a header name with a space is refused",
 			src:  "[[host]]\nname = \"b.example.com\"\ntype = \"http_component\"\npost_url = \"https://h.example/\"\nheaders = { \"X Team\" = \"a\" }\n",
 			line: 5, key: `host[0].headers."X Team"`,

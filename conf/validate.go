@@ -280,6 +280,7 @@ var stanzaKinds = []string{"message", "presence", "iq"}
 
 // reservedHeaders are set by the http component itself.
 var reservedHeaders = []string{"content-type", "content-length", "host",
+	"transfer-encoding", "trailer", "user-agent",
 	"webhook-id", "webhook-timestamp", "webhook-signature"}
 
 func (ch *checker) httpComponent(p string, h *Host, missing func(key, msg string)) {
@@ -352,8 +353,8 @@ func (ch *checker) httpComponent(p string, h *Host, missing func(key, msg string
 			ch.errorf(hp, "%q is not an HTTP header name; use letters, digits and - only", name)
 		case slices.Contains(reservedHeaders, strings.ToLower(name)):
 			ch.errorf(hp, "%s is set by Parley on every request; remove it", name)
-		case strings.ContainsAny(h.Headers[name], "\r\n\x00"):
-			ch.errorf(hp, "the value must be one line, without line breaks")
+		case hasControl(h.Headers[name]):
+			ch.errorf(hp, "the value must be one line, without line breaks or other control characters")
 		}
 	}
 
@@ -407,4 +408,15 @@ func isToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// hasControl reports whether a header value has a control character other
+// than tab: what the webhook client refuses to send.
+func hasControl(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; (b < ' ' && b != '\t') || b == 0x7f {
+			return true
+		}
+	}
+	return false
 }
