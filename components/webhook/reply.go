@@ -116,22 +116,27 @@ func parseAnswer(a *answer) ([]Reply, error) {
 	if replies, ok := fastReplies(body); ok {
 		return replies, nil
 	}
-	var replies []Reply
-	var err error
-	switch body[0] {
-	case '{':
-		var r Reply
-		err = strictJSON(body, &r)
-		replies = []Reply{r}
-	case '[':
-		err = strictJSON(body, &replies)
-	default:
-		err = errors.New("neither an object nor an array of objects")
-	}
+	replies, err := decodeReplies(body)
 	if err != nil {
 		return nil, &failure{causeJSON, xmpp.NewStanzaError(xmpp.InternalServerError, "the bot's answer is not valid JSON: "+err.Error())}
 	}
 	return replies, nil
+}
+
+// decodeReplies decodes an answer's body, one object or an array of them,
+// with encoding/json: what fastReplies must agree with.
+func decodeReplies(body []byte) ([]Reply, error) {
+	switch body[0] {
+	case '{':
+		var r Reply
+		err := strictJSON(body, &r)
+		return []Reply{r}, err
+	case '[':
+		var replies []Reply
+		err := strictJSON(body, &replies)
+		return replies, err
+	}
+	return nil, errors.New("neither an object nor an array of objects")
 }
 
 // strictJSON decodes one JSON value and nothing after it.

@@ -2,25 +2,9 @@ package webhook
 
 import (
 	"bytes"
-	"errors"
 	"reflect"
 	"testing"
 )
-
-// slowReplies is parseAnswer's encoding/json path.
-func slowReplies(body []byte) ([]Reply, error) {
-	switch body[0] {
-	case '{':
-		var r Reply
-		err := strictJSON(body, &r)
-		return []Reply{r}, err
-	case '[':
-		var replies []Reply
-		err := strictJSON(body, &replies)
-		return replies, err
-	}
-	return nil, errors.New("neither an object nor an array of objects")
-}
 
 var replySeeds = []string{
 	`{"body":"hi"}`, `{}`, `[]`, `[ ]`, `[{}]`, `[{"body":"a"},{"body":"b"}]`,
@@ -35,12 +19,12 @@ var replySeeds = []string{
 
 func TestStrictJSONRefusesAnythingAfterTheValue(t *testing.T) {
 	for _, s := range []string{`{"body":"x"}]`, `{"body":"x"}}`, `[{"body":"x"}]]`, `{}{}`, `{} x`, `[] 1`} {
-		if _, err := slowReplies([]byte(s)); err == nil || err.Error() != "data after the JSON value" {
+		if _, err := decodeReplies([]byte(s)); err == nil || err.Error() != "data after the JSON value" {
 			t.Errorf("%s: err = %v, want data after the JSON value", s, err)
 		}
 	}
 	for _, s := range []string{`{"body":"x"}`, "{\"body\":\"x\"}\n\t ", `[]`} {
-		if _, err := slowReplies([]byte(s)); err != nil {
+		if _, err := decodeReplies([]byte(s)); err != nil {
 			t.Errorf("%s: %v", s, err)
 		}
 	}
@@ -73,7 +57,7 @@ func checkFastReplies(t *testing.T, body []byte) bool {
 	if !ok {
 		return false
 	}
-	want, err := slowReplies(body)
+	want, err := decodeReplies(body)
 	if err != nil {
 		t.Fatalf("%q: the fast path took what encoding/json refuses (%v)", body, err)
 	}
