@@ -184,12 +184,9 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # --- the two servers ------------------------------------------------------
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-	local p=$1
-	while ! port_free "$p"; do p=$((p + 1)); done
-	echo "$p"
-}
+# port_free and free_port.
+# shellcheck source=scripts/parley-lib.sh
+. scripts/parley-lib.sh
 parley_port=$(free_port 25222)
 prosody_port=$(free_port 26222)
 hook_port=$(free_port 25280)
