@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -224,7 +225,7 @@ func requestHead(requestURI, host string, headers map[string]string, signs bool)
 	head = append(head, host...)
 	head = append(head, "\r\nUser-Agent: Parley\r\n"...)
 	for _, k := range keys {
-		v := trimOWS(own[k])
+		v := strings.Trim(own[k], " \t")
 		head = append(head, k...)
 		head = append(head, ": "...)
 		head = append(head, v...)
@@ -730,7 +731,7 @@ func readChunked(br *bufio.Reader, body []byte, chunkLine func(limit int) ([]byt
 		if i := bytes.IndexByte(l, ';'); i >= 0 {
 			l = l[:i] // a chunk extension
 		}
-		n, ok := parseHex(trimOWSBytes(l))
+		n, ok := parseHex(bytes.Trim(l, " \t"))
 		if !ok {
 			return body, fmt.Errorf("chunked body: malformed chunk size %q", truncate(l))
 		}
@@ -822,10 +823,10 @@ func (hd *respHeaders) add(l []byte) error {
 		case hdrOther:
 			return nil
 		case hdrType:
-			hd.contentType += " " + string(trimOWSBytes(l))
+			hd.contentType += " " + string(bytes.Trim(l, " \t"))
 			return nil
 		case hdrRetry:
-			hd.retryAfter += " " + string(trimOWSBytes(l))
+			hd.retryAfter += " " + string(bytes.Trim(l, " \t"))
 			return nil
 		default:
 			return fmt.Errorf("folded header line %q", truncate(l))
@@ -835,7 +836,7 @@ func (hd *respHeaders) add(l []byte) error {
 	if i <= 0 {
 		return fmt.Errorf("malformed header line %q", truncate(l))
 	}
-	name, v := l[:i], trimOWSBytes(l[i+1:])
+	name, v := l[:i], bytes.Trim(l[i+1:], " \t")
 	for _, c := range name {
 		if !tokenByte[c] {
 			return fmt.Errorf("malformed header name %q", truncate(name))
@@ -912,7 +913,7 @@ func hasToken(v []byte, token string) bool {
 		} else {
 			t, v = v, nil
 		}
-		if equalFold(trimOWSBytes(t), token) {
+		if equalFold(bytes.Trim(t, " \t"), token) {
 			return true
 		}
 	}
@@ -940,28 +941,6 @@ func equalFold(b []byte, s string) bool {
 		}
 	}
 	return true
-}
-
-// trimOWSBytes removes spaces and tabs at both ends.
-func trimOWSBytes(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-// trimOWS removes spaces and tabs at both ends.
-func trimOWS(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
 }
 
 // truncate shortens what an error quotes.

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"hash"
-	"strconv"
 	"unicode/utf8"
 
 	"github.com/beevik/etree"
@@ -127,16 +126,7 @@ func (w *worker) newMessageID() {
 
 // appendSignature appends what Sign returns, with w's HMAC.
 func (w *worker) appendSignature(dst []byte, timestamp int64, body []byte) []byte {
-	w.mac.Reset()
-	w.mac.Write(w.id)
-	w.sum = append(w.sum[:0], '.')
-	w.sum = strconv.AppendInt(w.sum, timestamp, 10)
-	w.sum = append(w.sum, '.')
-	w.mac.Write(w.sum)
-	w.mac.Write(body)
-	w.sum = w.mac.Sum(w.sum[:0])
-	dst = append(dst, "v1,"...)
-	return base64.StdEncoding.AppendEncode(dst, w.sum)
+	return appendSign(dst, w.mac, &w.sum, w.id, timestamp, body)
 }
 
 const hexDigits = "0123456789abcdef"

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"mime"
 	"net"
@@ -52,13 +53,25 @@ func signingKey(secret string) []byte {
 // Sign returns the Standard Webhooks signature header value of body sent
 // as message id at timestamp (Unix seconds) with key.
 func Sign(key []byte, id string, timestamp int64, body []byte) string {
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(id))
-	mac.Write([]byte{'.'})
-	mac.Write([]byte(strconv.FormatInt(timestamp, 10)))
-	mac.Write([]byte{'.'})
+	var scratch []byte
+	return string(appendSign(nil, hmac.New(sha256.New, key), &scratch, []byte(id), timestamp, body))
+}
+
+// appendSign appends to dst the signature header value of body sent as
+// message id at timestamp, made with mac (an HMAC-SHA256 of the key, reset
+// here). *scratch is reused for the parts it builds, and kept grown.
+func appendSign(dst []byte, mac hash.Hash, scratch *[]byte, id []byte, timestamp int64, body []byte) []byte {
+	mac.Reset()
+	mac.Write(id)
+	b := append((*scratch)[:0], '.')
+	b = strconv.AppendInt(b, timestamp, 10)
+	b = append(b, '.')
+	mac.Write(b)
 	mac.Write(body)
-	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	b = mac.Sum(b[:0])
+	*scratch = b
+	dst = append(dst, "v1,"...)
+	return base64.StdEncoding.AppendEncode(dst, b)
 }
 
 // answer is what the webhook said.
