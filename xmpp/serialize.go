@@ -112,8 +112,15 @@ type out struct {
 
 // newOut returns an out that writes into w's buffer.
 func newOut(w *bufio.Writer) out {
-	b := w.AvailableBuffer()
-	return out{w: w, buf: b[:cap(b)]}
+	o := out{w: w}
+	o.reset()
+	return o
+}
+
+// reset takes w's free buffer afresh, after w was written to.
+func (o *out) reset() {
+	b := o.w.AvailableBuffer()
+	o.buf, o.n = b[:cap(b)], 0
 }
 
 // flush hands what was written over to w.
@@ -121,8 +128,7 @@ func (o *out) flush() {
 	if o.n > 0 {
 		o.w.Write(o.buf[:o.n])
 	}
-	b := o.w.AvailableBuffer()
-	o.buf, o.n = b[:cap(b)], 0
+	o.reset()
 }
 
 // str writes s.
@@ -138,8 +144,7 @@ func (o *out) str(s string) {
 func (o *out) strSlow(s string) {
 	o.flush()
 	o.w.WriteString(s)
-	b := o.w.AvailableBuffer()
-	o.buf, o.n = b[:cap(b)], 0
+	o.reset()
 }
 
 // byte1 writes c.
@@ -148,16 +153,11 @@ func (o *out) byte1(c byte) {
 		o.buf[o.n] = c
 		o.n++
 	} else {
-		o.byteSlow(c)
+		// The buffer is full.
+		o.flush()
+		o.w.WriteByte(c)
+		o.reset()
 	}
-}
-
-// byteSlow writes c when the buffer is full.
-func (o *out) byteSlow(c byte) {
-	o.flush()
-	o.w.WriteByte(c)
-	b := o.w.AvailableBuffer()
-	o.buf, o.n = b[:cap(b)], 0
 }
 
 // name writes a prefixed or unprefixed name.
