@@ -904,3 +904,58 @@ func TestLeanClientSmallChunksDoNotCountAsHeaders(t *testing.T) {
 		t.Fatalf("%d bytes after %d requests, want %d after 1", len(a.body), s.requests.Load(), n)
 	}
 }
+
+func TestLeanClientKeepsAtMostConcurrencyIdle(t *testing.T) {
+	// Eight requests at once on a client of Concurrency 2: eight
+	// connections, of which two are kept when the answers are in.
+	const n = 8
+	arrived := make(chan struct{}, n)
+	release := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{}`)
+	}))
+	accepted, closed := countConns(srv)
+	srv.Start()
+	defer srv.Close()
+	c, _ := newPoster(t, srv.URL, func(cfg *Config) { cfg.Concurrency = 2 })
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		w := c.newWorker()
+		wg.Go(func() {
+			_, err := c.post(c.ctx, w, []byte("{}"))
+			errs <- err
+		})
+	}
+	for range n {
+		select {
+		case <-arrived:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the requests did not all arrive")
+		}
+	}
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if accepted.Load() != n {
+		t.Fatalf("%d connections for %d requests at once", accepted.Load(), n)
+	}
+	if idle := c.lean.idleConns(); idle != 2 {
+		t.Fatalf("%d connections kept idle, want 2 (Concurrency)", idle)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for closed.Load() < n-2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if closed.Load() != n-2 {
+		t.Fatalf("%d connections closed, want %d", closed.Load(), n-2)
+	}
+}
