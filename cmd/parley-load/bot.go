@@ -128,10 +128,7 @@ func runBot(ctx context.Context, o *options) report {
 	l := loginAll(ctx, o, o.N, o.Presence, true, handle)
 	conns := l.conns
 	defer func() { closeAll(conns) }()
-	r.Mech = l.mech
-	if l.err != nil {
-		r.Errors = l.errs
-		r.fail(fmt.Errorf("login: %w", l.err))
+	if !r.loggedIn(l) {
 		return r
 	}
 	for i, cl := range clients {

@@ -35,6 +35,19 @@ type common struct {
 func (c *common) base() *common { return c }
 
 // fail records the error that ended the run (the first one).
+// loggedIn records the logins' mechanism and, when a login failed (a
+// scenario that needs every client), the failures; it reports whether all
+// logged in.
+func (c *common) loggedIn(l *logins) bool {
+	c.Mech = l.mech
+	if l.err != nil {
+		c.Errors = l.errs
+		c.fail(fmt.Errorf("login: %w", l.err))
+		return false
+	}
+	return true
+}
+
 func (c *common) fail(err error) {
 	if err != nil && c.Error == "" {
 		c.Error = err.Error()
