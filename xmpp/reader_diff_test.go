@@ -710,15 +710,7 @@ func TestReadElementAccepts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := NewReader(strings.NewReader(tt.header+tt.in), Limits{})
-			if _, err := r.ReadHeader(); err != nil {
-				t.Fatal(err)
-			}
-			el, err := r.ReadElement()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := serialize(t, el); got != tt.want {
+			if got := serialize(t, readFirst(t, tt.header+tt.in)); got != tt.want {
 				t.Fatalf("got  %s\nwant %s", got, tt.want)
 			}
 		})
@@ -726,14 +718,7 @@ func TestReadElementAccepts(t *testing.T) {
 }
 
 func TestReadElementMergesText(t *testing.T) {
-	r := NewReader(strings.NewReader(header+`<message><body>a&amp;<![CDATA[b]]>c</body></message>`), Limits{})
-	if _, err := r.ReadHeader(); err != nil {
-		t.Fatal(err)
-	}
-	el, err := r.ReadElement()
-	if err != nil {
-		t.Fatal(err)
-	}
+	el := readFirst(t, header+`<message><body>a&amp;<![CDATA[b]]>c</body></message>`)
 	body := el.SelectElement("body")
 	if len(body.Child) != 1 || body.Text() != "a&bc" {
 		t.Fatalf("body has %d children, text %q; want one text a&bc", len(body.Child), body.Text())

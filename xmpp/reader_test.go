@@ -25,6 +25,20 @@ func serialize(t *testing.T, el *etree.Element) string {
 	return buf.String()
 }
 
+// readFirst reads the stream header and the first element of stream.
+func readFirst(t *testing.T, stream string) *etree.Element {
+	t.Helper()
+	r := NewReader(strings.NewReader(stream), Limits{})
+	if _, err := r.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	el, err := r.ReadElement()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return el
+}
+
 func TestReadHeader(t *testing.T) {
 	r := NewReader(strings.NewReader(header), Limits{})
 	h, err := r.ReadHeader()
@@ -70,15 +84,7 @@ func TestReadElement(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := NewReader(strings.NewReader(header+tt.in), Limits{})
-			if _, err := r.ReadHeader(); err != nil {
-				t.Fatal(err)
-			}
-			el, err := r.ReadElement()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := serialize(t, el); got != tt.want {
+			if got := serialize(t, readFirst(t, header+tt.in)); got != tt.want {
 				t.Fatalf("got  %s\nwant %s", got, tt.want)
 			}
 		})
