@@ -29,7 +29,6 @@ type botResult struct {
 	RoundTripsPerS  float64  `json:"round_trips_per_s"`
 	RoundTripsCPUS  *float64 `json:"round_trips_per_server_cpu_s,omitempty"`
 	Latency         latency  `json:"latency"`
-	DroppedStream   int64    `json:"dropped_streams"`
 }
 
 // webhookAnswer is the webhook's reply: the body it was posted.
@@ -107,7 +106,7 @@ func runBot(ctx context.Context, o *options) report {
 		r.fail(fmt.Errorf("-bot-user and -bot-domain: %w", err))
 		return r
 	}
-	if err := prepare(ctx, o, o.N, o.N); err != nil {
+	if err := prepare(ctx, o, o.N); err != nil {
 		r.fail(err)
 		return r
 	}
@@ -171,12 +170,7 @@ func runBot(ctx context.Context, o *options) report {
 	r.fail(m.stop(&r.common))
 	r.WebhookRequests = hook.requests.Load() - hooks0
 
-	for _, cl := range clients {
-		if dropped, err := cl.c.Dropped(); dropped {
-			r.DroppedStream++
-			r.fail(fmt.Errorf("the server ended the stream of %s: %v", cl.c.JID, err))
-		}
-	}
+	r.countDropped(conns)
 	closeAll(conns)
 	conns = nil
 	var all []time.Duration

@@ -21,7 +21,6 @@ type idleResult struct {
 	LoginsPerS    float64 `json:"logins_per_s"`
 	// ConnectToBound is of the logins that opened the connections.
 	ConnectToBound latency `json:"connect_to_bound"`
-	DroppedStream  int64   `json:"dropped_streams"`
 }
 
 // runIdle logs o.N accounts in and holds the connections for o.Duration:
@@ -30,7 +29,7 @@ type idleResult struct {
 // (after -create) and at the end of the hold.
 func runIdle(ctx context.Context, o *options) report {
 	r := &idleResult{}
-	if err := prepare(ctx, o, o.N, o.N); err != nil {
+	if err := prepare(ctx, o, o.N); err != nil {
 		r.fail(err)
 		return r
 	}
@@ -78,12 +77,7 @@ func runIdle(ctx context.Context, o *options) report {
 	if r.Connections > 0 {
 		r.RSSPerConnKiB = round(float64(after-before) / float64(r.Connections))
 	}
-	for _, c := range l.conns {
-		if dropped, err := c.Dropped(); dropped {
-			r.DroppedStream++
-			r.fail(fmt.Errorf("the server ended the stream of %s: %v", c.JID, err))
-		}
-	}
+	r.countDropped(l.conns)
 	r.Errors = r.DroppedStream
 	return r
 }

@@ -28,7 +28,7 @@ type loginResult struct {
 // logins only; the streams are closed after it.
 func runLogin(ctx context.Context, o *options) report {
 	r := &loginResult{Clients: o.N, Concurrency: o.Concurrency}
-	if err := prepare(ctx, o, o.N, o.N); err != nil {
+	if err := prepare(ctx, o, o.N); err != nil {
 		r.fail(err)
 		return r
 	}
@@ -80,12 +80,12 @@ func breakdown(causes map[string]int64) string {
 	return strings.Join(parts, ", ")
 }
 
-// prepare gets a run ready for conns connections of accounts 0..n-1: it
+// prepare gets a run ready for n connections, of accounts 0..n-1: it
 // raises the open-file limit and, with -create, makes the accounts.
-func prepare(ctx context.Context, o *options, n, conns int) error {
+func prepare(ctx context.Context, o *options, n int) error {
 	// Each connection is a file; the webhook, the /proc reads and the
 	// runtime need a few more.
-	if err := raiseNoFile(uint64(conns) + 64); err != nil {
+	if err := raiseNoFile(uint64(n) + 64); err != nil {
 		return err
 	}
 	if o.Create {

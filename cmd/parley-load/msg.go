@@ -38,12 +38,11 @@ type msgResult struct {
 	Bounced int64 `json:"bounced"`
 	// Foreign counts messages that were not from this run's peers (offline
 	// messages of an earlier run), ignored.
-	Foreign       int64    `json:"foreign"`
-	MsgsPerS      float64  `json:"msgs_per_s"`
-	MsgsPerCPUS   *float64 `json:"msgs_per_server_cpu_s,omitempty"`
-	Latency       latency  `json:"latency"`
-	DrainS        float64  `json:"drain_s"`
-	DroppedStream int64    `json:"dropped_streams"`
+	Foreign     int64    `json:"foreign"`
+	MsgsPerS    float64  `json:"msgs_per_s"`
+	MsgsPerCPUS *float64 `json:"msgs_per_server_cpu_s,omitempty"`
+	Latency     latency  `json:"latency"`
+	DrainS      float64  `json:"drain_s"`
 }
 
 // msgClient is one side of a pair: it sends to peer and receives from it.
@@ -134,7 +133,7 @@ var epoch = time.Now()
 func runMsg(ctx context.Context, o *options) report {
 	r := &msgResult{Pairs: o.Pairs, Window: o.Window, BodyBytes: o.Size, Rate: o.Rate}
 	n := 2 * o.Pairs
-	if err := prepare(ctx, o, n, n); err != nil {
+	if err := prepare(ctx, o, n); err != nil {
 		r.fail(err)
 		return r
 	}
@@ -236,12 +235,7 @@ func runMsg(ctx context.Context, o *options) report {
 	}
 	r.fail(m.stop(&r.common))
 
-	for _, cl := range clients {
-		if dropped, err := cl.c.Dropped(); dropped {
-			r.DroppedStream++
-			r.fail(fmt.Errorf("the server ended the stream of %s: %v", cl.c.JID, err))
-		}
-	}
+	r.countDropped(conns)
 	// Close before reading the latencies: the readers are done then.
 	closeAll(conns)
 	conns = nil

@@ -28,13 +28,15 @@ type common struct {
 	// LoadCPUS is this tool's own CPU time over the window: on one
 	// machine, the share the server did not get.
 	LoadCPUS float64 `json:"load_cpu_s"`
+	// DroppedStream counts the streams the server ended while the
+	// scenario held them (not the login scenario's).
+	DroppedStream int64 `json:"dropped_streams,omitempty"`
 
 	window time.Duration
 }
 
 func (c *common) base() *common { return c }
 
-// fail records the error that ended the run (the first one).
 // loggedIn records the logins' mechanism and, when a login failed (a
 // scenario that needs every client), the failures; it reports whether all
 // logged in.
@@ -48,6 +50,21 @@ func (c *common) loggedIn(l *logins) bool {
 	return true
 }
 
+// countDropped counts the connections of conns whose stream the server
+// ended, each a failure of the run.
+func (c *common) countDropped(conns []*Conn) {
+	for _, cn := range conns {
+		if cn == nil {
+			continue
+		}
+		if dropped, err := cn.Dropped(); dropped {
+			c.DroppedStream++
+			c.fail(fmt.Errorf("the server ended the stream of %s: %v", cn.JID, err))
+		}
+	}
+}
+
+// fail records the error that ended the run (the first one).
 func (c *common) fail(err error) {
 	if err != nil && c.Error == "" {
 		c.Error = err.Error()
