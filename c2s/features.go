@@ -376,13 +376,13 @@ func (s *Session) bind(el *etree.Element) error {
 	}
 	s.jid, s.jidAddr = local, local.String()
 	if err := s.srv.cfg.Router.Bind(s); err != nil {
-		s.jid = xmpp.JID{}
+		s.jid, s.jidAddr = xmpp.JID{}, ""
 		return s.bindError(st, xmpp.NewStanzaError(xmpp.ResourceConstraint, err.Error()))
 	}
 	s.state |= stateBound
 	s.log(slog.LevelInfo, "c2s: bound")
 	payload := newElementNS(xmpp.NSBind, "bind")
-	payload.CreateElement("jid").SetText(s.jid.String())
+	payload.CreateElement("jid").SetText(s.jidAddr)
 	reply := xmpp.NewIQ("result", st.ID, xmpp.JID{}, xmpp.JID{}, payload)
 	s.startWriter(reply.El)
 	return nil

@@ -77,7 +77,9 @@ func pair(t *testing.T, split, useTLS bool, idleTimeout time.Duration) (*Session
 	srv := NewServer(Config{WriteTimeout: 5 * time.Second, IdleTimeout: idleTimeout})
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 	s := newSession(srv, server, useTLS)
-	s.sock = sock
+	if s.sock != sock {
+		t.Fatal("the session did not find its socket wrapper")
+	}
 	s.state |= stateAuthenticated | stateBound
 	if _, err := client.Write([]byte(`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>`)); err != nil {
 		t.Fatal(err)
@@ -105,17 +107,9 @@ func (c *splitConn) Write(p []byte) (int, error) {
 	return n + m, err
 }
 
-// readNext is the session's loop without the handling: idle, wait, read.
+// readNext is the session's next element, as tag:id.
 func readNext(s *Session) (string, error) {
-	if err := s.setReadDeadline(); err != nil {
-		return "", err
-	}
-	if s.r.Idle() {
-		if err := s.idle(); err != nil {
-			return "", err
-		}
-	}
-	el, err := s.r.ReadElement()
+	el, err := s.next()
 	if err != nil {
 		return "", err
 	}
@@ -193,6 +187,9 @@ func TestWaitReadable(t *testing.T) {
 				for _, w := range tt.writes {
 					if _, err := client.Write([]byte(w)); err != nil {
 						t.Fatal(err)
+					}
+					if tt.gap {
+						time.Sleep(20 * time.Millisecond)
 					}
 				}
 				for i, want := range tt.want {

@@ -183,7 +183,6 @@ func (s *Server) Serve(l net.Listener, directTLS bool) error {
 			conn = tls.Server(conn, tlsConfig)
 		}
 		sess := newSession(s, conn, directTLS)
-		sess.sock = sock
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()

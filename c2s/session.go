@@ -97,6 +97,13 @@ func newSession(srv *Server, conn net.Conn, directTLS bool) *Session {
 	if directTLS {
 		s.state |= stateSecure
 	}
+	// The socket wrapper, when the server made one: conn itself, or
+	// beneath direct TLS. After STARTTLS it stays the same socket.
+	under := conn
+	if tc, ok := conn.(*tls.Conn); ok {
+		under = tc.NetConn()
+	}
+	s.sock, _ = under.(*sockConn)
 	s.r = xmpp.NewReader(conn, srv.cfg.Limits)
 	s.w = xmpp.NewWriter(conn)
 	return s
@@ -124,8 +131,8 @@ func (s *Session) log(level slog.Level, msg string, args ...any) {
 	if s.state&stateAuthenticated != 0 {
 		attrs = append(attrs, "user", s.username+"@"+s.host)
 	}
-	if !s.jid.IsZero() {
-		attrs = append(attrs, "jid", s.jid.String())
+	if s.jidAddr != "" {
+		attrs = append(attrs, "jid", s.jidAddr)
 	}
 	l.Log(ctx, level, msg, append(attrs, args...)...)
 }
@@ -257,15 +264,7 @@ func (s *Session) run() error {
 		return err
 	}
 	for {
-		if err := s.setReadDeadline(); err != nil {
-			return err
-		}
-		if s.r.Idle() {
-			if err := s.idle(); err != nil {
-				return err
-			}
-		}
-		el, err := s.r.ReadElement()
+		el, err := s.next()
 		if err != nil {
 			return err
 		}
@@ -279,6 +278,20 @@ func (s *Session) run() error {
 			return err
 		}
 	}
+}
+
+// next reads the next element: it sets the read deadline and, when the
+// reader holds nothing, waits for the peer without a buffer (idle).
+func (s *Session) next() (*etree.Element, error) {
+	if err := s.setReadDeadline(); err != nil {
+		return nil, err
+	}
+	if s.r.Idle() {
+		if err := s.idle(); err != nil {
+			return nil, err
+		}
+	}
+	return s.r.ReadElement()
 }
 
 func (s *Session) setReadDeadline() error {
@@ -348,24 +361,25 @@ func (s *Session) probe() (wait bool, err error) {
 	if sc == nil {
 		return false, nil
 	}
-	var from io.Reader = sc
-	if tc, ok := s.conn.(*tls.Conn); ok {
-		from = tc
-	}
+	keepalive := false
 	for {
+		// s.conn is sc, or TLS over it.
 		sc.probing = true
-		n, err := from.Read(s.one[:])
+		n, err := s.conn.Read(s.one[:])
 		sc.probing = false
 		if n == 0 {
+			if keepalive {
+				if err := s.setReadDeadline(); err != nil {
+					return false, err
+				}
+			}
 			return err == errWouldBlock, nil
 		}
 		s.r.Prepend(s.one[0])
 		if !s.r.Idle() {
 			return false, nil
 		}
-		if err := s.setReadDeadline(); err != nil {
-			return false, err
-		}
+		keepalive = true
 	}
 }
 

@@ -165,7 +165,6 @@ func (r *Reader) Idle() bool {
 	if r.br.Buffered() > 0 || r.cr.pending {
 		return false
 	}
-	r.shrink()
 	sc := r.sc
 	sc.br.Reset(nil)
 	sc.tag, sc.attrs, sc.arena, sc.evs, sc.oattrs = r.tag[:0], r.attrs[:0], r.arena[:0], r.evs[:0], r.oattrs[:0]
@@ -252,6 +251,7 @@ func (r *Reader) ReadHeader() (Header, error) {
 	r.budget()
 	h, err := r.readHeader()
 	r.release()
+	r.shrink()
 	if err != nil {
 		r.err = r.mapError(err)
 		return Header{}, r.err
