@@ -3,6 +3,7 @@ package conf
 import (
 	"encoding/base64"
 	"fmt"
+	"golang.org/x/net/http/httpguts"
 	"net"
 	"net/url"
 	"slices"
@@ -349,11 +350,11 @@ func (ch *checker) httpComponent(p string, h *Host, missing func(key, msg string
 	for _, name := range names {
 		hp := joinPath(p+".headers", name)
 		switch {
-		case !isToken(name):
+		case !httpguts.ValidHeaderFieldName(name):
 			ch.errorf(hp, "%q is not an HTTP header name; use letters, digits and - only", name)
 		case slices.Contains(reservedHeaders, strings.ToLower(name)):
 			ch.errorf(hp, "%s is set by Parley on every request; remove it", name)
-		case hasControl(h.Headers[name]):
+		case !httpguts.ValidHeaderFieldValue(h.Headers[name]):
 			ch.errorf(hp, "the value must be one line, without line breaks or other control characters")
 		}
 	}
@@ -395,28 +396,4 @@ func isBareJID(s string) bool {
 	local, domain, ok := strings.Cut(s, "@")
 	return ok && local != "" && len(local) <= 1023 &&
 		!strings.ContainsAny(local, "\"&'/:<>@ \t") && isDomain(domain)
-}
-
-// isToken reports whether s is an HTTP token (RFC 9110 §5.6.2).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if !(r < 0x80 && (unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("!#$%&'*+-.^_`|~", r))) {
-			return false
-		}
-	}
-	return true
-}
-
-// hasControl reports whether a header value has a control character other
-// than tab: what the webhook client refuses to send.
-func hasControl(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if b := v[i]; (b < ' ' && b != '\t') || b == 0x7f {
-			return true
-		}
-	}
-	return false
 }

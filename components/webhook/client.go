@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"golang.org/x/net/http/httpguts"
 	"io"
 	"net"
 	"net/http"
@@ -243,29 +244,14 @@ func requestHead(requestURI, host string, headers map[string]string, signs bool)
 // them when sending.
 func checkHeaders(headers map[string]string) error {
 	for k, v := range headers {
-		if !isToken(k) {
+		if !httpguts.ValidHeaderFieldName(k) {
 			return fmt.Errorf("header name %q is not an HTTP token (letters, digits and !#$%%&'*+-.^_`|~)", k)
 		}
-		for i := 0; i < len(v); i++ {
-			if b := v[i]; (b < ' ' && b != '\t') || b == 0x7f {
-				return fmt.Errorf("header %s: the value must be one line without control characters such as CR or LF (byte 0x%02x at %d)", k, b, i)
-			}
+		if !httpguts.ValidHeaderFieldValue(v) {
+			return fmt.Errorf("header %s: the value must be one line without control characters such as CR or LF", k)
 		}
 	}
 	return nil
-}
-
-// isToken reports whether s is an HTTP token (RFC 9110 §5.6.2).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !tokenByte[s[i]] {
-			return false
-		}
-	}
-	return true
 }
 
 // tokenByte marks the bytes of an HTTP token.
