@@ -4,7 +4,6 @@ import (
 	"context"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/parley-im/parley/server/subscription"
 	"github.com/parley-im/parley/storage"
@@ -56,7 +55,7 @@ func newAccount(local, host string) *account {
 // load reads the user's data once.
 func (a *account) load(h *localHost) error {
 	a.loadOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := storeCtx()
 		defer cancel()
 		roster, ver, pending, blocked, err := h.readUser(ctx, a.local)
 		a.mu.Lock()

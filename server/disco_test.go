@@ -55,14 +55,6 @@ func TestServerDiscoShowsContactsAndComponents(t *testing.T) {
 		}
 	})
 
-	t.Run("the caps in the stream features hash that disco#info", func(t *testing.T) {
-		c := s.DialRaw()
-		c.Open("localhost")
-		caps := c.Features.FindElement("c")
-		if caps == nil || caps.SelectAttrValue("hash", "") != "sha-1" || caps.SelectAttrValue("ver", "") == "" {
-			t.Fatalf("features %s: want <c hash='sha-1' ver=.../>", c.String(c.Features))
-		}
-	})
 }
 
 // TestReconnectWhileTheOldSessionDrops logs a user in again while the

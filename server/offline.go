@@ -1,9 +1,7 @@
 package server
 
 import (
-	"context"
 	"errors"
-	"time"
 
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/xmpp"
@@ -23,7 +21,7 @@ func (h *localHost) storeOffline(st *xmpp.Stanza) {
 	if !worthStoring(st) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := storeCtx()
 	defer cancel()
 	err := h.store.StoreOffline(ctx, h.name, st.To.Local(), serializeStanza(st), h.limits.offline)
 	switch {
@@ -56,7 +54,7 @@ func worthStoring(st *xmpp.Stanza) bool {
 // first, each with a XEP-0203 delay stamp, and forgets the ones it took.
 // What does not fit the session's queue stays for the next time.
 func (h *localHost) deliverOffline(local string, s Session) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := storeCtx()
 	defer cancel()
 	msgs, err := h.store.OfflineMessages(ctx, h.name, local)
 	if err != nil {

@@ -2,8 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
-	"time"
 
 	"github.com/parley-im/parley/server/subscription"
 	"github.com/parley-im/parley/storage"
@@ -296,7 +294,7 @@ func (h *localHost) saveState(a *account, contact xmpp.JID, exists bool, next su
 	item.Ask = next.PendingOut
 	item.PendingIn = next.PendingIn
 	item.Approved = next.Approved
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := storeCtx()
 	defer cancel()
 	ver, err := h.store.PutRosterItem(ctx, h.name, a.local, item)
 	if err != nil {
@@ -313,7 +311,7 @@ func (h *localHost) saveState(a *account, contact xmpp.JID, exists bool, next su
 // savePending keeps or forgets an inbound subscription request; a.mu must
 // be held.
 func (h *localHost) savePending(a *account, contact xmpp.JID, pending bool, st *xmpp.Stanza) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := storeCtx()
 	defer cancel()
 	if !pending {
 		delete(a.pending, contact)

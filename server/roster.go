@@ -1,13 +1,11 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"sync/atomic"
-	"time"
 
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/server/subscription"
@@ -73,7 +71,7 @@ func (h *localHost) rosterGet(st *xmpp.Stanza) (*etree.Element, error) {
 		if since, err := strconv.ParseInt(verAttr.Value, 10, 64); err == nil && since == ver {
 			return nil, nil
 		} else if err == nil && since < ver {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := storeCtx()
 			changed, removed, cur, ok, err := h.store.RosterSince(ctx, h.name, a.local, since)
 			cancel()
 			if err == nil && ok && cur == ver && len(changed)+len(removed) < len(items) {
@@ -159,7 +157,7 @@ func (h *localHost) rosterSet(st *xmpp.Stanza) (*etree.Element, error) {
 	if _, pending := a.pending[contact]; pending {
 		item.PendingIn = true
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := storeCtx()
 	ver, err := h.store.PutRosterItem(ctx, h.name, a.local, item)
 	cancel()
 	if err == nil {
@@ -184,7 +182,7 @@ func (h *localHost) rosterRemove(a *account, contact xmpp.JID) error {
 		a.mu.Unlock()
 		return xmpp.NewStanzaError(xmpp.ItemNotFound, "no such contact in the roster")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := storeCtx()
 	defer cancel()
 	ver, err := h.store.DeleteRosterItem(ctx, h.name, a.local, contact.String())
 	if err == nil && state.PendingIn {

@@ -370,22 +370,6 @@ func TestOtherTypesChangeNothing(t *testing.T) {
 	}
 }
 
-// TestDeterministic: the same input always gives the same answer.
-func TestDeterministic(t *testing.T) {
-	for _, s := range allStates() {
-		for _, typ := range subscriptions {
-			if a, b := ApplyOutbound(s, typ), ApplyOutbound(s, typ); a != b {
-				t.Errorf("outbound %s from %s: %+v, then %+v", typ, s, a, b)
-			}
-			for _, exists := range []bool{true, false} {
-				if a, b := ApplyInbound(s, typ, exists), ApplyInbound(s, typ, exists); a != b {
-					t.Errorf("inbound %s from %s: %+v, then %+v", typ, s, a, b)
-				}
-			}
-		}
-	}
-}
-
 // TestNoStateChangeIsNotPassedOn: where a table says "no state change",
 // the RFC does not route an outbound subscribed or unsubscribed (A.2.3,
 // A.2.4) and does not deliver any inbound subscription stanza (A.3); only
