@@ -82,13 +82,3 @@ func (s *Store) DeleteOffline(ctx context.Context, host, user string, upTo int64
 	}
 	return nil
 }
-
-// CountOffline returns the number of offline messages of user on host.
-func (s *Store) CountOffline(ctx context.Context, host, user string) (int, error) {
-	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM offline_messages WHERE host = ? AND username = ?`,
-		host, user).Scan(&n); err != nil {
-		return 0, fmt.Errorf("storage: count offline messages of %s@%s: %w", user, host, err)
-	}
-	return n, nil
-}

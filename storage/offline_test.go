@@ -61,17 +61,14 @@ func TestOffline(t *testing.T) {
 					t.Errorf("Stored = %v, want between %v and %v in UTC", m.Stored, before, after)
 				}
 			}
-			if n, err := s.CountOffline(t.Context(), testHost, "alice"); err != nil || n != 3 {
-				t.Errorf("CountOffline() = %d, %v, want 3", n, err)
+			if len(ms) != 3 {
+				t.Errorf("%d messages, want 3", len(ms))
 			}
 		}},
 		{"a user without messages has none", func(t *testing.T, s *Store) {
 			withUsers(t, s)
 			if ms := mustOffline(t, s, testHost, "alice"); ms != nil {
 				t.Errorf("OfflineMessages() = %v, want nil", ms)
-			}
-			if n, err := s.CountOffline(t.Context(), testHost, "alice"); err != nil || n != 0 {
-				t.Errorf("CountOffline() = %d, %v, want 0", n, err)
 			}
 		}},
 		{"deleting up to a seq keeps the later messages", func(t *testing.T, s *Store) {

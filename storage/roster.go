@@ -187,17 +187,6 @@ func (s *Store) RosterSince(ctx context.Context, host, user string, since int64)
 	return changed, removed, ver, ok, nil
 }
 
-// RosterCount returns the number of items on the roster of user on host.
-func (s *Store) RosterCount(ctx context.Context, host, user string) (int, error) {
-	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM roster_items WHERE host = ? AND username = ?`,
-		host, user).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("storage: count roster of %s@%s: %w", user, host, err)
-	}
-	return n, nil
-}
-
 // rosterVersion returns the current roster version of user on host and the
 // newest version whose tombstone was pruned, both 0 when the roster was
 // never written.
