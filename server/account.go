@@ -17,8 +17,10 @@ import (
 const kindSubRequest = "subreq"
 
 // account is the state of a user with at least one bound session, kept in
-// memory so that routing never waits on the disk: read from the store at
-// the first bind, written back on every change.
+// memory so that routing reads no disk: read from the store at the first
+// bind, written back on every change. A change holds mu while it commits
+// (roster, pending requests, blocklist), so stanzas to or from that one
+// user wait for the commit; nobody else's do.
 type account struct {
 	local string
 	bare  xmpp.JID
