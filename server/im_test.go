@@ -1165,3 +1165,33 @@ func TestIMServices(t *testing.T) {
 		}
 	})
 }
+
+func TestIMUnblockWhileStillBlockedSendsNoPresence(t *testing.T) {
+	s := parleytest.Start(t)
+	imUsers(t, s, "alice", "bob")
+	imBoth(t, s, "alice", "bob")
+	alice := imOnline(t, s, "alice", "phone", "")
+	bob := imOnline(t, s, "bob", "desk", "")
+	aliceBare := imBare("alice")
+	block := func(verb, jid string) {
+		t.Helper()
+		imResult(t, alice, imIQ(t, alice, "set", "", "<"+verb+" xmlns='"+imNSBlocking+"'><item jid='"+jid+"'/></"+verb+">"), verb+" "+jid)
+		imUntilSync(t, alice)
+	}
+	block("block", "bob@localhost")
+	block("block", imDomain)
+	imUntilSync(t, bob)
+	// Bob is still blocked by the domain item: he must not see alice
+	// come back.
+	block("unblock", "bob@localhost")
+	for _, st := range imUntilSync(t, bob) {
+		if st.Kind == xmpp.KindPresence && st.From.Bare() == aliceBare {
+			t.Fatalf("bob, still blocked by the domain, got %s", bob.String(st.El))
+		}
+	}
+	// Unblocking the domain too brings her presence back.
+	block("unblock", imDomain)
+	imUntil(t, bob, "alice's presence", func(st *xmpp.Stanza) bool {
+		return st.Kind == xmpp.KindPresence && st.Type == "" && st.From.Bare() == aliceBare
+	})
+}

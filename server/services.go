@@ -138,7 +138,29 @@ func (h *localHost) blockSet(st *xmpp.Stanza, block bool) (*etree.Element, error
 		}
 	}
 	avail := a.available()
-	from := a.subscribedFrom()
+	// Who sees the user appear or vanish: the contacts that receive the
+	// user's presence and that an item names, by the rule routing blocks
+	// by: the contact, its domain, or one of its resources (then only
+	// that resource). On unblock, one still blocked by another item sees
+	// nothing.
+	seen := map[xmpp.JID]bool{}
+	var changed []xmpp.JID
+	for _, c := range a.subscribedFrom() {
+		for _, j := range jids {
+			to := c
+			switch {
+			case j == c || (j.Local() == "" && j.Resource() == "" && j.Domain() == c.Domain()):
+			case j.Resource() != "" && j.Bare() == c:
+				to = j
+			default:
+				continue
+			}
+			if !seen[to] && (block || !a.isBlocked(to)) {
+				seen[to] = true
+				changed = append(changed, to)
+			}
+		}
+	}
 	var targets []Session
 	for s, ss := range a.sessions {
 		if ss.blocking {
@@ -149,17 +171,12 @@ func (h *localHost) blockSet(st *xmpp.Stanza, block bool) (*etree.Element, error
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range from {
-		for _, j := range jids {
-			if c != j && c.Domain() != j.String() && c != j.Bare() {
-				continue
-			}
-			for _, p := range avail {
-				if block {
-					h.router.Route(xmpp.NewPresence("unavailable", p.s.JID(), c))
-				} else {
-					h.router.Route(readdress(p.presence, p.s.JID(), c))
-				}
+	for _, c := range changed {
+		for _, p := range avail {
+			if block {
+				h.router.Route(xmpp.NewPresence("unavailable", p.s.JID(), c))
+			} else {
+				h.router.Route(readdress(p.presence, p.s.JID(), c))
 			}
 		}
 	}
