@@ -184,10 +184,7 @@ type sessPresence struct {
 // with no session, a fresh copy read from the store (nil when the user has
 // no account). An offline copy is not kept: writes go to the store.
 func (h *localHost) userData(local string) *account {
-	h.mu.RLock()
-	a := h.users[local]
-	h.mu.RUnlock()
-	if a != nil {
+	if a := h.online(local); a != nil {
 		if err := a.load(h); err != nil {
 			h.log.Error("local: load user", "user", local, "err", err)
 			return nil
@@ -197,7 +194,7 @@ func (h *localHost) userData(local string) *account {
 	if !h.exists(local) {
 		return nil
 	}
-	a = newAccount(local, h.name)
+	a := newAccount(local, h.name)
 	if err := a.load(h); err != nil {
 		h.log.Error("local: load user", "user", local, "err", err)
 		return nil

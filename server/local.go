@@ -76,7 +76,7 @@ type hostLimits struct {
 	offline int
 }
 
-func newLocalHost(name string, r *Router, store userStore, services *iqMux, limits hostLimits, log *slog.Logger) *localHost {
+func newLocalHost(name string, r *Router, store userStore, limits hostLimits, log *slog.Logger) *localHost {
 	h := &localHost{
 		name:   name,
 		domain: xmpp.MustParse(name),
@@ -84,7 +84,6 @@ func newLocalHost(name string, r *Router, store userStore, services *iqMux, limi
 		store:  store,
 		log:    log.With("host", name),
 		limits: limits,
-		server: services,
 		users:  make(map[string]*account),
 		seen:   make(map[string]time.Time),
 	}
@@ -113,13 +112,8 @@ func (h *localHost) Bind(s *c2s.Session) error {
 		a = newAccount(j.Local(), h.name)
 		h.users[j.Local()] = a
 	}
-	var old Session
 	a.mu.Lock()
-	for o := range a.sessions {
-		if o.JID() == j {
-			old = o
-		}
-	}
+	old, _ := a.sessionOf(j)
 	a.sessions[s] = &sessState{}
 	a.mu.Unlock()
 	h.mu.Unlock()
