@@ -23,6 +23,12 @@ func tlsPair(t *testing.T, split bool) (*Session, net.Conn) { return pair(t, spl
 // pair is tlsPair, with TLS or without, and the server's idle timeout.
 func pair(t *testing.T, split, useTLS bool, idleTimeout time.Duration) (*Session, net.Conn) {
 	t.Helper()
+	return pairOn(t, split, useTLS, Config{WriteTimeout: 5 * time.Second, IdleTimeout: idleTimeout})
+}
+
+// pairOn is pair on a server with the config cfg.
+func pairOn(t *testing.T, split, useTLS bool, cfg Config) (*Session, net.Conn) {
+	t.Helper()
 	store := certs.NewStore()
 	if err := store.LoadOrCreate("example.com", "", "", t.TempDir()); err != nil {
 		t.Fatal(err)
@@ -74,8 +80,14 @@ func pair(t *testing.T, split, useTLS bool, idleTimeout time.Duration) (*Session
 	}
 	t.Cleanup(func() { client.Close(); server.Close() })
 
-	srv := NewServer(Config{WriteTimeout: 5 * time.Second, IdleTimeout: idleTimeout})
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	srv := NewServer(cfg)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
 	s := newSession(srv, server, useTLS)
 	if s.sock != sock {
 		t.Fatal("the session did not find its socket wrapper")

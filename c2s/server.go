@@ -65,6 +65,10 @@ type Config struct {
 	// IdleTimeout closes a stream that sent nothing for this long with
 	// <connection-timeout/>; 0 means never.
 	IdleTimeout time.Duration
+	// ParkAfter is how long a bound session waits for its client in its
+	// own goroutine; after that it parks, holding no goroutine until the
+	// client sends again. 0 means never (on systems without epoll, too).
+	ParkAfter time.Duration
 	// WriteTimeout bounds one flush to a client; default 30s.
 	WriteTimeout time.Duration
 	// HandshakeTimeout bounds the TLS handshake and everything before
@@ -119,6 +123,9 @@ type Server struct {
 
 	writers *writers // the sessions' writer goroutines
 
+	parkOnce sync.Once
+	parker   *parker // nil when sessions do not park
+
 	failures      ipFailures // failed logins
 	registrations ipFailures // registration attempts
 }
@@ -147,6 +154,9 @@ func (s *Server) Serve(l net.Listener, directTLS bool) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
+	// Made by the first Serve, before any session reads it; stopped by
+	// Shutdown.
+	s.parkOnce.Do(func() { s.parker = newParker(s) })
 	var tlsConfig *tls.Config
 	if directTLS {
 		// One config for the listener's connections: each tls.Conn keeps
@@ -199,8 +209,15 @@ func (s *Server) Serve(l net.Listener, directTLS bool) error {
 // serveSession runs sess on its own goroutine, to its end. It is the
 // goroutine's first frame, and an idle session parks beneath it: it is
 // kept small (see Session.probe).
+// A parked session's goroutine returns early, and the one that resumes it
+// comes here again.
 func (s *Server) serveSession(sess *Session) {
-	sess.serve()
+	if sess.serve() {
+		return
+	}
+	if s.parker != nil {
+		s.parker.poll.forget(sess)
+	}
 	s.mu.Lock()
 	delete(s.sessions, sess)
 	s.mu.Unlock()
@@ -230,6 +247,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
+	// The parker goes once the sessions are gone, or at once when they
+	// are not: every one was woken by Close above.
+	s.parkOnce.Do(func() {})
+	defer func() {
+		if s.parker != nil {
+			s.parker.stop()
+		}
+	}()
 	select {
 	case <-done:
 		return nil
@@ -239,6 +264,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Unlock()
 		return fmt.Errorf("c2s: %d sessions still open: %w", n, ctx.Err())
 	}
+}
+
+// sessionList appends the open sessions to list.
+func (s *Server) sessionList(list []*Session) []*Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sess := range s.sessions {
+		list = append(list, sess)
+	}
+	return list
 }
 
 // Sessions returns how many sessions are open.

@@ -57,6 +57,15 @@ type Session struct {
 	sock *sockConn
 	one  [1]byte
 
+	// Parking (park.go): who runs the session, since when it waits (in
+	// the parker's ticks), the socket's descriptor + 1 once it parked,
+	// and what the goroutine that resumed it should know.
+	wstate    atomic.Uint32
+	waitSince atomic.Int64
+	parkFD    int32
+	resumed   bool // woken from parking; cleared when an element comes
+	expired   bool // woken at the idle timeout
+
 	// The outbound queue: a slice that grows only while stanzas wait, so
 	// an idle session holds no queue memory. qmu guards everything below
 	// it up to closeOnce; it is held only to append, to take the whole
@@ -234,34 +243,44 @@ func (s *Session) Close(e *xmpp.StreamError) {
 		if start {
 			s.srv.writers.start(s)
 		}
-		// Wake the reader if it is blocked; before bind it ends the
-		// stream itself.
+		// Wake the reader if it is blocked or parked; before bind it
+		// ends the stream itself.
 		_ = s.conn.SetReadDeadline(time.Now())
+		s.wake(false)
 	})
 }
 
-// serve runs the session to its end.
-func (s *Session) serve() {
+// serve runs the session to its end, or until it parks (then it reports
+// true, and a later goroutine serves it again).
+func (s *Session) serve() (parked bool) {
 	var err error
 	defer func() {
 		if p := recover(); p != nil {
 			s.log(slog.LevelError, "c2s: panic in session", "panic", p, "stack", string(debug.Stack()))
 			err = xmpp.NewStreamError(xmpp.StreamInternalError, "")
 		}
+		if err == errParked {
+			parked = true
+			return
+		}
 		s.end(err)
 	}()
 	err = s.run()
+	return false
 }
 
-// run negotiates the stream, then reads stanzas until the stream ends.
+// run negotiates the stream, then reads stanzas until the stream ends. A
+// session resumed from parking is bound already, and goes on reading.
 func (s *Session) run() error {
-	if tc, ok := s.conn.(*tls.Conn); ok {
-		if err := s.handshake(tc); err != nil {
+	if s.state&stateBound == 0 {
+		if tc, ok := s.conn.(*tls.Conn); ok {
+			if err := s.handshake(tc); err != nil {
+				return err
+			}
+		}
+		if err := s.openStream(); err != nil {
 			return err
 		}
-	}
-	if err := s.openStream(); err != nil {
-		return err
 	}
 	for {
 		el, err := s.next()
@@ -283,6 +302,9 @@ func (s *Session) run() error {
 // next reads the next element: it sets the read deadline and, when the
 // reader holds nothing, waits for the peer without a buffer (idle).
 func (s *Session) next() (*etree.Element, error) {
+	if s.expired {
+		return nil, errIdle
+	}
 	if err := s.setReadDeadline(); err != nil {
 		return nil, err
 	}
@@ -290,6 +312,7 @@ func (s *Session) next() (*etree.Element, error) {
 		if err := s.idle(); err != nil {
 			return nil, err
 		}
+		s.resumed = false
 	}
 	return s.r.ReadElement()
 }
@@ -323,22 +346,27 @@ var errClosing = errors.New("c2s: session closed")
 // which it takes as it goes, each one restarting the idle timeout. It
 // returns early when the wait meets the read deadline, the end of the
 // stream or an error: the read that follows meets it too, and handles it.
-// It fails only when the session is closing.
+// It fails when the session is closing, and returns errParked when the
+// session parked (park.go).
 //
-// The wait, s.sock.wait, parks in Go's poller: an idle session then costs
-// little more than its TLS state and its goroutine's stack. It is called
-// from here, few frames deep, because the runtime shrinks a stack that the
-// handshake and the first stanzas grew, at each GC, only while less than
-// a quarter of it is used, counting 800 bytes of reserve on top: parked
-// this shallow, the stack gets to 4 KiB (2 KiB would need under 224 bytes
-// of frames).
+// The wait, waitPeer, first parks the goroutine in Go's poller: an idle
+// session then costs little more than its TLS state and its goroutine's
+// stack. It is called from here, few frames deep, because the runtime
+// shrinks a stack that the handshake and the first stanzas grew, at each
+// GC, only while less than a quarter of it is used, counting 800 bytes of
+// reserve on top: waiting this shallow, the stack gets to 4 KiB (2 KiB
+// would need under 224 bytes of frames). A session that waits longer
+// parks: its goroutine ends, and the stack with it.
 func (s *Session) idle() error {
 	for {
 		wait, err := s.probe()
 		if err != nil || !wait {
 			return err
 		}
-		if err := s.sock.wait(); err != nil {
+		if err := s.waitPeer(); err != nil {
+			if err == errParked {
+				return err
+			}
 			if s.closing.Load() {
 				return errClosing
 			}
@@ -541,6 +569,8 @@ func (s *Session) writeLoop() {
 // starts again, and waitWritten returns.
 func (s *Session) finishWriting() {
 	_ = s.conn.Close()
+	// A parked reader would not learn of it from the closed socket.
+	s.wake(false)
 	s.qmu.Lock()
 	s.written = true
 	if s.ended != nil {

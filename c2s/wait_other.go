@@ -13,3 +13,6 @@ func wrapSock(net.Conn) *sockConn { return nil }
 
 // wait returns at once.
 func (c *sockConn) wait() error { return nil }
+
+// poke reports nothing to read.
+func (c *sockConn) poke() bool { return false }

@@ -43,6 +43,18 @@ func (c *sockConn) wait() error {
 	return c.raw.Read(c.fn)
 }
 
+// poke reads what the socket holds without waiting, and reports whether
+// there are bytes (or the end or an error) for the next Read.
+func (c *sockConn) poke() bool {
+	if len(c.pend) == 0 && c.rerr == nil {
+		_ = c.raw.Read(func(fd uintptr) bool {
+			c.tryRead(fd)
+			return true
+		})
+	}
+	return len(c.pend) > 0 || c.rerr != nil
+}
+
 // tryRead reads the socket fd without blocking, into a buffer taken from
 // the pool only for the read, and reports whether the wait is over.
 func (c *sockConn) tryRead(fd uintptr) bool {

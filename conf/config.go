@@ -56,6 +56,11 @@ type C2S struct {
 	// IdleTimeout closes a stream that has sent nothing for this long.
 	// Default 5m; 0 disables it.
 	IdleTimeout Duration `toml:"idle_timeout"`
+	// ParkAfter is how long a logged-in stream waits for its client with
+	// a goroutine of its own; after that it waits in the server's poller,
+	// which costs less memory, until the client sends again. Default 10s;
+	// 0 keeps every stream's goroutine.
+	ParkAfter Duration `toml:"park_after"`
 }
 
 // S2S is the [s2s] table: server-to-server listeners. Federation is not
@@ -240,6 +245,7 @@ const (
 	defaultDataDir       = "data"
 	defaultLogLevel      = "info"
 	defaultIdleTimeout   = 5 * time.Minute
+	defaultParkAfter     = 10 * time.Second
 	defaultStanzaSize    = 256 * KiB
 	defaultS2SStanzaSize = 512 * KiB
 	defaultMaxDepth      = 64
@@ -269,6 +275,7 @@ func New() *Config {
 			DirectTLS:   []string{"[::]:5223"},
 			RequireTLS:  true,
 			IdleTimeout: Duration{defaultIdleTimeout},
+			ParkAfter:   Duration{defaultParkAfter},
 		},
 		Limits: Limits{
 			StanzaSize:      defaultStanzaSize,

@@ -17,7 +17,7 @@ import (
 // an empty DataDir or LogLevel, zero limits, a host's Type, and the
 // PostStanzas, Timeout, Concurrency and Queue of an http_component host. It
 // lowercases host names. Zero values that are valid settings (RequireTLS,
-// AllowPlain, IdleTimeout, Rate, Retries) are kept, so a config built in Go
+// AllowPlain, IdleTimeout, ParkAfter, Rate, Retries) are kept, so a config built in Go
 // should start from [New]. Errors carry no line: the config has no file.
 //
 // Validate is safe to call again on a config it has already checked.
@@ -56,6 +56,10 @@ func (ch *checker) config(c *Config) {
 	if c.C2S.IdleTimeout.Duration < 0 {
 		ch.errorf("c2s.idle_timeout", `%v is negative; use a duration like "5m", or "0s" to never time out`,
 			c.C2S.IdleTimeout.Duration)
+	}
+	if c.C2S.ParkAfter.Duration < 0 {
+		ch.errorf("c2s.park_after", `%v is negative; use a duration like "10s", or "0s" to keep every stream's goroutine`,
+			c.C2S.ParkAfter.Duration)
 	}
 
 	ch.limits(&c.Limits)

@@ -7,10 +7,12 @@ package server_test
 import (
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
 	"mellium.im/sasl"
 	"mellium.im/xmlstream"
@@ -336,5 +338,41 @@ func TestMelliumSameResourceReplacesTheOlderSession(t *testing.T) {
 	bob.sendChat(ctx, t, second.JID(), "to the new phone")
 	if got := second.nextMessage(ctx, t); got.Body != "to the new phone" {
 		t.Errorf("second session got %q", got.Body)
+	}
+}
+
+// TestMelliumChatWithParkedSessions: clients whose sessions have parked
+// (no goroutine on the server while they are silent) are woken by their
+// own stanzas and get what others send them, over and over.
+func TestMelliumChatWithParkedSessions(t *testing.T) {
+	ctx := melliumContext(t)
+	s := parleytest.Start(t, parleytest.WithConfig(func(c *conf.Config) { c.C2S.ParkAfter.Duration = time.Millisecond }))
+	s.AddUser("alice@localhost", "alice-password")
+	s.AddUser("bob@localhost", "bob-password")
+	alice := melliumLogin(ctx, t, s, "alice@localhost", "alice-password")
+	bob := melliumLogin(ctx, t, s, "bob@localhost", "bob-password")
+	parked := func() {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for sessionGoroutines() > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("after 5s, %d sessions still have their goroutines", sessionGoroutines())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for i := range 3 {
+		parked()
+		body := fmt.Sprintf("to bob %d", i)
+		alice.sendChat(ctx, t, bob.JID(), body)
+		if got := bob.nextMessage(ctx, t); got.Body != body {
+			t.Fatalf("bob got %q, want %q", got.Body, body)
+		}
+		parked()
+		body = fmt.Sprintf("to alice %d", i)
+		bob.sendChat(ctx, t, alice.JID(), body)
+		if got := alice.nextMessage(ctx, t); got.Body != body {
+			t.Fatalf("alice got %q, want %q", got.Body, body)
+		}
 	}
 }

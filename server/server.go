@@ -157,6 +157,7 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 		Limits:             limits,
 		Queue:              cfg.Limits.Queue,
 		IdleTimeout:        cfg.C2S.IdleTimeout.Duration,
+		ParkAfter:          cfg.C2S.ParkAfter.Duration,
 		AuthFailures:       cfg.Limits.AuthFailures,
 		LoginFailuresPerIP: cfg.Limits.LoginsPerIP,
 		Logger:             s.log,

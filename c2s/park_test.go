@@ -1,0 +1,174 @@
+package c2s
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-im/parley/xmpp"
+)
+
+// echoRouter sends every stanza back to the session it came from.
+type echoRouter struct {
+	s       *Session
+	once    sync.Once
+	unbound chan struct{}
+}
+
+func (r *echoRouter) Route(st *xmpp.Stanza) { r.s.Deliver(st.El) }
+func (r *echoRouter) Bind(*Session) error   { return nil }
+func (r *echoRouter) Unbind(*Session)       { r.once.Do(func() { close(r.unbound) }) }
+
+// servedPair is pairOn with the session bound and served by its server as
+// Serve would, echoing what the client sends; parkAfter and idle are the
+// server's ParkAfter and IdleTimeout.
+func servedPair(t *testing.T, useTLS bool, parkAfter, idle time.Duration) (*Session, net.Conn, *clientReader, *echoRouter) {
+	t.Helper()
+	rt := &echoRouter{unbound: make(chan struct{})}
+	s, client := pairOn(t, false, useTLS, Config{Router: rt, WriteTimeout: 5 * time.Second, ParkAfter: parkAfter, IdleTimeout: idle})
+	rt.s = s
+	s.jid = xmpp.MustParse("juliet@example.com/balcony")
+	s.jidAddr = s.jid.String()
+	srv := s.srv
+	srv.parkOnce.Do(func() { srv.parker = newParker(srv) })
+	if srv.parker == nil {
+		t.Skip("sessions do not park on this system")
+	}
+	s.queued = true
+	srv.mu.Lock()
+	srv.sessions[s] = struct{}{}
+	srv.wg.Add(1)
+	srv.mu.Unlock()
+	go srv.serveSession(s)
+	return s, client, readClient(client), rt
+}
+
+// waitParked waits until s is parked and no goroutine serves it.
+func waitParked(t *testing.T, s *Session) {
+	t.Helper()
+	waitFor(t, "the session parks", func() bool {
+		return s.wstate.Load() == wsParked && goroutinesIn("(*Server).serveSession") == 0
+	})
+}
+
+// waitEnded waits until the session is gone from its server and unbound.
+func waitEnded(t *testing.T, s *Session, rt *echoRouter) {
+	t.Helper()
+	select {
+	case <-rt.unbound:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session was never unbound")
+	}
+	waitFor(t, "the session ends", func() bool { return s.srv.Sessions() == 0 })
+}
+
+func TestParkedSessions(t *testing.T) {
+	const park = 10 * time.Millisecond
+	tests := []struct {
+		name string
+		idle time.Duration
+		// run acts on the parked session and checks the outcome.
+		run func(t *testing.T, s *Session, c net.Conn, got *clientReader, rt *echoRouter)
+	}{
+		{"a stanza wakes it, and it parks again", time.Minute, func(t *testing.T, s *Session, c net.Conn, got *clientReader, rt *echoRouter) {
+			for i := range 3 {
+				if _, err := fmt.Fprintf(c, "<message id='m%d'/>", i); err != nil {
+					t.Fatal(err)
+				}
+				waitFor(t, fmt.Sprintf("echo %d", i), func() bool { return strings.Contains(got.String(), fmt.Sprintf(`id="m%d"`, i)) })
+				waitParked(t, s)
+			}
+		}},
+		{"keepalives wake it, restart its idle timeout, and it parks again", 300 * time.Millisecond, func(t *testing.T, s *Session, c net.Conn, got *clientReader, rt *echoRouter) {
+			// Keepalives for three idle timeouts, then a stanza.
+			for range 12 {
+				if _, err := c.Write([]byte(" ")); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(75 * time.Millisecond)
+			}
+			waitParked(t, s)
+			if _, err := c.Write([]byte("<message id='after'/>")); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the echo after the keepalives", func() bool { return strings.Contains(got.String(), `id="after"`) })
+		}},
+		{"the idle timeout ends it", 200 * time.Millisecond, func(t *testing.T, s *Session, c net.Conn, got *clientReader, rt *echoRouter) {
+			waitEnded(t, s, rt)
+			waitFor(t, "connection-timeout", func() bool { return strings.Contains(got.String(), "connection-timeout") })
+		}},
+		{"Close wakes it", time.Minute, func(t *testing.T, s *Session, c net.Conn, got *clientReader, rt *echoRouter) {
+			// Read here, where nothing but Close (whose atomics order it
+			// before the new goroutine) can wake the session.
+			if s.r.Buffered() != 0 || !s.r.Idle() {
+				t.Fatal("a parked session holds a read buffer")
+			}
+			s.Close(xmpp.NewStreamError(xmpp.SystemShutdown, ""))
+			waitEnded(t, s, rt)
+			waitFor(t, "system-shutdown and the end", func() bool {
+				out := got.String()
+				return strings.Contains(out, "system-shutdown") && strings.HasSuffix(out, "</stream:stream>")
+			})
+		}},
+		{"the client hanging up wakes it", time.Minute, func(t *testing.T, s *Session, c net.Conn, got *clientReader, rt *echoRouter) {
+			c.Close()
+			waitEnded(t, s, rt)
+		}},
+	}
+	for _, tt := range tests {
+		for _, useTLS := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s, TLS %v", tt.name, useTLS), func(t *testing.T) {
+				s, c, got, rt := servedPair(t, useTLS, park, tt.idle)
+				waitParked(t, s)
+				tt.run(t, s, c, got, rt)
+			})
+		}
+	}
+}
+
+// TestParkingLosesNoStanza has sessions that park and wake at random
+// moments, the sweeper asking them to park every millisecond, while their
+// clients send: every stanza must come back, in order.
+func TestParkingLosesNoStanza(t *testing.T) {
+	const sessions, stanzas = 8, 40
+	var wg sync.WaitGroup
+	parks := int64(0)
+	for i := range sessions {
+		s, c, got, _ := servedPair(t, i%2 == 0, 2*time.Millisecond, time.Minute)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range stanzas {
+				if _, err := fmt.Fprintf(c, "<message id='%d-%d'/>", i, j); err != nil {
+					t.Error(err)
+					return
+				}
+				time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+			}
+		}()
+		defer func() {
+			last := fmt.Sprintf(`id="%d-%d"`, i, stanzas-1)
+			waitFor(t, "the last echo of session "+fmt.Sprint(i), func() bool { return strings.Contains(got.String(), last) })
+			out := got.String()
+			at := 0
+			for j := range stanzas {
+				k := strings.Index(out[at:], fmt.Sprintf(`id="%d-%d"`, i, j))
+				if k < 0 {
+					t.Fatalf("session %d: stanza %d missing or out of order", i, j)
+				}
+				at += k
+			}
+			parks += s.srv.parker.parks.Load()
+		}()
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		if parks == 0 {
+			t.Error("no session ever parked")
+		}
+	})
+}
