@@ -731,43 +731,34 @@ func TestBotForwardedIQsGetExactlyOneAnswer(t *testing.T) {
 		return st
 	}
 
-	t.Run("a result from the webhook reaches the sender with the iq's id", func(t *testing.T) {
-		bot := iq("result", "r1")
-		result(t, bot, "r1")
-		botMarker(t, alice, bot, alice)
-	})
-	t.Run("a body-only answer to an iq is its one result", func(t *testing.T) {
-		bot := iq("body", "r2")
-		result(t, bot, "r2")
-		botMarker(t, alice, bot, alice)
-	})
-	t.Run("a stanza field result is the answer", func(t *testing.T) {
-		bot := iq("stanza", "r3")
-		if st := result(t, bot, "r3"); xmpp.Child(st.El, botNS, "query") == nil {
-			t.Errorf("the payload is lost: %s", alice.String(st.El))
-		}
-		botMarker(t, alice, bot, alice)
-	})
-	t.Run("204 to an iq is service-unavailable", func(t *testing.T) {
-		bot := iq("nocontent", "r4")
-		botExpectError(t, alice, xmpp.KindIQ, bot, "r4", xmpp.ServiceUnavailable)
-		botMarker(t, alice, bot, alice)
-	})
-	t.Run("an empty array to an iq is service-unavailable", func(t *testing.T) {
-		bot := iq("emptyarray", "r5")
-		botExpectError(t, alice, xmpp.KindIQ, bot, "r5", xmpp.ServiceUnavailable)
-		botMarker(t, alice, bot, alice)
-	})
-	t.Run("two results from the webhook reach the sender once", func(t *testing.T) {
-		bot := iq("two", "r6")
-		result(t, bot, "r6")
-		botMarker(t, alice, bot, alice)
-	})
-	t.Run("a result then an error from the webhook reach the sender once", func(t *testing.T) {
-		bot := iq("resultanderror", "r7")
-		result(t, bot, "r7")
-		botMarker(t, alice, bot, alice)
-	})
+	tests := []struct {
+		name, local, id string
+		// wantErr is the condition of the iq error the sender gets;
+		// "" for a result.
+		wantErr xmpp.StanzaCondition
+		// wantQuery: the result carries the webhook's query payload.
+		wantQuery bool
+	}{
+		{name: "a result from the webhook reaches the sender with the iq's id", local: "result", id: "r1"},
+		{name: "a body-only answer to an iq is its one result", local: "body", id: "r2"},
+		{name: "a stanza field result is the answer", local: "stanza", id: "r3", wantQuery: true},
+		{name: "204 to an iq is service-unavailable", local: "nocontent", id: "r4", wantErr: xmpp.ServiceUnavailable},
+		{name: "an empty array to an iq is service-unavailable", local: "emptyarray", id: "r5", wantErr: xmpp.ServiceUnavailable},
+		{name: "two results from the webhook reach the sender once", local: "two", id: "r6"},
+		{name: "a result then an error from the webhook reach the sender once", local: "resultanderror", id: "r7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bot := iq(tt.local, tt.id)
+			if tt.wantErr != "" {
+				botExpectError(t, alice, xmpp.KindIQ, bot, tt.id, tt.wantErr)
+			} else if st := result(t, bot, tt.id); tt.wantQuery && xmpp.Child(st.El, botNS, "query") == nil {
+				t.Errorf("the payload is lost: %s", alice.String(st.El))
+			}
+			// Nothing more comes before the marker: exactly one answer.
+			botMarker(t, alice, bot, alice)
+		})
+	}
 	t.Run("a message answer to an iq still ends the iq with an error", func(t *testing.T) {
 		bot := iq("message", "r8")
 		var sawMessage, sawError bool
