@@ -18,9 +18,19 @@ const kindSubRequest = "subreq"
 
 // account is the state of a user with at least one bound session, kept in
 // memory so that routing reads no disk: read from the store at the first
-// bind, written back on every change. A change holds mu while it commits
-// (roster, pending requests, blocklist), so stanzas to or from that one
-// user wait for the commit; nobody else's do.
+// bind, written back on every change.
+//
+// Routing never waits for a disk commit. A change of the user's roster,
+// pending requests or blocklist holds wmu from the moment it reads the
+// state it changes until its new state is in memory, and holds mu only
+// for the moments it reads that state and publishes the committed result.
+// So two changes of one user commit one after the other, in the order
+// they took wmu, and memory shows only what the store holds: a commit
+// that fails leaves memory as it was, and of a change that commits in two
+// steps, memory gets the step that succeeded. Readers (block checks,
+// presence broadcast, probe answers, session lists) take mu alone and so
+// never wait for the store; while a commit is under way they see the state
+// before it.
 type account struct {
 	local string
 	bare  xmpp.JID
@@ -30,9 +40,21 @@ type account struct {
 	loadOnce sync.Once
 	loadErr  error
 
-	// mu guards everything below. It is never held while routing (a
-	// route may lock another account) and is taken after the host's mu,
-	// never before it.
+	// wmu serialises the changes of roster, ver, pending and blocked,
+	// across their commits. It is taken before mu (and is never taken
+	// while holding the host's mu or mu), is held only by a change of
+	// this one account, and is never held while routing: routing may
+	// change another account, whose change may route back here.
+	wmu sync.Mutex
+
+	// mu guards sessions, and roster, ver, pending and blocked with wmu:
+	// those four are written holding both locks, so either lock is
+	// enough to read them. mu is never held while routing (a route may
+	// lock another account) nor across a store call, and is taken after
+	// the host's mu and after wmu, never before them.
+	//
+	// The roster items are never changed in place: a change publishes a
+	// new item, so that a reader may keep an item after releasing mu.
 	mu       sync.Mutex
 	roster   map[xmpp.JID]*storage.RosterItem
 	ver      int64
@@ -60,9 +82,11 @@ func (a *account) load(h *localHost) error {
 		ctx, cancel := storeCtx()
 		defer cancel()
 		roster, ver, pending, blocked, err := h.readUser(ctx, a.local)
+		a.wmu.Lock()
 		a.mu.Lock()
 		a.roster, a.ver, a.pending, a.blocked, a.loadErr = roster, ver, pending, blocked, err
 		a.mu.Unlock()
+		a.wmu.Unlock()
 	})
 	return a.loadErr
 }
@@ -93,16 +117,23 @@ func (h *localHost) readUser(ctx context.Context, local string) (map[xmpp.JID]*s
 	if err != nil {
 		return nil, 0, nil, nil, err
 	}
+	return roster, ver, pending, parseBlockList(list), nil
+}
+
+// parseBlockList turns a stored blocklist into the set isBlocked reads. An
+// entry that no longer parses is left out: it can match no sender.
+func parseBlockList(list []string) map[xmpp.JID]bool {
 	blocked := make(map[xmpp.JID]bool, len(list))
 	for _, s := range list {
 		if j, err := xmpp.Parse(s); err == nil {
 			blocked[j] = true
 		}
 	}
-	return roster, ver, pending, blocked, nil
+	return blocked
 }
 
-// state returns the subscription state of contact; a.mu must be held.
+// state returns the subscription state of contact; a.mu or a.wmu must be
+// held.
 func (a *account) state(contact xmpp.JID) (subscription.State, bool) {
 	it, ok := a.roster[contact]
 	_, pending := a.pending[contact]
@@ -126,7 +157,7 @@ func (a *account) sessionOf(full xmpp.JID) (Session, *sessState) {
 
 // isBlocked reports whether a blocks j: its full JID, bare JID, domain or
 // domain/resource is on the list (XEP-0191 with XEP-0016's matching). a.mu
-// must be held.
+// or a.wmu must be held.
 func (a *account) isBlocked(j xmpp.JID) bool {
 	if len(a.blocked) == 0 || j.IsZero() {
 		return false

@@ -64,8 +64,9 @@ type localHost struct {
 	seenMu sync.Mutex
 	seen   map[string]time.Time
 
-	// mu guards users. Lock order: h.mu before any account's mu; neither
-	// is held while routing.
+	// mu guards users. Lock order: an account's wmu (if at all; a change
+	// holding it takes no host lock), then h.mu, then that account's mu;
+	// none of them is held while routing.
 	mu    sync.RWMutex
 	users map[string]*account // online users, by localpart
 }
@@ -101,7 +102,11 @@ func (h *localHost) serverInfo() *etree.Element {
 
 // Bind registers s; a session already bound to the same full JID is
 // closed with <conflict/> (RFC 6120 §7.7.2.2, the newest login wins).
-func (h *localHost) Bind(s *c2s.Session) error {
+func (h *localHost) Bind(s *c2s.Session) error { return h.bind(s) }
+
+// bind is Bind for any Session, so that tests can bind sessions of their
+// own.
+func (h *localHost) bind(s Session) error {
 	j := s.JID()
 	// The session joins its account under h.mu, so that it can never
 	// join an account that the unbind of the user's last other session
@@ -252,15 +257,16 @@ func (h *localHost) blocks(local string, j xmpp.JID) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	list, err := h.store.BlockList(ctx, h.name, local)
-	if err != nil || len(list) == 0 {
+	if err != nil {
+		// Open rather than closed: a store that cannot be read should not
+		// silence the user's contacts, and it is logged.
+		h.log.Error("local: blocklist lookup", "user", local, "err", err)
 		return false
 	}
-	a := &account{blocked: make(map[xmpp.JID]bool, len(list))}
-	for _, s := range list {
-		if b, err := xmpp.Parse(s); err == nil {
-			a.blocked[b] = true
-		}
+	if len(list) == 0 {
+		return false
 	}
+	a := &account{blocked: parseBlockList(list)}
 	return a.isBlocked(j)
 }
 

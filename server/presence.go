@@ -194,16 +194,20 @@ func (h *localHost) outboundSubscription(a *account, st *xmpp.Stanza) {
 	if contact.IsZero() || contact == a.bare {
 		return
 	}
-	a.mu.Lock()
-	state, exists := a.state(contact)
+	// wmu alone while reading and committing: routing to and from the
+	// user goes on meanwhile, and sees the state before this change.
+	a.wmu.Lock()
+	state, _ := a.state(contact)
 	out := subscription.ApplyOutbound(state, st.Type)
-	push, err := h.saveState(a, contact, exists, out.Next, out.Push)
+	push, err := h.saveState(a, contact, out.Next, out.Push)
 	if err == nil && state.PendingIn && !out.Next.PendingIn {
 		// The user answered the request: it is not redelivered again.
 		err = h.savePending(a, contact, false, st)
 	}
+	a.mu.Lock()
 	avail := a.available()
 	a.mu.Unlock()
+	a.wmu.Unlock()
 	if err != nil {
 		h.log.Error("local: roster write", "user", a.local, "err", err)
 		h.router.Bounce(st, xmpp.NewStanzaError(xmpp.InternalServerError, ""))
@@ -240,15 +244,17 @@ func (h *localHost) inboundSubscription(st *xmpp.Stanza) {
 		}
 		return
 	}
-	a.mu.Lock()
+	a.wmu.Lock()
 	state, exists := a.state(contact)
 	in := subscription.ApplyInbound(state, st.Type, exists)
-	push, err := h.saveState(a, contact, exists, in.Next, in.Push)
+	push, err := h.saveState(a, contact, in.Next, in.Push)
 	if err == nil && in.Next.PendingIn != state.PendingIn {
 		err = h.savePending(a, contact, in.Next.PendingIn, st)
 	}
+	a.mu.Lock()
 	avail := a.available()
 	a.mu.Unlock()
+	a.wmu.Unlock()
 	if err != nil {
 		h.log.Error("local: roster write", "user", a.local, "err", err)
 		return
@@ -274,18 +280,23 @@ func (h *localHost) inboundSubscription(st *xmpp.Stanza) {
 	}
 }
 
-// saveState writes a contact's new subscription state; a.mu must be held.
-// It returns the item to push, nil for none.
-func (h *localHost) saveState(a *account, contact xmpp.JID, exists bool, next subscription.State, changed bool) (*storage.RosterItem, error) {
-	if !changed {
-		if exists {
-			// Keep PendingIn in step even when nothing visible changed.
-			a.roster[contact].PendingIn = next.PendingIn
-		}
+// saveState commits a contact's new subscription state, then puts it in
+// memory; a.wmu must be held and a.mu not. It returns the item to push,
+// nil for none.
+//
+// The roster item stores the pending inbound request's bit too. A change
+// of that bit alone is not written when it is set, because the request's
+// own document (savePending) already says so; it is written when it is
+// cleared, without a push (nothing visible changed), or the stored item
+// would keep a request that was withdrawn or answered and show it again
+// after the next load.
+func (h *localHost) saveState(a *account, contact xmpp.JID, next subscription.State, changed bool) (*storage.RosterItem, error) {
+	old := a.roster[contact]
+	if !changed && (old == nil || !old.PendingIn || next.PendingIn) {
 		return nil, nil
 	}
 	item := storage.RosterItem{JID: contact.String()}
-	if old := a.roster[contact]; old != nil {
+	if old != nil {
 		item = *old
 	} else if len(a.roster) >= h.limits.roster {
 		return nil, errRosterFull
@@ -301,28 +312,43 @@ func (h *localHost) saveState(a *account, contact xmpp.JID, exists bool, next su
 		return nil, err
 	}
 	item.Ver = ver
+	a.mu.Lock()
 	if a.roster != nil {
 		a.roster[contact] = &item
 		a.ver = ver
 	}
+	a.mu.Unlock()
+	if !changed {
+		return nil, nil
+	}
 	return &item, nil
 }
 
-// savePending keeps or forgets an inbound subscription request; a.mu must
-// be held.
+// savePending commits that an inbound subscription request is kept or
+// forgotten, then puts that in memory; a.wmu must be held and a.mu not.
 func (h *localHost) savePending(a *account, contact xmpp.JID, pending bool, st *xmpp.Stanza) error {
 	ctx, cancel := storeCtx()
 	defer cancel()
 	if !pending {
+		if err := h.store.DeleteXML(ctx, h.name, a.local, kindSubRequest, contact.String()); err != nil {
+			return err
+		}
+		a.mu.Lock()
 		delete(a.pending, contact)
-		return h.store.DeleteXML(ctx, h.name, a.local, kindSubRequest, contact.String())
+		a.mu.Unlock()
+		return nil
 	}
 	req := readdress(st, contact, a.bare)
 	data := serializeStanza(req)
+	if err := h.store.PutXML(ctx, h.name, a.local, kindSubRequest, contact.String(), data); err != nil {
+		return err
+	}
+	a.mu.Lock()
 	if a.pending != nil {
 		a.pending[contact] = data
 	}
-	return h.store.PutXML(ctx, h.name, a.local, kindSubRequest, contact.String(), data)
+	a.mu.Unlock()
+	return nil
 }
 
 // serializeStanza renders a stanza for storage.

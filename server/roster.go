@@ -143,12 +143,14 @@ func (h *localHost) rosterSet(st *xmpp.Stanza) (*etree.Element, error) {
 		groups = append(groups, t)
 	}
 	sort.Strings(groups)
-	a.mu.Lock()
+	// wmu alone while reading and committing: routing to and from the
+	// user goes on meanwhile, and sees the roster before this change.
+	a.wmu.Lock()
 	item := storage.RosterItem{JID: contact.String(), Subscription: "none"}
 	if old := a.roster[contact]; old != nil {
 		item = *old
 	} else if len(a.roster) >= h.limits.roster {
-		a.mu.Unlock()
+		a.wmu.Unlock()
 		return nil, errRosterFull
 	}
 	// Subscription and ask are the server's to set (§2.1.2): only name and
@@ -162,10 +164,12 @@ func (h *localHost) rosterSet(st *xmpp.Stanza) (*etree.Element, error) {
 	cancel()
 	if err == nil {
 		item.Ver = ver
+		a.mu.Lock()
 		a.roster[contact] = &item
 		a.ver = ver
+		a.mu.Unlock()
 	}
-	a.mu.Unlock()
+	a.wmu.Unlock()
 	if err != nil {
 		return nil, err
 	}
@@ -176,25 +180,34 @@ func (h *localHost) rosterSet(st *xmpp.Stanza) (*etree.Element, error) {
 // rosterRemove deletes an item and cancels the subscriptions both ways
 // (§2.5.2).
 func (h *localHost) rosterRemove(a *account, contact xmpp.JID) error {
-	a.mu.Lock()
+	a.wmu.Lock()
 	state, exists := a.state(contact)
 	if !exists {
-		a.mu.Unlock()
+		a.wmu.Unlock()
 		return xmpp.NewStanzaError(xmpp.ItemNotFound, "no such contact in the roster")
 	}
 	ctx, cancel := storeCtx()
 	defer cancel()
 	ver, err := h.store.DeleteRosterItem(ctx, h.name, a.local, contact.String())
-	if err == nil && state.PendingIn {
-		delete(a.pending, contact)
-		err = h.store.DeleteXML(ctx, h.name, a.local, kindSubRequest, contact.String())
-	}
 	if err == nil {
+		// Published at once: if forgetting the request fails below, the
+		// item is gone from the store all the same.
+		a.mu.Lock()
 		delete(a.roster, contact)
 		a.ver = ver
+		a.mu.Unlock()
+		if state.PendingIn {
+			if err = h.store.DeleteXML(ctx, h.name, a.local, kindSubRequest, contact.String()); err == nil {
+				a.mu.Lock()
+				delete(a.pending, contact)
+				a.mu.Unlock()
+			}
+		}
 	}
+	a.mu.Lock()
 	avail := a.available()
 	a.mu.Unlock()
+	a.wmu.Unlock()
 	if err != nil {
 		return err
 	}

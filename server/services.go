@@ -110,7 +110,10 @@ func (h *localHost) blockSet(st *xmpp.Stanza, block bool) (*etree.Element, error
 	if a == nil {
 		return nil, errNotLoaded
 	}
-	a.mu.Lock()
+	// wmu alone while reading and committing: routing to and from the
+	// user goes on meanwhile, and is filtered by the list before this
+	// change until it is committed.
+	a.wmu.Lock()
 	if !block && len(jids) == 0 {
 		for j := range a.blocked {
 			jids = append(jids, j)
@@ -128,6 +131,10 @@ func (h *localHost) blockSet(st *xmpp.Stanza, block bool) (*etree.Element, error
 		err = h.store.Unblock(ctx, h.name, a.local, strs)
 	}
 	cancel()
+	// What follows reads the list as this change left it, so it runs in
+	// the same hold of mu that publishes the change, before wmu lets the
+	// next change in.
+	a.mu.Lock()
 	if err == nil {
 		for _, j := range jids {
 			if block {
@@ -168,6 +175,7 @@ func (h *localHost) blockSet(st *xmpp.Stanza, block bool) (*etree.Element, error
 		}
 	}
 	a.mu.Unlock()
+	a.wmu.Unlock()
 	if err != nil {
 		return nil, err
 	}
