@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/beevik/etree"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -22,6 +23,8 @@ type echoRouter struct {
 func (r *echoRouter) Route(st *xmpp.Stanza) { r.s.Deliver(st.El) }
 func (r *echoRouter) Bind(*Session) error   { return nil }
 func (r *echoRouter) Unbind(*Session)       { r.once.Do(func() { close(r.unbound) }) }
+
+func (r *echoRouter) Undelivered(*Session, []*etree.Element) {}
 
 // servedPair is pairOn with the session bound and served by its server as
 // Serve would, echoing what the client sends; parkAfter and idle are the

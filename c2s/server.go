@@ -27,6 +27,15 @@ type Router interface {
 	// Unbind removes a session; it is a no-op for a session that was
 	// replaced or never bound.
 	Unbind(s *Session)
+	// Undelivered takes back stanzas that s queued but will never write,
+	// because its connection failed or is gone. s is closing by then, so
+	// Deliver refuses it anything more: the router routes them as if s
+	// had already gone (RFC 6121 §8.5.3.2: a message to a resource that
+	// is not there goes to the bare JID). It is called from s's writer,
+	// once at most, holding no lock of s; the elements are in the order
+	// they were queued and must not be changed, since other sessions may
+	// hold them too.
+	Undelivered(s *Session, els []*etree.Element)
 }
 
 // Accounts finds the account of a user of a local host, for SASL.

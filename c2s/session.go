@@ -81,12 +81,18 @@ type Session struct {
 	// behind with nobody to write it. The loop that ends the stream (the
 	// closing tag after Close, or a failed write) leaves writing set, so
 	// no other starts, and sets written.
+	//
+	// Deliver reads closing under qmu, and so does the loop that takes
+	// the last batch: nothing is queued after that batch, and what a
+	// failed or lost connection will not write goes back to the router
+	// (Router.Undelivered) instead of being dropped.
 	qmu     sync.Mutex
 	queue   []*etree.Element
 	spare   []*etree.Element // the last batch's array, reused when small
 	queued  bool             // bound: writeLoop writes; set by the session's goroutine
 	writing bool             // writeLoop runs, or the writing is over
 	written bool             // the connection's last write was made and it is closed
+	lost    bool             // the reader found the connection gone: the last batch is handed back, not written
 	ended   chan struct{}    // made by waitWritten, closed with written
 
 	closeOnce sync.Once
@@ -155,25 +161,32 @@ func (s *Session) JID() xmpp.JID { return s.jid }
 // Available reports whether the session has sent available presence.
 func (s *Session) Available() bool { return s.available.Load() }
 
-// Priority returns the priority of the session's last presence.
+// Priority returns the priority of the session's last available
+// presence. Unavailable presence keeps it, since a priority only ranks
+// available resources: a session that went away still tells at which
+// priority it took messages to its bare JID.
 func (s *Session) Priority() int { return int(s.priority.Load()) }
 
 // SetPresence records the session's broadcast presence: the router calls it
-// for each presence the user sends without a to.
+// for each presence the user sends without a to, and with unavailable when
+// the session is unbound.
 func (s *Session) SetPresence(available bool, priority int) {
-	s.priority.Store(int32(priority))
+	if available {
+		s.priority.Store(int32(priority))
+	}
 	s.available.Store(available)
 }
 
 // Deliver queues el for the client without blocking. It returns false when
 // the queue is full or the session is closing: the caller's slow-consumer
 // policy decides what then happens to el. el must not change afterwards.
+// Once Deliver took el, the session writes it or hands it back to the
+// router (Router.Undelivered).
 func (s *Session) Deliver(el *etree.Element) bool {
-	if s.closing.Load() {
-		return false
-	}
 	s.qmu.Lock()
-	if len(s.queue) >= s.srv.cfg.Queue {
+	// closing is read under qmu: a stanza that a Close races with is
+	// either in the last batch or refused here, never queued after it.
+	if s.closing.Load() || len(s.queue) >= s.srv.cfg.Queue {
 		s.qmu.Unlock()
 		return false
 	}
@@ -533,6 +546,15 @@ func (s *Session) startWriter(first *etree.Element) {
 // writeLoop drains the queue, writing each batch with one flush, and
 // returns when the queue is empty. After Close it writes the rest of the
 // queue, the stream error and the closing tag, and closes the connection.
+//
+// What the connection will not take goes back to the router: the batch of
+// a flush that failed and everything queued behind it, or, when the reader
+// found the connection gone, the last batch unwritten. A stanza of a
+// failed flush may have partly or even wholly reached the client: it
+// counts as undelivered all the same, because the router then stores it
+// or gives it to another resource, and a duplicate (at least once) is
+// better than a message lost. What earlier flushes wrote counts as
+// delivered: without stream management nothing tells what of it arrived.
 func (s *Session) writeLoop() {
 	for {
 		s.qmu.Lock()
@@ -542,26 +564,55 @@ func (s *Session) writeLoop() {
 			s.qmu.Unlock()
 			return
 		}
+		lost := closing && s.lost
 		batch := s.takeBatchLocked()
 		s.qmu.Unlock()
+		if lost {
+			s.handBack(batch, errLost)
+			s.finishWriting()
+			return
+		}
 		for _, el := range batch {
 			_ = s.w.WriteElement(el)
 		}
-		s.returnBatch(batch)
 		if closing {
 			if s.closeErr != nil {
 				_ = s.w.WriteStreamError(s.closeErr)
 			}
 			_ = s.w.WriteEnd()
-			_ = s.flush()
+			if err := s.flush(); err != nil {
+				// Closing: nothing was queued after this batch.
+				s.handBack(batch, err)
+			}
 			s.finishWriting()
 			return
 		}
 		if err := s.flush(); err != nil {
-			s.log(slog.LevelDebug, "c2s: write failed", "err", err)
+			// Closing first, so that from now on Deliver refuses and
+			// the router sends elsewhere what it would have queued;
+			// then what was queued meanwhile, which nobody will write.
+			// Close also wakes the reader, which unbinds the session.
+			s.Close(nil)
+			s.handBack(append(batch, s.takeBatch()...), err)
 			s.finishWriting()
 			return
 		}
+		// Given back only once written: a failed flush hands its batch
+		// back.
+		s.returnBatch(batch)
+	}
+}
+
+// errLost is why the last batch of a session whose reader found the
+// connection gone is handed back unwritten.
+var errLost = errors.New("c2s: the connection is gone")
+
+// handBack gives the router the stanzas the session will never write.
+// The session is closing, so none of them can come back to it.
+func (s *Session) handBack(els []*etree.Element, why error) {
+	s.log(slog.LevelDebug, "c2s: write failed", "err", why, "undelivered", len(els))
+	if len(els) > 0 {
+		s.srv.cfg.Router.Undelivered(s, els)
 	}
 }
 
@@ -614,10 +665,16 @@ func (s *Session) end(err error) {
 	case isTimeout(err):
 		se = xmpp.NewStreamError(xmpp.ConnectionTimeout, "")
 	default:
-		// The connection is gone (reset, EOF, TLS failure): nobody to tell.
+		// The connection is gone (reset, EOF, TLS failure): nobody to
+		// tell, and nobody to write to. What waits in the queue goes back
+		// to the router rather than into a socket that may still take
+		// bytes (a peer's FIN does not fail the next write) and lose them.
 		s.log(slog.LevelDebug, "c2s: connection ended", "err", err)
 		s.unbind()
 		if s.queued {
+			s.qmu.Lock()
+			s.lost = true
+			s.qmu.Unlock()
 			s.Close(nil)
 			s.waitWritten()
 		}

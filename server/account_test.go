@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,6 +113,12 @@ type testSession struct {
 	jid xmpp.JID
 	got chan *xmpp.Stanza
 
+	// closing is set by Close, or by the first Deliver after
+	// closeOnDeliver is set, which then refuses its stanza: a session
+	// that starts closing between the router's lookup and its delivery.
+	closing        atomic.Bool
+	closeOnDeliver atomic.Bool
+
 	mu        sync.Mutex
 	available bool
 	priority  int
@@ -120,6 +127,12 @@ type testSession struct {
 func (s *testSession) JID() xmpp.JID { return s.jid }
 
 func (s *testSession) Deliver(el *etree.Element) bool {
+	if s.closeOnDeliver.Load() {
+		s.closing.Store(true)
+	}
+	if s.closing.Load() {
+		return false
+	}
 	st, err := xmpp.NewStanza(el.Copy())
 	if err != nil {
 		return false
@@ -132,8 +145,8 @@ func (s *testSession) Deliver(el *etree.Element) bool {
 	}
 }
 
-func (s *testSession) Closing() bool             { return false }
-func (s *testSession) Close(e *xmpp.StreamError) {}
+func (s *testSession) Closing() bool             { return s.closing.Load() }
+func (s *testSession) Close(e *xmpp.StreamError) { s.closing.Store(true) }
 
 func (s *testSession) Available() bool {
 	s.mu.Lock()
@@ -150,7 +163,11 @@ func (s *testSession) Priority() int {
 func (s *testSession) SetPresence(available bool, priority int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.available, s.priority = available, priority
+	// As c2s.Session does: unavailable keeps the last priority.
+	s.available = available
+	if available {
+		s.priority = priority
+	}
 }
 
 // await reads what s was delivered until a stanza match accepts, skipping

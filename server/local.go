@@ -243,6 +243,25 @@ func (h *localHost) session(full xmpp.JID) Session {
 	return s
 }
 
+// recipient returns the session bound to full that can still take
+// stanzas, or nil. A closing session counts as gone: what it would refuse
+// goes where it would go without it, and looking past it here keeps
+// undelivered from handing a stanza back to the session that gave it up.
+func (h *localHost) recipient(full xmpp.JID) Session {
+	a := h.online(full.Local())
+	if a == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for s := range a.sessions {
+		if s.JID() == full && !s.Closing() {
+			return s
+		}
+	}
+	return nil
+}
+
 // blocks reports whether the user blocks j. For a user who is not online
 // the list is read from the store.
 func (h *localHost) blocks(local string, j xmpp.JID) bool {
@@ -347,7 +366,7 @@ func (h *localHost) toFullJID(st *xmpp.Stanza) {
 		h.inboundPresence(st)
 		return
 	}
-	if s := h.session(st.To); s != nil {
+	if s := h.recipient(st.To); s != nil {
 		h.router.deliver(s, st)
 		return
 	}
@@ -378,7 +397,7 @@ func (h *localHost) toBareJID(st *xmpp.Stanza) {
 		h.inboundPresence(st)
 		return
 	}
-	// A message.
+	// A message. Closing sessions count as gone (see recipient).
 	all := h.sessions(local)
 	switch st.Type {
 	case "error":
@@ -388,7 +407,7 @@ func (h *localHost) toBareJID(st *xmpp.Stanza) {
 		return
 	case "headline":
 		for _, s := range all {
-			if s.Available() && s.Priority() >= 0 {
+			if s.Available() && s.Priority() >= 0 && !s.Closing() {
 				h.router.deliver(s, st)
 			}
 		}
@@ -398,13 +417,13 @@ func (h *localHost) toBareJID(st *xmpp.Stanza) {
 	// non-negative priority (§8.5.2.1.1).
 	best := -1
 	for _, s := range all {
-		if s.Available() && s.Priority() > best {
+		if s.Available() && s.Priority() > best && !s.Closing() {
 			best = s.Priority()
 		}
 	}
 	if best >= 0 {
 		for _, s := range all {
-			if s.Available() && s.Priority() == best {
+			if s.Available() && s.Priority() == best && !s.Closing() {
 				h.router.deliver(s, st)
 			}
 		}
@@ -416,6 +435,58 @@ func (h *localHost) toBareJID(st *xmpp.Stanza) {
 		return
 	}
 	h.storeOffline(st)
+}
+
+// undelivered routes st, which the closing session s refused or queued
+// but will never write, as if s had already gone:
+//   - a message or an iq to the full JID of s takes the rules for a
+//     resource that is not there (§8.5.3.2): a chat or normal message goes
+//     to the bare JID (the user's other resources, or offline storage), a
+//     headline is dropped, an iq get or set is answered with
+//     <service-unavailable/>; a session bound to that JID since (a new
+//     login with the same resource) gets it instead;
+//   - a message to the bare JID went to every resource of the highest
+//     priority at once (§8.5.2.1.1): when another of them is still there,
+//     it has the message; otherwise the message goes to the resources
+//     left, or to offline storage;
+//   - presence is dropped: the unavailable presence broadcast when s is
+//     unbound tells its contacts, and pending requests wait in the store;
+//   - iq results and error stanzas are dropped, as for any resource that
+//     is gone.
+//
+// It never gives st back to s: the lookups skip closing sessions.
+func (h *localHost) undelivered(s Session, st *xmpp.Stanza) {
+	if st.To.IsZero() || st.To.Bare() != s.JID().Bare() {
+		// Stream-level answers of the session itself (the bind result)
+		// and anything not addressed to its user have nowhere to go.
+		return
+	}
+	switch {
+	case st.Kind == xmpp.KindPresence:
+	case st.To.Resource() != "":
+		h.toFullJID(st)
+	case st.Kind == xmpp.KindMessage:
+		h.undeliveredToBare(s, st)
+	case st.Type == "get" || st.Type == "set":
+		h.router.Bounce(st, xmpp.NewStanzaError(xmpp.ServiceUnavailable, ""))
+	}
+}
+
+// undeliveredToBare handles a message to the bare JID of the user of s
+// that s will never write. Resources other than the highest-priority ones
+// never had it, and a headline went to all of them.
+func (h *localHost) undeliveredToBare(s Session, st *xmpp.Stanza) {
+	if st.Type != "" && st.Type != "normal" && st.Type != "chat" {
+		return
+	}
+	prio := s.Priority()
+	for _, o := range h.sessions(st.To.Local()) {
+		if o != s && !o.Closing() && o.Available() && o.Priority() >= 0 && o.Priority() >= prio {
+			// Of the highest priority too: it got the message with s.
+			return
+		}
+	}
+	h.toBareJID(st)
 }
 
 // toServer handles stanzas addressed to the domain itself.

@@ -27,6 +27,8 @@ type Session interface {
 	// Close ends the session with a stream error after its queue drains.
 	Close(e *xmpp.StreamError)
 	Available() bool
+	// Priority is the priority of the last available presence; an
+	// unavailable one keeps it.
 	Priority() int
 	SetPresence(available bool, priority int)
 }
@@ -87,14 +89,16 @@ func (r *Router) Bounce(st *xmpp.Stanza, e *xmpp.StanzaError) {
 // Nothing blocks and nothing is dropped without the sender knowing,
 // except error stanzas, which are never answered. A client that stays
 // stuck is closed by its writer's deadline.
+//
+// A session that is closing is not a slow consumer: st goes where it
+// would go had the session gone a moment earlier (undelivered), like
+// what the session queued but will never write.
 func (r *Router) deliver(s Session, st *xmpp.Stanza) {
 	if s.Deliver(st.El) {
 		return
 	}
 	if s.Closing() {
-		// Not a slow consumer: the session is going away, as if it had
-		// gone a moment earlier.
-		r.Bounce(st, xmpp.NewStanzaError(xmpp.RecipientUnavailable, "the recipient is disconnecting"))
+		r.undelivered(s, st)
 		return
 	}
 	if n := r.slowConsumers.Add(1); n&(n-1) == 0 {
@@ -102,6 +106,23 @@ func (r *Router) deliver(s Session, st *xmpp.Stanza) {
 		r.log.Warn("router: session queue full, stanza bounced", "jid", s.JID().String(), "total", n)
 	}
 	r.Bounce(st, xmpp.NewStanzaError(xmpp.ResourceConstraint, "the recipient is not reading its stream"))
+}
+
+// sessionHost is a handler whose users have sessions: a local host.
+type sessionHost interface {
+	// undelivered routes st, which the closing session s will never
+	// write, as if s had already gone.
+	undelivered(s Session, st *xmpp.Stanza)
+}
+
+// undelivered hands st, which the closing session s refused or will never
+// write, to the host of s. The host's lookups skip closing sessions, so st
+// cannot come back to s; it can come to another session of the user that
+// starts closing meanwhile, and so recurse once per such session at most.
+func (r *Router) undelivered(s Session, st *xmpp.Stanza) {
+	if h, ok := r.hosts[s.JID().Domain()].(sessionHost); ok {
+		h.undelivered(s, st)
+	}
 }
 
 // SlowConsumers returns how many stanzas full queues refused so far.

@@ -227,6 +227,21 @@ func (r *c2sRouter) Unbind(sess *c2s.Session) {
 	}
 }
 
+// Undelivered routes the stanzas a closing session will never write (its
+// connection failed or is gone) as if the session had already gone: see
+// localHost.undelivered.
+func (r *c2sRouter) Undelivered(sess *c2s.Session, els []*etree.Element) {
+	for _, el := range els {
+		st, err := xmpp.NewStanza(el)
+		if err != nil {
+			// Only stanzas are queued; this one cannot be routed.
+			r.log.Debug("server: undelivered element dropped", "jid", sess.JID().String(), "tag", el.Tag, "err", err)
+			continue
+		}
+		r.router.undelivered(sess, st)
+	}
+}
+
 // Start listens on every configured address and serves in the background.
 // When it returns without error, every listener accepts connections.
 func (s *Server) Start(ctx context.Context) error {
