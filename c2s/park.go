@@ -144,7 +144,7 @@ func (p *parker) sweep() {
 				if now-s.waitSince.Load() >= p.parkTicks {
 					p.mu.Lock()
 					if s.wstate.CompareAndSwap(wsWaiting, wsParkReq) {
-						_ = s.conn.SetReadDeadline(aLongTimeAgo)
+						_ = s.tcp.SetReadDeadline(aLongTimeAgo)
 					}
 					p.mu.Unlock()
 				}

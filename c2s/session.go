@@ -40,7 +40,8 @@ type Session struct {
 	srv *Server
 	id  string
 
-	conn     net.Conn
+	conn     net.Conn // replaced by STARTTLS: the session's goroutine's alone before bind
+	tcp      net.Conn // the connection beneath TLS, never replaced: for other goroutines
 	r        *xmpp.Reader
 	w        *xmpp.Writer
 	state    state
@@ -118,6 +119,7 @@ func newSession(srv *Server, conn net.Conn, directTLS bool) *Session {
 	if tc, ok := conn.(*tls.Conn); ok {
 		under = tc.NetConn()
 	}
+	s.tcp = under
 	s.sock, _ = under.(*sockConn)
 	s.r = xmpp.NewReader(conn, srv.cfg.Limits)
 	s.w = xmpp.NewWriter(conn)
@@ -142,7 +144,7 @@ func (s *Session) log(level slog.Level, msg string, args ...any) {
 		return
 	}
 	attrs := make([]any, 0, 8+len(args))
-	attrs = append(attrs, "session", s.id, "remote", s.conn.RemoteAddr().String())
+	attrs = append(attrs, "session", s.id, "remote", s.tcp.RemoteAddr().String())
 	if s.state&stateAuthenticated != 0 {
 		attrs = append(attrs, "user", s.username+"@"+s.host)
 	}
@@ -258,7 +260,9 @@ func (s *Session) Close(e *xmpp.StreamError) {
 		}
 		// Wake the reader if it is blocked or parked; before bind it
 		// ends the stream itself.
-		_ = s.conn.SetReadDeadline(time.Now())
+		// The deadline of the connection beneath TLS is TLS's too, and
+		// that connection is never replaced, unlike s.conn in STARTTLS.
+		_ = s.tcp.SetReadDeadline(time.Now())
 		s.wake(false)
 	})
 }
