@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/beevik/etree"
@@ -135,6 +136,10 @@ type Server struct {
 	parkOnce sync.Once
 	parker   *parker // nil when sessions do not park
 
+	// drainBy is when, during Shutdown, every write must be over (Unix
+	// nanoseconds; 0 before Shutdown): see Session.flush.
+	drainBy atomic.Int64
+
 	failures      ipFailures // failed logins
 	registrations ipFailures // registration attempts
 }
@@ -251,8 +256,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		sessions = append(sessions, sess)
 	}
 	s.mu.Unlock()
+	// Writes get half the time left: a client that does not read its
+	// stream must not hold its session past ctx, or what waits in its
+	// queue could not be handed back (stored offline) before the store
+	// closes.
+	var drainBy time.Time
+	if dl, ok := ctx.Deadline(); ok {
+		drainBy = time.Now().Add(time.Until(dl) / 2)
+		s.drainBy.Store(drainBy.UnixNano())
+	}
 	for _, sess := range sessions {
 		sess.Close(xmpp.NewStreamError(xmpp.SystemShutdown, "the server is shutting down"))
+		if !drainBy.IsZero() {
+			// A writer blocked now waits no longer either.
+			_ = sess.tcp.SetWriteDeadline(drainBy)
+		}
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()

@@ -650,9 +650,23 @@ func (s *Session) waitWritten() {
 	<-ended
 }
 
+// flush writes what the writer holds, within WriteTimeout or, once the
+// server is shutting down, by its drain deadline (Server.Shutdown): a
+// client that does not read then fails the write in time for what it did
+// not take to be handed back while the store is still open.
 func (s *Session) flush() error {
-	if err := s.conn.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout)); err != nil {
+	deadline := time.Now().Add(s.srv.cfg.WriteTimeout)
+	by := s.srv.drainBy.Load()
+	if by != 0 && by < deadline.UnixNano() {
+		deadline = time.Unix(0, by)
+	}
+	if err := s.conn.SetWriteDeadline(deadline); err != nil {
 		return err
+	}
+	// Shutdown may have set the drain deadline between the load above and
+	// our deadline, overriding its own: look once more.
+	if by2 := s.srv.drainBy.Load(); by2 != by && by2 < deadline.UnixNano() {
+		_ = s.conn.SetWriteDeadline(time.Unix(0, by2))
 	}
 	return s.w.Flush()
 }

@@ -172,49 +172,64 @@ func TestStanzasQueuedForADeadConnectionAreNotLost(t *testing.T) {
 	}
 }
 
-// TestQueuedStanzasSurviveAShutdownWhenTheConnectionDies: the server shuts
-// down while a client's queue is stuck, and the client's connection dies
-// before its last write: the queued messages are in offline storage when
-// the server comes back (shared/DESIGN.md: shutdown flushes queues to
-// offline storage), because the store closes only once every session has
-// handed back what it could not write.
-func TestQueuedStanzasSurviveAShutdownWhenTheConnectionDies(t *testing.T) {
-	dir := t.TempDir()
-	onDisk := parleytest.WithConfig(func(c *conf.Config) {
-		c.Database = filepath.Join(dir, "parley.db")
-		c.DataDir = dir
-		c.Limits.Rate = 0
-	})
-	s1 := parleytest.Start(t, onDisk)
-	imUsers(t, s1, "alice", "bob")
-	alice := imOnline(t, s1, "alice", "a", "")
-	phone := imOnline(t, s1, "bob", "phone", "")
-	stuck(t, alice, "bob@localhost/phone")
-	alice.Send("<message to='bob@localhost/phone' type='chat' id='tail'><body>tail</body></message>")
-	if errs := imErrors(imUntilSync(t, alice)); len(errs) > 0 {
-		t.Fatalf("refused while queued:%s", imDump(alice, errs))
+// TestQueuedStanzasSurviveAShutdown: the server shuts down while a
+// client's queue is stuck, and the client's connection dies before its last
+// write, or stays but never reads: the queued messages are in offline
+// storage when the server comes back (shared/DESIGN.md: shutdown flushes
+// queues to offline storage), because the store closes only once every
+// session has handed back what it could not write, and a client that does
+// not read holds its writer for only half the time Shutdown has, not for
+// the write timeout (30 s).
+func TestQueuedStanzasSurviveAShutdown(t *testing.T) {
+	tests := []struct {
+		name string
+		// client acts on the stuck client once the sessions are closing.
+		client func(t *testing.T, c *parleytest.Conn)
+	}{
+		{"the connection dies", func(t *testing.T, c *parleytest.Conn) { reset(t, c) }},
+		{"the client stays and never reads", func(t *testing.T, c *parleytest.Conn) {}},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			onDisk := parleytest.WithConfig(func(c *conf.Config) {
+				c.Database = filepath.Join(dir, "parley.db")
+				c.DataDir = dir
+				c.Limits.Rate = 0
+			})
+			s1 := parleytest.Start(t, onDisk)
+			imUsers(t, s1, "alice", "bob")
+			alice := imOnline(t, s1, "alice", "a", "")
+			phone := imOnline(t, s1, "bob", "phone", "")
+			stuck(t, alice, "bob@localhost/phone")
+			alice.Send("<message to='bob@localhost/phone' type='chat' id='tail'><body>tail</body></message>")
+			if errs := imErrors(imUntilSync(t, alice)); len(errs) > 0 {
+				t.Fatalf("refused while queued:%s", imDump(alice, errs))
+			}
 
-	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), parleytest.Timeout)
-		defer cancel()
-		done <- s1.Shutdown(ctx)
-	}()
-	alice.ExpectStreamError(xmpp.SystemShutdown) // the sessions are closing
-	reset(t, phone)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+			done := make(chan error, 1)
+			go func() {
+				// Well under the 30 s write timeout.
+				ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+				defer cancel()
+				done <- s1.Shutdown(ctx)
+			}()
+			alice.ExpectStreamError(xmpp.SystemShutdown) // the sessions are closing
+			tt.client(t, phone)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
 
-	s2 := parleytest.Start(t, onDisk)
-	bob := imLogin(t, s2, "bob", "phone")
-	bob.Send("<presence/>")
-	for _, st := range imMessages(imUntilSync(t, bob)) {
-		if st.ID == "tail" {
-			imOfflineDelay(t, bob, st)
-			return
-		}
+			s2 := parleytest.Start(t, onDisk)
+			bob := imLogin(t, s2, "bob", "phone")
+			bob.Send("<presence/>")
+			for _, st := range imMessages(imUntilSync(t, bob)) {
+				if st.ID == "tail" {
+					imOfflineDelay(t, bob, st)
+					return
+				}
+			}
+			t.Fatal("the message queued for the stuck client is not in offline storage after the restart")
+		})
 	}
-	t.Fatal("the message queued for the dead connection is not in offline storage after the restart")
 }
