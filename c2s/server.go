@@ -259,10 +259,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// Writes get half the time left: a client that does not read its
 	// stream must not hold its session past ctx, or what waits in its
 	// queue could not be handed back (stored offline) before the store
-	// closes.
+	// closes. At least a second, though: a write cut short breaks the TLS
+	// record it was writing, and a client that reads must get its last
+	// stanzas and the stream's end whole even when ctx is nearly spent.
 	var drainBy time.Time
 	if dl, ok := ctx.Deadline(); ok {
-		drainBy = time.Now().Add(time.Until(dl) / 2)
+		drainBy = time.Now().Add(max(time.Until(dl)/2, minDrain))
 		s.drainBy.Store(drainBy.UnixNano())
 	}
 	for _, sess := range sessions {
@@ -302,6 +304,9 @@ func (s *Server) sessionList(list []*Session) []*Session {
 	}
 	return list
 }
+
+// minDrain is the least time Shutdown gives a session's last writes.
+const minDrain = time.Second
 
 // Sessions returns how many sessions are open.
 func (s *Server) Sessions() int {
