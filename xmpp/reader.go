@@ -2,7 +2,6 @@ package xmpp
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"io"
 	"strconv"
@@ -101,6 +100,7 @@ type Reader struct {
 
 	// The start tag being read.
 	tag   []byte // its raw names
+	colon int    // index of ':' in the element's name (the start of tag), or -1
 	attrs []rawAttr
 
 	// The stanza being read: see tokenizer.go.
@@ -342,8 +342,7 @@ func (r *Reader) readStreamTag() (Header, error) {
 	if err != nil {
 		return Header{}, err
 	}
-	qname := r.tag[:r.attrs0()]
-	if string(qname[bytes.IndexByte(qname, ':')+1:]) != "stream" || string(r.bytesOf(ns)) != NSStream {
+	if string(r.tag[r.colon+1:r.attrs0()]) != "stream" || string(r.bytesOf(ns)) != NSStream {
 		return Header{}, NewStreamError(InvalidNamespace, "the stream element is <stream xmlns='"+NSStream+"'>")
 	}
 	var h Header

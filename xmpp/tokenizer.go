@@ -1,7 +1,6 @@
 package xmpp
 
 import (
-	"bytes"
 	"strconv"
 	"unicode/utf8"
 
@@ -186,35 +185,63 @@ func isNameRune(r rune) bool {
 
 // isName reports whether b, a run of nameByte bytes, is an XML Name.
 func isName(b []byte) bool {
+	ok, _, _ := nameColon(b)
+	return ok
+}
+
+// nameColon reports whether b, a run of nameByte bytes, is an XML Name,
+// and where its first colon is (-1: none) and whether another follows. The
+// Name check looks at every byte anyway, so it notes the colons on the way:
+// the QName checks and the prefix/local split then need no scan of their
+// own.
+func nameColon(b []byte) (ok bool, colon int, more bool) {
+	colon = -1
 	if len(b) == 0 {
-		return false
+		return false, colon, false
 	}
 	if b[0] < utf8.RuneSelf {
 		if !isNameStartASCII(b[0]) {
-			return false
+			return false, colon, false
 		}
+		// ASCII bytes of a run of nameByte bytes are all NameChars, so
+		// only the colons are of interest.
 		ascii := true
-		for _, c := range b[1:] {
+		for i, c := range b {
 			if c >= utf8.RuneSelf {
 				ascii = false
 				break
 			}
+			if c == ':' {
+				if colon >= 0 {
+					more = true
+				} else {
+					colon = i
+				}
+			}
 		}
 		if ascii {
-			return true
+			return true, colon, more
 		}
+		colon, more = -1, false
 	}
 	for i := 0; i < len(b); {
 		r, n := utf8.DecodeRune(b[i:])
 		if r == utf8.RuneError && n == 1 {
-			return false
+			return false, -1, false
 		}
 		if i == 0 && !isNameStartRune(r) || !isNameRune(r) {
-			return false
+			return false, -1, false
+		}
+		if r == ':' {
+			if colon >= 0 {
+				more = true
+			} else {
+				colon = i
+			}
 		}
 		i += n
 	}
-	return true
+	return true, colon, more
 }
 
 func notWellFormed(text string) *StreamError { return NewStreamError(NotWellFormed, text) }
@@ -316,29 +343,43 @@ func (r *Reader) readName(dst []byte, what string) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	if len(dst) == start {
-		return dst, notWellFormed("expected " + what)
-	}
-	if !isName(dst[start:]) {
-		return dst, notWellFormed("invalid name " + strconv.Quote(string(dst[start:])) + " where " + what + " was expected")
+	if ok, _, _ := nameColon(dst[start:]); !ok {
+		return dst, badName(dst[start:], what)
 	}
 	return dst, nil
 }
 
 // readQName is readName for the name of an element or attribute, which
-// cannot have more than one colon. (An empty prefix or local part is
-// refused later, once the tag is read: encoding/xml took them for local
-// names.)
-func (r *Reader) readQName(dst []byte, what string) ([]byte, error) {
+// cannot have more than one colon. It returns the index of the colon in
+// the name, or -1, for the checks and the prefix/local split that follow.
+// (An empty prefix or local part is refused later, by checkQName once the
+// tag is read: encoding/xml took them for local names, and an error found
+// in the tag before then wins.)
+func (r *Reader) readQName(dst []byte, what string) ([]byte, int, error) {
 	start := len(dst)
-	dst, err := r.readName(dst, what)
-	if err == nil && bytes.Count(dst[start:], colon) > 1 {
-		err = notWellFormed("'" + string(dst[start:]) + "' is not a qualified name")
+	dst, err := r.scanName(dst)
+	if err != nil {
+		return dst, -1, err
 	}
-	return dst, err
+	name := dst[start:]
+	ok, colon, more := nameColon(name)
+	switch {
+	case !ok:
+		return dst, -1, badName(name, what)
+	case more:
+		return dst, -1, notWellFormed("'" + string(name) + "' is not a qualified name")
+	}
+	return dst, colon, nil
 }
 
-var colon = []byte{':'}
+// badName is the error for name, which is not a Name, where what was
+// expected.
+func badName(name []byte, what string) *StreamError {
+	if len(name) == 0 {
+		return notWellFormed("expected " + what)
+	}
+	return notWellFormed("invalid name " + strconv.Quote(string(name)) + " where " + what + " was expected")
+}
 
 // charData appends the character data at pos to dst, decoded: the text of
 // an element up to the next '<' (mask spText, the '<' not taken), an
@@ -548,7 +589,7 @@ func (r *Reader) reference(dst []byte, bad *string) ([]byte, error) {
 func (r *Reader) readStartTag() (empty bool, err error) {
 	r.tag = r.tag[:0]
 	r.attrs = r.attrs[:0]
-	if r.tag, err = r.readQName(r.tag, "an element name after '<'"); err != nil {
+	if r.tag, r.colon, err = r.readQName(r.tag, "an element name after '<'"); err != nil {
 		return false, err
 	}
 	for {
@@ -574,7 +615,7 @@ func (r *Reader) readStartTag() (empty bool, err error) {
 			return false, notWellFormed("attributes must be separated by white space")
 		}
 		a := rawAttr{name: span{off: len(r.tag)}}
-		if r.tag, err = r.readQName(r.tag, "an attribute name"); err != nil {
+		if r.tag, a.colon, err = r.readQName(r.tag, "an attribute name"); err != nil {
 			return false, err
 		}
 		a.name.end = len(r.tag)
@@ -602,7 +643,6 @@ func (r *Reader) readStartTag() (empty bool, err error) {
 			return false, notWellFormed("an attribute value must be quoted")
 		}
 		name := r.tag[a.name.off:a.name.end]
-		a.colon = bytes.IndexByte(name, ':')
 		a.decl = string(name) == "xmlns" || a.colon == len("xmlns") && string(name[:a.colon]) == "xmlns"
 		if a.decl {
 			a.val.off = len(r.scope)
@@ -620,13 +660,14 @@ func (r *Reader) readStartTag() (empty bool, err error) {
 	}
 }
 
-// checkQName refuses a name with an empty prefix or local part or more
-// than one colon.
+// checkQName refuses a name with an empty prefix or local part; colon is
+// the index of its colon, or -1. A second colon was refused as the name was
+// read (readQName).
 func checkQName(name []byte, colon int) error {
 	if colon < 0 {
 		return nil
 	}
-	if colon == 0 || colon == len(name)-1 || bytes.IndexByte(name[colon+1:], ':') >= 0 {
+	if colon == 0 || colon == len(name)-1 {
 		return notWellFormed("'" + string(name) + "' is not a qualified name")
 	}
 	return nil
@@ -690,15 +731,14 @@ func (r *Reader) resolve() (span, error) {
 	}
 
 	qname := tag[:r.attrs0()]
-	colon := bytes.IndexByte(qname, ':')
-	if err := checkQName(qname, colon); err != nil {
+	if err := checkQName(qname, r.colon); err != nil {
 		return span{}, err
 	}
 	var ns span
-	if colon < 0 {
+	if r.colon < 0 {
 		ns, _ = r.lookup(nil)
 	} else {
-		prefix := qname[:colon]
+		prefix := qname[:r.colon]
 		if string(prefix) == "xmlns" {
 			return span{}, notWellFormed("the xmlns prefix is reserved")
 		}
@@ -765,7 +805,7 @@ func (r *Reader) popFrame() {
 func (r *Reader) readEndTag() error {
 	var err error
 	r.tag = r.tag[:0]
-	if r.tag, err = r.readQName(r.tag, "an element name after '</'"); err != nil {
+	if r.tag, _, err = r.readQName(r.tag, "an element name after '</'"); err != nil {
 		return err
 	}
 	if _, err := r.skipSpace(); err != nil {
@@ -911,8 +951,7 @@ func (r *Reader) startElement(base int) error {
 	}
 
 	ev := event{kind: evStart, attrs: len(r.oattrs)}
-	qname := r.tag[:r.attrs0()]
-	ev.val = r.name(qname[bytes.IndexByte(qname, ':')+1:])
+	ev.val = r.name(r.tag[r.colon+1 : r.attrs0()])
 	var differs bool
 	if depth == 0 {
 		differs = string(r.bytesOf(ns)) != r.ns
