@@ -213,6 +213,11 @@ func (s *Session) park(p *parker) error {
 	if err == nil {
 		s.wstate.Store(wsParked)
 		if err = p.poll.arm(s); err == nil {
+			// A Close between the check above and parked being set
+			// found the session running and woke nobody: take it back.
+			if s.closing.Load() && s.wstate.CompareAndSwap(wsParked, wsRunning) {
+				return errClosing
+			}
 			p.parks.Add(1)
 			return errParked
 		}
