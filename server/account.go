@@ -21,16 +21,23 @@ const kindSubRequest = "subreq"
 // bind, written back on every change.
 //
 // Routing never waits for a disk commit. A change of the user's roster,
-// pending requests or blocklist holds wmu from the moment it reads the
-// state it changes until its new state is in memory, and holds mu only
-// for the moments it reads that state and publishes the committed result.
-// So two changes of one user commit one after the other, in the order
-// they took wmu, and memory shows only what the store holds: a commit
-// that fails leaves memory as it was, and of a change that commits in two
-// steps, memory gets the step that succeeded. Readers (block checks,
-// presence broadcast, probe answers, session lists) take mu alone and so
-// never wait for the store; while a commit is under way they see the state
-// before it.
+// pending requests or blocklist holds the user's lock (localHost.userLock)
+// from the moment it reads the state it changes until its new state is in
+// memory, and holds mu only for the moments it reads that state and
+// publishes the committed result. So two changes of one user commit one
+// after the other, in the order they took the lock, and memory shows only
+// what the store holds: a commit that fails leaves memory as it was, and
+// of a change that commits in two steps, memory gets the step that
+// succeeded. Readers (block checks, presence broadcast, probe answers,
+// session lists) take mu alone and so never wait for the store; while a
+// commit is under way they see the state before it.
+//
+// The lock belongs to the user, not to the account, because an account is
+// not the only copy a change may work on: a change of a user with no
+// session changes a copy read from the store, and an account whose last
+// session ends while one of its changes commits is replaced by a new one
+// at the next login. load reads the store holding the same lock, so a new
+// account reads what every change that took the lock before it committed.
 type account struct {
 	local string
 	bare  xmpp.JID
@@ -40,18 +47,17 @@ type account struct {
 	loadOnce sync.Once
 	loadErr  error
 
-	// wmu serialises the changes of roster, ver, pending and blocked,
-	// across their commits. It is taken before mu (and is never taken
-	// while holding the host's mu or mu), is held only by a change of
-	// this one account, and is never held while routing: routing may
-	// change another account, whose change may route back here.
-	wmu sync.Mutex
+	// loaded is set when the data has been read. For an account in the
+	// host it is written and read holding the user's lock: a change that
+	// finds the account without it knows that the account's load waits
+	// for the lock the change holds.
+	loaded bool
 
-	// mu guards sessions, and roster, ver, pending and blocked with wmu:
-	// those four are written holding both locks, so either lock is
-	// enough to read them. mu is never held while routing (a route may
-	// lock another account) nor across a store call, and is taken after
-	// the host's mu and after wmu, never before them.
+	// mu guards sessions, and roster, ver, pending and blocked with the
+	// user's lock: those four are written holding both locks, so either
+	// lock is enough to read them. mu is never held while routing (a
+	// route may lock another account) nor across a store call, and is
+	// taken after the user's lock and the host's mu, never before them.
 	//
 	// The roster items are never changed in place: a change publishes a
 	// new item, so that a reader may keep an item after releasing mu.
@@ -76,19 +82,32 @@ func newAccount(local, host string) *account {
 	return &account{local: local, bare: bare, sessions: make(map[Session]*sessState)}
 }
 
-// load reads the user's data once.
+// load reads the user's data once, holding the user's lock: a change that
+// is committing (made while the user had no session, or on the account of
+// a session that has ended since) finishes first, and the read sees it.
 func (a *account) load(h *localHost) error {
 	a.loadOnce.Do(func() {
-		ctx, cancel := storeCtx()
-		defer cancel()
-		roster, ver, pending, blocked, err := h.readUser(ctx, a.local)
-		a.wmu.Lock()
-		a.mu.Lock()
-		a.roster, a.ver, a.pending, a.blocked, a.loadErr = roster, ver, pending, blocked, err
-		a.mu.Unlock()
-		a.wmu.Unlock()
+		unlock := h.userLock(a.local)
+		defer unlock()
+		a.loadErr = a.read(h)
 	})
 	return a.loadErr
+}
+
+// read reads the user's data from the store into a. A copy that a change
+// will commit to must be read holding the user's lock.
+func (a *account) read(h *localHost) error {
+	ctx, cancel := storeCtx()
+	defer cancel()
+	roster, ver, pending, blocked, err := h.readUser(ctx, a.local)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.roster, a.ver, a.pending, a.blocked = roster, ver, pending, blocked
+	a.loaded = true
+	a.mu.Unlock()
+	return nil
 }
 
 // readUser reads what the IM core keeps of a user from the store.
@@ -132,8 +151,8 @@ func parseBlockList(list []string) map[xmpp.JID]bool {
 	return blocked
 }
 
-// state returns the subscription state of contact; a.mu or a.wmu must be
-// held.
+// state returns the subscription state of contact; a.mu or the user's
+// lock must be held.
 func (a *account) state(contact xmpp.JID) (subscription.State, bool) {
 	it, ok := a.roster[contact]
 	_, pending := a.pending[contact]
@@ -157,7 +176,7 @@ func (a *account) sessionOf(full xmpp.JID) (Session, *sessState) {
 
 // isBlocked reports whether a blocks j: its full JID, bare JID, domain or
 // domain/resource is on the list (XEP-0191 with XEP-0016's matching). a.mu
-// or a.wmu must be held.
+// or the user's lock must be held.
 func (a *account) isBlocked(j xmpp.JID) bool {
 	if len(a.blocked) == 0 || j.IsZero() {
 		return false
@@ -211,9 +230,11 @@ type sessPresence struct {
 	presence *xmpp.Stanza
 }
 
-// userData returns the account of an online user, loaded, or, for a user
-// with no session, a fresh copy read from the store (nil when the user has
-// no account). An offline copy is not kept: writes go to the store.
+// userData returns, for reading, the account of an online user, loaded,
+// or, for a user with no session, a fresh copy read from the store (nil
+// when the user has no account). An offline copy is not kept, and it is
+// read without the user's lock: a reader must not wait for a commit, and
+// sees the store as it was before it or after it. A change uses lockUser.
 func (h *localHost) userData(local string) *account {
 	if a := h.online(local); a != nil {
 		if err := a.load(h); err != nil {
@@ -226,9 +247,75 @@ func (h *localHost) userData(local string) *account {
 		return nil
 	}
 	a := newAccount(local, h.name)
-	if err := a.load(h); err != nil {
+	if err := a.read(h); err != nil {
 		h.log.Error("local: load user", "user", local, "err", err)
 		return nil
 	}
 	return a
+}
+
+// userMutex is the lock of one user's data, in the host's table while
+// anyone holds it or waits for it.
+type userMutex struct {
+	sync.Mutex
+	refs int // holders and waiters; guarded by the host's locksMu
+}
+
+// userLock takes the lock that serialises the changes of the user's
+// roster, pending requests and blocklist with each other and with the
+// load of the user's account, and returns the function that releases it.
+// Each user has a lock of their own, made when first wanted and dropped
+// when nobody wants it, so that nobody waits for another user's commit;
+// and no holder takes a second one, so these locks cannot deadlock each
+// other.
+func (h *localHost) userLock(local string) (unlock func()) {
+	h.locksMu.Lock()
+	l := h.locks[local]
+	if l == nil {
+		l = &userMutex{}
+		h.locks[local] = l
+	}
+	l.refs++
+	h.locksMu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		h.locksMu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(h.locks, local)
+		}
+		h.locksMu.Unlock()
+	}
+}
+
+// lockUser takes the user's lock and returns what a change of the user's
+// roster, pending requests or blocklist reads and publishes to: the
+// account of the online user, or, for a user with no session, a copy read
+// from the store, which the change commits to and which is then dropped.
+// unlock releases the lock; it must be called before routing anything,
+// since routing may change another user, whose change may route back to
+// this one and want this lock. It returns nil, holding nothing, when the
+// user has no account or the store cannot be read.
+//
+// An account not loaded yet is that of a user who is logging in, and its
+// load waits for this lock: the change works on a copy too, and the load
+// then reads what the change committed. The account's sessions miss
+// nothing: their binds have not returned, so they cannot have asked for
+// the roster nor sent presence.
+func (h *localHost) lockUser(local string) (a *account, unlock func()) {
+	unlock = h.userLock(local)
+	if a := h.online(local); a != nil && a.loaded {
+		return a, unlock
+	}
+	if !h.exists(local) {
+		unlock()
+		return nil, nil
+	}
+	a = newAccount(local, h.name)
+	if err := a.read(h); err != nil {
+		unlock()
+		h.log.Error("local: load user", "user", local, "err", err)
+		return nil, nil
+	}
+	return a, unlock
 }

@@ -558,7 +558,20 @@ func TestRoutingDoesNotWaitForACommit(t *testing.T) {
 				t.Errorf("the change did not land: %v", err)
 			}
 			x.checkMemoryIsStored(t, "alice")
+			x.checkNoUserLocks(t)
 		})
+	}
+}
+
+// checkNoUserLocks fails the test if a user's lock is still in the host's
+// table once nobody holds or waits for one: the table would grow with
+// every user ever changed.
+func (x *acctHost) checkNoUserLocks(t *testing.T) {
+	t.Helper()
+	x.h.locksMu.Lock()
+	defer x.h.locksMu.Unlock()
+	if len(x.h.locks) != 0 {
+		t.Errorf("%d users' locks are left in the table", len(x.h.locks))
 	}
 }
 
@@ -583,9 +596,9 @@ func TestChangesOfOneUserCommitInOrder(t *testing.T) {
 	}
 	second := x.send(t, aliceB.jid.String(), set, "second", carol, "two")
 	// The second change must wait for the first to be committed, in the
-	// account's write lock; had it gone on, it would be at the gate.
+	// user's lock; had it gone on, it would be at the gate.
 	guard := time.After(acctGuard)
-	for !waitingForLock("rosterSet") {
+	for !waitingForLock("(*localHost).rosterSet") {
 		select {
 		case op := <-x.gated.entered:
 			t.Fatalf("the second change reached the store (%s) while the first was committing", op)
@@ -609,12 +622,12 @@ func TestChangesOfOneUserCommitInOrder(t *testing.T) {
 }
 
 // waitingForLock reports whether a goroutine in the function fn of this
-// package is blocked on a mutex.
+// package, such as "(*localHost).rosterSet", is blocked on a mutex.
 func waitingForLock(fn string) bool {
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "server.(*localHost)."+fn+"(") && strings.Contains(g, "sync.(*Mutex).Lock") {
+		if strings.Contains(g, "server."+fn+"(") && strings.Contains(g, "sync.(*Mutex).Lock") {
 			return true
 		}
 	}
@@ -646,4 +659,175 @@ func TestWithdrawnRequestIsNotPendingAfterReload(t *testing.T) {
 	if state.PendingIn {
 		t.Errorf("after a reload, carol's withdrawn request is waiting again: %v", state)
 	}
+}
+
+// TestLoginWaitsForACommit holds the commit of a change of alice's data
+// that no session of hers is there to see, logs her in meanwhile, then
+// lets the commit through: the memory of her new login must hold what the
+// store holds. A load that read the store before the commit would miss
+// the change until her next login.
+func TestLoginWaitsForACommit(t *testing.T) {
+	carol := xmpp.MustParse("carol@" + acctDomain)
+	aliceA := "alice@" + acctDomain + "/a"
+	subscribe := func(typ string) func(t *testing.T, x *acctHost) <-chan struct{} {
+		return func(t *testing.T, x *acctHost) <-chan struct{} {
+			return x.route(t, "<presence from='%s' to='alice@%s' type='%s'/>", carol, acctDomain, typ)
+		}
+	}
+	tests := []struct {
+		name string
+		// before runs before the gate closes.
+		before func(t *testing.T, x *acctHost)
+		// change starts the change whose commit is held; its channel
+		// is closed once the server is done with it.
+		change func(t *testing.T, x *acctHost) <-chan struct{}
+		// held, when not nil, runs while the commit is held, before
+		// alice logs in.
+		held func(t *testing.T, x *acctHost)
+		// landed checks the stored state of alice after the change.
+		landed func(u userState) error
+	}{
+		{
+			name:   "request to a user with no session",
+			change: subscribe("subscribe"),
+			landed: func(u userState) error {
+				if _, ok := u.pending[carol]; !ok {
+					return fmt.Errorf("carol's request is not kept")
+				}
+				return nil
+			},
+		},
+		{
+			name: "withdrawal to a user with no session",
+			before: func(t *testing.T, x *acctHost) {
+				awaitDone(t, subscribe("subscribe")(t, x), "carol's request")
+			},
+			change: subscribe("unsubscribe"),
+			landed: func(u userState) error {
+				if _, ok := u.pending[carol]; ok {
+					return fmt.Errorf("carol's withdrawn request is still kept")
+				}
+				return nil
+			},
+		},
+		{
+			// The change began on the account of a session that ends
+			// while it commits, so the login makes a new account.
+			name: "roster set of a session that ends",
+			before: func(t *testing.T, x *acctHost) {
+				x.login(t, aliceA, false)
+			},
+			change: func(t *testing.T, x *acctHost) <-chan struct{} {
+				return x.send(t, aliceA, "<iq type='set' id='set-1'><query xmlns='jabber:iq:roster'><item jid='%s' name='Carol'/></query></iq>", carol)
+			},
+			held: func(t *testing.T, x *acctHost) {
+				x.h.unbind(x.h.session(xmpp.MustParse(aliceA)))
+			},
+			landed: func(u userState) error {
+				if it := u.roster[carol]; it == nil || it.Name != "Carol" {
+					return fmt.Errorf("carol's item is %v, want one named Carol", it)
+				}
+				return nil
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			x := newAcctHost(t, "alice", nil)
+			if tt.before != nil {
+				tt.before(t, x)
+			}
+			release := x.gated.hold(t)
+			changed := tt.change(t, x)
+			select {
+			case op := <-x.gated.entered:
+				t.Logf("held: %s", op)
+			case <-changed:
+				t.Fatal("the change finished without writing to the store")
+			case <-time.After(acctGuard):
+				t.Fatalf("the change did not reach the store within %v", acctGuard)
+			}
+			if tt.held != nil {
+				tt.held(t, x)
+			}
+
+			s := &testSession{jid: xmpp.MustParse("alice@" + acctDomain + "/b"), got: make(chan *xmpp.Stanza, 256)}
+			loggedIn := make(chan struct{})
+			var bindErr error
+			go func() {
+				defer close(loggedIn)
+				bindErr = x.h.bind(s)
+			}()
+			// The login either waits for the commit to read the store,
+			// or (the race this test is about) finishes before it.
+			guard := time.After(acctGuard)
+		waiting:
+			for !waitingForLock("(*account).load") {
+				select {
+				case <-loggedIn:
+					t.Log("the login finished while the change was committing")
+					break waiting
+				case <-guard:
+					t.Fatalf("the login neither finished nor waited within %v", acctGuard)
+				default:
+					runtime.Gosched()
+				}
+			}
+			release()
+			awaitDone(t, changed, "the change")
+			awaitDone(t, loggedIn, "alice's login")
+			if bindErr != nil {
+				t.Fatalf("binding alice: %v", bindErr)
+			}
+			if err := tt.landed(x.stored(t, "alice")); err != nil {
+				t.Errorf("the change did not land: %v", err)
+			}
+			x.checkMemoryIsStored(t, "alice")
+			x.checkNoUserLocks(t)
+		})
+	}
+}
+
+// TestOfflineChangesOfOneUserCommitInOrder holds the commit of carol's
+// subscription request to alice, who has no session, and routes carol's
+// withdrawal meanwhile: the withdrawal must read the state the request
+// committed, or it finds nothing to withdraw and the request stays.
+func TestOfflineChangesOfOneUserCommitInOrder(t *testing.T) {
+	carol := xmpp.MustParse("carol@" + acctDomain)
+	x := newAcctHost(t, "alice", nil)
+	release := x.gated.hold(t)
+	request := x.route(t, "<presence from='%s' to='alice@%s' type='subscribe'/>", carol, acctDomain)
+	select {
+	case op := <-x.gated.entered:
+		t.Logf("held: %s", op)
+	case <-time.After(acctGuard):
+		t.Fatalf("the request did not reach the store within %v", acctGuard)
+	}
+	withdrawal := x.route(t, "<presence from='%s' to='alice@%s' type='unsubscribe'/>", carol, acctDomain)
+	guard := time.After(acctGuard)
+waiting:
+	for !waitingForLock("(*localHost).inboundSubscription") {
+		select {
+		case op := <-x.gated.entered:
+			t.Errorf("the withdrawal reached the store (%s) while the request was committing", op)
+			break waiting
+		case <-withdrawal:
+			t.Log("the withdrawal finished while the request was committing")
+			break waiting
+		case <-guard:
+			t.Fatalf("the withdrawal was not seen waiting within %v", acctGuard)
+		default:
+			runtime.Gosched()
+		}
+	}
+	release()
+	awaitDone(t, request, "the request")
+	awaitDone(t, withdrawal, "the withdrawal")
+	if _, ok := x.stored(t, "alice").pending[carol]; ok {
+		t.Error("carol's withdrawn request is still kept")
+	}
+	if it := x.stored(t, "alice").roster[carol]; it != nil && it.PendingIn {
+		t.Errorf("carol's item still has her withdrawn request: %+v", *it)
+	}
+	x.checkNoUserLocks(t)
 }

@@ -64,11 +64,16 @@ type localHost struct {
 	seenMu sync.Mutex
 	seen   map[string]time.Time
 
-	// mu guards users. Lock order: an account's wmu (if at all; a change
-	// holding it takes no host lock), then h.mu, then that account's mu;
-	// none of them is held while routing.
+	// mu guards users. Lock order: a user's lock (userLock; if at all,
+	// and never two of them), then h.mu, then that user's account's mu;
+	// none of them is held while routing. locksMu is taken alone.
 	mu    sync.RWMutex
 	users map[string]*account // online users, by localpart
+
+	// locksMu guards locks: the users' locks that someone holds or
+	// waits for (userLock). It is held only to find or drop a lock.
+	locksMu sync.Mutex
+	locks   map[string]*userMutex
 }
 
 // hostLimits bound what one user may keep.
@@ -87,6 +92,7 @@ func newLocalHost(name string, r *Router, store userStore, limits hostLimits, lo
 		limits: limits,
 		users:  make(map[string]*account),
 		seen:   make(map[string]time.Time),
+		locks:  make(map[string]*userMutex),
 	}
 	h.account = h.accountServices()
 	return h
@@ -217,8 +223,11 @@ func (h *localHost) online(local string) *account {
 }
 
 // sessions returns the sessions of a user; the slice is a copy.
-func (h *localHost) sessions(local string) []Session {
-	a := h.online(local)
+func (h *localHost) sessions(local string) []Session { return h.online(local).sessionList() }
+
+// sessionList returns the sessions of a, none when a is nil; the slice is
+// a copy.
+func (a *account) sessionList() []Session {
 	if a == nil {
 		return nil
 	}
@@ -243,12 +252,12 @@ func (h *localHost) session(full xmpp.JID) Session {
 	return s
 }
 
-// recipient returns the session bound to full that can still take
-// stanzas, or nil. A closing session counts as gone: what it would refuse
-// goes where it would go without it, and looking past it here keeps
-// undelivered from handing a stanza back to the session that gave it up.
-func (h *localHost) recipient(full xmpp.JID) Session {
-	a := h.online(full.Local())
+// recipient returns the session of a bound to full that can still take
+// stanzas, or nil (also when a is nil). A closing session counts as gone:
+// what it would refuse goes where it would go without it, and looking past
+// it here keeps undelivered from handing a stanza back to the session that
+// gave it up.
+func (a *account) recipient(full xmpp.JID) Session {
 	if a == nil {
 		return nil
 	}
@@ -262,10 +271,11 @@ func (h *localHost) recipient(full xmpp.JID) Session {
 	return nil
 }
 
-// blocks reports whether the user blocks j. For a user who is not online
-// the list is read from the store.
-func (h *localHost) blocks(local string, j xmpp.JID) bool {
-	if a := h.loaded(local); a != nil {
+// blocks reports whether the user blocks j. a is the user's account as
+// the caller looked it up (h.online), so that a stanza's trip looks it up
+// once; for a user with none the list is read from the store.
+func (h *localHost) blocks(local string, a *account, j xmpp.JID) bool {
+	if a != nil && a.load(h) == nil {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		return a.isBlocked(j)
@@ -285,8 +295,8 @@ func (h *localHost) blocks(local string, j xmpp.JID) bool {
 	if len(list) == 0 {
 		return false
 	}
-	a := &account{blocked: parseBlockList(list)}
-	return a.isBlocked(j)
+	stored := &account{blocked: parseBlockList(list)}
+	return stored.isBlocked(j)
 }
 
 // exists reports whether the user has an account. It reads storage, so it
@@ -305,19 +315,26 @@ func (h *localHost) exists(local string) bool {
 // domain or one of its users.
 func (h *localHost) HandleStanza(st *xmpp.Stanza) {
 	to := st.To
-	switch {
-	case to.IsZero():
+	if to.IsZero() {
 		h.fromOwnAccount(st)
-	case to.Local() == "":
+		return
+	}
+	if to.Local() == "" {
 		h.toServer(st)
-	case st.Kind == xmpp.KindPresence && (st.Type == "" || st.Type == "unavailable") && h.online(to.Local()) == nil:
+		return
+	}
+	// One lookup of the user's account serves the block check and the
+	// delivery: a message is on the hot path.
+	a := h.online(to.Local())
+	switch {
+	case st.Kind == xmpp.KindPresence && (st.Type == "" || st.Type == "unavailable") && a == nil:
 		// Presence for a user with no session has nowhere to go: dropped
 		// before anything is read from the disk (§8.5.2.2.2).
 	case st.Kind != xmpp.KindIQ || st.Type == "get" || st.Type == "set":
 		// XEP-0191: nothing of a blocked sender reaches the user; its
 		// messages and requests are answered as if the user did not
 		// exist, its presence is dropped.
-		if !st.From.IsZero() && st.From.Bare() != to.Bare() && h.blocks(to.Local(), st.From) {
+		if !st.From.IsZero() && st.From.Bare() != to.Bare() && h.blocks(to.Local(), a, st.From) {
 			if st.Kind != xmpp.KindPresence {
 				h.router.Bounce(st, xmpp.NewStanzaError(xmpp.ServiceUnavailable, ""))
 			}
@@ -326,9 +343,9 @@ func (h *localHost) HandleStanza(st *xmpp.Stanza) {
 		fallthrough
 	default:
 		if to.Resource() != "" {
-			h.toFullJID(st)
+			h.toFullJID(st, a)
 		} else {
-			h.toBareJID(st)
+			h.toBareJID(st, a)
 		}
 	}
 }
@@ -342,7 +359,7 @@ func (h *localHost) fromOwnAccount(st *xmpp.Stanza) {
 		h.accountIQ(st, st.From.Bare())
 	case xmpp.KindMessage:
 		st.SetTo(st.From.Bare())
-		h.toBareJID(st)
+		h.toBareJID(st, h.online(st.From.Local()))
 	}
 }
 
@@ -359,14 +376,16 @@ func presencePriority(st *xmpp.Stanza) int {
 	return n
 }
 
-// toFullJID follows RFC 6121 §8.5.3.
-func (h *localHost) toFullJID(st *xmpp.Stanza) {
+// toFullJID follows RFC 6121 §8.5.3. a is the account of the user st is
+// addressed to, as the caller looked it up; nil when the user has no
+// session.
+func (h *localHost) toFullJID(st *xmpp.Stanza, a *account) {
 	if st.Kind == xmpp.KindPresence && st.Type != "" && st.Type != "unavailable" && st.Type != "error" {
 		// Subscription stanzas and probes are for the account (§3, §4.3).
 		h.inboundPresence(st)
 		return
 	}
-	if s := h.recipient(st.To); s != nil {
+	if s := a.recipient(st.To); s != nil {
 		h.router.deliver(s, st)
 		return
 	}
@@ -375,7 +394,7 @@ func (h *localHost) toFullJID(st *xmpp.Stanza) {
 		switch st.Type {
 		case "", "normal", "chat":
 			// §8.5.3.2.1: as if it were sent to the bare JID.
-			h.toBareJID(st)
+			h.toBareJID(st, a)
 		case "groupchat":
 			h.router.Bounce(st, xmpp.NewStanzaError(xmpp.ServiceUnavailable, ""))
 		}
@@ -386,8 +405,10 @@ func (h *localHost) toFullJID(st *xmpp.Stanza) {
 	// Presence to a resource that is not there is ignored (§8.5.3.2.3).
 }
 
-// toBareJID follows RFC 6121 §8.5.2.
-func (h *localHost) toBareJID(st *xmpp.Stanza) {
+// toBareJID follows RFC 6121 §8.5.2. a is the account of the user st is
+// addressed to, as the caller looked it up; nil when the user has no
+// session.
+func (h *localHost) toBareJID(st *xmpp.Stanza, a *account) {
 	local := st.To.Local()
 	switch st.Kind {
 	case xmpp.KindIQ:
@@ -398,7 +419,7 @@ func (h *localHost) toBareJID(st *xmpp.Stanza) {
 		return
 	}
 	// A message. Closing sessions count as gone (see recipient).
-	all := h.sessions(local)
+	all := a.sessionList()
 	switch st.Type {
 	case "error":
 		return
@@ -464,7 +485,7 @@ func (h *localHost) undelivered(s Session, st *xmpp.Stanza) {
 	switch {
 	case st.Kind == xmpp.KindPresence:
 	case st.To.Resource() != "":
-		h.toFullJID(st)
+		h.toFullJID(st, h.online(st.To.Local()))
 	case st.Kind == xmpp.KindMessage:
 		h.undeliveredToBare(s, st)
 	case st.Type == "get" || st.Type == "set":
@@ -480,13 +501,14 @@ func (h *localHost) undeliveredToBare(s Session, st *xmpp.Stanza) {
 		return
 	}
 	prio := s.Priority()
-	for _, o := range h.sessions(st.To.Local()) {
+	a := h.online(st.To.Local())
+	for _, o := range a.sessionList() {
 		if o != s && !o.Closing() && o.Available() && o.Priority() >= 0 && o.Priority() >= prio {
 			// Of the highest priority too: it got the message with s.
 			return
 		}
 	}
-	h.toBareJID(st)
+	h.toBareJID(st, a)
 }
 
 // toServer handles stanzas addressed to the domain itself.

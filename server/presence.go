@@ -50,7 +50,7 @@ func (h *localHost) outboundPresence(s Session, st *xmpp.Stanza) {
 		a.mu.Unlock()
 		h.router.Route(st)
 	case subscription.Subscribe, subscription.Subscribed, subscription.Unsubscribe, subscription.Unsubscribed:
-		h.outboundSubscription(a, st)
+		h.outboundSubscription(st)
 	case "error":
 		h.router.Route(st)
 	}
@@ -189,14 +189,19 @@ func (h *localHost) answerProbe(st *xmpp.Stanza) {
 
 // outboundSubscription applies RFC 6121 Appendix A.2 to a subscription
 // stanza the user sent.
-func (h *localHost) outboundSubscription(a *account, st *xmpp.Stanza) {
+func (h *localHost) outboundSubscription(st *xmpp.Stanza) {
 	contact := st.To.Bare()
-	if contact.IsZero() || contact == a.bare {
+	if contact.IsZero() || contact == st.From.Bare() {
 		return
 	}
-	// wmu alone while reading and committing: routing to and from the
-	// user goes on meanwhile, and sees the state before this change.
-	a.wmu.Lock()
+	// The user's lock alone while reading and committing: routing to and
+	// from the user goes on meanwhile, and sees the state before this
+	// change.
+	a, unlock := h.lockUser(st.From.Local())
+	if a == nil {
+		h.router.Bounce(st, xmpp.NewStanzaError(xmpp.InternalServerError, ""))
+		return
+	}
 	state, _ := a.state(contact)
 	out := subscription.ApplyOutbound(state, st.Type)
 	push, err := h.saveState(a, contact, out.Next, out.Push)
@@ -207,7 +212,7 @@ func (h *localHost) outboundSubscription(a *account, st *xmpp.Stanza) {
 	a.mu.Lock()
 	avail := a.available()
 	a.mu.Unlock()
-	a.wmu.Unlock()
+	unlock()
 	if err != nil {
 		h.log.Error("local: roster write", "user", a.local, "err", err)
 		h.router.Bounce(st, xmpp.NewStanzaError(xmpp.InternalServerError, ""))
@@ -236,15 +241,20 @@ func (h *localHost) outboundSubscription(a *account, st *xmpp.Stanza) {
 // stanza a contact sent the user.
 func (h *localHost) inboundSubscription(st *xmpp.Stanza) {
 	contact := st.From.Bare()
-	a := h.userData(st.To.Local())
-	if a == nil || contact.IsZero() {
-		if st.Type == subscription.Subscribe && a == nil && !h.exists(st.To.Local()) {
+	if contact.IsZero() {
+		return
+	}
+	// The user's lock alone while reading and committing, as for the
+	// user's own changes; a user with no session gets the change in the
+	// store, and the next login reads it.
+	a, unlock := h.lockUser(st.To.Local())
+	if a == nil {
+		if st.Type == subscription.Subscribe && !h.exists(st.To.Local()) {
 			// §3.1.3: a request for no user is answered unsubscribed.
-			h.router.Route(xmpp.NewPresence(subscription.Unsubscribed, st.To.Bare(), st.From.Bare()))
+			h.router.Route(xmpp.NewPresence(subscription.Unsubscribed, st.To.Bare(), contact))
 		}
 		return
 	}
-	a.wmu.Lock()
 	state, exists := a.state(contact)
 	in := subscription.ApplyInbound(state, st.Type, exists)
 	push, err := h.saveState(a, contact, in.Next, in.Push)
@@ -254,7 +264,7 @@ func (h *localHost) inboundSubscription(st *xmpp.Stanza) {
 	a.mu.Lock()
 	avail := a.available()
 	a.mu.Unlock()
-	a.wmu.Unlock()
+	unlock()
 	if err != nil {
 		h.log.Error("local: roster write", "user", a.local, "err", err)
 		return
@@ -281,8 +291,8 @@ func (h *localHost) inboundSubscription(st *xmpp.Stanza) {
 }
 
 // saveState commits a contact's new subscription state, then puts it in
-// memory; a.wmu must be held and a.mu not. It returns the item to push,
-// nil for none.
+// memory; the user's lock must be held and a.mu not. It returns the item
+// to push, nil for none.
 //
 // The roster item stores the pending inbound request's bit too. A change
 // of that bit alone is not written when it is set, because the request's
@@ -325,7 +335,8 @@ func (h *localHost) saveState(a *account, contact xmpp.JID, next subscription.St
 }
 
 // savePending commits that an inbound subscription request is kept or
-// forgotten, then puts that in memory; a.wmu must be held and a.mu not.
+// forgotten, then puts that in memory; the user's lock must be held and
+// a.mu not.
 func (h *localHost) savePending(a *account, contact xmpp.JID, pending bool, st *xmpp.Stanza) error {
 	ctx, cancel := storeCtx()
 	defer cancel()

@@ -116,12 +116,8 @@ func (h *localHost) rosterSet(st *xmpp.Stanza) (*etree.Element, error) {
 		return nil, xmpp.NewStanzaError(xmpp.BadRequest, "the item needs a valid jid")
 	}
 	contact = contact.Bare()
-	a := h.loaded(st.From.Local())
-	if a == nil {
-		return nil, errNotLoaded
-	}
 	if el.SelectAttrValue("subscription", "") == "remove" {
-		return nil, h.rosterRemove(a, contact)
+		return nil, h.rosterRemove(st.From.Local(), contact)
 	}
 	name := el.SelectAttrValue("name", "")
 	if len(name) > maxRosterText {
@@ -143,14 +139,18 @@ func (h *localHost) rosterSet(st *xmpp.Stanza) (*etree.Element, error) {
 		groups = append(groups, t)
 	}
 	sort.Strings(groups)
-	// wmu alone while reading and committing: routing to and from the
-	// user goes on meanwhile, and sees the roster before this change.
-	a.wmu.Lock()
+	// The user's lock alone while reading and committing: routing to and
+	// from the user goes on meanwhile, and sees the roster before this
+	// change.
+	a, unlock := h.lockUser(st.From.Local())
+	if a == nil {
+		return nil, errNotLoaded
+	}
 	item := storage.RosterItem{JID: contact.String(), Subscription: "none"}
 	if old := a.roster[contact]; old != nil {
 		item = *old
 	} else if len(a.roster) >= h.limits.roster {
-		a.wmu.Unlock()
+		unlock()
 		return nil, errRosterFull
 	}
 	// Subscription and ask are the server's to set (§2.1.2): only name and
@@ -169,7 +169,7 @@ func (h *localHost) rosterSet(st *xmpp.Stanza) (*etree.Element, error) {
 		a.ver = ver
 		a.mu.Unlock()
 	}
-	a.wmu.Unlock()
+	unlock()
 	if err != nil {
 		return nil, err
 	}
@@ -179,11 +179,14 @@ func (h *localHost) rosterSet(st *xmpp.Stanza) (*etree.Element, error) {
 
 // rosterRemove deletes an item and cancels the subscriptions both ways
 // (§2.5.2).
-func (h *localHost) rosterRemove(a *account, contact xmpp.JID) error {
-	a.wmu.Lock()
+func (h *localHost) rosterRemove(local string, contact xmpp.JID) error {
+	a, unlock := h.lockUser(local)
+	if a == nil {
+		return errNotLoaded
+	}
 	state, exists := a.state(contact)
 	if !exists {
-		a.wmu.Unlock()
+		unlock()
 		return xmpp.NewStanzaError(xmpp.ItemNotFound, "no such contact in the roster")
 	}
 	ctx, cancel := storeCtx()
@@ -207,7 +210,7 @@ func (h *localHost) rosterRemove(a *account, contact xmpp.JID) error {
 	a.mu.Lock()
 	avail := a.available()
 	a.mu.Unlock()
-	a.wmu.Unlock()
+	unlock()
 	if err != nil {
 		return err
 	}

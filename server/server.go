@@ -177,7 +177,7 @@ func (r *c2sRouter) Route(st *xmpp.Stanza) {
 		r.router.Route(st)
 		return
 	}
-	if !st.To.IsZero() && st.To.Bare() != st.From.Bare() && !st.IsError() && h.blocks(st.From.Local(), st.To) {
+	if !st.To.IsZero() && st.To.Bare() != st.From.Bare() && !st.IsError() && h.blocks(st.From.Local(), h.online(st.From.Local()), st.To) {
 		if st.Kind != xmpp.KindPresence {
 			reply := st.ErrorReply(blockedError())
 			reply.El.FindElement("error").AddChild(xmpp.NewElementNS(NSBlockingErr, "blocked"))

@@ -106,14 +106,13 @@ func (h *localHost) blockSet(st *xmpp.Stanza, block bool) (*etree.Element, error
 	if block && len(jids) == 0 {
 		return nil, xmpp.NewStanzaError(xmpp.BadRequest, "block at least one jid")
 	}
-	a := h.loaded(st.From.Local())
+	// The user's lock alone while reading and committing: routing to and
+	// from the user goes on meanwhile, and is filtered by the list before
+	// this change until it is committed.
+	a, unlock := h.lockUser(st.From.Local())
 	if a == nil {
 		return nil, errNotLoaded
 	}
-	// wmu alone while reading and committing: routing to and from the
-	// user goes on meanwhile, and is filtered by the list before this
-	// change until it is committed.
-	a.wmu.Lock()
 	if !block && len(jids) == 0 {
 		for j := range a.blocked {
 			jids = append(jids, j)
@@ -132,8 +131,8 @@ func (h *localHost) blockSet(st *xmpp.Stanza, block bool) (*etree.Element, error
 	}
 	cancel()
 	// What follows reads the list as this change left it, so it runs in
-	// the same hold of mu that publishes the change, before wmu lets the
-	// next change in.
+	// the same hold of mu that publishes the change, before the user's
+	// lock lets the next change in.
 	a.mu.Lock()
 	if err == nil {
 		for _, j := range jids {
@@ -175,7 +174,7 @@ func (h *localHost) blockSet(st *xmpp.Stanza, block bool) (*etree.Element, error
 		}
 	}
 	a.mu.Unlock()
-	a.wmu.Unlock()
+	unlock()
 	if err != nil {
 		return nil, err
 	}
