@@ -68,10 +68,11 @@ type parker struct {
 
 	// mu orders the sweeper's wake-up deadline before a waking session's
 	// own deadline (see the states above).
-	mu   sync.Mutex
-	quit chan struct{}
-	done chan struct{}
-	log  *slog.Logger
+	mu       sync.Mutex
+	stopOnce sync.Once
+	quit     chan struct{}
+	done     chan struct{}
+	log      *slog.Logger
 }
 
 // errParked is what run returns when the session parked: its goroutine
@@ -99,7 +100,9 @@ func newParker(srv *Server) *parker {
 	}
 	// Two rounds per ParkAfter: a session parks after waiting between
 	// ParkAfter and one and a half times it.
-	interval := after / 2
+	// At least a millisecond: a ticker needs a positive interval, and
+	// a finer sweep would cost more than parking saves.
+	interval := max(after/2, time.Millisecond)
 	p := &parker{
 		srv:       srv,
 		poll:      poll,
@@ -117,10 +120,13 @@ func newParker(srv *Server) *parker {
 }
 
 // stop ends the sweeper and the poller. Sessions are woken by Close first.
+// A second Shutdown calls it again, and it does nothing.
 func (p *parker) stop() {
-	close(p.quit)
-	<-p.done
-	p.poll.close()
+	p.stopOnce.Do(func() {
+		close(p.quit)
+		<-p.done
+		p.poll.close()
+	})
 }
 
 // sweep asks sessions that have waited long enough to park, and wakes
@@ -149,7 +155,10 @@ func (p *parker) sweep() {
 					p.mu.Unlock()
 				}
 			case wsParked:
-				if p.idleTicks > 0 && now-s.waitSince.Load() >= p.idleTicks {
+				// More than idleTicks: the wait began somewhere inside its
+				// tick, so idleTicks whole rounds have passed only after
+				// one more.
+				if p.idleTicks > 0 && now-s.waitSince.Load() > p.idleTicks {
 					s.wake(true)
 				}
 			}
@@ -166,7 +175,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // instead.
 func (s *Session) waitPeer() error {
 	p := s.srv.parker
-	if p == nil || s.state&stateBound == 0 {
+	if p == nil || s.state&stateBound == 0 || s.noPark {
 		return s.sock.wait()
 	}
 	if s.resumed {
@@ -226,7 +235,11 @@ func (s *Session) park(p *parker) error {
 			return errParked
 		}
 	}
-	p.log.Warn("c2s: cannot park a session", "err", err)
+	// Not asked again: a session the poller refuses (epoll's watch limit,
+	// say) waits in its goroutine from now on, under its idle timeout,
+	// which this one wait extends by at most ParkAfter.
+	s.noPark = true
+	p.log.Warn("c2s: cannot park a session; it keeps its goroutine", "err", err)
 	return s.setReadDeadline()
 }
 

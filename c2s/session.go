@@ -66,6 +66,7 @@ type Session struct {
 	parkFD    int32
 	resumed   bool // woken from parking; cleared when an element comes
 	expired   bool // woken at the idle timeout
+	noPark    bool // the poller refused it once: it waits in its goroutine
 
 	// The outbound queue: a slice that grows only while stanzas wait, so
 	// an idle session holds no queue memory. qmu guards everything below
