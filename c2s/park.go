@@ -1,8 +1,10 @@
 package c2s
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,8 +65,13 @@ type parker struct {
 	// the session to park; idleTicks, when positive, how many rounds a
 	// parked session may stay silent.
 	parkTicks, idleTicks int64
-	// parks counts the sessions' parkings, for tests.
-	parks atomic.Int64
+	// parks counts the sessions' parkings; released is its value at the
+	// last release of memory to the system (releaseParked), at lastRelease.
+	parks       atomic.Int64
+	lastRound   int64 // parks at the end of the last round
+	released    int64
+	lastRelease time.Time
+	free        func() // debug.FreeOSMemory; a test's counter otherwise
 
 	// mu orders the sweeper's wake-up deadline before a waking session's
 	// own deadline (see the states above).
@@ -111,6 +118,10 @@ func newParker(srv *Server) *parker {
 		quit:      make(chan struct{}),
 		done:      make(chan struct{}),
 		log:       srv.cfg.Logger,
+		free:      debug.FreeOSMemory,
+		// The spacing of releases counts from the start, so that
+		// the logins of a first wave are not cut short by one.
+		lastRelease: time.Now(),
 	}
 	if it := srv.cfg.IdleTimeout; it > 0 {
 		p.idleTicks = int64((it + interval - 1) / interval)
@@ -164,7 +175,39 @@ func (p *parker) sweep() {
 			}
 		}
 		clear(list)
+		p.releaseParked(time.Now())
 	}
+}
+
+// After a wave of parking, what the parked sessions gave up (their
+// goroutines' stacks, their TLS read buffers) is free in the Go heap but
+// still the process's: the runtime returns free pages to the system only
+// above about 1.1 times its next GC goal, which the logins before the wave
+// set at twice what they kept alive, so a server whose sessions have gone
+// idle would hold about twice the memory they use until its next few
+// collections. releaseParked returns it at once: when releaseParks
+// sessions have parked since the last release, and either a round went by
+// with no session parking (the wave is over) or releaseEvery has passed
+// (sessions keep parking: keepalives wake them). A release is a full
+// collection and the return of the free pages, which costs about as much
+// CPU as a collection (tens of milliseconds for 10,000 sessions) and
+// holds back allocation while the pages go.
+const (
+	releaseParks = 1024
+	releaseEvery = 30 * time.Second
+)
+
+// releaseParked runs at the end of each round of the sweeper, at now.
+func (p *parker) releaseParked(now time.Time) {
+	parks := p.parks.Load()
+	settled := parks == p.lastRound
+	p.lastRound = parks
+	if parks-p.released < releaseParks || !settled && now.Sub(p.lastRelease) < releaseEvery {
+		return
+	}
+	p.released, p.lastRelease = parks, now
+	p.free()
+	p.log.Debug("c2s: returned free memory to the system after parking", "parked", parks, "took", time.Since(now))
 }
 
 // aLongTimeAgo is a read deadline that ends a wait at once.
@@ -217,6 +260,11 @@ func (s *Session) park(p *parker) error {
 	s.resumed = false
 	if s.closing.Load() {
 		return errClosing
+	}
+	if tc, ok := s.conn.(*tls.Conn); ok {
+		// Nothing is buffered (probe said so before this wait), and no
+		// Read is in progress: this goroutine is the only reader.
+		releaseTLSBuffers(tc)
 	}
 	err := p.poll.track(s)
 	if err == nil {

@@ -1,7 +1,9 @@
 package c2s
 
 import (
+	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -110,6 +112,11 @@ func TestParkedSessions(t *testing.T) {
 			if s.r.Buffered() != 0 || !s.r.Idle() {
 				t.Fatal("a parked session holds a read buffer")
 			}
+			if tc, ok := s.conn.(*tls.Conn); ok {
+				if held := tlsHeld(t, tc); held != 0 {
+					t.Fatalf("a parked session's TLS holds %d bytes of read buffers", held)
+				}
+			}
 			s.Close(xmpp.NewStreamError(xmpp.SystemShutdown, ""))
 			waitEnded(t, s, rt)
 			waitFor(t, "system-shutdown and the end", func() bool {
@@ -191,5 +198,37 @@ func TestParkerEdges(t *testing.T) {
 		}
 		p.stop()
 		p.stop()
+	}
+}
+
+// TestReleaseAfterParking: memory goes back to the system once a wave of
+// at least releaseParks parkings is over, or every releaseEvery while
+// sessions keep parking, and never for fewer parkings.
+func TestReleaseAfterParking(t *testing.T) {
+	const round = 5 * time.Second
+	tests := []struct {
+		name  string
+		parks []int64 // parkings in each round
+		want  []int   // the rounds (from 0) that release
+	}{
+		{"a wave, then quiet", []int64{400, 400, 400, 0, 0, 0}, []int{3}},
+		{"too few to bother", []int64{300, 300, 300, 0, 0, 0, 100, 0}, nil},
+		{"two waves", []int64{2000, 0, 0, 1500, 0}, []int{1, 4}},
+		{"parking never stops", []int64{500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500}, []int{6, 12}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []int
+			round0 := time.Now()
+			i := 0
+			p := &parker{log: slog.New(slog.DiscardHandler), lastRelease: round0, free: func() { got = append(got, i) }}
+			for ; i < len(tt.parks); i++ {
+				p.parks.Add(tt.parks[i])
+				p.releaseParked(round0.Add(time.Duration(i) * round))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("released in rounds %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

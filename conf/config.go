@@ -58,7 +58,9 @@ type C2S struct {
 	IdleTimeout Duration `toml:"idle_timeout"`
 	// ParkAfter is how long a logged-in stream waits for its client with
 	// a goroutine of its own; after that it waits in the server's poller,
-	// which costs less memory, until the client sends again. Default 10s;
+	// which costs less memory (no goroutine, no TLS read buffers, and the
+	// memory freed by a wave of parking returned to the system), until
+	// the client sends again. Default 10s;
 	// 0 keeps every stream's goroutine.
 	ParkAfter Duration `toml:"park_after"`
 }
