@@ -266,6 +266,7 @@ func (s *Session) park(p *parker) error {
 		// Read is in progress: this goroutine is the only reader.
 		releaseTLSBuffers(tc)
 	}
+	s.r.Compact()
 	err := p.poll.track(s)
 	if err == nil {
 		s.wstate.Store(wsParked)

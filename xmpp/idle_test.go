@@ -81,6 +81,9 @@ func TestIdleReaderHoldsNoBuffer(t *testing.T) {
 		{"a one-byte stanza start",
 			[]string{"|<", "iq type='get' id='2'/>"},
 			[]string{"iq"}},
+		{"deep stanzas, then the stream's prefixes after Compact",
+			[]string{"|<message><a xmlns='urn:a'><b xmlns:p='urn:p'><p:c><d/></p:c></b></a></message>", "|<iq xml:lang='de' type='get' id='3'><stream:x/></iq>"},
+			[]string{"message", "iq"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,6 +97,12 @@ func TestIdleReaderHoldsNoBuffer(t *testing.T) {
 				if r.Idle() {
 					if r.br != nil || r.tag != nil || r.arena != nil || r.evs != nil || r.sc != nil {
 						t.Fatal("Idle reported true, but the reader holds its buffer or working memory")
+					}
+					r.Compact()
+					// What is left is the rounding to the allocator's size classes.
+					if cap(r.scope)-len(r.scope) >= 16 || cap(r.binds)-len(r.binds) > 1 || cap(r.frames)-len(r.frames) > 1 {
+						t.Fatalf("after Compact: scope %d/%d, binds %d/%d, frames %d/%d (len/cap)",
+							len(r.scope), cap(r.scope), len(r.binds), cap(r.binds), len(r.frames), cap(r.frames))
 					}
 					if len(src.parts) == 0 || !src.fed[0] {
 						t.Fatalf("idle with %q next, which the reader should read itself", src.parts)

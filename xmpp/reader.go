@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -171,6 +172,20 @@ func (r *Reader) Idle() bool {
 	scratchPool.Put(sc)
 	r.sc, r.br, r.tag, r.attrs, r.arena, r.evs, r.oattrs = nil, nil, nil, nil, nil, nil, nil
 	return true
+}
+
+// Compact trims what an idle Reader keeps from stanza to stanza (the
+// stream element's namespace scope, in slices that grew with the deepest
+// stanza so far) to its size, for a stream about to wait long: reading
+// the next stanza grows them again. It does nothing unless Idle reported
+// true.
+func (r *Reader) Compact() {
+	if r.br != nil {
+		return
+	}
+	r.scope = slices.Clone(r.scope)
+	r.binds = slices.Clone(r.binds)
+	r.frames = slices.Clone(r.frames)
 }
 
 // Prepend makes b the next byte the Reader reads, before anything from the
