@@ -22,7 +22,7 @@
 #   SCENARIOS="login msg idle bot"
 #   LOGIN_N=500 LOGIN_C=50       login: accounts, logins at once
 #   MSG_PAIRS=100 MSG_WINDOW=10 MSG_DURATION=10s
-#   IDLE_N=2000 IDLE_DURATION=20s
+#   IDLE_N=2000 IDLE_DURATION=30s
 #   BOT_N=20 BOT_DURATION=10s
 #   MECH=SCRAM-SHA-256           or SCRAM-SHA-1: the mechanism both servers use
 #   SCRAM_ITERATIONS=4096        PBKDF2 iterations of new accounts, both servers
@@ -46,8 +46,9 @@ MSG_PAIRS=${MSG_PAIRS:-100}
 MSG_WINDOW=${MSG_WINDOW:-10}
 MSG_DURATION=${MSG_DURATION:-10s}
 IDLE_N=${IDLE_N:-2000}
-# Held long enough for Parley's sessions to park (c2s.park_after, 10 s).
-IDLE_DURATION=${IDLE_DURATION:-20s}
+# Held long enough for Parley's sessions to park (c2s.park_after, 10 s) and
+# for the memory they free to go back to the system (see loadtest.sh).
+IDLE_DURATION=${IDLE_DURATION:-30s}
 BOT_N=${BOT_N:-20}
 BOT_DURATION=${BOT_DURATION:-10s}
 MECH=${MECH:-SCRAM-SHA-256}

@@ -4,7 +4,7 @@
 # sizes that fit a 2-core machine, print the results, and stop Parley.
 #
 # The sizes can be changed from the environment:
-#   LOGIN_N=1000 MSG_PAIRS=200 MSG_DURATION=20s IDLE_N=10000 IDLE_DURATION=20s
+#   LOGIN_N=1000 MSG_PAIRS=200 MSG_DURATION=20s IDLE_N=10000 IDLE_DURATION=30s
 #   BOT_N=50 BOT_DURATION=10s
 # PROFILE=DIR writes 5-second CPU profiles of Parley during the msg and bot
 # scenarios into DIR (go tool pprof -top DIR/bot.cpu).
@@ -17,9 +17,11 @@ LOGIN_N=${LOGIN_N:-1000}
 MSG_PAIRS=${MSG_PAIRS:-200}
 MSG_DURATION=${MSG_DURATION:-20s}
 IDLE_N=${IDLE_N:-10000}
-# Held long enough for every session to park (c2s.park_after, 10 s): memory
-# per idle connection is measured as a long-idle server holds it.
-IDLE_DURATION=${IDLE_DURATION:-20s}
+# Held long enough for every session to park (c2s.park_after, 10 s, swept
+# every 5 s) and for the parker to return what they freed to the system (the
+# round after the last of them parks): memory per idle connection is
+# measured as a long-idle server holds it.
+IDLE_DURATION=${IDLE_DURATION:-30s}
 BOT_N=${BOT_N:-50}
 BOT_DURATION=${BOT_DURATION:-10s}
 PROFILE=${PROFILE:-}
