@@ -125,7 +125,7 @@ func (h *localHost) bind(s Session) error {
 	}
 	a.mu.Lock()
 	old, _ := a.sessionOf(j)
-	a.sessions[s] = &sessState{}
+	a.sessions = append(a.sessions, sessEntry{s, &sessState{}})
 	a.mu.Unlock()
 	h.mu.Unlock()
 	// The user's data is read once, outside the host's lock; whoever
@@ -155,15 +155,14 @@ func (h *localHost) unbind(s Session) {
 		return
 	}
 	a.mu.Lock()
-	ss, ok := a.sessions[s]
-	delete(a.sessions, s)
+	ss := a.removeSession(s)
 	last := len(a.sessions) == 0
 	if last {
 		delete(h.users, j.Local())
 	}
 	a.mu.Unlock()
 	h.mu.Unlock()
-	if !ok {
+	if ss == nil {
 		return
 	}
 	if ss.presence != nil || len(ss.directed) > 0 {
@@ -234,8 +233,8 @@ func (a *account) sessionList() []Session {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := make([]Session, 0, len(a.sessions))
-	for s := range a.sessions {
-		out = append(out, s)
+	for _, e := range a.sessions {
+		out = append(out, e.s)
 	}
 	return out
 }
@@ -263,9 +262,9 @@ func (a *account) recipient(full xmpp.JID) Session {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for s := range a.sessions {
-		if s.JID() == full && !s.Closing() {
-			return s
+	for _, e := range a.sessions {
+		if e.s.JID() == full && !e.s.Closing() {
+			return e.s
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 
+	"github.com/beevik/etree"
 	"github.com/parley-im/parley/server/subscription"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/xmpp"
@@ -11,6 +12,16 @@ import (
 // readdress returns a copy of st sent to to.
 func readdress(st *xmpp.Stanza, from, to xmpp.JID) *xmpp.Stanza {
 	c := st.Copy()
+	c.SetFrom(from)
+	c.SetTo(to)
+	return c
+}
+
+// resend returns a copy of a session's last available presence (kept as
+// its element alone: the stanza's parsed fields are not needed until it
+// is sent again) from from to to.
+func resend(presence *etree.Element, from, to xmpp.JID) *xmpp.Stanza {
+	c := &xmpp.Stanza{El: presence.Copy(), Kind: xmpp.KindPresence, ID: presence.SelectAttrValue("id", "")}
 	c.SetFrom(from)
 	c.SetTo(to)
 	return c
@@ -27,7 +38,7 @@ func (h *localHost) outboundPresence(s Session, st *xmpp.Stanza) {
 	case "", "unavailable":
 		if st.To.IsZero() {
 			a.mu.Lock()
-			ss := a.sessions[s]
+			ss := a.stateOf(s)
 			a.mu.Unlock()
 			if ss != nil {
 				h.broadcastPresence(a, s, ss, st)
@@ -37,7 +48,7 @@ func (h *localHost) outboundPresence(s Session, st *xmpp.Stanza) {
 		// Directed presence (§4.6): remembered, so that the recipient
 		// learns when the user goes offline.
 		a.mu.Lock()
-		if ss := a.sessions[s]; ss != nil {
+		if ss := a.stateOf(s); ss != nil {
 			if st.Type == "" {
 				if ss.directed == nil {
 					ss.directed = make(map[xmpp.JID]bool)
@@ -77,18 +88,18 @@ func (h *localHost) broadcastPresence(a *account, s Session, ss *sessState, st *
 		targets = append(targets, j)
 	}
 	var own, others []sessPresence
-	for o, os := range a.sessions {
-		if os.presence != nil || o == s {
-			own = append(own, sessPresence{o, os.presence})
+	for _, e := range a.sessions {
+		if e.ss.presence != nil || e.s == s {
+			own = append(own, sessPresence{e.s, e.ss.presence})
 		}
-		if o != s && os.presence != nil {
-			others = append(others, sessPresence{o, os.presence})
+		if e.s != s && e.ss.presence != nil {
+			others = append(others, sessPresence{e.s, e.ss.presence})
 		}
 	}
 	var probes []xmpp.JID
 	var requests [][]byte
 	if available {
-		ss.presence = st.Copy()
+		ss.presence = st.El.Copy()
 		if initial {
 			probes = a.subscribedTo()
 			for _, req := range a.pending {
@@ -118,7 +129,7 @@ func (h *localHost) broadcastPresence(a *account, s Session, ss *sessState, st *
 		return
 	}
 	for _, o := range others {
-		h.router.deliver(s, readdress(o.presence, o.s.JID(), from))
+		h.router.deliver(s, resend(o.presence, o.s.JID(), from))
 	}
 	for _, c := range probes {
 		h.router.Route(xmpp.NewPresence("probe", a.bare, c))
@@ -183,7 +194,7 @@ func (h *localHost) answerProbe(st *xmpp.Stanza) {
 		return
 	}
 	for _, p := range avail {
-		h.router.Route(readdress(p.presence, p.s.JID(), st.From))
+		h.router.Route(resend(p.presence, p.s.JID(), st.From))
 	}
 }
 
@@ -232,7 +243,7 @@ func (h *localHost) outboundSubscription(st *xmpp.Stanza) {
 	}
 	if out.SendPresence {
 		for _, p := range avail {
-			h.router.Route(readdress(p.presence, p.s.JID(), contact))
+			h.router.Route(resend(p.presence, p.s.JID(), contact))
 		}
 	}
 }
@@ -280,7 +291,7 @@ func (h *localHost) inboundSubscription(st *xmpp.Stanza) {
 	}
 	if in.SendPresence {
 		for _, p := range avail {
-			h.router.Route(readdress(p.presence, p.s.JID(), contact))
+			h.router.Route(resend(p.presence, p.s.JID(), contact))
 		}
 	}
 	if in.SendUnavailable {

@@ -242,9 +242,9 @@ func (h *localHost) pushItem(a *account, it *storage.RosterItem) {
 func (h *localHost) pushAll(a *account, item *etree.Element, ver int64) {
 	a.mu.Lock()
 	var targets []Session
-	for s, ss := range a.sessions {
-		if ss.roster {
-			targets = append(targets, s)
+	for _, e := range a.sessions {
+		if e.ss.roster {
+			targets = append(targets, e.s)
 		}
 	}
 	a.mu.Unlock()

@@ -168,9 +168,9 @@ func (h *localHost) blockSet(st *xmpp.Stanza, block bool) (*etree.Element, error
 		}
 	}
 	var targets []Session
-	for s, ss := range a.sessions {
-		if ss.blocking {
-			targets = append(targets, s)
+	for _, e := range a.sessions {
+		if e.ss.blocking {
+			targets = append(targets, e.s)
 		}
 	}
 	a.mu.Unlock()
@@ -183,7 +183,7 @@ func (h *localHost) blockSet(st *xmpp.Stanza, block bool) (*etree.Element, error
 			if block {
 				h.router.Route(xmpp.NewPresence("unavailable", p.s.JID(), c))
 			} else {
-				h.router.Route(readdress(p.presence, p.s.JID(), c))
+				h.router.Route(resend(p.presence, p.s.JID(), c))
 			}
 		}
 	}
