@@ -15,6 +15,9 @@
 #                             paced run (DIR/paced-1.cpu, ...)
 #   GCTRACE=1                 run Parley with GODEBUG=gctrace=1; its GC
 #                             lines are printed after each run
+#   PIN=1                     Parley on CPU 1 with GOMAXPROCS=1, parley-load
+#                             on CPU 0 (taskset): neither takes the other's
+#                             core
 # The exit code is 1 when a run failed (a lost message, ...).
 set -euo pipefail
 
@@ -29,6 +32,7 @@ FRACTION=${FRACTION:-0.5}
 RATE=${RATE:-}
 PROFILE=${PROFILE:-}
 GCTRACE=${GCTRACE:-}
+PIN=${PIN:-}
 
 # shellcheck source=scripts/parley-lib.sh
 . scripts/parley-lib.sh
@@ -43,6 +47,17 @@ if [[ -n $PROFILE ]]; then
 fi
 # The config of scripts/loadtest.sh, without the bot host.
 parley_config "$c2s"
+
+tool_wrap=()
+if [[ -n $PIN ]]; then
+	if ! command -v taskset >/dev/null || (($(nproc) < 2)); then
+		echo "latency: PIN=1 needs taskset and two CPUs" >&2
+		exit 1
+	fi
+	# env and taskset exec what they run: $pid stays Parley's.
+	parley_wrap=(taskset -c 1 env GOMAXPROCS=1)
+	tool_wrap=(taskset -c 0)
+fi
 
 godebug=${GODEBUG:-}
 if [[ -n $GCTRACE ]]; then
@@ -60,7 +75,7 @@ msg() {
 	local stall0 t0
 	stall0=$(cpu_stall)
 	t0=$(date +%s%N)
-	if ! bin/parley-load msg -addr "127.0.0.1:$c2s" -domain localhost -pid "$pid" -create -timeout 5m \
+	if ! ${tool_wrap[@]+"${tool_wrap[@]}"} bin/parley-load msg -addr "127.0.0.1:$c2s" -domain localhost -pid "$pid" -create -timeout 5m \
 		-pairs "$PAIRS" -window "$WINDOW" "$@" 2>/dev/null | tee "$tmp/out"; then
 		status=1
 	fi

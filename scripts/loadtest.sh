@@ -6,6 +6,8 @@
 # The sizes can be changed from the environment:
 #   LOGIN_N=1000 MSG_PAIRS=200 MSG_DURATION=20s IDLE_N=10000 IDLE_DURATION=30s
 #   BOT_N=50 BOT_DURATION=10s
+#   SCENARIOS="login msg idle bot"   a subset, in the order given (SCENARIOS=idle:
+#                                    memory per idle session on a fresh server)
 # PROFILE=DIR writes 5-second CPU profiles of Parley during the msg and bot
 # scenarios into DIR (go tool pprof -top DIR/bot.cpu).
 # The exit code is 1 when any scenario failed (a login, a lost message, ...).
@@ -24,6 +26,7 @@ IDLE_N=${IDLE_N:-10000}
 IDLE_DURATION=${IDLE_DURATION:-30s}
 BOT_N=${BOT_N:-50}
 BOT_DURATION=${BOT_DURATION:-10s}
+SCENARIOS=${SCENARIOS:-login msg idle bot}
 PROFILE=${PROFILE:-}
 
 # shellcheck source=scripts/parley-lib.sh
@@ -67,10 +70,18 @@ load() {
 		wait "$prof" || true
 	fi
 }
-load login -n "$LOGIN_N" -c 50
-load msg -pairs "$MSG_PAIRS" -window 10 -duration "$MSG_DURATION"
-load idle -n "$IDLE_N" -c 50 -duration "$IDLE_DURATION"
-load bot -n "$BOT_N" -duration "$BOT_DURATION" -bot-domain bots.localhost -webhook-addr "127.0.0.1:$hook"
+for scenario in $SCENARIOS; do
+	case $scenario in
+	login) load login -n "$LOGIN_N" -c 50 ;;
+	msg) load msg -pairs "$MSG_PAIRS" -window 10 -duration "$MSG_DURATION" ;;
+	idle) load idle -n "$IDLE_N" -c 50 -duration "$IDLE_DURATION" ;;
+	bot) load bot -n "$BOT_N" -duration "$BOT_DURATION" -bot-domain bots.localhost -webhook-addr "127.0.0.1:$hook" ;;
+	*)
+		echo "loadtest: unknown scenario $scenario (login, msg, idle, bot)" >&2
+		status=1
+		;;
+	esac
+done
 
 echo
 echo "== results (JSON)"

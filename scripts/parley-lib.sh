@@ -84,11 +84,13 @@ TOML
 
 # parley_serve NAME C2S [ARGS...] starts bin/parley on $tmp/parley.toml with
 # ARGS, sets $pid, and returns once it listens on 127.0.0.1:C2S; it exits
-# the script when Parley does not start within 10 s.
+# the script when Parley does not start within 10 s. The array parley_wrap,
+# when set, is the command Parley runs under (taskset, say); it must exec
+# Parley, so that $pid is Parley's.
 parley_serve() {
 	local name=$1 port=$2
 	shift 2
-	bin/parley serve -c "$tmp/parley.toml" "$@" 2>"$tmp/parley.log" &
+	${parley_wrap[@]+"${parley_wrap[@]}"} bin/parley serve -c "$tmp/parley.toml" "$@" 2>"$tmp/parley.log" &
 	pid=$!
 	for _ in $(seq 100); do
 		if ! kill -0 "$pid" 2>/dev/null; then
