@@ -150,20 +150,23 @@ func (h *localHost) readUser(ctx context.Context, local string) (map[xmpp.JID]*s
 	if err != nil {
 		return nil, 0, nil, nil, err
 	}
-	roster := make(map[xmpp.JID]*storage.RosterItem, len(items))
+	// An empty roster, request list or blocklist stays a nil map (most
+	// users of a small server have none of some of them): writes go
+	// through setIn.
+	var roster map[xmpp.JID]*storage.RosterItem
 	for i := range items {
 		if j, err := xmpp.Parse(items[i].JID); err == nil {
-			roster[j] = &items[i]
+			setIn(&roster, j, &items[i])
 		}
 	}
 	docs, err := h.store.XMLDocs(ctx, h.name, local, kindSubRequest)
 	if err != nil {
 		return nil, 0, nil, nil, err
 	}
-	pending := make(map[xmpp.JID][]byte, len(docs))
+	var pending map[xmpp.JID][]byte
 	for k, v := range docs {
 		if j, err := xmpp.Parse(k); err == nil {
-			pending[j] = v
+			setIn(&pending, j, v)
 		}
 	}
 	list, err := h.store.BlockList(ctx, h.name, local)
@@ -176,13 +179,21 @@ func (h *localHost) readUser(ctx context.Context, local string) (map[xmpp.JID]*s
 // parseBlockList turns a stored blocklist into the set isBlocked reads. An
 // entry that no longer parses is left out: it can match no sender.
 func parseBlockList(list []string) map[xmpp.JID]bool {
-	blocked := make(map[xmpp.JID]bool, len(list))
+	var blocked map[xmpp.JID]bool
 	for _, s := range list {
 		if j, err := xmpp.Parse(s); err == nil {
-			blocked[j] = true
+			setIn(&blocked, j, true)
 		}
 	}
 	return blocked
+}
+
+// setIn sets (*m)[k] to v, making *m first when it is nil.
+func setIn[K comparable, V any](m *map[K]V, k K, v V) {
+	if *m == nil {
+		*m = make(map[K]V)
+	}
+	(*m)[k] = v
 }
 
 // state returns the subscription state of contact; a.mu or the user's

@@ -334,8 +334,8 @@ func (h *localHost) saveState(a *account, contact xmpp.JID, next subscription.St
 	}
 	item.Ver = ver
 	a.mu.Lock()
-	if a.roster != nil {
-		a.roster[contact] = &item
+	if a.loaded {
+		setIn(&a.roster, contact, &item)
 		a.ver = ver
 	}
 	a.mu.Unlock()
@@ -366,8 +366,8 @@ func (h *localHost) savePending(a *account, contact xmpp.JID, pending bool, st *
 		return err
 	}
 	a.mu.Lock()
-	if a.pending != nil {
-		a.pending[contact] = data
+	if a.loaded {
+		setIn(&a.pending, contact, data)
 	}
 	a.mu.Unlock()
 	return nil

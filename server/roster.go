@@ -165,7 +165,7 @@ func (h *localHost) rosterSet(st *xmpp.Stanza) (*etree.Element, error) {
 	if err == nil {
 		item.Ver = ver
 		a.mu.Lock()
-		a.roster[contact] = &item
+		setIn(&a.roster, contact, &item)
 		a.ver = ver
 		a.mu.Unlock()
 	}

@@ -137,7 +137,7 @@ func (h *localHost) blockSet(st *xmpp.Stanza, block bool) (*etree.Element, error
 	if err == nil {
 		for _, j := range jids {
 			if block {
-				a.blocked[j] = true
+				setIn(&a.blocked, j, true)
 			} else {
 				delete(a.blocked, j)
 			}
