@@ -188,13 +188,14 @@ func (p *parker) sweep() {
 // collections. releaseParked returns it at once: when releaseParks
 // sessions have parked since the last release, and either a round went by
 // with no session parking (the wave is over) or releaseEvery has passed
-// (sessions keep parking: keepalives wake them). A release is a full
+// (sessions keep parking: keepalives wake them; the runtime forces a
+// collection that often anyway). A release is a full
 // collection and the return of the free pages, which costs about as much
 // CPU as a collection (tens of milliseconds for 10,000 sessions) and
 // holds back allocation while the pages go.
 const (
 	releaseParks = 1024
-	releaseEvery = 30 * time.Second
+	releaseEvery = 2 * time.Minute
 )
 
 // releaseParked runs at the end of each round of the sweeper, at now.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -214,7 +215,8 @@ func TestReleaseAfterParking(t *testing.T) {
 		{"a wave, then quiet", []int64{400, 400, 400, 0, 0, 0}, []int{3}},
 		{"too few to bother", []int64{300, 300, 300, 0, 0, 0, 100, 0}, nil},
 		{"two waves", []int64{2000, 0, 0, 1500, 0}, []int{1, 4}},
-		{"parking never stops", []int64{500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500}, []int{6, 12}},
+		// 500 a round, never a quiet one: a release every releaseEvery.
+		{"parking never stops", slices.Repeat([]int64{500}, int(2*releaseEvery/round)+2), []int{int(releaseEvery / round), int(2 * releaseEvery / round)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
