@@ -256,18 +256,24 @@ func (s *Session) waitPeer() error {
 
 // park hands the session to the poller and reports errParked, or nil when
 // the poller refused it: the caller then waits in its goroutine, and the
-// sweeper asks again later.
+// session is not parked again (noPark).
 func (s *Session) park(p *parker) error {
+	// Still resumed: woken by keepalives alone, so the reader has read
+	// nothing since it was compacted when the session last parked.
+	readSince := !s.resumed
 	s.resumed = false
 	if s.closing.Load() {
 		return errClosing
 	}
 	if tc, ok := s.conn.(*tls.Conn); ok {
 		// Nothing is buffered (probe said so before this wait), and no
-		// Read is in progress: this goroutine is the only reader.
+		// Read is in progress: this goroutine is the only reader. (TLS
+		// regrew its buffer for the keepalives' record, if any.)
 		releaseTLSBuffers(tc)
 	}
-	s.r.Compact()
+	if readSince {
+		s.r.Compact()
+	}
 	err := p.poll.track(s)
 	if err == nil {
 		s.wstate.Store(wsParked)

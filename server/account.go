@@ -73,8 +73,8 @@ type account struct {
 
 // sessEntry is one bound session of an account and what the IM core keeps
 // of it. An account has a session or a few, so a slice in bind order costs
-// less than a map (a map of one session is 200 bytes, about a thirtieth of
-// what an idle session holds in all) and is as fast to search.
+// less than a map (a map of one session is 200 bytes) and is as fast to
+// search.
 type sessEntry struct {
 	s  Session
 	ss *sessState

@@ -21,10 +21,7 @@ func readdress(st *xmpp.Stanza, from, to xmpp.JID) *xmpp.Stanza {
 // its element alone: the stanza's parsed fields are not needed until it
 // is sent again) from from to to.
 func resend(presence *etree.Element, from, to xmpp.JID) *xmpp.Stanza {
-	c := &xmpp.Stanza{El: presence.Copy(), Kind: xmpp.KindPresence, ID: presence.SelectAttrValue("id", "")}
-	c.SetFrom(from)
-	c.SetTo(to)
-	return c
+	return readdress(&xmpp.Stanza{El: presence, Kind: xmpp.KindPresence, ID: presence.SelectAttrValue("id", "")}, from, to)
 }
 
 // outboundPresence handles a presence a user's session sent (RFC 6121 §3,
