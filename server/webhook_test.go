@@ -550,7 +550,7 @@ func TestBotFailuresAnswerTheSender(t *testing.T) {
 		attempts int
 	}{
 		{name: "an unreachable webhook after the retries is cancel/remote-server-timeout", host: "down.localhost", local: "down", typ: xmpp.ErrCancel, want: xmpp.RemoteServerTimeout},
-		{name: "a webhook hanging past the timeout is wait/remote-server-timeout", local: "hang", typ: xmpp.ErrWait, want: xmpp.RemoteServerTimeout, attempts: 1,
+		{name: "a webhook hanging past the timeout is wait/remote-server-timeout", host: "hang.localhost", local: "hang", typ: xmpp.ErrWait, want: xmpp.RemoteServerTimeout, attempts: 1,
 			answer: func(w http.ResponseWriter, r *botRequest) {
 				hook.hold(r, nil)
 				w.WriteHeader(http.StatusNoContent)
@@ -630,9 +630,15 @@ func TestBotFailuresAnswerTheSender(t *testing.T) {
 	edit := func(h *conf.Host) {
 		h.PostStanzas = []string{"message", "iq"}
 		h.Retries = 2
+		// Far above what any answer here takes, even on a loaded
+		// machine: only hang.localhost is meant to time out.
+		h.Timeout = conf.Duration{Duration: 5 * time.Second}
+	}
+	short := func(h *conf.Host) {
+		edit(h)
 		h.Timeout = conf.Duration{Duration: 300 * time.Millisecond}
 	}
-	s := botStart(t, hook, edit, parleytest.WithBot("down.localhost", downURL, edit))
+	s := botStart(t, hook, edit, parleytest.WithBot("down.localhost", downURL, edit), parleytest.WithBot("hang.localhost", hook.URL, short))
 	botUsers(t, s, "alice")
 
 	send := map[xmpp.Kind]string{
