@@ -42,6 +42,22 @@ func startPreauth(t *testing.T, cfg Config) (srv *Server, starttls, direct strin
 	return srv, addrs[0], addrs[1]
 }
 
+// openPreauth opens a stream to addr and reads the features; the test
+// closes it at its end.
+func openPreauth(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, preauthHeader); err != nil {
+		t.Fatal(err)
+	}
+	readUntil(t, c, "</stream:features>")
+	return c
+}
+
 const preauthHeader = `<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>`
 
 // TestKeepalivesDoNotExtendThePreauthDeadline: before bind, the stream is
@@ -52,15 +68,7 @@ const preauthHeader = `<stream:stream xmlns='jabber:client' xmlns:stream='http:/
 func TestKeepalivesDoNotExtendThePreauthDeadline(t *testing.T) {
 	const timeout = 600 * time.Millisecond
 	_, addr, _ := startPreauth(t, Config{HandshakeTimeout: timeout})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := io.WriteString(c, preauthHeader); err != nil {
-		t.Fatal(err)
-	}
-	readUntil(t, c, "</stream:features>")
+	c := openPreauth(t, addr)
 	// Keepalives every tenth of the timeout, for three timeouts: the
 	// stream must end on the way, with connection-timeout.
 	done := make(chan string, 1)
@@ -92,16 +100,7 @@ func TestUnauthenticatedPerIP(t *testing.T) {
 	srv, addr, direct := startPreauth(t, Config{UnauthenticatedPerIP: 3})
 	var held []net.Conn
 	for range 3 {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if _, err := io.WriteString(c, preauthHeader); err != nil {
-			t.Fatal(err)
-		}
-		readUntil(t, c, "</stream:features>")
-		held = append(held, c)
+		held = append(held, openPreauth(t, addr))
 	}
 
 	c, err := net.Dial("tcp", addr)
