@@ -197,6 +197,7 @@ func (s *Session) saslConfig() sasl.Config {
 		Host:           s.host,
 		AllowPlain:     s.srv.cfg.AllowPlain,
 		ChannelBinding: s.srv.cfg.ChannelBinding,
+		FakeSecret:     s.srv.cfg.FakeSecret,
 		Iterations:     s.srv.cfg.Iterations,
 		Lookup: func(ctx context.Context, username string) (storage.Account, error) {
 			acc, err := s.srv.cfg.Accounts.Account(ctx, s.host, username)
@@ -205,6 +206,9 @@ func (s *Session) saslConfig() sasl.Config {
 			}
 			return acc, err
 		},
+	}
+	if k := s.srv.cfg.KeyIterations; k != nil {
+		cfg.KeyIterations = k(s.host)
 	}
 	if tc, ok := s.conn.(*tls.Conn); ok {
 		cs := tc.ConnectionState()
@@ -247,6 +251,16 @@ func (s *Session) authenticate(el *etree.Element) error {
 		return s.saslFailure(err, false)
 	}
 	ctx := context.Background()
+	// The login limits see the attempt from the step that names the user:
+	// its answer is held there (see limitLogin), and an exchange that ends
+	// before its credentials are checked, a probe for a user's salt and
+	// iteration count, counts as a failure (deferred).
+	var held, recorded bool
+	defer func() {
+		if user := srv.Claimed(); user != "" && !recorded {
+			s.srv.logins.fail(user+"@"+s.host, ip, time.Now())
+		}
+	}()
 	in, ok := decodeSASL(el.Text())
 	for {
 		if !ok {
@@ -256,8 +270,13 @@ func (s *Session) authenticate(el *etree.Element) error {
 		var done bool
 		if in != nil {
 			out, done, err = srv.Step(ctx, in)
-			if user, checked := srv.Checked(); checked {
-				s.limitLogin(user, ip, err == nil)
+			if user := srv.Claimed(); user != "" && !held {
+				held = true
+				s.holdLogin(user, ip)
+			}
+			if user, checked := srv.Checked(); checked && !recorded {
+				recorded = true
+				s.recordLogin(user, ip, err == nil)
 			}
 			if err != nil {
 				return s.saslFailure(err, true)
@@ -310,26 +329,32 @@ func (s *Session) authenticate(el *etree.Element) error {
 	}
 }
 
-// limitLogin counts a login attempt whose credentials were checked and
-// holds its answer as long as the login limits say, whatever its outcome:
-// a guesser who could see a success come sooner would not wait for the
-// failures (see LoginLimits).
-func (s *Session) limitLogin(user, ip string, ok bool) {
+// holdLogin holds the answer to the step that named the user (SCRAM's
+// first message, PLAIN's only one) as long as the login limits say, from
+// the failures counted before it: the answer comes after the wait whatever
+// the credentials, so a guesser cannot tell a success by its speed, and a
+// prober of salts waits like a guesser (see LoginLimits).
+func (s *Session) holdLogin(user, ip string) {
 	g := s.srv.logins
 	account := user + "@" + s.host
-	now := time.Now()
-	d, reason := g.delay(account, ip, now)
-	if ok {
-		g.succeed(account, ip, now)
-	} else {
-		g.fail(account, ip, now)
-	}
+	d, reason := g.delay(account, ip, time.Now())
 	if d <= 0 {
 		return
 	}
 	g.waited(d, reason)
 	s.log(slog.LevelDebug, "c2s: login answer held", "account", account, "wait", d)
 	s.hold(d)
+}
+
+// recordLogin counts a login attempt whose credentials were checked.
+func (s *Session) recordLogin(user, ip string, ok bool) {
+	g := s.srv.logins
+	account := user + "@" + s.host
+	if ok {
+		g.succeed(account, ip, time.Now())
+	} else {
+		g.fail(account, ip, time.Now())
+	}
 }
 
 // hold waits d, or less if the session is closed meanwhile.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+	"github.com/parley-im/parley/c2s/sasl"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/xmpp"
 )
@@ -65,8 +66,17 @@ type Config struct {
 	// AllowPlain offers SASL PLAIN on encrypted streams.
 	AllowPlain bool
 	// Iterations is the SCRAM iteration count of new keys; an unknown
-	// user's fake exchange announces it. Zero means the sasl default.
+	// user's fake exchange announces it when KeyIterations gives nothing.
+	// Zero means the sasl default.
 	Iterations int
+	// FakeSecret keys unknown users' fake SCRAM salts: see
+	// sasl.Config.FakeSecret. Empty means one drawn per process.
+	FakeSecret []byte
+	// KeyIterations returns the iteration counts of a host's accounts'
+	// keys, for unknown users' fake exchanges (sasl.Config.KeyIterations);
+	// nil means none are known. It is called at every SASL exchange and
+	// must be cheap (the server caches).
+	KeyIterations func(host string) []sasl.IterationCount
 	// Limits bound what a client may send.
 	Limits xmpp.Limits
 	// Queue is the number of stanzas that may wait for one session's

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -136,5 +137,42 @@ func TestLoginLimits(t *testing.T) {
 
 	if f, ok := metric(t, s, failed), metric(t, s, success); f != 14 || ok != 43 {
 		t.Errorf("logins: %v failed, %v succeeded; want 14 and 43", f, ok)
+	}
+
+	t.Run("probes that stop after the first SCRAM message count as failures and are held", func(t *testing.T) {
+		before, heldBefore := metric(t, s, failed), metric(t, s, pair)
+		for i := range 4 {
+			c := s.DialRaw()
+			c.Open("localhost")
+			c.StartTLS(s.TLSConfig("localhost"))
+			first := base64.StdEncoding.EncodeToString([]byte("n,,n=u3,r=probe" + strconv.Itoa(i)))
+			c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>%s</auth>", first)
+			if el := c.Next(); el.Tag != "challenge" {
+				t.Fatalf("probe %d: got %s", i, c.String(el))
+			}
+			if i%2 == 0 {
+				c.Send("<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+				if el := c.Next(); el.Tag != "failure" {
+					t.Fatalf("probe %d: abort got %s", i, c.String(el))
+				}
+			}
+			c.Close()
+		}
+		waitFor(t, func() bool { return metric(t, s, failed) == before+4 }, "four probes counted as failures")
+		// u3 from here: two probes answered at once, the next two held.
+		if got := metric(t, s, pair); got != heldBefore+2 {
+			t.Errorf("%s = %v, want %v", pair, got, heldBefore+2)
+		}
+	})
+}
+
+// waitFor polls cond until it holds, or fails the test with what.
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

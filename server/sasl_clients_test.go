@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"crypto/tls"
+	"encoding/base64"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -151,4 +153,52 @@ func outcome(el *etree.Element) string {
 		}
 	}
 	return el.Tag
+}
+
+// TestUnknownUserSaltSurvivesRestart: the fake salt of a name with no
+// account is the same after a restart, as a real account's is (the secret
+// is kept in the data directory), and its iteration count is one the
+// accounts have, not the configured one they predate.
+func TestUnknownUserSaltSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	serverFirst := func(iterations int) (salt, iters string) {
+		s := parleytest.Start(t, parleytest.WithConfig(func(c *conf.Config) {
+			c.DataDir = dir
+			c.Database = filepath.Join(dir, "parley.db")
+			c.Auth.SCRAMIterations = iterations
+		}))
+		if iterations == 4096 {
+			s.AddUser("alice@localhost", "secret") // keys of 4096 iterations
+		}
+		c := s.DialRaw()
+		c.Open("localhost")
+		c.StartTLS(s.TLSConfig("localhost"))
+		first := base64.StdEncoding.EncodeToString([]byte("n,,n=nobody,r=abcdef"))
+		c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>%s</auth>", first)
+		el := c.Next()
+		msg, err := base64.StdEncoding.DecodeString(el.Text())
+		if el.Tag != "challenge" || err != nil {
+			t.Fatalf("got %s", c.String(el))
+		}
+		for _, a := range strings.Split(string(msg), ",") {
+			switch {
+			case strings.HasPrefix(a, "s="):
+				salt = a[2:]
+			case strings.HasPrefix(a, "i="):
+				iters = a[2:]
+			}
+		}
+		if err := s.Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return salt, iters
+	}
+	salt1, it1 := serverFirst(4096)
+	salt2, it2 := serverFirst(20000) // scram_iterations raised since alice's account
+	if salt1 != salt2 {
+		t.Errorf("the unknown user's salt changed at restart: %s, then %s", salt1, salt2)
+	}
+	if it1 != "4096" || it2 != "4096" {
+		t.Errorf("the unknown user's iteration counts: %s, then %s; want 4096, the count alice's keys have", it1, it2)
+	}
 }

@@ -137,6 +137,12 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 			s.router.hosts[h.Name] = comp
 		}
 	}
+	fakeSecret, err := loadFakeSecret(certDir)
+	if err != nil {
+		s.closeBots(context.Background())
+		store.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	limits := xmpp.Limits{
 		MaxStanza: int64(cfg.Limits.StanzaSize),
 		MaxDepth:  cfg.Limits.MaxDepth,
@@ -154,6 +160,8 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 		RequireTLS:     cfg.C2S.RequireTLS,
 		AllowPlain:     cfg.Auth.AllowPlain,
 		Iterations:     cfg.Auth.SCRAMIterations,
+		FakeSecret:     fakeSecret,
+		KeyIterations:  newKeyIterations(store).get,
 		Limits:         limits,
 		Queue:          cfg.Limits.Queue,
 		IdleTimeout:    cfg.C2S.IdleTimeout.Duration,

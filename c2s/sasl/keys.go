@@ -114,9 +114,10 @@ func hmacSum(newHash func() hash.Hash, key, msg []byte) []byte {
 	return m.Sum(nil)
 }
 
-// fakeSecret keys the fake keys of unknown users. It is drawn once per
-// process: within a process an unknown user gets the same salt on every
-// attempt, as a real one would.
+// fakeSecret keys the fake keys of unknown users when Config.FakeSecret
+// is empty. It is drawn once per process: within a process an unknown user
+// gets the same salt on every attempt, as a real one would, but a new one
+// after a restart, which a real one would not: servers give FakeSecret.
 var fakeSecret = func() []byte {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -126,13 +127,16 @@ var fakeSecret = func() []byte {
 }()
 
 // fakeKey is the key of an account that does not exist: a salt that is a
-// function of the username and the hash, the configured iteration count,
-// and keys that no password matches in practice (the exchange fails
+// function of the secret, the username and the hash, the iteration count
+// given, and keys that no password matches in practice (the exchange fails
 // whatever the proof).
-func fakeKey(newHash func() hash.Hash, username string, iterations int) storage.SCRAMKey {
+func fakeKey(newHash func() hash.Hash, secret []byte, username string, iterations int) storage.SCRAMKey {
 	size := newHash().Size()
+	if len(secret) == 0 {
+		secret = fakeSecret
+	}
 	derive := func(label string) []byte {
-		m := hmac.New(sha256.New, fakeSecret)
+		m := hmac.New(sha256.New, secret)
 		m.Write([]byte(label + "\x00" + strconv.Itoa(size) + "\x00" + username))
 		return m.Sum(nil)
 	}

@@ -30,6 +30,7 @@ func (s *Server) plainStep(ctx context.Context, in []byte) error {
 	if err != nil {
 		return fail(condNotAuthorized, textBadUsername)
 	}
+	s.claimed = username
 	if err := s.cfg.checkAuthzid(authzid, username); err != nil {
 		return err
 	}
@@ -43,14 +44,14 @@ func (s *Server) plainStep(ctx context.Context, in []byte) error {
 		return err
 	}
 	if !known {
-		key = fakeKey(s.newHash, username, s.cfg.iterations())
+		key = fakeKey(s.newHash, s.cfg.FakeSecret, username, s.cfg.fakeIterations(username))
 	}
 	salted, err := saltedPassword(s.newHash, prepared, key.Salt, key.Iterations)
 	if err != nil {
 		return fail(condTemporaryFailure, textTryAgain)
 	}
 	ok := subtle.ConstantTimeCompare(storedKey(s.newHash, salted), key.StoredKey) == 1
-	s.claimed, s.checked = username, true
+	s.checked = true
 	if !ok || !known {
 		return fail(condNotAuthorized, textWrongCredentials)
 	}

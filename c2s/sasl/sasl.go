@@ -2,9 +2,11 @@ package sasl
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
@@ -139,15 +141,61 @@ type Config struct {
 
 	// Iterations is the PBKDF2 iteration count the server gives new keys.
 	// An unknown user's fake exchange announces it, so that it looks like
-	// a real account's. Zero means DefaultIterations.
+	// a real account's, unless KeyIterations says what the accounts have.
+	// Zero means DefaultIterations.
 	Iterations int
+
+	// FakeSecret keys the salts of unknown users' fake exchanges. Keep it
+	// across restarts (the server keeps it in its data directory): a salt
+	// that changed at a restart would tell that nobody has that name.
+	// Empty means a secret drawn once per process.
+	FakeSecret []byte
+
+	// KeyIterations are the iteration counts of the accounts' keys and
+	// how many keys have each. An unknown user's fake exchange announces
+	// one of them, picked by its name (the same each time) in proportion
+	// to how many keys have it, so that after scram_iterations changes an
+	// old count does not tell a real account from a fake one. Empty means
+	// Iterations.
+	KeyIterations []IterationCount
 }
 
-func (c Config) iterations() int {
-	if c.Iterations > 0 {
-		return c.Iterations
+// IterationCount is how many keys have one iteration count.
+type IterationCount struct {
+	Iterations, Keys int
+}
+
+// fakeIterations is the iteration count of username's fake key.
+func (c Config) fakeIterations(username string) int {
+	total := 0
+	for _, k := range c.KeyIterations {
+		if k.Iterations > 0 && k.Keys > 0 {
+			total += k.Keys
+		}
 	}
-	return DefaultIterations
+	if total == 0 {
+		if c.Iterations > 0 {
+			return c.Iterations
+		}
+		return DefaultIterations
+	}
+	secret := c.FakeSecret
+	if len(secret) == 0 {
+		secret = fakeSecret
+	}
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("iterations\x00" + username))
+	pick := int(binary.BigEndian.Uint64(m.Sum(nil)) % uint64(total))
+	for _, k := range c.KeyIterations {
+		if k.Iterations <= 0 || k.Keys <= 0 {
+			continue
+		}
+		if pick < k.Keys {
+			return k.Iterations
+		}
+		pick -= k.Keys
+	}
+	return c.Iterations // not reached
 }
 
 // Mechanisms lists the mechanisms to offer on this stream, strongest
@@ -304,6 +352,11 @@ func (s *Server) forget() {
 	s.key = storage.SCRAMKey{}
 	s.known = false
 }
+
+// Claimed returns the normalized username the client gave, once a step has
+// read it (SCRAM's first message, PLAIN's only one), whatever came of it;
+// "" before that or when the message was malformed.
+func (s *Server) Claimed() string { return s.claimed }
 
 // Checked returns the normalized username of an exchange whose credentials
 // were compared with the account's (PLAIN's password, SCRAM's proof),

@@ -99,6 +99,7 @@ func (s *Server) scramFirst(ctx context.Context, in []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fail(condNotAuthorized, textBadUsername)
 	}
+	s.claimed = username
 	if err := s.cfg.checkAuthzid(authzid, username); err != nil {
 		return nil, err
 	}
@@ -108,7 +109,7 @@ func (s *Server) scramFirst(ctx context.Context, in []byte) ([]byte, error) {
 		return nil, err
 	}
 	if !known {
-		key = fakeKey(s.newHash, username, s.cfg.iterations())
+		key = fakeKey(s.newHash, s.cfg.FakeSecret, username, s.cfg.fakeIterations(username))
 	}
 
 	serverNonce := s.serverNonce
@@ -190,7 +191,7 @@ func (s *Server) scramFinal(in []byte) ([]byte, error) {
 	h := s.newHash()
 	h.Write(clientKey)
 	ok := subtle.ConstantTimeCompare(h.Sum(nil), s.key.StoredKey) == 1
-	s.claimed, s.checked = s.username, true
+	s.checked = true
 	if !ok || !s.known {
 		return nil, fail(condNotAuthorized, textWrongCredentials)
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/sha512"
 	"crypto/tls"
 	"encoding/base64"
+	"fmt"
 	"hash"
 	"strings"
 	"testing"
@@ -488,9 +489,9 @@ func TestChecked(t *testing.T) {
 		{name: "SCRAM for an unknown user", mechanism: SCRAMSHA256, first: "n,,n=nobody" + r, password: "nope", wantUser: "nobody", wantOK: true},
 		{
 			name: "SCRAM whose nonce does not match", mechanism: SCRAMSHA256, first: "n,,n=user" + r,
-			spoil: func(m string) string { return strings.Replace(m, ",r="+testClientNonce, ",r=x", 1) },
+			spoil: func(m string) string { return strings.Replace(m, ",r="+testClientNonce, ",r=x", 1) }, wantUser: testUser,
 		},
-		{name: "SCRAM that stops after the first message", mechanism: SCRAMSHA256, first: "n,,n=user" + r, spoil: func(string) string { return "" }},
+		{name: "SCRAM that stops after the first message", mechanism: SCRAMSHA256, first: "n,,n=user" + r, spoil: func(string) string { return "" }, wantUser: testUser},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := Config{Lookup: newAccounts(t).lookup, Host: testHost, TLS: &tls.ConnectionState{}, AllowPlain: true}
@@ -518,6 +519,68 @@ func TestChecked(t *testing.T) {
 			if user, ok := s.Checked(); user != tc.wantUser || ok != tc.wantOK {
 				t.Errorf("Checked() = %q, %v; want %q, %v", user, ok, tc.wantUser, tc.wantOK)
 			}
+			if got := s.Claimed(); got != tc.wantUser {
+				t.Errorf("Claimed() = %q, want %q", got, tc.wantUser)
+			}
 		})
+	}
+}
+
+// TestFakeExchangesLookReal: an unknown user's salt is the same across
+// restarts (a FakeSecret kept by the server), and its iteration count is
+// one the accounts have, in proportion, and the same every time (issue
+// #17 row 8: the salt changed at restart, and the configured count told
+// fake accounts from real ones made under an older one).
+func TestFakeExchangesLookReal(t *testing.T) {
+	ctx := context.Background()
+	serverFirst := func(cfg Config, user string) (salt string, iters string) {
+		t.Helper()
+		s, err := cfg.NewServer(SCRAMSHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _, err := s.Step(ctx, []byte("n,,n="+user+",r="+testClientNonce))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range strings.Split(string(out), ",") {
+			switch a[0] {
+			case 's':
+				salt = a[2:]
+			case 'i':
+				iters = a[2:]
+			}
+		}
+		return salt, iters
+	}
+	secret := []byte("kept in the data directory")
+	lookup := newAccounts(t).lookup
+	mixed := []IterationCount{{Iterations: 4096, Keys: 30}, {Iterations: 10000, Keys: 10}}
+
+	a, _ := serverFirst(Config{Lookup: lookup, FakeSecret: secret}, "nobody")
+	b, _ := serverFirst(Config{Lookup: lookup, FakeSecret: append([]byte(nil), secret...)}, "nobody")
+	c, _ := serverFirst(Config{Lookup: lookup, FakeSecret: []byte("another server")}, "nobody")
+	if a != b {
+		t.Errorf("the same secret gave salts %s and %s: a restart would tell", a, b)
+	}
+	if a == c {
+		t.Errorf("another secret gave the same salt %s", a)
+	}
+
+	counts := map[string]int{}
+	for i := range 400 {
+		user := fmt.Sprintf("ghost%d", i)
+		cfg := Config{Lookup: lookup, FakeSecret: secret, Iterations: 20000, KeyIterations: mixed}
+		_, it := serverFirst(cfg, user)
+		if _, again := serverFirst(cfg, user); again != it {
+			t.Fatalf("%s: iteration count %s, then %s", user, it, again)
+		}
+		counts[it]++
+	}
+	if counts["20000"] != 0 || counts["4096"] < 250 || counts["10000"] < 60 || counts["4096"]+counts["10000"] != 400 {
+		t.Errorf("iteration counts of 400 unknown users: %v; want about 300 of 4096 and 100 of 10000, none of 20000", counts)
+	}
+	if _, it := serverFirst(Config{Lookup: lookup, FakeSecret: secret, Iterations: 20000}, "ghost1"); it != "20000" {
+		t.Errorf("with no counts known, the configured count: got %s", it)
 	}
 }
