@@ -82,6 +82,10 @@ type Config struct {
 	// Queue is the number of stanzas that may wait for one session's
 	// writer; default 1000.
 	Queue int
+	// QueueBytes bounds the memory those stanzas hold, as weight
+	// estimates it; default 8 MiB. One stanza is always let in when
+	// nothing waits, so the largest one gets through.
+	QueueBytes int64
 	// IdleTimeout closes a stream that sent nothing for this long with
 	// <connection-timeout/>; 0 means never.
 	IdleTimeout time.Duration
@@ -123,6 +127,9 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.Queue <= 0 {
 		c.Queue = 1000
+	}
+	if c.QueueBytes <= 0 {
+		c.QueueBytes = 8 << 20
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 30 * time.Second

@@ -98,6 +98,8 @@ type Session struct {
 	// (Router.Undelivered) instead of being dropped.
 	qmu     sync.Mutex
 	queue   []*etree.Element
+	qbytes  int64 // weight of what is queued and of the batch being written
+	wbytes  int64 // of that, the batch being written
 	spare   []*etree.Element // the last batch's array, reused when small
 	queued  bool             // bound: writeLoop writes; set by the session's goroutine
 	writing bool             // writeLoop runs, or the writing is over
@@ -198,10 +200,13 @@ func (s *Session) Deliver(el *etree.Element) bool {
 	s.qmu.Lock()
 	// closing is read under qmu: a stanza that a Close races with is
 	// either in the last batch or refused here, never queued after it.
-	if s.closing.Load() || len(s.queue) >= s.srv.cfg.Queue {
+	w := weight(el)
+	if s.closing.Load() || len(s.queue) >= s.srv.cfg.Queue ||
+		s.qbytes > 0 && s.qbytes+w > s.srv.cfg.QueueBytes {
 		s.qmu.Unlock()
 		return false
 	}
+	s.qbytes += w
 	s.queue = append(s.queue, el)
 	start := s.claimWriter()
 	s.qmu.Unlock()
@@ -230,6 +235,7 @@ func (s *Session) takeBatch() []*etree.Element {
 
 // takeBatchLocked is takeBatch with qmu held.
 func (s *Session) takeBatchLocked() []*etree.Element {
+	s.wbytes = s.qbytes
 	batch := s.queue
 	s.queue = s.spare[:0]
 	s.spare = nil
@@ -239,15 +245,48 @@ func (s *Session) takeBatchLocked() []*etree.Element {
 // returnBatch keeps a written batch's array for the next one, unless it
 // grew large: a burst must not pin memory for the rest of the session.
 func (s *Session) returnBatch(batch []*etree.Element) {
-	if cap(batch) > 64 {
-		return
+	keep := cap(batch) <= 64
+	if keep {
+		clear(batch)
 	}
-	clear(batch)
 	s.qmu.Lock()
-	if s.spare == nil {
+	s.qbytes -= s.wbytes
+	s.wbytes = 0
+	if keep && s.spare == nil {
 		s.spare = batch[:0]
 	}
 	s.qmu.Unlock()
+}
+
+// Per-element costs of weight, in bytes of memory: an etree.Element with
+// its slices, an attribute, a text token, as the stream reader builds them
+// (TestWeightTracksMemory holds weight to the heap they take, within 10%).
+const (
+	weightElement = 120
+	weightAttr    = 48
+	weightText    = 48
+)
+
+// weight estimates the memory el holds, for the queue's bound in bytes:
+// an element of 65,000 empty children is 260 KB on the wire and 7 MB
+// in memory, and a bound on bytes sent would let a stalled client hold 49
+// times what was sent to it. It walks el without allocating.
+func weight(el *etree.Element) int64 {
+	n := int64(weightElement + len(el.Space) + len(el.Tag))
+	for _, a := range el.Attr {
+		n += int64(weightAttr + len(a.Space) + len(a.Key) + len(a.Value))
+	}
+	for _, t := range el.Child {
+		switch t := t.(type) {
+		case *etree.Element:
+			n += weight(t)
+		case *etree.CharData:
+			n += int64(weightText + len(t.Data))
+		default:
+			n += weightText
+		}
+	}
+	return n
 }
 
 // Closing reports whether Close was called.

@@ -105,6 +105,10 @@ type Limits struct {
 	// Queue is how many outbound stanzas may wait for one session.
 	// Default 1000.
 	Queue int `toml:"queue"`
+	// QueueBytes bounds the memory the stanzas waiting for one session
+	// may hold (as parsed, which is more than their size on the wire: an
+	// empty element takes about 120 bytes). Default 8MiB; at least 64KiB.
+	QueueBytes Size `toml:"queue_bytes"`
 	// AuthFailures is how many failed SASL attempts a stream gets before
 	// it is closed. Default 3.
 	AuthFailures int `toml:"auth_failures"`
@@ -296,6 +300,7 @@ const (
 	defaultRate          = 1 * MiB
 	defaultBurst         = 1 * MiB
 	defaultQueue         = 1000
+	defaultQueueBytes    = 8 * MiB
 	defaultAuthFailures  = 3
 	defaultRegsPerIP     = 10
 	defaultUnauthPerIP   = 32
@@ -335,6 +340,7 @@ func New() *Config {
 			Rate:                 defaultRate,
 			Burst:                defaultBurst,
 			Queue:                defaultQueue,
+			QueueBytes:           defaultQueueBytes,
 			AuthFailures:         defaultAuthFailures,
 			LoginBackoffAfter:    defaultBackoffAfter,
 			LoginSprayAccounts:   defaultSprayAccounts,

@@ -131,6 +131,7 @@ func (ch *checker) limits(l *Limits) {
 	atLeast(ch, "limits.max_attributes", &l.MaxAttributes, defaultMaxAttributes, 8,
 		"common extensions use that many on one element")
 	atLeast(ch, "limits.queue", &l.Queue, defaultQueue, 1, "a session needs room for one stanza")
+	atLeast(ch, "limits.queue_bytes", &l.QueueBytes, defaultQueueBytes, 64*KiB, "a session needs room for a few stanzas")
 	atLeast(ch, "limits.auth_failures", &l.AuthFailures, defaultAuthFailures, 1,
 		"a client needs one attempt")
 	atLeast(ch, "limits.login_backoff_after", &l.LoginBackoffAfter, defaultBackoffAfter, 1,

@@ -164,6 +164,7 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 		KeyIterations:  newKeyIterations(store).get,
 		Limits:         limits,
 		Queue:          cfg.Limits.Queue,
+		QueueBytes:     int64(cfg.Limits.QueueBytes),
 		IdleTimeout:    cfg.C2S.IdleTimeout.Duration,
 		ParkAfter:      cfg.C2S.ParkAfter.Duration,
 		AuthFailures:   cfg.Limits.AuthFailures,
