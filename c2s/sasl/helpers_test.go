@@ -180,6 +180,7 @@ type scramClient struct {
 	password string
 	first    string // the whole client-first-message
 	cbData   []byte // what the client binds to after the gs2-header
+	header   string // the gs2-header c= carries, when not first's
 }
 
 // final answers serverFirst, and returns the client-final-message and the
@@ -216,6 +217,9 @@ func (c scramClient) final(serverFirst string) (msg, serverFinal string, err err
 		m := hmac.New(c.newHash, key)
 		m.Write([]byte(msg))
 		return m.Sum(nil)
+	}
+	if c.header != "" {
+		gs2 = c.header
 	}
 	without := "c=" + base64.StdEncoding.EncodeToString(append([]byte(gs2), c.cbData...)) + ",r=" + nonce
 	authMessage := bare + "," + serverFirst + "," + without

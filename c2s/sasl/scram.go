@@ -172,7 +172,7 @@ func (s *Server) scramFinal(in []byte) ([]byte, error) {
 		}
 		want = append(want, data...)
 	}
-	if subtle.ConstantTimeCompare(cb, want) != 1 {
+	if subtle.ConstantTimeCompare(cb, want) != 1 && !s.yThenN(cb) {
 		return nil, fail(condNotAuthorized, "channel binding does not match")
 	}
 	if attrs[1][2:] != s.nonce {
@@ -197,6 +197,21 @@ func (s *Server) scramFinal(in []byte) ([]byte, error) {
 	}
 	sig := hmacSum(s.newHash, s.key.ServerKey, authMessage)
 	return []byte("v=" + base64.StdEncoding.EncodeToString(sig)), nil
+}
+
+// yThenN reports whether cb is the gs2 header of the first message with
+// its flag "y" written as "n", on a stream that offers no channel binding.
+// go-xmpp 0.4 (under go-sendxmpp) sends "y" first and then c=biws, the
+// "n,," it would have sent had it not seen TLS. RFC 5802 §7 wants the
+// header as sent, and Prosody refuses this; ejabberd checks the flag of
+// c= alone and takes it. It is harmless where nothing is bound: "y" and
+// "n" both mean no channel binding here, the downgrade check of "y" has
+// nothing to protect, and the rest of the header (the authzid) must still
+// be the same byte for byte.
+func (s *Server) yThenN(cb []byte) bool {
+	h := s.gs2Header
+	return !s.plus && len(s.cfg.ChannelBindings()) == 0 && strings.HasPrefix(h, "y,") &&
+		len(cb) == len(h) && cb[0] == 'n' && subtle.ConstantTimeCompare(cb[1:], []byte(h[1:])) == 1
 }
 
 // checkMessage refuses what no client message can be: empty, oversized or

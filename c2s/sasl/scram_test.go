@@ -104,6 +104,7 @@ func TestSCRAMExchange(t *testing.T) {
 		failAt    int                 // 0 when the exchange succeeds, else the step that fails
 		want      string              // the failure condition
 		noCB      bool                // leave Config.ChannelBinding off
+		header    string              // the gs2-header the client puts in c=, when not first's
 	}{
 		{
 			name: "y passes on TLS 1.3 where channel binding is not offered (slixmpp forced to plain SCRAM)", stream: onTLS13WithCert,
@@ -116,6 +117,25 @@ func TestSCRAMExchange(t *testing.T) {
 		{
 			name: "n passes where channel binding is not offered", stream: onTLS13WithCert,
 			noCB: true, mechanism: SCRAMSHA256, first: "n,,n=user" + r,
+		},
+		{
+			name: "y, then c=biws (n,,) passes where channel binding is not offered (go-xmpp 0.4)", stream: onTLS13WithCert,
+			noCB: true, mechanism: SCRAMSHA256, first: "y,,n=user" + r,
+			header: "n,,",
+		},
+		{
+			name: "y with an authzid, then c= with n and another authzid, is refused", stream: onTLS13WithCert,
+			noCB: true, mechanism: SCRAMSHA256, first: "y,a=user@example.org,n=user" + r,
+			header: "n,a=other@example.org,", failAt: 2, want: condNotAuthorized,
+		},
+		{
+			name: "y, then c=biws, is refused where channel binding is offered", stream: onTLS13,
+			mechanism: SCRAMSHA256, first: "y,,n=user" + r, failAt: 1, want: condNotAuthorized,
+		},
+		{
+			name: "n, then c= with y, is refused", stream: onTLS13WithCert,
+			noCB: true, mechanism: SCRAMSHA256, first: "n,,n=user" + r,
+			header: "y,,", failAt: 2, want: condNotAuthorized,
 		},
 		{name: "SHA-1 with the right password authenticates", mechanism: SCRAMSHA1, first: "n,,n=user" + r},
 		{name: "SHA-256 with the right password authenticates", mechanism: SCRAMSHA256, first: "n,,n=user" + r},
@@ -270,7 +290,7 @@ func TestSCRAMExchange(t *testing.T) {
 				t.Fatalf("first step = %q, %v, %v; want a challenge", serverFirst, done, err)
 			}
 
-			c := scramClient{newHash: s.newHash, password: tc.password, first: tc.first, cbData: tc.cbData}
+			c := scramClient{newHash: s.newHash, password: tc.password, first: tc.first, cbData: tc.cbData, header: tc.header}
 			if c.password == "" {
 				c.password = testPassword
 			}
