@@ -7,13 +7,12 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"encoding/xml"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -168,8 +167,10 @@ func (f *fixture) config(t *testing.T, c clientCase, addr string) clientConfig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var p int
-	fmt.Sscan(port, &p)
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return clientConfig{
 		Host: host, Port: p, TLS: c.tls, Domain: f.s.Domain,
 		JID: f.clientJID, Password: f.clientPass, Mechanism: c.mechanism,
@@ -454,9 +455,18 @@ func observe(t *testing.T, target string) *observer {
 		t.Fatal(err)
 	}
 	o := &observer{addr: ln.Addr().String()}
-	var wg sync.WaitGroup
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
 	t.Cleanup(func() {
 		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
 		wg.Wait()
 	})
 	wg.Add(1)
@@ -467,15 +477,17 @@ func observe(t *testing.T, target string) *observer {
 			if err != nil {
 				return
 			}
-			sc, err := net.Dial("tcp", target)
+			sc, err := net.DialTimeout("tcp", target, stepTimeout)
 			if err != nil {
 				cc.Close()
 				continue
 			}
+			mu.Lock()
+			conns = append(conns, cc, sc)
+			mu.Unlock()
 			wg.Add(2)
 			go func() { defer wg.Done(); o.relay(sc, cc, "C"); sc.Close() }()
 			go func() { defer wg.Done(); o.relay(cc, sc, "S"); cc.Close() }()
-			t.Cleanup(func() { cc.Close(); sc.Close() })
 		}
 	}()
 	return o
@@ -501,10 +513,7 @@ func (o *observer) relay(dst, src net.Conn, who string) {
 			}
 		}
 		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				return
-			}
-			return
+			return // EOF or closed: the caller closes the other side
 		}
 	}
 }
