@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/c2s/sasl"
@@ -165,9 +166,12 @@ func (s *Session) negotiate(el *etree.Element) error {
 
 // startTLS upgrades the connection (RFC 6120 §5.4).
 func (s *Session) startTLS(*etree.Element) error {
-	if s.r.Buffered() > 0 {
+	if s.r.SkipBufferedSpace() > 0 {
 		// Data after <starttls/> and before <proceed/> would be read in
-		// the clear and trusted as if it came over TLS.
+		// the clear and trusted as if it came over TLS: an attacker on
+		// the path could inject stanzas that way (the STARTTLS command
+		// injection of CVE-2011-0411). White space is not data and was
+		// dropped (go-sendxmpp sends a newline with <starttls/>).
 		return xmpp.NewStreamError(xmpp.StreamPolicyViolation, "data sent before the TLS handshake")
 	}
 	if err := s.w.WriteElement(newElementNS(xmpp.NSTLS, "proceed")); err != nil {
@@ -190,9 +194,10 @@ func (s *Session) startTLS(*etree.Element) error {
 // saslConfig describes this stream to the SASL mechanisms.
 func (s *Session) saslConfig() sasl.Config {
 	cfg := sasl.Config{
-		Host:       s.host,
-		AllowPlain: s.srv.cfg.AllowPlain,
-		Iterations: s.srv.cfg.Iterations,
+		Host:           s.host,
+		AllowPlain:     s.srv.cfg.AllowPlain,
+		ChannelBinding: s.srv.cfg.ChannelBinding,
+		Iterations:     s.srv.cfg.Iterations,
 		Lookup: func(ctx context.Context, username string) (storage.Account, error) {
 			acc, err := s.srv.cfg.Accounts.Account(ctx, s.host, username)
 			if errors.Is(err, storage.ErrNotFound) {
@@ -236,9 +241,6 @@ func (s *Session) authenticate(el *etree.Element) error {
 		return s.saslFailure(&sasl.Failure{Condition: "encryption-required", Text: "use STARTTLS first"}, false)
 	}
 	ip := remoteIP(s.conn.RemoteAddr())
-	if s.srv.failures.blocked(ip, s.srv.cfg.LoginFailuresPerIP) {
-		return s.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed logins from your address; try again in a minute"}, false)
-	}
 	cfg := s.saslConfig()
 	srv, err := cfg.NewServer(el.SelectAttrValue("mechanism", ""))
 	if err != nil {
@@ -254,8 +256,10 @@ func (s *Session) authenticate(el *etree.Element) error {
 		var done bool
 		if in != nil {
 			out, done, err = srv.Step(ctx, in)
+			if user, checked := srv.Checked(); checked {
+				s.limitLogin(user, ip, err == nil)
+			}
 			if err != nil {
-				s.srv.failures.fail(ip)
 				return s.saslFailure(err, true)
 			}
 		}
@@ -303,6 +307,40 @@ func (s *Session) authenticate(el *etree.Element) error {
 		default:
 			return xmpp.NewStreamError(xmpp.StreamNotAuthorized, "expected <response/> or <abort/> during authentication")
 		}
+	}
+}
+
+// limitLogin counts a login attempt whose credentials were checked and
+// holds its answer as long as the login limits say, whatever its outcome:
+// a guesser who could see a success come sooner would not wait for the
+// failures (see LoginLimits).
+func (s *Session) limitLogin(user, ip string, ok bool) {
+	g := s.srv.logins
+	account := user + "@" + s.host
+	now := time.Now()
+	d, reason := g.delay(account, ip, now)
+	if ok {
+		g.succeed(account, ip, now)
+	} else {
+		g.fail(account, ip, now)
+	}
+	if d <= 0 {
+		return
+	}
+	g.waited(d, reason)
+	s.log(slog.LevelDebug, "c2s: login answer held", "account", account, "wait", d)
+	s.hold(d)
+}
+
+// hold waits d, or less if the session is closed meanwhile.
+func (s *Session) hold(d time.Duration) {
+	end := time.Now().Add(d)
+	for !s.closing.Load() {
+		left := time.Until(end)
+		if left <= 0 {
+			return
+		}
+		time.Sleep(min(left, 100*time.Millisecond))
 	}
 }
 

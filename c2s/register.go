@@ -123,7 +123,7 @@ func (s *Session) register(el *etree.Element) error {
 		// accounts without end, and registering never stands in the way
 		// of logging in.
 		ip := remoteIP(s.conn.RemoteAddr())
-		if s.srv.registrations.blocked(ip, s.srv.cfg.LoginFailuresPerIP) {
+		if s.srv.registrations.blocked(ip, s.srv.cfg.RegistrationsPerIP) {
 			return s.bindError(st, xmpp.NewStanzaError(xmpp.ResourceConstraint, "too many registrations from your address; try again in a minute"))
 		}
 		s.srv.registrations.fail(ip)

@@ -87,10 +87,16 @@ type Config struct {
 	// AuthFailures is how many failed SASL attempts a stream may make
 	// before it is closed; default 3.
 	AuthFailures int
-	// LoginFailuresPerIP is how many failed logins one IP address may make
-	// per minute before its logins are refused for the rest of the minute;
-	// default 10, negative means no limit.
-	LoginFailuresPerIP int
+	// ChannelBinding offers SCRAM-*-PLUS and XEP-0440 in the SASL
+	// mechanisms, and refuses a client's "y" as a downgrade: see
+	// sasl.Config.ChannelBinding for why it is off by default.
+	ChannelBinding bool
+	// Logins slow password guessing down; zero fields take their
+	// defaults.
+	Logins LoginLimits
+	// RegistrationsPerIP is how many in-band registrations one IP address
+	// may attempt per minute; default 10, negative means no limit.
+	RegistrationsPerIP int
 	// Logger receives the server's logs; default slog.Default().
 	Logger *slog.Logger
 }
@@ -108,8 +114,9 @@ func (c *Config) setDefaults() {
 	if c.AuthFailures <= 0 {
 		c.AuthFailures = 3
 	}
-	if c.LoginFailuresPerIP == 0 {
-		c.LoginFailuresPerIP = 10
+	c.Logins.setDefaults(c.HandshakeTimeout)
+	if c.RegistrationsPerIP == 0 {
+		c.RegistrationsPerIP = 10
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -140,8 +147,8 @@ type Server struct {
 	// nanoseconds; 0 before Shutdown): see Session.flush.
 	drainBy atomic.Int64
 
-	failures      ipFailures // failed logins
-	registrations ipFailures // registration attempts
+	logins        *loginGuard // failed logins
+	registrations ipFailures  // registration attempts
 }
 
 // NewServer returns a Server; call Serve for each listener.
@@ -152,7 +159,7 @@ func NewServer(cfg Config) *Server {
 		listeners:     make(map[net.Listener]struct{}),
 		sessions:      make(map[*Session]struct{}),
 		writers:       newWriters(),
-		failures:      ipFailures{m: make(map[string]*ipWindow)},
+		logins:        newLoginGuard(cfg.Logins),
 		registrations: ipFailures{m: make(map[string]*ipWindow)},
 	}
 }
@@ -315,7 +322,11 @@ func (s *Server) Sessions() int {
 	return len(s.sessions)
 }
 
-// ipFailures counts failed logins per IP address in one-minute windows.
+// LoginStats reads the login limits' counters.
+func (s *Server) LoginStats() LoginStats { return s.logins.stats() }
+
+// ipFailures counts registration attempts per IP address in one-minute
+// windows.
 type ipFailures struct {
 	mu sync.Mutex
 	m  map[string]*ipWindow
@@ -326,7 +337,7 @@ type ipWindow struct {
 	n     int
 }
 
-// blocked reports whether ip has used up its failures for this minute.
+// blocked reports whether ip has used up its attempts for this minute.
 func (f *ipFailures) blocked(ip string, limit int) bool {
 	if limit < 0 {
 		return false
@@ -337,7 +348,7 @@ func (f *ipFailures) blocked(ip string, limit int) bool {
 	return w != nil && time.Since(w.start) < time.Minute && w.n >= limit
 }
 
-// fail counts one failure of ip.
+// fail counts one attempt of ip.
 func (f *ipFailures) fail(ip string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -108,9 +108,26 @@ type Limits struct {
 	// AuthFailures is how many failed SASL attempts a stream gets before
 	// it is closed. Default 3.
 	AuthFailures int `toml:"auth_failures"`
-	// LoginsPerIP is how many failed logins one IP address may make per
-	// minute before its logins are refused. Default 10.
-	LoginsPerIP int `toml:"login_failures_per_ip"`
+	// LoginBackoffAfter is how many failed logins of one account from one
+	// address are answered at once; after that its answers there wait 1s,
+	// 2s, 4s... up to LoginBackoffMax. Default 3.
+	LoginBackoffAfter int `toml:"login_backoff_after"`
+	// LoginSprayAccounts is how many accounts may fail to log in from one
+	// address before its logins to other accounts (not the ones that
+	// logged in from there before) wait. Default 10.
+	LoginSprayAccounts int `toml:"login_spray_accounts"`
+	// LoginAccountFailures is how many failed logins one account may have
+	// from all addresses before its logins from new addresses wait.
+	// Default 30.
+	LoginAccountFailures int `toml:"login_account_failures"`
+	// LoginBackoffMax is the longest a login's answer waits. Default 10s,
+	// at most 15s; "0s" never holds an answer.
+	LoginBackoffMax Duration `toml:"login_backoff_max"`
+	// LoginWindow is how long a failed login counts. Default 15m.
+	LoginWindow Duration `toml:"login_window"`
+	// RegistrationsPerIP is how many in-band registrations one address
+	// may attempt per minute. Default 10.
+	RegistrationsPerIP int `toml:"registrations_per_ip"`
 	// RosterSize is how many contacts one user may have. Default 1000.
 	RosterSize int `toml:"roster_size"`
 	// OfflineMessages is how many messages are kept for one user while
@@ -127,7 +144,27 @@ type Auth struct {
 	// false is also the zero value, a config built in Go should start
 	// from [New].
 	AllowPlain bool `toml:"allow_plain"`
+	// ChannelBinding is ChannelBindingCompatible (the default) or
+	// ChannelBindingStrict.
+	ChannelBinding string `toml:"channel_binding"`
 }
+
+// Values of [Auth.ChannelBinding].
+const (
+	// ChannelBindingCompatible offers no SCRAM-*-PLUS in the SASL
+	// mechanisms, so that every client logs in at its first attempt:
+	// slixmpp 1.8 (poezio, most Python bots) picks -PLUS whenever it is
+	// offered, but binds only with tls-unique, which TLS 1.3 does not
+	// have; refused, it falls back to plain SCRAM saying it can bind
+	// ("y"), which a server offering -PLUS must refuse as a downgrade.
+	ChannelBindingCompatible = "compatible"
+	// ChannelBindingStrict offers -PLUS with its XEP-0440 list
+	// (tls-exporter, tls-server-end-point) and refuses "y": the clients
+	// that bind properly (mellium, Conversations, Gajim, Dino) are then
+	// protected from a stripped mechanism list, and slixmpp 1.8 cannot
+	// log in on TLS 1.3 except with PLAIN.
+	ChannelBindingStrict = "strict"
+)
 
 // Contact is a [host.contact] table: URIs (xmpp:, mailto:, https:) for
 // each kind of contact of XEP-0157.
@@ -256,7 +293,13 @@ const (
 	defaultBurst         = 1 * MiB
 	defaultQueue         = 1000
 	defaultAuthFailures  = 3
-	defaultLoginsPerIP   = 10
+	defaultRegsPerIP     = 10
+	defaultBackoffAfter  = 3
+	defaultSprayAccounts = 10
+	defaultAccountFails  = 30
+	defaultBackoffMax    = 10 * time.Second
+	maxBackoffMax        = 15 * time.Second
+	defaultLoginWindow   = 15 * time.Minute
 	defaultRosterSize    = 1000
 	defaultOffline       = 1000
 	defaultSCRAMIter     = 10000
@@ -280,21 +323,27 @@ func New() *Config {
 			ParkAfter:   Duration{defaultParkAfter},
 		},
 		Limits: Limits{
-			StanzaSize:      defaultStanzaSize,
-			S2SStanzaSize:   defaultS2SStanzaSize,
-			MaxDepth:        defaultMaxDepth,
-			MaxAttributes:   defaultMaxAttributes,
-			Rate:            defaultRate,
-			Burst:           defaultBurst,
-			Queue:           defaultQueue,
-			AuthFailures:    defaultAuthFailures,
-			LoginsPerIP:     defaultLoginsPerIP,
-			RosterSize:      defaultRosterSize,
-			OfflineMessages: defaultOffline,
+			StanzaSize:           defaultStanzaSize,
+			S2SStanzaSize:        defaultS2SStanzaSize,
+			MaxDepth:             defaultMaxDepth,
+			MaxAttributes:        defaultMaxAttributes,
+			Rate:                 defaultRate,
+			Burst:                defaultBurst,
+			Queue:                defaultQueue,
+			AuthFailures:         defaultAuthFailures,
+			LoginBackoffAfter:    defaultBackoffAfter,
+			LoginSprayAccounts:   defaultSprayAccounts,
+			LoginAccountFailures: defaultAccountFails,
+			LoginBackoffMax:      Duration{defaultBackoffMax},
+			LoginWindow:          Duration{defaultLoginWindow},
+			RegistrationsPerIP:   defaultRegsPerIP,
+			RosterSize:           defaultRosterSize,
+			OfflineMessages:      defaultOffline,
 		},
 		Auth: Auth{
 			SCRAMIterations: defaultSCRAMIter,
 			AllowPlain:      true,
+			ChannelBinding:  ChannelBindingCompatible,
 		},
 	}
 }

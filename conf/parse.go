@@ -169,6 +169,10 @@ func (ch *checker) table(path string, m map[string]any, rv reflect.Value) {
 		p := joinPath(path, k)
 		f, ok := fieldByKey(rv, k)
 		if !ok {
+			if msg, ok := removedKeys[p]; ok {
+				ch.errorf(p, "%s", msg)
+				continue
+			}
 			ch.errorf(p, "%s", unknownKey(path, rv.Type(), k))
 			continue
 		}
@@ -354,6 +358,14 @@ func describe(v any) string {
 	default:
 		return fmt.Sprintf("%v", v)
 	}
+}
+
+// removedKeys are keys of earlier versions, with what to write instead.
+var removedKeys = map[string]string{
+	"limits.login_failures_per_ip": "is no longer used: failed logins no longer lock an address out " +
+		"(one failing client locked out everyone behind its NAT); they slow the guesser down instead. " +
+		"Remove the line; the new keys are login_backoff_after, login_spray_accounts, login_account_failures, " +
+		"login_backoff_max and login_window, and registrations_per_ip for registrations",
 }
 
 // unknownKey explains an unknown key in the table at path, of type t: the

@@ -325,6 +325,24 @@ func TestParseReportsMistakes(t *testing.T) {
 			want: []string{"1000 is too low; use at least 4096"},
 		},
 		{
+			name: "the removed login_failures_per_ip names what replaced it",
+			src:  "[limits]\nauth_failures = 3\nlogin_failures_per_ip = 10\n",
+			line: 3, key: "limits.login_failures_per_ip",
+			want: []string{"no longer used", "Remove the line", "login_backoff_after", "registrations_per_ip"},
+		},
+		{
+			name: "an unknown channel binding policy lists the two",
+			src:  "[auth]\nchannel_binding = \"yes\"\n",
+			line: 2, key: "auth.channel_binding",
+			want: []string{`"yes" is not a channel binding policy`, `"compatible"`, `"strict"`},
+		},
+		{
+			name: "a login backoff past 15s is refused",
+			src:  "[limits]\nlogin_backoff_max = \"1m\"\n",
+			line: 2, key: "limits.login_backoff_max",
+			want: []string{"out of range", `"0s" never to hold`},
+		},
+		{
 			name: "an unquoted string is a syntax error with its line",
 			src:  "data_dir = \"d\"\nlog_level = debug\n",
 			line: 2, key: "log_level",

@@ -66,6 +66,14 @@ func (ch *checker) config(c *Config) {
 
 	atLeast(ch, "auth.scram_iterations", &c.Auth.SCRAMIterations, defaultSCRAMIter, 4096,
 		"RFC 7677 asks for at least 4096")
+	switch c.Auth.ChannelBinding {
+	case "":
+		c.Auth.ChannelBinding = ChannelBindingCompatible
+	case ChannelBindingCompatible, ChannelBindingStrict:
+	default:
+		ch.errorf("auth.channel_binding", `%q is not a channel binding policy; use "compatible" (every client logs in) `+
+			`or "strict" (SCRAM-*-PLUS offered, downgrades refused)`, c.Auth.ChannelBinding)
+	}
 
 	ch.hosts(c)
 }
@@ -125,8 +133,27 @@ func (ch *checker) limits(l *Limits) {
 	atLeast(ch, "limits.queue", &l.Queue, defaultQueue, 1, "a session needs room for one stanza")
 	atLeast(ch, "limits.auth_failures", &l.AuthFailures, defaultAuthFailures, 1,
 		"a client needs one attempt")
-	atLeast(ch, "limits.login_failures_per_ip", &l.LoginsPerIP, defaultLoginsPerIP, 1,
-		"a client needs one attempt")
+	atLeast(ch, "limits.login_backoff_after", &l.LoginBackoffAfter, defaultBackoffAfter, 1,
+		"a user who mistypes needs an attempt or two")
+	atLeast(ch, "limits.login_spray_accounts", &l.LoginSprayAccounts, defaultSprayAccounts, 1,
+		"count at least one account")
+	atLeast(ch, "limits.login_account_failures", &l.LoginAccountFailures, defaultAccountFails, 1,
+		"count at least one failure")
+	atLeast(ch, "limits.registrations_per_ip", &l.RegistrationsPerIP, defaultRegsPerIP, 1,
+		"a user needs one attempt")
+	if !ch.isSet("limits.login_backoff_max") && (ch.fromFile() || l.LoginBackoffMax.Duration == 0) {
+		l.LoginBackoffMax.Duration = defaultBackoffMax
+	}
+	if d := l.LoginBackoffMax.Duration; d < 0 || d > maxBackoffMax {
+		ch.errorf("limits.login_backoff_max", `%v is out of range; use a duration from "1s" to %q, or "0s" never to hold a login's answer `+
+			"(a longer wait would outlast the stream's 30s handshake timeout)", d, maxBackoffMax.String())
+	}
+	if !ch.isSet("limits.login_window") && (ch.fromFile() || l.LoginWindow.Duration == 0) {
+		l.LoginWindow.Duration = defaultLoginWindow
+	}
+	if l.LoginWindow.Duration <= 0 {
+		ch.errorf("limits.login_window", `%v is not a time to count failures over; use a duration like "15m"`, l.LoginWindow.Duration)
+	}
 	atLeast(ch, "limits.roster_size", &l.RosterSize, defaultRosterSize, 1, "a user needs room for one contact")
 	atLeast(ch, "limits.offline_messages", &l.OfflineMessages, defaultOffline, 1,
 		"a user needs room for one message")

@@ -190,7 +190,15 @@ func (c *Conn) ExpectStreamError(want xmpp.StreamCondition) {
 // StartTLS negotiates STARTTLS and reopens the stream.
 func (c *Conn) StartTLS(cfg *tls.Config) {
 	c.t.Helper()
-	c.Send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+	c.StartTLSWith(cfg, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+}
+
+// StartTLSWith is StartTLS writing command, as it is, in one write to ask
+// for TLS: for clients that write more than <starttls/> (go-sendxmpp adds
+// a newline).
+func (c *Conn) StartTLSWith(cfg *tls.Config, command string) {
+	c.t.Helper()
+	c.Send("%s", command)
 	if el := c.Next(); el.Tag != "proceed" {
 		c.t.Fatalf("parleytest: starttls: got %s", c.String(el))
 	}

@@ -99,8 +99,12 @@ func Start(t testing.TB, opts ...Option) *Server {
 	cfg.C2S.Listen = []string{"127.0.0.1:0"}
 	cfg.C2S.DirectTLS = []string{"127.0.0.1:0"}
 	cfg.HTTP.Listen = []string{"127.0.0.1:0"}
-	cfg.Auth.SCRAMIterations = 4096  // the RFC 7677 minimum: tests log in often
-	cfg.Limits.LoginsPerIP = 1 << 20 // every test client comes from 127.0.0.1
+	cfg.Auth.SCRAMIterations = 4096 // the RFC 7677 minimum: tests log in often
+	// Every test client comes from 127.0.0.1, and tests fail logins on
+	// purpose: the login limits would hold their answers.
+	cfg.Limits.LoginBackoffAfter = 1 << 20
+	cfg.Limits.LoginSprayAccounts = 1 << 20
+	cfg.Limits.LoginAccountFailures = 1 << 20
 	for _, o := range opts {
 		o(cfg)
 	}

@@ -199,12 +199,34 @@ func TestNegotiationErrors(t *testing.T) {
 		stillServing(t, bob, carol)
 	})
 
-	t.Run("data sent with starttls before proceed is refused", func(t *testing.T) {
-		c := s.DialRaw()
-		c.Open("localhost")
-		c.Send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><message/>")
-		c.ExpectStreamError(xmpp.StreamPolicyViolation)
-	})
+	// White space after <starttls/> is not data (go-sendxmpp writes
+	// "<starttls/>\n" in one write); anything else before the handshake
+	// would be read in the clear and trusted as if it came over TLS.
+	const starttls = "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+	for _, tc := range []struct {
+		name, after string
+		refused     bool
+	}{
+		{name: "a newline after starttls is dropped (go-sendxmpp)", after: "\n"},
+		{name: "spaces, tabs and CRLF after starttls are dropped", after: " \t\r\n  "},
+		{name: "a stanza after starttls is refused", after: "<message/>", refused: true},
+		{name: "a stanza after a newline after starttls is refused", after: "\n<message/>", refused: true},
+		{name: "a byte that is not white space after starttls is refused", after: " x", refused: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := s.DialRaw()
+			c.Open("localhost")
+			if tc.refused {
+				c.Send("%s", starttls+tc.after)
+				c.ExpectStreamError(xmpp.StreamPolicyViolation)
+				return
+			}
+			c.StartTLSWith(s.TLSConfig("localhost"), starttls+tc.after)
+			if el := c.AuthPlain("alice", "secret-alice"); el.Tag != "success" {
+				t.Fatalf("auth after STARTTLS got %s", c.String(el))
+			}
+		})
+	}
 }
 
 // expectHeaderThenStreamError is for errors sent before the features: the

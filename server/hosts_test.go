@@ -5,7 +5,6 @@ import (
 	"net"
 	"testing"
 
-	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
 )
 
@@ -57,25 +56,4 @@ func TestTwoHosts(t *testing.T) {
 			t.Fatalf("got %s", b.String(st.El))
 		}
 	})
-}
-
-func TestLoginFailuresPerIP(t *testing.T) {
-	s := parleytest.Start(t, parleytest.WithConfig(func(c *conf.Config) {
-		c.Limits.LoginsPerIP = 2
-	}))
-	s.AddUser("alice@localhost", "right")
-	for i := range 2 {
-		c := s.DialRaw()
-		c.Open("localhost")
-		c.StartTLS(s.TLSConfig("localhost"))
-		if el := c.AuthPlain("alice", "wrong"); el.SelectElement("not-authorized") == nil {
-			t.Fatalf("attempt %d: got %s", i, c.String(el))
-		}
-	}
-	c := s.DialRaw()
-	c.Open("localhost")
-	c.StartTLS(s.TLSConfig("localhost"))
-	if el := c.AuthPlain("alice", "right"); el.SelectElement("temporary-auth-failure") == nil {
-		t.Fatalf("after 2 failures from this IP: got %s, want temporary-auth-failure", c.String(el))
-	}
 }

@@ -115,6 +115,19 @@ func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	fmt.Fprintf(w, "# TYPE parley_c2s_sessions gauge\nparley_c2s_sessions %d\n", s.c2s.Sessions())
 	fmt.Fprintf(w, "# TYPE parley_slow_consumer_bounces_total counter\nparley_slow_consumer_bounces_total %d\n", s.router.SlowConsumers())
+	l := s.c2s.LoginStats()
+	fmt.Fprintf(w, "# HELP parley_c2s_logins_total Logins whose credentials were checked, by result.\n"+
+		"# TYPE parley_c2s_logins_total counter\n"+
+		"parley_c2s_logins_total{result=\"success\"} %d\nparley_c2s_logins_total{result=\"failure\"} %d\n",
+		l.Succeeded, l.Failed)
+	fmt.Fprintf(w, "# HELP parley_c2s_login_delays_total Login answers held by the login limits, by the limit that held them.\n"+
+		"# TYPE parley_c2s_login_delays_total counter\n"+
+		"parley_c2s_login_delays_total{limit=\"login_backoff_after\"} %d\n"+
+		"parley_c2s_login_delays_total{limit=\"login_spray_accounts\"} %d\n"+
+		"parley_c2s_login_delays_total{limit=\"login_account_failures\"} %d\n",
+		l.DelayedAccountFromAddress, l.DelayedAddress, l.DelayedAccount)
+	fmt.Fprintf(w, "# HELP parley_c2s_login_delay_seconds_total Time login answers were held, added up.\n"+
+		"# TYPE parley_c2s_login_delay_seconds_total counter\nparley_c2s_login_delay_seconds_total %g\n", l.DelaySeconds)
 	if len(s.bots) > 0 {
 		m := make(map[string]*webhook.Metrics, len(s.bots))
 		for n, b := range s.bots {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,12 +28,22 @@ import (
 )
 
 // melliumStart starts a server with the accounts alice and bob.
-func melliumStart(t *testing.T) *parleytest.Server {
+func melliumStart(t *testing.T, opts ...parleytest.Option) *parleytest.Server {
 	t.Helper()
-	s := parleytest.Start(t)
+	s := parleytest.Start(t, opts...)
 	s.AddUser("alice@localhost", "alice-password")
 	s.AddUser("bob@localhost", "bob-password")
 	return s
+}
+
+// strictIfPlus starts a server that offers channel binding when mech
+// needs it: by default ("compatible") no -PLUS is offered.
+func strictIfPlus(mech sasl.Mechanism) parleytest.Option {
+	return parleytest.WithConfig(func(c *conf.Config) {
+		if strings.HasSuffix(mech.Name, "-PLUS") {
+			c.Auth.ChannelBinding = conf.ChannelBindingStrict
+		}
+	})
 }
 
 func TestMelliumLoginAndChat(t *testing.T) {
@@ -45,7 +56,7 @@ func TestMelliumLoginAndChat(t *testing.T) {
 	} {
 		t.Run("with_"+mech.Name, func(t *testing.T) {
 			ctx := melliumContext(t)
-			s := melliumStart(t)
+			s := melliumStart(t, strictIfPlus(mech))
 			sess, err := melliumDialSTARTTLS(ctx, t, s, "alice@localhost", "alice-password", mech)
 			if err != nil {
 				t.Fatalf("alice logs in with %s only: %v", mech.Name, err)
@@ -116,7 +127,7 @@ func TestMelliumWrongPasswordFailsThenRightOneWorks(t *testing.T) {
 	for _, mech := range []sasl.Mechanism{sasl.ScramSha256Plus, sasl.ScramSha256, sasl.ScramSha1, sasl.Plain} {
 		t.Run("with_"+mech.Name, func(t *testing.T) {
 			ctx := melliumContext(t)
-			s := melliumStart(t)
+			s := melliumStart(t, strictIfPlus(mech))
 			_, err := melliumDialSTARTTLS(ctx, t, s, "alice@localhost", "not-alice-password", mech)
 			if err == nil {
 				t.Fatal("logged in with a wrong password")
@@ -157,7 +168,7 @@ func TestMelliumChannelBinding(t *testing.T) {
 		} {
 			t.Run(mech.Name+"/"+tc.name, func(t *testing.T) {
 				ctx := melliumContext(t)
-				s := melliumStart(t)
+				s := melliumStart(t, strictIfPlus(mech))
 				conn := melliumDialTLS(ctx, t, s, s.Domain)
 				state := conn.ConnectionState()
 				if tc.otherConn {

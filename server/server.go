@@ -145,24 +145,41 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 		Burst:     int64(cfg.Limits.Burst),
 	}
 	s.c2s = c2s.NewServer(c2s.Config{
-		Router:             (*c2sRouter)(s),
-		Accounts:           store,
-		Registrar:          (*registrar)(s),
-		ExtraFeatures:      s.extraFeatures,
-		TLS:                s.certs.TLSConfig(),
-		IsLocalHost:        func(d string) bool { _, ok := s.local[d]; return ok },
-		RequireTLS:         cfg.C2S.RequireTLS,
-		AllowPlain:         cfg.Auth.AllowPlain,
-		Iterations:         cfg.Auth.SCRAMIterations,
-		Limits:             limits,
-		Queue:              cfg.Limits.Queue,
-		IdleTimeout:        cfg.C2S.IdleTimeout.Duration,
-		ParkAfter:          cfg.C2S.ParkAfter.Duration,
-		AuthFailures:       cfg.Limits.AuthFailures,
-		LoginFailuresPerIP: cfg.Limits.LoginsPerIP,
+		Router:         (*c2sRouter)(s),
+		Accounts:       store,
+		Registrar:      (*registrar)(s),
+		ExtraFeatures:  s.extraFeatures,
+		TLS:            s.certs.TLSConfig(),
+		IsLocalHost:    func(d string) bool { _, ok := s.local[d]; return ok },
+		RequireTLS:     cfg.C2S.RequireTLS,
+		AllowPlain:     cfg.Auth.AllowPlain,
+		Iterations:     cfg.Auth.SCRAMIterations,
+		Limits:         limits,
+		Queue:          cfg.Limits.Queue,
+		IdleTimeout:    cfg.C2S.IdleTimeout.Duration,
+		ParkAfter:      cfg.C2S.ParkAfter.Duration,
+		AuthFailures:   cfg.Limits.AuthFailures,
+		ChannelBinding: cfg.Auth.ChannelBinding == conf.ChannelBindingStrict,
+		Logins: c2s.LoginLimits{
+			BackoffAfter:    cfg.Limits.LoginBackoffAfter,
+			SprayAccounts:   cfg.Limits.LoginSprayAccounts,
+			AccountFailures: cfg.Limits.LoginAccountFailures,
+			BackoffMax:      backoffMax(cfg.Limits.LoginBackoffMax.Duration),
+			Window:          cfg.Limits.LoginWindow.Duration,
+		},
+		RegistrationsPerIP: cfg.Limits.RegistrationsPerIP,
 		Logger:             s.log,
 	})
 	return s, nil
+}
+
+// backoffMax maps the config's "0s" (never hold an answer) to the c2s
+// package's negative value; its zero is the default.
+func backoffMax(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // c2sRouter gives the c2s package the router and the session registry.

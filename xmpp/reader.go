@@ -241,6 +241,29 @@ func (r *Reader) Buffered() int {
 	return n
 }
 
+// SkipBufferedSpace drops the white space at the front of what was read
+// from the transport and not consumed yet, without reading more, and
+// returns how many bytes are still buffered after it. Before STARTTLS,
+// white space after <starttls/> is not data (RFC 6120 §11.7 allows it
+// between elements; go-sendxmpp writes a newline with <starttls/>), while
+// anything else there is (see Buffered).
+func (r *Reader) SkipBufferedSpace() int {
+	if r.br != nil {
+		for r.br.Buffered() > 0 {
+			b, _ := r.br.Peek(1) // buffered: cannot fail
+			if !isSpaceByte(b[0]) {
+				return r.Buffered()
+			}
+			_, _ = r.br.Discard(1)
+		}
+	}
+	if r.cr.pending && isSpaceByte(r.cr.next) {
+		// The pending byte comes after br's buffer, which is empty now.
+		r.cr.pending = false
+	}
+	return r.Buffered()
+}
+
 // consumed is how many bytes the tokenizer has taken so far.
 func (r *Reader) consumed() int64 {
 	n := r.cr.n + int64(r.pos)

@@ -15,10 +15,10 @@ func (c Config) checkAuthzid(authzid, username string) error {
 	}
 	local, domain, ok := strings.Cut(authzid, "@")
 	if !ok || c.Host == "" || !strings.EqualFold(domain, c.Host) {
-		return fail(condInvalidAuthzid, "")
+		return fail(condInvalidAuthzid, textAuthzid)
 	}
 	if n, err := xmpp.NormalizeLocal(local); err != nil || n != username {
-		return fail(condInvalidAuthzid, "")
+		return fail(condInvalidAuthzid, textAuthzid)
 	}
 	return nil
 }

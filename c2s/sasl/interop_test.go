@@ -64,7 +64,16 @@ func TestMelliumClient(t *testing.T) {
 		password  string
 		authzid   string
 		want      string // failure condition, "" for success
+		noCB      bool   // leave Config.ChannelBinding off
 	}{
+		{
+			name:      "a client that can bind, told the mechanisms of a stream without channel binding, sends y and authenticates",
+			mechanism: msasl.ScramSha256, pair: &tls13, cert: true, remote: true, noCB: true,
+		},
+		{
+			name:      "a SCRAM-SHA-1 client that can bind, on a stream without channel binding, authenticates",
+			mechanism: msasl.ScramSha1, pair: &tls13, noCB: true,
+		},
 		{name: "SCRAM-SHA-1 without TLS authenticates", mechanism: msasl.ScramSha1},
 		{name: "SCRAM-SHA-256 without TLS authenticates", mechanism: msasl.ScramSha256},
 		{name: "SCRAM-SHA-256 over TLS 1.3 authenticates", mechanism: msasl.ScramSha256, pair: &tls13, remote: true},
@@ -99,7 +108,7 @@ func TestMelliumClient(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := Config{Lookup: newAccounts(t).lookup, Host: testHost, AllowPlain: true}
+			cfg := Config{Lookup: newAccounts(t).lookup, Host: testHost, AllowPlain: true, ChannelBinding: !tc.noCB}
 			var opts []msasl.Option
 			if tc.pair != nil {
 				cfg.TLS = &tc.pair.server

@@ -28,14 +28,14 @@ func (s *Server) plainStep(ctx context.Context, in []byte) error {
 
 	username, err := xmpp.NormalizeLocal(authcid)
 	if err != nil {
-		return fail(condNotAuthorized, "")
+		return fail(condNotAuthorized, textBadUsername)
 	}
 	if err := s.cfg.checkAuthzid(authzid, username); err != nil {
 		return err
 	}
 	prepared, err := preparePassword(password)
 	if err != nil {
-		return fail(condNotAuthorized, "")
+		return fail(condNotAuthorized, "the password has characters SASLprep (RFC 4013) does not allow")
 	}
 
 	key, known, err := s.lookup(ctx, username)
@@ -47,11 +47,12 @@ func (s *Server) plainStep(ctx context.Context, in []byte) error {
 	}
 	salted, err := saltedPassword(s.newHash, prepared, key.Salt, key.Iterations)
 	if err != nil {
-		return fail(condTemporaryFailure, "")
+		return fail(condTemporaryFailure, textTryAgain)
 	}
 	ok := subtle.ConstantTimeCompare(storedKey(s.newHash, salted), key.StoredKey) == 1
+	s.claimed, s.checked = username, true
 	if !ok || !known {
-		return fail(condNotAuthorized, "")
+		return fail(condNotAuthorized, textWrongCredentials)
 	}
 	s.username = username
 	return nil

@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"hash"
 	"slices"
+	"strings"
 
 	"github.com/parley-im/parley/storage"
 )
@@ -40,6 +42,15 @@ const (
 	condMalformedRequest   = "malformed-request"
 	condNotAuthorized      = "not-authorized"
 	condTemporaryFailure   = "temporary-auth-failure"
+)
+
+// Texts of <failure/> that a person can act on. None of them tells whether
+// an account exists: a wrong password and an unknown user read the same.
+const (
+	textWrongCredentials = "wrong username or password"
+	textBadUsername      = "the username is not valid"
+	textAuthzid          = "the authorization identity must be empty or your own bare JID"
+	textTryAgain         = "the server could not check the credentials now; try again later"
 )
 
 // ErrUnknownUser is what a [Lookup] returns when the host has no account
@@ -111,6 +122,21 @@ type Config struct {
 	// on a stream without TLS, whatever this says.
 	AllowPlain bool
 
+	// ChannelBinding offers channel binding: the -PLUS mechanisms and the
+	// XEP-0440 list of [Config.ChannelBindings], and with them the
+	// downgrade check of RFC 5802 §6, which refuses a client that says it
+	// can bind but thinks the server cannot (gs2 flag "y").
+	//
+	// Left false, nothing with channel binding is offered, and "y" is then
+	// the truth and passes. That is the default because of clients that
+	// pick -PLUS whenever it is offered but know only tls-unique, which
+	// TLS 1.3 does not have (RFC 9266 §3) and Go does not expose: slixmpp
+	// 1.8 (and so poezio and most Python bots) fails -PLUS there, and its
+	// "y" with plain SCRAM would then be refused as a downgrade, so it
+	// could not log in at all. Prosody 0.12 offers no -PLUS on TLS 1.3 for
+	// the same reason.
+	ChannelBinding bool
+
 	// Iterations is the PBKDF2 iteration count the server gives new keys.
 	// An unknown user's fake exchange announces it, so that it looks like
 	// a real account's. Zero means DefaultIterations.
@@ -140,13 +166,14 @@ func (c Config) Mechanisms() []string {
 	return m
 }
 
-// ChannelBindings lists the channel binding types this stream supports, in
+// ChannelBindings lists the channel binding types this stream offers, in
 // order of preference, for the -PLUS mechanisms and for XEP-0440:
 // tls-exporter when the stream runs TLS 1.3, and tls-server-end-point when
 // ServerCert is set and its signature algorithm names one hash
-// (RFC 5929 §4.1; not Ed25519). It is empty without TLS.
+// (RFC 5929 §4.1; not Ed25519). It is empty without TLS, and without
+// [Config.ChannelBinding].
 func (c Config) ChannelBindings() []string {
-	if c.TLS == nil || !c.TLS.HandshakeComplete {
+	if !c.ChannelBinding || c.TLS == nil || !c.TLS.HandshakeComplete {
 		return nil
 	}
 	var cb []string
@@ -171,7 +198,8 @@ func (c Config) NewServer(mechanism string) (*Server, error) {
 		if mechanism == Plain && c.TLS == nil && c.AllowPlain {
 			return nil, fail(condEncryptionRequired, "PLAIN needs TLS")
 		}
-		return nil, fail(condInvalidMechanism, "")
+		return nil, fail(condInvalidMechanism, fmt.Sprintf("%q is not offered on this stream; pick one of %s",
+			mechanism, strings.Join(c.Mechanisms(), ", ")))
 	}
 	if c.Lookup == nil {
 		return nil, fail(condTemporaryFailure, "no account lookup configured")
@@ -207,6 +235,12 @@ type Server struct {
 	plus      bool
 	state     state
 	username  string
+
+	// claimed is the username the client gave, normalized, and checked
+	// whether its credentials were compared (right or wrong): see
+	// [Server.Checked]. Unlike username they outlive a failure.
+	claimed string
+	checked bool
 
 	// SCRAM, between the first and the final message.
 	gs2Header       string // as the client sent it, for the c= check
@@ -271,6 +305,15 @@ func (s *Server) forget() {
 	s.known = false
 }
 
+// Checked returns the normalized username of an exchange whose credentials
+// were compared with the account's (PLAIN's password, SCRAM's proof),
+// whatever the comparison found, and whether they were. A failure before
+// that (a malformed message, a channel binding or nonce that does not
+// match) is not a password guess, and returns ok false.
+func (s *Server) Checked() (username string, ok bool) {
+	return s.claimed, s.checked
+}
+
 // Username is the normalized username the client authenticated as, or ""
 // until [Server.Step] has returned done with no error.
 func (s *Server) Username() string {
@@ -289,7 +332,7 @@ func (s *Server) lookup(ctx context.Context, username string) (key storage.SCRAM
 	case errors.Is(err, ErrUnknownUser):
 		return storage.SCRAMKey{}, false, nil
 	case err != nil:
-		return storage.SCRAMKey{}, false, fail(condTemporaryFailure, "")
+		return storage.SCRAMKey{}, false, fail(condTemporaryFailure, textTryAgain)
 	}
 	size := s.newHash().Size()
 	switch s.mechanism {

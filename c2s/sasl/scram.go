@@ -46,17 +46,22 @@ func (s *Server) scramFirst(ctx context.Context, in []byte) ([]byte, error) {
 			return nil, fail(condMalformedRequest, s.mechanism+" needs channel binding")
 		}
 		// The client can bind but thinks we cannot, while this stream
-		// offers -PLUS: someone removed it from the list (RFC 5802 §6).
-		if len(s.cfg.ChannelBindings()) > 0 {
-			return nil, fail(condNotAuthorized, "channel binding is offered on this stream")
+		// offers -PLUS: someone may have removed it from the list the
+		// client saw (RFC 5802 §6). Refusing protects that client from a
+		// man in the middle. Without Config.ChannelBinding nothing is
+		// offered, so "y" is true and passes.
+		if cbs := s.cfg.ChannelBindings(); len(cbs) > 0 {
+			return nil, fail(condNotAuthorized, "this stream offers channel binding ("+
+				strings.Join(cbs, ", ")+"); pick a -PLUS mechanism, or send n if you cannot bind with these")
 		}
 	case strings.HasPrefix(flag, "p="):
 		name := flag[2:]
 		if !s.plus || !validCBName(name) {
 			return nil, fail(condMalformedRequest, "channel binding flag does not fit "+s.mechanism)
 		}
-		if !slices.Contains(s.cfg.ChannelBindings(), name) {
-			return nil, fail(condNotAuthorized, "unsupported channel binding type "+name)
+		if cbs := s.cfg.ChannelBindings(); !slices.Contains(cbs, name) {
+			return nil, fail(condNotAuthorized, "channel binding type "+name+
+				" is not offered on this stream; offered: "+strings.Join(cbs, ", "))
 		}
 		s.cbName = name
 	default:
@@ -92,7 +97,7 @@ func (s *Server) scramFirst(ctx context.Context, in []byte) ([]byte, error) {
 
 	username, err := xmpp.NormalizeLocal(name)
 	if err != nil {
-		return nil, fail(condNotAuthorized, "")
+		return nil, fail(condNotAuthorized, textBadUsername)
 	}
 	if err := s.cfg.checkAuthzid(authzid, username); err != nil {
 		return nil, err
@@ -110,7 +115,7 @@ func (s *Server) scramFirst(ctx context.Context, in []byte) ([]byte, error) {
 	if serverNonce == "" {
 		b := make([]byte, serverNonceLen)
 		if _, err := rand.Read(b); err != nil {
-			return nil, fail(condTemporaryFailure, "")
+			return nil, fail(condTemporaryFailure, textTryAgain)
 		}
 		serverNonce = base64.StdEncoding.EncodeToString(b)
 	}
@@ -162,7 +167,7 @@ func (s *Server) scramFinal(in []byte) ([]byte, error) {
 	if s.plus {
 		data, err := s.cfg.channelBinding(s.cbName)
 		if err != nil {
-			return nil, fail(condTemporaryFailure, "")
+			return nil, fail(condTemporaryFailure, textTryAgain)
 		}
 		want = append(want, data...)
 	}
@@ -179,14 +184,15 @@ func (s *Server) scramFinal(in []byte) ([]byte, error) {
 	authMessage := []byte(s.clientFirstBare + "," + s.serverFirst + "," + withoutProof)
 	clientKey := hmacSum(s.newHash, s.key.StoredKey, authMessage)
 	if len(proof) != len(clientKey) {
-		return nil, fail(condNotAuthorized, "")
+		return nil, fail(condNotAuthorized, textWrongCredentials)
 	}
 	subtle.XORBytes(clientKey, clientKey, proof)
 	h := s.newHash()
 	h.Write(clientKey)
 	ok := subtle.ConstantTimeCompare(h.Sum(nil), s.key.StoredKey) == 1
+	s.claimed, s.checked = s.username, true
 	if !ok || !s.known {
-		return nil, fail(condNotAuthorized, "")
+		return nil, fail(condNotAuthorized, textWrongCredentials)
 	}
 	sig := hmacSum(s.newHash, s.key.ServerKey, authMessage)
 	return []byte("v=" + base64.StdEncoding.EncodeToString(sig)), nil

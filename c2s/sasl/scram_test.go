@@ -102,7 +102,20 @@ func TestSCRAMExchange(t *testing.T) {
 		spoil     func(string) string // changes the client-final-message
 		failAt    int                 // 0 when the exchange succeeds, else the step that fails
 		want      string              // the failure condition
+		noCB      bool                // leave Config.ChannelBinding off
 	}{
+		{
+			name: "y passes on TLS 1.3 where channel binding is not offered (slixmpp forced to plain SCRAM)", stream: onTLS13WithCert,
+			noCB: true, mechanism: SCRAMSHA256, first: "y,,n=user" + r,
+		},
+		{
+			name: "y passes for SCRAM-SHA-1 where channel binding is not offered", stream: onTLS13WithCert,
+			noCB: true, mechanism: SCRAMSHA1, first: "y,,n=user" + r,
+		},
+		{
+			name: "n passes where channel binding is not offered", stream: onTLS13WithCert,
+			noCB: true, mechanism: SCRAMSHA256, first: "n,,n=user" + r,
+		},
 		{name: "SHA-1 with the right password authenticates", mechanism: SCRAMSHA1, first: "n,,n=user" + r},
 		{name: "SHA-256 with the right password authenticates", mechanism: SCRAMSHA256, first: "n,,n=user" + r},
 		{name: "a username is normalized before lookup", mechanism: SCRAMSHA256, first: "n,,n=USER" + r},
@@ -236,7 +249,7 @@ func TestSCRAMExchange(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := Config{Lookup: newAccounts(t).lookup, Host: testHost}
+			cfg := Config{Lookup: newAccounts(t).lookup, Host: testHost, ChannelBinding: !tc.noCB}
 			if tc.stream != nil {
 				tc.stream(&cfg)
 			}
@@ -449,5 +462,62 @@ func TestStepAfterSuccessIsMalformed(t *testing.T) {
 	}
 	if s.Username() != testUser {
 		t.Errorf("Username() = %q after a late step", s.Username())
+	}
+}
+
+// TestChecked checks what the login limits count: an exchange that reached
+// the comparison of credentials, right or wrong, and no other.
+func TestChecked(t *testing.T) {
+	ctx := context.Background()
+	const r = ",r=" + testClientNonce
+	for _, tc := range []struct {
+		name      string
+		mechanism string
+		first     string
+		password  string              // SCRAM: the client's password
+		spoil     func(string) string // SCRAM: changes the final message
+		wantUser  string
+		wantOK    bool
+	}{
+		{name: "PLAIN with the right password", mechanism: Plain, first: "\x00user\x00" + testPassword, wantUser: testUser, wantOK: true},
+		{name: "PLAIN with a wrong password", mechanism: Plain, first: "\x00user\x00nope", wantUser: testUser, wantOK: true},
+		{name: "PLAIN for an unknown user", mechanism: Plain, first: "\x00Nobody\x00nope", wantUser: "nobody", wantOK: true},
+		{name: "PLAIN that is malformed", mechanism: Plain, first: "user"},
+		{name: "SCRAM with the right password", mechanism: SCRAMSHA256, first: "n,,n=user" + r, wantUser: testUser, wantOK: true},
+		{name: "SCRAM with a wrong password", mechanism: SCRAMSHA256, first: "n,,n=user" + r, password: "nope", wantUser: testUser, wantOK: true},
+		{name: "SCRAM for an unknown user", mechanism: SCRAMSHA256, first: "n,,n=nobody" + r, password: "nope", wantUser: "nobody", wantOK: true},
+		{
+			name: "SCRAM whose nonce does not match", mechanism: SCRAMSHA256, first: "n,,n=user" + r,
+			spoil: func(m string) string { return strings.Replace(m, ",r="+testClientNonce, ",r=x", 1) },
+		},
+		{name: "SCRAM that stops after the first message", mechanism: SCRAMSHA256, first: "n,,n=user" + r, spoil: func(string) string { return "" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{Lookup: newAccounts(t).lookup, Host: testHost, TLS: &tls.ConnectionState{}, AllowPlain: true}
+			s, err := cfg.NewServer(tc.mechanism)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, _, err := s.Step(ctx, []byte(tc.first))
+			if tc.mechanism != Plain && err == nil {
+				c := scramClient{newHash: s.newHash, password: tc.password, first: tc.first}
+				if c.password == "" {
+					c.password = testPassword
+				}
+				final, _, err := c.final(string(out))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.spoil != nil {
+					final = tc.spoil(final)
+				}
+				if final != "" {
+					_, _, _ = s.Step(ctx, []byte(final))
+				}
+			}
+			if user, ok := s.Checked(); user != tc.wantUser || ok != tc.wantOK {
+				t.Errorf("Checked() = %q, %v; want %q, %v", user, ok, tc.wantUser, tc.wantOK)
+			}
+		})
 	}
 }

@@ -163,7 +163,8 @@ func TestScenarios(t *testing.T) {
 
 func TestLogin(t *testing.T) {
 	t.Run("each_mechanism_works", func(t *testing.T) {
-		s, hook := startServer(t, nil)
+		// Strict, so that -PLUS is offered too.
+		s, hook := startServer(t, func(c *conf.Config) { c.Auth.ChannelBinding = conf.ChannelBindingStrict })
 		for _, mech := range []string{"SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS"} {
 			code, _, res := runTool(t, s, hook, "login", "-n", "2", "-create", "-mech", mech)
 			if code != 0 || res["mech"] != mech {

@@ -1,0 +1,140 @@
+package server_test
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-im/parley/conf"
+	"github.com/parley-im/parley/parleytest"
+)
+
+// metric reads one sample of /metrics, by its name and labels as written.
+func metric(t *testing.T, s *parleytest.Server, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get(s.HTTPURL + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), sample+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", sample, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("/metrics has no %s", sample)
+	return 0
+}
+
+// TestLoginLimits: twenty users behind one address (127.0.0.1, as an
+// office behind NAT) while one client there keeps failing. Failed logins
+// slow the one who fails and never refuse anyone; the others' answers are
+// never held. Spraying many accounts from the address slows its attempts
+// at accounts that never logged in from there. Whether an answer was held
+// is read from the metrics, not the clock.
+func TestLoginLimits(t *testing.T) {
+	s := parleytest.Start(t, parleytest.WithConfig(func(c *conf.Config) {
+		c.Limits.LoginBackoffAfter = 2
+		c.Limits.LoginSprayAccounts = 3
+		c.Limits.LoginAccountFailures = 1 << 20
+		c.Limits.LoginBackoffMax = conf.Duration{Duration: 20 * time.Millisecond}
+	}))
+	const (
+		pair    = `parley_c2s_login_delays_total{limit="login_backoff_after"}`
+		spray   = `parley_c2s_login_delays_total{limit="login_spray_accounts"}`
+		failed  = `parley_c2s_logins_total{result="failure"}`
+		success = `parley_c2s_logins_total{result="success"}`
+	)
+	for i := range 20 {
+		s.AddUser(fmt.Sprintf("u%d@localhost", i), "right")
+	}
+	s.AddUser("bot@localhost", "right")
+	s.AddUser("carol@localhost", "right")
+	attempt := func(user, password string) string {
+		t.Helper()
+		c := s.DialRaw()
+		c.Open("localhost")
+		c.StartTLS(s.TLSConfig("localhost"))
+		el := c.AuthPlain(user, password)
+		if el.Tag == "failure" && len(el.ChildElements()) > 0 {
+			return el.ChildElements()[0].Tag
+		}
+		return el.Tag
+	}
+
+	// Everyone logs in once: these addresses become known to them.
+	for i := range 20 {
+		if got := attempt(fmt.Sprintf("u%d", i), "right"); got != "success" {
+			t.Fatalf("u%d: %s", i, got)
+		}
+	}
+
+	t.Run("a client that keeps failing slows itself down and is never refused", func(t *testing.T) {
+		for i := range 8 {
+			if got := attempt("bot", "wrong"); got != "not-authorized" {
+				t.Fatalf("attempt %d: %s, want not-authorized", i, got)
+			}
+		}
+		// Attempts 3 to 8 came after two failures.
+		if got := metric(t, s, pair); got != 6 {
+			t.Errorf("%s = %v, want 6", pair, got)
+		}
+		if got := attempt("bot", "right"); got != "success" {
+			t.Fatalf("the right password after failures: %s, want success (held, not refused)", got)
+		}
+		if got := metric(t, s, pair); got != 7 {
+			t.Errorf("%s = %v, want 7: the right password is held like a wrong one", pair, got)
+		}
+	})
+
+	t.Run("the twenty others behind the address log in without waiting", func(t *testing.T) {
+		for range 3 {
+			if got := attempt("bot", "wrong"); got != "not-authorized" {
+				t.Fatalf("bot: %s", got)
+			}
+		}
+		before := metric(t, s, pair) + metric(t, s, spray)
+		for i := range 20 {
+			if got := attempt(fmt.Sprintf("u%d", i), "right"); got != "success" {
+				t.Fatalf("u%d: %s", i, got)
+			}
+		}
+		if after := metric(t, s, pair) + metric(t, s, spray); after != before {
+			t.Errorf("held answers went from %v to %v while the others logged in", before, after)
+		}
+	})
+
+	t.Run("spraying accounts from the address slows attempts at new accounts only", func(t *testing.T) {
+		for _, u := range []string{"nobody1", "nobody2", "nobody3"} {
+			if got := attempt(u, "guess"); got != "not-authorized" {
+				t.Fatalf("%s: %s", u, got)
+			}
+		}
+		before := metric(t, s, spray)
+		if got := attempt("carol", "right"); got != "success" {
+			t.Fatalf("carol: %s, want success", got)
+		}
+		if got := metric(t, s, spray); got != before+1 {
+			t.Errorf("%s = %v, want %v: carol never logged in from here", spray, got, before+1)
+		}
+		if got := attempt("u7", "right"); got != "success" {
+			t.Fatalf("u7: %s", got)
+		}
+		if got := metric(t, s, spray); got != before+1 {
+			t.Errorf("%s = %v, want %v: u7 logged in from here before", spray, got, before+1)
+		}
+	})
+
+	if f, ok := metric(t, s, failed), metric(t, s, success); f != 14 || ok != 43 {
+		t.Errorf("logins: %v failed, %v succeeded; want 14 and 43", f, ok)
+	}
+}
