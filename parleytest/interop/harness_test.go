@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
 	"github.com/parley-im/parley/xmpp"
 )
@@ -68,6 +69,9 @@ type stepResult struct {
 
 // clientCase is one run of one library.
 type clientCase struct {
+	// binding is the server's [auth] channel_binding: "" for its default
+	// (compatible: no -PLUS offered), or conf.ChannelBindingStrict.
+	binding   string
 	tls       string // "starttls" or "direct"
 	mechanism string // "" for the library's default
 	// wantMechanism, when set, is the mechanism a default login must
@@ -87,7 +91,11 @@ func (c clientCase) name() string {
 	if m == "" {
 		m = "default"
 	}
-	return c.tls + "/" + m
+	name := c.tls + "/" + m
+	if c.binding != "" {
+		name = c.binding + "/" + name
+	}
+	return name
 }
 
 // library runs one client: command returns the process for cfg.
@@ -125,9 +133,14 @@ type fixture struct {
 // UTF-8 of every mechanism are on the way.
 const clientPassword = "alice pässword"
 
-func newFixture(t *testing.T, password string) *fixture {
+func newFixture(t *testing.T, c clientCase) *fixture {
 	t.Helper()
-	s := parleytest.Start(t)
+	s := parleytest.Start(t, parleytest.WithConfig(func(cfg *conf.Config) {
+		if c.binding != "" {
+			cfg.Auth.ChannelBinding = c.binding
+		}
+	}))
+	password := c.password
 	if password == "" {
 		password = clientPassword
 	}
@@ -190,7 +203,7 @@ func runLibrary(t *testing.T, lib library, cases []clientCase) {
 }
 
 func runCase(t *testing.T, lib library, c clientCase) {
-	f := newFixture(t, c.password)
+	f := newFixture(t, c)
 	addr := f.s.DirectTLSAddr
 	var obs *observer
 	if c.tls == "starttls" {

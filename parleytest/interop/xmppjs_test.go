@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/parley-im/parley/conf"
 )
 
 // TestXMPPJS logs in with xmpp.js (npm @xmpp/client 0.14.0) with its
@@ -46,6 +48,8 @@ func TestXMPPJS(t *testing.T) {
 			// which the server rightly refuses as malformed-request.
 			// Its SCRAM-SHA-1 gets it right.
 			clientCase{tls: tr, mechanism: "PLAIN", password: "alice password"},
+			// With -PLUS offered it still picks SCRAM-SHA-1, flag "n".
+			clientCase{binding: conf.ChannelBindingStrict, tls: tr, wantMechanism: "SCRAM-SHA-1"},
 		)
 	}
 	runLibrary(t, lib, cases)
