@@ -69,6 +69,11 @@ type account struct {
 	pending  map[xmpp.JID][]byte // inbound subscribe stanzas waiting for an answer
 	blocked  map[xmpp.JID]bool
 	sessions []sessEntry
+
+	// loggedOut is set, under mu, once the last available resource of
+	// the account went unavailable and that logout was recorded for
+	// XEP-0012; the end of the last session then records nothing more.
+	loggedOut bool
 }
 
 // sessEntry is one bound session of an account and what the IM core keeps
@@ -105,10 +110,10 @@ func (a *account) removeSession(s Session) *sessState {
 
 // sessState is what the IM core keeps of one session.
 type sessState struct {
-	presence *etree.Element    // the last available broadcast presence; nil while unavailable
-	directed map[xmpp.JID]bool // who got directed available presence (RFC 6121 §4.6)
-	roster   bool              // asked for the roster: gets roster pushes
-	blocking bool              // asked for the blocklist: gets block pushes
+	presence *etree.Element              // the last available broadcast presence; nil while unavailable
+	directed map[xmpp.JID]*etree.Element // who got directed available presence, and which (RFC 6121 §4.6)
+	roster   bool                        // asked for the roster: gets roster pushes
+	blocking bool                        // asked for the blocklist: gets block pushes
 }
 
 func newAccount(local, host string) *account {
@@ -268,6 +273,66 @@ func (a *account) available() []sessPresence {
 	}
 	sort.Slice(out, func(i, k int) bool { return out[i].s.JID().String() < out[k].s.JID().String() })
 	return out
+}
+
+// interested returns the sessions that asked for the roster (the
+// interested resources of RFC 6121 §2.2) and the available ones, in bind
+// order; a.mu must be held. The inbound subscription stanzas other than
+// subscribe go to them: the RFC asks for the interested resources, and an
+// available resource that never asked for the roster has always had them
+// too.
+func (a *account) interested() []Session {
+	var out []Session
+	for _, e := range a.sessions {
+		if e.ss.roster || e.ss.presence != nil {
+			out = append(out, e.s)
+		}
+	}
+	return out
+}
+
+// directedTo returns, for each session that sent directed available
+// presence to prober's account (its bare JID or any of its resources),
+// the last presence it sent there; only the session bound to probed when
+// probed is a full JID. a.mu must be held.
+func (a *account) directedTo(prober, probed xmpp.JID) []sessPresence {
+	var out []sessPresence
+	for _, e := range a.sessions {
+		if probed.Resource() != "" && e.s.JID() != probed {
+			continue
+		}
+		// The presence sent to the prober itself, else to its bare JID,
+		// else to the first of its resources.
+		var last *etree.Element
+		var lastJ xmpp.JID
+		for j, p := range e.ss.directed {
+			if j.Bare() == prober.Bare() && (last == nil || closer(j, lastJ, prober)) {
+				last, lastJ = p, j
+			}
+		}
+		if last != nil {
+			out = append(out, sessPresence{e.s, last})
+		}
+	}
+	return out
+}
+
+// closer reports whether j names prober more closely than k does: the
+// same JID, then its bare JID, then the first in JID order.
+func closer(j, k, prober xmpp.JID) bool {
+	rank := func(x xmpp.JID) int {
+		switch x {
+		case prober:
+			return 0
+		case prober.Bare():
+			return 1
+		}
+		return 2
+	}
+	if rj, rk := rank(j), rank(k); rj != rk {
+		return rj < rk
+	}
+	return j.String() < k.String()
 }
 
 type sessPresence struct {

@@ -35,7 +35,7 @@ type userStore interface {
 	BlockList(ctx context.Context, host, user string) ([]string, error)
 	Block(ctx context.Context, host, user string, jids []string) error
 	Unblock(ctx context.Context, host, user string, jids []string) error
-	SetLastActivities(ctx context.Context, host string, at map[string]time.Time) error
+	SetLastActivities(ctx context.Context, host string, at map[string]storage.Activity) error
 	LastActivity(ctx context.Context, host, user string) (time.Time, string, error)
 }
 
@@ -59,10 +59,10 @@ type localHost struct {
 	server  *iqMux // iqs to the domain
 	account *iqMux // iqs to a user's bare JID, answered by the server
 
-	// seenMu guards seen: when users' last sessions ended, not yet
-	// written (XEP-0012).
+	// seenMu guards seen: the users' last logouts, not yet written
+	// (XEP-0012).
 	seenMu sync.Mutex
-	seen   map[string]time.Time
+	seen   map[string]storage.Activity
 
 	// mu guards users. Lock order: a user's lock (userLock; if at all,
 	// and never two of them), then h.mu, then that user's account's mu;
@@ -91,7 +91,7 @@ func newLocalHost(name string, r *Router, store userStore, limits hostLimits, lo
 		log:    log.With("host", name),
 		limits: limits,
 		users:  make(map[string]*account),
-		seen:   make(map[string]time.Time),
+		seen:   make(map[string]storage.Activity),
 		locks:  make(map[string]*userMutex),
 	}
 	h.account = h.accountServices()
@@ -166,25 +166,57 @@ func (h *localHost) unbind(s Session) {
 		return
 	}
 	if ss.presence != nil || len(ss.directed) > 0 {
+		// A session that ends available logs the user out here when it
+		// is the last available one (broadcastPresence records it).
 		unavailable := xmpp.NewPresence("unavailable", j, xmpp.JID{})
 		h.broadcastPresence(a, s, ss, unavailable)
 	}
 	if last {
-		// Acknowledged to nobody, so written in batches (flushSeen): a
-		// thousand sessions that end together cost one commit.
-		h.seenMu.Lock()
-		h.seen[j.Local()] = time.Now()
-		h.seenMu.Unlock()
+		a.mu.Lock()
+		recorded := a.loggedOut
+		a.mu.Unlock()
+		if !recorded {
+			// The user was never available in these sessions: the end
+			// of the last one is the last activity.
+			h.setSeen(j.Local(), time.Now(), "")
+		}
 	}
 }
 
-// lastSeen returns when the user's last session ended, if that is not
-// written yet.
-func (h *localHost) lastSeen(local string) (time.Time, bool) {
+// setSeen records the user's last logout and the status text of its
+// unavailable presence. Acknowledged to nobody, it is written in batches
+// (flushSeen): a thousand sessions that end together cost one commit.
+func (h *localHost) setSeen(local string, at time.Time, status string) {
+	h.seenMu.Lock()
+	h.seen[local] = storage.Activity{At: at, Status: status}
+	h.seenMu.Unlock()
+}
+
+// lastSeen returns the user's last logout, if it is not written yet.
+func (h *localHost) lastSeen(local string) (storage.Activity, bool) {
 	h.seenMu.Lock()
 	defer h.seenMu.Unlock()
 	t, ok := h.seen[local]
 	return t, ok
+}
+
+// lastActivity returns the user's last logout and its status: the one not
+// written yet, else the stored one; ok is false when there is none (or
+// the store cannot be read, which is logged).
+func (h *localHost) lastActivity(local string) (at time.Time, status string, ok bool) {
+	if a, ok := h.lastSeen(local); ok {
+		return a.At, a.Status, true
+	}
+	ctx, cancel := storeCtx()
+	defer cancel()
+	at, status, err := h.store.LastActivity(ctx, h.name, local)
+	if err != nil {
+		if !errors.Is(err, storage.ErrNotFound) {
+			h.log.Error("local: last activity lookup", "user", local, "err", err)
+		}
+		return time.Time{}, "", false
+	}
+	return at, status, true
 }
 
 // flushSeen writes the last activity of the users whose sessions ended
@@ -192,7 +224,7 @@ func (h *localHost) lastSeen(local string) (time.Time, bool) {
 func (h *localHost) flushSeen(ctx context.Context) {
 	h.seenMu.Lock()
 	batch := h.seen
-	h.seen = make(map[string]time.Time)
+	h.seen = make(map[string]storage.Activity)
 	h.seenMu.Unlock()
 	if len(batch) == 0 {
 		return

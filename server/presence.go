@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"time"
 
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/server/subscription"
@@ -43,14 +44,12 @@ func (h *localHost) outboundPresence(s Session, st *xmpp.Stanza) {
 			return
 		}
 		// Directed presence (§4.6): remembered, so that the recipient
-		// learns when the user goes offline.
+		// learns when the user goes offline, and kept as sent, so that a
+		// probe from the recipient gets it again (§4.6.6).
 		a.mu.Lock()
 		if ss := a.stateOf(s); ss != nil {
 			if st.Type == "" {
-				if ss.directed == nil {
-					ss.directed = make(map[xmpp.JID]bool)
-				}
-				ss.directed[st.To] = true
+				setIn(&ss.directed, st.To, st.El.Copy())
 			} else {
 				delete(ss.directed, st.To)
 			}
@@ -95,6 +94,7 @@ func (h *localHost) broadcastPresence(a *account, s Session, ss *sessState, st *
 	}
 	var probes []xmpp.JID
 	var requests [][]byte
+	loggedOut := false
 	if available {
 		ss.presence = st.El.Copy()
 		if initial {
@@ -104,10 +104,20 @@ func (h *localHost) broadcastPresence(a *account, s Session, ss *sessState, st *
 			}
 		}
 	} else {
+		// The user logs out when the last available resource goes
+		// unavailable (XEP-0012 §3: "the time since the user last logged
+		// out" and "the status message of the last unavailable presence").
+		loggedOut = ss.presence != nil && len(others) == 0
+		if loggedOut {
+			a.loggedOut = true
+		}
 		ss.presence = nil
 		ss.directed = nil
 	}
 	a.mu.Unlock()
+	if loggedOut {
+		h.setSeen(a.local, time.Now(), presenceStatus(st))
+	}
 
 	prio := presencePriority(st)
 	s.SetPresence(available, prio)
@@ -167,32 +177,100 @@ func (h *localHost) inboundPresence(st *xmpp.Stanza) {
 
 // answerProbe answers a probe (§4.3.2): the presence of each available
 // resource to a contact with a subscription from the user, unavailable
-// when there is none, unsubscribed to anyone else.
+// when there is none, and unsubscribed to anyone else, except an entity
+// the user sent directed presence to, which gets that presence again
+// (§4.6.6). A probe of a full JID is answered for that resource alone.
+// The unavailable and unsubscribed answers carry the probe's id, so that
+// the prober can tell which probe they answer, as in the RFC's examples.
 func (h *localHost) answerProbe(st *xmpp.Stanza) {
 	contact := st.From.Bare()
 	a := h.userData(st.To.Local())
 	if a == nil {
+		// §8.5.1 lets the server ignore a probe to no user, and that
+		// tells the prober nothing.
 		return
 	}
+	resource := st.To.Resource()
 	a.mu.Lock()
 	state, _ := a.state(contact)
 	blocked := a.isBlocked(st.From)
-	avail := a.available()
+	subscribed := state.Sub.HasFrom()
+	var answers, directed []sessPresence
+	anyAvailable := false
+	if subscribed {
+		for _, p := range a.available() {
+			anyAvailable = true
+			if resource == "" || p.s.JID() == st.To {
+				answers = append(answers, p)
+			}
+		}
+	} else {
+		directed = a.directedTo(st.From, st.To)
+	}
 	a.mu.Unlock()
-	if blocked {
-		return
+	switch {
+	case blocked:
+	case !subscribed && len(directed) > 0:
+		// §4.6.6: an entity that got directed presence gets, from the
+		// resource that sent it, the last presence sent to it.
+		for _, p := range directed {
+			h.router.Route(resend(p.presence, p.s.JID(), st.From))
+		}
+	case !subscribed:
+		h.router.Route(withID(xmpp.NewPresence(subscription.Unsubscribed, a.bare, st.From), st.ID))
+	case len(answers) == 0:
+		h.router.Route(h.unavailableAnswer(a, st, anyAvailable))
+	default:
+		for _, p := range answers {
+			h.router.Route(resend(p.presence, p.s.JID(), st.From))
+		}
 	}
-	if state.Sub != subscription.From && state.Sub != subscription.Both {
-		h.router.Route(xmpp.NewPresence(subscription.Unsubscribed, a.bare, st.From))
-		return
+}
+
+// unavailableAnswer is the answer to a probe from a subscriber that finds
+// no available resource to answer for (§4.3.2): unavailable presence with
+// the probe's id, from the JID probed, and, when the user has no
+// available resource at all, the status of the user's last logout and a
+// XEP-0203 <delay/> stamped with its time. The time of a resource that
+// went while others stayed is not kept, so that answer has no delay.
+func (h *localHost) unavailableAnswer(a *account, probe *xmpp.Stanza, anyAvailable bool) *xmpp.Stanza {
+	from := a.bare
+	if probe.To.Resource() != "" {
+		from = probe.To
 	}
-	if len(avail) == 0 {
-		h.router.Route(xmpp.NewPresence("unavailable", a.bare, st.From))
-		return
+	p := withID(xmpp.NewPresence("unavailable", from, probe.From), probe.ID)
+	if anyAvailable {
+		return p
 	}
-	for _, p := range avail {
-		h.router.Route(resend(p.presence, p.s.JID(), st.From))
+	at, status, ok := h.lastActivity(a.local)
+	if !ok {
+		return p
 	}
+	if status != "" {
+		p.El.CreateElement("status").SetText(status)
+	}
+	d := xmpp.NewElementNS(xmpp.NSDelay, "delay")
+	d.CreateAttr("from", h.name)
+	d.CreateAttr("stamp", at.UTC().Format("2006-01-02T15:04:05.000Z"))
+	p.El.AddChild(d)
+	return p
+}
+
+// withID sets the id of st, when id is not empty, and returns st.
+func withID(st *xmpp.Stanza, id string) *xmpp.Stanza {
+	if id != "" {
+		st.El.CreateAttr("id", id)
+		st.ID = id
+	}
+	return st
+}
+
+// presenceStatus returns the text of the first <status/> of a presence.
+func presenceStatus(st *xmpp.Stanza) string {
+	if el := xmpp.Child(st.El, "", "status"); el != nil {
+		return el.Text()
+	}
+	return ""
 }
 
 // outboundSubscription applies RFC 6121 Appendix A.2 to a subscription
@@ -200,6 +278,17 @@ func (h *localHost) answerProbe(st *xmpp.Stanza) {
 func (h *localHost) outboundSubscription(st *xmpp.Stanza) {
 	contact := st.To.Bare()
 	if contact.IsZero() || contact == st.From.Bare() {
+		return
+	}
+	if st.Type == subscription.Subscribe && !h.router.mayExist(contact) {
+		// RFC 6121 §3.1.2: "If the presence subscription request cannot
+		// be locally delivered or remotely routed (e.g., because the
+		// request is malformed, the local contact does not exist, ...),
+		// then the user's server MUST return an appropriate error stanza
+		// to the user." The roster push comes "after locally delivering
+		// or remotely routing" the request, so none is made. The error is
+		// the one a message to no user gets (§8.5.1).
+		h.router.Bounce(st, xmpp.NewStanzaError(xmpp.ServiceUnavailable, ""))
 		return
 	}
 	// The user's lock alone while reading and committing: routing to and
@@ -243,6 +332,26 @@ func (h *localHost) outboundSubscription(st *xmpp.Stanza) {
 			h.router.Route(resend(p.presence, p.s.JID(), contact))
 		}
 	}
+	if state.Sub.HasTo() && !out.Next.Sub.HasTo() {
+		h.botGone(contact, avail)
+	}
+}
+
+// botGone shows the user's available resources as unavailable a bot (a
+// JID of an http_component host) whose presence the user no longer
+// receives. The bot answers presence for itself and is always available;
+// per RFC 6121 §3.3.3 the contact's server, here the bot's host on this
+// very server, "MUST ... generate an outbound presence stanza of type
+// "unavailable" from each of the contact's available resources to the
+// user", which the component does not do, so the user's side does it for
+// the bot's. Other contacts' servers send theirs.
+func (h *localHost) botGone(contact xmpp.JID, avail []sessPresence) {
+	if !h.router.isBot(contact) {
+		return
+	}
+	for _, p := range avail {
+		h.router.deliver(p.s, xmpp.NewPresence("unavailable", contact, p.s.JID()))
+	}
 }
 
 // inboundSubscription applies RFC 6121 Appendix A.3 to a subscription
@@ -257,10 +366,12 @@ func (h *localHost) inboundSubscription(st *xmpp.Stanza) {
 	// store, and the next login reads it.
 	a, unlock := h.lockUser(st.To.Local())
 	if a == nil {
-		if st.Type == subscription.Subscribe && !h.exists(st.To.Local()) {
-			// §3.1.3: a request for no user is answered unsubscribed.
-			h.router.Route(xmpp.NewPresence(subscription.Unsubscribed, st.To.Bare(), contact))
-		}
+		// No such user (or the store cannot be read). RFC 6121 §8.5.1:
+		// "For a presence stanza of type "subscribe", "subscribed",
+		// "unsubscribe", or "unsubscribed", the server MUST silently
+		// ignore the stanza." An answer would also tell anyone which
+		// accounts exist; a user of this server who asked learns it from
+		// the error of §3.1.2 instead (outboundSubscription).
 		return
 	}
 	state, exists := a.state(contact)
@@ -271,16 +382,34 @@ func (h *localHost) inboundSubscription(st *xmpp.Stanza) {
 	}
 	a.mu.Lock()
 	avail := a.available()
+	var told []Session
+	if in.Deliver {
+		if st.Type == subscription.Subscribe {
+			// §3.1.3: a request goes to the available resources.
+			for _, p := range avail {
+				told = append(told, p.s)
+			}
+		} else {
+			told = a.interested()
+		}
+	}
 	a.mu.Unlock()
 	unlock()
 	if err != nil {
 		h.log.Error("local: roster write", "user", a.local, "err", err)
 		return
 	}
+	// §3.1.6, §3.2.3, §3.3.3: the stanza goes to the interested
+	// resources, and "this MUST occur before sending the roster push".
+	for _, s := range told {
+		h.router.deliver(s, readdress(st, contact, a.bare))
+	}
 	h.pushItem(a, push)
-	if in.Deliver {
+	if in.SendUnavailable {
+		// §3.3.3 step 3, before the auto-reply: the contact sees the user
+		// go while it still counts as subscribed.
 		for _, p := range avail {
-			h.router.deliver(p.s, readdress(st, contact, a.bare))
+			h.router.Route(xmpp.NewPresence("unavailable", p.s.JID(), contact))
 		}
 	}
 	if in.AutoReply != "" {
@@ -289,11 +418,6 @@ func (h *localHost) inboundSubscription(st *xmpp.Stanza) {
 	if in.SendPresence {
 		for _, p := range avail {
 			h.router.Route(resend(p.presence, p.s.JID(), contact))
-		}
-	}
-	if in.SendUnavailable {
-		for _, p := range avail {
-			h.router.Route(xmpp.NewPresence("unavailable", p.s.JID(), contact))
 		}
 	}
 }

@@ -217,6 +217,9 @@ func (h *localHost) rosterRemove(local string, contact xmpp.JID) error {
 	if state.Sub == subscription.To || state.Sub == subscription.Both || state.PendingOut {
 		h.router.Route(xmpp.NewPresence(subscription.Unsubscribe, a.bare, contact))
 	}
+	if state.Sub.HasTo() {
+		h.botGone(contact, avail)
+	}
 	if state.Sub == subscription.From || state.Sub == subscription.Both || state.PendingIn {
 		for _, p := range avail {
 			h.router.Route(xmpp.NewPresence("unavailable", p.s.JID(), contact))

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/beevik/etree"
+	"github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -123,6 +124,24 @@ func (r *Router) undelivered(s Session, st *xmpp.Stanza) {
 	if h, ok := r.hosts[s.JID().Domain()].(sessionHost); ok {
 		h.undelivered(s, st)
 	}
+}
+
+// mayExist reports whether j may be an account: false only for a JID of a
+// local host that has no such user. It reads the store when the user has
+// no session, so it is for subscription requests, not for routing.
+func (r *Router) mayExist(j xmpp.JID) bool {
+	h, ok := r.hosts[j.Domain()].(*localHost)
+	if !ok || j.Local() == "" {
+		return true
+	}
+	return h.online(j.Local()) != nil || h.exists(j.Local())
+}
+
+// isBot reports whether j is served by an http_component host, which
+// answers presence for its bots (package webhook).
+func (r *Router) isBot(j xmpp.JID) bool {
+	_, ok := r.hosts[j.Domain()].(*webhook.Component)
+	return ok
 }
 
 // SlowConsumers returns how many stanzas full queues refused so far.

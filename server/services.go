@@ -319,20 +319,25 @@ func (h *localHost) lastGet(st *xmpp.Stanza) (*etree.Element, error) {
 			return q, nil
 		}
 	}
-	if at, ok := h.lastSeen(target.Local()); ok {
-		q.CreateAttr("seconds", strconv.FormatInt(int64(time.Since(at).Seconds()), 10))
-		return q, nil
+	// XEP-0012 §3: the seconds since the user last logged out, and the
+	// status of that unavailable presence.
+	var at time.Time
+	var status string
+	if last, ok := h.lastSeen(target.Local()); ok {
+		at, status = last.At, last.Status
+	} else {
+		ctx, cancel := storeCtx()
+		defer cancel()
+		var err error
+		at, status, err = h.store.LastActivity(ctx, h.name, target.Local())
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, xmpp.NewStanzaError(xmpp.ItemNotFound, "")
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	ctx, cancel := storeCtx()
-	defer cancel()
-	at, status, err := h.store.LastActivity(ctx, h.name, target.Local())
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, xmpp.NewStanzaError(xmpp.ItemNotFound, "")
-	}
-	if err != nil {
-		return nil, err
-	}
-	q.CreateAttr("seconds", strconv.FormatInt(int64(time.Since(at).Seconds()), 10))
+	q.CreateAttr("seconds", strconv.FormatInt(max(int64(time.Since(at).Seconds()), 0), 10))
 	if status != "" {
 		q.SetText(status)
 	}

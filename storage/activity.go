@@ -36,20 +36,27 @@ func (s *Store) LastActivity(ctx context.Context, host, user string) (at time.Ti
 	return time.Unix(0, ns).UTC(), status, nil
 }
 
-// SetLastActivities records, in one transaction, when the last session of
-// each user of host ended (at[user]), with no status text. Users that have
-// no account (any more) are skipped. It is for batches: a thousand
-// sessions that end together cost one commit, not a thousand.
-func (s *Store) SetLastActivities(ctx context.Context, host string, at map[string]time.Time) error {
+// Activity is a user's last activity (XEP-0012): when the user logged
+// out, and the status text of the unavailable presence that said so.
+type Activity struct {
+	At     time.Time
+	Status string
+}
+
+// SetLastActivities records, in one transaction, the last activity of
+// each user of host (at[user]). Users that have no account (any more) are
+// skipped. It is for batches: a thousand sessions that end together cost
+// one commit, not a thousand.
+func (s *Store) SetLastActivities(ctx context.Context, host string, at map[string]Activity) error {
 	if len(at) == 0 {
 		return nil
 	}
 	err := s.update(ctx, func(tx *sql.Tx) error {
-		for user, t := range at {
+		for user, a := range at {
 			_, err := tx.ExecContext(ctx, `INSERT INTO last_activity (host, username, at, status)
-				SELECT ?, ?, ?, '' WHERE EXISTS (SELECT 1 FROM accounts WHERE host = ? AND username = ?)
+				SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM accounts WHERE host = ? AND username = ?)
 				ON CONFLICT (host, username) DO UPDATE SET at = excluded.at, status = excluded.status`,
-				host, user, t.UnixNano(), host, user)
+				host, user, a.At.UnixNano(), a.Status, host, user)
 			if err != nil {
 				return err
 			}

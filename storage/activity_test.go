@@ -76,14 +76,18 @@ func TestSetLastActivitiesInOneBatch(t *testing.T) {
 		ctx := context.Background()
 		mustCreate(t, s, testAccount(testHost, "alice"), testAccount(testHost, "bob"))
 		at := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-		err := s.SetLastActivities(ctx, testHost, map[string]time.Time{"alice": at, "bob": at.Add(time.Minute), "ghost": at})
+		err := s.SetLastActivities(ctx, testHost, map[string]Activity{
+			"alice": {At: at, Status: "Heading home"},
+			"bob":   {At: at.Add(time.Minute)},
+			"ghost": {At: at},
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for u, want := range map[string]time.Time{"alice": at, "bob": at.Add(time.Minute)} {
-			got, _, err := s.LastActivity(ctx, testHost, u)
-			if err != nil || !got.Equal(want) {
-				t.Errorf("%s: %v, %v; want %v", u, got, err, want)
+		for u, want := range map[string]Activity{"alice": {At: at, Status: "Heading home"}, "bob": {At: at.Add(time.Minute)}} {
+			got, status, err := s.LastActivity(ctx, testHost, u)
+			if err != nil || !got.Equal(want.At) || status != want.Status {
+				t.Errorf("%s: %v %q, %v; want %v %q", u, got, status, err, want.At, want.Status)
 			}
 		}
 		if _, _, err := s.LastActivity(ctx, testHost, "ghost"); !errors.Is(err, ErrNotFound) {

@@ -3,6 +3,7 @@ package xmpp
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -145,7 +146,7 @@ var rejectCases = []struct {
 	{"a stanza over the size limit is a policy violation", Limits{MaxStanza: 100}, `<message><body>` + strings.Repeat("x", 200) + `</body></message>`, StreamPolicyViolation},
 	{"a huge text node stops at the size limit", Limits{MaxStanza: 1000}, `<message><body>` + strings.Repeat("x", 100000) + `</body></message>`, StreamPolicyViolation},
 	{"nesting past the depth limit is a policy violation", Limits{MaxDepth: 3}, `<message><a><b><c/></b></a></message>`, StreamPolicyViolation},
-	{"too many attributes is a policy violation", Limits{MaxAttrs: 2}, `<message a='1' b='2' c='3'/>`, StreamPolicyViolation},
+	{"too many attributes is a policy violation", Limits{MaxAttrs: 6}, `<message a='1' b='2' c='3' d='4' e='5' f='6' g='7'/>`, StreamPolicyViolation},
 	{"an unbound element prefix", Limits{}, `<message><q:body>hi</q:body></message>`, BadNamespacePrefix},
 	{"an unbound attribute prefix", Limits{}, `<message q:a='1'/>`, BadNamespacePrefix},
 	{"a prefix bound only in a sibling", Limits{}, `<message><p:a xmlns:p='urn:p'/><p:b/></message>`, BadNamespacePrefix},
@@ -214,6 +215,17 @@ var headerRejectCases = []struct {
 	{"text after the declaration", `<?xml version='1.0'?>hello`, NotWellFormed},
 	{"an HTTP request", "GET / HTTP/1.1\r\n", NotWellFormed},
 	{"a closing tag", `</stream:stream>`, NotWellFormed},
+	{"more attributes than the limit on the header", `<stream:stream xmlns:stream='http://etherx.jabber.org/streams'` + manyAttrs(65) + `>`, StreamPolicyViolation},
+	{"23,000 attributes on the header", `<stream:stream xmlns:stream='http://etherx.jabber.org/streams'` + manyAttrs(23000) + `>`, StreamPolicyViolation},
+}
+
+// manyAttrs is n attributes a0=” a1=”...
+func manyAttrs(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, " a%d=''", i)
+	}
+	return b.String()
 }
 
 func TestReadElement(t *testing.T) {

@@ -614,6 +614,13 @@ func (r *Reader) readStartTag() (empty bool, err error) {
 		case !sp && nameByte[c]:
 			return false, notWellFormed("attributes must be separated by white space")
 		}
+		// Counted as they are read, the stream header's too: resolve's
+		// duplicate check is quadratic in the count, and one 242 KB
+		// header of 23,000 attributes cost 0.7 s of CPU before
+		// authentication.
+		if len(r.attrs) >= r.limits.MaxAttrs {
+			return false, NewStreamError(StreamPolicyViolation, "more than "+strconv.Itoa(r.limits.MaxAttrs)+" attributes on one element")
+		}
 		a := rawAttr{name: span{off: len(r.tag)}}
 		if r.tag, a.colon, err = r.readQName(r.tag, "an attribute name"); err != nil {
 			return false, err
@@ -941,9 +948,6 @@ func (r *Reader) startElement(base int) error {
 	depth := len(r.frames) - base
 	if depth >= r.limits.MaxDepth {
 		return NewStreamError(StreamPolicyViolation, "elements nested deeper than "+strconv.Itoa(r.limits.MaxDepth))
-	}
-	if len(r.attrs) > r.limits.MaxAttrs {
-		return NewStreamError(StreamPolicyViolation, "more than "+strconv.Itoa(r.limits.MaxAttrs)+" attributes on one element")
 	}
 	ns, err := r.resolve()
 	if err != nil {

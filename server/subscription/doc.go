@@ -33,10 +33,12 @@
 //	r := subscription.ApplyInbound(state, typ, hasItem)
 //	// store r.Next (a record with no roster item that only holds a pending
 //	//   request is dropped when r.Next is the zero State)
-//	// if r.Push: push the item to the user's interested resources
 //	// if r.Deliver: deliver the stanza to the user (a subscribe goes to
 //	//   available resources and, since r.Next.PendingIn, is kept for
-//	//   redelivery at the user's next available presence)
+//	//   redelivery at the user's next available presence; the other
+//	//   types go to the interested resources, before the push: §3.1.6,
+//	//   §3.2.3 and §3.3.3 say it MUST come first)
+//	// if r.Push: push the item to the user's interested resources
 //	// if r.AutoReply != "": send a presence of that type from the user's
 //	//   bare JID to the contact's
 //	// if r.SendPresence: send the contact the user's current presence

@@ -55,6 +55,14 @@ func (s Sub) to() bool { return s == To || s == Both }
 // from reports whether the contact receives the user's presence.
 func (s Sub) from() bool { return s == From || s == Both }
 
+// HasTo reports whether the user receives the contact's presence: To or
+// Both.
+func (s Sub) HasTo() bool { return s.to() }
+
+// HasFrom reports whether the contact receives the user's presence: From
+// or Both.
+func (s Sub) HasFrom() bool { return s.from() }
+
 // State is a contact's subscription state as the user's server keeps it:
 // the nine states of RFC 6121 Appendix A.1 plus the pre-approval of §3.4,
 // which can only be held in the states None, None + Pending Out and To.
@@ -167,7 +175,9 @@ type Inbound struct {
 	// AutoReply is "" or the type of a presence the server sends the
 	// contact on the user's behalf: "subscribed" when the contact already
 	// has a subscription (A.3.1, §3.1.3) or the user pre-approved it
-	// (§3.4).
+	// (§3.4); "unsubscribed" when an unsubscribe changed the state, as
+	// footnote 1 of A.3.2 asks, confirming to the contact that its
+	// subscription or request is gone.
 	AutoReply string
 	// SendPresence: the server answered a subscribe with "subscribed" on
 	// the user's behalf; send the contact the user's current presence from
@@ -274,6 +284,11 @@ func ApplyInbound(s State, typ string, exists bool) Inbound {
 		}
 	case Unsubscribe:
 		in.SendUnavailable = s.Sub.from() // §3.3.3 step 3
+		if r.pass {
+			// A.3.2 footnote 1: every row that changes the state (they
+			// are the rows that deliver) is answered "unsubscribed".
+			in.AutoReply = Unsubscribed
+		}
 	}
 	in.Next = canonical(next)
 	in.Push = exists && visible(s) != visible(in.Next)

@@ -46,7 +46,8 @@ const (
 	push
 	sendPresence
 	sendUnavailable
-	autoReply // AutoReply is "subscribed"
+	autoReply      // AutoReply is "subscribed"
+	autoReplyUnsub // AutoReply is "unsubscribed"
 )
 
 func (a act) String() string {
@@ -56,7 +57,8 @@ func (a act) String() string {
 		word string
 	}{
 		{route, "routes"}, {deliver, "delivers"}, {push, "pushes"},
-		{autoReply, "auto-replies subscribed"}, {sendPresence, "sends presence"},
+		{autoReply, "auto-replies subscribed"}, {autoReplyUnsub, "auto-replies unsubscribed"},
+		{sendPresence, "sends presence"},
 		{sendUnavailable, "sends unavailable"},
 	} {
 		if a&w.bit != 0 {
@@ -87,7 +89,7 @@ func inboundActs(in Inbound) act {
 	for _, f := range []struct {
 		on  bool
 		bit act
-	}{{in.Deliver, deliver}, {in.Push, push}, {in.SendPresence, sendPresence}, {in.SendUnavailable, sendUnavailable}, {in.AutoReply == Subscribed, autoReply}} {
+	}{{in.Deliver, deliver}, {in.Push, push}, {in.SendPresence, sendPresence}, {in.SendUnavailable, sendUnavailable}, {in.AutoReply == Subscribed, autoReply}, {in.AutoReply == Unsubscribed, autoReplyUnsub}} {
 		if f.on {
 			a |= f.bit
 		}
@@ -195,16 +197,17 @@ var inboundRows = []transition{
 	{Subscribe, toApproved, both, push | autoReply | sendPresence},
 
 	// A.3.2: unsubscribe ends the contact's subscription (§3.3.3) or
-	// withdraws its request.
+	// withdraws its request; where it changes the state, the server
+	// answers unsubscribed on the user's behalf (A.3.2, footnote 1).
 	{Unsubscribe, none, none, 0},
 	{Unsubscribe, nonePOut, nonePOut, 0},
-	{Unsubscribe, nonePIn, none, deliver},
-	{Unsubscribe, nonePOutIn, nonePOut, deliver},
+	{Unsubscribe, nonePIn, none, deliver | autoReplyUnsub},
+	{Unsubscribe, nonePOutIn, nonePOut, deliver | autoReplyUnsub},
 	{Unsubscribe, to, to, 0},
-	{Unsubscribe, toPIn, to, deliver},
-	{Unsubscribe, from, none, deliver | push | sendUnavailable},
-	{Unsubscribe, fromPOut, nonePOut, deliver | push | sendUnavailable},
-	{Unsubscribe, both, to, deliver | push | sendUnavailable},
+	{Unsubscribe, toPIn, to, deliver | autoReplyUnsub},
+	{Unsubscribe, from, none, deliver | push | sendUnavailable | autoReplyUnsub},
+	{Unsubscribe, fromPOut, nonePOut, deliver | push | sendUnavailable | autoReplyUnsub},
+	{Unsubscribe, both, to, deliver | push | sendUnavailable | autoReplyUnsub},
 	{Unsubscribe, noneApproved, noneApproved, 0},
 	{Unsubscribe, nonePOutAppr, nonePOutAppr, 0},
 	{Unsubscribe, toApproved, toApproved, 0},
@@ -260,8 +263,8 @@ func TestApplyInbound(t *testing.T) {
 				t.Errorf("ApplyInbound(%s, %s, true) gives %s and %s, want %s and %s",
 					tr.old, tr.typ, got.Next, inboundActs(got), tr.next, tr.acts)
 			}
-			if got.AutoReply != "" && got.AutoReply != Subscribed {
-				t.Errorf("AutoReply = %q, want %q or none", got.AutoReply, Subscribed)
+			if got.AutoReply != "" && got.AutoReply != Subscribed && got.AutoReply != Unsubscribed {
+				t.Errorf("AutoReply = %q, want %q, %q or none", got.AutoReply, Subscribed, Unsubscribed)
 			}
 		})
 	}
@@ -277,7 +280,7 @@ func TestApplyInboundWithoutItem(t *testing.T) {
 		{Subscribed, none, none, 0},
 		{Unsubscribed, none, none, 0},
 		{Subscribe, nonePIn, nonePIn, 0},
-		{Unsubscribe, nonePIn, none, deliver}, // §3.3.3: remove the record of the request
+		{Unsubscribe, nonePIn, none, deliver | autoReplyUnsub}, // §3.3.3: remove the record of the request
 		{Subscribed, nonePIn, nonePIn, 0},
 		{Unsubscribed, nonePIn, nonePIn, 0},
 		// Without an item there is no subscription, ask or pre-approval.
