@@ -17,6 +17,13 @@ import dns from "node:dns";
 import { client, xml } from "@xmpp/client";
 
 const cfg = JSON.parse(process.argv[2]);
+
+// A promise xmpp.js rejects with nobody waiting (the socket closing under
+// a write while the stream is shut down, say) would end Node with status 1
+// after every step passed; the steps say what went wrong, this only logs.
+process.on("unhandledRejection", (err) => {
+  process.stderr.write(`unhandled rejection: ${err?.stack || err}\n`);
+});
 const timeout = cfg.step_timeout * 1000;
 
 // The server listens on 127.0.0.1; "localhost" is the name its
