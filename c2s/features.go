@@ -418,6 +418,9 @@ func (s *Session) bind(el *etree.Element) error {
 		return s.bindError(st, xmpp.NewStanzaError(xmpp.ResourceConstraint, err.Error()))
 	}
 	s.state |= stateBound
+	s.srv.mu.Lock()
+	s.srv.authenticated(s)
+	s.srv.mu.Unlock()
 	s.log(slog.LevelInfo, "c2s: bound")
 	payload := newElementNS(xmpp.NSBind, "bind")
 	payload.CreateElement("jid").SetText(s.jidAddr)

@@ -97,6 +97,15 @@ type Config struct {
 	// RegistrationsPerIP is how many in-band registrations one IP address
 	// may attempt per minute; default 10, negative means no limit.
 	RegistrationsPerIP int
+	// UnauthenticatedPerIP is how many connections from one IP address
+	// may be open and not bound yet at once; past it a new one is closed
+	// with <policy-violation/> (at once, without TLS, on the direct TLS
+	// port). Default 32, negative means no limit. Logging in takes a
+	// fraction of a second, so an office behind one NAT address rarely
+	// has more than a few at once, while a flood of streams that never
+	// log in is held to this many (each also closed HandshakeTimeout
+	// after accept, whatever it sends).
+	UnauthenticatedPerIP int
 	// Logger receives the server's logs; default slog.Default().
 	Logger *slog.Logger
 }
@@ -117,6 +126,9 @@ func (c *Config) setDefaults() {
 	c.Logins.setDefaults(c.HandshakeTimeout)
 	if c.RegistrationsPerIP == 0 {
 		c.RegistrationsPerIP = 10
+	}
+	if c.UnauthenticatedPerIP == 0 {
+		c.UnauthenticatedPerIP = 32
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -149,6 +161,11 @@ type Server struct {
 
 	logins        *loginGuard // failed logins
 	registrations ipFailures  // registration attempts
+
+	// unauth counts, under mu, the connections of each address that are
+	// not bound yet; refused counts those closed for too many.
+	unauth  map[string]int
+	refused atomic.Int64
 }
 
 // NewServer returns a Server; call Serve for each listener.
@@ -160,6 +177,7 @@ func NewServer(cfg Config) *Server {
 		sessions:      make(map[*Session]struct{}),
 		writers:       newWriters(),
 		logins:        newLoginGuard(cfg.Logins),
+		unauth:        make(map[string]int),
 		registrations: ipFailures{m: make(map[string]*ipWindow)},
 	}
 }
@@ -221,6 +239,7 @@ func (s *Server) Serve(l net.Listener, directTLS bool) error {
 			return ErrServerClosed
 		}
 		s.sessions[sess] = struct{}{}
+		s.admit(sess)
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go s.serveSession(sess)
@@ -241,9 +260,46 @@ func (s *Server) serveSession(sess *Session) {
 	}
 	s.mu.Lock()
 	delete(s.sessions, sess)
+	s.authenticated(sess)
 	s.mu.Unlock()
 	s.wg.Done()
 }
+
+// admit counts a new session against its address's unauthenticated
+// connections, or marks it refused when the address has too many; s.mu
+// is held.
+func (s *Server) admit(sess *Session) {
+	limit := s.cfg.UnauthenticatedPerIP
+	if limit < 0 {
+		return
+	}
+	ip := remoteIP(sess.tcp.RemoteAddr())
+	if s.unauth[ip] >= limit {
+		sess.refused = true
+		s.refused.Add(1)
+		return
+	}
+	s.unauth[ip]++
+	sess.unauth = true
+}
+
+// authenticated takes a session off its address's count of
+// unauthenticated connections, once: at bind, or at its end; s.mu is
+// held.
+func (s *Server) authenticated(sess *Session) {
+	if !sess.unauth {
+		return
+	}
+	sess.unauth = false
+	ip := remoteIP(sess.tcp.RemoteAddr())
+	if s.unauth[ip]--; s.unauth[ip] <= 0 {
+		delete(s.unauth, ip)
+	}
+}
+
+// Refused returns how many connections were closed at accept for too many
+// unauthenticated ones from their address.
+func (s *Server) Refused() int64 { return s.refused.Load() }
 
 // Shutdown stops accepting, closes every stream with <system-shutdown/> and
 // waits until the sessions are gone or ctx ends.

@@ -128,6 +128,10 @@ type Limits struct {
 	// RegistrationsPerIP is how many in-band registrations one address
 	// may attempt per minute. Default 10.
 	RegistrationsPerIP int `toml:"registrations_per_ip"`
+	// UnauthenticatedPerIP is how many connections from one address may
+	// be open and not logged in at once; past it new ones are closed.
+	// Default 32.
+	UnauthenticatedPerIP int `toml:"unauthenticated_per_ip"`
 	// RosterSize is how many contacts one user may have. Default 1000.
 	RosterSize int `toml:"roster_size"`
 	// OfflineMessages is how many messages are kept for one user while
@@ -294,6 +298,7 @@ const (
 	defaultQueue         = 1000
 	defaultAuthFailures  = 3
 	defaultRegsPerIP     = 10
+	defaultUnauthPerIP   = 32
 	defaultBackoffAfter  = 3
 	defaultSprayAccounts = 10
 	defaultAccountFails  = 30
@@ -337,6 +342,7 @@ func New() *Config {
 			LoginBackoffMax:      Duration{defaultBackoffMax},
 			LoginWindow:          Duration{defaultLoginWindow},
 			RegistrationsPerIP:   defaultRegsPerIP,
+			UnauthenticatedPerIP: defaultUnauthPerIP,
 			RosterSize:           defaultRosterSize,
 			OfflineMessages:      defaultOffline,
 		},

@@ -141,6 +141,8 @@ func (ch *checker) limits(l *Limits) {
 		"count at least one failure")
 	atLeast(ch, "limits.registrations_per_ip", &l.RegistrationsPerIP, defaultRegsPerIP, 1,
 		"a user needs one attempt")
+	atLeast(ch, "limits.unauthenticated_per_ip", &l.UnauthenticatedPerIP, defaultUnauthPerIP, 1,
+		"a client needs one connection to log in")
 	if !ch.isSet("limits.login_backoff_max") && (ch.fromFile() || l.LoginBackoffMax.Duration == 0) {
 		l.LoginBackoffMax.Duration = defaultBackoffMax
 	}

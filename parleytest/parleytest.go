@@ -105,6 +105,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	cfg.Limits.LoginBackoffAfter = 1 << 20
 	cfg.Limits.LoginSprayAccounts = 1 << 20
 	cfg.Limits.LoginAccountFailures = 1 << 20
+	cfg.Limits.UnauthenticatedPerIP = 1 << 20
 	for _, o := range opts {
 		o(cfg)
 	}

@@ -205,7 +205,13 @@ direct_tls = []
 
 [limits]
 rate = 0
-login_failures_per_ip = 1000000
+# Every load client comes from 127.0.0.1: no login or connection limit
+# may stand in the way of a measurement.
+unauthenticated_per_ip = 1000000
+registrations_per_ip = 1000000
+login_backoff_after = 1000000
+login_spray_accounts = 1000000
+login_account_failures = 1000000
 
 [auth]
 scram_iterations = $SCRAM_ITERATIONS

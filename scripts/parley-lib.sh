@@ -47,8 +47,8 @@ free_port() {
 }
 
 # parley_config C2S [HOOK] writes $tmp/parley.toml: no per-connection rate
-# limit and no failed-login limit (every client comes from 127.0.0.1, and
-# registrations count against that limit), open registration for -create,
+# limit and no limit per address (every client comes from 127.0.0.1), open
+# registration for -create,
 # the RFC 7677 minimum of SCRAM iterations (as parleytest uses), and, with
 # HOOK, a bot host whose webhook parley-load serves on that port.
 parley_config() {
@@ -62,7 +62,13 @@ direct_tls = []
 
 [limits]
 rate = 0
-login_failures_per_ip = 1000000
+# Every load client comes from 127.0.0.1: no login or connection limit
+# may stand in the way of a measurement.
+unauthenticated_per_ip = 1000000
+registrations_per_ip = 1000000
+login_backoff_after = 1000000
+login_spray_accounts = 1000000
+login_account_failures = 1000000
 
 [auth]
 scram_iterations = 4096

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -465,5 +466,26 @@ func TestShutdownSendsSystemShutdown(t *testing.T) {
 	unbound.ExpectStreamError(xmpp.SystemShutdown)
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWhitespaceThenStanza: a waiting session takes white space in bulk
+// (keepalives), and a stanza behind it, in the same read or the next, is
+// read whole.
+func TestWhitespaceThenStanza(t *testing.T) {
+	s := parleytest.Start(t)
+	s.AddUser("alice@localhost", "secret")
+	c := s.Login("alice@localhost", "secret", "r")
+	for i, tc := range []struct{ before, after string }{
+		{before: strings.Repeat(" ", 200000)},
+		{before: strings.Repeat(" \n", 5000), after: strings.Repeat("\t", 3)},
+		{before: " "},
+	} {
+		c.Send("%s<iq type='get' id='p%d' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>%s", tc.before, i, tc.after)
+		if st := c.NextStanza(); st.ID != fmt.Sprintf("p%d", i) || st.Type != "result" {
+			t.Fatalf("ping %d: got %s", i, c.String(st.El))
+		}
+		c.Send("%s", tc.before)
+		c.Sync()
 	}
 }

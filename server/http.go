@@ -126,6 +126,9 @@ func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request) {
 		"parley_c2s_login_delays_total{limit=\"login_spray_accounts\"} %d\n"+
 		"parley_c2s_login_delays_total{limit=\"login_account_failures\"} %d\n",
 		l.DelayedAccountFromAddress, l.DelayedAddress, l.DelayedAccount)
+	fmt.Fprintf(w, "# HELP parley_c2s_refused_connections_total Connections closed at accept: too many unauthenticated ones from their address.\n"+
+		"# TYPE parley_c2s_refused_connections_total counter\n"+
+		"parley_c2s_refused_connections_total{limit=\"unauthenticated_per_ip\"} %d\n", s.c2s.Refused())
 	fmt.Fprintf(w, "# HELP parley_c2s_login_delay_seconds_total Time login answers were held, added up.\n"+
 		"# TYPE parley_c2s_login_delay_seconds_total counter\nparley_c2s_login_delay_seconds_total %g\n", l.DelaySeconds)
 	if len(s.bots) > 0 {

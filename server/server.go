@@ -167,8 +167,9 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 			BackoffMax:      backoffMax(cfg.Limits.LoginBackoffMax.Duration),
 			Window:          cfg.Limits.LoginWindow.Duration,
 		},
-		RegistrationsPerIP: cfg.Limits.RegistrationsPerIP,
-		Logger:             s.log,
+		RegistrationsPerIP:   cfg.Limits.RegistrationsPerIP,
+		UnauthenticatedPerIP: cfg.Limits.UnauthenticatedPerIP,
+		Logger:               s.log,
 	})
 	return s, nil
 }

@@ -542,45 +542,53 @@ func TestBotFailuresAnswerTheSender(t *testing.T) {
 		host   string // botHost when empty
 		local  string
 		answer func(http.ResponseWriter, *botRequest)
-		want   xmpp.StanzaCondition
+		// typ and want are the error the sender gets: for a status, the
+		// seed's (Prosody's mod_component_http) type and condition.
+		typ  xmpp.ErrorType
+		want xmpp.StanzaCondition
 		// attempts is how many requests one stanza makes; 0: not counted.
 		attempts int
 	}{
-		{name: "an unreachable webhook is remote-server-not-found", host: "down.localhost", local: "down", want: xmpp.RemoteServerNotFound},
-		{name: "a webhook hanging past the timeout is remote-server-timeout", local: "hang", want: xmpp.RemoteServerTimeout, attempts: 1,
+		{name: "an unreachable webhook after the retries is cancel/remote-server-timeout", host: "down.localhost", local: "down", typ: xmpp.ErrCancel, want: xmpp.RemoteServerTimeout},
+		{name: "a webhook hanging past the timeout is wait/remote-server-timeout", host: "hang.localhost", local: "hang", typ: xmpp.ErrWait, want: xmpp.RemoteServerTimeout, attempts: 1,
 			answer: func(w http.ResponseWriter, r *botRequest) {
 				hook.hold(r, nil)
 				w.WriteHeader(http.StatusNoContent)
 			}},
-		{name: "500 is internal-server-error", local: "e500", answer: status(500), want: xmpp.InternalServerError, attempts: 1},
-		{name: "429 after the retries is resource-constraint", local: "e429", answer: status(429, "Retry-After", "0"), want: xmpp.ResourceConstraint, attempts: 3},
-		{name: "502 after the retries is remote-server-not-found", local: "e502", answer: status(502), want: xmpp.RemoteServerNotFound, attempts: 3},
-		{name: "503 after the retries is service-unavailable", local: "e503", answer: status(503), want: xmpp.ServiceUnavailable, attempts: 3},
-		{name: "504 after the retries is remote-server-timeout", local: "e504", answer: status(504), want: xmpp.RemoteServerTimeout, attempts: 3},
-		{name: "400 is bad-request", local: "e400", answer: status(400), want: xmpp.BadRequest, attempts: 1},
-		{name: "422 is bad-request", local: "e422", answer: status(422), want: xmpp.BadRequest, attempts: 1},
-		{name: "401 is forbidden", local: "e401", answer: status(401), want: xmpp.Forbidden, attempts: 1},
-		{name: "403 is forbidden", local: "e403", answer: status(403), want: xmpp.Forbidden, attempts: 1},
-		{name: "404 is service-unavailable", local: "e404", answer: status(404), want: xmpp.ServiceUnavailable, attempts: 1},
-		{name: "405 is service-unavailable", local: "e405", answer: status(405), want: xmpp.ServiceUnavailable, attempts: 1},
-		{name: "410 is service-unavailable", local: "e410", answer: status(410), want: xmpp.ServiceUnavailable, attempts: 1},
-		{name: "malformed JSON is internal-server-error", local: "badjson", want: xmpp.InternalServerError, attempts: 1,
+		{name: "300 is cancel/service-unavailable", local: "e300", answer: status(300), typ: xmpp.ErrCancel, want: xmpp.ServiceUnavailable, attempts: 1},
+		{name: "400 is modify/bad-request", local: "e400", answer: status(400), typ: xmpp.ErrModify, want: xmpp.BadRequest, attempts: 1},
+		{name: "401 is auth/not-authorized", local: "e401", answer: status(401), typ: xmpp.ErrAuth, want: xmpp.NotAuthorized, attempts: 1},
+		{name: "402 is auth/forbidden", local: "e402", answer: status(402), typ: xmpp.ErrAuth, want: xmpp.Forbidden, attempts: 1},
+		{name: "403 is auth/forbidden", local: "e403", answer: status(403), typ: xmpp.ErrAuth, want: xmpp.Forbidden, attempts: 1},
+		{name: "404 is cancel/item-not-found", local: "e404", answer: status(404), typ: xmpp.ErrCancel, want: xmpp.ItemNotFound, attempts: 1},
+		{name: "405 is cancel/service-unavailable", local: "e405", answer: status(405), typ: xmpp.ErrCancel, want: xmpp.ServiceUnavailable, attempts: 1},
+		{name: "410 is cancel/gone", local: "e410", answer: status(410), typ: xmpp.ErrCancel, want: xmpp.Gone, attempts: 1},
+		{name: "418 is cancel/service-unavailable", local: "e418", answer: status(418), typ: xmpp.ErrCancel, want: xmpp.ServiceUnavailable, attempts: 1},
+		{name: "422 is cancel/service-unavailable", local: "e422", answer: status(422), typ: xmpp.ErrCancel, want: xmpp.ServiceUnavailable, attempts: 1},
+		{name: "429 after the retries is cancel/service-unavailable", local: "e429", answer: status(429, "Retry-After", "0"), typ: xmpp.ErrCancel, want: xmpp.ServiceUnavailable, attempts: 3},
+		{name: "500 is cancel/internal-server-error", local: "e500", answer: status(500), typ: xmpp.ErrCancel, want: xmpp.InternalServerError, attempts: 1},
+		{name: "501 is cancel/feature-not-implemented", local: "e501", answer: status(501), typ: xmpp.ErrCancel, want: xmpp.FeatureNotImplemented, attempts: 1},
+		{name: "502 after the retries is cancel/remote-server-timeout", local: "e502", answer: status(502), typ: xmpp.ErrCancel, want: xmpp.RemoteServerTimeout, attempts: 3},
+		{name: "503 after the retries is wait/remote-server-timeout", local: "e503", answer: status(503), typ: xmpp.ErrWait, want: xmpp.RemoteServerTimeout, attempts: 3},
+		{name: "504 after the retries is wait/remote-server-timeout", local: "e504", answer: status(504), typ: xmpp.ErrWait, want: xmpp.RemoteServerTimeout, attempts: 3},
+		{name: "505 is cancel/service-unavailable", local: "e505", answer: status(505), typ: xmpp.ErrCancel, want: xmpp.ServiceUnavailable, attempts: 1},
+		{name: "malformed JSON is internal-server-error", local: "badjson", typ: xmpp.ErrCancel, want: xmpp.InternalServerError, attempts: 1,
 			answer: func(w http.ResponseWriter, r *botRequest) { botRaw(w, 200, "application/json", `{"body": "unfinished`) }},
-		{name: "a text/plain answer is internal-server-error", local: "text", want: xmpp.InternalServerError, attempts: 1,
+		{name: "a text/plain answer is internal-server-error", local: "text", typ: xmpp.ErrCancel, want: xmpp.InternalServerError, attempts: 1,
 			answer: func(w http.ResponseWriter, r *botRequest) { botRaw(w, 200, "text/plain", "hello") }},
-		{name: "bad XML in stanza is internal-server-error", local: "badxml", want: xmpp.InternalServerError, attempts: 1,
+		{name: "bad XML in stanza is internal-server-error", local: "badxml", typ: xmpp.ErrCancel, want: xmpp.InternalServerError, attempts: 1,
 			answer: func(w http.ResponseWriter, r *botRequest) {
 				botJSON(w, 200, map[string]any{"stanza": "<message><body>unclosed</message>"})
 			}},
-		{name: "a stanza field that is not a stanza is internal-server-error", local: "notstanza", want: xmpp.InternalServerError, attempts: 1,
+		{name: "a stanza field that is not a stanza is internal-server-error", local: "notstanza", typ: xmpp.ErrCancel, want: xmpp.InternalServerError, attempts: 1,
 			answer: func(w http.ResponseWriter, r *botRequest) {
 				botJSON(w, 200, map[string]any{"stanza": "<foo xmlns='urn:foo'/>"})
 			}},
-		{name: "an answer over 1 MiB is internal-server-error", local: "huge", want: xmpp.InternalServerError, attempts: 1,
+		{name: "an answer over 1 MiB is internal-server-error", local: "huge", typ: xmpp.ErrCancel, want: xmpp.InternalServerError, attempts: 1,
 			answer: func(w http.ResponseWriter, r *botRequest) {
 				botRaw(w, 200, "application/json", `{"body":"`+strings.Repeat("a", 1<<20)+`"}`)
 			}},
-		{name: "JSON that is neither an object nor an array is internal-server-error", local: "scalar", want: xmpp.InternalServerError, attempts: 1,
+		{name: "JSON that is neither an object nor an array is internal-server-error", local: "scalar", typ: xmpp.ErrCancel, want: xmpp.InternalServerError, attempts: 1,
 			answer: func(w http.ResponseWriter, r *botRequest) { botRaw(w, 200, "application/json", `"just a string"`) }},
 	}
 	cases := map[string]func(http.ResponseWriter, *botRequest){}
@@ -622,9 +630,15 @@ func TestBotFailuresAnswerTheSender(t *testing.T) {
 	edit := func(h *conf.Host) {
 		h.PostStanzas = []string{"message", "iq"}
 		h.Retries = 2
+		// Far above what any answer here takes, even on a loaded
+		// machine: only hang.localhost is meant to time out.
+		h.Timeout = conf.Duration{Duration: 5 * time.Second}
+	}
+	short := func(h *conf.Host) {
+		edit(h)
 		h.Timeout = conf.Duration{Duration: 300 * time.Millisecond}
 	}
-	s := botStart(t, hook, edit, parleytest.WithBot("down.localhost", downURL, edit))
+	s := botStart(t, hook, edit, parleytest.WithBot("down.localhost", downURL, edit), parleytest.WithBot("hang.localhost", hook.URL, short))
 	botUsers(t, s, "alice")
 
 	send := map[xmpp.Kind]string{
@@ -645,7 +659,10 @@ func TestBotFailuresAnswerTheSender(t *testing.T) {
 					alice := s.Login("alice@localhost", "pw-alice", local)
 					id := "fail-" + local
 					alice.Send(send[kind], bot, id)
-					botExpectError(t, alice, kind, bot, id, tt.want)
+					st := botExpectError(t, alice, kind, bot, id, tt.want)
+					if e := xmpp.ParseStanzaError(st.El); e.Type != tt.typ {
+						t.Errorf("error type %q, want %q: %s", e.Type, tt.typ, alice.String(st.El))
+					}
 					// Exactly one answer: the next stanza answers the marker.
 					botMarker(t, alice, bot, alice)
 					if tt.attempts > 0 {

@@ -136,6 +136,17 @@ func (s *Store) Accounts(ctx context.Context, host string) ([]Account, error) {
 	return as, nil
 }
 
+// HasAccounts reports whether host has at least one account. Unlike
+// [Store.Accounts] it reads no rows, so it costs the same on any host.
+func (s *Store) HasAccounts(ctx context.Context, host string) (bool, error) {
+	var has bool
+	err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM accounts WHERE host = ?)`, host).Scan(&has)
+	if err != nil {
+		return false, fmt.Errorf("storage: look for accounts of %s: %w", host, err)
+	}
+	return has, nil
+}
+
 // checkName reports an error when host or username is empty.
 func checkName(host, username string) error {
 	switch {

@@ -202,3 +202,55 @@ func (s *repeater) Read(p []byte) (int, error) {
 	}
 	return copy(p, s.body), nil
 }
+
+// TestFeed: what a caller read while the Reader was idle goes through Feed:
+// white space in front is taken in bulk and leaves the Reader idle, the rest
+// is read before the transport, and everything counts against the limits.
+func TestFeed(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		feeds    []string // each given to Feed while idle, in turn
+		limits   Limits
+		idle     bool   // after the last Feed
+		buffered int    // after the last Feed
+		want     string // the next element's name, or the stream error's condition
+	}{
+		{name: "white space alone leaves the reader idle", feeds: []string{"  \n\t\r ", strings.Repeat(" ", 100000)}, idle: true, want: "presence"},
+		{name: "white space then a stanza", feeds: []string{"   <message><body>hi</body></message>"}, buffered: len("<message><body>hi</body></message>"), want: "message"},
+		{name: "a stanza cut in two feeds", feeds: []string{"  <message><bo"}, buffered: len("<message><bo"), want: "message"},
+		{name: "fed bytes count against the size limit", limits: Limits{MaxStanza: 100},
+			feeds: []string{" <message><body>" + strings.Repeat("z", 300) + "</body></message>"}, buffered: 332, want: string(StreamPolicyViolation)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rest := "<presence/>"
+			if tc.name == "a stanza cut in two feeds" {
+				rest = "dy>hi</body></message>"
+			}
+			// The header comes in a read of its own, so the Reader can idle.
+			r := NewReader(newChunks(t, rest), tc.limits)
+			if _, err := r.ReadHeader(); err != nil {
+				t.Fatal(err)
+			}
+			idle := r.Idle()
+			for _, f := range tc.feeds {
+				if !idle {
+					t.Fatalf("not idle before feeding %q", f)
+				}
+				idle = r.Feed([]byte(f))
+			}
+			if idle != tc.idle || r.Buffered() != tc.buffered {
+				t.Fatalf("after feeding: idle %v, buffered %d; want %v, %d", idle, r.Buffered(), tc.idle, tc.buffered)
+			}
+			el, err := r.ReadElement()
+			got := ""
+			if err != nil {
+				got = condition(err)
+			} else {
+				got = el.Tag
+			}
+			if got != tc.want {
+				t.Fatalf("next element: %q (%v), want %q", got, err, tc.want)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -160,5 +161,127 @@ func TestServePprof(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 		})
+	}
+}
+
+func TestServeFirstSteps(t *testing.T) {
+	// The demo echo bot's webhook is Parley's own HTTP listener, so its
+	// post_url needs the listener's port before the server starts.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpAddr := ln.Addr().String()
+	ln.Close()
+	httpTable := fmt.Sprintf("[http]\nlisten = [%q]\n", httpAddr)
+	echoHost := fmt.Sprintf("[[host]]\nname = \"echo.example.com\"\ntype = \"http_component\"\npost_url = \"http://%s/demo/echo\"\n", httpAddr)
+	otherBot := fmt.Sprintf("[[host]]\nname = \"bots.example.com\"\ntype = \"http_component\"\npost_url = \"http://%s/hook\"\n", httpAddr)
+	local := func(name string) string { return fmt.Sprintf("[[host]]\nname = %q\n", name) }
+
+	tests := []struct {
+		name     string
+		cfg      testConfig
+		accounts []string // added before serve starts
+		// want are the hints expected, by host; a host not in it must get
+		// none. Each is the command the hint must hold, with the echo
+		// bot's host when it must name one.
+		want map[string]string
+		echo string
+	}{
+		{name: "an empty store with the demo echo bot names both",
+			cfg:  testConfig{top: httpTable, hosts: local("example.com") + echoHost},
+			want: map[string]string{"example.com": "user add alice@example.com"}, echo: "echo.example.com"},
+		{name: "an empty store without the demo bot names the command alone",
+			cfg:  testConfig{hosts: local("example.com")},
+			want: map[string]string{"example.com": "user add alice@example.com"}},
+		{name: "a bot that is not the demo echo bot is not named",
+			cfg:  testConfig{top: httpTable, hosts: local("example.com") + otherBot},
+			want: map[string]string{"example.com": "user add alice@example.com"}},
+		{name: "a host with an account gets no hint",
+			cfg:      testConfig{top: httpTable, hosts: local("example.com") + echoHost},
+			accounts: []string{"bob@example.com"}},
+		{name: "of two local hosts only the one without accounts gets a hint",
+			cfg:      testConfig{hosts: local("example.com") + local("example.org")},
+			accounts: []string{"bob@example.com"},
+			want:     map[string]string{"example.org": "user add alice@example.org"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, _ := tt.cfg.write(t)
+			for _, jid := range tt.accounts {
+				if code, _, stderr := runParley(t, "secret\n", "user", "add", "-c", cfg, jid); code != 0 {
+					t.Fatalf("user add %s: exit code %d; stderr:\n%s", jid, code, stderr)
+				}
+			}
+			logs := serveUntilListening(t, cfg)
+			hints := regexp.MustCompile(`msg="parley: (\S+) has no accounts yet[^"]*"`).FindAllStringSubmatch(logs, -1)
+			if len(hints) != len(tt.want) {
+				t.Fatalf("%d hints, want %d; log:\n%s", len(hints), len(tt.want), logs)
+			}
+			for _, h := range hints {
+				line, host := h[0], h[1]
+				want, ok := tt.want[host]
+				if !ok {
+					t.Errorf("a hint for %s, which should have none: %s", host, line)
+					continue
+				}
+				// The command is runnable as given: parley, the same
+				// config, the host's real name.
+				if cmd := "`parley -c " + cfg + " " + want + "`"; !strings.Contains(line, cmd) {
+					t.Errorf("the hint does not hold %s: %s", cmd, line)
+				}
+				if tt.echo != "" && !strings.Contains(line, "send a message to "+tt.echo+",") {
+					t.Errorf("the hint does not name the echo bot %s: %s", tt.echo, line)
+				}
+				if tt.echo == "" && strings.Contains(line, "demo bot") {
+					t.Errorf("the hint names a demo bot the config does not have: %s", line)
+				}
+			}
+		})
+	}
+}
+
+// serveUntilListening runs `parley serve -c cfg` until it logs that it
+// listens, stops it, and returns everything it logged.
+func serveUntilListening(t *testing.T, cfg string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- runContext(ctx, []string{"serve", "-c", cfg}, strings.NewReader(""), &logs, &logs)
+	}()
+	if text, ok := logs.waitFor("parley: listening", serveTimeout); !ok {
+		cancel()
+		<-done
+		t.Fatalf("serve did not log that it listens; log:\n%s", text)
+	}
+	// What serve logs on starting comes before it waits for ctx: once it
+	// returns, the log is complete.
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("serve: exit code %d; log:\n%s", code, logs.String())
+		}
+	case <-time.After(serveTimeout):
+		t.Fatalf("serve did not return after its context ended; log:\n%s", logs.String())
+	}
+	return logs.String()
+}
+
+func TestShellQuote(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"parley.toml", "parley.toml"},
+		{"./bin/parley", "./bin/parley"},
+		{"/etc/parley/parley.toml", "/etc/parley/parley.toml"},
+		{"my config.toml", "'my config.toml'"},
+		{"it's.toml", `'it'\''s.toml'`},
+		{"", "''"},
+	} {
+		if got := shellQuote(tt.in); got != tt.want {
+			t.Errorf("shellQuote(%q) = %s, want %s", tt.in, got, tt.want)
+		}
 	}
 }

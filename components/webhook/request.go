@@ -199,7 +199,7 @@ func (c *Component) postLean(ctx context.Context, w *worker, body []byte) (*answ
 				target, err = target.Parse(w.ans.location)
 			}
 			if err != nil {
-				return nil, &failure{causeConnect, xmpp.NewStanzaError(xmpp.RemoteServerNotFound, "the bot redirected to an address that is not valid")}
+				return nil, connectFailure("the bot redirected to an address that is not valid")
 			}
 			c.metrics.requests.Add(1)
 			return c.postHTTP(ctx, deadline, target.String(), sameSite(c.cfg.PostURL, target), string(w.id), body)
@@ -229,7 +229,7 @@ func (c *Component) postHTTP(ctx context.Context, deadline time.Time, target str
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return nil, &failure{causeConnect, xmpp.NewStanzaError(xmpp.InternalServerError, "the bot's address is not valid")}
+		return nil, connectFailure("the bot's address is not valid")
 	}
 	for k, v := range c.cfg.Headers {
 		if !trusted && credentialHeader(k) {
@@ -275,7 +275,7 @@ func (c *Component) transportFailure(ctx context.Context, err error) *failure {
 		return &failure{causeTimeout, xmpp.NewStanzaError(xmpp.RemoteServerTimeout, "the bot did not answer in time")}
 	}
 	c.log.Warn("webhook: request failed", "err", err)
-	return &failure{causeConnect, xmpp.NewStanzaError(xmpp.RemoteServerNotFound, "the bot cannot be reached")}
+	return connectFailure("the bot cannot be reached")
 }
 
 // retryAfter reads a Retry-After header: seconds or an HTTP date.
@@ -294,31 +294,46 @@ func retryAfter(v string) time.Duration {
 	return 0
 }
 
-// statusFailure maps a final non-2xx status to the sender's error.
+// seedErrors is the seed's (Prosody's mod_component_http) table of HTTP
+// statuses and the stanza errors they become, kept so that a webhook
+// written for the seed gets the same errors here. Any other status is
+// cancel/service-unavailable, as in the seed.
+var seedErrors = map[int]struct {
+	typ  xmpp.ErrorType
+	cond xmpp.StanzaCondition
+}{
+	http.StatusBadRequest:          {xmpp.ErrModify, xmpp.BadRequest},
+	http.StatusUnauthorized:        {xmpp.ErrAuth, xmpp.NotAuthorized},
+	http.StatusPaymentRequired:     {xmpp.ErrAuth, xmpp.Forbidden},
+	http.StatusForbidden:           {xmpp.ErrAuth, xmpp.Forbidden},
+	http.StatusNotFound:            {xmpp.ErrCancel, xmpp.ItemNotFound},
+	http.StatusGone:                {xmpp.ErrCancel, xmpp.Gone},
+	http.StatusInternalServerError: {xmpp.ErrCancel, xmpp.InternalServerError},
+	http.StatusNotImplemented:      {xmpp.ErrCancel, xmpp.FeatureNotImplemented},
+	// 502 is cancel where RFC 6120 shows wait with the condition: the
+	// seed's type, kept for compatibility.
+	http.StatusBadGateway:         {xmpp.ErrCancel, xmpp.RemoteServerTimeout},
+	http.StatusServiceUnavailable: {xmpp.ErrWait, xmpp.RemoteServerTimeout},
+	http.StatusGatewayTimeout:     {xmpp.ErrWait, xmpp.RemoteServerTimeout},
+}
+
+// statusFailure maps a final non-2xx status to the sender's error, by the
+// seed's table (seedErrors).
 func statusFailure(status int) *failure {
-	text := fmt.Sprintf("the bot answered HTTP %d", status)
-	var cond xmpp.StanzaCondition
-	switch {
-	case status == http.StatusTooManyRequests:
-		cond = xmpp.ResourceConstraint
-	case status == http.StatusBadRequest || status == http.StatusUnprocessableEntity:
-		cond = xmpp.BadRequest
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		cond = xmpp.Forbidden
-	case status == http.StatusNotFound || status == http.StatusGone || status == http.StatusMethodNotAllowed:
-		cond = xmpp.ServiceUnavailable
-	case status == http.StatusServiceUnavailable:
-		cond = xmpp.ServiceUnavailable
-	case status == http.StatusGatewayTimeout:
-		cond = xmpp.RemoteServerTimeout
-	case status == http.StatusBadGateway:
-		cond = xmpp.RemoteServerNotFound
-	case status >= 500:
-		cond = xmpp.InternalServerError
-	default:
-		cond = xmpp.UndefinedCondition
+	e := xmpp.NewStanzaError(xmpp.ServiceUnavailable, fmt.Sprintf("the bot answered HTTP %d", status))
+	if m, ok := seedErrors[status]; ok {
+		e.Type, e.Condition = m.typ, m.cond
 	}
-	return &failure{causeStatus, xmpp.NewStanzaError(cond, text)}
+	return &failure{causeStatus, e}
+}
+
+// connectFailure is a webhook that could not be reached or did not speak
+// HTTP: the seed's "connection failure" (its status 0), which it answers
+// with cancel/remote-server-timeout.
+func connectFailure(text string) *failure {
+	e := xmpp.NewStanzaError(xmpp.RemoteServerTimeout, text)
+	e.Type = xmpp.ErrCancel
+	return &failure{causeConnect, e}
 }
 
 // isJSON reports whether a Content-Type is JSON, parameters allowed

@@ -96,26 +96,42 @@ func TestParseAnswer(t *testing.T) {
 	}
 }
 
+// TestStatusFailure checks the seed's table (Prosody's mod_component_http):
+// every status it names, and a few it does not.
 func TestStatusFailure(t *testing.T) {
 	tests := []struct {
 		status int
+		typ    xmpp.ErrorType
 		want   xmpp.StanzaCondition
 	}{
-		{http.StatusBadRequest, xmpp.BadRequest},
-		{http.StatusUnauthorized, xmpp.Forbidden},
-		{http.StatusNotFound, xmpp.ServiceUnavailable},
-		{http.StatusTooManyRequests, xmpp.ResourceConstraint},
-		{http.StatusInternalServerError, xmpp.InternalServerError},
-		{http.StatusBadGateway, xmpp.RemoteServerNotFound},
-		{http.StatusServiceUnavailable, xmpp.ServiceUnavailable},
-		{http.StatusGatewayTimeout, xmpp.RemoteServerTimeout},
-		{http.StatusTeapot, xmpp.UndefinedCondition},
-		{302, xmpp.UndefinedCondition},
+		{400, xmpp.ErrModify, xmpp.BadRequest},
+		{401, xmpp.ErrAuth, xmpp.NotAuthorized},
+		{402, xmpp.ErrAuth, xmpp.Forbidden},
+		{403, xmpp.ErrAuth, xmpp.Forbidden},
+		{404, xmpp.ErrCancel, xmpp.ItemNotFound},
+		{410, xmpp.ErrCancel, xmpp.Gone},
+		{500, xmpp.ErrCancel, xmpp.InternalServerError},
+		{501, xmpp.ErrCancel, xmpp.FeatureNotImplemented},
+		{502, xmpp.ErrCancel, xmpp.RemoteServerTimeout},
+		{503, xmpp.ErrWait, xmpp.RemoteServerTimeout},
+		{504, xmpp.ErrWait, xmpp.RemoteServerTimeout},
+		// Any other: cancel/service-unavailable.
+		{302, xmpp.ErrCancel, xmpp.ServiceUnavailable},
+		{405, xmpp.ErrCancel, xmpp.ServiceUnavailable},
+		{418, xmpp.ErrCancel, xmpp.ServiceUnavailable},
+		{422, xmpp.ErrCancel, xmpp.ServiceUnavailable},
+		{429, xmpp.ErrCancel, xmpp.ServiceUnavailable},
+		{505, xmpp.ErrCancel, xmpp.ServiceUnavailable},
+		{599, xmpp.ErrCancel, xmpp.ServiceUnavailable},
 	}
 	for _, tt := range tests {
-		if got := statusFailure(tt.status).err.Condition; got != tt.want {
-			t.Errorf("HTTP %d → %s, want %s", tt.status, got, tt.want)
+		f := statusFailure(tt.status)
+		if f.cause != causeStatus || f.err.Type != tt.typ || f.err.Condition != tt.want {
+			t.Errorf("HTTP %d → %s %s/%s, want %s %s/%s", tt.status, f.cause, f.err.Type, f.err.Condition, causeStatus, tt.typ, tt.want)
 		}
+	}
+	if f := connectFailure("x"); f.cause != causeConnect || f.err.Type != xmpp.ErrCancel || f.err.Condition != xmpp.RemoteServerTimeout {
+		t.Errorf("a connection failure → %s %s/%s, want connect cancel/remote-server-timeout", f.cause, f.err.Type, f.err.Condition)
 	}
 }
 
