@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/beevik/etree v1.8.1
+	github.com/xmppo/go-xmpp v0.4.1
 	golang.org/x/net v0.62.0
 	golang.org/x/text v0.44.0
 	mellium.im/sasl v0.3.2

@@ -1,0 +1,252 @@
+// xmpp.js client for Parley's interop tests (parleytest/interop).
+//
+// Run by the Go tests with the node_modules that `npm ci` installs here
+// from package-lock.json (@xmpp/client 0.14.0):
+//
+//   NODE_EXTRA_CA_CERTS=ca.pem node client.mjs '<config JSON>'
+//
+// The config (see clientConfig in parleytest/interop/harness_test.go) names
+// the server, the account, the SASL mechanism ("" for xmpp.js's own
+// choice), the transport ("starttls" or "direct") and the peer. The
+// server's certificate is verified against NODE_EXTRA_CA_CERTS. The client
+// prints one JSON line per step, {"step", "ok", "error", "detail"}, stops at
+// the first failed step and exits 1 then, 0 when every step passed.
+
+import dns from "node:dns";
+
+import { client, xml } from "@xmpp/client";
+
+const cfg = JSON.parse(process.argv[2]);
+
+// A promise xmpp.js rejects with nobody waiting (the socket closing under
+// a write while the stream is shut down, say) would end Node with status 1
+// after every step passed; the steps say what went wrong, this only logs.
+process.on("unhandledRejection", (err) => {
+  process.stderr.write(`unhandled rejection: ${err?.stack || err}\n`);
+});
+const timeout = cfg.step_timeout * 1000;
+
+// The server listens on 127.0.0.1; "localhost" is the name its
+// certificate has, and may resolve to ::1 first.
+dns.setDefaultResultOrder("ipv4first");
+
+function emit(step, ok, error = "", detail = {}) {
+  process.stdout.write(JSON.stringify({ step, ok, error, detail }) + "\n");
+}
+
+// Everything on the wire, both ways, for the login details and for
+// errors that show the server's answer.
+const wire = [];
+function tail(n = 6) {
+  return wire
+    .slice(-n)
+    .map((l) => (l.length > 600 ? l.slice(0, 600) + "..." : l))
+    .join("\n");
+}
+
+// auths lists every <auth/> sent: the mechanism and SCRAM's gs2 header.
+function auths() {
+  const out = [];
+  for (const line of wire) {
+    const m = /^SEND: <auth [^>]*mechanism="([^"]+)"[^>]*>([^<]*)<\/auth>/.exec(line);
+    if (!m) continue;
+    let gs2 = "";
+    if (m[1].startsWith("SCRAM")) {
+      const parts = Buffer.from(m[2], "base64").toString("utf8").split(",");
+      if (parts.length >= 3) gs2 = parts[0] + "," + parts[1] + ",";
+    }
+    out.push({ mechanism: m[1], gs2 });
+  }
+  return out;
+}
+
+function failures() {
+  return wire.filter((l) => l.startsWith("RECV: <failure")).map((l) => l.slice(6));
+}
+
+// within rejects when p has not settled after the step timeout.
+function within(p, what) {
+  let timer;
+  return Promise.race([
+    p,
+    new Promise((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no ${what} within ${cfg.step_timeout}s`)),
+        timeout,
+      );
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+const service =
+  cfg.tls === "direct"
+    ? `xmpps://${cfg.domain}:${cfg.port}`
+    : `xmpp://${cfg.host}:${cfg.port}`;
+const [username] = cfg.jid.split("@");
+const options = {
+  service,
+  domain: cfg.domain,
+  resource: "interop",
+  username,
+  password: cfg.password,
+};
+if (cfg.mechanism) {
+  // Forcing a mechanism: xmpp.js hands the offered ones it supports to a
+  // credentials function, which picks.
+  options.credentials = async (authenticate, mechanisms) => {
+    if (!mechanisms.includes(cfg.mechanism)) {
+      throw new Error(`${cfg.mechanism} is not among ${mechanisms.join(", ")}`);
+    }
+    await authenticate({ username, password: cfg.password }, cfg.mechanism);
+  };
+}
+
+const xmpp = client(options);
+xmpp.reconnect.stop();
+xmpp.on("send", (el) => wire.push("SEND: " + el.toString()));
+xmpp.on("element", (el) => wire.push("RECV: " + el.toString()));
+let lastError = null;
+xmpp.on("error", (err) => {
+  lastError = err;
+});
+
+const peer = cfg.peer;
+const bare = (j) => String(j).split("/")[0];
+const messages = [];
+let onMessage = null;
+let subscribed = null;
+let onSubscribed = null;
+const pushed = new Map(); // jid -> subscription, from roster pushes
+let onPush = null;
+
+xmpp.on("stanza", (st) => {
+  if (st.is("message") && st.getChild("body")) {
+    messages.push(st);
+    onMessage?.();
+  }
+  if (st.is("presence") && st.attrs.type === "subscribed" && bare(st.attrs.from) === peer) {
+    subscribed = st;
+    onSubscribed?.();
+  }
+});
+// Roster pushes (RFC 6121 2.1.6): xmpp.js answers the iq when the handler
+// returns.
+xmpp.iqCallee.set("jabber:iq:roster", "query", (ctx) => {
+  for (const item of ctx.element.getChildren("item")) {
+    pushed.set(item.attrs.jid, item.attrs.subscription);
+  }
+  onPush?.();
+  return true;
+});
+
+function waitFor(cond, setHook) {
+  return new Promise((resolve) => {
+    const check = () => {
+      if (cond()) {
+        setHook(null);
+        resolve();
+      }
+    };
+    setHook(check);
+    check();
+  });
+}
+
+async function rosterGet() {
+  const q = await within(
+    xmpp.iqCaller.get(xml("query", { xmlns: "jabber:iq:roster" })),
+    "roster result",
+  );
+  const items = {};
+  for (const item of q.getChildren("item")) {
+    items[item.attrs.jid] = item.attrs.subscription;
+  }
+  return items;
+}
+
+async function main() {
+  // login: connect, TLS, SASL, bind; then initial presence.
+  try {
+    const online = new Promise((resolve) => xmpp.once("online", resolve));
+    await within(Promise.all([xmpp.start(), online]), "session");
+    await xmpp.send(xml("presence"));
+  } catch (err) {
+    let msg = String(err?.message || err);
+    if (lastError && lastError !== err) msg += ` (${lastError.message || lastError})`;
+    const f = failures();
+    if (f.length) msg += "; server answered " + f.join(" then ");
+    const a = auths();
+    emit("login", false, msg + "\nlast on the wire:\n" + tail(), {
+      attempts: a,
+      gs2: a[0]?.gs2 ?? "",
+    });
+    return 1;
+  }
+  const a = auths();
+  emit("login", true, "", {
+    mechanism: a.at(-1)?.mechanism,
+    gs2: a.at(-1)?.gs2 ?? "",
+    attempts: a,
+    tls: xmpp.socket?.socket?.getProtocol?.() ?? "",
+    jid: String(xmpp.jid),
+  });
+
+  // message
+  try {
+    await xmpp.send(xml("message", { to: peer, type: "chat" }, xml("body", {}, cfg.body)));
+    const fromPeer = () => messages.find((m) => bare(m.attrs.from) === peer);
+    await within(waitFor(fromPeer, (h) => (onMessage = h)), "answer from the peer");
+    const body = fromPeer().getChildText("body");
+    if (body !== cfg.reply) {
+      throw new Error(`the peer's answer has body ${JSON.stringify(body)}, want ${JSON.stringify(cfg.reply)}`);
+    }
+  } catch (err) {
+    emit("message", false, `${err.message}\nlast on the wire:\n${tail()}`);
+    return 1;
+  }
+  emit("message", true);
+
+  // roster get
+  try {
+    const items = await rosterGet();
+    emit("roster get", true, "", { items: Object.keys(items).length });
+  } catch (err) {
+    emit("roster get", false, `${err.message}\nlast on the wire:\n${tail()}`);
+    return 1;
+  }
+
+  // presence subscribe: the peer approves; the client sees the approval
+  // and a roster push with subscription to.
+  try {
+    await xmpp.send(xml("presence", { to: peer, type: "subscribe" }));
+    await within(waitFor(() => subscribed, (h) => (onSubscribed = h)), `<presence type='subscribed'/> from ${peer}`);
+    const to = () => ["to", "both"].includes(pushed.get(peer));
+    await within(waitFor(to, (h) => (onPush = h)), `roster push with subscription to for ${peer}`);
+  } catch (err) {
+    emit("presence subscribe", false, `${err.message}\nlast on the wire:\n${tail()}`);
+    return 1;
+  }
+  emit("presence subscribe", true);
+
+  // roster after subscribe
+  try {
+    const items = await rosterGet();
+    if (!["to", "both"].includes(items[peer])) {
+      throw new Error(`roster is ${JSON.stringify(items)}, want ${peer} with subscription to or both`);
+    }
+    emit("roster after subscribe", true, "", { items });
+  } catch (err) {
+    emit("roster after subscribe", false, `${err.message}\nlast on the wire:\n${tail()}`);
+    return 1;
+  }
+  await within(xmpp.stop(), "clean close").catch(() => {});
+  return 0;
+}
+
+process.exitCode = await main().catch((err) => {
+  emit("internal", false, String(err?.stack || err));
+  return 2;
+});
+// Nothing left to wait for: a socket xmpp.js did not close must not keep
+// the process alive.
+process.exit();
