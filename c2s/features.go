@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,6 +79,23 @@ func init() {
 			offer:     (*Session).offerRegister,
 			match:     matchRegister,
 			negotiate: (*Session).register,
+		},
+		{
+			// XEP-0478: the limits this stream enforces, so that a client
+			// can shrink a stanza (an avatar, a vCard) instead of losing
+			// its stream to policy-violation, as Prosody 13 announces
+			// them. The idle time is the bound stream's, which a client
+			// plans its keepalives by (before bind the stream has a fixed
+			// deadline, HandshakeTimeout after accept).
+			name: "limits",
+			offer: func(s *Session) *etree.Element {
+				el := newElementNS(xmpp.NSLimits, "limits")
+				el.CreateElement("max-bytes").SetText(strconv.FormatInt(s.srv.cfg.Limits.MaxStanza, 10))
+				if idle := s.srv.cfg.IdleTimeout; idle >= time.Second {
+					el.CreateElement("idle-seconds").SetText(strconv.Itoa(int(idle / time.Second)))
+				}
+				return el
+			},
 		},
 		{
 			// Features the server announces without negotiating them here

@@ -125,6 +125,7 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
+	c.Limits = c.Limits.WithDefaults()
 	if c.Queue <= 0 {
 		c.Queue = 1000
 	}

@@ -98,8 +98,8 @@ type Session struct {
 	// (Router.Undelivered) instead of being dropped.
 	qmu     sync.Mutex
 	queue   []*etree.Element
-	qbytes  int64 // weight of what is queued and of the batch being written
-	wbytes  int64 // of that, the batch being written
+	qbytes  int64            // weight of what is queued and of the batch being written
+	wbytes  int64            // of that, the batch being written
 	spare   []*etree.Element // the last batch's array, reused when small
 	queued  bool             // bound: writeLoop writes; set by the session's goroutine
 	writing bool             // writeLoop runs, or the writing is over

@@ -489,3 +489,37 @@ func TestWhitespaceThenStanza(t *testing.T) {
 		c.Sync()
 	}
 }
+
+// TestStreamLimitsAdvertised: every <stream:features/> carries the limits
+// of XEP-0478: the largest stanza, and the seconds of silence a bound
+// stream may keep.
+func TestStreamLimitsAdvertised(t *testing.T) {
+	s := parleytest.Start(t, parleytest.WithConfig(func(c *conf.Config) {
+		c.Limits.StanzaSize = 100000
+		c.C2S.IdleTimeout = conf.Duration{Duration: 7 * time.Minute}
+	}))
+	s.AddUser("alice@localhost", "secret")
+	check := func(c *parleytest.Conn, when string) {
+		t.Helper()
+		lim := c.Features.FindElement("limits")
+		if lim == nil || lim.NamespaceURI() != "urn:xmpp:stream-limits:0" {
+			t.Fatalf("%s: features %s have no XEP-0478 limits", when, c.String(c.Features))
+		}
+		if got := lim.FindElement("max-bytes"); got == nil || got.Text() != "100000" {
+			t.Errorf("%s: %s, want max-bytes 100000", when, c.String(lim))
+		}
+		if got := lim.FindElement("idle-seconds"); got == nil || got.Text() != "420" {
+			t.Errorf("%s: %s, want idle-seconds 420", when, c.String(lim))
+		}
+	}
+	c := s.DialRaw()
+	c.Open("localhost")
+	check(c, "before TLS")
+	c.StartTLS(s.TLSConfig("localhost"))
+	check(c, "after STARTTLS")
+	if el := c.AuthPlain("alice", "secret"); el.Tag != "success" {
+		t.Fatalf("auth: %s", c.String(el))
+	}
+	c.Open("localhost")
+	check(c, "after SASL")
+}

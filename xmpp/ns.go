@@ -13,6 +13,7 @@ const (
 	NSBind       = "urn:ietf:params:xml:ns:xmpp-bind"
 	NSSession    = "urn:ietf:params:xml:ns:xmpp-session"
 	NSSASLCB     = "urn:xmpp:sasl-cb:0"
+	NSLimits     = "urn:xmpp:stream-limits:0"
 	NSDiscoInfo  = "http://jabber.org/protocol/disco#info"
 	NSDiscoItems = "http://jabber.org/protocol/disco#items"
 	NSPing       = "urn:xmpp:ping"

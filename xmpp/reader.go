@@ -23,7 +23,9 @@ type Limits struct {
 	Burst     int64 // bytes that may arrive at once above Rate; default MaxStanza
 }
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults returns l with the default of each limit it leaves zero, as
+// a Reader applies them.
+func (l Limits) WithDefaults() Limits {
 	if l.MaxStanza <= 0 {
 		l.MaxStanza = 256 << 10
 	}
@@ -114,7 +116,7 @@ type Reader struct {
 
 // NewReader returns a Reader of the stream arriving on r.
 func NewReader(r io.Reader, l Limits) *Reader {
-	rd := &Reader{limits: l.withDefaults()}
+	rd := &Reader{limits: l.WithDefaults()}
 	rd.cr.r = r
 	rd.cr.rate = rd.limits.Rate
 	rd.cr.burst = rd.limits.Burst

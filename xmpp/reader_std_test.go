@@ -30,7 +30,7 @@ type stdReader struct {
 var errEncoding = errors.New("xmpp: streams are UTF-8")
 
 func newStdReader(r io.Reader, l Limits) *stdReader {
-	rd := &stdReader{limits: l.withDefaults()}
+	rd := &stdReader{limits: l.WithDefaults()}
 	rd.cr.r = r
 	rd.cr.rate = rd.limits.Rate
 	rd.cr.burst = rd.limits.Burst
