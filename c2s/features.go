@@ -257,16 +257,16 @@ func (s *Session) offerSASL() *etree.Element {
 func (s *Session) authenticate(el *etree.Element) error {
 	if el.Tag != "auth" {
 		// A <response/> or <abort/> with no exchange under way.
-		return s.saslFailure(&sasl.Failure{Condition: "aborted", Text: "no authentication is under way"}, false)
+		return s.saslFailure(&sasl.Failure{Condition: "aborted", Text: "no authentication is under way"})
 	}
 	if s.srv.cfg.RequireTLS && s.state&stateSecure == 0 {
-		return s.saslFailure(&sasl.Failure{Condition: "encryption-required", Text: "use STARTTLS first"}, false)
+		return s.saslFailure(&sasl.Failure{Condition: "encryption-required", Text: "use STARTTLS first"})
 	}
 	ip := remoteIP(s.conn.RemoteAddr())
 	cfg := s.saslConfig()
 	srv, err := cfg.NewServer(el.SelectAttrValue("mechanism", ""))
 	if err != nil {
-		return s.saslFailure(err, false)
+		return s.saslFailure(err)
 	}
 	ctx := context.Background()
 	// The login limits see the attempt from the step that names the user:
@@ -282,7 +282,7 @@ func (s *Session) authenticate(el *etree.Element) error {
 	in, ok := decodeSASL(el.Text())
 	for {
 		if !ok {
-			return s.saslFailure(&sasl.Failure{Condition: "incorrect-encoding", Text: "the data is not base64"}, true)
+			return s.saslFailure(&sasl.Failure{Condition: "incorrect-encoding", Text: "the data is not base64"})
 		}
 		var out []byte
 		var done bool
@@ -297,7 +297,7 @@ func (s *Session) authenticate(el *etree.Element) error {
 				s.recordLogin(user, ip, err == nil)
 			}
 			if err != nil {
-				return s.saslFailure(err, true)
+				return s.saslFailure(err)
 			}
 		}
 		if done {
@@ -335,7 +335,7 @@ func (s *Session) authenticate(el *etree.Element) error {
 		}
 		switch {
 		case next.Tag == "abort" && xmpp.NS(next) == xmpp.NSSASL:
-			return s.saslFailure(&sasl.Failure{Condition: "aborted"}, false)
+			return s.saslFailure(&sasl.Failure{Condition: "aborted", Text: "the client aborted the exchange"})
 		case next.Tag == "response" && xmpp.NS(next) == xmpp.NSSASL:
 			in, ok = decodeSASL(next.Text())
 			if in == nil {
@@ -401,9 +401,11 @@ func decodeSASL(text string) ([]byte, bool) {
 	return b, err == nil
 }
 
-// saslFailure sends <failure/>. Counted failures close the stream once
-// there were too many (RFC 6120 §6.4.5).
-func (s *Session) saslFailure(err error, count bool) error {
+// saslFailure sends <failure/>, and closes the stream at the
+// AuthFailures-th (RFC 6120 §6.4.5: "a configurable but reasonable number
+// of retries"). Every failure counts, aborts and unknown mechanisms too:
+// ones that did not let a stream try for ever.
+func (s *Session) saslFailure(err error) error {
 	var f *sasl.Failure
 	if !errors.As(err, &f) {
 		s.log(slog.LevelError, "c2s: sasl", "err", err)
@@ -420,12 +422,10 @@ func (s *Session) saslFailure(err error, count bool) error {
 	if err := s.flush(); err != nil {
 		return err
 	}
-	if count {
-		s.failures++
-		s.log(slog.LevelInfo, "c2s: authentication failed", "condition", f.Condition, "failures", s.failures)
-		if s.failures >= s.srv.cfg.AuthFailures {
-			return xmpp.NewStreamError(xmpp.StreamPolicyViolation, "too many failed authentication attempts")
-		}
+	s.failures++
+	s.log(slog.LevelInfo, "c2s: authentication failed", "condition", f.Condition, "failures", s.failures)
+	if s.failures >= s.srv.cfg.AuthFailures {
+		return xmpp.NewStreamError(xmpp.StreamPolicyViolation, "too many failed authentication attempts")
 	}
 	return nil
 }

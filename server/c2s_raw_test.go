@@ -176,6 +176,24 @@ func TestNegotiationErrors(t *testing.T) {
 		}
 	})
 
+	t.Run("failures of any kind close the stream at auth_failures", func(t *testing.T) {
+		// Unknown mechanisms and aborts were not counted, and one stream
+		// could try for ever.
+		c := s.DialRaw()
+		c.Open("localhost")
+		c.StartTLS(s.TLSConfig("localhost"))
+		c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='X-MAGIC'>=</auth>")
+		if el := c.Next(); el.SelectElement("invalid-mechanism") == nil {
+			t.Fatalf("got %s", c.String(el))
+		}
+		c.Send("<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+		if el := c.Next(); el.SelectElement("aborted") == nil {
+			t.Fatalf("got %s", c.String(el))
+		}
+		c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='X-MAGIC'>=</auth>")
+		c.ExpectStreamError(xmpp.StreamPolicyViolation)
+	})
+
 	t.Run("a stanza before authentication is not-authorized", func(t *testing.T) {
 		c := s.DialRaw()
 		c.Open("localhost")
