@@ -73,6 +73,7 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 		o(s)
 	}
 	s.certs = certs.NewStore()
+	s.certs.SetLogger(s.log)
 	certDir := cfg.DataDir
 	if cfg.DatabasePath() == ":memory:" {
 		// An ephemeral server leaves nothing on disk.
