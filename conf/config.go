@@ -78,6 +78,18 @@ type S2S struct {
 type HTTP struct {
 	// Listen are host:port addresses, usually "[::]:5280". Default empty.
 	Listen []string `toml:"listen"`
+	// MetricsToken, when set, is the bearer token GET /metrics asks for,
+	// from any address. Empty (the default): /metrics answers loopback
+	// clients only.
+	MetricsToken string `toml:"metrics_token"`
+	// TokenFailures is how many requests with a wrong or missing token
+	// (send API, /metrics with a metrics_token) one address may make in a
+	// minute; past it its requests get 429 until the minute is over.
+	// Default 5, at least 1.
+	TokenFailures int `toml:"token_failures"`
+	// ReadTimeout bounds reading one request, headers and body. Default
+	// 30s, at least 1s.
+	ReadTimeout Duration `toml:"read_timeout"`
 }
 
 // Limits is the [limits] table. Every limit is on by default.
@@ -285,6 +297,14 @@ type Host struct {
 	// APIToken enables POST /api/bots/<host>/send with this bearer token.
 	// Only for http_component.
 	APIToken string `toml:"api_token"`
+	// APIRate is how many messages per second the send API accepts for
+	// the host, on average. Default 20, at least 1. Only for
+	// http_component.
+	APIRate int `toml:"api_rate"`
+	// APIBurst is how many messages the send API accepts at once above
+	// APIRate (the token bucket's size), and the most one request may
+	// carry. Default 200, at least 1. Only for http_component.
+	APIBurst int `toml:"api_burst"`
 }
 
 // Default values, the ones [New] and [Config.Validate] fill in.
@@ -317,6 +337,10 @@ const (
 	defaultConcurrency   = 16
 	defaultHostQueue     = 1000
 	defaultRetries       = 2
+	defaultTokenFailures = 5
+	defaultHTTPRead      = 30 * time.Second
+	defaultAPIRate       = 20
+	defaultAPIBurst      = 200
 )
 
 // New returns a config with every default and no hosts; File is empty.
@@ -331,6 +355,10 @@ func New() *Config {
 			RequireTLS:  true,
 			IdleTimeout: Duration{defaultIdleTimeout},
 			ParkAfter:   Duration{defaultParkAfter},
+		},
+		HTTP: HTTP{
+			TokenFailures: defaultTokenFailures,
+			ReadTimeout:   Duration{defaultHTTPRead},
 		},
 		Limits: Limits{
 			StanzaSize:           defaultStanzaSize,

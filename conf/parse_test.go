@@ -217,6 +217,36 @@ func TestParseReportsMistakes(t *testing.T) {
 			want: []string{"already used by c2s.listen[0]"},
 		},
 		{
+			name: "a token_failures of 0 asks for at least 1",
+			src:  "[http]\ntoken_failures = 0\n",
+			line: 2, key: "http.token_failures",
+			want: []string{"0 is too low; use at least 1"},
+		},
+		{
+			name: "a read_timeout under a second is too short",
+			src:  "[http]\nread_timeout = \"100ms\"\n",
+			line: 2, key: "http.read_timeout",
+			want: []string{`100ms is too short; use a duration of at least "1s"`},
+		},
+		{
+			name: "a metrics_token with a space cannot be sent",
+			src:  "[http]\nmetrics_token = \"two words\"\n",
+			line: 2, key: "http.metrics_token",
+			want: []string{"one word without spaces"},
+		},
+		{
+			name: "an api_rate of 0 asks for at least 1",
+			src:  "[[host]]\nname = \"bots.example.com\"\ntype = \"http_component\"\npost_url = \"https://x.example/\"\napi_rate = 0\n",
+			line: 5, key: "host[0].api_rate",
+			want: []string{"0 is too low; use at least 1"},
+		},
+		{
+			name: "an api_burst on a local host names its type",
+			src:  "[[host]]\nname = \"example.com\"\napi_burst = 10\n",
+			line: 3, key: "host[0].api_burst",
+			want: []string{`only for type = "http_component"`},
+		},
+		{
 			name: "a string where a list belongs shows the list",
 			src:  "[c2s]\nlisten = \"[::]:5222\"\n",
 			line: 2, key: "c2s.listen",
@@ -463,6 +493,7 @@ func TestParseAppliesDefaults(t *testing.T) {
 					Name: "bots.example.com", Type: HostHTTPComponent, PostURL: "https://h.example/x",
 					PostStanzas: []string{"message"}, Timeout: Duration{10 * time.Second},
 					Concurrency: 16, Queue: 1000, Retries: 2,
+					APIRate: 20, APIBurst: 200,
 				}
 				if !reflect.DeepEqual(c.Hosts[0], want) {
 					t.Errorf("got %+v\nwant %+v", c.Hosts[0], want)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 )
 
@@ -62,6 +63,7 @@ func (ch *checker) config(c *Config) {
 			c.C2S.ParkAfter.Duration)
 	}
 
+	ch.http(&c.HTTP)
 	ch.limits(&c.Limits)
 
 	atLeast(ch, "auth.scram_iterations", &c.Auth.SCRAMIterations, defaultSCRAMIter, 4096,
@@ -177,6 +179,22 @@ func (ch *checker) limits(l *Limits) {
 	}
 }
 
+func (ch *checker) http(h *HTTP) {
+	atLeast(ch, "http.token_failures", &h.TokenFailures, defaultTokenFailures, 1,
+		"a user who mistypes a token needs an attempt")
+	if !ch.isSet("http.read_timeout") && (ch.fromFile() || h.ReadTimeout.Duration == 0) {
+		h.ReadTimeout.Duration = defaultHTTPRead
+	}
+	if h.ReadTimeout.Duration < time.Second {
+		ch.errorf("http.read_timeout", `%v is too short; use a duration of at least "1s", like "30s": `+
+			`a request's headers and body must arrive within it`, h.ReadTimeout.Duration)
+	}
+	if strings.ContainsAny(h.MetricsToken, " \t") || !httpguts.ValidHeaderFieldValue(h.MetricsToken) {
+		ch.errorf("http.metrics_token", "the token must be one word without spaces or control characters, "+
+			"since clients send it as Authorization: Bearer <token>")
+	}
+}
+
 // hostKey is a key of [[host]] that only some host types have.
 type hostKey struct {
 	key   string
@@ -195,6 +213,8 @@ var hostKeys = []hostKey{
 	{"headers", func(h *Host) bool { return len(h.Headers) > 0 }, []string{HostHTTPComponent}},
 	{"rooms", func(h *Host) bool { return len(h.Rooms) > 0 }, []string{HostHTTPComponent}},
 	{"api_token", func(h *Host) bool { return h.APIToken != "" }, []string{HostHTTPComponent}},
+	{"api_rate", func(h *Host) bool { return h.APIRate != 0 }, []string{HostHTTPComponent}},
+	{"api_burst", func(h *Host) bool { return h.APIBurst != 0 }, []string{HostHTTPComponent}},
 	{"registration", func(h *Host) bool { return h.Registration != "" }, []string{HostLocal}},
 	{"contact", func(h *Host) bool { return len(h.Contact.Fields()) > 0 }, []string{HostLocal}},
 }
@@ -392,6 +412,9 @@ func (ch *checker) httpComponent(p string, h *Host, missing func(key, msg string
 			ch.errorf(hp, "the value must be one line, without line breaks or other control characters")
 		}
 	}
+
+	atLeast(ch, p+".api_rate", &h.APIRate, defaultAPIRate, 1, "messages per second the send API accepts")
+	atLeast(ch, p+".api_burst", &h.APIBurst, defaultAPIBurst, 1, "a request carries at least one message")
 
 	for j, room := range h.Rooms {
 		rp := indexPath(p+".rooms", j)

@@ -2,13 +2,19 @@ package server
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/netip"
+	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/parley-im/parley/components/webhook"
 )
@@ -16,18 +22,93 @@ import (
 // maxSendBody bounds a send API request.
 const maxSendBody = 256 << 10
 
+// The HTTP server's fixed limits; read_timeout is configured.
+const (
+	// httpHeaderTimeout bounds reading a request's headers (or
+	// read_timeout, when shorter): a client that dribbles them holds a
+	// connection and its goroutine no longer.
+	httpHeaderTimeout = 10 * time.Second
+	// httpIdleTimeout closes a keep-alive connection that sends no next
+	// request.
+	httpIdleTimeout = 2 * time.Minute
+	// httpMaxHeaderBytes bounds a request's headers. Go's default is
+	// 1 MiB; the send API and /metrics need a few hundred bytes.
+	httpMaxHeaderBytes = 16 << 10
+	// httpWriteMargin is how long, after read_timeout, a handler has to
+	// answer: the answers are small, so only a client that does not read
+	// them needs it.
+	httpWriteMargin = 10 * time.Second
+	// tokenFailureWindow is the window of [HTTP.TokenFailures].
+	tokenFailureWindow = time.Minute
+)
+
 // bot is an http_component host with its send API token.
 type bot struct {
 	*webhook.Component
 	token string
 }
 
-// httpHandler serves Parley's HTTP listener: the bots' send API, the
+// newHTTPServer returns the server of the HTTP listeners, with the
+// timeouts that keep a slow or silent client from holding a connection.
+func (s *Server) newHTTPServer() *http.Server {
+	read := s.cfg.HTTP.ReadTimeout.Duration
+	return &http.Server{
+		Handler:           s.httpHandler(),
+		ReadHeaderTimeout: min(httpHeaderTimeout, read),
+		// A request's body too: without it a token holder sending one
+		// byte a minute holds the connection for ever.
+		ReadTimeout:    read,
+		WriteTimeout:   read + httpWriteMargin,
+		IdleTimeout:    httpIdleTimeout,
+		MaxHeaderBytes: httpMaxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// httpAPI serves Parley's HTTP listener: the bots' send API, the
 // metrics, and the demo echo webhook.
+type httpAPI struct {
+	s            *Server
+	bots         map[string]*sendHost
+	metricsToken [sha256.Size]byte // of the token; zero when there is none
+	hasMetrics   bool              // a metrics_token is set
+	failures     *failureLimiter
+	refusals     refusals
+}
+
+// sendHost is the send API of one http_component host.
+type sendHost struct {
+	bot
+	// tokenSum is the SHA-256 of the api_token: comparing sums keeps the
+	// comparison constant-time in the length of the token too.
+	tokenSum [sha256.Size]byte
+	bucket   *tokenBucket
+	burst    int
+}
+
+// httpHandler returns the handler of Parley's HTTP listener.
 func (s *Server) httpHandler() http.Handler {
+	a := &httpAPI{
+		s:        s,
+		bots:     make(map[string]*sendHost, len(s.bots)),
+		failures: newFailureLimiter(s.cfg.HTTP.TokenFailures, tokenFailureWindow, time.Now),
+	}
+	a.refusals.log = s.log
+	for name, b := range s.bots {
+		h, _ := s.cfg.Host(name)
+		a.bots[name] = &sendHost{
+			bot:      b,
+			tokenSum: sha256.Sum256([]byte(b.token)),
+			bucket:   newTokenBucket(float64(h.APIRate), float64(h.APIBurst), time.Now),
+			burst:    h.APIBurst,
+		}
+	}
+	if t := s.cfg.HTTP.MetricsToken; t != "" {
+		a.metricsToken, a.hasMetrics = sha256.Sum256([]byte(t)), true
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/bots/{host}/send", s.handleSend)
-	mux.HandleFunc("GET /metrics", s.handleMetrics)
+	mux.HandleFunc("POST /api/bots/{host}/send", a.handleSend)
+	mux.HandleFunc("GET /metrics", a.handleMetrics)
 	mux.HandleFunc("POST /demo/echo", handleEcho)
 	return mux
 }
@@ -39,33 +120,113 @@ func apiError(w http.ResponseWriter, status int, msg string) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
 
+// bearer returns the token of an Authorization header of the Bearer
+// scheme (RFC 6750 §2.1), whose name is case-insensitive (RFC 9110 §11.1)
+// and followed by one or more spaces.
+func bearer(auth string) (string, bool) {
+	scheme, token, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimLeft(token, " ")
+	return token, token != ""
+}
+
+// tokenMatches reports, in constant time, whether the request's bearer
+// token has the SHA-256 sum want.
+func tokenMatches(r *http.Request, want *[sha256.Size]byte) bool {
+	token, ok := bearer(r.Header.Get("Authorization"))
+	got := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1 && ok
+}
+
+// throttled answers 429 when the client's address has had too many wrong
+// tokens lately, and reports whether it did. It runs before the token is
+// checked, so a guesser gets no answer about its guesses at all.
+func (a *httpAPI) throttled(w http.ResponseWriter, r *http.Request, jsonErr bool) bool {
+	wait, ok := a.failures.blocked(r.RemoteAddr)
+	if !ok {
+		return false
+	}
+	a.refusals.count(causeTokenFailures, "too many wrong tokens from one address", "remote", r.RemoteAddr, "path", r.URL.Path)
+	w.Header().Set("Retry-After", retryAfter(wait))
+	msg := fmt.Sprintf("too many requests with a wrong token from your address; try again in %s (token_failures = %d a minute)",
+		retryAfter(wait)+"s", a.s.cfg.HTTP.TokenFailures)
+	if jsonErr {
+		apiError(w, http.StatusTooManyRequests, msg)
+	} else {
+		http.Error(w, msg, http.StatusTooManyRequests)
+	}
+	return true
+}
+
+// retryAfter is the Retry-After value for a wait: whole seconds, rounded
+// up, at least 1.
+func retryAfter(wait time.Duration) string {
+	return strconv.FormatInt(max(1, int64((wait+time.Second-1)/time.Second)), 10)
+}
+
 // handleSend is POST /api/bots/<host>/send: a bot speaks first.
-func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
+//
+// Every refusal that can be decided from the headers is answered before
+// the body is read: net/http sends "100 Continue" to a client that asked
+// for it only when the handler reads the body, so such a client never
+// sends a body that would be refused.
+func (a *httpAPI) handleSend(w http.ResponseWriter, r *http.Request) {
+	if a.throttled(w, r, true) {
+		return
+	}
 	host := strings.ToLower(r.PathValue("host"))
-	b, ok := s.bots[host]
+	b, ok := a.bots[host]
 	if !ok || b.token == "" {
 		apiError(w, http.StatusNotFound, "no bot host "+host+" with an api_token")
 		return
 	}
-	auth := r.Header.Get("Authorization")
-	token, found := strings.CutPrefix(auth, "Bearer ")
-	if !found || subtle.ConstantTimeCompare([]byte(token), []byte(b.token)) != 1 {
+	if !tokenMatches(r, &b.tokenSum) {
+		a.failures.fail(r.RemoteAddr)
+		a.refusals.count(causeUnauthorized, "send API: wrong or missing token", "host", host, "remote", r.RemoteAddr)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="parley"`)
 		apiError(w, http.StatusUnauthorized, "send Authorization: Bearer <the host's api_token>")
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxSendBody+1))
-	if err != nil {
-		apiError(w, http.StatusBadRequest, "reading the body: "+err.Error())
+	if r.ContentLength > maxSendBody {
+		a.refusals.count(causeTooLarge, "send API: body too large", "host", host, "bytes", r.ContentLength)
+		apiError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", maxSendBody))
 		return
 	}
-	if len(body) > maxSendBody {
+	if wait, ok := b.bucket.wait(1); !ok {
+		a.rateLimited(w, b, host, wait)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSendBody))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		a.refusals.count(causeTooLarge, "send API: body too large", "host", host, "bytes", "chunked")
 		apiError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", maxSendBody))
+		return
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		a.refusals.count(causeReadTimeout, "send API: body not read within read_timeout", "host", host, "remote", r.RemoteAddr)
+		apiError(w, http.StatusRequestTimeout, fmt.Sprintf("the body did not arrive within %v (read_timeout)",
+			a.s.cfg.HTTP.ReadTimeout.Duration))
+		return
+	case err != nil:
+		apiError(w, http.StatusBadRequest, "reading the body: "+err.Error())
 		return
 	}
 	replies, err := decodeReplies(body)
 	if err != nil {
 		apiError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if len(replies) > b.burst {
+		a.refusals.count(causeTooLarge, "send API: more messages than api_burst in one request", "host", host, "messages", len(replies))
+		apiError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request carries %d messages; "+
+			"this host takes at most %d at once (api_burst): split it", len(replies), b.burst))
+		return
+	}
+	if wait, ok := b.bucket.take(len(replies)); !ok {
+		a.rateLimited(w, b, host, wait)
 		return
 	}
 	if err := b.Send(replies); err != nil {
@@ -79,6 +240,14 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	_ = json.NewEncoder(w).Encode(map[string]int{"accepted": len(replies)})
+}
+
+// rateLimited answers 429: the host's api_rate is used up for wait.
+func (a *httpAPI) rateLimited(w http.ResponseWriter, b *sendHost, host string, wait time.Duration) {
+	a.refusals.count(causeAPIRate, "send API: api_rate exceeded", "host", host)
+	w.Header().Set("Retry-After", retryAfter(wait))
+	apiError(w, http.StatusTooManyRequests, fmt.Sprintf("%s accepts %g messages a second (api_rate) and %d at once (api_burst); "+
+		"try again in %ss", host, b.bucket.rate, b.burst, retryAfter(wait)))
 }
 
 // decodeReplies reads an object or an array of objects.
@@ -110,8 +279,39 @@ func decodeReplies(body []byte) ([]webhook.Reply, error) {
 	return replies, nil
 }
 
-// handleMetrics writes the metrics in the Prometheus text format.
-func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request) {
+// handleMetrics is GET /metrics: with a metrics_token, for the clients
+// that send it; without one, for loopback clients only (the metrics tell
+// how busy the server is and which bot hosts fail, nothing for the world).
+func (a *httpAPI) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	if a.hasMetrics {
+		if a.throttled(w, r, false) {
+			return
+		}
+		if !tokenMatches(r, &a.metricsToken) {
+			a.failures.fail(r.RemoteAddr)
+			a.refusals.count(causeUnauthorized, "/metrics: wrong or missing token", "remote", r.RemoteAddr)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="parley metrics"`)
+			http.Error(w, "/metrics needs Authorization: Bearer <the [http] metrics_token>", http.StatusUnauthorized)
+			return
+		}
+	} else if !loopback(r.RemoteAddr) {
+		a.refusals.count(causeMetricsForbidden, "/metrics: not a loopback client", "remote", r.RemoteAddr)
+		http.Error(w, "/metrics answers loopback clients only; set [http] metrics_token to read it from elsewhere "+
+			"with Authorization: Bearer <token>", http.StatusForbidden)
+		return
+	}
+	a.s.writeMetrics(w)
+	a.refusals.write(w)
+}
+
+// loopback reports whether the address (ip:port) is a loopback one.
+func loopback(remote string) bool {
+	ap, err := netip.ParseAddrPort(remote)
+	return err == nil && ap.Addr().Unmap().IsLoopback()
+}
+
+// writeMetrics writes the metrics in the Prometheus text format.
+func (s *Server) writeMetrics(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	fmt.Fprintf(w, "# TYPE parley_c2s_sessions gauge\nparley_c2s_sessions %d\n", s.c2s.Sessions())
 	fmt.Fprintf(w, "# TYPE parley_slow_consumer_bounces_total counter\nparley_slow_consumer_bounces_total %d\n", s.router.SlowConsumers())

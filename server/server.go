@@ -73,6 +73,7 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 		o(s)
 	}
 	s.certs = certs.NewStore()
+	s.certs.SetLogger(s.log)
 	certDir := cfg.DataDir
 	if cfg.DatabasePath() == ":memory:" {
 		// An ephemeral server leaves nothing on disk.
@@ -313,7 +314,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if len(s.cfg.S2S.Listen) > 0 {
 		s.log.Warn("server: federation is not implemented yet; not listening on [s2s] addresses")
 	}
-	s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+	s.http = s.newHTTPServer()
 	s.flushStop = make(chan struct{})
 	s.serving.Add(1)
 	go s.flushLoop()

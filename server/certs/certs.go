@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +21,20 @@ type Store struct {
 	// now is the clock for generating certificates and judging their
 	// expiry; tests set it.
 	now func() time.Time
+	// log receives the warnings of LoadOrCreate; nil means slog.Default().
+	log *slog.Logger
+}
+
+// SetLogger sends the Store's warnings (a generated certificate replaced)
+// to l. Call it before LoadOrCreate.
+func (s *Store) SetLogger(l *slog.Logger) { s.log = l }
+
+// logger returns the Store's logger.
+func (s *Store) logger() *slog.Logger {
+	if s.log == nil {
+		return slog.Default()
+	}
+	return s.log
 }
 
 // NewStore returns an empty Store.
@@ -88,12 +103,30 @@ func (s *Store) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, er
 	return s.certs[s.hosts[0]], nil
 }
 
+// tls12Suites are the TLS 1.2 cipher suites a server accepts: forward
+// secret (ECDHE) with an AEAD cipher, for ECDSA and RSA certificates (a
+// user's tls_cert may be either). The CBC suites Go still enables by
+// default (ECDHE-*-AES128-SHA, AES256-SHA...) are left out: their
+// MAC-then-encrypt construction is the one Lucky13-style padding oracles
+// attack, and every client that speaks TLS 1.2 has GCM. TLS 1.3 suites are
+// not configurable in Go and are all AEAD.
+var tls12Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
 // TLSConfig returns a server configuration that takes its certificates from
-// s, accepts TLS 1.2 and 1.3 only and offers nextProtos for ALPN (for
-// example "xmpp-client" on a direct TLS port).
+// s, accepts TLS 1.3 and TLS 1.2 with ECDHE and AEAD ciphers only, and
+// offers nextProtos for ALPN (for example "xmpp-client" on a direct TLS
+// port).
 func (s *Store) TLSConfig(nextProtos ...string) *tls.Config {
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
+		CipherSuites:   append([]uint16(nil), tls12Suites...),
 		GetCertificate: s.GetCertificate,
 		NextProtos:     append([]string(nil), nextProtos...),
 	}

@@ -5,10 +5,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -18,6 +20,16 @@ import (
 	"testing"
 	"time"
 )
+
+// mkdir makes dir/name and returns its path.
+func mkdir(t *testing.T, dir, name string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(p, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
 
 // writeFiles writes each name → content under dir and returns the paths by
 // name.
@@ -80,6 +92,35 @@ func issued(t *testing.T, dnsNames ...string) *tls.Certificate {
 	return &tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key}
 }
 
+// oldGenerated returns, in PEM, a self-signed CA pair for host and *.host
+// with Organization org, made as Parley versions before the leaf
+// certificates made theirs (with org "Parley self-signed").
+func oldGenerated(t *testing.T, host, org string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: host, Organization: []string{org}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(validity),
+		IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    []string{host, "*." + host},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+}
+
 // mustLoad calls LoadOrCreate or fails the test.
 func mustLoad(t *testing.T, s *Store, host, certFile, keyFile, dir string) *tls.Certificate {
 	t.Helper()
@@ -108,14 +149,14 @@ func TestGenerate(t *testing.T) {
 		{"the leaf is the certificate's first DER", leaf != nil && bytes.Equal(leaf.Raw, cert.Certificate[0])},
 		{"the key is ECDSA P-256", key != nil && key.Curve == elliptic.P256()},
 		{"the leaf holds the key's public half", key != nil && key.PublicKey.Equal(leaf.PublicKey)},
-		{"it names the host and its subdomains", slices.Equal(leaf.DNSNames, []string{"example.com", "*.example.com"})},
+		{"it names the host alone, no wildcard", slices.Equal(leaf.DNSNames, []string{"example.com"})},
 		{"it is valid for the host", leaf.VerifyHostname("example.com") == nil},
-		{"it is valid for a subdomain", leaf.VerifyHostname("upload.example.com") == nil},
-		{"it is not valid for a sub-subdomain", leaf.VerifyHostname("a.b.example.com") != nil},
+		{"it is not valid for a subdomain", leaf.VerifyHostname("upload.example.com") != nil},
 		{"it is not valid for another domain", leaf.VerifyHostname("example.org") != nil},
-		{"it is its own CA", leaf.IsCA && leaf.BasicConstraintsValid},
-		{"it may sign and sign certificates", leaf.KeyUsage == x509.KeyUsageDigitalSignature|x509.KeyUsageCertSign},
-		{"it is for TLS servers", slices.Equal(leaf.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth})},
+		{"it says it is not a CA", !leaf.IsCA && leaf.BasicConstraintsValid},
+		{"it may sign handshakes and nothing else", leaf.KeyUsage == x509.KeyUsageDigitalSignature},
+		{"it is for TLS servers only", slices.Equal(leaf.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth})},
+		{"it names Parley as its maker", slices.Equal(leaf.Subject.Organization, []string{generatedOrg})},
 		{"it is valid from an hour ago", leaf.NotBefore.Equal(now.Add(-time.Hour))},
 		{"it is valid for two years", leaf.NotAfter.Equal(now.Add(validity))},
 		{"it is self-signed", selfSigned(leaf)},
@@ -129,6 +170,36 @@ func TestGenerate(t *testing.T) {
 		})
 	}
 
+	t.Run("it verifies for its name with itself as the only root", func(t *testing.T) {
+		roots := x509.NewCertPool()
+		roots.AddCert(leaf)
+		opts := x509.VerifyOptions{DNSName: "example.com", Roots: roots, CurrentTime: now,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+		if _, err := leaf.Verify(opts); err != nil {
+			t.Errorf("Verify: %v", err)
+		}
+		opts.DNSName = "upload.example.com"
+		if _, err := leaf.Verify(opts); err == nil {
+			t.Error("it verifies for a subdomain")
+		}
+	})
+	t.Run("it cannot issue: a certificate it signs does not verify", func(t *testing.T) {
+		roots := x509.NewCertPool()
+		roots.AddCert(leaf)
+		child := &x509.Certificate{
+			SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "victim.example"}, DNSNames: []string{"victim.example"},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, child, leaf, &key.PublicKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(der)
+		if _, err := c.Verify(x509.VerifyOptions{DNSName: "victim.example", Roots: roots, CurrentTime: now}); err == nil {
+			t.Error("a certificate signed by the generated key verifies: the generated certificate is a CA")
+		}
+	})
 	t.Run("two generated certificates differ in serial and key", func(t *testing.T) {
 		other, _, _, err := generate("example.com", now)
 		if err != nil {
@@ -226,6 +297,40 @@ func TestLoadOrCreate(t *testing.T) {
 				t.Errorf("LoadOrCreate() = %v, want an error naming %s", err, crt)
 			}
 		}},
+		{"a CA generated by an older Parley is replaced by a leaf, which is kept after", func(t *testing.T, dir string) {
+			certPEM, keyPEM := oldGenerated(t, "example.com", generatedOrg)
+			writeFiles(t, mkdir(t, dir, "certs"), map[string][]byte{"example.com.crt": certPEM, "example.com.key": keyPEM})
+			var logs bytes.Buffer
+			s := NewStore()
+			s.SetLogger(slog.New(slog.NewTextHandler(&logs, nil)))
+			c := mustLoad(t, s, "example.com", "", "", dir)
+			if c.Leaf.IsCA || c.Leaf.KeyUsage&x509.KeyUsageCertSign != 0 || !slices.Equal(c.Leaf.DNSNames, []string{"example.com"}) {
+				t.Errorf("loaded: CA %v, key usage %b, names %v; want a leaf for example.com", c.Leaf.IsCA, c.Leaf.KeyUsage, c.Leaf.DNSNames)
+			}
+			if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "example.com.crt") {
+				t.Errorf("no warning naming the replaced file; log:\n%s", logs.String())
+			}
+			again := mustLoad(t, NewStore(), "example.com", "", "", dir)
+			if !bytes.Equal(again.Certificate[0], c.Certificate[0]) {
+				t.Error("the new leaf was not persisted")
+			}
+		}},
+		{"a self-signed CA in the data directory not made by Parley is kept", func(t *testing.T, dir string) {
+			certPEM, keyPEM := oldGenerated(t, "example.com", "Someone Else")
+			writeFiles(t, mkdir(t, dir, "certs"), map[string][]byte{"example.com.crt": certPEM, "example.com.key": keyPEM})
+			c := mustLoad(t, NewStore(), "example.com", "", "", dir)
+			if block, _ := pem.Decode(certPEM); !bytes.Equal(c.Certificate[0], block.Bytes) {
+				t.Error("it was replaced")
+			}
+		}},
+		{"a given pair is never replaced, even a CA that Parley generated", func(t *testing.T, dir string) {
+			certPEM, keyPEM := oldGenerated(t, "example.com", generatedOrg)
+			p := writeFiles(t, dir, map[string][]byte{"c.pem": certPEM, "k.pem": keyPEM})
+			c := mustLoad(t, NewStore(), "example.com", p["c.pem"], p["k.pem"], dir)
+			if block, _ := pem.Decode(certPEM); !bytes.Equal(c.Certificate[0], block.Bytes) {
+				t.Error("a given pair was replaced")
+			}
+		}},
 		{"a given pair is loaded with its leaf", func(t *testing.T, dir string) {
 			certPEM, keyPEM := pemPair(t, "example.com")
 			p := writeFiles(t, dir, map[string][]byte{"c.pem": certPEM, "k.pem": keyPEM})
@@ -296,7 +401,7 @@ func TestLoadOrCreateErrors(t *testing.T) {
 		{"an encrypted key is called encrypted", "example.com", p["cert.pem"], p["encrypted.pem"],
 			[]string{p["encrypted.pem"], "encrypted"}},
 		{"a certificate for another host is refused", "example.org", p["cert.pem"], p["key.pem"],
-			[]string{"not valid for example.org", "example.com, *.example.com"}},
+			[]string{"not valid for example.org", "(it names example.com)"}},
 		{"a certificate without its key is refused", "example.com", p["cert.pem"], "",
 			[]string{"without its key"}},
 		{"a key without its certificate is refused", "example.com", "", p["key.pem"],
@@ -329,11 +434,18 @@ func TestCertificate(t *testing.T) {
 		mustLoad(t, s, h, "", "", "")
 	}
 	s.Add("chat.example.net", issued(t, "chat.example.net", "rooms.example.net"))
+	s.Add("example.info", issued(t, "example.info", "*.example.info"))
 	leafOf := func(host string) *x509.Certificate {
 		c, _ := s.Certificate(host)
 		return c.Leaf
 	}
-	com, org, netLeaf := leafOf("example.com"), leafOf("example.org"), leafOf("chat.example.net")
+	com, org, netLeaf, info := leafOf("example.com"), leafOf("example.org"), leafOf("chat.example.net"), leafOf("example.info")
+	namesOf := func(c *x509.Certificate) []string {
+		if c == nil {
+			return nil
+		}
+		return c.DNSNames
+	}
 
 	tests := []struct {
 		name  string
@@ -342,11 +454,12 @@ func TestCertificate(t *testing.T) {
 		wantG *x509.Certificate // for GetCertificate
 	}{
 		{"a host gets its own certificate", "example.org", org, org},
-		{"a subdomain gets its parent's certificate", "upload.example.org", org, org},
-		{"host names are compared without case", "Upload.EXAMPLE.org", org, org},
+		{"a subdomain is not covered by its parent's generated certificate", "upload.example.org", nil, com},
+		{"a subdomain gets its parent's wildcard certificate", "upload.example.info", info, info},
+		{"host names are compared without case", "Upload.EXAMPLE.info", info, info},
 		{"a trailing dot is ignored", "example.org.", org, org},
 		{"a name another certificate lists gets that certificate", "rooms.example.net", netLeaf, netLeaf},
-		{"a sub-subdomain is not covered by the wildcard", "a.b.example.org", nil, com},
+		{"a sub-subdomain is not covered by the wildcard", "a.b.example.info", nil, com},
 		{"an unknown host gets no certificate, and the first host's by SNI", "example.edu", nil, com},
 		{"no SNI gets the first host's certificate", "", nil, com},
 	}
@@ -354,11 +467,11 @@ func TestCertificate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, ok := s.Certificate(tt.sni)
 			if ok != (tt.want != nil) || (ok && c.Leaf != tt.want) {
-				t.Errorf("Certificate(%q) = %v, %v; want %v", tt.sni, c, ok, tt.want)
+				t.Errorf("Certificate(%q) = %v, %v; want %v", tt.sni, namesOf(c.Leaf), ok, namesOf(tt.want))
 			}
 			g, err := s.GetCertificate(&tls.ClientHelloInfo{ServerName: tt.sni})
 			if err != nil || g.Leaf != tt.wantG {
-				t.Errorf("GetCertificate(%q) = %v, %v; want %v", tt.sni, g, err, tt.wantG)
+				t.Errorf("GetCertificate(%q) = %v, %v; want %v", tt.sni, namesOf(g.Leaf), err, namesOf(tt.wantG))
 			}
 		})
 	}
@@ -395,21 +508,38 @@ func TestHandshake(t *testing.T) {
 	s := NewStore()
 	mustLoad(t, s, "example.com", "", "", t.TempDir())
 	mustLoad(t, s, "example.org", "", "", "")
+	s.Add("rsa.example", rsaSelfSigned(t, "rsa.example"))
 	pool := s.CertPool()
 
+	const noSuite = "no cipher suite supported"
 	tests := []struct {
 		name       string
 		serverName string
 		maxVersion uint16
 		wantLeaf   string // host whose certificate the client sees
 		wantErr    string
+		suite      uint16 // the only TLS 1.2 suite the client offers; 0: Go's defaults
 	}{
-		{"a client of the host verifies the server", "example.com", 0, "example.com", ""},
-		{"a client of a subdomain verifies the server", "upload.example.com", 0, "example.com", ""},
-		{"a client of the second host gets the second certificate", "example.org", 0, "example.org", ""},
-		{"a client of TLS 1.2 is served", "example.org", tls.VersionTLS12, "example.org", ""},
-		{"a client of an unknown host cannot verify the server", "example.edu", 0, "", "certificate is valid for"},
-		{"a client of TLS 1.1 is refused", "example.com", tls.VersionTLS11, "", "protocol version"},
+		{"a client of the host verifies the server", "example.com", 0, "example.com", "", 0},
+		{"a client of TLS 1.3 is served", "example.com", tls.VersionTLS13, "example.com", "", 0},
+		{"a client of a subdomain cannot verify the server: no wildcard", "upload.example.com", 0, "", "certificate is valid for", 0},
+		{"a client of the second host gets the second certificate", "example.org", 0, "example.org", "", 0},
+		{"a client of TLS 1.2 is served", "example.org", tls.VersionTLS12, "example.org", "", 0},
+		{"a client of an unknown host cannot verify the server", "example.edu", 0, "", "certificate is valid for", 0},
+		{"a client of TLS 1.1 is refused", "example.com", tls.VersionTLS11, "", "protocol version", 0},
+
+		{"TLS 1.2 ECDHE-ECDSA-AES128-GCM-SHA256 is served", "example.com", tls.VersionTLS12, "example.com", "", tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
+		{"TLS 1.2 ECDHE-ECDSA-AES256-GCM-SHA384 is served", "example.com", tls.VersionTLS12, "example.com", "", tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384},
+		{"TLS 1.2 ECDHE-ECDSA-CHACHA20-POLY1305 is served", "example.com", tls.VersionTLS12, "example.com", "", tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256},
+		{"TLS 1.2 ECDHE-ECDSA-AES128-SHA (CBC) is refused", "example.com", tls.VersionTLS12, "", noSuite, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA},
+		{"TLS 1.2 ECDHE-ECDSA-AES256-SHA (CBC) is refused", "example.com", tls.VersionTLS12, "", noSuite, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA},
+		{"TLS 1.2 ECDHE-ECDSA-AES128-SHA256 (CBC) is refused", "example.com", tls.VersionTLS12, "", noSuite, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256},
+		{"TLS 1.2 ECDHE-RSA-AES128-GCM-SHA256 is served", "rsa.example", tls.VersionTLS12, "rsa.example", "", tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256},
+		{"TLS 1.2 ECDHE-RSA-CHACHA20-POLY1305 is served", "rsa.example", tls.VersionTLS12, "rsa.example", "", tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256},
+		{"TLS 1.2 ECDHE-RSA-AES128-SHA (CBC) is refused", "rsa.example", tls.VersionTLS12, "", noSuite, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA},
+		{"TLS 1.2 ECDHE-RSA-AES256-SHA (CBC) is refused", "rsa.example", tls.VersionTLS12, "", noSuite, tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA},
+		{"TLS 1.2 AES256-SHA (RSA key exchange, CBC) is refused", "rsa.example", tls.VersionTLS12, "", noSuite, tls.TLS_RSA_WITH_AES_256_CBC_SHA},
+		{"TLS 1.2 AES128-GCM-SHA256 (RSA key exchange) is refused", "rsa.example", tls.VersionTLS12, "", noSuite, tls.TLS_RSA_WITH_AES_128_GCM_SHA256},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -424,13 +554,17 @@ func TestHandshake(t *testing.T) {
 				serverErr <- server.Handshake()
 				sconn.Close() // so a client waiting on a refused handshake returns
 			}()
-			client := tls.Client(cconn, &tls.Config{
+			cfg := &tls.Config{
 				ServerName: tt.serverName,
 				RootCAs:    pool,
 				NextProtos: []string{"xmpp-client"},
 				MinVersion: tls.VersionTLS10,
 				MaxVersion: tt.maxVersion,
-			})
+			}
+			if tt.suite != 0 {
+				cfg.CipherSuites = []uint16{tt.suite}
+			}
+			client := tls.Client(cconn, cfg)
 			err := client.Handshake()
 			cconn.Close()
 			sErr := <-serverErr
@@ -455,8 +589,32 @@ func TestHandshake(t *testing.T) {
 			if tt.maxVersion != 0 && st.Version != tt.maxVersion {
 				t.Errorf("version = %x, want %x", st.Version, tt.maxVersion)
 			}
+			if tt.suite != 0 && st.CipherSuite != tt.suite {
+				t.Errorf("cipher suite = %s, want %s", tls.CipherSuiteName(st.CipherSuite), tls.CipherSuiteName(tt.suite))
+			}
 		})
 	}
+}
+
+// rsaSelfSigned returns a self-signed RSA certificate for host, as a user's
+// tls_cert might be.
+func rsaSelfSigned(t *testing.T, host string) *tls.Certificate {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: host}, DNSNames: []string{host},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 // loopback returns the two ends of a TCP connection on 127.0.0.1, closed

@@ -3,10 +3,11 @@
 //
 // A host's certificate is either the pair named in the configuration
 // (tls_cert, tls_key) or, when none is named, a self-signed ECDSA P-256
-// certificate for the host and its subdomains, generated on first start and
-// kept in the data directory so that it survives restarts (and clients that
-// pinned it keep trusting it). [Store.TLSConfig] is the one TLS
-// configuration every listener uses: TLS 1.2 and 1.3 only.
+// leaf certificate (not a CA) for the host alone, generated on first start
+// and kept in the data directory so that it survives restarts (and clients
+// that pinned it keep trusting it). [Store.TLSConfig] is the one TLS
+// configuration every listener uses: TLS 1.3, and TLS 1.2 with ECDHE and an
+// AEAD cipher only.
 // [Store.CertPool] trusts every self-signed certificate of the Store, so a
 // test client can verify the server it started.
 //

@@ -18,10 +18,24 @@ import (
 // the 825 days Apple platforms accept for any TLS server certificate.
 const validity = 2 * 365 * 24 * time.Hour
 
-// generate makes a self-signed ECDSA P-256 certificate for host and its
-// subdomains, valid from an hour before now (for clients whose clocks are
-// behind) for [validity]. It returns the certificate with its Leaf, and the
-// certificate and PKCS #8 key in PEM.
+// generatedOrg is the Organization of every certificate [generate] makes,
+// by which [LoadOrCreate] recognizes one it made before.
+const generatedOrg = "Parley self-signed"
+
+// generate makes a self-signed ECDSA P-256 certificate for host, valid from
+// an hour before now (for clients whose clocks are behind) for [validity].
+// It returns the certificate with its Leaf, and the certificate and PKCS #8
+// key in PEM.
+//
+// The certificate is a leaf, not a CA (basicConstraints CA:FALSE, key usage
+// digitalSignature only, extended key usage serverAuth), and names host
+// alone: a user who imports it to trust their server trusts that one
+// certificate for that one name, not a key on disk that could sign a
+// certificate for any name. Verifiers that hold it as a trust anchor (Go's
+// x509 with it in the roots pool, a client that pinned it) accept it as it
+// is. No *.host wildcard: every configured host, bot and service
+// subdomains included, gets a certificate of its own and the Store picks
+// it by SNI.
 func generate(host string, now time.Time) (cert *tls.Certificate, certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -35,21 +49,20 @@ func generate(host string, now time.Time) (cert *tls.Certificate, certPEM, keyPE
 		SerialNumber: serial,
 		Subject: pkix.Name{
 			CommonName:   host,
-			Organization: []string{"Parley self-signed"},
+			Organization: []string{generatedOrg},
 		},
-		NotBefore: now.Add(-time.Hour),
-		NotAfter:  now.Add(validity),
-		// Its own root: a client that trusts it (see Store.CertPool) can
-		// verify it like any chain.
-		IsCA:                  true,
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(validity),
+		IsCA:                  false,
 		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		// ECDSA signs the handshake; it has no key encipherment.
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	if ip := net.ParseIP(host); ip != nil {
 		tmpl.IPAddresses = []net.IP{ip}
 	} else {
-		tmpl.DNSNames = []string{host, "*." + host}
+		tmpl.DNSNames = []string{host}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -20,11 +21,17 @@ const renewBefore = 30 * 24 * time.Hour
 
 // LoadOrCreate gives host its certificate. When certFile and keyFile are
 // given it loads that PEM pair, which must be valid for host. Otherwise it
-// uses a self-signed ECDSA P-256 certificate for host and *.host: the one
-// kept as <dir>/certs/<host>.crt and <dir>/certs/<host>.key when it exists
-// and is good for at least 30 more days, else a new one, written there (the
-// key with mode 0600) so that it survives restarts. With dir "" the new
-// certificate lives in memory only.
+// uses a self-signed ECDSA P-256 leaf certificate for host: the one kept as
+// <dir>/certs/<host>.crt and <dir>/certs/<host>.key when it exists, is good
+// for at least 30 more days and is not a CA, else a new one, written there
+// (the key with mode 0600) so that it survives restarts. With dir "" the
+// new certificate lives in memory only.
+//
+// Versions of Parley before the leaf certificates generated a self-signed
+// CA (CA:TRUE, keyCertSign, *.host); one of those found in <dir>/certs is
+// replaced, with a warning, since a user who imported it trusts a key on
+// disk to sign certificates for any name. Pairs named by certFile and
+// keyFile are the user's and are never replaced.
 //
 // Errors name the file and what is wrong with it: missing, not PEM, the key
 // not matching the certificate, the certificate not valid for host.
@@ -61,13 +68,17 @@ func (s *Store) LoadOrCreate(host, certFile, keyFile, dir string) error {
 	keyFile = filepath.Join(dir, "certs", host+".key")
 	cert, err := loadPair(certFile, keyFile)
 	switch {
+	case err == nil && generatedCA(cert.Leaf):
+		s.logger().Warn("certs: replacing a generated certificate that is a CA with a leaf certificate; "+
+			"clients that pinned or imported the old one must accept the new one",
+			"host", host, "file", certFile)
 	case err == nil && cert.Leaf.VerifyHostname(host) == nil && s.now().Add(renewBefore).Before(cert.Leaf.NotAfter):
 		s.Add(host, cert)
 		return nil
 	case err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, errMismatch):
 		return fmt.Errorf("certs: %s: generated pair: %w (delete %s and %s to generate a new pair)", host, err, certFile, keyFile)
 	}
-	// Missing, half replaced, expiring or for another name: replace it.
+	// Missing, half replaced, expiring, for another name or a CA: replace it.
 	cert, certPEM, keyPEM, err := generate(host, s.now())
 	if err != nil {
 		return fmt.Errorf("certs: %s: %w", host, err)
@@ -86,6 +97,12 @@ func (s *Store) LoadOrCreate(host, certFile, keyFile, dir string) error {
 	}
 	s.Add(host, cert)
 	return nil
+}
+
+// generatedCA reports whether c is a self-signed CA certificate that an
+// older Parley generated.
+func generatedCA(c *x509.Certificate) bool {
+	return c.IsCA && slices.Equal(c.Subject.Organization, []string{generatedOrg}) && selfSigned(c)
 }
 
 // errMismatch is wrapped by loadPair's error when the key does not belong to

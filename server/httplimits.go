@@ -1,0 +1,228 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// tokenBucket is a rate limit: rate tokens a second, up to burst at once.
+// It is safe for concurrent use.
+type tokenBucket struct {
+	rate, burst float64
+	now         func() time.Time
+
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+}
+
+// newTokenBucket returns a full bucket.
+func newTokenBucket(rate, burst float64, now func() time.Time) *tokenBucket {
+	return &tokenBucket{rate: rate, burst: burst, now: now, tokens: burst, last: now()}
+}
+
+// refill adds the tokens earned since the last call; b.mu is held.
+func (b *tokenBucket) refill() {
+	t := b.now()
+	b.tokens = min(b.burst, b.tokens+t.Sub(b.last).Seconds()*b.rate)
+	b.last = t
+}
+
+// wait reports whether n tokens are there now, taking none; when they are
+// not, it returns how long until they will be.
+func (b *tokenBucket) wait(n int) (time.Duration, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refill()
+	return b.missing(n)
+}
+
+// take takes n tokens when they are there; when they are not it takes
+// none and returns how long until they will be.
+func (b *tokenBucket) take(n int) (time.Duration, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refill()
+	wait, ok := b.missing(n)
+	if ok {
+		b.tokens -= float64(n)
+	}
+	return wait, ok
+}
+
+// missing returns the wait for n tokens; b.mu is held.
+func (b *tokenBucket) missing(n int) (time.Duration, bool) {
+	short := float64(n) - b.tokens
+	if short <= 0 {
+		return 0, true
+	}
+	return time.Duration(short / b.rate * float64(time.Second)), false
+}
+
+// maxFailureAddrs bounds the addresses a failureLimiter remembers. Past
+// it (after forgetting the expired ones) new addresses are not counted: a
+// guesser with more addresses than that gains a few guesses each, and the
+// server's memory stays bounded.
+const maxFailureAddrs = 1 << 16
+
+// failureLimiter counts failed authentications by client address (an IPv4
+// address, or an IPv6 /64, which one host usually has whole) in fixed
+// windows, and blocks an address that reached limit until its window ends.
+// It is safe for concurrent use.
+type failureLimiter struct {
+	limit  int
+	window time.Duration
+	now    func() time.Time
+
+	mu     sync.Mutex
+	byAddr map[netip.Prefix]*failureWindow
+}
+
+// failureWindow is one address's count since start.
+type failureWindow struct {
+	start time.Time
+	n     int
+}
+
+// newFailureLimiter returns a limiter of limit failures per window.
+func newFailureLimiter(limit int, window time.Duration, now func() time.Time) *failureLimiter {
+	return &failureLimiter{limit: limit, window: window, now: now, byAddr: make(map[netip.Prefix]*failureWindow)}
+}
+
+// addrKey returns the key of a remote address (ip:port).
+func addrKey(remote string) (netip.Prefix, bool) {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	ip := ap.Addr().Unmap()
+	bits := 32
+	if ip.Is6() {
+		bits = 64
+	}
+	p, err := ip.Prefix(bits)
+	return p, err == nil
+}
+
+// blocked reports whether remote has reached the limit, and for how much
+// longer it is blocked.
+func (l *failureLimiter) blocked(remote string) (time.Duration, bool) {
+	k, ok := addrKey(remote)
+	if !ok {
+		return 0, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.byAddr[k]
+	if f == nil {
+		return 0, false
+	}
+	left := f.start.Add(l.window).Sub(l.now())
+	if left <= 0 {
+		delete(l.byAddr, k)
+		return 0, false
+	}
+	return left, f.n >= l.limit
+}
+
+// fail counts a failure of remote.
+func (l *failureLimiter) fail(remote string) {
+	k, ok := addrKey(remote)
+	if !ok {
+		return
+	}
+	t := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.byAddr[k]
+	if f != nil && t.Sub(f.start) >= l.window {
+		f = nil
+	}
+	if f == nil {
+		if len(l.byAddr) >= maxFailureAddrs {
+			l.forgetExpired(t)
+			if len(l.byAddr) >= maxFailureAddrs {
+				return
+			}
+		}
+		f = &failureWindow{start: t}
+		l.byAddr[k] = f
+	}
+	f.n++
+}
+
+// forgetExpired drops the windows that ended before t; l.mu is held.
+func (l *failureLimiter) forgetExpired(t time.Time) {
+	for k, f := range l.byAddr {
+		if t.Sub(f.start) >= l.window {
+			delete(l.byAddr, k)
+		}
+	}
+}
+
+// Causes of HTTP refusals, the values of the cause label of
+// parley_http_refused_total.
+const (
+	causeUnauthorized     = "unauthorized"      // 401: wrong or missing token
+	causeTokenFailures    = "token_failures"    // 429: too many of those from one address
+	causeAPIRate          = "api_rate"          // 429: a bot host's send rate
+	causeTooLarge         = "too_large"         // 413: body over 256 KiB or more messages than api_burst
+	causeReadTimeout      = "read_timeout"      // 408: the body did not arrive in time
+	causeMetricsForbidden = "metrics_forbidden" // 403: /metrics from afar without a metrics_token
+)
+
+// refusalCauses lists the causes in the order /metrics writes them.
+var refusalCauses = [...]string{causeUnauthorized, causeTokenFailures, causeAPIRate, causeTooLarge,
+	causeReadTimeout, causeMetricsForbidden}
+
+// refusalLogEvery is how often one cause of refusal is logged at most.
+const refusalLogEvery = time.Minute
+
+// refusals counts the HTTP listener's refusals by cause, and logs each
+// cause once per refusalLogEvery (not once per request of a flood), with
+// the number of refusals since it was last logged.
+type refusals struct {
+	log    *slog.Logger
+	counts [len(refusalCauses)]atomic.Uint64
+
+	mu     sync.Mutex
+	logged [len(refusalCauses)]time.Time // when each cause was last logged
+	quiet  [len(refusalCauses)]uint64    // refusals not logged since
+}
+
+// count counts a refusal of cause, and logs msg with args when the cause
+// was not logged for refusalLogEvery.
+func (r *refusals) count(cause, msg string, args ...any) {
+	i := 0
+	for i < len(refusalCauses) && refusalCauses[i] != cause {
+		i++
+	}
+	r.counts[i].Add(1)
+	t := time.Now()
+	r.mu.Lock()
+	if !r.logged[i].IsZero() && t.Sub(r.logged[i]) < refusalLogEvery {
+		r.quiet[i]++
+		r.mu.Unlock()
+		return
+	}
+	quiet := r.quiet[i]
+	r.logged[i], r.quiet[i] = t, 0
+	r.mu.Unlock()
+	if r.log != nil {
+		r.log.Warn("http: "+msg, append(args, "cause", cause, "unlogged_before", quiet)...)
+	}
+}
+
+// write writes the counts in the Prometheus text format.
+func (r *refusals) write(w io.Writer) {
+	fmt.Fprintf(w, "# HELP parley_http_refused_total HTTP requests refused, by cause.\n"+
+		"# TYPE parley_http_refused_total counter\n")
+	for i, c := range refusalCauses {
+		fmt.Fprintf(w, "parley_http_refused_total{cause=%q} %d\n", c, r.counts[i].Load())
+	}
+}
