@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -430,12 +431,24 @@ func (s *Session) saslFailure(err error) error {
 	return nil
 }
 
+// remoteIP is the address the per-address limits count a connection
+// under: its IPv4 address, or the /64 of its IPv6 address, which one host
+// (one LAN, under SLAAC) has whole, and could otherwise hop through to
+// escape every limit.
 func remoteIP(a net.Addr) string {
 	host, _, err := net.SplitHostPort(a.String())
 	if err != nil {
 		return a.String()
 	}
-	return host
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	if ip = ip.Unmap(); ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
 }
 
 // bind binds a resource (RFC 6120 §7) and starts the writer.
