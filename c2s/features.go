@@ -424,7 +424,7 @@ func (s *Session) saslFailure(err error) error {
 		return err
 	}
 	s.failures++
-	s.log(slog.LevelInfo, "c2s: authentication failed", "condition", f.Condition, "failures", s.failures)
+	s.logRefusal(slog.LevelInfo, "sasl:"+f.Condition, "c2s: authentication failed", "condition", f.Condition, "failures", s.failures)
 	if s.failures >= s.srv.cfg.AuthFailures {
 		return xmpp.NewStreamError(xmpp.StreamPolicyViolation, "too many failed authentication attempts")
 	}

@@ -180,6 +180,9 @@ type Server struct {
 	logins        *loginGuard // failed logins
 	registrations ipFailures  // registration attempts
 
+	// refusals rations the logging of refusals (lograte.go).
+	refusals rateLog
+
 	// unauth counts, under mu, the connections of each address that are
 	// not bound yet; refused counts those closed for too many.
 	unauth  map[string]int

@@ -792,7 +792,7 @@ func (s *Session) end(err error) {
 		return
 	}
 	if se != nil && se.Condition != xmpp.SystemShutdown && se.Condition != xmpp.StreamConflict {
-		s.log(slog.LevelInfo, "c2s: stream error", "condition", se.Condition, "text", se.Text)
+		s.logRefusal(slog.LevelInfo, "stream:"+string(se.Condition), "c2s: stream error", "condition", se.Condition, "text", se.Text)
 	}
 	s.unbind()
 	if s.queued {

@@ -1,0 +1,60 @@
+package c2s
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// logInterval is how often one cause of refusal is logged at its level;
+// the others in between are counted and logged at debug, so that an
+// attack of a million bad streams writes a line a minute, not a million.
+const logInterval = time.Minute
+
+// rateLog decides which refusals are logged at their level: the first of
+// each cause in an interval, with how many were passed over since.
+type rateLog struct {
+	mu     sync.Mutex
+	causes map[string]*causeLog
+}
+
+type causeLog struct {
+	last    time.Time
+	skipped int
+}
+
+// allow reports whether a refusal of cause is to be logged at its level now,
+// and how many of that cause were logged at debug since the last one.
+func (r *rateLog) allow(cause string, now time.Time) (bool, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.causes == nil {
+		r.causes = make(map[string]*causeLog)
+	}
+	c := r.causes[cause]
+	if c == nil {
+		// Causes are a fixed set of conditions: the map stays small.
+		c = &causeLog{}
+		r.causes[cause] = c
+	}
+	if !c.last.IsZero() && now.Sub(c.last) < logInterval {
+		c.skipped++
+		return false, 0
+	}
+	n := c.skipped
+	c.last, c.skipped = now, 0
+	return true, n
+}
+
+// logRefusal logs a refusal of a session (a stream error, a failed
+// authentication) at level for the first of its cause in an interval,
+// else at debug.
+func (s *Session) logRefusal(level slog.Level, cause, msg string, args ...any) {
+	ok, skipped := s.srv.refusals.allow(cause, time.Now())
+	if !ok {
+		level = slog.LevelDebug
+	} else if skipped > 0 {
+		args = append(args, "like_it_since_last_logged", skipped)
+	}
+	s.log(level, msg, args...)
+}
