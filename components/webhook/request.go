@@ -100,9 +100,14 @@ const (
 	causeJSON      = "bad_json"
 	causeReply     = "bad_reply"
 	causeRefused   = "refused_from"
+	causeRedirect  = "redirect"
 	causeQueueFull = "queue_full"
-	causeShutdown  = "shutdown"
-	causeNoAnswer  = "no_answer"
+	// causeQueueBytes is the queue's byte bound (QueueBytes), and
+	// causeSenderShare a sender's share (SenderQueue, SenderQueueBytes).
+	causeQueueBytes  = "queue_bytes"
+	causeSenderShare = "sender_share"
+	causeShutdown    = "shutdown"
+	causeNoAnswer    = "no_answer"
 )
 
 // post delivers body, retrying on connect errors, 429, 502, 503 and 504
