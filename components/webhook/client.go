@@ -47,9 +47,10 @@ const leanIdleTimeout = 90 * time.Second
 // is larger than maxAnswer.
 var errAnswerTooLarge = errors.New("the answer is larger than 1 MiB")
 
-// errRedirect is returned by leanClient.do for a redirect that net/http
-// would follow: a 301, 302, 303, 307 or 308 with a Location. The answer
-// was read and the connection kept.
+// errRedirect is returned by leanClient.do for a redirect: a 301, 302,
+// 303, 307 or 308 with a Location, in the answer's location. The answer
+// was read and the connection kept; the component decides whether it is
+// followed (see redirectTarget).
 var errRedirect = errors.New("a redirect")
 
 // aLongTimeAgo is a deadline in the past: it wakes every blocked read and
@@ -67,6 +68,7 @@ type leanClient struct {
 	ctx     context.Context
 	done    <-chan struct{}
 	addr    string      // host:port dialed
+	uri     string      // the request-URI in head
 	tlsConf *tls.Config // nil for http
 	// head is the request line and the headers that are the same for every
 	// request, each line ending in CRLF.
@@ -181,7 +183,8 @@ func newLeanClient(rawURL string, o leanOptions) *leanClient {
 		}
 		h.tlsConf = tc
 	}
-	h.head, h.closeEach = requestHead(u.RequestURI(), hostHeader, o.headers, o.signs)
+	h.uri = u.RequestURI()
+	h.head, h.closeEach = requestHead(h.uri, hostHeader, o.headers, o.signs)
 	return h
 }
 

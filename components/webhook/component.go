@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 	"unsafe"
@@ -90,10 +91,11 @@ type Config struct {
 // JID) while different conversations run in parallel.
 type Component struct {
 	cfg     Config
+	postURL *url.URL
 	domain  xmpp.JID
 	key     []byte // signing key, nil without a secret
 	log     *slog.Logger
-	client  *http.Client // net/http: when lean is nil, and for redirects
+	client  *http.Client // net/http: when lean is nil; it follows no redirect itself
 	lean    *leanClient  // the component's own client, nil for net/http
 	ownHTTP bool         // client is the component's own, closed with it
 	metrics *Metrics
@@ -157,6 +159,12 @@ func New(cfg Config) (*Component, error) {
 	if cfg.Router == nil {
 		return nil, fmt.Errorf("webhook %s: no router", cfg.Domain)
 	}
+	postURL, err := url.Parse(cfg.PostURL)
+	if err != nil {
+		// Package conf refuses such a URL; net/http says it is not
+		// valid at the first request, as it always has here.
+		postURL = &url.URL{Opaque: cfg.PostURL}
+	}
 	if err := checkHeaders(cfg.Headers); err != nil {
 		return nil, fmt.Errorf("webhook %s: %w", cfg.Domain, err)
 	}
@@ -188,6 +196,7 @@ func New(cfg Config) (*Component, error) {
 	}
 	c := &Component{
 		cfg:     cfg,
+		postURL: postURL,
 		domain:  domain,
 		key:     signingKey(cfg.Secret),
 		log:     cfg.Logger.With("component", "webhook", "host", cfg.Domain),
@@ -210,10 +219,18 @@ func New(cfg Config) (*Component, error) {
 			maxConns:    cfg.Concurrency,
 		})
 	}
-	if c.client == nil {
+	if c.client != nil {
+		// A copy, so as not to change the caller's: redirects are
+		// followed by postHTTP, or not at all.
+		cl := *c.client
+		cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		c.client = &cl
+	} else {
 		// net/http for what the lean client leaves to it.
 		c.ownHTTP = true
-		c.client = &http.Client{Transport: &http.Transport{
+		c.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}, Transport: &http.Transport{
 			Proxy:               http.ProxyFromEnvironment,
 			DialContext:         (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext,
 			MaxIdleConns:        cfg.Concurrency,
