@@ -412,6 +412,17 @@ func TestLeanClientRefusesMalformedAnswers(t *testing.T) {
 		{"a body cut short", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "unexpected EOF"},
 		{"headers cut short", "HTTP/1.1 200 OK\r\nContent-Le", "unexpected EOF"},
 		{"headers over 1 MiB", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", maxHeaderBytes) + "\r\n\r\n", "longer than"},
+		// Found by FuzzReadResponseDifferential: net/http refuses these,
+		// and the two clients must frame an answer alike.
+		{"a control character in a header", "HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 0\r\n\r\n", "a control character in header line"},
+		{"a chunk line ending in a bare LF", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\nok\r\n0\r\n\r\n", "does not end in CRLF"},
+		{"a CR inside a chunk line", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r;x\r\nok\r\n0\r\n\r\n", "does not end in CRLF"},
+		{"a chunk size after white space", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n 2\r\nok\r\n0\r\n\r\n", "malformed chunk size"},
+		{"trailers ending in a bare LF", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\n", "trailer line that does not end in CRLF"},
+		{"a malformed trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nno colon\r\n\r\n", "malformed trailer line"},
+		{"trailers over 4 KiB", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: " + strings.Repeat("a", 4096) + "\r\n\r\n", "longer than"},
+		{"tiny chunks with long extensions", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			strings.Repeat("1;"+strings.Repeat("e", 1000)+"\r\nx\r\n", 20) + "0\r\n\r\n", "too much framing"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
