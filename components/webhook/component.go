@@ -146,8 +146,13 @@ type convKey struct {
 // never two of these, so its stanzas are posted one at a time, in order.
 type conv struct {
 	key     convKey
-	pending []*xmpp.Stanza
-	cost    []int64 // stanzaCost of each pending stanza
+	pending []waiting
+}
+
+// waiting is a stanza in the queue, with its stanzaCost.
+type waiting struct {
+	st   *xmpp.Stanza
+	cost int64
 }
 
 // New builds the component and starts its workers.
@@ -325,8 +330,7 @@ func (c *Component) enqueue(st *xmpp.Stanza) {
 		cv = &conv{key: key}
 		c.convs[key] = cv
 	}
-	cv.pending = append(cv.pending, st)
-	cv.cost = append(cv.cost, cost)
+	cv.pending = append(cv.pending, waiting{st, cost})
 	c.queued++
 	c.held += cost
 	s.queued++
@@ -414,10 +418,9 @@ func (c *Component) work() {
 				c.mu.Unlock()
 				continue
 			}
-			st, cost := cv.pending[0], cv.cost[0]
-			cv.pending[0] = nil
+			st, cost := cv.pending[0].st, cv.pending[0].cost
+			cv.pending[0] = waiting{}
 			cv.pending = cv.pending[1:]
-			cv.cost = cv.cost[1:]
 			c.queued--
 			c.inflight++
 			s.queued--
@@ -481,7 +484,9 @@ drain:
 	c.mu.Lock()
 	var left []*xmpp.Stanza
 	for _, cv := range c.convs {
-		left = append(left, cv.pending...)
+		for _, p := range cv.pending {
+			left = append(left, p.st)
+		}
 	}
 	c.convs = map[convKey]*conv{}
 	c.senders = map[xmpp.JID]*sender{}

@@ -91,3 +91,27 @@ func TestOneSenderCannotFillTheQueueForOthers(t *testing.T) {
 		t.Fatalf("alice refused %d times (metric %d), want 974 or 975", refused, c.Metrics().Failures(causeSenderShare))
 	}
 }
+
+func TestRefusalsAreLoggedOncePerCausePerInterval(t *testing.T) {
+	var l refusalLog
+	t0 := time.Unix(1000, 0)
+	steps := []struct {
+		cause string
+		at    time.Duration
+		n     int
+		log   bool
+	}{
+		{causeSenderShare, 0, 1, true},
+		{causeSenderShare, time.Second, 0, false},
+		{causeQueueFull, 2 * time.Second, 1, true}, // another cause has its own interval
+		{causeSenderShare, 30 * time.Second, 0, false},
+		{causeSenderShare, refusalLogEvery, 3, true}, // the three since the last log
+		{causeSenderShare, refusalLogEvery + time.Second, 0, false},
+	}
+	for i, s := range steps {
+		n, ok := l.due(s.cause, t0.Add(s.at))
+		if n != s.n || ok != s.log {
+			t.Fatalf("step %d: due = %d, %v; want %d, %v", i, n, ok, s.n, s.log)
+		}
+	}
+}

@@ -226,8 +226,8 @@ func TestQueueKeepsOrderPerConversationAndBounds(t *testing.T) {
 		t.Fatalf("depth %d, conversations %d, ready %d; want 3, 1, 1", c.depth(), len(c.convs), len(c.ready))
 	}
 	var ids []string
-	for _, st := range c.convs[convKey{xmpp.MustParse("alice@example/a"), xmpp.MustParse("echo@bots.example")}].pending {
-		ids = append(ids, st.ID)
+	for _, p := range c.convs[convKey{xmpp.MustParse("alice@example/a"), xmpp.MustParse("echo@bots.example")}].pending {
+		ids = append(ids, p.st.ID)
 	}
 	if strings.Join(ids, ",") != "0,1,2" {
 		t.Fatalf("pending %v, want 0,1,2 in order", ids)
@@ -321,8 +321,8 @@ func TestQueueBounds(t *testing.T) {
 			}
 			var held int64
 			for _, cv := range c.convs {
-				for _, st := range cv.pending {
-					held += stanzaCost(st)
+				for _, p := range cv.pending {
+					held += stanzaCost(p.st)
 				}
 			}
 			if c.held != held || c.Metrics().QueueBytes() != held {
