@@ -275,6 +275,21 @@ type Host struct {
 	// Queue is how many stanzas may wait for the webhook, at least 1.
 	// Default 1000. Only for http_component.
 	Queue int `toml:"queue"`
+	// QueueBytes bounds the memory the stanzas waiting for the webhook or
+	// being posted may hold, at least 64 KiB. Default 16 MiB. Only for
+	// http_component.
+	QueueBytes Size `toml:"queue_bytes"`
+	// SenderQueue is how many of the waiting stanzas may come from one
+	// sender (a bare JID), 1 to Queue. Default max(Queue/8, 4), at most
+	// Queue. Only for http_component.
+	SenderQueue int `toml:"sender_queue"`
+	// SenderQueueBytes is what one sender's stanzas may hold, 1 KiB to
+	// QueueBytes. Default QueueBytes/8. Only for http_component.
+	SenderQueueBytes Size `toml:"sender_queue_bytes"`
+	// FollowRedirects follows the webhook's redirects to its own origin
+	// (scheme, host and port), a few at most; never to another origin.
+	// Default false: a redirect is a failure. Only for http_component.
+	FollowRedirects bool `toml:"follow_redirects"`
 	// Retries is how many times a failed request is retried, 0 to 10.
 	// Default 2 in a file; in a config built in Go, 0 is kept as 0 since
 	// it is a valid setting. Only for http_component.
@@ -336,6 +351,7 @@ const (
 	defaultHostTimeout   = 10 * time.Second
 	defaultConcurrency   = 16
 	defaultHostQueue     = 1000
+	defaultHostQueueSize = 16 * MiB
 	defaultRetries       = 2
 	defaultTokenFailures = 5
 	defaultHTTPRead      = 30 * time.Second

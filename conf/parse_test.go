@@ -307,6 +307,30 @@ func TestParseReportsMistakes(t *testing.T) {
 			want: []string{"use at least 1"},
 		},
 		{
+			name: "a sender's share larger than the queue is refused",
+			src:  "[[host]]\nname = \"b.example.com\"\ntype = \"http_component\"\npost_url = \"https://h.example/\"\nqueue = 100\nsender_queue = 200\n",
+			line: 6, key: "host[0].sender_queue",
+			want: []string{"200 is more than queue (100)", "use at most 100, or leave sender_queue out for 12"},
+		},
+		{
+			name: "a sender's byte share larger than queue_bytes is refused",
+			src:  "[[host]]\nname = \"b.example.com\"\ntype = \"http_component\"\npost_url = \"https://h.example/\"\nqueue_bytes = \"1MiB\"\nsender_queue_bytes = \"2MiB\"\n",
+			line: 6, key: "host[0].sender_queue_bytes",
+			want: []string{"2MiB is more than queue_bytes (1MiB)", "leave sender_queue_bytes out for 128KiB"},
+		},
+		{
+			name: "a tiny queue_bytes is refused",
+			src:  "[[host]]\nname = \"b.example.com\"\ntype = \"http_component\"\npost_url = \"https://h.example/\"\nqueue_bytes = 1000\n",
+			line: 5, key: "host[0].queue_bytes",
+			want: []string{"use at least 64KiB"},
+		},
+		{
+			name: "follow_redirects is for http_component hosts",
+			src:  "[[host]]\nname = \"example.com\"\nfollow_redirects = true\n",
+			line: 3, key: "host[0].follow_redirects",
+			want: []string{"only for type = \"http_component\""},
+		},
+		{
 			name: "too many retries gives the range",
 			src:  "[[host]]\nname = \"b.example.com\"\ntype = \"http_component\"\npost_url = \"https://h.example/\"\nretries = 11\n",
 			line: 5, key: "host[0].retries",
@@ -492,7 +516,7 @@ func TestParseAppliesDefaults(t *testing.T) {
 				want := Host{
 					Name: "bots.example.com", Type: HostHTTPComponent, PostURL: "https://h.example/x",
 					PostStanzas: []string{"message"}, Timeout: Duration{10 * time.Second},
-					Concurrency: 16, Queue: 1000, Retries: 2,
+					Concurrency: 16, Queue: 1000, QueueBytes: 16 * MiB, SenderQueue: 125, SenderQueueBytes: 2 * MiB, Retries: 2,
 					APIRate: 20, APIBurst: 200,
 				}
 				if !reflect.DeepEqual(c.Hosts[0], want) {

@@ -16,7 +16,8 @@ import (
 // Validate checks c, reporting every problem at once as [Errors], and fills
 // in the defaults of what c leaves zero where zero is not a valid setting:
 // an empty DataDir or LogLevel, zero limits, a host's Type, and the
-// PostStanzas, Timeout, Concurrency and Queue of an http_component host. It
+// PostStanzas, Timeout, Concurrency, Queue, QueueBytes, SenderQueue and
+// SenderQueueBytes of an http_component host. It
 // lowercases host names. Zero values that are valid settings (RequireTLS,
 // AllowPlain, IdleTimeout, ParkAfter, Rate, Retries) are kept, so a config built in Go
 // should start from [New]. Errors carry no line: the config has no file.
@@ -209,6 +210,10 @@ var hostKeys = []hostKey{
 	{"timeout", func(h *Host) bool { return h.Timeout.Duration != 0 }, []string{HostHTTPComponent}},
 	{"concurrency", func(h *Host) bool { return h.Concurrency != 0 }, []string{HostHTTPComponent}},
 	{"queue", func(h *Host) bool { return h.Queue != 0 }, []string{HostHTTPComponent}},
+	{"queue_bytes", func(h *Host) bool { return h.QueueBytes != 0 }, []string{HostHTTPComponent}},
+	{"sender_queue", func(h *Host) bool { return h.SenderQueue != 0 }, []string{HostHTTPComponent}},
+	{"sender_queue_bytes", func(h *Host) bool { return h.SenderQueueBytes != 0 }, []string{HostHTTPComponent}},
+	{"follow_redirects", func(h *Host) bool { return h.FollowRedirects }, []string{HostHTTPComponent}},
 	{"retries", func(h *Host) bool { return h.Retries != 0 }, []string{HostHTTPComponent}},
 	{"headers", func(h *Host) bool { return len(h.Headers) > 0 }, []string{HostHTTPComponent}},
 	{"rooms", func(h *Host) bool { return len(h.Rooms) > 0 }, []string{HostHTTPComponent}},
@@ -338,6 +343,34 @@ var reservedHeaders = []string{"content-type", "content-length", "host",
 	"transfer-encoding", "trailer", "user-agent",
 	"webhook-id", "webhook-timestamp", "webhook-signature"}
 
+// botQueueShares checks an http_component's queue_bytes, sender_queue and
+// sender_queue_bytes, and fills in their defaults: 16 MiB, max(queue/8, 4)
+// and queue_bytes/8, each at most the whole queue.
+func (ch *checker) botQueueShares(p string, h *Host) {
+	atLeast(ch, p+".queue_bytes", &h.QueueBytes, defaultHostQueueSize, 64*KiB,
+		"the queue needs room for a few stanzas")
+	if h.SenderQueue == 0 && !ch.isSet(p+".sender_queue") {
+		h.SenderQueue = min(max(h.Queue/8, 4), max(h.Queue, 1))
+	}
+	switch {
+	case h.SenderQueue < 1:
+		ch.errorf(p+".sender_queue", "%d is too low; use at least 1 waiting stanza per sender", h.SenderQueue)
+	case h.Queue >= 1 && h.SenderQueue > h.Queue:
+		ch.errorf(p+".sender_queue", "%d is more than queue (%d); a sender's share is at most the whole queue, "+
+			"so use at most %d, or leave sender_queue out for %d", h.SenderQueue, h.Queue, h.Queue, min(max(h.Queue/8, 4), h.Queue))
+	}
+	if h.SenderQueueBytes == 0 && !ch.isSet(p+".sender_queue_bytes") {
+		h.SenderQueueBytes = max(h.QueueBytes/8, KiB)
+	}
+	switch {
+	case h.SenderQueueBytes < KiB:
+		ch.errorf(p+".sender_queue_bytes", "%v is too low; use at least 1KiB per sender", h.SenderQueueBytes)
+	case h.QueueBytes >= 64*KiB && h.SenderQueueBytes > h.QueueBytes:
+		ch.errorf(p+".sender_queue_bytes", "%v is more than queue_bytes (%v); a sender's share is at most the whole queue, "+
+			"so use at most %v, or leave sender_queue_bytes out for %v", h.SenderQueueBytes, h.QueueBytes, h.QueueBytes, h.QueueBytes/8)
+	}
+}
+
 func (ch *checker) httpComponent(p string, h *Host, missing func(key, msg string)) {
 	if h.PostURL == "" {
 		missing("post_url", `post_url is required for type = "http_component"; `+
@@ -389,6 +422,7 @@ func (ch *checker) httpComponent(p string, h *Host, missing func(key, msg string
 	if h.Queue < 1 {
 		ch.errorf(p+".queue", "%d is too low; use at least 1 waiting stanza", h.Queue)
 	}
+	ch.botQueueShares(p, h)
 	if ch.fromFile() && !ch.isSet(p+".retries") {
 		h.Retries = defaultRetries
 	}

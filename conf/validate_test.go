@@ -23,7 +23,7 @@ func TestValidateFillsInAGoBuiltConfig(t *testing.T) {
 		{
 			Name: "bots.example.com", Type: HostHTTPComponent, PostURL: "http://127.0.0.1:1/hook",
 			PostStanzas: []string{"message"}, Timeout: Duration{10 * time.Second},
-			Concurrency: 16, Queue: 1000, Retries: 0,
+			Concurrency: 16, Queue: 1000, QueueBytes: 16 * MiB, SenderQueue: 125, SenderQueueBytes: 2 * MiB, Retries: 0,
 			APIRate: 20, APIBurst: 200,
 		},
 	}

@@ -125,6 +125,13 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 				Headers:      h.Headers,
 				Router:       s.router,
 				Logger:       s.log,
+
+				// Issue #17 rows 7 and 10: the queue's byte bound and
+				// per-sender share; redirects.
+				QueueBytes:       int64(h.QueueBytes),
+				SenderQueue:      h.SenderQueue,
+				SenderQueueBytes: int64(h.SenderQueueBytes),
+				FollowRedirects:  h.FollowRedirects,
 			})
 			if err != nil {
 				s.closeBots(context.Background())

@@ -33,6 +33,10 @@ import (
 // answers and chunked trailers included.
 const maxHeaderBytes = 1 << 20
 
+// maxTrailerBytes bounds the trailers of a chunked answer, their last
+// CRLF included: net/http finds their end within its 4 KiB read buffer.
+const maxTrailerBytes = 4096
+
 // maxChunkLine bounds a chunk-size line, as net/http does.
 const maxChunkLine = 4096
 
@@ -47,9 +51,10 @@ const leanIdleTimeout = 90 * time.Second
 // is larger than maxAnswer.
 var errAnswerTooLarge = errors.New("the answer is larger than 1 MiB")
 
-// errRedirect is returned by leanClient.do for a redirect that net/http
-// would follow: a 301, 302, 303, 307 or 308 with a Location. The answer
-// was read and the connection kept.
+// errRedirect is returned by leanClient.do for a redirect: a 301, 302,
+// 303, 307 or 308 with a Location, in the answer's location. The answer
+// was read and the connection kept; the component decides whether it is
+// followed (see redirectTarget).
 var errRedirect = errors.New("a redirect")
 
 // aLongTimeAgo is a deadline in the past: it wakes every blocked read and
@@ -67,6 +72,7 @@ type leanClient struct {
 	ctx     context.Context
 	done    <-chan struct{}
 	addr    string      // host:port dialed
+	uri     string      // the request-URI in head
 	tlsConf *tls.Config // nil for http
 	// head is the request line and the headers that are the same for every
 	// request, each line ending in CRLF.
@@ -181,7 +187,8 @@ func newLeanClient(rawURL string, o leanOptions) *leanClient {
 		}
 		h.tlsConf = tc
 	}
-	h.head, h.closeEach = requestHead(u.RequestURI(), hostHeader, o.headers, o.signs)
+	h.uri = u.RequestURI()
+	h.head, h.closeEach = requestHead(h.uri, hostHeader, o.headers, o.signs)
 	return h
 }
 
@@ -527,8 +534,8 @@ type respHeaders struct {
 	hasType       bool
 	retryAfter    string
 	hasRetry      bool
-	hasLocation   bool   // a Location that is not empty
-	location      string // the first such Location
+	hasLocation   bool   // a Location header was read
+	location      string // the first one
 	// prevType is the previous answer's Content-Type: a header that
 	// repeats it takes its string instead of a new one.
 	prevType string
@@ -552,7 +559,8 @@ const (
 // net/http would follow.
 func (h *leanClient) readResponse(br *bufio.Reader, a *answer) (keep, redirect bool, err error) {
 	budget := maxHeaderBytes
-	var lb *[]byte // for lines longer than br's buffer
+	var lb *[]byte    // for lines longer than br's buffer
+	var lastCRLF bool // the last line ended in CRLF, not a bare LF
 	defer func() {
 		if lb != nil {
 			h.lineBufs.Put(lb)
@@ -587,7 +595,8 @@ func (h *leanClient) readResponse(br *bufio.Reader, a *answer) (keep, redirect b
 		}
 		budget -= len(l)
 		l = l[:len(l)-1]
-		if len(l) > 0 && l[len(l)-1] == '\r' {
+		lastCRLF = len(l) > 0 && l[len(l)-1] == '\r'
+		if lastCRLF {
 			l = l[:len(l)-1]
 		}
 		return l, nil
@@ -633,7 +642,7 @@ func (h *leanClient) readResponse(br *bufio.Reader, a *answer) (keep, redirect b
 	a.status = status
 	switch status {
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
-		redirect = hd.hasLocation
+		redirect = hd.location != ""
 		a.location = hd.location
 	}
 	a.retryAfter = 0
@@ -662,14 +671,37 @@ func (h *leanClient) readResponse(br *bufio.Reader, a *answer) (keep, redirect b
 			saved := budget
 			l, err := line(limit)
 			budget = saved
+			if err == nil && (!lastCRLF || bytes.IndexByte(l, '\r') >= 0) {
+				// RFC 9112 §7.1 and its erratum 7633: a bare LF
+				// ends a header line, never a chunk line; net/http
+				// refuses it too, and so two readers cannot frame
+				// one answer differently.
+				return nil, errors.New("a chunk line that does not end in CRLF")
+			}
 			return l, err
 		}
-		budget = maxHeaderBytes
+		// Trailers: at most maxTrailerBytes, each line ending in CRLF
+		// and well formed, as net/http wants them.
+		budget = maxTrailerBytes
+		first := true
 		trailerLine := func() ([]byte, error) {
 			if budget <= 0 {
-				return nil, errors.New("trailers larger than 1 MiB")
+				return nil, fmt.Errorf("trailers larger than %d bytes", maxTrailerBytes)
 			}
-			return line(budget)
+			l, err := line(budget)
+			if err != nil {
+				return nil, err
+			}
+			if !lastCRLF {
+				return nil, errors.New("a trailer line that does not end in CRLF")
+			}
+			if len(l) > 0 {
+				if err := checkTrailer(l, first); err != nil {
+					return nil, err
+				}
+			}
+			first = false
+			return l, nil
 		}
 		body, err = readChunked(br, body, chunkLine, trailerLine)
 		if err != nil {
@@ -709,17 +741,29 @@ func (h *leanClient) readResponse(br *bufio.Reader, a *answer) (keep, redirect b
 
 // readChunked reads a chunked body into body, then its trailers.
 func readChunked(br *bufio.Reader, body []byte, chunkLine func(limit int) ([]byte, error), trailerLine func() ([]byte, error)) ([]byte, error) {
+	var excess int64 // framing beyond what the data needs, as net/http counts it
 	for {
 		l, err := chunkLine(maxChunkLine)
 		if err != nil {
 			return body, fmt.Errorf("chunked body: %w", err)
 		}
-		if i := bytes.IndexByte(l, ';'); i >= 0 {
-			l = l[:i] // a chunk extension
+		excess += int64(len(l)) + 2
+		// As net/http: white space at the end, then an extension, go;
+		// the size is hex digits and nothing else.
+		size := bytes.TrimRight(l, " \t")
+		if i := bytes.IndexByte(size, ';'); i >= 0 {
+			size = size[:i] // a chunk extension
 		}
-		n, ok := parseHex(bytes.Trim(l, " \t"))
+		n, ok := parseHex(size)
 		if !ok {
 			return body, fmt.Errorf("chunked body: malformed chunk size %q", truncate(l))
+		}
+		// 16 bytes of framing per chunk, and twice its data, are
+		// free; an answer of tiny chunks with long extensions is
+		// refused past 16 KiB more, as net/http refuses it.
+		excess = max(excess-16-2*int64(min(n, maxAnswer)), 0)
+		if excess > 16<<10 {
+			return body, errors.New("chunked body: too much framing for its data")
 		}
 		if n == 0 {
 			break
@@ -749,6 +793,32 @@ func readChunked(br *bufio.Reader, body []byte, chunkLine func(limit int) ([]byt
 			return body, nil
 		}
 	}
+}
+
+// checkTrailer checks a trailer line, which is read and dropped: a
+// header line, or (not first) the continuation of one.
+func checkTrailer(l []byte, first bool) error {
+	for _, c := range l {
+		if badValueByte[c] {
+			return fmt.Errorf("a control character in trailer line %q", truncate(l))
+		}
+	}
+	if l[0] == ' ' || l[0] == '\t' {
+		if first {
+			return fmt.Errorf("malformed first trailer line %q", truncate(l))
+		}
+		return nil
+	}
+	i := bytes.IndexByte(l, ':')
+	if i <= 0 {
+		return fmt.Errorf("malformed trailer line %q", truncate(l))
+	}
+	for _, c := range l[:i] {
+		if !tokenByte[c] {
+			return fmt.Errorf("malformed header name %q", truncate(l[:i]))
+		}
+	}
+	return nil
 }
 
 // parseHex parses a chunk size: 1 to 16 hex digits.
@@ -799,8 +869,24 @@ func parseStatusLine(l []byte) (status int, http11, ok bool) {
 	return status, http11, true
 }
 
+// badValueByte marks the bytes a header value may not have (RFC 9110
+// §5.5: field-vchar, SP, HTAB and obs-text only), the ones net/http
+// refuses: the controls other than tab, and DEL.
+var badValueByte = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = c != '\t'
+	}
+	t[0x7f] = true
+	return t
+}()
+
 // add reads one header line.
 func (hd *respHeaders) add(l []byte) error {
+	for _, c := range l {
+		if badValueByte[c] {
+			return fmt.Errorf("a control character in header line %q", truncate(l))
+		}
+	}
 	if l[0] == ' ' || l[0] == '\t' {
 		// An obsolete folded line continues the previous one.
 		switch hd.last {
@@ -860,7 +946,9 @@ func (hd *respHeaders) add(l []byte) error {
 			}
 		}
 	case equalFold(name, "Location"):
-		if !hd.hasLocation && len(v) > 0 {
+		if !hd.hasLocation {
+			// The first one counts, empty or not, as for net/http's
+			// Header.Get.
 			hd.hasLocation = true
 			hd.location = string(v)
 		}

@@ -412,6 +412,17 @@ func TestLeanClientRefusesMalformedAnswers(t *testing.T) {
 		{"a body cut short", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "unexpected EOF"},
 		{"headers cut short", "HTTP/1.1 200 OK\r\nContent-Le", "unexpected EOF"},
 		{"headers over 1 MiB", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", maxHeaderBytes) + "\r\n\r\n", "longer than"},
+		// Found by FuzzReadResponseDifferential: net/http refuses these,
+		// and the two clients must frame an answer alike.
+		{"a control character in a header", "HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 0\r\n\r\n", "a control character in header line"},
+		{"a chunk line ending in a bare LF", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\nok\r\n0\r\n\r\n", "does not end in CRLF"},
+		{"a CR inside a chunk line", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r;x\r\nok\r\n0\r\n\r\n", "does not end in CRLF"},
+		{"a chunk size after white space", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n 2\r\nok\r\n0\r\n\r\n", "malformed chunk size"},
+		{"trailers ending in a bare LF", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\n", "trailer line that does not end in CRLF"},
+		{"a malformed trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nno colon\r\n\r\n", "malformed trailer line"},
+		{"trailers over 4 KiB", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: " + strings.Repeat("a", 4096) + "\r\n\r\n", "longer than"},
+		{"tiny chunks with long extensions", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			strings.Repeat("1;"+strings.Repeat("e", 1000)+"\r\nx\r\n", 20) + "0\r\n\r\n", "too much framing"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -776,19 +787,58 @@ func xmlOf(st *xmpp.Stanza) string {
 	return b.String()
 }
 
-func TestLeanClientHandsRedirectsOnToNetHTTP(t *testing.T) {
+// TestRedirects is issue #17's row 10: redirects were followed with the
+// signed body and the signature to another port, and a loop cost 33
+// requests per message. Now they are not followed unless
+// follow_redirects is on, and then only to the webhook's origin, at most
+// maxRedirects times; both clients (the lean one and net/http) behave
+// alike.
+func TestRedirects(t *testing.T) {
 	var mu sync.Mutex
-	var got []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var seen []string // "server method path signed? authorization"
+	record := func(name string, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		mu.Lock()
-		got = append(got, r.Method+" "+r.URL.Path+" "+string(b))
+		seen = append(seen, fmt.Sprintf("%s %s %s %s sig=%v auth=%q", name, r.Method, r.URL.RequestURI(), b,
+			r.Header.Get("Webhook-Signature") != "", r.Header.Get("Authorization")))
 		mu.Unlock()
+	}
+	// Another origin: another port on the same address.
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		record("other", r)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"body":"other"}`)
+	}))
+	defer other.Close()
+	var hook *httptest.Server
+	hook = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		record("hook", r)
 		switch r.URL.Path {
 		case "/307":
 			http.Redirect(w, r, "/new", http.StatusTemporaryRedirect)
 		case "/302":
-			http.Redirect(w, r, "/new", http.StatusFound)
+			http.Redirect(w, r, "/new?x=1", http.StatusFound)
+		case "/303":
+			http.Redirect(w, r, "/new", http.StatusSeeOther)
+		case "/absolute":
+			// The same origin, written out, with the host in capitals.
+			w.Header().Set("Location", strings.Replace(hook.URL, "http://", "HTTP://", 1)+"/new")
+			w.WriteHeader(http.StatusPermanentRedirect)
+		case "/other-port":
+			http.Redirect(w, r, other.URL+"/new", http.StatusTemporaryRedirect)
+		case "/other-host":
+			// The same server under another name is another origin.
+			http.Redirect(w, r, strings.Replace(hook.URL, "127.0.0.1", "localhost", 1)+"/new", http.StatusTemporaryRedirect)
+		case "/https":
+			http.Redirect(w, r, strings.Replace(hook.URL, "http://", "https://", 1)+"/new", http.StatusTemporaryRedirect)
+		case "/loop":
+			http.Redirect(w, r, "/loop", http.StatusTemporaryRedirect)
+		case "/chain":
+			http.Redirect(w, r, "/chain1", http.StatusTemporaryRedirect)
+		case "/chain1":
+			http.Redirect(w, r, "/chain2", http.StatusPermanentRedirect)
+		case "/chain2":
+			http.Redirect(w, r, "/new", http.StatusMovedPermanently)
 		case "/302-nowhere":
 			w.WriteHeader(http.StatusFound)
 		default:
@@ -796,90 +846,96 @@ func TestLeanClientHandsRedirectsOnToNetHTTP(t *testing.T) {
 			_, _ = io.WriteString(w, `{"body":"`+r.Method+`"}`)
 		}
 	}))
-	defer srv.Close()
+	defer hook.Close()
+	const creds = ` sig=true auth="Bearer secret"`
 	tests := []struct {
-		path       string
-		wantStatus int
-		wantBody   string
-		wantSeen   []string
+		path   string
+		follow bool
+		body   string // the answer followed to, or
+		err    string // the failure's text
+		cause  string
+		seen   []string
 	}{
-		// The request goes on from where the redirect points: the
-		// redirecting address sees it once, and the payload is posted
-		// on, not turned into a GET that would lose it.
-		{"/307", 200, `{"body":"POST"}`, []string{"POST /307 {}", "POST /new {}"}},
-		{"/302", 200, `{"body":"POST"}`, []string{"POST /302 {}", "POST /new {}"}},
-		{"/302-nowhere", 302, "", []string{"POST /302-nowhere {}"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.path, func(t *testing.T) {
-			mu.Lock()
-			got = nil
-			mu.Unlock()
-			c, w := newPoster(t, srv.URL+tt.path, nil)
-			status, _, body, err := postBody(c, w, "{}")
-			if err != nil || status != tt.wantStatus || body != tt.wantBody {
-				t.Fatalf("%d %q %v, want %d %q", status, body, err, tt.wantStatus, tt.wantBody)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if strings.Join(got, "|") != strings.Join(tt.wantSeen, "|") {
-				t.Fatalf("the server saw %q, want %q", got, tt.wantSeen)
-			}
-		})
-	}
-}
+		// Off, the default: the redirecting address sees the request
+		// once, and nothing goes anywhere else.
+		{"/307", false, "", "HTTP 307, a redirect, which is not followed: follow_redirects is off", causeRedirect,
+			[]string{"hook POST /307 {}" + creds}},
+		{"/other-port", false, "", "follow_redirects is off", causeRedirect,
+			[]string{"hook POST /other-port {}" + creds}},
+		{"/loop", false, "", "follow_redirects is off", causeRedirect,
+			[]string{"hook POST /loop {}" + creds}},
+		// A 3xx without a Location is no redirect: a status like any.
+		// (post returns it; parseAnswer makes it a status failure.)
+		{"/302-nowhere", false, "", "", "",
+			[]string{"hook POST /302-nowhere {}" + creds}},
 
-func TestRedirectsKeepCredentialsOnTheirSite(t *testing.T) {
-	var mu sync.Mutex
-	var seen []string
-	record := func(r *http.Request) {
-		mu.Lock()
-		seen = append(seen, r.Host+" "+r.Header.Get("Authorization")+" "+r.Header.Get("X-Tenant"))
-		mu.Unlock()
+		// On: the same POST, signed, with its headers, on the origin.
+		{"/307", true, `{"body":"POST"}`, "", "",
+			[]string{"hook POST /307 {}" + creds, "hook POST /new {}" + creds}},
+		{"/302", true, `{"body":"POST"}`, "", "",
+			[]string{"hook POST /302 {}" + creds, "hook POST /new?x=1 {}" + creds}},
+		{"/absolute", true, `{"body":"POST"}`, "", "",
+			[]string{"hook POST /absolute {}" + creds, "hook POST /new {}" + creds}},
+		{"/chain", true, `{"body":"POST"}`, "", "",
+			[]string{"hook POST /chain {}" + creds, "hook POST /chain1 {}" + creds, "hook POST /chain2 {}" + creds, "hook POST /new {}" + creds}},
+		{"/303", true, "", "a 303 asks for a GET", causeRedirect,
+			[]string{"hook POST /303 {}" + creds}},
+		// Another origin is never sent anything.
+		{"/other-port", true, "", "it leads to another origin than post_url's", causeRedirect,
+			[]string{"hook POST /other-port {}" + creds}},
+		{"/other-host", true, "", "another origin", causeRedirect,
+			[]string{"hook POST /other-host {}" + creds}},
+		{"/https", true, "", "another origin", causeRedirect,
+			[]string{"hook POST /https {}" + creds}},
+		// A loop ends after maxRedirects hops: 4 requests, not 33.
+		{"/loop", true, "", "more than 3 redirects", causeRedirect,
+			[]string{"hook POST /loop {}" + creds, "hook POST /loop {}" + creds, "hook POST /loop {}" + creds, "hook POST /loop {}" + creds}},
 	}
-	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		record(r)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"body":"ok"}`)
-	}))
-	defer target.Close()
-	// The same server under two names: 127.0.0.1 and localhost are
-	// different sites to a redirect.
-	other := strings.Replace(target.URL, "127.0.0.1", "localhost", 1)
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		record(r)
-		switch r.URL.Path {
-		case "/same":
-			http.Redirect(w, r, target.URL+"/new", http.StatusTemporaryRedirect)
-		default:
-			http.Redirect(w, r, other+"/new", http.StatusTemporaryRedirect)
-		}
-	}))
-	defer origin.Close()
-	tests := []struct {
-		path string
-		want string // what the redirect's target saw: host, Authorization, X-Tenant
-	}{
-		{"/same", strings.TrimPrefix(target.URL, "http://") + " Bearer secret acme"},
-		{"/other", strings.TrimPrefix(other, "http://") + "  acme"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.path, func(t *testing.T) {
-			mu.Lock()
-			seen = nil
-			mu.Unlock()
-			c, w := newPoster(t, origin.URL+tt.path, func(cfg *Config) {
-				cfg.Headers = map[string]string{"Authorization": "Bearer secret", "X-Tenant": "acme"}
+	for _, client := range []string{"lean", "net/http"} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s%s/follow=%v", client, tt.path, tt.follow), func(t *testing.T) {
+				mu.Lock()
+				seen = nil
+				mu.Unlock()
+				c, w := newPoster(t, hook.URL+tt.path, func(cfg *Config) {
+					cfg.Headers = map[string]string{"Authorization": "Bearer secret"}
+					cfg.Secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+					cfg.FollowRedirects = tt.follow
+					cfg.Retries = 2 // a redirect is not retried
+					if client == "net/http" {
+						cfg.Client = &http.Client{}
+					}
+				})
+				if (c.lean != nil) != (client == "lean") {
+					t.Fatalf("lean client %v", c.lean != nil)
+				}
+				before := c.metrics.requests.Load()
+				status, _, body, err := postBody(c, w, "{}")
+				if tt.err == "" {
+					want := 200
+					if tt.body == "" {
+						want = 302
+					}
+					if err != nil || status != want || body != tt.body {
+						t.Fatalf("%d %q %v, want %d %q", status, body, err, want, tt.body)
+					}
+				} else {
+					var f *failure
+					if !errors.As(err, &f) || f.cause != tt.cause || !strings.Contains(f.err.Text, tt.err) ||
+						f.err.Condition != xmpp.ServiceUnavailable || f.err.Type != xmpp.ErrCancel {
+						t.Fatalf("%d %q %v, want a %s failure cancel service-unavailable %q", status, body, err, tt.cause, tt.err)
+					}
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if strings.Join(seen, "\n") != strings.Join(tt.seen, "\n") {
+					t.Fatalf("the servers saw\n%s\nwant\n%s", strings.Join(seen, "\n"), strings.Join(tt.seen, "\n"))
+				}
+				if n := c.metrics.requests.Load() - before; n != int64(len(tt.seen)) {
+					t.Fatalf("%d requests counted, want %d", n, len(tt.seen))
+				}
 			})
-			if _, _, body, err := postBody(c, w, "{}"); err != nil || body != `{"body":"ok"}` {
-				t.Fatalf("%q, %v", body, err)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if len(seen) != 2 || !strings.HasSuffix(seen[0], " Bearer secret acme") || seen[1] != tt.want {
-				t.Fatalf("seen %q, want the origin with the credentials, then %q", seen, tt.want)
-			}
-		})
+		}
 	}
 }
 

@@ -7,9 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
+	"unsafe"
 
+	"github.com/beevik/etree"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -41,6 +44,26 @@ type Config struct {
 	// Queue is how many stanzas may wait, besides the ones being posted;
 	// default 1000.
 	Queue int
+	// QueueBytes bounds the memory the stanzas waiting or being posted
+	// hold (as estimated by stanzaCost); default 16 MiB. A stanza that
+	// finds the queue empty is always taken, however large.
+	QueueBytes int64
+	// SenderQueue is how many of the waiting stanzas may come from one
+	// sender (one bare JID, all its resources and conversations);
+	// default max(Queue/8, 4), at most Queue. Past it only that sender
+	// is refused, so one user cannot fill the queue for every other.
+	SenderQueue int
+	// SenderQueueBytes is what one sender's stanzas, waiting or being
+	// posted, may hold; default QueueBytes/8. A sender with nothing
+	// waiting or in flight always has one stanza taken.
+	SenderQueueBytes int64
+	// FollowRedirects follows a webhook's 301, 302, 307 and 308
+	// redirects to the same origin (scheme, host and port), at most
+	// maxRedirects of them, with the same POST; a redirect to another
+	// origin is refused, so the signature and the configured headers
+	// never leave the webhook's origin. Off (the default), a redirect is
+	// a failure.
+	FollowRedirects bool
 	// Retries is how many times a failed request is tried again.
 	Retries int
 	// Headers are added to every request.
@@ -68,10 +91,11 @@ type Config struct {
 // JID) while different conversations run in parallel.
 type Component struct {
 	cfg     Config
+	postURL *url.URL
 	domain  xmpp.JID
 	key     []byte // signing key, nil without a secret
 	log     *slog.Logger
-	client  *http.Client // net/http: when lean is nil, and for redirects
+	client  *http.Client // net/http: when lean is nil; it follows no redirect itself
 	lean    *leanClient  // the component's own client, nil for net/http
 	ownHTTP bool         // client is the component's own, closed with it
 	metrics *Metrics
@@ -80,14 +104,35 @@ type Component struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	// mu guards convs, queued and inflight. It is never held during a
-	// request or while routing.
+	// mu guards convs, senders, queued, held and inflight. It is never
+	// held during a request or while routing.
 	mu       sync.Mutex
 	convs    map[convKey]*conv
-	queued   int // stanzas waiting, at most Queue
-	inflight int // stanzas being posted, at most Concurrency
+	senders  map[xmpp.JID]*sender // by bare JID, while it has stanzas waiting or in flight
+	queued   int                  // stanzas waiting, at most Queue
+	held     int64                // stanzaCost of the stanzas waiting or in flight, at most QueueBytes
+	inflight int                  // stanzas being posted, at most Concurrency
 	closed   bool
 	ready    chan *conv // conversations with work; never blocks (see enqueue)
+	// senderInflight is how many requests one sender may have in
+	// flight: half the workers (at least one), so that a sender with
+	// many conversations and a hanging webhook leaves workers to the
+	// others.
+	senderInflight int
+
+	refusals refusalLog
+}
+
+// sender is what one bare JID has in the queue: its share is checked
+// when a stanza comes, and its requests in flight when a worker takes
+// one of its conversations.
+type sender struct {
+	queued   int   // stanzas waiting
+	held     int64 // stanzaCost of those waiting or in flight
+	inflight int   // stanzas being posted
+	// parked are conversations with work that wait for one of the
+	// sender's requests to end: they are in neither ready nor a worker.
+	parked []*conv
 }
 
 // convKey identifies a conversation: one sender to one bot JID.
@@ -97,11 +142,17 @@ type convKey struct {
 }
 
 // conv is a conversation's waiting stanzas. It exists while it has work;
-// it is in ready or held by exactly one worker, never both, so its
-// stanzas are posted one at a time, in order.
+// it is in ready, parked with its sender, or held by exactly one worker,
+// never two of these, so its stanzas are posted one at a time, in order.
 type conv struct {
 	key     convKey
-	pending []*xmpp.Stanza
+	pending []waiting
+}
+
+// waiting is a stanza in the queue, with its stanzaCost.
+type waiting struct {
+	st   *xmpp.Stanza
+	cost int64
 }
 
 // New builds the component and starts its workers.
@@ -112,6 +163,12 @@ func New(cfg Config) (*Component, error) {
 	}
 	if cfg.Router == nil {
 		return nil, fmt.Errorf("webhook %s: no router", cfg.Domain)
+	}
+	postURL, err := url.Parse(cfg.PostURL)
+	if err != nil {
+		// Package conf refuses such a URL; net/http says it is not
+		// valid at the first request, as it always has here.
+		postURL = &url.URL{Opaque: cfg.PostURL}
 	}
 	if err := checkHeaders(cfg.Headers); err != nil {
 		return nil, fmt.Errorf("webhook %s: %w", cfg.Domain, err)
@@ -125,6 +182,17 @@ func New(cfg Config) (*Component, error) {
 	if cfg.Queue <= 0 {
 		cfg.Queue = 1000
 	}
+	if cfg.QueueBytes <= 0 {
+		cfg.QueueBytes = 16 << 20
+	}
+	if cfg.SenderQueue <= 0 {
+		cfg.SenderQueue = max(cfg.Queue/8, 4)
+	}
+	cfg.SenderQueue = min(cfg.SenderQueue, cfg.Queue)
+	if cfg.SenderQueueBytes <= 0 {
+		cfg.SenderQueueBytes = cfg.QueueBytes / 8
+	}
+	cfg.SenderQueueBytes = min(cfg.SenderQueueBytes, cfg.QueueBytes)
 	if cfg.TypingDelay <= 0 {
 		cfg.TypingDelay = time.Second
 	}
@@ -133,13 +201,17 @@ func New(cfg Config) (*Component, error) {
 	}
 	c := &Component{
 		cfg:     cfg,
+		postURL: postURL,
 		domain:  domain,
 		key:     signingKey(cfg.Secret),
 		log:     cfg.Logger.With("component", "webhook", "host", cfg.Domain),
 		client:  cfg.Client,
 		metrics: newMetrics(),
 		convs:   make(map[convKey]*conv),
+		senders: make(map[xmpp.JID]*sender),
 		ready:   make(chan *conv, cfg.Queue+cfg.Concurrency),
+
+		senderInflight: max(cfg.Concurrency/2, 1),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if c.client == nil {
@@ -152,10 +224,18 @@ func New(cfg Config) (*Component, error) {
 			maxConns:    cfg.Concurrency,
 		})
 	}
-	if c.client == nil {
+	if c.client != nil {
+		// A copy, so as not to change the caller's: redirects are
+		// followed by postHTTP, or not at all.
+		cl := *c.client
+		cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		c.client = &cl
+	} else {
 		// net/http for what the lean client leaves to it.
 		c.ownHTTP = true
-		c.client = &http.Client{Transport: &http.Transport{
+		c.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}, Transport: &http.Transport{
 			Proxy:               http.ProxyFromEnvironment,
 			DialContext:         (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext,
 			MaxIdleConns:        cfg.Concurrency,
@@ -210,20 +290,39 @@ func (c *Component) HandleStanza(st *xmpp.Stanza) {
 }
 
 // enqueue puts st at the end of its conversation, or bounces it when the
-// queue is full.
+// queue, or its sender's share of it, is full.
 func (c *Component) enqueue(st *xmpp.Stanza) {
 	key := convKey{from: st.From, to: st.To.Bare()}
+	who := st.From.Bare()
+	cost := stanzaCost(st)
 	c.mu.Lock()
-	if c.closed || c.queued >= c.cfg.Queue {
-		closed := c.closed
+	s := c.senders[who]
+	if s == nil {
+		s = &sender{}
+	}
+	cause := ""
+	switch {
+	case c.closed:
+		cause = causeShutdown
+	case (s.queued >= c.cfg.SenderQueue && c.cfg.SenderQueue < c.cfg.Queue) ||
+		(s.held > 0 && s.held+cost > c.cfg.SenderQueueBytes && c.cfg.SenderQueueBytes < c.cfg.QueueBytes):
+		// Before the totals: a sender past its share is told so,
+		// whether or not the queue is full too. A share as large as
+		// the queue is none: the queue is full then.
+		cause = causeSenderShare
+	case c.queued >= c.cfg.Queue:
+		cause = causeQueueFull
+	case c.held > 0 && c.held+cost > c.cfg.QueueBytes:
+		cause = causeQueueBytes
+	}
+	if cause != "" {
+		sq, sh := s.queued, s.held
 		c.mu.Unlock()
-		c.metrics.fail(causeQueueFull)
-		text := "the bot has too much to do; try again later"
-		if closed {
-			text = "the bot is shutting down"
-		}
-		c.bounce(st, xmpp.NewStanzaError(xmpp.ResourceConstraint, text))
+		c.refuse(st, cause, sq, sh)
 		return
+	}
+	if s.queued == 0 && s.inflight == 0 {
+		c.senders[who] = s
 	}
 	cv := c.convs[key]
 	fresh := cv == nil
@@ -231,9 +330,13 @@ func (c *Component) enqueue(st *xmpp.Stanza) {
 		cv = &conv{key: key}
 		c.convs[key] = cv
 	}
-	cv.pending = append(cv.pending, st)
+	cv.pending = append(cv.pending, waiting{st, cost})
 	c.queued++
+	c.held += cost
+	s.queued++
+	s.held += cost
 	c.metrics.queued.Store(int64(c.queued))
+	c.metrics.held.Store(c.held)
 	if fresh {
 		// A conversation exists only while it has a stanza waiting or in
 		// flight, so there are at most Queue+Concurrency of them, the
@@ -243,8 +346,62 @@ func (c *Component) enqueue(st *xmpp.Stanza) {
 	c.mu.Unlock()
 }
 
+// refuse bounces a stanza the queue did not take, counts it by cause, and
+// logs the cause at most once a minute.
+func (c *Component) refuse(st *xmpp.Stanza, cause string, senderQueued int, senderHeld int64) {
+	c.metrics.fail(cause)
+	var text string
+	switch cause {
+	case causeShutdown:
+		text = "the bot is shutting down"
+	case causeSenderShare:
+		text = fmt.Sprintf("you have too much waiting for the bots of %s (%d stanzas, %d KiB; the limit is %d stanzas, %d KiB); wait for the bot to answer",
+			c.cfg.Domain, senderQueued, (senderHeld+1023)/1024, c.cfg.SenderQueue, (c.cfg.SenderQueueBytes+1023)/1024)
+	case causeQueueBytes:
+		text = "the bot has too much to do (its queue is full of large stanzas); try again later"
+	default:
+		text = "the bot has too much to do; try again later"
+	}
+	if n, ok := c.refusals.due(cause, time.Now()); ok {
+		c.log.Warn("webhook: stanzas refused", "cause", cause, "refused", n, "last_from", st.From.Bare().String(),
+			"queue", c.cfg.Queue, "queue_bytes", c.cfg.QueueBytes, "sender_queue", c.cfg.SenderQueue, "sender_queue_bytes", c.cfg.SenderQueueBytes)
+	}
+	c.bounce(st, xmpp.NewStanzaError(xmpp.ResourceConstraint, text))
+}
+
+// refusalLog lets a cause of refusal be logged once per interval, with
+// how many refusals it stands for, not once per refused stanza.
+type refusalLog struct {
+	mu    sync.Mutex
+	next  map[string]time.Time
+	count map[string]int
+}
+
+// refusalLogEvery is how often each cause of refusal may be logged.
+const refusalLogEvery = time.Minute
+
+// due counts a refusal for cause and reports whether it is to be logged
+// now, with the refusals since the last log, this one included.
+func (l *refusalLog) due(cause string, now time.Time) (int, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.next == nil {
+		l.next, l.count = make(map[string]time.Time), make(map[string]int)
+	}
+	l.count[cause]++
+	if now.Before(l.next[cause]) {
+		return 0, false
+	}
+	n := l.count[cause]
+	l.count[cause] = 0
+	l.next[cause] = now.Add(refusalLogEvery)
+	return n, true
+}
+
 // work is one worker: it takes a conversation, posts its oldest stanza,
 // and puts the conversation back at the end of the line if it has more.
+// A conversation whose sender has its share of requests in flight is
+// parked with the sender until one of them ends.
 func (c *Component) work() {
 	defer c.wg.Done()
 	w := c.newWorker()
@@ -253,12 +410,21 @@ func (c *Component) work() {
 		case <-c.ctx.Done():
 			return
 		case cv := <-c.ready:
+			who := cv.key.from.Bare()
 			c.mu.Lock()
-			st := cv.pending[0]
-			cv.pending[0] = nil
+			s := c.senders[who]
+			if s.inflight >= c.senderInflight {
+				s.parked = append(s.parked, cv)
+				c.mu.Unlock()
+				continue
+			}
+			st, cost := cv.pending[0].st, cv.pending[0].cost
+			cv.pending[0] = waiting{}
 			cv.pending = cv.pending[1:]
 			c.queued--
 			c.inflight++
+			s.queued--
+			s.inflight++
 			c.metrics.queued.Store(int64(c.queued))
 			c.mu.Unlock()
 
@@ -266,10 +432,24 @@ func (c *Component) work() {
 
 			c.mu.Lock()
 			c.inflight--
+			c.held -= cost
+			s.inflight--
+			s.held -= cost
+			c.metrics.held.Store(c.held)
 			if len(cv.pending) == 0 {
 				delete(c.convs, cv.key)
 			} else {
 				c.ready <- cv
+			}
+			if len(s.parked) > 0 {
+				// A conversation of the sender's goes back in line
+				// for the request that ended.
+				c.ready <- s.parked[0]
+				s.parked[0] = nil
+				s.parked = s.parked[1:]
+			}
+			if s.queued == 0 && s.inflight == 0 {
+				delete(c.senders, who)
 			}
 			c.mu.Unlock()
 		}
@@ -304,10 +484,16 @@ drain:
 	c.mu.Lock()
 	var left []*xmpp.Stanza
 	for _, cv := range c.convs {
-		left = append(left, cv.pending...)
+		for _, p := range cv.pending {
+			left = append(left, p.st)
+		}
 	}
 	c.convs = map[convKey]*conv{}
+	c.senders = map[xmpp.JID]*sender{}
 	c.queued = 0
+	c.held = 0
+	c.metrics.queued.Store(0)
+	c.metrics.held.Store(0)
 	c.mu.Unlock()
 	for _, st := range left {
 		c.bounce(st, xmpp.NewStanzaError(xmpp.ServiceUnavailable, "the bot is shutting down"))
@@ -337,4 +523,44 @@ func (c *Component) bounce(st *xmpp.Stanza, e *xmpp.StanzaError) {
 		return
 	}
 	c.route(st.ErrorReply(e))
+}
+
+// The memory, in bytes, that stanzaCost counts for each part of a parsed
+// stanza besides its strings: the struct, and the interface that holds it
+// in its parent's children.
+var (
+	elementCost  = int64(unsafe.Sizeof(etree.Element{})) + 16
+	charDataCost = int64(unsafe.Sizeof(etree.CharData{})) + 16
+	attrCost     = int64(unsafe.Sizeof(etree.Attr{}))
+	otherCost    = int64(64)
+)
+
+// stanzaCost estimates the memory a parsed stanza holds: its text plus the
+// structs the tree is made of. It is what the queue's byte bounds count,
+// rather than the size on the wire, since a stanza of many empty elements
+// is small on the wire and large in memory (an empty child is a few bytes
+// sent and about 150 held).
+func stanzaCost(st *xmpp.Stanza) int64 {
+	if st.El == nil {
+		return otherCost
+	}
+	return elementTreeCost(st.El)
+}
+
+func elementTreeCost(el *etree.Element) int64 {
+	n := elementCost + int64(len(el.Space)+len(el.Tag))
+	for _, a := range el.Attr {
+		n += attrCost + int64(len(a.Space)+len(a.Key)+len(a.Value))
+	}
+	for _, t := range el.Child {
+		switch t := t.(type) {
+		case *etree.Element:
+			n += elementTreeCost(t)
+		case *etree.CharData:
+			n += charDataCost + int64(len(t.Data))
+		default:
+			n += otherCost
+		}
+	}
+	return n
 }

@@ -25,6 +25,7 @@ type worker struct {
 	body  []byte        // the JSON request
 	id    []byte        // the delivery's webhook-id
 	req   []byte        // the whole HTTP request (lean client)
+	redir []byte        // req redirected to another path (lean client)
 	ans   answer        // the answer (lean client); its body is reused
 	mac   hash.Hash     // HMAC-SHA256 with the component's key, nil without one
 	sum   []byte
@@ -58,6 +59,9 @@ func (w *worker) release() {
 	}
 	if cap(w.req) > maxKeptBuffer {
 		w.req = nil
+	}
+	if cap(w.redir) > maxKeptBuffer {
+		w.redir = nil
 	}
 	if cap(w.ans.body) > maxKeptBuffer {
 		w.ans.body = nil

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
+	"github.com/beevik/etree"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -57,12 +60,94 @@ func FuzzAppendJSONString(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		want, _ := json.Marshal(s)
-		if got := appendJSONString(nil, s); !bytes.Equal(got, want) {
+		got := appendJSONString(nil, s)
+		if !bytes.Equal(got, want) {
 			t.Fatalf("%q: got %s, want %s", s, got, want)
 		}
 		if got := appendJSONString(nil, []byte(s)); !bytes.Equal(got, want) {
 			t.Fatalf("%q as bytes: got %s, want %s", s, got, want)
 		}
+		// And encoding/json reads back what was meant.
+		var back string
+		if err := json.Unmarshal(got, &back); err != nil || back != jsonValid(s) {
+			t.Fatalf("%q: decodes to %q, %v; want %q", s, back, err, jsonValid(s))
+		}
+	})
+}
+
+// jsonValid is s as encoding/json carries it: each byte that is not
+// valid UTF-8 becomes U+FFFD.
+func jsonValid(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// FuzzEncodeRequest builds stanzas from the fuzzer's strings and checks
+// encodeRequest against encoding/json: the same bytes as json.Marshal of
+// the Request, and encoding/json decodes them to that Request (its
+// strings made valid UTF-8).
+func FuzzEncodeRequest(f *testing.F) {
+	f.Add(uint8(0), "echo", "phone", "m1", "chat", "hi <there> & \"you\"", "")
+	f.Add(uint8(1), "bot", "a", "q1", "get", "", "urn:x")
+	f.Add(uint8(2), "", "r", "", "", "away", "")
+	f.Add(uint8(0), "é", "日本", "\u2028", "normal", "bad \xff \xc3 utf-8 \x00\x1f", "x\ty")
+	f.Add(uint8(0), "e", "r", "i", "t", "]]>&amp;<![CDATA[", "'\"")
+	w := &worker{}
+	w.xw = xmpp.NewWriter(&w.xml)
+	f.Fuzz(func(t *testing.T, kind uint8, local, resource, id, typ, text, attr string) {
+		tag := [...]string{"message", "iq", "presence"}[kind%3]
+		el := etree.NewElement(tag)
+		el.CreateAttr("from", "alice@example/"+resource)
+		el.CreateAttr("to", local+"@bots.example")
+		if id != "" {
+			el.CreateAttr("id", id)
+		}
+		if typ != "" {
+			el.CreateAttr("type", typ)
+		}
+		if text != "" {
+			el.CreateElement("body").SetText(text)
+		}
+		if attr != "" {
+			el.CreateElement("x").CreateAttr("a", attr)
+		}
+		st, err := xmpp.NewStanza(el)
+		if err != nil {
+			return // an address that is not a JID
+		}
+		want := referenceRequest(t, st)
+		got := w.encodeRequest(st)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("got  %s\nwant %s", got, want)
+		}
+		var back Request
+		dec := json.NewDecoder(bytes.NewReader(got))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&back); err != nil {
+			t.Fatalf("%s does not decode: %v", got, err)
+		}
+		var ref Request
+		if err := json.Unmarshal(want, &ref); err != nil {
+			t.Fatal(err)
+		}
+		exp := Request{To: jsonValid(st.To.String()), From: jsonValid(st.From.String()), Kind: tag, ID: jsonValid(st.ID), Type: jsonValid(st.Type),
+			Stanza: ref.Stanza}
+		if tag == "message" {
+			exp.Body = jsonValid(text)
+		}
+		if back != exp {
+			t.Fatalf("decodes to %+v, want %+v", back, exp)
+		}
+		w.release()
 	})
 }
 

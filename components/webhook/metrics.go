@@ -13,7 +13,7 @@ import (
 var latencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
 // causes are the failure causes, in the order they are written.
-var causes = []string{causeConnect, causeTimeout, causeStatus, causeJSON, causeReply, causeRefused, causeQueueFull, causeShutdown, causeNoAnswer}
+var causes = []string{causeConnect, causeTimeout, causeStatus, causeJSON, causeReply, causeRefused, causeRedirect, causeQueueFull, causeQueueBytes, causeSenderShare, causeShutdown, causeNoAnswer}
 
 // Metrics counts what a component does. Every field is safe for
 // concurrent use; nothing here takes a lock.
@@ -21,6 +21,7 @@ type Metrics struct {
 	requests atomic.Int64
 	retries  atomic.Int64
 	queued   atomic.Int64
+	held     atomic.Int64
 	failures map[string]*atomic.Int64
 	buckets  []atomic.Int64 // cumulative counts are computed when written
 	count    atomic.Int64
@@ -65,6 +66,10 @@ func (m *Metrics) Failures(cause string) int64 {
 // QueueDepth returns how many stanzas wait to be posted.
 func (m *Metrics) QueueDepth() int64 { return m.queued.Load() }
 
+// QueueBytes returns the estimated memory of the stanzas waiting or being
+// posted.
+func (m *Metrics) QueueBytes() int64 { return m.held.Load() }
+
 // WritePrometheus writes the metrics of several bot hosts in the
 // Prometheus text format: one family at a time, each series labelled with
 // its host, hosts in sorted order.
@@ -89,7 +94,10 @@ func WritePrometheus(w io.Writer, hosts map[string]*Metrics) {
 	family("parley_bot_queue_depth", "gauge", "Stanzas waiting to be posted to the webhook.", func(l string, m *Metrics) {
 		fmt.Fprintf(w, "parley_bot_queue_depth{%s} %d\n", l, m.queued.Load())
 	})
-	family("parley_bot_failures_total", "counter", "Deliveries that failed, by cause.", func(l string, m *Metrics) {
+	family("parley_bot_queue_bytes", "gauge", "Estimated memory of the stanzas waiting or being posted.", func(l string, m *Metrics) {
+		fmt.Fprintf(w, "parley_bot_queue_bytes{%s} %d\n", l, m.held.Load())
+	})
+	family("parley_bot_failures_total", "counter", "Deliveries that failed or stanzas the queue refused, by cause.", func(l string, m *Metrics) {
 		for _, c := range causes {
 			fmt.Fprintf(w, "parley_bot_failures_total{%s,cause=%q} %d\n", l, c, m.failures[c].Load())
 		}

@@ -100,9 +100,14 @@ const (
 	causeJSON      = "bad_json"
 	causeReply     = "bad_reply"
 	causeRefused   = "refused_from"
+	causeRedirect  = "redirect"
 	causeQueueFull = "queue_full"
-	causeShutdown  = "shutdown"
-	causeNoAnswer  = "no_answer"
+	// causeQueueBytes is the queue's byte bound (QueueBytes), and
+	// causeSenderShare a sender's share (SenderQueue, SenderQueueBytes).
+	causeQueueBytes  = "queue_bytes"
+	causeSenderShare = "sender_share"
+	causeShutdown    = "shutdown"
+	causeNoAnswer    = "no_answer"
 )
 
 // post delivers body, retrying on connect errors, 429, 502, 503 and 504
@@ -191,18 +196,7 @@ func (c *Component) postLean(ctx context.Context, w *worker, body []byte) (*answ
 		case errors.Is(err, errAnswerTooLarge):
 			return nil, tooLargeFailure()
 		case errors.Is(err, errRedirect):
-			// net/http follows redirects, as the component always
-			// has: the request goes on with it from where the
-			// redirect points, so the webhook does not get it twice.
-			target, err := url.Parse(c.cfg.PostURL)
-			if err == nil {
-				target, err = target.Parse(w.ans.location)
-			}
-			if err != nil {
-				return nil, connectFailure("the bot redirected to an address that is not valid")
-			}
-			c.metrics.requests.Add(1)
-			return c.postHTTP(ctx, deadline, target.String(), sameSite(c.cfg.PostURL, target), string(w.id), body)
+			return c.followLean(ctx, w, deadline)
 		}
 		return nil, c.transportFailure(ctx, err)
 	}
@@ -214,27 +208,149 @@ func tooLargeFailure() *failure {
 	return &failure{causeReply, xmpp.NewStanzaError(xmpp.InternalServerError, "the bot's answer is larger than 1 MiB")}
 }
 
+// followLean follows the redirect in w.ans with the lean client, when
+// follow_redirects allows it: the target is on the webhook's origin, so it
+// is the same connection pool, and only the request line changes. The
+// redirected request is built in w.redir from w.req, which stays as it was
+// first sent.
+func (c *Component) followLean(ctx context.Context, w *worker, deadline time.Time) (*answer, error) {
+	cur := c.postURL
+	for hop := 0; ; hop++ {
+		target, f := c.redirectTarget(cur, w.ans.status, w.ans.location, hop)
+		if f != nil {
+			return nil, f
+		}
+		// w.req is "POST <uri> HTTP/1.1\r\n...": the part after the URI
+		// is the same for every hop.
+		rest := w.req[len("POST ")+len(c.lean.uri):]
+		w.redir = append(append(append(w.redir[:0], "POST "...), target.RequestURI()...), rest...)
+		c.metrics.requests.Add(1)
+		err := c.lean.do(deadline, w.redir, &w.ans)
+		switch {
+		case err == nil:
+			return &w.ans, nil
+		case errors.Is(err, errAnswerTooLarge):
+			return nil, tooLargeFailure()
+		case !errors.Is(err, errRedirect):
+			return nil, c.transportFailure(ctx, err)
+		}
+		cur = target
+	}
+}
+
+// maxRedirects is how many redirects one request may follow, with
+// follow_redirects: a loop costs the webhook at most maxRedirects+1
+// requests per attempt.
+const maxRedirects = 3
+
+// isRedirect reports whether status is one that net/http follows.
+func isRedirect(status int) bool {
+	switch status {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
+}
+
+// redirectTarget decides whether the hop-th redirect (counting from 0) of
+// a request to cur, answered status with location, is followed: it returns
+// where the same POST goes next, or the failure the sender gets. Only
+// with follow_redirects, only 301, 302, 307 and 308 (RFC 9110 §15.4 lets a
+// client keep the method of a 301 or 302; a 303 asks for a GET, which
+// would not deliver the stanza), only to the webhook's origin (so the
+// signature and the configured headers never go anywhere else), and at
+// most maxRedirects times.
+func (c *Component) redirectTarget(cur *url.URL, status int, location string, hop int) (*url.URL, *failure) {
+	fail := func(why string) *failure {
+		e := xmpp.NewStanzaError(xmpp.ServiceUnavailable, fmt.Sprintf("the bot answered HTTP %d, a redirect, which is not followed: %s", status, why))
+		return &failure{causeRedirect, e}
+	}
+	if !c.cfg.FollowRedirects {
+		return nil, fail("follow_redirects is off")
+	}
+	if status == http.StatusSeeOther {
+		return nil, fail("a 303 asks for a GET, which would not deliver the stanza")
+	}
+	if hop >= maxRedirects {
+		return nil, fail(fmt.Sprintf("more than %d redirects", maxRedirects))
+	}
+	target, err := cur.Parse(location)
+	if err != nil || target.Opaque != "" || target.User != nil || !validRequestURI(target.RequestURI()) {
+		return nil, fail("its Location is not a valid address")
+	}
+	if !sameOrigin(c.postURL, target) {
+		return nil, fail("it leads to another origin than post_url's")
+	}
+	target.Fragment, target.RawFragment = "", ""
+	return target, nil
+}
+
+// validRequestURI reports whether uri can go on a request line as it is:
+// printable ASCII without spaces.
+func validRequestURI(uri string) bool {
+	if uri == "" || uri[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(uri); i++ {
+		if uri[i] <= ' ' || uri[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// sameOrigin reports whether a and b have the same origin (RFC 6454):
+// scheme, host and port, the port of a URL without one being its scheme's.
+func sameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) &&
+		portOf(a) == portOf(b)
+}
+
+// portOf returns u's port, or its scheme's when it has none.
+func portOf(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if strings.EqualFold(u.Scheme, "https") {
+		return "443"
+	}
+	return "80"
+}
+
 // postOnce makes one request with net/http.
 func (c *Component) postOnce(ctx context.Context, id string, body []byte) (*answer, error) {
 	c.metrics.requests.Add(1)
-	return c.postHTTP(ctx, time.Now().Add(c.cfg.Timeout), c.cfg.PostURL, true, id, body)
+	return c.postHTTP(ctx, time.Now().Add(c.cfg.Timeout), id, body)
 }
 
-// postHTTP makes one request to target with net/http, redirects followed,
-// ending by deadline. Without trusted, the configured headers that carry
-// credentials are left out, as net/http leaves them out of a redirect to
-// another site.
-func (c *Component) postHTTP(ctx context.Context, deadline time.Time, target string, trusted bool, id string, body []byte) (*answer, error) {
+// postHTTP makes one request with net/http, ending by deadline, and follows
+// redirects as followLean does (c.client itself follows none).
+func (c *Component) postHTTP(ctx context.Context, deadline time.Time, id string, body []byte) (*answer, error) {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	target := c.postURL
+	for hop := 0; ; hop++ {
+		a, location, err := c.postHTTPOnce(ctx, target, id, body)
+		if err != nil || !isRedirect(a.status) || location == "" {
+			return a, err
+		}
+		next, f := c.redirectTarget(target, a.status, location, hop)
+		if f != nil {
+			return nil, f
+		}
+		c.metrics.requests.Add(1)
+		target = next
+	}
+}
+
+// postHTTPOnce makes one request to target with net/http, and returns the
+// answer and its Location.
+func (c *Component) postHTTPOnce(ctx context.Context, target *url.URL, id string, body []byte) (*answer, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target.String(), bytes.NewReader(body))
 	if err != nil {
-		return nil, connectFailure("the bot's address is not valid")
+		return nil, "", connectFailure("the bot's address is not valid")
 	}
 	for k, v := range c.cfg.Headers {
-		if !trusted && credentialHeader(k) {
-			continue
-		}
 		req.Header.Set(k, v)
 	}
 	req.Header.Set("Content-Type", "application/json")
@@ -247,22 +363,22 @@ func (c *Component) postHTTP(ctx context.Context, deadline time.Time, target str
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return nil, c.transportFailure(ctx, err)
+		return nil, "", c.transportFailure(ctx, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	if err != nil {
-		return nil, c.transportFailure(ctx, err)
+		return nil, "", c.transportFailure(ctx, err)
 	}
 	if len(data) > maxAnswer {
-		return nil, tooLargeFailure()
+		return nil, "", tooLargeFailure()
 	}
 	return &answer{
 		status:      resp.StatusCode,
 		contentType: resp.Header.Get("Content-Type"),
 		body:        data,
 		retryAfter:  retryAfter(resp.Header.Get("Retry-After")),
-	}, nil
+	}, resp.Header.Get("Location"), nil
 }
 
 // transportFailure classifies an error of the request itself.
@@ -347,25 +463,4 @@ func isJSON(ct string) bool {
 		return false
 	}
 	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
-}
-
-// sameSite reports whether target is on the host of base or a subdomain of
-// it: net/http's rule for keeping credentials on a redirect.
-func sameSite(base string, target *url.URL) bool {
-	b, err := url.Parse(base)
-	if err != nil {
-		return false
-	}
-	bh, th := strings.ToLower(b.Hostname()), strings.ToLower(target.Hostname())
-	return th == bh || strings.HasSuffix(th, "."+bh)
-}
-
-// credentialHeader reports whether a header carries credentials that must
-// not follow a redirect to another site.
-func credentialHeader(name string) bool {
-	switch http.CanonicalHeaderKey(name) {
-	case "Authorization", "Www-Authenticate", "Cookie", "Cookie2", "Proxy-Authorization":
-		return true
-	}
-	return false
 }

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -225,18 +226,125 @@ func TestQueueKeepsOrderPerConversationAndBounds(t *testing.T) {
 		t.Fatalf("depth %d, conversations %d, ready %d; want 3, 1, 1", c.depth(), len(c.convs), len(c.ready))
 	}
 	var ids []string
-	for _, st := range c.convs[convKey{xmpp.MustParse("alice@example/a"), xmpp.MustParse("echo@bots.example")}].pending {
-		ids = append(ids, st.ID)
+	for _, p := range c.convs[convKey{xmpp.MustParse("alice@example/a"), xmpp.MustParse("echo@bots.example")}].pending {
+		ids = append(ids, p.st.ID)
 	}
 	if strings.Join(ids, ",") != "0,1,2" {
 		t.Fatalf("pending %v, want 0,1,2 in order", ids)
 	}
+	// Another sender finds the queue full.
+	c.HandleStanza(mustStanza(t, `<message from='bob@example/b' to='echo@bots.example' id='b'><body>x</body></message>`))
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if len(rec.got) != 2 || xmpp.ParseStanzaError(rec.got[0].El).Condition != xmpp.ResourceConstraint {
-		t.Fatalf("bounced %d, want 2 resource-constraint errors", len(rec.got))
+	if len(rec.got) != 3 || xmpp.ParseStanzaError(rec.got[0].El).Condition != xmpp.ResourceConstraint {
+		t.Fatalf("bounced %d, want 3 resource-constraint errors", len(rec.got))
 	}
-	if c.Metrics().Failures(causeQueueFull) != 2 {
-		t.Fatalf("queue_full = %d, want 2", c.Metrics().Failures(causeQueueFull))
+	// With a share as large as the queue, there is no share to be past:
+	// the queue is full, for alice as for bob.
+	if c.Metrics().Failures(causeSenderShare) != 0 || c.Metrics().Failures(causeQueueFull) != 3 {
+		t.Fatalf("sender_share = %d, queue_full = %d; want 0, 3", c.Metrics().Failures(causeSenderShare), c.Metrics().Failures(causeQueueFull))
+	}
+}
+
+// TestQueueBounds checks which stanza the queue takes and what it tells
+// the ones it refuses, with the workers stopped.
+func TestQueueBounds(t *testing.T) {
+	small := `<message from='%s' to='echo@bots.example' id='m'><body>x</body></message>`
+	big := `<message from='%s' to='echo@bots.example' id='m'><body>` + strings.Repeat("x", 5000) + `</body></message>`
+	tests := []struct {
+		name  string
+		cfg   func(*Config)
+		send  []string // from, in order; "!" after it: a big stanza
+		taken int
+		cause map[string]int64
+		text  string // in the last refusal
+	}{
+		{"default share", nil,
+			// Queue 1000: a sender's share is 125 stanzas.
+			append(repeat("alice@example/a", 125), "alice@example/b", "bob@example/b"),
+			126, map[string]int64{causeSenderShare: 1}, "you have too much waiting for the bots of bots.example (125 stanzas"},
+		{"share of a small queue is at least 4", func(c *Config) { c.Queue = 10 },
+			append(repeat("alice@example/a", 5), "bob@example/b"),
+			5, map[string]int64{causeSenderShare: 1}, "the limit is 4 stanzas"},
+		{"configured share", func(c *Config) { c.Queue = 10; c.SenderQueue = 2 },
+			[]string{"alice@example/a", "alice@example/b", "alice@example/c", "bob@example/a", "bob@example/b"},
+			4, map[string]int64{causeSenderShare: 1}, "the limit is 2 stanzas"},
+		{"queue full", func(c *Config) { c.Queue = 8; c.SenderQueue = 4 },
+			append(append(repeat("alice@example/a", 4), repeat("bob@example/a", 4)...), "carol@example/a"),
+			8, map[string]int64{causeQueueFull: 1}, "the bot has too much to do; try again later"},
+		{"sender bytes", func(c *Config) { c.SenderQueueBytes = 12000 },
+			[]string{"alice@example/a!", "alice@example/a!", "alice@example/a!", "bob@example/a!"},
+			3, map[string]int64{causeSenderShare: 1}, "the limit is 125 stanzas, 12 KiB"},
+		{"a sender's first stanza is taken, however large", func(c *Config) { c.SenderQueueBytes = 100 },
+			[]string{"alice@example/a!", "alice@example/a", "bob@example/a!"},
+			2, map[string]int64{causeSenderShare: 1}, "the limit is 125 stanzas, 1 KiB"},
+		{"queue bytes", func(c *Config) { c.QueueBytes = 17000; c.SenderQueueBytes = 17000 },
+			[]string{"alice@example/a!", "bob@example/a!", "carol@example/a!", "dave@example/a!"},
+			3, map[string]int64{causeQueueBytes: 1}, "its queue is full of large stanzas"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			cfg := Config{Domain: "bots.example", PostURL: "http://127.0.0.1:1/", Router: rec, Concurrency: 1, PostMessages: true}
+			if tt.cfg != nil {
+				tt.cfg(&cfg)
+			}
+			c, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.cancel()
+			c.wg.Wait()
+			for _, from := range tt.send {
+				raw := small
+				if f, ok := strings.CutSuffix(from, "!"); ok {
+					from, raw = f, big
+				}
+				c.HandleStanza(mustStanza(t, fmt.Sprintf(raw, from)))
+			}
+			if c.depth() != tt.taken {
+				t.Errorf("%d taken, want %d", c.depth(), tt.taken)
+			}
+			for _, cause := range causes {
+				if got := c.Metrics().Failures(cause); got != tt.cause[cause] {
+					t.Errorf("%s = %d, want %d", cause, got, tt.cause[cause])
+				}
+			}
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			if len(rec.got) == 0 {
+				t.Fatal("nothing refused")
+			}
+			e := xmpp.ParseStanzaError(rec.got[len(rec.got)-1].El)
+			if e.Condition != xmpp.ResourceConstraint || e.Type != xmpp.ErrWait || !strings.Contains(e.Text, tt.text) {
+				t.Errorf("refused with %s %s %q, want wait resource-constraint %q", e.Type, e.Condition, e.Text, tt.text)
+			}
+			var held int64
+			for _, cv := range c.convs {
+				for _, p := range cv.pending {
+					held += stanzaCost(p.st)
+				}
+			}
+			if c.held != held || c.Metrics().QueueBytes() != held {
+				t.Errorf("held %d (metric %d), want %d", c.held, c.Metrics().QueueBytes(), held)
+			}
+		})
+	}
+}
+
+func repeat(s string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
+}
+
+func TestStanzaCostCountsElementsNotWireBytes(t *testing.T) {
+	empty := mustStanza(t, `<message from='a@example/r' to='echo@bots.example'>`+strings.Repeat("<a/>", 1000)+`</message>`)
+	text := mustStanza(t, `<message from='a@example/r' to='echo@bots.example'><body>`+strings.Repeat("x", 4000)+`</body></message>`)
+	// 4,000 bytes on the wire each; the empty elements hold far more.
+	if ce, ct := stanzaCost(empty), stanzaCost(text); ce < 100*1000 || ct < 4000 || ct > 5000 {
+		t.Fatalf("cost of 1000 empty children %d, of a 4000-byte body %d", ce, ct)
 	}
 }
