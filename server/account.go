@@ -80,6 +80,11 @@ type account struct {
 	// the account has a session: logging in again to empty it costs a
 	// full login.
 	rosterChanges tokenBucket
+
+	// redelivering is set, under mu, while a goroutine delivers the
+	// offline messages that a closing session handed back to another
+	// session (redeliverOffline); redeliverAgain asks it to run again.
+	redelivering, redeliverAgain bool
 }
 
 // liveSessions counts the sessions of a that are not closing; a.mu must

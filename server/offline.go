@@ -176,7 +176,9 @@ func (h *localHost) restoreOffline(local string, ms []storage.OfflineMessage) {
 // offlineHandedBack puts back in the store an offline message that the
 // closing session s took but will never write, where it was, so that the
 // next login gets it in order. Another available session of the user
-// gets it now, as at its own login.
+// gets it now, as at its own login; it may then get the messages handed
+// back out of their order (each has its delay stamp), since they come
+// back one by one while delivery goes on.
 func (h *localHost) offlineHandedBack(s Session, st *xmpp.Stanza, r offlineRef) {
 	// The delay stamp is added at each delivery: the stored stanza is the
 	// one without it.
@@ -186,12 +188,41 @@ func (h *localHost) offlineHandedBack(s Session, st *xmpp.Stanza, r offlineRef) 
 		}
 	}
 	h.restoreOffline(r.local, []storage.OfflineMessage{{Seq: r.seq, Stanza: serializeStanza(st), Stored: r.stored}})
-	for _, o := range h.sessions(r.local) {
+	a := h.online(r.local)
+	for _, o := range a.sessionList() {
 		if o != s && !o.Closing() && o.Available() && o.Priority() >= 0 {
-			go h.deliverOffline(r.local, o)
+			h.redeliverOffline(a, o)
 			return
 		}
 	}
+}
+
+// redeliverOffline delivers the user's offline messages to o in a
+// goroutine of its own, one at a time per account: a session that hands
+// back a hundred messages starts one delivery, which runs once more for
+// those put back while it ran.
+func (h *localHost) redeliverOffline(a *account, o Session) {
+	a.mu.Lock()
+	if a.redelivering {
+		a.redeliverAgain = true
+		a.mu.Unlock()
+		return
+	}
+	a.redelivering = true
+	a.mu.Unlock()
+	go func() {
+		for {
+			h.deliverOffline(a.local, o)
+			a.mu.Lock()
+			if !a.redeliverAgain {
+				a.redelivering = false
+				a.mu.Unlock()
+				return
+			}
+			a.redeliverAgain = false
+			a.mu.Unlock()
+		}
+	}()
 }
 
 // offlineRef is where an offline message that a session took was in the
