@@ -153,6 +153,20 @@ type Limits struct {
 	// OfflineMessages is how many messages are kept for one user while
 	// offline; past it senders get an error. Default 1000.
 	OfflineMessages int `toml:"offline_messages"`
+	// OfflineBytes is how many bytes of stanzas are kept for one user
+	// while offline; past it senders get an error. Default 10MiB, at
+	// least 10000 bytes.
+	OfflineBytes Size `toml:"offline_bytes"`
+	// SessionsPerAccount is how many sessions one account may have bound
+	// at once; past it a bind fails with resource-constraint. Default 10.
+	SessionsPerAccount int `toml:"sessions_per_account"`
+	// PrivateStorageBytes is how many bytes of private XML (XEP-0049) one
+	// account may keep. Default 1MiB, at least 10000 bytes.
+	PrivateStorageBytes Size `toml:"private_storage_bytes"`
+	// RosterChangesPerMinute is how many roster sets and removals one
+	// account may make per minute, with bursts of as many; past it they
+	// fail with resource-constraint. Default 300.
+	RosterChangesPerMinute int `toml:"roster_changes_per_minute"`
 }
 
 // Auth is the [auth] table.
@@ -347,6 +361,10 @@ const (
 	defaultLoginWindow   = 15 * time.Minute
 	defaultRosterSize    = 1000
 	defaultOffline       = 1000
+	defaultOfflineBytes  = 10 * MiB
+	defaultSessionsPer   = 10
+	defaultPrivateBytes  = 1 * MiB
+	defaultRosterRate    = 300
 	defaultSCRAMIter     = 10000
 	defaultHostTimeout   = 10 * time.Second
 	defaultConcurrency   = 16
@@ -395,6 +413,12 @@ func New() *Config {
 			UnauthenticatedPerIP: defaultUnauthPerIP,
 			RosterSize:           defaultRosterSize,
 			OfflineMessages:      defaultOffline,
+
+			// Per-account limits (issue #17).
+			OfflineBytes:           defaultOfflineBytes,
+			SessionsPerAccount:     defaultSessionsPer,
+			PrivateStorageBytes:    defaultPrivateBytes,
+			RosterChangesPerMinute: defaultRosterRate,
 		},
 		Auth: Auth{
 			SCRAMIterations: defaultSCRAMIter,

@@ -163,6 +163,14 @@ func (ch *checker) limits(l *Limits) {
 	atLeast(ch, "limits.roster_size", &l.RosterSize, defaultRosterSize, 1, "a user needs room for one contact")
 	atLeast(ch, "limits.offline_messages", &l.OfflineMessages, defaultOffline, 1,
 		"a user needs room for one message")
+	atLeast(ch, "limits.offline_bytes", &l.OfflineBytes, defaultOfflineBytes, 10000,
+		"a user needs room for one stanza of the size every server must accept")
+	atLeast(ch, "limits.sessions_per_account", &l.SessionsPerAccount, defaultSessionsPer, 1,
+		"a user needs one session")
+	atLeast(ch, "limits.private_storage_bytes", &l.PrivateStorageBytes, defaultPrivateBytes, 10000,
+		"clients keep bookmarks and settings there")
+	atLeast(ch, "limits.roster_changes_per_minute", &l.RosterChangesPerMinute, defaultRosterRate, 1,
+		"a user needs to change a contact now and then")
 	if l.Rate < 0 {
 		ch.errorf("limits.rate", "%d is negative; use a size like \"1MiB\", or 0 for no limit", l.Rate)
 	}

@@ -106,6 +106,8 @@ func Start(t testing.TB, opts ...Option) *Server {
 	cfg.Limits.LoginSprayAccounts = 1 << 20
 	cfg.Limits.LoginAccountFailures = 1 << 20
 	cfg.Limits.UnauthenticatedPerIP = 1 << 20
+	// Tests log in as one account many times over.
+	cfg.Limits.SessionsPerAccount = 1 << 20
 	for _, o := range opts {
 		o(cfg)
 	}

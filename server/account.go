@@ -74,6 +74,29 @@ type account struct {
 	// the account went unavailable and that logout was recorded for
 	// XEP-0012; the end of the last session then records nothing more.
 	loggedOut bool
+
+	// rosterChanges bounds the account's roster sets and removals
+	// (roster_changes_per_minute); guarded by mu. It lives as long as
+	// the account has a session: logging in again to empty it costs a
+	// full login.
+	rosterChanges tokenBucket
+
+	// redelivering is set, under mu, while a goroutine delivers the
+	// offline messages that a closing session handed back to another
+	// session (redeliverOffline); redeliverAgain asks it to run again.
+	redelivering, redeliverAgain bool
+}
+
+// liveSessions counts the sessions of a that are not closing; a.mu must
+// be held.
+func (a *account) liveSessions() int {
+	n := 0
+	for _, e := range a.sessions {
+		if !e.s.Closing() {
+			n++
+		}
+	}
+	return n
 }
 
 // sessEntry is one bound session of an account and what the IM core keeps

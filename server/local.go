@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/c2s"
+	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/xmpp"
 )
@@ -25,10 +26,11 @@ type userStore interface {
 	PutRosterItem(ctx context.Context, host, user string, item storage.RosterItem) (int64, error)
 	DeleteRosterItem(ctx context.Context, host, user, jid string) (int64, error)
 	RosterSince(ctx context.Context, host, user string, since int64) ([]storage.RosterItem, []string, int64, bool, error)
-	StoreOffline(ctx context.Context, host, user string, stanza []byte, max int) error
-	OfflineMessages(ctx context.Context, host, user string) ([]storage.OfflineMessage, error)
-	DeleteOffline(ctx context.Context, host, user string, upTo int64) error
+	StoreOffline(ctx context.Context, host, user string, stanza []byte, q storage.OfflineQuota) error
+	TakeOffline(ctx context.Context, host, user string, maxMessages int, maxBytes int64) ([]storage.OfflineMessage, error)
+	RestoreOffline(ctx context.Context, host, user string, ms []storage.OfflineMessage) error
 	PutXML(ctx context.Context, host, user, kind, key string, xml []byte) error
+	PutXMLDocs(ctx context.Context, host, user, kind string, docs []storage.XMLDoc, quota int64) error
 	XML(ctx context.Context, host, user, kind, key string) ([]byte, error)
 	XMLDocs(ctx context.Context, host, user, kind string) (map[string][]byte, error)
 	DeleteXML(ctx context.Context, host, user, kind, key string) error
@@ -56,6 +58,12 @@ type localHost struct {
 	// caps is the <c/> stream feature of the server's disco#info.
 	caps *etree.Element
 
+	// counters count what the per-account limits refused (LimitStats).
+	counters limitCounters
+	// inFlight are the offline messages that sessions took and may hand
+	// back (offlineHandedBack).
+	inFlight *offlineFlight
+
 	server  *iqMux // iqs to the domain
 	account *iqMux // iqs to a user's bare JID, answered by the server
 
@@ -76,23 +84,40 @@ type localHost struct {
 	locks   map[string]*userMutex
 }
 
-// hostLimits bound what one user may keep.
+// hostLimits bound what one user may keep and do.
 type hostLimits struct {
-	roster  int
-	offline int
+	roster       int
+	offline      int
+	offlineBytes int64
+	sessions     int   // bound at once per account
+	privateBytes int64 // of private XML (XEP-0049) per account
+	rosterRate   int   // roster changes per minute per account
+}
+
+// hostLimitsOf returns the per-user limits of l.
+func hostLimitsOf(l conf.Limits) hostLimits {
+	return hostLimits{
+		roster:       l.RosterSize,
+		offline:      l.OfflineMessages,
+		offlineBytes: int64(l.OfflineBytes),
+		sessions:     l.SessionsPerAccount,
+		privateBytes: int64(l.PrivateStorageBytes),
+		rosterRate:   l.RosterChangesPerMinute,
+	}
 }
 
 func newLocalHost(name string, r *Router, store userStore, limits hostLimits, log *slog.Logger) *localHost {
 	h := &localHost{
-		name:   name,
-		domain: xmpp.MustParse(name),
-		router: r,
-		store:  store,
-		log:    log.With("host", name),
-		limits: limits,
-		users:  make(map[string]*account),
-		seen:   make(map[string]storage.Activity),
-		locks:  make(map[string]*userMutex),
+		name:     name,
+		domain:   xmpp.MustParse(name),
+		router:   r,
+		store:    store,
+		log:      log.With("host", name),
+		limits:   limits,
+		users:    make(map[string]*account),
+		seen:     make(map[string]storage.Activity),
+		locks:    make(map[string]*userMutex),
+		inFlight: newOfflineFlight(),
 	}
 	h.account = h.accountServices()
 	return h
@@ -125,6 +150,15 @@ func (h *localHost) bind(s Session) error {
 	}
 	a.mu.Lock()
 	old, _ := a.sessionOf(j)
+	if old == nil && h.limits.sessions > 0 && a.liveSessions() >= h.limits.sessions {
+		// A new login with the resource of a bound session replaces it,
+		// so it is always let in; closing sessions are on their way out.
+		a.mu.Unlock()
+		h.mu.Unlock()
+		h.counters.sessionsRefused.Add(1)
+		h.logLimit("sessions_per_account", "user", j.Local())
+		return fmt.Errorf("%s has %d sessions, the most one account may have at once; log out of one and try again", j.Bare(), h.limits.sessions)
+	}
 	a.sessions = append(a.sessions, sessEntry{s, &sessState{}})
 	a.mu.Unlock()
 	h.mu.Unlock()
@@ -508,6 +542,12 @@ func (h *localHost) toBareJID(st *xmpp.Stanza, a *account) {
 //
 // It never gives st back to s: the lookups skip closing sessions.
 func (h *localHost) undelivered(s Session, st *xmpp.Stanza) {
+	if r, ok := h.inFlight.take(st.El); ok {
+		// An offline message goes back to the store in its place: it was
+		// given to s alone, whatever other resources there are.
+		h.offlineHandedBack(s, st, r)
+		return
+	}
 	if st.To.IsZero() || st.To.Bare() != s.JID().Bare() {
 		// Stream-level answers of the session itself (the bind result)
 		// and anything not addressed to its user have nowhere to go.

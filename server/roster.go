@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/server/subscription"
@@ -106,6 +107,9 @@ var errAnswered = errors.New("answered")
 
 // rosterSet changes or removes one item (RFC 6121 §2.3, §2.5).
 func (h *localHost) rosterSet(st *xmpp.Stanza) (*etree.Element, error) {
+	if err := h.rosterChangeAllowed(st.From.Local()); err != nil {
+		return nil, err
+	}
 	items := st.Payload().SelectElements("item")
 	if len(items) != 1 {
 		return nil, xmpp.NewStanzaError(xmpp.BadRequest, "a roster set has exactly one item")
@@ -268,4 +272,25 @@ func (h *localHost) pushTo(s Session, bare xmpp.JID, item *etree.Element, ver in
 	q.AddChild(item)
 	id := "push-" + strconv.FormatUint(pushSeq.Add(1), 36)
 	h.router.deliver(s, xmpp.NewIQ("set", id, bare, s.JID(), q))
+}
+
+// rosterChangeAllowed takes a roster change from the account's budget
+// (roster_changes_per_minute), or returns the error that refuses it: a
+// flood of roster sets took most of a core and slowed every other user's
+// writes twentyfold.
+func (h *localHost) rosterChangeAllowed(local string) error {
+	a := h.online(local)
+	if a == nil {
+		return nil
+	}
+	a.mu.Lock()
+	ok := a.rosterChanges.take(time.Now(), h.limits.rosterRate)
+	a.mu.Unlock()
+	if ok {
+		return nil
+	}
+	h.counters.rosterRefused.Add(1)
+	h.logLimit("roster_changes_per_minute", "user", local)
+	return xmpp.NewStanzaError(xmpp.ResourceConstraint, fmt.Sprintf(
+		"more than %d roster changes in a minute; wait a few seconds and try again", h.limits.rosterRate))
 }

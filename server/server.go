@@ -103,7 +103,7 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 	for _, h := range cfg.Hosts {
 		switch h.Type {
 		case conf.HostLocal:
-			lh := newLocalHost(h.Name, s.router, store, hostLimits{roster: cfg.Limits.RosterSize, offline: cfg.Limits.OfflineMessages}, s.log)
+			lh := newLocalHost(h.Name, s.router, store, hostLimitsOf(cfg.Limits), s.log)
 			lh.contact = h.Contact.Fields()
 			lh.iterations = cfg.Auth.SCRAMIterations
 			lh.server = lh.serverServices(components, h.Registration != conf.RegistrationClosed, started)

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"time"
@@ -270,8 +271,7 @@ func (h *localHost) privateSet(st *xmpp.Stanza) (*etree.Element, error) {
 	if len(kids) == 0 {
 		return nil, xmpp.NewStanzaError(xmpp.BadRequest, "store at least one element")
 	}
-	ctx, cancel := storeCtx()
-	defer cancel()
+	docs := make([]storage.XMLDoc, 0, len(kids))
 	for _, k := range kids {
 		ns := xmpp.NS(k)
 		if ns == "" || ns == NSPrivate || ns == xmpp.NSClient {
@@ -285,11 +285,22 @@ func (h *localHost) privateSet(st *xmpp.Stanza) (*etree.Element, error) {
 		if len(data) > maxPrivateSize {
 			return nil, xmpp.NewStanzaError(xmpp.NotAcceptable, "an element is larger than 64 KiB")
 		}
-		if err := h.store.PutXML(ctx, h.name, st.From.Local(), kindPrivate, ns, data); err != nil {
-			return nil, err
-		}
+		docs = append(docs, storage.XMLDoc{Key: ns, XML: data})
 	}
-	return nil, nil
+	// All or nothing, within the account's quota (private_storage_bytes):
+	// 400 elements of 60 KB each were taken before there was one.
+	ctx, cancel := storeCtx()
+	defer cancel()
+	err := h.store.PutXMLDocs(ctx, h.name, st.From.Local(), kindPrivate, docs, h.limits.privateBytes)
+	var qe *storage.QuotaError
+	if errors.As(err, &qe) {
+		h.counters.privateRefused.Add(1)
+		h.logLimit("private_storage_bytes", "user", st.From.Local())
+		return nil, xmpp.NewStanzaError(xmpp.NotAcceptable, fmt.Sprintf(
+			"private storage is full: %s kept of %s; store less, or remove an element (store it empty) first",
+			sizeText(qe.Used), sizeText(qe.Limit)))
+	}
+	return nil, err
 }
 
 // lastGet answers XEP-0012 for a user: 0 while online, else the time since

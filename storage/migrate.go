@@ -120,6 +120,15 @@ CREATE TABLE invites (
 	PRIMARY KEY (host, token_hash)
 ) WITHOUT ROWID;
 `)},
+	// The size of each offline message, covered by the per-user index, so
+	// that the byte quota (StoreOffline) and the pages of TakeOffline are
+	// summed from the index without reading the stanzas.
+	{name: "offline message sizes", up: execSQL(`
+ALTER TABLE offline_messages ADD COLUMN size INTEGER NOT NULL DEFAULT 0 CHECK (size >= 0);
+UPDATE offline_messages SET size = length(stanza);
+DROP INDEX offline_messages_by_user;
+CREATE INDEX offline_messages_by_user ON offline_messages (host, username, seq, size);
+`)},
 }
 
 // execSQL returns a migration step that executes stmts, which may hold

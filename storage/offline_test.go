@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -14,7 +16,7 @@ import (
 func mustStoreOffline(t *testing.T, s *Store, host, user string, stanzas ...string) {
 	t.Helper()
 	for _, st := range stanzas {
-		if err := s.StoreOffline(t.Context(), host, user, []byte(st), 100); err != nil {
+		if err := s.StoreOffline(t.Context(), host, user, []byte(st), OfflineQuota{Messages: 100}); err != nil {
 			t.Fatalf("StoreOffline(%s@%s, %q): %v", user, host, st, err)
 		}
 	}
@@ -106,11 +108,11 @@ func TestOffline(t *testing.T) {
 		{"a user at the quota gets ErrQuota and keeps the messages", func(t *testing.T, s *Store) {
 			withUsers(t, s)
 			for i := range 2 {
-				if err := s.StoreOffline(t.Context(), testHost, "alice", []byte(fmt.Sprint(i)), 2); err != nil {
+				if err := s.StoreOffline(t.Context(), testHost, "alice", []byte(fmt.Sprint(i)), OfflineQuota{Messages: 2}); err != nil {
 					t.Fatal(err)
 				}
 			}
-			err := s.StoreOffline(t.Context(), testHost, "alice", []byte("over"), 2)
+			err := s.StoreOffline(t.Context(), testHost, "alice", []byte("over"), OfflineQuota{Messages: 2})
 			if !errors.Is(err, ErrQuota) {
 				t.Fatalf("third StoreOffline() = %v, want ErrQuota", err)
 			}
@@ -121,20 +123,20 @@ func TestOffline(t *testing.T) {
 				t.Errorf("stanzas = %q, want %q", got, want)
 			}
 			// The quota is per user.
-			if err := s.StoreOffline(t.Context(), testHost, "bob", []byte("b"), 2); err != nil {
+			if err := s.StoreOffline(t.Context(), testHost, "bob", []byte("b"), OfflineQuota{Messages: 2}); err != nil {
 				t.Errorf("bob: %v", err)
 			}
 			ms := mustOffline(t, s, testHost, "alice")
 			if err := s.DeleteOffline(t.Context(), testHost, "alice", ms[0].Seq); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.StoreOffline(t.Context(), testHost, "alice", []byte("room again"), 2); err != nil {
+			if err := s.StoreOffline(t.Context(), testHost, "alice", []byte("room again"), OfflineQuota{Messages: 2}); err != nil {
 				t.Errorf("after a delete: %v", err)
 			}
 		}},
 		{"a limit of zero stores nothing", func(t *testing.T, s *Store) {
 			withUsers(t, s)
-			if err := s.StoreOffline(t.Context(), testHost, "alice", []byte("x"), 0); !errors.Is(err, ErrQuota) {
+			if err := s.StoreOffline(t.Context(), testHost, "alice", []byte("x"), OfflineQuota{Messages: 0}); !errors.Is(err, ErrQuota) {
 				t.Errorf("StoreOffline(limit 0) = %v, want ErrQuota", err)
 			}
 		}},
@@ -180,4 +182,196 @@ func TestOffline(t *testing.T) {
 			t.Errorf("after reopen, OfflineMessages() = %+v, want %+v", got, want)
 		}
 	})
+}
+
+// TestTakeOfflinePages: delivery takes a user's messages a page at a time,
+// bounded by count and by bytes, and puts back what it could not deliver.
+func TestTakeOfflinePages(t *testing.T) {
+	tests := []struct {
+		name      string
+		sizes     []int // of the stored stanzas
+		maxMsgs   int
+		maxBytes  int64
+		wantPages [][]int // indexes into sizes, per page
+	}{
+		{"by count", []int{1, 1, 1, 1, 1}, 2, 1 << 20, [][]int{{0, 1}, {2, 3}, {4}}},
+		{"by bytes, the page ends once it reaches the bound", []int{40, 40, 40, 40, 40}, 100, 100, [][]int{{0, 1, 2}, {3, 4}}},
+		{"a message larger than the bound is a page of its own", []int{500, 10, 10}, 100, 100, [][]int{{0}, {1, 2}}},
+		{"none", nil, 10, 100, nil},
+	}
+	for _, b := range backends {
+		for _, tt := range tests {
+			t.Run(b.name+"/"+tt.name, func(t *testing.T) {
+				s := withUsers(t, openStore(t, b.path(t)))
+				var want []string
+				for i, n := range tt.sizes {
+					st := fmt.Sprintf("%d:%s", i, strings.Repeat("x", n))
+					want = append(want, st[:n])
+					mustStoreOffline(t, s, testHost, "alice", st[:n])
+				}
+				mustStoreOffline(t, s, testHost, "bob", "not alice's")
+				var pages [][]int
+				var last int64
+				for {
+					ms, err := s.TakeOffline(t.Context(), testHost, "alice", tt.maxMsgs, tt.maxBytes)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(ms) == 0 {
+						break
+					}
+					var page []int
+					for _, m := range ms {
+						if m.Seq <= last {
+							t.Errorf("seq %d after %d", m.Seq, last)
+						}
+						last = m.Seq
+						i := slices.Index(want, string(m.Stanza))
+						if i < 0 {
+							t.Fatalf("took %q, which was not stored", m.Stanza)
+						}
+						page = append(page, i)
+					}
+					pages = append(pages, page)
+					if len(pages) > len(tt.sizes) {
+						t.Fatalf("pages %v do not end", pages)
+					}
+				}
+				if !reflect.DeepEqual(pages, tt.wantPages) {
+					t.Errorf("pages = %v, want %v", pages, tt.wantPages)
+				}
+				if ms := mustOffline(t, s, testHost, "alice"); len(ms) != 0 {
+					t.Errorf("after taking every page, %d messages are left", len(ms))
+				}
+				if got := stanzas(mustOffline(t, s, testHost, "bob")); !reflect.DeepEqual(got, []string{"not alice's"}) {
+					t.Errorf("bob's messages = %q", got)
+				}
+			})
+		}
+	}
+}
+
+func TestRestoreOffline(t *testing.T) {
+	runOnBackends(t, []storeTest{
+		{"restored messages come back in their place with their time", func(t *testing.T, s *Store) {
+			withUsers(t, s)
+			mustStoreOffline(t, s, testHost, "alice", "1", "2", "3", "4")
+			all := mustOffline(t, s, testHost, "alice")
+			page, err := s.TakeOffline(t.Context(), testHost, "alice", 2, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustStoreOffline(t, s, testHost, "alice", "5")
+			// The second of the page was not delivered.
+			if err := s.RestoreOffline(t.Context(), testHost, "alice", page[1:]); err != nil {
+				t.Fatal(err)
+			}
+			got := mustOffline(t, s, testHost, "alice")
+			if got, want := stanzas(got), []string{"2", "3", "4", "5"}; !reflect.DeepEqual(got, want) {
+				t.Fatalf("after restore, stanzas = %q, want %q", got, want)
+			}
+			if !reflect.DeepEqual(got[0], all[1]) {
+				t.Errorf("restored %+v, want %+v", got[0], all[1])
+			}
+			// Restoring what is there already changes nothing.
+			if err := s.RestoreOffline(t.Context(), testHost, "alice", got[:1]); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(mustOffline(t, s, testHost, "alice")); n != 4 {
+				t.Errorf("after restoring a message that is there, %d messages, want 4", n)
+			}
+		}},
+		{"restored messages do not count against the quota but count after", func(t *testing.T, s *Store) {
+			withUsers(t, s)
+			q := OfflineQuota{Messages: 2}
+			mustStoreOffline(t, s, testHost, "alice", "1", "2")
+			page, err := s.TakeOffline(t.Context(), testHost, "alice", 2, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.StoreOffline(t.Context(), testHost, "alice", []byte("3"), q); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.RestoreOffline(t.Context(), testHost, "alice", page); err != nil {
+				t.Fatalf("restore past the quota: %v", err)
+			}
+			if err := s.StoreOffline(t.Context(), testHost, "alice", []byte("4"), q); !errors.Is(err, ErrQuota) {
+				t.Errorf("StoreOffline over the quota after a restore = %v, want ErrQuota", err)
+			}
+		}},
+		{"restoring for a user without an account is ErrNotFound", func(t *testing.T, s *Store) {
+			withUsers(t, s)
+			err := s.RestoreOffline(t.Context(), testHost, "nobody", []OfflineMessage{{Seq: 99, Stanza: []byte("x"), Stored: time.Now()}})
+			if !errors.Is(err, ErrNotFound) {
+				t.Errorf("RestoreOffline(nobody) = %v, want ErrNotFound", err)
+			}
+		}},
+	})
+}
+
+func TestOfflineByteQuota(t *testing.T) {
+	runOnBackends(t, []storeTest{
+		{"a message that would pass the byte bound gets a QuotaError in bytes", func(t *testing.T, s *Store) {
+			withUsers(t, s)
+			q := OfflineQuota{Messages: 100, Bytes: 10}
+			for _, st := range []string{"1234", "5678"} {
+				if err := s.StoreOffline(t.Context(), testHost, "alice", []byte(st), q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := s.StoreOffline(t.Context(), testHost, "alice", []byte("abc"), q)
+			var qe *QuotaError
+			if !errors.As(err, &qe) || !errors.Is(err, ErrQuota) || *qe != (QuotaError{Unit: "bytes", Used: 8, Limit: 10}) {
+				t.Fatalf("StoreOffline past the byte bound = %v, want a QuotaError of 8 of 10 bytes", err)
+			}
+			if want := "storage: store offline message for alice@example.com: 8 of 10 bytes kept: quota exceeded"; err.Error() != want {
+				t.Errorf("error = %q, want %q", err, want)
+			}
+			// What fits still does, and the bound is per user.
+			if err := s.StoreOffline(t.Context(), testHost, "alice", []byte("ab"), q); err != nil {
+				t.Errorf("a message that fits exactly: %v", err)
+			}
+			if err := s.StoreOffline(t.Context(), testHost, "bob", []byte("0123456789"), q); err != nil {
+				t.Errorf("bob: %v", err)
+			}
+		}},
+	})
+}
+
+func TestUpgradeGivesOfflineMessagesTheirSize(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "parley.db")
+	db, err := openDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(t.Context(), db, migrations[:2]); err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	a := testAccount(testHost, "alice")
+	if _, err := db.Exec(`INSERT INTO accounts (`+accountColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.Host, a.Username, a.SHA1.Salt, a.SHA1.Iterations, a.SHA1.StoredKey, a.SHA1.ServerKey,
+		a.SHA256.Salt, a.SHA256.Iterations, a.SHA256.StoredKey, a.SHA256.ServerKey, a.Created.UnixNano()); err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	for _, st := range []string{"12345", "678"} {
+		if _, err := db.Exec(`INSERT INTO offline_messages (host, username, stanza, stored) VALUES (?, ?, ?, 0)`,
+			testHost, "alice", []byte(st)); err != nil {
+			db.Close()
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t, path)
+	// 8 bytes kept: one more byte fits under 9, two do not.
+	q := OfflineQuota{Messages: 10, Bytes: 9}
+	if err := s.StoreOffline(t.Context(), testHost, "alice", []byte("ab"), q); !errors.Is(err, ErrQuota) {
+		t.Errorf("after the upgrade, 2 more bytes on 8 under a bound of 9 = %v, want ErrQuota", err)
+	}
+	if err := s.StoreOffline(t.Context(), testHost, "alice", []byte("a"), q); err != nil {
+		t.Errorf("after the upgrade, 1 more byte on 8 under a bound of 9: %v", err)
+	}
 }

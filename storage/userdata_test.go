@@ -197,7 +197,9 @@ func TestUserDataWithoutAccount(t *testing.T) {
 		},
 		{
 			"storing an offline message is ErrNotFound",
-			func(s *Store) error { return s.StoreOffline(ctx, testHost, "nobody", []byte("<message/>"), 10) },
+			func(s *Store) error {
+				return s.StoreOffline(ctx, testHost, "nobody", []byte("<message/>"), OfflineQuota{Messages: 10})
+			},
 			"storage: store offline message for nobody@example.com: no such account: not found",
 		},
 		{
@@ -217,7 +219,9 @@ func TestUserDataWithoutAccount(t *testing.T) {
 		},
 		{
 			"the user of another host is no account",
-			func(s *Store) error { return s.StoreOffline(ctx, otherHost, "bob", []byte("<message/>"), 10) },
+			func(s *Store) error {
+				return s.StoreOffline(ctx, otherHost, "bob", []byte("<message/>"), OfflineQuota{Messages: 10})
+			},
 			"storage: store offline message for bob@example.org: no such account: not found",
 		},
 	}

@@ -26,6 +26,58 @@ func (s *Store) PutXML(ctx context.Context, host, user, kind, key string, xml []
 	return nil
 }
 
+// XMLDoc is one XML document of a user's kind, for [Store.PutXMLDocs].
+type XMLDoc struct {
+	Key string
+	XML []byte
+}
+
+// PutXMLDocs stores docs of user on host under kind, each replacing the
+// one of its key, in one transaction: all of them or, on error, none. When
+// quota is above 0 and the documents of kind (keys and bytes) would then
+// take more than quota bytes, nothing is stored and the error wraps
+// [ErrQuota] as a [*QuotaError] in bytes, with what the user had. The
+// error wraps [ErrNotFound] when user has no account on host.
+func (s *Store) PutXMLDocs(ctx context.Context, host, user, kind string, docs []XMLDoc, quota int64) error {
+	if kind == "" {
+		return fmt.Errorf("storage: put xml documents of %s@%s: empty kind", user, host)
+	}
+	err := s.update(ctx, func(tx *sql.Tx) error {
+		const size = `SELECT coalesce(sum(length(doc_key) + length(xml)), 0) FROM xml_documents
+			WHERE host = ? AND username = ? AND kind = ?`
+		var before, after int64
+		if quota > 0 {
+			if err := tx.QueryRowContext(ctx, size, host, user, kind).Scan(&before); err != nil {
+				return err
+			}
+		}
+		for _, d := range docs {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO xml_documents (host, username, kind, doc_key, xml)
+				VALUES (?, ?, ?, ?, ?)
+				ON CONFLICT (host, username, kind, doc_key) DO UPDATE SET xml = excluded.xml`,
+				host, user, kind, d.Key, blob(d.XML)); err != nil {
+				return err
+			}
+		}
+		if quota <= 0 {
+			return nil
+		}
+		if err := tx.QueryRowContext(ctx, size, host, user, kind).Scan(&after); err != nil {
+			return err
+		}
+		// A change that shrinks what the user keeps is let through, so
+		// that a user over a lowered quota can still tidy up.
+		if after > quota && after > before {
+			return &QuotaError{Unit: "bytes", Used: before, Limit: quota}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storage: put %d %s xml documents of %s@%s: %w", len(docs), kind, user, host, err)
+	}
+	return nil
+}
+
 // XML returns the XML document of user on host stored under kind and key.
 // The error wraps [ErrNotFound] when there is none.
 func (s *Store) XML(ctx context.Context, host, user, kind, key string) ([]byte, error) {

@@ -1,0 +1,106 @@
+package server
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// LimitStats counts, since the server started, what the per-account limits
+// refused and what offline delivery did. The figures are summed over the
+// local hosts; /metrics shows them.
+type LimitStats struct {
+	// OfflineFull is how many messages were bounced because the
+	// recipient's offline storage was full (offline_messages or
+	// offline_bytes).
+	OfflineFull int64
+	// OfflineDelivered is how many offline messages sessions took.
+	OfflineDelivered int64
+	// OfflineRestored is how many offline messages went back to the store
+	// because a session could not take them or would never write them.
+	OfflineRestored int64
+	// SessionsRefused is how many binds sessions_per_account refused.
+	SessionsRefused int64
+	// PrivateStorageRefused is how many private XML (XEP-0049) sets
+	// private_storage_bytes refused.
+	PrivateStorageRefused int64
+	// RosterChangesRefused is how many roster sets and removals
+	// roster_changes_per_minute refused.
+	RosterChangesRefused int64
+}
+
+// LimitStats returns what the per-account limits refused so far.
+func (s *Server) LimitStats() LimitStats {
+	var st LimitStats
+	for _, h := range s.local {
+		c := &h.counters
+		st.OfflineFull += c.offlineFull.Load()
+		st.OfflineDelivered += c.offlineDelivered.Load()
+		st.OfflineRestored += c.offlineRestored.Load()
+		st.SessionsRefused += c.sessionsRefused.Load()
+		st.PrivateStorageRefused += c.privateRefused.Load()
+		st.RosterChangesRefused += c.rosterRefused.Load()
+	}
+	return st
+}
+
+// limitCounters are a local host's figures of LimitStats.
+type limitCounters struct {
+	offlineFull      atomic.Int64
+	offlineDelivered atomic.Int64
+	offlineRestored  atomic.Int64
+	sessionsRefused  atomic.Int64
+	privateRefused   atomic.Int64
+	rosterRefused    atomic.Int64
+
+	// logged is when each limit last logged a refusal (limitLog).
+	logMu  sync.Mutex
+	logged map[string]time.Time
+}
+
+// limitLogEvery is how often one limit logs its refusals at most: an
+// attack that hits a limit a thousand times a second logs one line a
+// minute, and the counters tell the rest.
+const limitLogEvery = time.Minute
+
+// logLimit logs that the limit named key (its config key) refused
+// something, once per limitLogEvery.
+func (h *localHost) logLimit(key string, args ...any) {
+	c := &h.counters
+	now := time.Now()
+	c.logMu.Lock()
+	if c.logged == nil {
+		c.logged = make(map[string]time.Time)
+	}
+	last, seen := c.logged[key]
+	if seen && now.Sub(last) < limitLogEvery {
+		c.logMu.Unlock()
+		return
+	}
+	c.logged[key] = now
+	c.logMu.Unlock()
+	h.log.Warn("local: per-account limit reached (logged once a minute per limit)", append([]any{"limit", "limits." + key}, args...)...)
+}
+
+// tokenBucket allows rate events a minute, in bursts of as many. The
+// zero value is full. Its owner locks it.
+type tokenBucket struct {
+	used float64   // tokens taken and not yet refilled
+	at   time.Time // when used was last brought up to date
+}
+
+// take takes a token at now, reporting false when none is left.
+func (b *tokenBucket) take(now time.Time, rate int) bool {
+	if rate <= 0 {
+		return true
+	}
+	if !b.at.IsZero() {
+		b.used = max(0, b.used-now.Sub(b.at).Minutes()*float64(rate))
+	}
+	b.at = now
+	if b.used+1 > float64(rate) {
+		return false
+	}
+	b.used++
+	return true
+}
