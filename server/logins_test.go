@@ -176,3 +176,25 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestLimitMetrics: the per-account limits' refusals reach /metrics.
+func TestLimitMetrics(t *testing.T) {
+	s := parleytest.Start(t, parleytest.WithConfig(func(c *conf.Config) { c.Limits.SessionsPerAccount = 1 }))
+	s.AddUser("alice@localhost", "secret")
+	s.Login("alice@localhost", "secret", "one")
+	c := s.DialRaw()
+	c.Open("localhost")
+	c.StartTLS(s.TLSConfig("localhost"))
+	if el := c.AuthPlain("alice", "secret"); el.Tag != "success" {
+		t.Fatalf("auth: %s", c.String(el))
+	}
+	c.Open("localhost")
+	c.Send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>two</resource></bind></iq>")
+	if st := c.NextStanza(); st.Type != "error" {
+		t.Fatalf("a second session past sessions_per_account = 1: %s", c.String(st.El))
+	}
+	const sample = `parley_limit_refusals_total{limit="sessions_per_account"}`
+	if got := metric(t, s, sample); got != 1 {
+		t.Errorf("%s = %v, want 1", sample, got)
+	}
+}
