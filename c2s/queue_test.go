@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/beevik/etree"
+	"github.com/parley-im/parley/xmpp"
 )
 
 func TestQueueIsBoundedOrderedAndFreesBursts(t *testing.T) {
@@ -60,7 +61,7 @@ func TestQueueIsBoundedInBytes(t *testing.T) {
 	for range 1000 {
 		heavy.CreateElement("a")
 	}
-	w := weight(heavy)
+	w := xmpp.Weight(heavy)
 	srv := NewServer(Config{Queue: 1000, QueueBytes: 3 * w})
 	s := newSession(srv, a, false)
 

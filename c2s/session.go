@@ -98,7 +98,7 @@ type Session struct {
 	// (Router.Undelivered) instead of being dropped.
 	qmu     sync.Mutex
 	queue   []*etree.Element
-	qbytes  int64            // weight of what is queued and of the batch being written
+	qbytes  int64            // xmpp.Weight of what is queued and of the batch being written
 	wbytes  int64            // of that, the batch being written
 	spare   []*etree.Element // the last batch's array, reused when small
 	queued  bool             // bound: writeLoop writes; set by the session's goroutine
@@ -200,7 +200,7 @@ func (s *Session) Deliver(el *etree.Element) bool {
 	s.qmu.Lock()
 	// closing is read under qmu: a stanza that a Close races with is
 	// either in the last batch or refused here, never queued after it.
-	w := weight(el)
+	w := xmpp.Weight(el)
 	if s.closing.Load() || len(s.queue) >= s.srv.cfg.Queue ||
 		s.qbytes > 0 && s.qbytes+w > s.srv.cfg.QueueBytes {
 		s.qmu.Unlock()
@@ -256,37 +256,6 @@ func (s *Session) returnBatch(batch []*etree.Element) {
 		s.spare = batch[:0]
 	}
 	s.qmu.Unlock()
-}
-
-// Per-element costs of weight, in bytes of memory: an etree.Element with
-// its slices, an attribute, a text token, as the stream reader builds them
-// (TestWeightTracksMemory holds weight to the heap they take, within 10%).
-const (
-	weightElement = 120
-	weightAttr    = 48
-	weightText    = 48
-)
-
-// weight estimates the memory el holds, for the queue's bound in bytes:
-// an element of 65,000 empty children is 260 KB on the wire and 7 MB
-// in memory, and a bound on bytes sent would let a stalled client hold 49
-// times what was sent to it. It walks el without allocating.
-func weight(el *etree.Element) int64 {
-	n := int64(weightElement + len(el.Space) + len(el.Tag))
-	for _, a := range el.Attr {
-		n += int64(weightAttr + len(a.Space) + len(a.Key) + len(a.Value))
-	}
-	for _, t := range el.Child {
-		switch t := t.(type) {
-		case *etree.Element:
-			n += weight(t)
-		case *etree.CharData:
-			n += int64(weightText + len(t.Data))
-		default:
-			n += weightText
-		}
-	}
-	return n
 }
 
 // Closing reports whether Close was called.

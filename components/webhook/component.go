@@ -10,9 +10,7 @@ import (
 	"net/url"
 	"sync"
 	"time"
-	"unsafe"
 
-	"github.com/beevik/etree"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -525,42 +523,12 @@ func (c *Component) bounce(st *xmpp.Stanza, e *xmpp.StanzaError) {
 	c.route(st.ErrorReply(e))
 }
 
-// The memory, in bytes, that stanzaCost counts for each part of a parsed
-// stanza besides its strings: the struct, and the interface that holds it
-// in its parent's children.
-var (
-	elementCost  = int64(unsafe.Sizeof(etree.Element{})) + 16
-	charDataCost = int64(unsafe.Sizeof(etree.CharData{})) + 16
-	attrCost     = int64(unsafe.Sizeof(etree.Attr{}))
-	otherCost    = int64(64)
-)
-
-// stanzaCost estimates the memory a parsed stanza holds: its text plus the
-// structs the tree is made of. It is what the queue's byte bounds count,
-// rather than the size on the wire, since a stanza of many empty elements
-// is small on the wire and large in memory (an empty child is a few bytes
-// sent and about 150 held).
+// stanzaCost is what the queue's byte bounds count of a stanza: the
+// memory it holds (xmpp.Weight), rather than its size on the wire, since a
+// stanza of many empty elements is small on the wire and large in memory.
 func stanzaCost(st *xmpp.Stanza) int64 {
 	if st.El == nil {
-		return otherCost
+		return 0
 	}
-	return elementTreeCost(st.El)
-}
-
-func elementTreeCost(el *etree.Element) int64 {
-	n := elementCost + int64(len(el.Space)+len(el.Tag))
-	for _, a := range el.Attr {
-		n += attrCost + int64(len(a.Space)+len(a.Key)+len(a.Value))
-	}
-	for _, t := range el.Child {
-		switch t := t.(type) {
-		case *etree.Element:
-			n += elementTreeCost(t)
-		case *etree.CharData:
-			n += charDataCost + int64(len(t.Data))
-		default:
-			n += otherCost
-		}
-	}
-	return n
+	return xmpp.Weight(st.El)
 }

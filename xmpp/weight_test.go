@@ -1,4 +1,4 @@
-package c2s
+package xmpp
 
 import (
 	"fmt"
@@ -7,15 +7,14 @@ import (
 	"testing"
 
 	"github.com/beevik/etree"
-	"github.com/parley-im/parley/xmpp"
 )
 
-// TestWeightTracksMemory: weight is within a factor of two of the heap
+// TestWeightTracksMemory: Weight is within a factor of two of the heap
 // that stanzas read by the stream reader hold, for the shapes that matter:
 // many empty elements (the amplification of issue #17 row 2), many
 // attributes, long text, and an ordinary chat message.
 func TestWeightTracksMemory(t *testing.T) {
-	const header = `<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='a' version='1.0'>`
+	const hdr = `<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='a' version='1.0'>`
 	text := strings.Repeat("x", 200000)
 	for _, tc := range []struct {
 		name   string
@@ -29,13 +28,13 @@ func TestWeightTracksMemory(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			n := max(4, 1<<20/len(tc.stanza)) // stanzas: about a MiB of input, for the small ones to show on the heap
 			var in strings.Builder
-			in.Grow(len(header) + n*len(tc.stanza))
-			in.WriteString(header)
+			in.Grow(len(hdr) + n*len(tc.stanza))
+			in.WriteString(hdr)
 			for range n {
 				in.WriteString(tc.stanza)
 			}
 			input := in.String()
-			r := xmpp.NewReader(strings.NewReader(input), xmpp.Limits{MaxStanza: 1 << 30, MaxAttrs: 64, MaxDepth: 64})
+			r := NewReader(strings.NewReader(input), Limits{MaxStanza: 1 << 30, MaxAttrs: 64, MaxDepth: 64})
 			if _, err := r.ReadHeader(); err != nil {
 				t.Fatal(err)
 			}
@@ -54,7 +53,7 @@ func TestWeightTracksMemory(t *testing.T) {
 			runtime.GC()
 			runtime.ReadMemStats(&after)
 			held := (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / float64(n)
-			w := float64(weight(els[0]))
+			w := float64(Weight(els[0]))
 			// The input stays alive to the end: freed between the two
 			// readings, it would hide what the stanzas hold.
 			runtime.KeepAlive(els)
@@ -68,7 +67,7 @@ func TestWeightTracksMemory(t *testing.T) {
 	}
 }
 
-// BenchmarkWeight is what the bound costs each delivered stanza.
+// BenchmarkWeight is what a bound in bytes costs each queued stanza.
 func BenchmarkWeight(b *testing.B) {
 	el := etree.NewElement("message")
 	el.CreateAttr("to", "bob@example.com")
@@ -79,7 +78,7 @@ func BenchmarkWeight(b *testing.B) {
 	b.ReportAllocs()
 	var n int64
 	for range b.N {
-		n += weight(el)
+		n += Weight(el)
 	}
 	_ = fmt.Sprint(n)
 }
