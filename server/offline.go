@@ -131,11 +131,14 @@ func (h *localHost) deliverOffline(local string, s Session) {
 			if !deliverWaiting(s, st.El) {
 				h.inFlight.take(st.El)
 				h.restoreOffline(local, page[i:])
+				h.redeliverElsewhere(local, s)
 				return
 			}
 			h.counters.offlineDelivered.Add(1)
 		}
 	}
+	// s closed between two pages: the rest is another session's now.
+	h.redeliverElsewhere(local, s)
 }
 
 // deliverWaiting queues el on s, waiting while the queue of s is full,
@@ -188,7 +191,18 @@ func (h *localHost) offlineHandedBack(s Session, st *xmpp.Stanza, r offlineRef) 
 		}
 	}
 	h.restoreOffline(r.local, []storage.OfflineMessage{{Seq: r.seq, Stanza: serializeStanza(st), Stored: r.stored}})
-	a := h.online(r.local)
+	h.redeliverElsewhere(r.local, s)
+}
+
+// redeliverElsewhere gives what s left in the user's offline storage to
+// another available session of the user, if there is one, as at its own
+// login: what s could not take (it closed while delivery waited) or took
+// and handed back.
+func (h *localHost) redeliverElsewhere(local string, s Session) {
+	a := h.online(local)
+	if a == nil {
+		return
+	}
 	for _, o := range a.sessionList() {
 		if o != s && !o.Closing() && o.Available() && o.Priority() >= 0 {
 			h.redeliverOffline(a, o)
