@@ -119,9 +119,37 @@ type testSession struct {
 	closing        atomic.Bool
 	closeOnDeliver atomic.Bool
 
+	presenceState
+}
+
+// presenceState is the presence half of a test Session, shared by the
+// test sessions; mu guards the fields of the session that embeds it too.
+type presenceState struct {
 	mu        sync.Mutex
 	available bool
 	priority  int
+}
+
+func (s *presenceState) Available() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.available
+}
+
+func (s *presenceState) Priority() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.priority
+}
+
+func (s *presenceState) SetPresence(available bool, priority int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// As c2s.Session does: unavailable keeps the last priority.
+	s.available = available
+	if available {
+		s.priority = priority
+	}
 }
 
 func (s *testSession) JID() xmpp.JID { return s.jid }
@@ -147,28 +175,6 @@ func (s *testSession) Deliver(el *etree.Element) bool {
 
 func (s *testSession) Closing() bool             { return s.closing.Load() }
 func (s *testSession) Close(e *xmpp.StreamError) { s.closing.Store(true) }
-
-func (s *testSession) Available() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.available
-}
-
-func (s *testSession) Priority() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.priority
-}
-
-func (s *testSession) SetPresence(available bool, priority int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	// As c2s.Session does: unavailable keeps the last priority.
-	s.available = available
-	if available {
-		s.priority = priority
-	}
-}
 
 // await reads what s was delivered until a stanza match accepts, skipping
 // the others, and fails the test if none comes within acctGuard.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,10 +23,8 @@ type queueSession struct {
 	max     int // stanzas the queue holds
 	closing atomic.Bool
 
-	mu        sync.Mutex
-	queue     []*etree.Element
-	available bool
-	priority  int
+	presenceState // its mu guards queue too
+	queue         []*etree.Element
 }
 
 func (s *queueSession) JID() xmpp.JID { return s.jid }
@@ -44,27 +41,6 @@ func (s *queueSession) Deliver(el *etree.Element) bool {
 
 func (s *queueSession) Closing() bool             { return s.closing.Load() }
 func (s *queueSession) Close(e *xmpp.StreamError) { s.closing.Store(true) }
-
-func (s *queueSession) Available() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.available
-}
-
-func (s *queueSession) Priority() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.priority
-}
-
-func (s *queueSession) SetPresence(available bool, priority int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.available = available
-	if available {
-		s.priority = priority
-	}
-}
 
 // write takes what is queued, at most limit stanzas (all when limit is
 // below 0), as the writer does, and returns the ids of the messages.
