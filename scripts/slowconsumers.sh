@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# make slowconsumers: do slow consumers slow the others down? It starts
+# Parley as scripts/loadtest.sh does (loopback, throwaway config and data
+# directory, plus a bot host hung.localhost), then alternates msg runs
+# without and with slow consumers, RUNS of each (the order swaps every
+# round: without-with, with-without, ...), and prints every run, the median
+# of each kind, the ratio with / without, and the server's peak RSS.
+#
+# A run "with" is the same msg run plus, beside the measured pairs:
+#   - STALLED clients that log in and never read their stream, with
+#     STALL_SENDERS other clients sending them STALL_RATE messages a second
+#     of STALL_SIZE bytes (STALL_SHAPE=body, or children: empty elements);
+#   - a bot, hung@hung.localhost, whose webhook (served by parley-load)
+#     accepts connections and never answers, with HANG_SENDERS clients
+#     sending it HANG_RATE messages a second of HANG_SIZE bytes.
+# Their senders get resource-constraint and remote-server-timeout errors
+# back: that is the expected outcome, counted, not a failure. A lost message
+# among the measured pairs is a failure.
+#
+# From the environment:
+#   PAIRS=200 WINDOW=10 DURATION=20s RUNS=3   the msg runs
+#   SETTLE=5                  seconds between runs, for what a run left
+#                             behind (the hung bot's queue, the stalled
+#                             session's) to clear before the next
+#   STALLED=1 STALL_SENDERS=2 STALL_RATE=10 STALL_SIZE=200000 STALL_SHAPE=body
+#   HANG_SENDERS=2 HANG_RATE=100 HANG_SIZE=2000
+#   RESULTS=FILE              also keep every run's JSON line there
+# The exit code is 1 when a run failed (a lost message, a login, ...).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+PAIRS=${PAIRS:-200}
+WINDOW=${WINDOW:-10}
+DURATION=${DURATION:-20s}
+RUNS=${RUNS:-3}
+SETTLE=${SETTLE:-5}
+STALLED=${STALLED:-1}
+STALL_SENDERS=${STALL_SENDERS:-2}
+STALL_RATE=${STALL_RATE:-10}
+STALL_SIZE=${STALL_SIZE:-200000}
+STALL_SHAPE=${STALL_SHAPE:-body}
+HANG_SENDERS=${HANG_SENDERS:-2}
+HANG_RATE=${HANG_RATE:-100}
+HANG_SIZE=${HANG_SIZE:-2000}
+RESULTS=${RESULTS:-}
+
+if ! command -v jq >/dev/null; then
+	echo "slowconsumers: needs jq to read the results (apt-get install jq)" >&2
+	exit 1
+fi
+
+# shellcheck source=scripts/parley-lib.sh
+. scripts/parley-lib.sh
+parley_build
+parley_tmp slowconsumers
+c2s=$(free_port 15222)
+hang=$(free_port 15281)
+parley_config "$c2s" "" "$hang"
+parley_serve slowconsumers "$c2s"
+echo "slowconsumers: $PAIRS pairs, window $WINDOW, $DURATION a run, $RUNS runs each way;" \
+	"with: $STALLED stalled client(s) sent $STALL_RATE msgs/s of $STALL_SIZE bytes ($STALL_SHAPE)," \
+	"a hung bot sent $HANG_RATE msgs/s of $HANG_SIZE bytes"
+
+slow_args=(-stalled "$STALLED" -stall-senders "$STALL_SENDERS" -stall-rate "$STALL_RATE"
+	-stall-size "$STALL_SIZE" -stall-shape "$STALL_SHAPE"
+	-hang-domain hung.localhost -hang-addr "127.0.0.1:$hang"
+	-hang-senders "$HANG_SENDERS" -hang-rate "$HANG_RATE" -hang-size "$HANG_SIZE")
+
+status=0
+: >"$tmp/runs.jsonl"
+# run KIND N runs msg once, with the slow consumers when KIND is "with";
+# its JSON line, tagged with the kind and the load average before it, goes
+# to $tmp/runs.jsonl.
+run() {
+	local kind=$1 n=$2 extra=()
+	if [[ $kind == with ]]; then
+		extra=("${slow_args[@]}")
+	fi
+	local load
+	load=$(cut -d' ' -f1-3 /proc/loadavg)
+	echo
+	echo "== run $n $kind slow consumers (load average before: $load)"
+	if ! bin/parley-load msg -addr "127.0.0.1:$c2s" -domain localhost -pid "$pid" -create -timeout 5m \
+		-pairs "$PAIRS" -window "$WINDOW" -duration "$DURATION" ${extra[@]+"${extra[@]}"} 2>/dev/null |
+		tee "$tmp/out"; then
+		status=1
+	fi
+	tail -n 1 "$tmp/out" | jq -c --arg kind "$kind" --arg load "$load" '. + {kind: $kind, loadavg: $load}' \
+		>>"$tmp/runs.jsonl" || status=1
+	sleep "$SETTLE"
+}
+
+for i in $(seq "$RUNS"); do
+	if ((i % 2)); then
+		run without "$i"
+		run with "$i"
+	else
+		run with "$i"
+		run without "$i"
+	fi
+done
+if [[ -n $RESULTS ]]; then
+	cp "$tmp/runs.jsonl" "$RESULTS"
+fi
+
+echo
+echo "== runs in order (msgs/s and msgs per server CPU-second of the measured pairs; server RSS)"
+jq -r 'def errs: if . == null then "-" else
+		(.errors | to_entries | map("\(.key) \(.value)") | join(", ") | if . == "" then "no errors" else . end) + " of \(.sent) sent"
+	end;
+	[.kind, (.msgs_per_s | floor), ((.msgs_per_server_cpu_s // 0) | floor), .lost,
+	(.rss_start_kib // 0), (.rss_peak_kib // 0), .loadavg,
+	(.stall | errs), (.hang | errs),
+	(if .ok then "ok" else "FAILED: \(.error)" end)] | @tsv' "$tmp/runs.jsonl" |
+	awk -F'\t' 'BEGIN { printf "%-8s %9s %12s %5s %10s %10s  %-15s %s\n", "kind", "msgs/s", "msgs/CPU-s", "lost", "RSS start", "RSS peak", "load before", "errors back: stalled client | hung bot" }
+		{ printf "%-8s %9d %12d %5d %7.1f MiB %6.1f MiB  %-15s %s | %s  %s\n", $1, $2, $3, $4, $5 / 1024, $6 / 1024, $7, $8, $9, $10 }'
+
+echo
+jq -rs '
+	def median: sort | if length == 0 then null elif length % 2 == 1 then .[(length - 1) / 2] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+	def of(k): map(select(.kind == k and .ok));
+	(of("without") | map(.msgs_per_s) | median) as $wo |
+	(of("with") | map(.msgs_per_s) | median) as $w |
+	(of("without") | map(.msgs_per_server_cpu_s // 0) | median) as $woc |
+	(of("with") | map(.msgs_per_server_cpu_s // 0) | median) as $wc |
+	(of("without") | map(.rss_peak_kib // 0) | max) as $worss |
+	(of("with") | map(.rss_peak_kib // 0) | max) as $wrss |
+	(of("with") | map((.rss_peak_kib // 0) - (.rss_start_kib // 0)) | max) as $wgrow |
+	if $wo == null or $w == null then "== no successful run of one kind: no ratio"
+	else
+	"== medians of the measured pairs (\(of("without") | length) runs without, \(of("with") | length) with)",
+	"   delivered msgs/s:           without \($wo | floor), with \($w | floor): ratio \($w / $wo * 1000 | round / 1000)",
+	"   msgs per server CPU-second: without \($woc | floor), with \($wc | floor): ratio \(if $woc > 0 then ($wc / $woc * 1000 | round / 1000) else "-" end)",
+	"   within 5% (msgs/s): \(if $w >= 0.95 * $wo then "yes" else "no" end)",
+	"== server peak RSS: \($worss / 1024 * 10 | round / 10) MiB over the runs without, \($wrss / 1024 * 10 | round / 10) MiB with" +
+	" (at most +\($wgrow / 1024 * 10 | round / 10) MiB over a run with slow consumers)"
+	end' "$tmp/runs.jsonl"
+
+if [[ -s $tmp/parley.log ]]; then
+	echo
+	echo "== parley's warnings and errors ($(wc -l <"$tmp/parley.log") lines; the last 10)"
+	tail -n 10 "$tmp/parley.log" | cut -c1-240
+fi
+exit "$status"
