@@ -24,16 +24,23 @@ parley_cleanup() {
 	if [[ -n $prof_pid ]]; then
 		kill "$prof_pid" 2>/dev/null || true
 	fi
+	parley_stop
+	rm -rf "$tmp"
+}
+
+# parley_stop stops Parley ($pid, when set and running) and waits for it:
+# it shuts down within 10 s; past 15 it is killed.
+parley_stop() {
 	if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
 		kill -TERM "$pid" 2>/dev/null || true
-		# Parley shuts down within 10 s; past 15 it is killed.
 		for _ in $(seq 150); do
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
 		done
 		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
 	fi
-	rm -rf "$tmp"
+	pid=
 }
 
 # port_free reports whether nothing listens on 127.0.0.1:$1.

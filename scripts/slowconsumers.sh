@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# make slowconsumers: do slow consumers slow the others down? It starts
+# make slowconsumers: do slow consumers slow the others down? It runs
 # Parley as scripts/loadtest.sh does (loopback, throwaway config and data
-# directory, plus a bot host hung.localhost), then alternates msg runs
+# directory, plus a bot host hung.localhost), and alternates msg runs
 # without and with slow consumers, RUNS of each (the order swaps every
-# round: without-with, with-without, ...), and prints every run, the median
-# of each kind, the ratio with / without, and the server's peak RSS.
+# round: without-with, with-without, ...); then it prints every run, the
+# median of each kind, the ratio with / without, and the server's peak RSS.
+# Every run gets a freshly started Parley (the accounts stay in its data
+# directory): what a run with slow consumers leaves behind (a hung bot's
+# full queue, which drains slowly as its retries fail; the memory it held)
+# must not weigh on the run after it.
 #
 # A run "with" is the same msg run plus, beside the measured pairs:
 #   - STALLED clients that log in and never read their stream, with
@@ -19,9 +23,7 @@
 #
 # From the environment:
 #   PAIRS=200 WINDOW=10 DURATION=20s RUNS=3   the msg runs
-#   SETTLE=5                  seconds between runs, for what a run left
-#                             behind (the hung bot's queue, the stalled
-#                             session's) to clear before the next
+#   SETTLE=2                  seconds between a server's start and a run
 #   STALLED=1 STALL_SENDERS=2 STALL_RATE=10 STALL_SIZE=200000 STALL_SHAPE=body
 #   HANG_SENDERS=2 HANG_RATE=100 HANG_SIZE=2000
 #   RESULTS=FILE              also keep every run's JSON line there
@@ -34,7 +36,7 @@ PAIRS=${PAIRS:-200}
 WINDOW=${WINDOW:-10}
 DURATION=${DURATION:-20s}
 RUNS=${RUNS:-3}
-SETTLE=${SETTLE:-5}
+SETTLE=${SETTLE:-2}
 STALLED=${STALLED:-1}
 STALL_SENDERS=${STALL_SENDERS:-2}
 STALL_RATE=${STALL_RATE:-10}
@@ -57,7 +59,6 @@ parley_tmp slowconsumers
 c2s=$(free_port 15222)
 hang=$(free_port 15281)
 parley_config "$c2s" "" "$hang"
-parley_serve slowconsumers "$c2s"
 echo "slowconsumers: $PAIRS pairs, window $WINDOW, $DURATION a run, $RUNS runs each way;" \
 	"with: $STALLED stalled client(s) sent $STALL_RATE msgs/s of $STALL_SIZE bytes ($STALL_SHAPE)," \
 	"a hung bot sent $HANG_RATE msgs/s of $HANG_SIZE bytes"
@@ -77,10 +78,13 @@ run() {
 	if [[ $kind == with ]]; then
 		extra=("${slow_args[@]}")
 	fi
+	echo
+	echo "== run $n $kind slow consumers"
+	parley_serve slowconsumers "$c2s"
+	sleep "$SETTLE"
 	local load
 	load=$(cut -d' ' -f1-3 /proc/loadavg)
-	echo
-	echo "== run $n $kind slow consumers (load average before: $load)"
+	echo "   load average before: $load"
 	if ! bin/parley-load msg -addr "127.0.0.1:$c2s" -domain localhost -pid "$pid" -create -timeout 5m \
 		-pairs "$PAIRS" -window "$WINDOW" -duration "$DURATION" ${extra[@]+"${extra[@]}"} 2>/dev/null |
 		tee "$tmp/out"; then
@@ -88,7 +92,8 @@ run() {
 	fi
 	tail -n 1 "$tmp/out" | jq -c --arg kind "$kind" --arg load "$load" '. + {kind: $kind, loadavg: $load}' \
 		>>"$tmp/runs.jsonl" || status=1
-	sleep "$SETTLE"
+	parley_stop
+	cat "$tmp/parley.log" >>"$tmp/parley-all.log"
 }
 
 for i in $(seq "$RUNS"); do
@@ -137,9 +142,10 @@ jq -rs '
 	" (at most +\($wgrow / 1024 * 10 | round / 10) MiB over a run with slow consumers)"
 	end' "$tmp/runs.jsonl"
 
-if [[ -s $tmp/parley.log ]]; then
+if [[ -s $tmp/parley-all.log ]]; then
+	# Most are the expected ones: the full queues, the webhook's timeouts.
 	echo
-	echo "== parley's warnings and errors ($(wc -l <"$tmp/parley.log") lines; the last 10)"
-	tail -n 10 "$tmp/parley.log" | cut -c1-240
+	echo "== parley's warnings and errors over the runs, by message"
+	sed -n 's/.* msg="\([^"]*\)".*/\1/p' "$tmp/parley-all.log" | sort | uniq -c | sort -rn | head -n 10
 fi
 exit "$status"
