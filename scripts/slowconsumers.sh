@@ -25,7 +25,8 @@
 #   PAIRS=200 WINDOW=10 DURATION=20s RUNS=3   the msg runs
 #   SETTLE=2                  seconds between a server's start and a run
 #   STALLED=1 STALL_SENDERS=2 STALL_RATE=10 STALL_SIZE=200000 STALL_SHAPE=body
-#   HANG_SENDERS=2 HANG_RATE=100 HANG_SIZE=2000
+#                             (STALLED=0: no stalled client)
+#   HANG_SENDERS=2 HANG_RATE=100 HANG_SIZE=2000   (HANG_RATE=0: no hung bot)
 #   RESULTS=FILE              also keep every run's JSON line there
 # The exit code is 1 when a run failed (a lost message, a login, ...).
 set -euo pipefail
@@ -63,10 +64,23 @@ echo "slowconsumers: $PAIRS pairs, window $WINDOW, $DURATION a run, $RUNS runs e
 	"with: $STALLED stalled client(s) sent $STALL_RATE msgs/s of $STALL_SIZE bytes ($STALL_SHAPE)," \
 	"a hung bot sent $HANG_RATE msgs/s of $HANG_SIZE bytes"
 
-slow_args=(-stalled "$STALLED" -stall-senders "$STALL_SENDERS" -stall-rate "$STALL_RATE"
-	-stall-size "$STALL_SIZE" -stall-shape "$STALL_SHAPE"
-	-hang-domain hung.localhost -hang-addr "127.0.0.1:$hang"
-	-hang-senders "$HANG_SENDERS" -hang-rate "$HANG_RATE" -hang-size "$HANG_SIZE")
+slow_args=()
+if ((STALLED > 0)); then
+	slow_args+=(-stalled "$STALLED" -stall-senders "$STALL_SENDERS" -stall-rate "$STALL_RATE"
+		-stall-size "$STALL_SIZE" -stall-shape "$STALL_SHAPE")
+fi
+if [[ $HANG_RATE != 0 ]]; then
+	slow_args+=(-hang-domain hung.localhost -hang-addr "127.0.0.1:$hang"
+		-hang-senders "$HANG_SENDERS" -hang-rate "$HANG_RATE" -hang-size "$HANG_SIZE")
+fi
+if ((${#slow_args[@]} == 0)); then
+	echo "slowconsumers: STALLED=0 and HANG_RATE=0 leave nothing to compare" >&2
+	exit 2
+fi
+
+# cpu_stall prints the total µs some task waited for a CPU (Linux PSI), or
+# nothing without /proc/pressure/cpu.
+cpu_stall() { sed -n 's/^some .*total=\([0-9]*\).*/\1/p' /proc/pressure/cpu 2>/dev/null || true; }
 
 status=0
 : >"$tmp/runs.jsonl"
@@ -78,6 +92,7 @@ run() {
 	if [[ $kind == with ]]; then
 		extra=("${slow_args[@]}")
 	fi
+	local stall0 t0
 	echo
 	echo "== run $n $kind slow consumers"
 	parley_serve slowconsumers "$c2s"
@@ -85,13 +100,21 @@ run() {
 	local load
 	load=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo "   load average before: $load"
+	stall0=$(cpu_stall)
+	t0=$(date +%s%N)
 	if ! bin/parley-load msg -addr "127.0.0.1:$c2s" -domain localhost -pid "$pid" -create -timeout 5m \
 		-pairs "$PAIRS" -window "$WINDOW" -duration "$DURATION" ${extra[@]+"${extra[@]}"} 2>/dev/null |
 		tee "$tmp/out"; then
 		status=1
 	fi
-	tail -n 1 "$tmp/out" | jq -c --arg kind "$kind" --arg load "$load" '. + {kind: $kind, loadavg: $load}' \
-		>>"$tmp/runs.jsonl" || status=1
+	# The share of the run some task (this run's two processes, or others
+	# on a shared machine) waited for a CPU: Linux PSI, -1 without it.
+	local wait=-1
+	if [[ -n $stall0 ]]; then
+		wait=$(awk -v a="$stall0" -v b="$(cpu_stall)" -v t="$(($(date +%s%N) - t0))" 'BEGIN { printf "%.0f", 100 * (b - a) * 1000 / t }')
+	fi
+	tail -n 1 "$tmp/out" | jq -c --arg kind "$kind" --arg load "$load" --argjson wait "$wait" \
+		'. + {kind: $kind, loadavg: $load, cpu_wait_pct: $wait}' >>"$tmp/runs.jsonl" || status=1
 	parley_stop
 	cat "$tmp/parley.log" >>"$tmp/parley-all.log"
 }
@@ -115,11 +138,11 @@ jq -r 'def errs: if . == null then "-" else
 		(.errors | to_entries | map("\(.key) \(.value)") | join(", ") | if . == "" then "no errors" else . end) + " of \(.sent) sent"
 	end;
 	[.kind, (.msgs_per_s | floor), ((.msgs_per_server_cpu_s // 0) | floor), .lost,
-	(.rss_start_kib // 0), (.rss_peak_kib // 0), .loadavg,
+	(.rss_start_kib // 0), (.rss_peak_kib // 0), .loadavg, .cpu_wait_pct,
 	(.stall | errs), (.hang | errs),
 	(if .ok then "ok" else "FAILED: \(.error)" end)] | @tsv' "$tmp/runs.jsonl" |
-	awk -F'\t' 'BEGIN { printf "%-8s %9s %12s %5s %10s %10s  %-15s %s\n", "kind", "msgs/s", "msgs/CPU-s", "lost", "RSS start", "RSS peak", "load before", "errors back: stalled client | hung bot" }
-		{ printf "%-8s %9d %12d %5d %7.1f MiB %6.1f MiB  %-15s %s | %s  %s\n", $1, $2, $3, $4, $5 / 1024, $6 / 1024, $7, $8, $9, $10 }'
+	awk -F'\t' 'BEGIN { printf "%-8s %9s %12s %5s %10s %10s  %-15s %8s  %s\n", "kind", "msgs/s", "msgs/CPU-s", "lost", "RSS start", "RSS peak", "load before", "CPU wait", "errors back: stalled client | hung bot" }
+		{ printf "%-8s %9d %12d %5d %6.1f MiB %6.1f MiB  %-15s %7s%%  %s | %s  %s\n", $1, $2, $3, $4, $5 / 1024, $6 / 1024, $7, $8, $9, $10, $11 }'
 
 echo
 jq -rs '
@@ -135,9 +158,12 @@ jq -rs '
 	if $wo == null or $w == null then "== no successful run of one kind: no ratio"
 	else
 	"== medians of the measured pairs (\(of("without") | length) runs without, \(of("with") | length) with)",
-	"   delivered msgs/s:           without \($wo | floor), with \($w | floor): ratio \($w / $wo * 1000 | round / 1000)",
-	"   msgs per server CPU-second: without \($woc | floor), with \($wc | floor): ratio \(if $woc > 0 then ($wc / $woc * 1000 | round / 1000) else "-" end)",
-	"   within 5% (msgs/s): \(if $w >= 0.95 * $wo then "yes" else "no" end)",
+	"   delivered msgs/s:           without \($wo | floor), with \($w | floor): ratio \($w / $wo * 1000 | round / 1000)" +
+	" (ranges \(of("without") | map(.msgs_per_s) | "\(min | floor)-\(max | floor)") and \(of("with") | map(.msgs_per_s) | "\(min | floor)-\(max | floor)"))",
+	"   msgs per server CPU-second: without \($woc | floor), with \($wc | floor): ratio \(if $woc > 0 then ($wc / $woc * 1000 | round / 1000) else "-" end)" +
+	" (ranges \(of("without") | map(.msgs_per_server_cpu_s // 0) | "\(min | floor)-\(max | floor)") and \(of("with") | map(.msgs_per_server_cpu_s // 0) | "\(min | floor)-\(max | floor)"))",
+	"   with within 5% of without: msgs/s \(if $w >= 0.95 * $wo then "yes" else "no" end), per CPU-second \(if $wc >= 0.95 * $woc then "yes" else "no" end)" +
+	" (on a shared machine the ranges say more than the verdict)",
 	"== server peak RSS: \($worss / 1024 * 10 | round / 10) MiB over the runs without, \($wrss / 1024 * 10 | round / 10) MiB with" +
 	" (at most +\($wgrow / 1024 * 10 | round / 10) MiB over a run with slow consumers)"
 	end' "$tmp/runs.jsonl"
