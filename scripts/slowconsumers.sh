@@ -27,6 +27,8 @@
 #   STALLED=1 STALL_SENDERS=2 STALL_RATE=10 STALL_SIZE=200000 STALL_SHAPE=body
 #                             (STALLED=0: no stalled client)
 #   HANG_SENDERS=2 HANG_RATE=100 HANG_SIZE=2000   (HANG_RATE=0: no hung bot)
+#   QUEUE_BYTES=2MiB          Parley's limits.queue_bytes (default: its own,
+#                             8MiB): what a stalled session may hold
 #   RESULTS=FILE              also keep every run's JSON line there
 # The exit code is 1 when a run failed (a lost message, a login, ...).
 set -euo pipefail
@@ -46,6 +48,7 @@ STALL_SHAPE=${STALL_SHAPE:-body}
 HANG_SENDERS=${HANG_SENDERS:-2}
 HANG_RATE=${HANG_RATE:-100}
 HANG_SIZE=${HANG_SIZE:-2000}
+QUEUE_BYTES=${QUEUE_BYTES:-}
 RESULTS=${RESULTS:-}
 
 if ! command -v jq >/dev/null; then
@@ -60,9 +63,9 @@ parley_tmp slowconsumers
 c2s=$(free_port 15222)
 hang=$(free_port 15281)
 parley_config "$c2s" "" "$hang"
-echo "slowconsumers: $PAIRS pairs, window $WINDOW, $DURATION a run, $RUNS runs each way;" \
-	"with: $STALLED stalled client(s) sent $STALL_RATE msgs/s of $STALL_SIZE bytes ($STALL_SHAPE)," \
-	"a hung bot sent $HANG_RATE msgs/s of $HANG_SIZE bytes"
+if [[ -n $QUEUE_BYTES ]]; then
+	sed -i "s/^\[limits\]\$/[limits]\nqueue_bytes = \"$QUEUE_BYTES\"/" "$tmp/parley.toml"
+fi
 
 slow_args=()
 if ((STALLED > 0)); then
@@ -77,6 +80,15 @@ if ((${#slow_args[@]} == 0)); then
 	echo "slowconsumers: STALLED=0 and HANG_RATE=0 leave nothing to compare" >&2
 	exit 2
 fi
+with=()
+if ((STALLED > 0)); then
+	with+=("$STALLED stalled client(s) sent $STALL_RATE msgs/s of $STALL_SIZE bytes ($STALL_SHAPE)")
+fi
+if [[ $HANG_RATE != 0 ]]; then
+	with+=("a hung bot sent $HANG_RATE msgs/s of $HANG_SIZE bytes")
+fi
+echo "slowconsumers: $PAIRS pairs, window $WINDOW, $DURATION a run, $RUNS runs each way, queue_bytes ${QUEUE_BYTES:-default};" \
+	"with: $(IFS=';' && echo "${with[*]}" | sed 's/;/, /g')"
 
 # cpu_stall prints the total µs some task waited for a CPU (Linux PSI), or
 # nothing without /proc/pressure/cpu.
