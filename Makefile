@@ -7,7 +7,7 @@ BIN     := bin/parley
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build run test vet fmt-check bench fuzz fuzz-long clean loadtest latency compare
+.PHONY: all build run test vet fmt-check bench fuzz fuzz-long clean loadtest latency compare slowconsumers
 
 all: build
 
@@ -65,3 +65,10 @@ latency:
 # scripts/compare.sh).
 compare:
 	GO=$(GO) ./scripts/compare.sh
+
+# Slow consumers (issue #17): msg runs without and with a client that never
+# reads and a bot whose webhook never answers, alternated (RUNS=3 each, 20 s
+# runs); prints each run, both medians, their ratio and the server's peak
+# RSS (the sizes and rates: see scripts/slowconsumers.sh).
+slowconsumers:
+	GO=$(GO) ./scripts/slowconsumers.sh

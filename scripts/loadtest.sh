@@ -7,7 +7,10 @@
 #   LOGIN_N=1000 MSG_PAIRS=200 MSG_DURATION=20s IDLE_N=10000 IDLE_DURATION=30s
 #   BOT_N=50 BOT_DURATION=10s
 #   SCENARIOS="login msg idle bot"   a subset, in the order given (SCENARIOS=idle:
-#                                    memory per idle session on a fresh server)
+#                                    memory per idle session on a fresh server);
+#                                    "slow" is msg with slow consumers beside
+#                                    the pairs, once (make slowconsumers
+#                                    compares runs with and without them)
 # PROFILE=DIR writes 5-second CPU profiles of Parley during the msg and bot
 # scenarios into DIR (go tool pprof -top DIR/bot.cpu).
 # The exit code is 1 when any scenario failed (a login, a lost message, ...).
@@ -35,25 +38,28 @@ parley_build
 parley_tmp loadtest
 c2s=$(free_port 15222)
 hook=$(free_port 15280)
+hang=$(free_port $((hook + 1)))
 pprof_args=()
 if [[ -n $PROFILE ]]; then
 	mkdir -p "$PROFILE"
 	pprof=$(free_port 16060)
 	pprof_args=(-pprof "127.0.0.1:$pprof")
 fi
-parley_config "$c2s" "$hook"
+parley_config "$c2s" "$hook" "$hang"
 parley_serve loadtest "$c2s" ${pprof_args[@]+"${pprof_args[@]}"}
 status=0
 # load runs one scenario; its last line, the JSON, goes to results.jsonl.
-load() {
-	local name=$1
-	shift
+load() { load_as "$1" "$@"; }
+# load_as NAME SCENARIO [FLAGS...] is load under another name.
+load_as() {
+	local name=$1 scenario=$2
+	shift 2
 	echo
 	echo "== $name"
 	local prof=
 	if [[ -n $PROFILE ]]; then
 		case $name in
-		msg | bot)
+		msg | bot | slow)
 			# The profile covers the scenario's measured window after the logins.
 			(sleep 3 && curl -s -o "$PROFILE/$name.cpu" "http://127.0.0.1:$pprof/debug/pprof/profile?seconds=5") &
 			prof=$!
@@ -61,7 +67,7 @@ load() {
 			;;
 		esac
 	fi
-	if ! bin/parley-load "$name" -addr "127.0.0.1:$c2s" -domain localhost -pid "$pid" -create -timeout 5m "$@" |
+	if ! bin/parley-load "$scenario" -addr "127.0.0.1:$c2s" -domain localhost -pid "$pid" -create -timeout 5m "$@" |
 		tee "$tmp/$name.out"; then
 		status=1
 	fi
@@ -76,8 +82,14 @@ for scenario in $SCENARIOS; do
 	msg) load msg -pairs "$MSG_PAIRS" -window 10 -duration "$MSG_DURATION" ;;
 	idle) load idle -n "$IDLE_N" -c 50 -duration "$IDLE_DURATION" ;;
 	bot) load bot -n "$BOT_N" -duration "$BOT_DURATION" -bot-domain bots.localhost -webhook-addr "127.0.0.1:$hook" ;;
+	slow)
+		# The defaults of scripts/slowconsumers.sh.
+		load_as slow msg -pairs "$MSG_PAIRS" -window 10 -duration "$MSG_DURATION" \
+			-stalled 1 -stall-rate 10 -stall-size 200000 \
+			-hang-domain hung.localhost -hang-addr "127.0.0.1:$hang" -hang-rate 100 -hang-size 2000
+		;;
 	*)
-		echo "loadtest: unknown scenario $scenario (login, msg, idle, bot)" >&2
+		echo "loadtest: unknown scenario $scenario (login, msg, idle, bot, slow)" >&2
 		status=1
 		;;
 	esac

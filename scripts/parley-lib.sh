@@ -24,16 +24,23 @@ parley_cleanup() {
 	if [[ -n $prof_pid ]]; then
 		kill "$prof_pid" 2>/dev/null || true
 	fi
+	parley_stop
+	rm -rf "$tmp"
+}
+
+# parley_stop stops Parley ($pid, when set and running) and waits for it:
+# it shuts down within 10 s; past 15 it is killed.
+parley_stop() {
 	if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
 		kill -TERM "$pid" 2>/dev/null || true
-		# Parley shuts down within 10 s; past 15 it is killed.
 		for _ in $(seq 150); do
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
 		done
 		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
 	fi
-	rm -rf "$tmp"
+	pid=
 }
 
 # port_free reports whether nothing listens on 127.0.0.1:$1.
@@ -46,11 +53,14 @@ free_port() {
 	echo "$p"
 }
 
-# parley_config C2S [HOOK] writes $tmp/parley.toml: no per-connection rate
-# limit and no limit per address (every client comes from 127.0.0.1), open
-# registration for -create,
+# parley_config C2S [HOOK [HANG]] writes $tmp/parley.toml: no per-connection
+# rate limit and no limit per address (every client comes from 127.0.0.1),
+# open registration for -create,
 # the RFC 7677 minimum of SCRAM iterations (as parleytest uses), and, with
-# HOOK, a bot host whose webhook parley-load serves on that port.
+# HOOK, a bot host whose webhook parley-load serves on that port; with HANG,
+# a second bot host, hung.localhost, whose webhook is parley-load's hanging
+# one on that port (msg -hang-domain), with the default timeout, retries and
+# queue of a bot host.
 parley_config() {
 	cat >"$tmp/parley.toml" <<TOML
 data_dir = "$tmp/data"
@@ -84,6 +94,15 @@ TOML
 name = "bots.localhost"
 type = "http_component"
 post_url = "http://127.0.0.1:$2/"
+TOML
+	fi
+	if [[ -n ${3:-} ]]; then
+		cat >>"$tmp/parley.toml" <<TOML
+
+[[host]]
+name = "hung.localhost"
+type = "http_component"
+post_url = "http://127.0.0.1:$3/"
 TOML
 	fi
 }

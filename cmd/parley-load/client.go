@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/beevik/etree"
@@ -64,7 +65,25 @@ func (e *authError) Error() string {
 // dialStream connects to o.Addr, opens a stream to o.Domain and negotiates
 // STARTTLS. The connection is closed when ctx ends.
 func dialStream(ctx context.Context, o *options) (*Conn, error) {
+	return dialStreamBuf(ctx, o, 0)
+}
+
+// dialStreamBuf is dialStream with a socket receive buffer of rcvBuf
+// bytes, set before the connection is made so that the TCP window stays
+// that small (0: the system's default, which grows).
+func dialStreamBuf(ctx context.Context, o *options, rcvBuf int) (*Conn, error) {
 	d := net.Dialer{Timeout: o.StepTimeout}
+	if rcvBuf > 0 {
+		d.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			if err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvBuf)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
 	nc, err := d.DialContext(ctx, "tcp", o.Addr)
 	if err != nil {
 		return nil, err
@@ -104,7 +123,12 @@ func dialStream(ctx context.Context, o *options) (*Conn, error) {
 // iq when the server requires it, and initial presence when presence is
 // set. The stream is ready for the reader when it returns.
 func login(ctx context.Context, o *options, i int, presence bool) (*Conn, error) {
-	c, err := dialStream(ctx, o)
+	return loginBuf(ctx, o, i, presence, 0)
+}
+
+// loginBuf is login with the socket receive buffer of dialStreamBuf.
+func loginBuf(ctx context.Context, o *options, i int, presence bool, rcvBuf int) (*Conn, error) {
+	c, err := dialStreamBuf(ctx, o, rcvBuf)
 	if err != nil {
 		return nil, err
 	}

@@ -43,13 +43,19 @@ func startServer(t *testing.T, edit func(*conf.Config)) (*parleytest.Server, net
 // its output and its JSON line, decoded.
 func runTool(t *testing.T, s *parleytest.Server, hook net.Listener, args ...string) (int, string, map[string]any) {
 	t.Helper()
+	return runToolWith(t, s, func(o *options) { o.webhook = hook }, args...)
+}
+
+// runToolWith is runTool with edit setting what flags cannot (listeners).
+func runToolWith(t *testing.T, s *parleytest.Server, edit func(*options), args ...string) (int, string, map[string]any) {
+	t.Helper()
 	args = append(args[:1:1], append([]string{"-addr", s.Addr, "-domain", "localhost", "-timeout", "60s"}, args[1:]...)...)
 	var stdout, stderr bytes.Buffer
 	o := &options{progress: &stderr}
 	if code, ok := parse(args, o, &stdout, &stderr); !ok {
 		t.Fatalf("parley-load %s: exit %d: %s", strings.Join(args, " "), code, stderr.String())
 	}
-	o.webhook = hook
+	edit(o)
 	code := runOptions(context.Background(), o, &stdout)
 	out := stdout.String()
 	t.Logf("parley-load %s: exit %d\n%s%s", strings.Join(args, " "), code, stderr.String(), out)
@@ -258,6 +264,14 @@ func TestUsage(t *testing.T) {
 		{"idle_without_a_pid", []string{"idle"}, "-pid"},
 		{"unknown_mechanism", []string{"login", "-mech", "DIGEST-MD5"}, "-mech DIGEST-MD5"},
 		{"a_stray_argument", []string{"login", "extra"}, `unexpected argument "extra"`},
+		{"stalled_is_for_msg", []string{"login", "-stalled", "1"}, "for the msg scenario"},
+		{"hang_domain_is_for_msg", []string{"bot", "-hang-domain", "hung.localhost"}, "for the msg scenario"},
+		{"negative_stalled", []string{"msg", "-stalled", "-1"}, "-stalled is negative"},
+		{"stalled_without_senders", []string{"msg", "-stalled", "1", "-stall-senders", "0"}, "-stall-senders"},
+		{"stalled_without_a_rate", []string{"msg", "-stalled", "1", "-stall-rate", "0"}, "-stall-rate"},
+		{"an_unknown_shape", []string{"msg", "-stalled", "1", "-stall-shape", "nested"}, `-stall-shape "nested"`},
+		{"a_bad_hang_domain", []string{"msg", "-hang-domain", "a b"}, "-hang-domain"},
+		{"hang_without_a_rate", []string{"msg", "-hang-domain", "hung.localhost", "-hang-rate", "NaN"}, "-hang-rate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -35,7 +35,10 @@ Scenarios:
 	        chat messages for -duration, each with at most -window messages not
 	        yet received: delivered msgs/s, latency p50/p99/max, lost (must be 0);
 	        -rate N offers N msgs/s in all, evenly spread, for latency below
-	        saturation (default: as fast as the window allows)
+	        saturation (default: as fast as the window allows); -stalled and
+	        -hang-domain add slow consumers beside the pairs (a client that
+	        never reads, a bot whose webhook never answers) and report the
+	        errors their senders get and the server's peak RSS
 	idle    log -n accounts in and hold them for -duration: the server's RSS
 	        per connection (needs -pid or -pidfile)
 	bot     log -n accounts in; each sends messages to -bot-user@-bot-domain, an
@@ -87,10 +90,25 @@ type options struct {
 	BotUser     string
 	WebhookAddr string
 
+	// The slow consumers of msg (slow.go).
+	Stalled      int
+	StallSenders int
+	StallRate    float64
+	StallSize    int
+	StallShape   string
+	HangDomain   string
+	HangAddr     string
+	HangSenders  int
+	HangRate     float64
+	HangSize     int
+
 	tls *tls.Config
 	// webhook, when set, serves the bot scenario's webhook instead of a
 	// listener on WebhookAddr (tests listen on a free port first).
 	webhook net.Listener
+	// hangHook, when set, serves the hung webhook of -hang-domain instead
+	// of a listener on HangAddr.
+	hangHook net.Listener
 	// progress receives what the run is doing, for people watching.
 	progress io.Writer
 }
@@ -129,6 +147,16 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.BotDomain, "bot-domain", "bots.localhost", "bot: the http_component `domain` whose post_url is this tool's webhook")
 	fs.StringVar(&o.BotUser, "bot-user", "echo", "bot: the bot's local part: messages go to bot-user@bot-domain")
 	fs.StringVar(&o.WebhookAddr, "webhook-addr", "127.0.0.1:18080", "bot: the `host:port` the webhook listens on; the server's post_url is http://host:port/")
+	fs.IntVar(&o.Stalled, "stalled", 0, "msg: also log in `N` clients that never read their stream, which -stall-senders other clients send messages to at -stall-rate; the errors they get back are counted, not failures")
+	fs.IntVar(&o.StallSenders, "stall-senders", 2, "msg -stalled: how many clients send to the stalled ones")
+	fs.Float64Var(&o.StallRate, "stall-rate", 10, "msg -stalled: messages per second to the stalled clients, over all their senders")
+	fs.IntVar(&o.StallSize, "stall-size", 200000, "msg -stalled: the `bytes` of each message to a stalled client (its body, or its children with -stall-shape children)")
+	fs.StringVar(&o.StallShape, "stall-shape", shapeBody, "msg -stalled: body (one body of -stall-size bytes) or children (empty child elements, 4 bytes each on the wire)")
+	fs.StringVar(&o.HangDomain, "hang-domain", "", "msg: also send to hung@`domain`, an http_component host whose post_url is -hang-addr, where this tool accepts connections and never answers")
+	fs.StringVar(&o.HangAddr, "hang-addr", "127.0.0.1:18081", "msg -hang-domain: the `host:port` of the webhook that hangs")
+	fs.IntVar(&o.HangSenders, "hang-senders", 2, "msg -hang-domain: how many clients send to the hung bot")
+	fs.Float64Var(&o.HangRate, "hang-rate", 100, "msg -hang-domain: messages per second to the hung bot, over all its senders")
+	fs.IntVar(&o.HangSize, "hang-size", 2000, "msg -hang-domain: the `bytes` of each message body to the hung bot")
 	return fs
 }
 
@@ -205,6 +233,9 @@ func (o *options) validate() error {
 	}
 	if o.Rate < 0 || math.IsNaN(o.Rate) || math.IsInf(o.Rate, 0) {
 		return errors.New("-rate must be a number of messages per second, 0 for no pacing")
+	}
+	if err := o.validateSlow(); err != nil {
+		return err
 	}
 	if o.Mech != "" {
 		o.Mech = strings.ToUpper(o.Mech)

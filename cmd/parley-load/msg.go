@@ -43,6 +43,15 @@ type msgResult struct {
 	MsgsPerCPUS *float64 `json:"msgs_per_server_cpu_s,omitempty"`
 	Latency     latency  `json:"latency"`
 	DrainS      float64  `json:"drain_s"`
+	// RSSStartKiB is the server's resident memory when the sending
+	// starts, RSSPeakKiB the highest of the samples taken every 50 ms
+	// from then to the end of the drain (with -pid).
+	RSSStartKiB int64 `json:"rss_start_kib,omitempty"`
+	RSSPeakKiB  int64 `json:"rss_peak_kib,omitempty"`
+	// Stall and Hang are the slow consumers beside the pairs (-stalled,
+	// -hang-domain): what their senders sent and got back.
+	Stall *sideResult `json:"stall,omitempty"`
+	Hang  *sideResult `json:"hang,omitempty"`
 }
 
 // msgClient is one side of a pair: it sends to peer and receives from it.
@@ -129,11 +138,14 @@ var epoch = time.Now()
 // 2i+1, each sending chat messages to the other's full JID with at most
 // o.Window in flight, for o.Duration; then a drain of up to o.Drain for
 // what is still in flight. With o.Rate the clients together send at most
-// o.Rate messages a second, evenly spread.
+// o.Rate messages a second, evenly spread. With -stalled or -hang-domain
+// the slow consumers (slow.go) and their senders run beside the pairs for
+// the same o.Duration.
 func runMsg(ctx context.Context, o *options) report {
 	r := &msgResult{Pairs: o.Pairs, Window: o.Window, BodyBytes: o.Size, Rate: o.Rate}
 	n := 2 * o.Pairs
-	if err := prepare(ctx, o, n); err != nil {
+	slow := newSlowLoad(o)
+	if err := prepare(ctx, o, n+slow.accounts()); err != nil {
 		r.fail(err)
 		return r
 	}
@@ -149,17 +161,38 @@ func runMsg(ctx context.Context, o *options) report {
 	// messages of an earlier run).
 	var armed atomic.Bool
 	handle := func(c *Conn, el *etree.Element) {
+		if c.Index >= n {
+			if sl := slow.side(c.Index); sl != nil {
+				sl.receive(el)
+			}
+			return
+		}
 		if cl := clients[c.Index]; armed.Load() {
 			cl.receive(el)
 		} else if xmpp.KindOf(el) == xmpp.KindMessage {
 			cl.foreign.Add(1)
 		}
 	}
-	o.progressf("logging in %d clients (%d pairs)", n, o.Pairs)
-	l := loginAll(ctx, o, n, o.Presence, true, handle)
+	if err := slow.start(); err != nil {
+		r.fail(err)
+		return r
+	}
+	defer slow.close()
+	if slow != nil {
+		o.progressf("logging in %d clients (%d pairs), %d senders to slow consumers and %d stalled clients",
+			n+slow.accounts(), o.Pairs, slow.senders(), len(slow.stalled))
+	} else {
+		o.progressf("logging in %d clients (%d pairs)", n, o.Pairs)
+	}
+	l := loginAll(ctx, o, n+slow.senders(), o.Presence, true, handle)
 	conns := l.conns
 	defer func() { closeAll(conns) }()
 	if !r.loggedIn(l) {
+		return r
+	}
+	if err := slow.loginStalled(ctx); err != nil {
+		r.Errors++
+		r.fail(fmt.Errorf("login: %w", err))
 		return r
 	}
 	for i, cl := range clients {
@@ -179,6 +212,13 @@ func runMsg(ctx context.Context, o *options) report {
 	if err != nil {
 		r.fail(err)
 		return r
+	}
+	var rss *rssSampler
+	if o.PID > 0 {
+		if rss, err = startRSS(o.PID, 50*time.Millisecond); err != nil {
+			r.fail(err)
+			return r
+		}
 	}
 	if o.Rate > 0 {
 		for i, p := range newPacers(n, o.Rate, time.Now()) {
@@ -206,12 +246,14 @@ func runMsg(ctx context.Context, o *options) report {
 			}
 		}()
 	}
+	slowWait := slow.run(ctx, conns, stop)
 	select {
 	case <-time.After(o.Duration):
 	case <-ctx.Done():
 	}
 	close(stop)
 	wg.Wait()
+	slowErrs, slowErr := slowWait()
 
 	// The drain: wait for what is in flight, polling.
 	drainStart := time.Now()
@@ -234,11 +276,18 @@ func runMsg(ctx context.Context, o *options) report {
 		r.fail(context.Cause(ctx))
 	}
 	r.fail(m.stop(&r.common))
+	if rss != nil {
+		var err error
+		r.RSSStartKiB, r.RSSPeakKiB, err = rss.stop()
+		r.fail(err)
+	}
 
 	r.countDropped(conns)
 	// Close before reading the latencies: the readers are done then.
 	closeAll(conns)
 	conns = nil
+	slow.close()
+	r.Stall, r.Hang = slow.results()
 	var all []time.Duration
 	var strays int64
 	for _, cl := range clients {
@@ -253,11 +302,12 @@ func runMsg(ctx context.Context, o *options) report {
 		all = append(all, cl.lat...)
 	}
 	r.Lost = r.Sent - r.Delivered
-	r.Errors = sendErrs + r.DroppedStream + r.Bounced + strays
+	r.Errors = sendErrs + slowErrs + r.DroppedStream + r.Bounced + strays
 	r.MsgsPerS = r.rate(r.Delivered)
 	r.MsgsPerCPUS = r.perCPU(r.Delivered)
 	r.Latency = summarize(all)
 	r.fail(sendErr)
+	r.fail(slowErr)
 	if strays > 0 {
 		r.fail(fmt.Errorf("%d messages arrived that were not sent (or arrived twice)", strays))
 	}
@@ -374,4 +424,14 @@ func (r *msgResult) summary(w io.Writer) {
 	fmt.Fprintf(w, "  latency: %s\n", r.Latency)
 	fmt.Fprintf(w, "  lost: %d (bounced %d), dropped streams: %d\n", r.Lost, r.Bounced, r.DroppedStream)
 	r.cpuLine(w, r.Delivered, "msgs")
+	if r.RSSPeakKiB > 0 {
+		fmt.Fprintf(w, "  server RSS: %d KiB when the sending started, peak %d KiB (+%d KiB)\n",
+			r.RSSStartKiB, r.RSSPeakKiB, r.RSSPeakKiB-r.RSSStartKiB)
+	}
+	if r.Stall != nil {
+		r.Stall.summary(w, "stalled:")
+	}
+	if r.Hang != nil {
+		r.Hang.summary(w, "hung bot")
+	}
 }
