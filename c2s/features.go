@@ -425,7 +425,7 @@ func (s *Session) saslFailure(err error) error {
 	}
 	s.failures++
 	s.logRefusal(slog.LevelInfo, "sasl:"+f.Condition, "c2s: authentication failed", "condition", f.Condition, "failures", s.failures)
-	if s.failures >= s.srv.cfg.AuthFailures {
+	if int(s.failures) >= s.srv.cfg.AuthFailures {
 		return xmpp.NewStreamError(xmpp.StreamPolicyViolation, "too many failed authentication attempts")
 	}
 	return nil

@@ -1,6 +1,7 @@
 package c2s
 
 import (
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,7 +112,8 @@ type loginGuard struct {
 	pairs    map[pairKey]*window // failures of an account from an address
 	accounts map[string]*window  // failures of an account from anywhere
 	sprays   map[string]*spray   // accounts that failed from an address
-	good     map[pairKey]time.Time
+	good     map[uint64]int64    // goodKey of an account and address -> when it logged in (Unix ns)
+	seed     maphash.Seed
 
 	succeeded, failed atomic.Int64
 	delayed           [nReasons]atomic.Int64
@@ -137,7 +139,8 @@ func newLoginGuard(lim LoginLimits) *loginGuard {
 		pairs:    make(map[pairKey]*window),
 		accounts: make(map[string]*window),
 		sprays:   make(map[string]*spray),
-		good:     make(map[pairKey]time.Time),
+		good:     make(map[uint64]int64),
+		seed:     maphash.MakeSeed(),
 	}
 }
 
@@ -167,7 +170,7 @@ func (g *loginGuard) delay(account, ip string, now time.Time) (time.Duration, in
 			d, reason = b, reasonAccountFromAddress
 		}
 	}
-	if t, ok := g.good[k]; ok && now.Sub(t) < goodFor {
+	if t, ok := g.good[g.goodKey(k)]; ok && now.Sub(time.Unix(0, t)) < goodFor {
 		// Where the account logged in before, others' failures do
 		// not slow it.
 		return d, reason
@@ -224,10 +227,25 @@ func (g *loginGuard) succeed(account, ip string, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	delete(g.pairs, k)
-	if _, ok := g.good[k]; !ok && len(g.good) >= maxTracked {
-		prune(g.good, func(t time.Time) bool { return now.Sub(t) >= goodFor })
+	gk := g.goodKey(k)
+	if _, ok := g.good[gk]; !ok && len(g.good) >= maxTracked {
+		prune(g.good, func(t int64) bool { return now.Sub(time.Unix(0, t)) >= goodFor })
 	}
-	g.good[k] = now
+	g.good[gk] = now.UnixNano()
+}
+
+// goodKey is the key of an account and address in good: a hash, so that
+// the entry every successful login leaves is 16 bytes and holds no
+// strings (as a pairKey with its two strings it was some 0.1 KiB a
+// session). Two pairs that collide share their exemption; with 64 bits
+// that takes billions of them.
+func (g *loginGuard) goodKey(k pairKey) uint64 {
+	var h maphash.Hash
+	h.SetSeed(g.seed)
+	h.WriteString(k.account)
+	h.WriteByte(0)
+	h.WriteString(k.ip)
+	return h.Sum64()
 }
 
 // count adds a failure to m[k], in a window that starts anew once it is

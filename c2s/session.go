@@ -44,22 +44,26 @@ type Session struct {
 	tcp      net.Conn // the connection beneath TLS, never replaced: for other goroutines
 	r        *xmpp.Reader
 	w        *xmpp.Writer
-	state    state
 	host     string   // the local host of the stream
 	username string   // set by SASL
 	jid      xmpp.JID // set at bind, never changed after
 	jidAddr  string   // jid rendered once, stamped as from on every stanza
-	failures int      // failed SASL attempts on this stream
+	token    string   // a checked invite token (XEP-0401 preauth)
 
-	// Before bind: when the stream must be bound by (Unix nanoseconds;
-	// keepalives do not move it), whether it counts against its
-	// address's unauthenticated connections (Server.admit), and whether
-	// it was refused for too many of them.
+	// In one word (every idle session holds them): the state, whether our
+	// stream header for the current stream is out, and, before bind,
+	// whether the stream counts against its address's unauthenticated
+	// connections (Server.admit), whether it was refused for too many of
+	// them, and its failed SASL attempts.
+	state    state
+	sent     bool
+	unauth   bool
+	refused  bool
+	failures int32
+
+	// When the stream must be bound by (Unix nanoseconds; keepalives do
+	// not move it).
 	preauthBy int64
-	unauth    bool
-	refused   bool
-	token     string // a checked invite token (XEP-0401 preauth)
-	sent      bool   // our stream header for the current stream is out
 
 	// Waiting for the peer (idle): the socket beneath TLS, nil
 	// when it cannot be waited on, and a byte to read into.

@@ -195,9 +195,18 @@ func (r *Reader) Compact() {
 // the transport itself (after Idle reported true). It is Feed of one byte,
 // without an allocation.
 func (r *Reader) Prepend(b byte) {
-	r.cr.one[0] = b
-	r.feed(r.cr.one[:1], false)
+	r.feed(oneByte[b][:], false)
 }
+
+// oneByte holds every byte value, for Prepend to point a Reader's pending
+// bytes at without an allocation or a byte of its own: a Reader only ever
+// reads its pending bytes.
+var oneByte = func() (t [256][1]byte) {
+	for i := range t {
+		t[i][0] = byte(i)
+	}
+	return t
+}()
 
 // Feed gives the Reader bytes that its caller read from the transport
 // while the Reader was idle (after Idle reported true), to be read before
@@ -582,8 +591,7 @@ type counter struct {
 	now    func() time.Time    // time.Now; a test's clock otherwise
 	sleep  func(time.Duration) // time.Sleep; likewise
 
-	pend []byte  // what to return before reading r (Reader.Feed)
-	one  [1]byte // pend's memory for Prepend
+	pend []byte // what to return before reading r (Reader.Feed), never written
 }
 
 func (c *counter) Read(p []byte) (int, error) {
