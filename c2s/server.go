@@ -180,8 +180,10 @@ type Server struct {
 	logins        *loginGuard // failed logins
 	registrations ipFailures  // registration attempts
 
-	// refusals rations the logging of refusals (lograte.go).
-	refusals rateLog
+	// refusals rations the logging of refusals, refusalCounts counts
+	// them (lograte.go).
+	refusals      rateLog
+	refusalCounts counts
 
 	// unauth counts, under mu, the connections of each address that are
 	// not bound yet; refused counts those closed for too many.
@@ -317,6 +319,11 @@ func (s *Server) authenticated(sess *Session) {
 		delete(s.unauth, ip)
 	}
 }
+
+// Refusals returns how many streams ended with each stream error
+// ("stream:<condition>") and how many SASL exchanges failed with each
+// condition ("sasl:<condition>"), since the server started.
+func (s *Server) Refusals() map[string]int64 { return s.refusalCounts.snapshot() }
 
 // Refused returns how many connections were closed at accept for too many
 // unauthenticated ones from their address.

@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -329,6 +331,13 @@ func (s *Server) writeMetrics(w http.ResponseWriter) {
 	fmt.Fprintf(w, "# HELP parley_c2s_refused_connections_total Connections closed at accept: too many unauthenticated ones from their address.\n"+
 		"# TYPE parley_c2s_refused_connections_total counter\n"+
 		"parley_c2s_refused_connections_total{limit=\"unauthenticated_per_ip\"} %d\n", s.c2s.Refused())
+	refusals := s.c2s.Refusals()
+	fmt.Fprintf(w, "# HELP parley_c2s_refusals_total Streams ended by a stream error and failed SASL attempts, by kind and condition.\n"+
+		"# TYPE parley_c2s_refusals_total counter\n")
+	for _, k := range slices.Sorted(maps.Keys(refusals)) {
+		kind, cond, _ := strings.Cut(k, ":")
+		fmt.Fprintf(w, "parley_c2s_refusals_total{kind=%q,condition=%q} %d\n", kind, cond, refusals[k])
+	}
 	ls := s.LimitStats()
 	fmt.Fprintf(w, "# HELP parley_limit_refusals_total Stanzas refused by a per-account limit, by limit.\n"+
 		"# TYPE parley_limit_refusals_total counter\n"+

@@ -17,6 +17,16 @@ import (
 // metric reads one sample of /metrics, by its name and labels as written.
 func metric(t *testing.T, s *parleytest.Server, sample string) float64 {
 	t.Helper()
+	v, ok := metricOK(t, s, sample)
+	if !ok {
+		t.Fatalf("/metrics has no %s", sample)
+	}
+	return v
+}
+
+// metricOK is metric, reporting false for a sample not (yet) there.
+func metricOK(t *testing.T, s *parleytest.Server, sample string) (float64, bool) {
+	t.Helper()
 	resp, err := http.Get(s.HTTPURL + "/metrics")
 	if err != nil {
 		t.Fatalf("GET /metrics: %v", err)
@@ -29,11 +39,10 @@ func metric(t *testing.T, s *parleytest.Server, sample string) float64 {
 			if err != nil {
 				t.Fatalf("%s: %v", sample, err)
 			}
-			return f
+			return f, true
 		}
 	}
-	t.Fatalf("/metrics has no %s", sample)
-	return 0
+	return 0, false
 }
 
 // TestLoginLimits: twenty users behind one address (127.0.0.1, as an
@@ -157,8 +166,10 @@ func TestLoginLimits(t *testing.T) {
 				}
 			}
 			c.Close()
+			// A hang-up is seen when the server next reads: wait for
+			// it to be counted before the next probe.
+			waitFor(t, func() bool { return metric(t, s, failed) == before+float64(i+1) }, "the probe counted as a failure")
 		}
-		waitFor(t, func() bool { return metric(t, s, failed) == before+4 }, "four probes counted as failures")
 		// u3 from here: two probes answered at once, the next two held.
 		if got := metric(t, s, pair); got != heldBefore+2 {
 			t.Errorf("%s = %v, want %v", pair, got, heldBefore+2)
@@ -196,5 +207,27 @@ func TestLimitMetrics(t *testing.T) {
 	const sample = `parley_limit_refusals_total{limit="sessions_per_account"}`
 	if got := metric(t, s, sample); got != 1 {
 		t.Errorf("%s = %v, want 1", sample, got)
+	}
+}
+
+// TestRefusalMetrics: stream errors and SASL failures are counted on
+// /metrics by condition.
+func TestRefusalMetrics(t *testing.T) {
+	s := parleytest.Start(t)
+	c := s.DialRaw()
+	c.Open("localhost")
+	c.Send("<message to='bob@localhost'/>")
+	c.ExpectStreamError("not-authorized")
+	d := s.DialRaw()
+	d.Open("localhost")
+	d.StartTLS(s.TLSConfig("localhost"))
+	if el := d.AuthPlain("nobody", "x"); el.Tag != "failure" {
+		t.Fatalf("got %s", d.String(el))
+	}
+	for sample, want := range map[string]float64{
+		`parley_c2s_refusals_total{kind="stream",condition="not-authorized"}`: 1,
+		`parley_c2s_refusals_total{kind="sasl",condition="not-authorized"}`:   1,
+	} {
+		waitFor(t, func() bool { v, ok := metricOK(t, s, sample); return ok && v == want }, sample)
 	}
 }
