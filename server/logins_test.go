@@ -168,24 +168,13 @@ func TestLoginLimits(t *testing.T) {
 			c.Close()
 			// A hang-up is seen when the server next reads: wait for
 			// it to be counted before the next probe.
-			waitFor(t, func() bool { return metric(t, s, failed) == before+float64(i+1) }, "the probe counted as a failure")
+			waitUntil(t, "the probe counted as a failure", func() bool { return metric(t, s, failed) == before+float64(i+1) })
 		}
 		// u3 from here: two probes answered at once, the next two held.
 		if got := metric(t, s, pair); got != heldBefore+2 {
 			t.Errorf("%s = %v, want %v", pair, got, heldBefore+2)
 		}
 	})
-}
-
-// waitFor polls cond until it holds, or fails the test with what.
-func waitFor(t *testing.T, cond func() bool, what string) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // TestLimitMetrics: the per-account limits' refusals reach /metrics.
@@ -228,6 +217,6 @@ func TestRefusalMetrics(t *testing.T) {
 		`parley_c2s_refusals_total{kind="stream",condition="not-authorized"}`: 1,
 		`parley_c2s_refusals_total{kind="sasl",condition="not-authorized"}`:   1,
 	} {
-		waitFor(t, func() bool { v, ok := metricOK(t, s, sample); return ok && v == want }, sample)
+		waitUntil(t, sample, func() bool { v, ok := metricOK(t, s, sample); return ok && v == want })
 	}
 }
