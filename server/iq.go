@@ -26,12 +26,29 @@ type iqMux struct {
 	features []string // disco#info features, in registration order
 }
 
-func newIQMux() *iqMux { return &iqMux{handlers: make(map[iqKey]IQHandler)} }
+// newIQMux returns a mux that answers disco#info itself, with one
+// identity, the features of what is registered on it (in registration
+// order) and the extended forms given (may be nil): the list can never
+// claim what the mux does not answer.
+func newIQMux(category, typ, name string, forms []*etree.Element) *iqMux {
+	m := &iqMux{handlers: make(map[iqKey]IQHandler)}
+	m.handle("get", xmpp.NSDiscoInfo, "query", xmpp.NSDiscoInfo, discoInfo(m, category, typ, name, forms))
+	return m
+}
 
 // handle registers h for iqs of type typ whose payload is <local xmlns=ns/>.
-// feature, when not empty, is listed in disco#info.
+// feature, when not empty, is listed in disco#info. A nil handler or a
+// second one for the same iqs is a mistake in the code that registers
+// them, found at start: it panics, as net/http's ServeMux does.
 func (m *iqMux) handle(typ, ns, local, feature string, h IQHandler) {
-	m.handlers[iqKey{typ, ns, local}] = h
+	k := iqKey{typ, ns, local}
+	switch {
+	case h == nil:
+		panic("server: nil iq handler for " + typ + " {" + ns + "}" + local)
+	case m.handlers[k] != nil:
+		panic("server: a second iq handler for " + typ + " {" + ns + "}" + local)
+	}
+	m.handlers[k] = h
 	if feature != "" {
 		for _, f := range m.features {
 			if f == feature {
@@ -77,8 +94,11 @@ var Version = "0.1.0-dev"
 
 // serverServices are the iqs a local host's domain answers.
 func (h *localHost) serverServices(components []string, registration bool, started time.Time) *iqMux {
-	m := newIQMux()
-	m.handle("get", xmpp.NSDiscoInfo, "query", xmpp.NSDiscoInfo, nil)
+	var forms []*etree.Element
+	if len(h.contact) > 0 {
+		forms = append(forms, contactForm(h.contact))
+	}
+	m := newIQMux("server", "im", "Parley", forms)
 	m.handle("get", xmpp.NSDiscoItems, "query", xmpp.NSDiscoItems, func(st *xmpp.Stanza) (*etree.Element, error) {
 		if st.Payload().SelectAttr("node") != nil {
 			return nil, xmpp.NewStanzaError(xmpp.ItemNotFound, "no such node")
@@ -132,12 +152,6 @@ func (h *localHost) serverServices(components []string, registration bool, start
 			return h.registerSet(st)
 		})
 	}
-	var forms []*etree.Element
-	if len(h.contact) > 0 {
-		forms = append(forms, contactForm(h.contact))
-	}
-	// disco#info lists exactly what the mux answers.
-	m.handlers[iqKey{"get", xmpp.NSDiscoInfo, "query"}] = discoInfo(m, "server", "im", "Parley", forms)
 	return m
 }
 

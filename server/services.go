@@ -43,8 +43,7 @@ func storeCtx() (context.Context, context.CancelFunc) {
 
 // accountServices are the iqs the server answers for a user's bare JID.
 func (h *localHost) accountServices() *iqMux {
-	m := newIQMux()
-	m.handle("get", xmpp.NSDiscoInfo, "query", xmpp.NSDiscoInfo, nil)
+	m := newIQMux("account", "registered", "", nil)
 	m.handle("get", xmpp.NSPing, "ping", xmpp.NSPing, func(*xmpp.Stanza) (*etree.Element, error) { return nil, nil })
 	ownOnly := func(f IQHandler) IQHandler {
 		return func(st *xmpp.Stanza) (*etree.Element, error) {
@@ -65,7 +64,6 @@ func (h *localHost) accountServices() *iqMux {
 	m.handle("set", NSPrivate, "query", "", ownOnly(h.privateSet))
 	m.handle("get", NSLast, "query", "", h.lastGet)
 	m.handle("set", NSRegister, "query", "", ownOnly(h.registerSet))
-	m.handlers[iqKey{"get", xmpp.NSDiscoInfo, "query"}] = discoInfo(m, "account", "registered", "", nil)
 	return m
 }
 
