@@ -271,13 +271,13 @@ func (s *Session) authenticate(el *etree.Element) error {
 	}
 	ctx := context.Background()
 	// The login limits see the attempt from the step that names the user:
-	// its answer is held there (see limitLogin), and an exchange that ends
+	// its answer is held there (holdLogin), and an exchange that ends
 	// before its credentials are checked, a probe for a user's salt and
 	// iteration count, counts as a failure (deferred).
 	var held, recorded bool
 	defer func() {
 		if user := srv.Claimed(); user != "" && !recorded {
-			s.srv.logins.fail(user+"@"+s.host, ip, time.Now())
+			s.recordLogin(user, ip, false)
 		}
 	}()
 	in, ok := decodeSASL(el.Text())

@@ -201,10 +201,12 @@ func (s *Session) SetPresence(available bool, priority int) {
 // Once Deliver took el, the session writes it or hands it back to the
 // router (Router.Undelivered).
 func (s *Session) Deliver(el *etree.Element) bool {
+	// Weighed before the lock: qmu is the writer's too, and a big stanza
+	// is a long walk.
+	w := xmpp.Weight(el)
 	s.qmu.Lock()
 	// closing is read under qmu: a stanza that a Close races with is
 	// either in the last batch or refused here, never queued after it.
-	w := xmpp.Weight(el)
 	if s.closing.Load() || len(s.queue) >= s.srv.cfg.Queue ||
 		s.qbytes > 0 && s.qbytes+w > s.srv.cfg.QueueBytes {
 		s.qmu.Unlock()
