@@ -158,7 +158,10 @@ type Limits struct {
 	// least 10000 bytes.
 	OfflineBytes Size `toml:"offline_bytes"`
 	// SessionsPerAccount is how many sessions one account may have bound
-	// at once; past it a bind fails with resource-constraint. Default 10.
+	// at once; past it a bind fails with resource-constraint. Default 10,
+	// where Prosody and ejabberd have no limit: it keeps one account (a
+	// leaked password, a client reconnecting in a loop) from taking the
+	// others' share of the server.
 	SessionsPerAccount int `toml:"sessions_per_account"`
 	// PrivateStorageBytes is how many bytes of private XML (XEP-0049) one
 	// account may keep. Default 1MiB, at least 10000 bytes.

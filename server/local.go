@@ -151,6 +151,11 @@ func (h *localHost) bind(s Session) error {
 	a.mu.Lock()
 	old, _ := a.sessionOf(j)
 	if old == nil && h.limits.sessions > 0 && a.liveSessions() >= h.limits.sessions {
+		// Prosody and ejabberd (max_user_sessions) set no limit by
+		// default. This one protects the other users' share of the
+		// server from one account: a leaked password or a client in a
+		// reconnect loop with a new resource each time held 1,000
+		// sessions, each with its memory and its presence broadcasts.
 		// A new login with the resource of a bound session replaces it,
 		// so it is always let in; closing sessions are on their way out.
 		a.mu.Unlock()
