@@ -122,9 +122,7 @@ func (h *localHost) deliverOffline(local string, s Session) {
 				h.log.Error("local: offline message unreadable, dropped", "user", local, "seq", m.Seq, "err", err)
 				continue
 			}
-			d := xmpp.NewElementNS(xmpp.NSDelay, "delay")
-			d.CreateAttr("from", h.name)
-			d.CreateAttr("stamp", m.Stored.UTC().Format("2006-01-02T15:04:05.000Z"))
+			d := xmpp.NewDelay(h.name, m.Stored)
 			d.SetText("Offline Storage")
 			st.El.AddChild(d)
 			h.inFlight.add(st.El, offlineRef{local: local, seq: m.Seq, stored: m.Stored})

@@ -249,10 +249,7 @@ func (h *localHost) unavailableAnswer(a *account, probe *xmpp.Stanza, anyAvailab
 	if status != "" {
 		p.El.CreateElement("status").SetText(status)
 	}
-	d := xmpp.NewElementNS(xmpp.NSDelay, "delay")
-	d.CreateAttr("from", h.name)
-	d.CreateAttr("stamp", at.UTC().Format("2006-01-02T15:04:05.000Z"))
-	p.El.AddChild(d)
+	p.El.AddChild(xmpp.NewDelay(h.name, at))
 	return p
 }
 

@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/beevik/etree"
 )
@@ -266,4 +267,14 @@ func NewPresence(typ string, from, to JID) *Stanza {
 	st.SetFrom(from)
 	st.SetTo(to)
 	return st
+}
+
+// NewDelay returns a XEP-0203 <delay/> stamped at (in UTC, with
+// milliseconds, as XEP-0082 allows), from the entity that delayed the
+// stanza.
+func NewDelay(from string, at time.Time) *etree.Element {
+	d := NewElementNS(NSDelay, "delay")
+	d.CreateAttr("from", from)
+	d.CreateAttr("stamp", at.UTC().Format("2006-01-02T15:04:05.000Z"))
+	return d
 }
