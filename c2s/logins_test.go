@@ -173,29 +173,3 @@ func TestRemoteIP(t *testing.T) {
 		}
 	}
 }
-
-// TestRateLog: one line a cause a minute at its level, the rest counted.
-func TestRateLog(t *testing.T) {
-	var r rateLog
-	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	steps := []struct {
-		cause   string
-		at      time.Duration
-		ok      bool
-		skipped int
-	}{
-		{"a", 0, true, 0},
-		{"a", time.Second, false, 0},
-		{"b", time.Second, true, 0},
-		{"a", 30 * time.Second, false, 0},
-		{"a", time.Minute, true, 2},
-		{"a", time.Minute + time.Second, false, 0},
-		{"b", 3 * time.Minute, true, 0},
-	}
-	for i, st := range steps {
-		ok, skipped := r.allow(st.cause, t0.Add(st.at))
-		if ok != st.ok || skipped != st.skipped {
-			t.Errorf("step %d (%s at %v): %v, %d; want %v, %d", i, st.cause, st.at, ok, skipped, st.ok, st.skipped)
-		}
-	}
-}

@@ -7,52 +7,12 @@ import (
 	"time"
 )
 
-// logInterval is how often one cause of refusal is logged at its level;
-// the others in between are counted and logged at debug, so that an
-// attack of a million bad streams writes a line a minute, not a million.
-const logInterval = time.Minute
-
-// rateLog decides which refusals are logged at their level: the first of
-// each cause in an interval, with how many were passed over since.
-type rateLog struct {
-	mu     sync.Mutex
-	causes map[string]*causeLog
-}
-
-type causeLog struct {
-	last    time.Time
-	skipped int
-}
-
-// allow reports whether a refusal of cause is to be logged at its level now,
-// and how many of that cause were logged at debug since the last one.
-func (r *rateLog) allow(cause string, now time.Time) (bool, int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.causes == nil {
-		r.causes = make(map[string]*causeLog)
-	}
-	c := r.causes[cause]
-	if c == nil {
-		// Causes are a fixed set of conditions: the map stays small.
-		c = &causeLog{}
-		r.causes[cause] = c
-	}
-	if !c.last.IsZero() && now.Sub(c.last) < logInterval {
-		c.skipped++
-		return false, 0
-	}
-	n := c.skipped
-	c.last, c.skipped = now, 0
-	return true, n
-}
-
 // logRefusal counts a refusal of a session (a stream error, a failed
-// authentication) and logs it at level for the first of its cause in an
-// interval, else at debug.
+// authentication) and logs it at level for the first of its cause in a
+// minute (Server.refusals, a ratelog.Limiter), else at debug.
 func (s *Session) logRefusal(level slog.Level, cause, msg string, args ...any) {
 	s.srv.refusalCounts.add(cause)
-	ok, skipped := s.srv.refusals.allow(cause, time.Now())
+	ok, skipped := s.srv.refusals.Allow(cause, time.Now())
 	if !ok {
 		level = slog.LevelDebug
 	} else if skipped > 0 {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/c2s/sasl"
+	"github.com/parley-im/parley/internal/ratelog"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/xmpp"
 )
@@ -182,7 +183,7 @@ type Server struct {
 
 	// refusals rations the logging of refusals, refusalCounts counts
 	// them (lograte.go).
-	refusals      rateLog
+	refusals      ratelog.Limiter
 	refusalCounts counts
 
 	// unauth counts, under mu, the connections of each address that are

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/parley-im/parley/internal/ratelog"
 )
 
 // tokenBucket is a rate limit: rate tokens a second, up to burst at once.
@@ -180,40 +182,26 @@ const (
 var refusalCauses = [...]string{causeUnauthorized, causeTokenFailures, causeAPIRate, causeTooLarge,
 	causeReadTimeout, causeMetricsForbidden}
 
-// refusalLogEvery is how often one cause of refusal is logged at most.
-const refusalLogEvery = time.Minute
-
 // refusals counts the HTTP listener's refusals by cause, and logs each
-// cause once per refusalLogEvery (not once per request of a flood), with
+// cause once a minute (not once per request of a flood), with
 // the number of refusals since it was last logged.
 type refusals struct {
 	log    *slog.Logger
 	counts [len(refusalCauses)]atomic.Uint64
 
-	mu     sync.Mutex
-	logged [len(refusalCauses)]time.Time // when each cause was last logged
-	quiet  [len(refusalCauses)]uint64    // refusals not logged since
+	logged ratelog.Limiter
 }
 
 // count counts a refusal of cause, and logs msg with args when the cause
-// was not logged for refusalLogEvery.
+// was not logged in the last minute.
 func (r *refusals) count(cause, msg string, args ...any) {
 	i := 0
 	for i < len(refusalCauses) && refusalCauses[i] != cause {
 		i++
 	}
 	r.counts[i].Add(1)
-	t := time.Now()
-	r.mu.Lock()
-	if !r.logged[i].IsZero() && t.Sub(r.logged[i]) < refusalLogEvery {
-		r.quiet[i]++
-		r.mu.Unlock()
-		return
-	}
-	quiet := r.quiet[i]
-	r.logged[i], r.quiet[i] = t, 0
-	r.mu.Unlock()
-	if r.log != nil {
+	ok, quiet := r.logged.Allow(cause, time.Now())
+	if ok && r.log != nil {
 		r.log.Warn("http: "+msg, append(args, "cause", cause, "unlogged_before", quiet)...)
 	}
 }

@@ -1,9 +1,10 @@
 package server
 
 import (
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/parley-im/parley/internal/ratelog"
 )
 
 // LimitStats counts, since the server started, what the per-account limits
@@ -53,33 +54,21 @@ type limitCounters struct {
 	privateRefused   atomic.Int64
 	rosterRefused    atomic.Int64
 
-	// logged is when each limit last logged a refusal (limitLog).
-	logMu  sync.Mutex
-	logged map[string]time.Time
+	// logged rations the logging of refusals (logLimit): an attack that
+	// hits a limit a thousand times a second logs one line a minute, and
+	// the counters tell the rest.
+	logged ratelog.Limiter
 }
 
-// limitLogEvery is how often one limit logs its refusals at most: an
-// attack that hits a limit a thousand times a second logs one line a
-// minute, and the counters tell the rest.
-const limitLogEvery = time.Minute
-
 // logLimit logs that the limit named key (its config key) refused
-// something, once per limitLogEvery.
+// something, once a minute.
 func (h *localHost) logLimit(key string, args ...any) {
-	c := &h.counters
-	now := time.Now()
-	c.logMu.Lock()
-	if c.logged == nil {
-		c.logged = make(map[string]time.Time)
-	}
-	last, seen := c.logged[key]
-	if seen && now.Sub(last) < limitLogEvery {
-		c.logMu.Unlock()
+	ok, skipped := h.counters.logged.Allow(key, time.Now())
+	if !ok {
 		return
 	}
-	c.logged[key] = now
-	c.logMu.Unlock()
-	h.log.Warn("local: per-account limit reached (logged once a minute per limit)", append([]any{"limit", "limits." + key}, args...)...)
+	h.log.Warn("local: per-account limit reached (logged once a minute per limit)",
+		append([]any{"limit", "limits." + key, "unlogged_before", skipped}, args...)...)
 }
 
 // minuteBucket allows rate events a minute, in bursts of as many. The

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parley-im/parley/internal/ratelog"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -118,7 +119,7 @@ type Component struct {
 	// others.
 	senderInflight int
 
-	refusals refusalLog
+	refusals ratelog.Limiter
 }
 
 // sender is what one bare JID has in the queue: its share is checked
@@ -360,40 +361,11 @@ func (c *Component) refuse(st *xmpp.Stanza, cause string, senderQueued int, send
 	default:
 		text = "the bot has too much to do; try again later"
 	}
-	if n, ok := c.refusals.due(cause, time.Now()); ok {
-		c.log.Warn("webhook: stanzas refused", "cause", cause, "refused", n, "last_from", st.From.Bare().String(),
+	if ok, skipped := c.refusals.Allow(cause, time.Now()); ok {
+		c.log.Warn("webhook: stanzas refused", "cause", cause, "refused", skipped+1, "last_from", st.From.Bare().String(),
 			"queue", c.cfg.Queue, "queue_bytes", c.cfg.QueueBytes, "sender_queue", c.cfg.SenderQueue, "sender_queue_bytes", c.cfg.SenderQueueBytes)
 	}
 	c.bounce(st, xmpp.NewStanzaError(xmpp.ResourceConstraint, text))
-}
-
-// refusalLog lets a cause of refusal be logged once per interval, with
-// how many refusals it stands for, not once per refused stanza.
-type refusalLog struct {
-	mu    sync.Mutex
-	next  map[string]time.Time
-	count map[string]int
-}
-
-// refusalLogEvery is how often each cause of refusal may be logged.
-const refusalLogEvery = time.Minute
-
-// due counts a refusal for cause and reports whether it is to be logged
-// now, with the refusals since the last log, this one included.
-func (l *refusalLog) due(cause string, now time.Time) (int, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.next == nil {
-		l.next, l.count = make(map[string]time.Time), make(map[string]int)
-	}
-	l.count[cause]++
-	if now.Before(l.next[cause]) {
-		return 0, false
-	}
-	n := l.count[cause]
-	l.count[cause] = 0
-	l.next[cause] = now.Add(refusalLogEvery)
-	return n, true
 }
 
 // work is one worker: it takes a conversation, posts its oldest stanza,
