@@ -7,13 +7,13 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/c2s/sasl"
+	"github.com/parley-im/parley/internal/clientaddr"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/xmpp"
 )
@@ -432,23 +432,12 @@ func (s *Session) saslFailure(err error) error {
 }
 
 // remoteIP is the address the per-address limits count a connection
-// under: its IPv4 address, or the /64 of its IPv6 address, which one host
-// (one LAN, under SLAAC) has whole, and could otherwise hop through to
-// escape every limit.
+// under (clientaddr.Key: an IPv4 address, or an IPv6 /64).
 func remoteIP(a net.Addr) string {
-	host, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
+	if k, ok := clientaddr.Key(a.String()); ok {
+		return k.String()
 	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return host
-	}
-	if ip = ip.Unmap(); ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p.String()
-	}
-	return ip.String()
+	return a.String()
 }
 
 // bind binds a resource (RFC 6120 §7) and starts the writer.

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/parley-im/parley/internal/clientaddr"
 	"github.com/parley-im/parley/internal/ratelog"
 )
 
@@ -96,25 +97,10 @@ func newFailureLimiter(limit int, window time.Duration, now func() time.Time) *f
 	return &failureLimiter{limit: limit, window: window, now: now, byAddr: make(map[netip.Prefix]*failureWindow)}
 }
 
-// addrKey returns the key of a remote address (ip:port).
-func addrKey(remote string) (netip.Prefix, bool) {
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
-		return netip.Prefix{}, false
-	}
-	ip := ap.Addr().Unmap()
-	bits := 32
-	if ip.Is6() {
-		bits = 64
-	}
-	p, err := ip.Prefix(bits)
-	return p, err == nil
-}
-
 // blocked reports whether remote has reached the limit, and for how much
 // longer it is blocked.
 func (l *failureLimiter) blocked(remote string) (time.Duration, bool) {
-	k, ok := addrKey(remote)
+	k, ok := clientaddr.Key(remote)
 	if !ok {
 		return 0, false
 	}
@@ -134,7 +120,7 @@ func (l *failureLimiter) blocked(remote string) (time.Duration, bool) {
 
 // fail counts a failure of remote.
 func (l *failureLimiter) fail(remote string) {
-	k, ok := addrKey(remote)
+	k, ok := clientaddr.Key(remote)
 	if !ok {
 		return
 	}
