@@ -79,7 +79,7 @@ type account struct {
 	// (roster_changes_per_minute); guarded by mu. It lives as long as
 	// the account has a session: logging in again to empty it costs a
 	// full login.
-	rosterChanges minuteBucket
+	rosterChanges bucket
 
 	// redelivering is set, under mu, while a goroutine delivers the
 	// offline messages that a closing session handed back to another

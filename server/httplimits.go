@@ -13,58 +13,74 @@ import (
 	"github.com/parley-im/parley/internal/ratelog"
 )
 
-// tokenBucket is a rate limit: rate tokens a second, up to burst at once.
-// It is safe for concurrent use.
-type tokenBucket struct {
-	rate, burst float64
-	now         func() time.Time
-
-	mu     sync.Mutex
-	tokens float64
-	last   time.Time
+// bucket is a token bucket as a value: no lock (its owner locks it) and
+// no clock or rates of its own, so that every account can hold one (24
+// bytes). used counts the tokens taken and not earned back yet, so the
+// zero value is full.
+type bucket struct {
+	used float64
+	at   time.Time // when used was last brought up to date
 }
 
-// newTokenBucket returns a full bucket.
-func newTokenBucket(rate, burst float64, now func() time.Time) *tokenBucket {
-	return &tokenBucket{rate: rate, burst: burst, now: now, tokens: burst, last: now()}
+// refill earns back what rate tokens a second gave since the last call.
+func (b *bucket) refill(now time.Time, rate float64) {
+	if !b.at.IsZero() {
+		b.used = max(0, b.used-now.Sub(b.at).Seconds()*rate)
+	}
+	b.at = now
 }
 
-// refill adds the tokens earned since the last call; b.mu is held.
-func (b *tokenBucket) refill() {
-	t := b.now()
-	b.tokens = min(b.burst, b.tokens+t.Sub(b.last).Seconds()*b.rate)
-	b.last = t
+// missing reports whether n tokens are there with burst at most; when
+// they are not, it returns how long until they will be.
+func (b *bucket) missing(n int, rate, burst float64) (time.Duration, bool) {
+	short := b.used + float64(n) - burst
+	if short <= 0 {
+		return 0, true
+	}
+	return time.Duration(short / rate * float64(time.Second)), false
 }
 
-// wait reports whether n tokens are there now, taking none; when they are
-// not, it returns how long until they will be.
-func (b *tokenBucket) wait(n int) (time.Duration, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.refill()
-	return b.missing(n)
-}
-
-// take takes n tokens when they are there; when they are not it takes
-// none and returns how long until they will be.
-func (b *tokenBucket) take(n int) (time.Duration, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.refill()
-	wait, ok := b.missing(n)
+// take takes n tokens at now when they are there; when they are not it
+// takes none and returns how long until they will be.
+func (b *bucket) take(now time.Time, n int, rate, burst float64) (time.Duration, bool) {
+	b.refill(now, rate)
+	wait, ok := b.missing(n, rate, burst)
 	if ok {
-		b.tokens -= float64(n)
+		b.used += float64(n)
 	}
 	return wait, ok
 }
 
-// missing returns the wait for n tokens; b.mu is held.
-func (b *tokenBucket) missing(n int) (time.Duration, bool) {
-	short := float64(n) - b.tokens
-	if short <= 0 {
-		return 0, true
-	}
-	return time.Duration(short / b.rate * float64(time.Second)), false
+// tokenBucket is a bucket with its rates, clock and lock: rate tokens a
+// second, up to burst at once. It is safe for concurrent use.
+type tokenBucket struct {
+	rate, burst float64
+	now         func() time.Time
+
+	mu sync.Mutex
+	b  bucket
+}
+
+// newTokenBucket returns a full bucket.
+func newTokenBucket(rate, burst float64, now func() time.Time) *tokenBucket {
+	return &tokenBucket{rate: rate, burst: burst, now: now}
+}
+
+// wait reports whether n tokens are there now, taking none; when they are
+// not, it returns how long until they will be.
+func (t *tokenBucket) wait(n int) (time.Duration, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b.refill(t.now(), t.rate)
+	return t.b.missing(n, t.rate, t.burst)
+}
+
+// take takes n tokens when they are there; when they are not it takes
+// none and returns how long until they will be.
+func (t *tokenBucket) take(n int) (time.Duration, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.b.take(t.now(), n, t.rate, t.burst)
 }
 
 // maxFailureAddrs bounds the addresses a failureLimiter remembers. Past

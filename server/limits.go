@@ -70,28 +70,3 @@ func (h *localHost) logLimit(key string, args ...any) {
 	h.log.Warn("local: per-account limit reached (logged once a minute per limit)",
 		append([]any{"limit", "limits." + key, "unlogged_before", skipped}, args...)...)
 }
-
-// minuteBucket allows rate events a minute, in bursts of as many. The
-// zero value is full. Its owner locks it. It is not httplimits.go's
-// tokenBucket because every account holds one: 24 bytes, no lock and no
-// clock of its own, where that one is made once per bot host.
-type minuteBucket struct {
-	used float64   // tokens taken and not yet refilled
-	at   time.Time // when used was last brought up to date
-}
-
-// take takes a token at now, reporting false when none is left.
-func (b *minuteBucket) take(now time.Time, rate int) bool {
-	if rate <= 0 {
-		return true
-	}
-	if !b.at.IsZero() {
-		b.used = max(0, b.used-now.Sub(b.at).Minutes()*float64(rate))
-	}
-	b.at = now
-	if b.used+1 > float64(rate) {
-		return false
-	}
-	b.used++
-	return true
-}

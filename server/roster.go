@@ -280,11 +280,12 @@ func (h *localHost) pushTo(s Session, bare xmpp.JID, item *etree.Element, ver in
 // writes twentyfold.
 func (h *localHost) rosterChangeAllowed(local string) error {
 	a := h.online(local)
-	if a == nil {
+	if a == nil || h.limits.rosterRate <= 0 {
 		return nil
 	}
 	a.mu.Lock()
-	ok := a.rosterChanges.take(time.Now(), h.limits.rosterRate)
+	perMinute := float64(h.limits.rosterRate)
+	_, ok := a.rosterChanges.take(time.Now(), 1, perMinute/60, perMinute)
 	a.mu.Unlock()
 	if ok {
 		return nil
