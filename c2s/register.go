@@ -118,15 +118,17 @@ func (s *Session) register(el *etree.Element) error {
 		if mode == RegistrationOpen {
 			token = ""
 		}
-		// Registrations have a per-address budget of their own (the
-		// same number as failed logins): one address cannot make
+		// Registrations have a per-address budget of their own
+		// (registrations_per_ip a minute): one address cannot make
 		// accounts without end, and registering never stands in the way
 		// of logging in.
-		ip := remoteIP(s.conn.RemoteAddr())
-		if s.srv.registrations.blocked(ip, s.srv.cfg.RegistrationsPerIP) {
-			return s.bindError(st, xmpp.NewStanzaError(xmpp.ResourceConstraint, "too many registrations from your address; try again in a minute"))
+		if l := s.srv.registrations; l != nil {
+			remote := s.conn.RemoteAddr().String()
+			if _, blocked := l.Blocked(remote); blocked {
+				return s.bindError(st, xmpp.NewStanzaError(xmpp.ResourceConstraint, "too many registrations from your address; try again in a minute"))
+			}
+			l.Fail(remote)
 		}
-		s.srv.registrations.fail(ip)
 		if err := reg.Register(ctx, s.host, user, pass, token); err != nil {
 			return s.bindError(st, asStanzaError(err))
 		}

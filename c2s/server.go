@@ -13,6 +13,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/c2s/sasl"
+	"github.com/parley-im/parley/internal/clientaddr"
 	"github.com/parley-im/parley/internal/ratelog"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/xmpp"
@@ -178,8 +179,8 @@ type Server struct {
 	// nanoseconds; 0 before Shutdown): see Session.flush.
 	drainBy atomic.Int64
 
-	logins        *loginGuard // failed logins
-	registrations ipFailures  // registration attempts
+	logins        *loginGuard         // failed logins
+	registrations *clientaddr.Limiter // registration attempts; nil: no limit
 
 	// refusals rations the logging of refusals, refusalCounts counts
 	// them (lograte.go).
@@ -195,6 +196,10 @@ type Server struct {
 // NewServer returns a Server; call Serve for each listener.
 func NewServer(cfg Config) *Server {
 	cfg.setDefaults()
+	var registrations *clientaddr.Limiter
+	if cfg.RegistrationsPerIP > 0 {
+		registrations = clientaddr.NewLimiter(cfg.RegistrationsPerIP, time.Minute, time.Now)
+	}
 	return &Server{
 		cfg:           cfg,
 		listeners:     make(map[net.Listener]struct{}),
@@ -202,7 +207,7 @@ func NewServer(cfg Config) *Server {
 		writers:       newWriters(),
 		logins:        newLoginGuard(cfg.Logins),
 		unauth:        make(map[string]int),
-		registrations: ipFailures{m: make(map[string]*ipWindow)},
+		registrations: registrations,
 	}
 }
 
@@ -409,49 +414,6 @@ func (s *Server) Sessions() int {
 
 // LoginStats reads the login limits' counters.
 func (s *Server) LoginStats() LoginStats { return s.logins.stats() }
-
-// ipFailures counts registration attempts per IP address in one-minute
-// windows.
-type ipFailures struct {
-	mu sync.Mutex
-	m  map[string]*ipWindow
-}
-
-type ipWindow struct {
-	start time.Time
-	n     int
-}
-
-// blocked reports whether ip has used up its attempts for this minute.
-func (f *ipFailures) blocked(ip string, limit int) bool {
-	if limit < 0 {
-		return false
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	w := f.m[ip]
-	return w != nil && time.Since(w.start) < time.Minute && w.n >= limit
-}
-
-// fail counts one attempt of ip.
-func (f *ipFailures) fail(ip string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	now := time.Now()
-	w := f.m[ip]
-	if w == nil || now.Sub(w.start) >= time.Minute {
-		if len(f.m) > 10000 {
-			for k, v := range f.m {
-				if now.Sub(v.start) >= time.Minute {
-					delete(f.m, k)
-				}
-			}
-		}
-		w = &ipWindow{start: now}
-		f.m[ip] = w
-	}
-	w.n++
-}
 
 // newElementNS is a shorthand.
 func newElementNS(ns, local string) *etree.Element { return xmpp.NewElementNS(ns, local) }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/components/webhook"
+	"github.com/parley-im/parley/internal/clientaddr"
 )
 
 // maxSendBody bounds a send API request.
@@ -74,7 +75,7 @@ type httpAPI struct {
 	bots         map[string]*sendHost
 	metricsToken [sha256.Size]byte // of the token; zero when there is none
 	hasMetrics   bool              // a metrics_token is set
-	failures     *failureLimiter
+	failures     *clientaddr.Limiter
 	refusals     refusals
 }
 
@@ -93,7 +94,7 @@ func (s *Server) httpHandler() http.Handler {
 	a := &httpAPI{
 		s:        s,
 		bots:     make(map[string]*sendHost, len(s.bots)),
-		failures: newFailureLimiter(s.cfg.HTTP.TokenFailures, tokenFailureWindow, time.Now),
+		failures: clientaddr.NewLimiter(s.cfg.HTTP.TokenFailures, tokenFailureWindow, time.Now),
 	}
 	a.refusals.log = s.log
 	for name, b := range s.bots {
@@ -146,7 +147,7 @@ func tokenMatches(r *http.Request, want *[sha256.Size]byte) bool {
 // tokens lately, and reports whether it did. It runs before the token is
 // checked, so a guesser gets no answer about its guesses at all.
 func (a *httpAPI) throttled(w http.ResponseWriter, r *http.Request, jsonErr bool) bool {
-	wait, ok := a.failures.blocked(r.RemoteAddr)
+	wait, ok := a.failures.Blocked(r.RemoteAddr)
 	if !ok {
 		return false
 	}
@@ -185,7 +186,7 @@ func (a *httpAPI) handleSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !tokenMatches(r, &b.tokenSum) {
-		a.failures.fail(r.RemoteAddr)
+		a.failures.Fail(r.RemoteAddr)
 		a.refusals.count(causeUnauthorized, "send API: wrong or missing token", "host", host, "remote", r.RemoteAddr)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="parley"`)
 		apiError(w, http.StatusUnauthorized, "send Authorization: Bearer <the host's api_token>")
@@ -290,7 +291,7 @@ func (a *httpAPI) handleMetrics(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !tokenMatches(r, &a.metricsToken) {
-			a.failures.fail(r.RemoteAddr)
+			a.failures.Fail(r.RemoteAddr)
 			a.refusals.count(causeUnauthorized, "/metrics: wrong or missing token", "remote", r.RemoteAddr)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="parley metrics"`)
 			http.Error(w, "/metrics needs Authorization: Bearer <the [http] metrics_token>", http.StatusUnauthorized)

@@ -4,12 +4,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/parley-im/parley/internal/clientaddr"
 	"github.com/parley-im/parley/internal/ratelog"
 )
 
@@ -81,92 +79,6 @@ func (t *tokenBucket) take(n int) (time.Duration, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.b.take(t.now(), n, t.rate, t.burst)
-}
-
-// maxFailureAddrs bounds the addresses a failureLimiter remembers. Past
-// it (after forgetting the expired ones) new addresses are not counted: a
-// guesser with more addresses than that gains a few guesses each, and the
-// server's memory stays bounded.
-const maxFailureAddrs = 1 << 16
-
-// failureLimiter counts failed authentications by client address (an IPv4
-// address, or an IPv6 /64, which one host usually has whole) in fixed
-// windows, and blocks an address that reached limit until its window ends.
-// It is safe for concurrent use.
-type failureLimiter struct {
-	limit  int
-	window time.Duration
-	now    func() time.Time
-
-	mu     sync.Mutex
-	byAddr map[netip.Prefix]*failureWindow
-}
-
-// failureWindow is one address's count since start.
-type failureWindow struct {
-	start time.Time
-	n     int
-}
-
-// newFailureLimiter returns a limiter of limit failures per window.
-func newFailureLimiter(limit int, window time.Duration, now func() time.Time) *failureLimiter {
-	return &failureLimiter{limit: limit, window: window, now: now, byAddr: make(map[netip.Prefix]*failureWindow)}
-}
-
-// blocked reports whether remote has reached the limit, and for how much
-// longer it is blocked.
-func (l *failureLimiter) blocked(remote string) (time.Duration, bool) {
-	k, ok := clientaddr.Key(remote)
-	if !ok {
-		return 0, false
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f := l.byAddr[k]
-	if f == nil {
-		return 0, false
-	}
-	left := f.start.Add(l.window).Sub(l.now())
-	if left <= 0 {
-		delete(l.byAddr, k)
-		return 0, false
-	}
-	return left, f.n >= l.limit
-}
-
-// fail counts a failure of remote.
-func (l *failureLimiter) fail(remote string) {
-	k, ok := clientaddr.Key(remote)
-	if !ok {
-		return
-	}
-	t := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f := l.byAddr[k]
-	if f != nil && t.Sub(f.start) >= l.window {
-		f = nil
-	}
-	if f == nil {
-		if len(l.byAddr) >= maxFailureAddrs {
-			l.forgetExpired(t)
-			if len(l.byAddr) >= maxFailureAddrs {
-				return
-			}
-		}
-		f = &failureWindow{start: t}
-		l.byAddr[k] = f
-	}
-	f.n++
-}
-
-// forgetExpired drops the windows that ended before t; l.mu is held.
-func (l *failureLimiter) forgetExpired(t time.Time) {
-	for k, f := range l.byAddr {
-		if t.Sub(f.start) >= l.window {
-			delete(l.byAddr, k)
-		}
-	}
 }
 
 // Causes of HTTP refusals, the values of the cause label of

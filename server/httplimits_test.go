@@ -3,12 +3,13 @@ package server
 import (
 	"bytes"
 	"crypto/sha256"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parley-im/parley/internal/clientaddr"
 )
 
 // fakeClock is a clock that tests move by hand.
@@ -43,66 +44,6 @@ func TestTokenBucket(t *testing.T) {
 	}
 }
 
-func TestFailureLimiter(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_000_000, 0)}
-	l := newFailureLimiter(2, time.Minute, clock.now)
-	type step struct {
-		advance time.Duration
-		fail    string // an address that fails, or ""
-		check   string // an address whose block is checked
-		blocked bool
-		left    time.Duration // when blocked
-	}
-	steps := []struct {
-		name string
-		step
-	}{
-		{"an address without failures is free", step{check: "192.0.2.1:1000"}},
-		{"one failure is under the limit", step{fail: "192.0.2.1:1000", check: "192.0.2.1:1001"}},
-		{"the limit blocks it, whatever its port", step{advance: 10 * time.Second, fail: "192.0.2.1:1002", check: "192.0.2.1:9", blocked: true, left: 50 * time.Second}},
-		{"another IPv4 address is free", step{check: "192.0.2.2:1000"}},
-		{"an IPv4-mapped IPv6 address is the IPv4 one", step{check: "[::ffff:192.0.2.1]:1000", blocked: true, left: 50 * time.Second}},
-		{"the block ends with the window", step{advance: 50 * time.Second, check: "192.0.2.1:1000"}},
-		{"IPv6 failures count by /64", step{fail: "[2001:db8::1]:1000"}},
-		{"a second address of the /64 reaches the limit", step{fail: "[2001:db8::2]:1000", check: "[2001:db8::ffff:1]:5", blocked: true, left: time.Minute}},
-		{"another /64 is free", step{check: "[2001:db8:0:1::1]:5"}},
-		{"an address that is not ip:port is never blocked", step{fail: "@unix", check: "@unix"}},
-	}
-	for _, st := range steps {
-		clock.t = clock.t.Add(st.advance)
-		if st.fail != "" {
-			l.fail(st.fail)
-		}
-		if st.check == "" {
-			continue
-		}
-		left, blocked := l.blocked(st.check)
-		if blocked != st.blocked || (blocked && left != st.left) {
-			t.Fatalf("%s: blocked(%s) = %v, %v; want %v, %v", st.name, st.check, left, blocked, st.left, st.blocked)
-		}
-	}
-
-	t.Run("its memory is bounded, and expired windows are forgotten to make room", func(t *testing.T) {
-		clock := &fakeClock{t: time.Unix(1_000_000, 0)}
-		l := newFailureLimiter(1, time.Minute, clock.now)
-		addr := func(i int) string { return fmt.Sprintf("10.%d.%d.%d:1", i>>16&255, i>>8&255, i&255) }
-		for i := range maxFailureAddrs + 10 {
-			l.fail(addr(i))
-		}
-		if n := len(l.byAddr); n != maxFailureAddrs {
-			t.Errorf("%d addresses remembered, want the bound %d", n, maxFailureAddrs)
-		}
-		if _, blocked := l.blocked(addr(maxFailureAddrs + 5)); blocked {
-			t.Error("an address past the bound was remembered")
-		}
-		clock.t = clock.t.Add(time.Minute)
-		l.fail("192.0.2.9:1")
-		if _, blocked := l.blocked("192.0.2.9:1"); !blocked || len(l.byAddr) != 1 {
-			t.Errorf("after the window: blocked %v with %d addresses remembered; want the new one alone", blocked, len(l.byAddr))
-		}
-	})
-}
-
 func TestRefusalsLogOncePerCausePerMinute(t *testing.T) {
 	var buf bytes.Buffer
 	r := refusals{log: slog.New(slog.NewTextHandler(&buf, nil))}
@@ -127,7 +68,7 @@ func TestRefusalsLogOncePerCausePerMinute(t *testing.T) {
 // request: the throttle lookup, the constant-time token check and the
 // host's token bucket.
 func BenchmarkSendChecks(b *testing.B) {
-	l := newFailureLimiter(5, time.Minute, time.Now)
+	l := clientaddr.NewLimiter(5, time.Minute, time.Now)
 	bucket := newTokenBucket(1e9, 1e9, time.Now)
 	r, _ := http.NewRequest(http.MethodPost, "http://x/api/bots/b/send", nil)
 	r.RemoteAddr = "192.0.2.1:1234"
@@ -135,7 +76,7 @@ func BenchmarkSendChecks(b *testing.B) {
 	sum := sha256.Sum256([]byte("a-long-random-token-of-forty-characters"))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, blocked := l.blocked(r.RemoteAddr); blocked || !tokenMatches(r, &sum) {
+		if _, blocked := l.Blocked(r.RemoteAddr); blocked || !tokenMatches(r, &sum) {
 			b.Fatal("refused")
 		}
 		if _, ok := bucket.take(1); !ok {

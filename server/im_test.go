@@ -793,6 +793,23 @@ func TestIMRegistration(t *testing.T) {
 		}
 	})
 
+	t.Run("registrations_per_ip counts one address's attempts", func(t *testing.T) {
+		s := parleytest.Start(t, parleytest.WithHost(imDomain, ""), parleytest.WithConfig(func(c *conf.Config) {
+			c.Hosts[0].Registration = conf.RegistrationOpen
+			c.Limits.RegistrationsPerIP = 2
+		}))
+		for _, u := range []string{"r1", "r2"} {
+			if st := imRegister(t, imSecureStream(t, s, imDomain), u, "pw-"+u, ""); st.Type != "result" {
+				t.Fatalf("registration of %s: %s", u, st.El.Tag)
+			}
+		}
+		c := imSecureStream(t, s, imDomain)
+		imExpectError(t, c, imRegister(t, c, "r3", "pw-r3", ""), xmpp.ResourceConstraint, "a third registration from 127.0.0.1")
+		if imCanLogin(t, s, imDomain, "r3", "pw-r3") {
+			t.Error("the refused registration made an account")
+		}
+	})
+
 	t.Run("open", func(t *testing.T) {
 		s := withMode(conf.RegistrationOpen)
 		imUsers(t, s, "alice")
