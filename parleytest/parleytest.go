@@ -11,11 +11,14 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -92,6 +95,55 @@ type Server struct {
 // store. It is ready when Start returns, and shut down by t.Cleanup.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
+	s, err := start(t, opts...)
+	if err != nil {
+		t.Fatalf("parleytest: %v", err)
+	}
+	return s
+}
+
+// StartSelfAddressed starts a server whose config names its own HTTP
+// listener, as the demo echo bot's post_url does: edit gets the address
+// the listener will have. A port picked before the server starts can be
+// taken by another process (or an outgoing connection's local port) in
+// between, so a start that finds it taken is tried again on another.
+func StartSelfAddressed(t testing.TB, edit func(c *conf.Config, httpAddr string), opts ...Option) *Server {
+	t.Helper()
+	var err error
+	for attempt := 0; attempt < 10; attempt++ {
+		var addr string
+		addr, err = FreeAddr()
+		if err != nil {
+			break
+		}
+		withAddr := append(opts[:len(opts):len(opts)], func(c *conf.Config) {
+			c.HTTP.Listen = []string{addr}
+			edit(c, addr)
+		})
+		var s *Server
+		if s, err = start(t, withAddr...); err == nil {
+			return s
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+	}
+	t.Fatalf("parleytest: %v", err)
+	return nil
+}
+
+// FreeAddr returns a loopback address whose port was free a moment ago.
+// Anything that binds it must be ready to find it taken and try again.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("parleytest: pick a port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func start(t testing.TB, opts ...Option) (*Server, error) {
 	cfg := conf.New()
 	cfg.DataDir = t.TempDir()
 	cfg.Database = ":memory:"
@@ -119,10 +171,13 @@ func Start(t testing.TB, opts ...Option) *Server {
 	log := slog.New(slog.NewTextHandler(&testWriter{t: t}, &slog.HandlerOptions{Level: level}))
 	srv, err := server.New(cfg, server.WithLogger(log))
 	if err != nil {
-		t.Fatalf("parleytest: %v", err)
+		return nil, err
 	}
 	if err := srv.Start(context.Background()); err != nil {
-		t.Fatalf("parleytest: %v", err)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		return nil, err
 	}
 	s := &Server{
 		Server:        srv,
@@ -141,7 +196,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 			t.Errorf("parleytest: shutdown: %v", err)
 		}
 	})
-	return s
+	return s, nil
 }
 
 // AddUser creates the account of jid (local@host) with password.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parley-im/parley/parleytest"
 )
 
 // serveTimeout bounds every wait on a server in these tests.
@@ -166,13 +168,9 @@ func TestServePprof(t *testing.T) {
 
 func TestServeFirstSteps(t *testing.T) {
 	// The demo echo bot's webhook is Parley's own HTTP listener, so its
-	// post_url needs the listener's port before the server starts.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	httpAddr := ln.Addr().String()
-	ln.Close()
+	// post_url needs the listener's port before the server starts: the
+	// config is written with httpAddr in its place, then the port picked.
+	const httpAddr = "HTTP-ADDR"
 	httpTable := fmt.Sprintf("[http]\nlisten = [%q]\n", httpAddr)
 	echoHost := fmt.Sprintf("[[host]]\nname = \"echo.example.com\"\ntype = \"http_component\"\npost_url = \"http://%s/demo/echo\"\n", httpAddr)
 	otherBot := fmt.Sprintf("[[host]]\nname = \"bots.example.com\"\ntype = \"http_component\"\npost_url = \"http://%s/hook\"\n", httpAddr)
@@ -207,13 +205,31 @@ func TestServeFirstSteps(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, _ := tt.cfg.write(t)
-			for _, jid := range tt.accounts {
-				if code, _, stderr := runParley(t, "secret\n", "user", "add", "-c", cfg, jid); code != 0 {
-					t.Fatalf("user add %s: exit code %d; stderr:\n%s", jid, code, stderr)
+			var cfg, logs string
+			// A port picked before serve binds it can be taken in
+			// between (by another test's connection, say): try another.
+			for attempt := 0; ; attempt++ {
+				addr, err := parleytest.FreeAddr()
+				if err != nil {
+					t.Fatal(err)
+				}
+				c := tt.cfg
+				c.top = strings.ReplaceAll(c.top, httpAddr, addr)
+				c.hosts = strings.ReplaceAll(c.hosts, httpAddr, addr)
+				cfg, _ = c.write(t)
+				for _, jid := range tt.accounts {
+					if code, _, stderr := runParley(t, "secret\n", "user", "add", "-c", cfg, jid); code != 0 {
+						t.Fatalf("user add %s: exit code %d; stderr:\n%s", jid, code, stderr)
+					}
+				}
+				var ok bool
+				if logs, ok = serveUntilListening(t, cfg); ok {
+					break
+				}
+				if attempt == 9 || !strings.Contains(logs, "address already in use") {
+					t.Fatalf("serve did not start; log:\n%s", logs)
 				}
 			}
-			logs := serveUntilListening(t, cfg)
 			hints := regexp.MustCompile(`msg="parley: (\S+) has no accounts yet[^"]*"`).FindAllStringSubmatch(logs, -1)
 			if len(hints) != len(tt.want) {
 				t.Fatalf("%d hints, want %d; log:\n%s", len(hints), len(tt.want), logs)
@@ -242,8 +258,9 @@ func TestServeFirstSteps(t *testing.T) {
 }
 
 // serveUntilListening runs `parley serve -c cfg` until it logs that it
-// listens, stops it, and returns everything it logged.
-func serveUntilListening(t *testing.T, cfg string) string {
+// listens, stops it, and returns everything it logged. It reports false,
+// with the log, when serve ended without listening.
+func serveUntilListening(t *testing.T, cfg string) (string, bool) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -252,10 +269,10 @@ func serveUntilListening(t *testing.T, cfg string) string {
 	go func() {
 		done <- runContext(ctx, []string{"serve", "-c", cfg}, strings.NewReader(""), &logs, &logs)
 	}()
-	if text, ok := logs.waitFor("parley: listening", serveTimeout); !ok {
+	if _, ok := logs.waitFor("parley: listening", serveTimeout); !ok {
 		cancel()
 		<-done
-		t.Fatalf("serve did not log that it listens; log:\n%s", text)
+		return logs.String(), false
 	}
 	// What serve logs on starting comes before it waits for ctx: once it
 	// returns, the log is complete.
@@ -268,7 +285,7 @@ func serveUntilListening(t *testing.T, cfg string) string {
 	case <-time.After(serveTimeout):
 		t.Fatalf("serve did not return after its context ended; log:\n%s", logs.String())
 	}
-	return logs.String()
+	return logs.String(), true
 }
 
 func TestShellQuote(t *testing.T) {
