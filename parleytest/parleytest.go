@@ -25,6 +25,8 @@ import (
 	"github.com/parley-im/parley/c2s/sasl"
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/server"
+	// The standard modules: a test server is the server people run.
+	_ "github.com/parley-im/parley/server/mod/std"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/xmpp"
 )

@@ -229,7 +229,7 @@ func newAcctHost(t *testing.T, held string, prepare func(ctx context.Context, st
 	gated := &gatedStore{userStore: store, user: held, entered: make(chan string, 16)}
 	r := &Router{hosts: make(map[string]Handler), log: log}
 	h := newLocalHost(acctDomain, r, gated, hostLimits{roster: 100, offline: 100}, log)
-	h.server = h.serverServices(nil, false, time.Now())
+	h.coreServices(false)
 	r.hosts[acctDomain] = h
 	srv := &Server{log: log, router: r, local: map[string]*localHost{acctDomain: h}}
 	return &acctHost{h: h, srv: srv, store: store, gated: gated}

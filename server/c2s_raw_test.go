@@ -391,7 +391,8 @@ func TestServerIQs(t *testing.T) {
 		for _, f := range st.El.FindElements("query/feature") {
 			got = append(got, f.SelectAttrValue("var", ""))
 		}
-		want := "http://jabber.org/protocol/disco#info http://jabber.org/protocol/disco#items urn:xmpp:ping jabber:iq:version urn:xmpp:time jabber:iq:last msgoffline urn:xmpp:blocking vcard-temp jabber:iq:private"
+		// Sorted (XEP-0115 §5.1 order), whatever order modules start in.
+		want := "http://jabber.org/protocol/disco#info http://jabber.org/protocol/disco#items jabber:iq:last jabber:iq:private jabber:iq:version msgoffline urn:xmpp:blocking urn:xmpp:ping urn:xmpp:time vcard-temp"
 		if strings.Join(got, " ") != want {
 			t.Fatalf("features %q, want %q", got, want)
 		}

@@ -2,9 +2,7 @@ package server
 
 import (
 	"errors"
-	"runtime"
-	"strconv"
-	"time"
+	"slices"
 
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/xmpp"
@@ -24,16 +22,28 @@ type iqKey struct {
 type iqMux struct {
 	handlers map[iqKey]IQHandler
 	features []string // disco#info features, in registration order
+	// forms are the extended disco#info forms (XEP-0128).
+	forms []*etree.Element
+	// also is a mux whose features this one's disco#info lists too: the
+	// host's lists those of the account's (see Host.HandleIQ).
+	also *iqMux
 }
 
 // newIQMux returns a mux that answers disco#info itself, with one
 // identity, the features of what is registered on it (in registration
-// order) and the extended forms given (may be nil): the list can never
-// claim what the mux does not answer.
-func newIQMux(category, typ, name string, forms []*etree.Element) *iqMux {
+// order) and its forms: the list can never claim what the mux does not
+// answer.
+func newIQMux(category, typ, name string) *iqMux {
 	m := &iqMux{handlers: make(map[iqKey]IQHandler)}
-	m.handle("get", xmpp.NSDiscoInfo, "query", xmpp.NSDiscoInfo, discoInfo(m, category, typ, name, forms))
+	m.handle("get", xmpp.NSDiscoInfo, "query", xmpp.NSDiscoInfo, discoInfo(m, category, typ, name))
 	return m
+}
+
+// feature lists f in disco#info, once.
+func (m *iqMux) feature(f string) {
+	if f != "" && !slices.Contains(m.features, f) {
+		m.features = append(m.features, f)
+	}
 }
 
 // handle registers h for iqs of type typ whose payload is <local xmlns=ns/>.
@@ -49,14 +59,7 @@ func (m *iqMux) handle(typ, ns, local, feature string, h IQHandler) {
 		panic("server: a second iq handler for " + typ + " {" + ns + "}" + local)
 	}
 	m.handlers[k] = h
-	if feature != "" {
-		for _, f := range m.features {
-			if f == feature {
-				return
-			}
-		}
-		m.features = append(m.features, feature)
-	}
+	m.feature(feature)
 }
 
 // answer runs the handler for an iq get or set and routes its result or
@@ -92,67 +95,24 @@ func (r *Router) answer(st *xmpp.Stanza, m *iqMux) {
 // `parley version`. Release builds set it with -ldflags.
 var Version = "0.1.0-dev"
 
-// serverServices are the iqs a local host's domain answers.
-func (h *localHost) serverServices(components []string, registration bool, started time.Time) *iqMux {
-	var forms []*etree.Element
-	if len(h.contact) > 0 {
-		forms = append(forms, contactForm(h.contact))
-	}
-	m := newIQMux("server", "im", "Parley", forms)
-	m.handle("get", xmpp.NSDiscoItems, "query", xmpp.NSDiscoItems, func(st *xmpp.Stanza) (*etree.Element, error) {
-		if st.Payload().SelectAttr("node") != nil {
-			return nil, xmpp.NewStanzaError(xmpp.ItemNotFound, "no such node")
-		}
-		q := xmpp.NewElementNS(xmpp.NSDiscoItems, "query")
-		for _, c := range components {
-			q.CreateElement("item").CreateAttr("jid", c)
-		}
-		return q, nil
-	})
-	m.handle("get", xmpp.NSPing, "ping", xmpp.NSPing, func(*xmpp.Stanza) (*etree.Element, error) {
-		return nil, nil
-	})
-	m.handle("get", xmpp.NSVersion, "query", xmpp.NSVersion, func(*xmpp.Stanza) (*etree.Element, error) {
-		q := xmpp.NewElementNS(xmpp.NSVersion, "query")
-		q.CreateElement("name").SetText("Parley")
-		q.CreateElement("version").SetText(Version)
-		q.CreateElement("os").SetText(runtime.GOOS)
-		return q, nil
-	})
-	m.handle("get", xmpp.NSTime, "time", xmpp.NSTime, func(*xmpp.Stanza) (*etree.Element, error) {
-		now := time.Now()
-		q := xmpp.NewElementNS(xmpp.NSTime, "time")
-		q.CreateElement("tzo").SetText(now.Format("-07:00"))
-		q.CreateElement("utc").SetText(now.UTC().Format("2006-01-02T15:04:05.000Z"))
-		return q, nil
-	})
-	m.handle("get", NSLast, "query", NSLast, func(*xmpp.Stanza) (*etree.Element, error) {
-		// XEP-0012 §6: to a server, the time since it started.
-		q := xmpp.NewElementNS(NSLast, "query")
-		q.CreateAttr("seconds", strconv.FormatInt(int64(time.Since(started).Seconds()), 10))
-		return q, nil
-	})
-	// Features answered for the users' accounts, which clients look for
-	// on the server.
-	m.features = append(m.features, NSOffline, NSBlocking, NSVCard, NSPrivate)
+// coreServices registers the iqs to the domain that the core answers
+// itself, and the host's behaviours that clients look for in disco#info.
+func (h *localHost) coreServices(registration bool) {
+	// XEP-0160: messages to a user with no available resource are kept.
+	h.server.feature(NSOffline)
+	// Post-login password changes and removals come to the domain
+	// (XEP-0077 §3.2); the account's own handler serves them. The feature
+	// is listed when others may register.
+	feature := ""
 	if registration {
-		// Post-login password changes and removals come to the domain
-		// (XEP-0077 §3.2); the account's own handler serves them.
-		m.handle("set", NSRegister, "query", NSRegister, func(st *xmpp.Stanza) (*etree.Element, error) {
-			if st.From.Domain() != h.name || st.From.Local() == "" {
-				return nil, xmpp.NewStanzaError(xmpp.NotAllowed, "")
-			}
-			return h.registerSet(st)
-		})
-	} else {
-		m.handle("set", NSRegister, "query", "", func(st *xmpp.Stanza) (*etree.Element, error) {
-			if st.From.Domain() != h.name || st.From.Local() == "" {
-				return nil, xmpp.NewStanzaError(xmpp.NotAllowed, "")
-			}
-			return h.registerSet(st)
-		})
+		feature = NSRegister
 	}
-	return m
+	h.server.handle("set", NSRegister, "query", feature, func(st *xmpp.Stanza) (*etree.Element, error) {
+		if st.From.Domain() != h.name || st.From.Local() == "" {
+			return nil, xmpp.NewStanzaError(xmpp.NotAllowed, "")
+		}
+		return h.registerSet(st)
+	})
 }
 
 // contactForm is the XEP-0157 extended disco#info form.
@@ -173,9 +133,9 @@ func contactForm(fields [][2]any) *etree.Element {
 	return x
 }
 
-// discoInfo answers disco#info with one identity, the mux's features and
-// extended forms (may be nil).
-func discoInfo(m *iqMux, category, typ, name string, forms []*etree.Element) IQHandler {
+// discoInfo answers disco#info with one identity, the mux's features (and
+// those of m.also), sorted, and forms.
+func discoInfo(m *iqMux, category, typ, name string) IQHandler {
 	return func(st *xmpp.Stanza) (*etree.Element, error) {
 		if st.Payload().SelectAttr("node") != nil {
 			return nil, xmpp.NewStanzaError(xmpp.ItemNotFound, "no such node")
@@ -187,10 +147,18 @@ func discoInfo(m *iqMux, category, typ, name string, forms []*etree.Element) IQH
 		if name != "" {
 			id.CreateAttr("name", name)
 		}
-		for _, f := range m.features {
+		// Sorted, as XEP-0115 §5.1 sorts them: the answer does not
+		// depend on the order modules started in.
+		features := slices.Clone(m.features)
+		if m.also != nil {
+			features = append(features, m.also.features...)
+		}
+		slices.Sort(features)
+		features = slices.Compact(features)
+		for _, f := range features {
 			q.CreateElement("feature").CreateAttr("var", f)
 		}
-		for _, f := range forms {
+		for _, f := range m.forms {
 			q.AddChild(f.Copy())
 		}
 		return q, nil

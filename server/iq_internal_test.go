@@ -30,7 +30,7 @@ func TestIQMuxRefusesMistakes(t *testing.T) {
 					t.Error("no panic")
 				}
 			}()
-			tc.do(newIQMux("server", "im", "", nil))
+			tc.do(newIQMux("server", "im", ""))
 		})
 	}
 }

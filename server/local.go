@@ -66,6 +66,12 @@ type localHost struct {
 
 	server  *iqMux // iqs to the domain
 	account *iqMux // iqs to a user's bare JID, answered by the server
+	// pipe are the modules' stanza handlers (pipeline.go).
+	pipe pipeline
+	// services are the domains of the server's service hosts, for
+	// disco#items; started is when the server was built.
+	services []string
+	started  time.Time
 
 	// seenMu guards seen: the users' last logouts, not yet written
 	// (XEP-0012).
@@ -119,8 +125,20 @@ func newLocalHost(name string, r *Router, store userStore, limits hostLimits, lo
 		locks:    make(map[string]*userMutex),
 		inFlight: newOfflineFlight(),
 	}
+	h.server = newIQMux("server", "im", "Parley")
 	h.account = h.accountServices()
+	// The server's disco#info lists what it does for accounts too.
+	h.server.also = h.account
 	return h
+}
+
+// deliver queues st on s: the ToClient handlers, then the router's
+// slow-consumer policy.
+func (h *localHost) deliver(s Session, st *xmpp.Stanza) {
+	if h.pipe.run(ToClient, s, st) {
+		return
+	}
+	h.router.deliver(s, st)
 }
 
 // serverInfo is the server's disco#info query, as a client would get it.
@@ -413,8 +431,10 @@ func (h *localHost) HandleStanza(st *xmpp.Stanza) {
 		fallthrough
 	default:
 		if to.Resource() != "" {
-			h.toFullJID(st, a)
-		} else {
+			if !h.pipe.run(ToFull, nil, st) {
+				h.toFullJID(st, a)
+			}
+		} else if !h.pipe.run(ToBare, nil, st) {
 			h.toBareJID(st, a)
 		}
 	}
@@ -424,11 +444,16 @@ func (h *localHost) HandleStanza(st *xmpp.Stanza) {
 // an iq is for the account, a message is to the user's own bare JID.
 // Presence without to never gets here: the c2s entry handles it.
 func (h *localHost) fromOwnAccount(st *xmpp.Stanza) {
+	if st.Kind == xmpp.KindMessage {
+		st.SetTo(st.From.Bare())
+	}
+	if h.pipe.run(ToBare, nil, st) {
+		return
+	}
 	switch st.Kind {
 	case xmpp.KindIQ:
 		h.accountIQ(st, st.From.Bare())
 	case xmpp.KindMessage:
-		st.SetTo(st.From.Bare())
 		h.toBareJID(st, h.online(st.From.Local()))
 	}
 }
@@ -456,7 +481,7 @@ func (h *localHost) toFullJID(st *xmpp.Stanza, a *account) {
 		return
 	}
 	if s := a.recipient(st.To); s != nil {
-		h.router.deliver(s, st)
+		h.deliver(s, st)
 		return
 	}
 	switch st.Kind {
@@ -499,7 +524,7 @@ func (h *localHost) toBareJID(st *xmpp.Stanza, a *account) {
 	case "headline":
 		for _, s := range all {
 			if s.Available() && s.Priority() >= 0 && !s.Closing() {
-				h.router.deliver(s, st)
+				h.deliver(s, st)
 			}
 		}
 		return
@@ -515,7 +540,7 @@ func (h *localHost) toBareJID(st *xmpp.Stanza, a *account) {
 	if best >= 0 {
 		for _, s := range all {
 			if s.Available() && s.Priority() == best && !s.Closing() {
-				h.router.deliver(s, st)
+				h.deliver(s, st)
 			}
 		}
 		return
@@ -589,6 +614,9 @@ func (h *localHost) undeliveredToBare(s Session, st *xmpp.Stanza) {
 
 // toServer handles stanzas addressed to the domain itself.
 func (h *localHost) toServer(st *xmpp.Stanza) {
+	if h.pipe.run(ToHost, nil, st) {
+		return
+	}
 	switch st.Kind {
 	case xmpp.KindIQ:
 		h.router.answer(st, h.server)

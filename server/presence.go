@@ -130,20 +130,20 @@ func (h *localHost) broadcastPresence(a *account, s Session, ss *sessState, st *
 	}
 	// The user's own resources see it, the sender included (§4.2.2).
 	for _, o := range own {
-		h.router.deliver(o.s, readdress(st, from, o.s.JID()))
+		h.deliver(o.s, readdress(st, from, o.s.JID()))
 	}
 	if !initial {
 		return
 	}
 	for _, o := range others {
-		h.router.deliver(s, resend(o.presence, o.s.JID(), from))
+		h.deliver(s, resend(o.presence, o.s.JID(), from))
 	}
 	for _, c := range probes {
 		h.router.Route(xmpp.NewPresence("probe", a.bare, c))
 	}
 	for _, req := range requests {
 		if r, err := parseStanza(req); err == nil {
-			h.router.deliver(s, r)
+			h.deliver(s, r)
 		}
 	}
 	if prio >= 0 {
@@ -159,13 +159,13 @@ func (h *localHost) inboundPresence(st *xmpp.Stanza) {
 	case "", "unavailable":
 		if st.To.Resource() != "" {
 			if s := h.session(st.To); s != nil {
-				h.router.deliver(s, st)
+				h.deliver(s, st)
 			}
 			return
 		}
 		for _, s := range h.sessions(local) {
 			if s.Available() {
-				h.router.deliver(s, st)
+				h.deliver(s, st)
 			}
 		}
 	case "probe":
@@ -347,7 +347,7 @@ func (h *localHost) botGone(contact xmpp.JID, avail []sessPresence) {
 		return
 	}
 	for _, p := range avail {
-		h.router.deliver(p.s, xmpp.NewPresence("unavailable", contact, p.s.JID()))
+		h.deliver(p.s, xmpp.NewPresence("unavailable", contact, p.s.JID()))
 	}
 }
 
@@ -399,7 +399,7 @@ func (h *localHost) inboundSubscription(st *xmpp.Stanza) {
 	// §3.1.6, §3.2.3, §3.3.3: the stanza goes to the interested
 	// resources, and "this MUST occur before sending the roster push".
 	for _, s := range told {
-		h.router.deliver(s, readdress(st, contact, a.bare))
+		h.deliver(s, readdress(st, contact, a.bare))
 	}
 	h.pushItem(a, push)
 	if in.SendUnavailable {

@@ -271,7 +271,7 @@ func (h *localHost) pushTo(s Session, bare xmpp.JID, item *etree.Element, ver in
 	q.CreateAttr("ver", strconv.FormatInt(ver, 10))
 	q.AddChild(item)
 	id := "push-" + strconv.FormatUint(pushSeq.Add(1), 36)
-	h.router.deliver(s, xmpp.NewIQ("set", id, bare, s.JID(), q))
+	h.deliver(s, xmpp.NewIQ("set", id, bare, s.JID(), q))
 }
 
 // rosterChangeAllowed takes a roster change from the account's budget

@@ -106,7 +106,17 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 			lh := newLocalHost(h.Name, s.router, store, hostLimitsOf(cfg.Limits), s.log)
 			lh.contact = h.Contact.Fields()
 			lh.iterations = cfg.Auth.SCRAMIterations
-			lh.server = lh.serverServices(components, h.Registration != conf.RegistrationClosed, started)
+			lh.server.forms = nil
+			if len(lh.contact) > 0 {
+				lh.server.forms = append(lh.server.forms, contactForm(lh.contact))
+			}
+			lh.services, lh.started = components, started
+			lh.coreServices(h.Registration != conf.RegistrationClosed)
+			if err := lh.startModules(); err != nil {
+				s.closeBots(context.Background())
+				store.Close()
+				return nil, fmt.Errorf("server: %w", err)
+			}
 			lh.caps = capsElement(lh.serverInfo())
 			s.local[h.Name] = lh
 			s.router.hosts[h.Name] = lh
@@ -219,9 +229,12 @@ func (r *c2sRouter) Route(st *xmpp.Stanza) {
 			// Straight to the sender: routed, it would come from the
 			// blocked contact and be filtered by the very block.
 			if s := h.session(st.From); s != nil {
-				r.router.deliver(s, reply)
+				h.deliver(s, reply)
 			}
 		}
+		return
+	}
+	if len(h.pipe.hooks[FromClient][st.Kind]) > 0 && h.pipe.run(FromClient, h.session(st.From), st) {
 		return
 	}
 	if st.Kind == xmpp.KindPresence {

@@ -43,8 +43,7 @@ func storeCtx() (context.Context, context.CancelFunc) {
 
 // accountServices are the iqs the server answers for a user's bare JID.
 func (h *localHost) accountServices() *iqMux {
-	m := newIQMux("account", "registered", "", nil)
-	m.handle("get", xmpp.NSPing, "ping", xmpp.NSPing, func(*xmpp.Stanza) (*etree.Element, error) { return nil, nil })
+	m := newIQMux("account", "registered", "")
 	ownOnly := func(f IQHandler) IQHandler {
 		return func(st *xmpp.Stanza) (*etree.Element, error) {
 			if !own(st) {
@@ -55,12 +54,12 @@ func (h *localHost) accountServices() *iqMux {
 	}
 	m.handle("get", NSRoster, "query", "", ownOnly(h.rosterGet))
 	m.handle("set", NSRoster, "query", "", ownOnly(h.rosterSet))
-	m.handle("get", NSBlocking, "blocklist", "", ownOnly(h.blocklistGet))
+	m.handle("get", NSBlocking, "blocklist", NSBlocking, ownOnly(h.blocklistGet))
 	m.handle("set", NSBlocking, "block", "", ownOnly(func(st *xmpp.Stanza) (*etree.Element, error) { return h.blockSet(st, true) }))
 	m.handle("set", NSBlocking, "unblock", "", ownOnly(func(st *xmpp.Stanza) (*etree.Element, error) { return h.blockSet(st, false) }))
-	m.handle("get", NSVCard, "vCard", "", h.vcardGet)
+	m.handle("get", NSVCard, "vCard", NSVCard, h.vcardGet)
 	m.handle("set", NSVCard, "vCard", "", ownOnly(h.vcardSet))
-	m.handle("get", NSPrivate, "query", "", ownOnly(h.privateGet))
+	m.handle("get", NSPrivate, "query", NSPrivate, ownOnly(h.privateGet))
 	m.handle("set", NSPrivate, "query", "", ownOnly(h.privateSet))
 	m.handle("get", NSLast, "query", "", h.lastGet)
 	m.handle("set", NSRegister, "query", "", ownOnly(h.registerSet))
@@ -193,7 +192,7 @@ func (h *localHost) blockSet(st *xmpp.Stanza, block bool) (*etree.Element, error
 				push.CreateElement("item").CreateAttr("jid", j)
 			}
 		}
-		h.router.deliver(s, xmpp.NewIQ("set", "block-"+strconv.FormatUint(pushSeq.Add(1), 36), a.bare, s.JID(), push))
+		h.deliver(s, xmpp.NewIQ("set", "block-"+strconv.FormatUint(pushSeq.Add(1), 36), a.bare, s.JID(), push))
 	}
 	return nil, nil
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/server"
+	// The standard modules of the IM core (server.RegisterModule).
+	_ "github.com/parley-im/parley/server/mod/std"
 )
 
 // usage is what `parley help` prints.

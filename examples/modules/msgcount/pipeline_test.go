@@ -1,0 +1,83 @@
+package msgcount_test
+
+import (
+	"testing"
+
+	"github.com/parley-im/parley/parleytest"
+	"github.com/parley-im/parley/server"
+	"github.com/parley-im/parley/xmpp"
+)
+
+const nsSeen = "urn:example:seen"
+
+// A second toy module, for this test binary only: it marks what it sees
+// at ToClient, answers messages to the domain at ToHost, and takes (before
+// msgcount, by priority) messages whose body is "swallow".
+func init() {
+	server.RegisterModule(server.Module{Name: "toy-pipeline", Start: func(h *server.Host) error {
+		h.Hook(server.ToClient, xmpp.KindMessage, 0, func(s server.Session, st *xmpp.Stanza) bool {
+			if st.El.FindElement("body") != nil {
+				st.El.AddChild(xmpp.NewElementNS(nsSeen, "seen"))
+			}
+			return false
+		})
+		h.Hook(server.ToHost, xmpp.KindMessage, 0, func(_ server.Session, st *xmpp.Stanza) bool {
+			reply := xmpp.NewElementNS(xmpp.NSClient, "message")
+			reply.CreateAttr("type", "headline")
+			reply.CreateElement("body").SetText("the host heard you")
+			r, _ := xmpp.NewStanza(reply)
+			r.SetFrom(st.To)
+			r.SetTo(st.From)
+			h.Route(r)
+			return true
+		})
+		h.Hook(server.ToBare, xmpp.KindMessage, 100, func(_ server.Session, st *xmpp.Stanza) bool {
+			return st.El.FindElement("body") != nil && st.El.FindElement("body").Text() == "swallow"
+		})
+		return nil
+	}})
+}
+
+func TestPipelinePoints(t *testing.T) {
+	s := parleytest.Start(t)
+	s.AddUser("alice@localhost", "a")
+	s.AddUser("bob@localhost", "b")
+	alice := s.Login("alice@localhost", "a", "desk")
+	bob := s.Login("bob@localhost", "b", "phone")
+	for _, c := range []*parleytest.Conn{alice, bob} {
+		c.Send("<presence/>")
+		c.Sync()
+	}
+	next := func(c *parleytest.Conn) *xmpp.Stanza {
+		st := c.NextStanza()
+		for st.Kind != xmpp.KindMessage {
+			st = c.NextStanza()
+		}
+		return st
+	}
+
+	// ToBare at priority 100 takes "swallow" before msgcount (priority 0)
+	// and the core see it: alice gets only the next message, and her
+	// received count stays 1.
+	bob.Send("<message to='alice@localhost' type='chat' id='s1'><body>swallow</body></message>")
+	bob.Send("<message to='alice@localhost' type='chat' id='s2'><body>keep</body></message>")
+	st := next(alice)
+	if st.ID != "s2" {
+		t.Fatalf("alice got %s, want s2 (s1 swallowed)", alice.String(st.El))
+	}
+	// ToClient marked what was queued for her.
+	if st.El.FindElement("seen") == nil || xmpp.NS(st.El.FindElement("seen")) != nsSeen {
+		t.Errorf("no <seen/> from ToClient: %s", alice.String(st.El))
+	}
+	alice.Send("<iq type='get' id='c1'><count xmlns='urn:example:msgcount'/></iq>")
+	if st := alice.NextStanza(); st.El.FindElement("count").SelectAttrValue("received", "") != "1" {
+		t.Errorf("got %s, want received='1'", alice.String(st.El))
+	}
+
+	// ToHost takes a message to the domain, which the core would refuse.
+	alice.Send("<message to='localhost' id='h1'><body>hello server</body></message>")
+	st = next(alice)
+	if st.Type != "headline" || st.From.String() != "localhost" {
+		t.Fatalf("got %s, want the host's headline", alice.String(st.El))
+	}
+}

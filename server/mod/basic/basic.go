@@ -1,0 +1,67 @@
+// Package basic is the module of the small answers every XMPP server
+// gives: ping (XEP-0199) to the server and to its users' bare JIDs, the
+// software version (XEP-0092), the entity time (XEP-0202), the server's
+// uptime (XEP-0012 §6) and the list of its services (XEP-0030
+// disco#items).
+package basic
+
+import (
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/parley-im/parley/server"
+	"github.com/parley-im/parley/xmpp"
+)
+
+func init() {
+	server.RegisterModule(server.Module{Name: "basic", Start: start})
+}
+
+func start(h *server.Host) error {
+	pong := func(*xmpp.Stanza) (*etree.Element, error) { return nil, nil }
+	// XEP-0199 §4 (to the server) and §6 (to a user's bare JID, which the
+	// server answers for the account).
+	h.HandleIQ(server.ToHost, "get", xmpp.NSPing, "ping", xmpp.NSPing, pong)
+	h.HandleIQ(server.ToBare, "get", xmpp.NSPing, "ping", xmpp.NSPing, pong)
+	h.HandleIQ(server.ToHost, "get", xmpp.NSVersion, "query", xmpp.NSVersion, version)
+	h.HandleIQ(server.ToHost, "get", xmpp.NSTime, "time", xmpp.NSTime, entityTime)
+	started := h.Started()
+	h.HandleIQ(server.ToHost, "get", server.NSLast, "query", server.NSLast, func(*xmpp.Stanza) (*etree.Element, error) {
+		q := xmpp.NewElementNS(server.NSLast, "query")
+		q.CreateAttr("seconds", strconv.FormatInt(int64(time.Since(started).Seconds()), 10))
+		return q, nil
+	})
+	services := h.Services()
+	h.HandleIQ(server.ToHost, "get", xmpp.NSDiscoItems, "query", xmpp.NSDiscoItems, func(st *xmpp.Stanza) (*etree.Element, error) {
+		if st.Payload().SelectAttr("node") != nil {
+			return nil, xmpp.NewStanzaError(xmpp.ItemNotFound, "no such node")
+		}
+		q := xmpp.NewElementNS(xmpp.NSDiscoItems, "query")
+		for _, c := range services {
+			q.CreateElement("item").CreateAttr("jid", c)
+		}
+		return q, nil
+	})
+	return nil
+}
+
+// version answers XEP-0092.
+func version(*xmpp.Stanza) (*etree.Element, error) {
+	q := xmpp.NewElementNS(xmpp.NSVersion, "query")
+	q.CreateElement("name").SetText("Parley")
+	q.CreateElement("version").SetText(server.Version)
+	q.CreateElement("os").SetText(runtime.GOOS)
+	return q, nil
+}
+
+// entityTime answers XEP-0202: the server's offset from UTC and the time
+// in UTC, with milliseconds.
+func entityTime(*xmpp.Stanza) (*etree.Element, error) {
+	now := time.Now()
+	q := xmpp.NewElementNS(xmpp.NSTime, "time")
+	q.CreateElement("tzo").SetText(now.Format("-07:00"))
+	q.CreateElement("utc").SetText(now.UTC().Format("2006-01-02T15:04:05.000Z"))
+	return q, nil
+}

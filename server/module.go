@@ -1,0 +1,157 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/parley-im/parley/xmpp"
+)
+
+// Module is a feature of local hosts (Prosody's modules, ejabberd's
+// gen_mod): a package of its own registers it from its init function with
+// RegisterModule, and the binary imports the package (cmd/parley and
+// parleytest import the standard list, package server/mod/std). The core
+// names no module. docs/ARCHITECTURE.md has a worked example.
+type Module struct {
+	// Name is the module's name, unique among modules: "ping", "carbons".
+	Name string
+	// Start registers the module's handlers on one local host. It runs
+	// once per local host, in New, before the server listens; an error
+	// stops New.
+	Start func(h *Host) error
+}
+
+var modules struct {
+	sync.Mutex
+	byName map[string]Module
+}
+
+// RegisterModule makes m start on every local host of every server built
+// after it. It is meant for init functions: an empty name, a nil Start or
+// a second module of the same name is a mistake in the code, and panics,
+// as database/sql.Register does.
+func RegisterModule(m Module) {
+	modules.Lock()
+	defer modules.Unlock()
+	switch {
+	case m.Name == "":
+		panic("server: RegisterModule: a module without a name")
+	case m.Start == nil:
+		panic("server: RegisterModule: module " + m.Name + " has no Start")
+	case modules.byName[m.Name].Start != nil:
+		panic("server: RegisterModule: a second module named " + m.Name)
+	}
+	if modules.byName == nil {
+		modules.byName = make(map[string]Module)
+	}
+	modules.byName[m.Name] = m
+}
+
+// Modules returns the names of the registered modules, sorted.
+func Modules() []string {
+	modules.Lock()
+	defer modules.Unlock()
+	names := make([]string, 0, len(modules.byName))
+	for n := range modules.byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// startModules starts every registered module on h, in the order of their
+// names (so that handlers of equal priority run in an order that does not
+// depend on the order of imports).
+func (h *localHost) startModules() error {
+	modules.Lock()
+	list := make([]Module, 0, len(modules.byName))
+	for _, m := range modules.byName {
+		list = append(list, m)
+	}
+	modules.Unlock()
+	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+	for _, m := range list {
+		if err := m.Start(&Host{lh: h, module: m.Name}); err != nil {
+			return fmt.Errorf("module %s on %s: %w", m.Name, h.name, err)
+		}
+	}
+	return nil
+}
+
+// Host is what a module gets of one local host: where to register its
+// handlers, and the few things of the host it may use. A module keeps it
+// for its handlers; its methods are safe for concurrent use once the
+// server runs, except the registering ones (Hook, HandleIQ, Feature),
+// which are for Start alone.
+type Host struct {
+	lh     *localHost
+	module string
+}
+
+// Name is the host's domain.
+func (h *Host) Name() string { return h.lh.name }
+
+// Logger returns the host's logger, with the module named.
+func (h *Host) Logger() *slog.Logger { return h.lh.log.With("module", h.module) }
+
+// Hook registers fn at point p for stanzas of kind (message, presence or
+// iq). Higher priorities run first; the core's own rule for the point
+// runs after every handler (see Point).
+func (h *Host) Hook(p Point, kind xmpp.Kind, priority int, fn StanzaHandler) {
+	h.lh.pipe.add(p, kind, priority, h.module, fn)
+}
+
+// HandleIQ registers fn for iqs of type typ ("get" or "set") whose payload
+// is <local xmlns=ns/>, addressed to the host's domain (p is ToHost) or to
+// a user's bare JID, the server answering for the account (p is ToBare;
+// RFC 6121 §8.5.2.1.3). An iq nobody handles gets <service-unavailable/>.
+// feature, when not empty, is listed in the disco#info of what p
+// addresses, and, for ToBare, of the host too (clients look for what
+// their server does for their account there: XEP-0191 §2, XEP-0054).
+// A nil handler, another point, or a second handler for the same iqs is
+// a mistake found at start: it panics.
+func (h *Host) HandleIQ(p Point, typ, ns, local, feature string, fn IQHandler) {
+	switch p {
+	case ToHost:
+		h.lh.server.handle(typ, ns, local, feature, fn)
+	case ToBare:
+		h.lh.account.handle(typ, ns, local, feature, fn)
+	default:
+		panic(fmt.Sprintf("server: module %s: iq handlers are for ToHost or ToBare, not %v", h.module, p))
+	}
+}
+
+// Feature lists ns in the host's disco#info for a behaviour of the module
+// that has no iq of its own (XEP-0160's msgoffline, say). Features of iqs
+// come with HandleIQ.
+func (h *Host) Feature(ns string) { h.lh.server.feature(ns) }
+
+// Route sends st on its way, as if the server sent it: its from must be
+// set (a JID of this host).
+func (h *Host) Route(st *xmpp.Stanza) { h.lh.router.Route(st) }
+
+// Bounce answers st with e, unless st is an error or an answer itself.
+func (h *Host) Bounce(st *xmpp.Stanza, e *xmpp.StanzaError) { h.lh.router.Bounce(st, e) }
+
+// Deliver queues st on the session s of this host, through ToClient and
+// the slow-consumer policy (a full queue bounces st to its sender).
+func (h *Host) Deliver(s Session, st *xmpp.Stanza) { h.lh.deliver(s, st) }
+
+// Sessions returns the bound sessions of the user local, in bind order;
+// the slice is the caller's.
+func (h *Host) Sessions(local string) []Session { return h.lh.sessions(local) }
+
+// Store returns the host's store: a module declares the small interface
+// it needs and asserts it (the store of a running server is a
+// *storage.Store).
+func (h *Host) Store() any { return h.lh.store }
+
+// Services returns the domains of the server's service hosts (bots,
+// components), for disco#items.
+func (h *Host) Services() []string { return append([]string(nil), h.lh.services...) }
+
+// Started returns when the server was built, for its uptime (XEP-0012 §6).
+func (h *Host) Started() time.Time { return h.lh.started }

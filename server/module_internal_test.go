@@ -1,0 +1,80 @@
+package server
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/beevik/etree"
+	"github.com/parley-im/parley/xmpp"
+)
+
+// TestRegistrationMistakesPanic: a module's registration mistakes are
+// bugs in its code, found when the binary starts, not when a stanza
+// comes.
+func TestRegistrationMistakesPanic(t *testing.T) {
+	noop := func(Session, *xmpp.Stanza) bool { return false }
+	host := &Host{lh: &localHost{server: newIQMux("server", "im", ""), account: newIQMux("account", "registered", "")}, module: "t"}
+	RegisterModule(Module{Name: "test-registered-once", Start: func(*Host) error { return nil }})
+	for _, tc := range []struct {
+		name string
+		do   func()
+	}{
+		{"a module without a name", func() { RegisterModule(Module{Start: func(*Host) error { return nil }}) }},
+		{"a module without Start", func() { RegisterModule(Module{Name: "test-no-start"}) }},
+		{"a second module of a name", func() {
+			RegisterModule(Module{Name: "test-registered-once", Start: func(*Host) error { return nil }})
+		}},
+		{"a nil stanza handler", func() { host.Hook(ToBare, xmpp.KindMessage, 0, nil) }},
+		{"a point that does not exist", func() { host.Hook(numPoints, xmpp.KindMessage, 0, noop) }},
+		{"a handler for no stanza kind", func() { host.Hook(ToBare, xmpp.KindNone, 0, noop) }},
+		{"an iq handler at ToFull", func() { host.HandleIQ(ToFull, "get", "urn:x", "q", "", pong) }},
+		{"a second iq handler", func() {
+			host.HandleIQ(ToHost, "get", "urn:x", "q", "", pong)
+			host.HandleIQ(ToHost, "get", "urn:x", "q", "", pong)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Error("no panic")
+				}
+			}()
+			tc.do()
+		})
+	}
+	if !slices.Contains(Modules(), "test-registered-once") {
+		t.Errorf("Modules() = %v, want test-registered-once in it", Modules())
+	}
+}
+
+// TestPipelineOrder: handlers run by descending priority, equal ones in
+// the order they were added, and the first that returns true ends the
+// run.
+func TestPipelineOrder(t *testing.T) {
+	var p pipeline
+	var ran []string
+	add := func(name string, prio int, handled bool) {
+		p.add(ToBare, xmpp.KindMessage, prio, name, func(Session, *xmpp.Stanza) bool {
+			ran = append(ran, name)
+			return handled
+		})
+	}
+	add("low", -5, false)
+	add("first-of-ten", 10, false)
+	add("second-of-ten", 10, false)
+	add("zero-takes-it", 0, true)
+	add("never", -10, false)
+	st := &xmpp.Stanza{Kind: xmpp.KindMessage}
+	if !p.run(ToBare, nil, st) {
+		t.Error("run = false, want true: a handler took the stanza")
+	}
+	if want := []string{"first-of-ten", "second-of-ten", "zero-takes-it"}; !slices.Equal(ran, want) {
+		t.Errorf("ran %v, want %v", ran, want)
+	}
+	ran = nil
+	if p.run(ToFull, nil, st) || p.run(ToBare, nil, &xmpp.Stanza{Kind: xmpp.KindPresence}) || len(ran) != 0 {
+		t.Errorf("handlers of another point or kind ran: %v", ran)
+	}
+}
+
+func pong(*xmpp.Stanza) (*etree.Element, error) { return nil, nil }
