@@ -18,7 +18,6 @@ import (
 const (
 	NSBlocking     = "urn:xmpp:blocking"
 	NSBlockingErr  = "urn:xmpp:blocking:errors"
-	NSVCard        = "vcard-temp"
 	NSPrivate      = "jabber:iq:private"
 	NSLast         = "jabber:iq:last"
 	NSRegister     = "jabber:iq:register"
@@ -27,7 +26,6 @@ const (
 	NSServerInfo   = "http://jabber.org/network/serverinfo"
 	NSRosterVer    = "urn:xmpp:features:rosterver"
 	NSPreApproval  = "urn:xmpp:features:pre-approval"
-	kindVCard      = "vcard"
 	kindPrivate    = "private"
 	maxPrivateSize = 64 << 10
 )
@@ -57,8 +55,6 @@ func (h *localHost) accountServices() *iqMux {
 	m.handle("get", NSBlocking, "blocklist", NSBlocking, ownOnly(h.blocklistGet))
 	m.handle("set", NSBlocking, "block", "", ownOnly(func(st *xmpp.Stanza) (*etree.Element, error) { return h.blockSet(st, true) }))
 	m.handle("set", NSBlocking, "unblock", "", ownOnly(func(st *xmpp.Stanza) (*etree.Element, error) { return h.blockSet(st, false) }))
-	m.handle("get", NSVCard, "vCard", NSVCard, h.vcardGet)
-	m.handle("set", NSVCard, "vCard", "", ownOnly(h.vcardSet))
 	m.handle("get", NSPrivate, "query", NSPrivate, ownOnly(h.privateGet))
 	m.handle("set", NSPrivate, "query", "", ownOnly(h.privateSet))
 	m.handle("get", NSLast, "query", "", h.lastGet)
@@ -201,35 +197,6 @@ func (h *localHost) blockSet(st *xmpp.Stanza, block bool) (*etree.Element, error
 // block (XEP-0191 §3.5).
 func blockedError() *xmpp.StanzaError {
 	return xmpp.NewStanzaError(xmpp.NotAcceptable, "you block this contact; unblock it first")
-}
-
-// vcardGet answers anyone's request for a user's vCard (XEP-0054).
-func (h *localHost) vcardGet(st *xmpp.Stanza) (*etree.Element, error) {
-	target := st.To.Bare()
-	if st.To.IsZero() {
-		target = st.From.Bare()
-	}
-	ctx, cancel := storeCtx()
-	defer cancel()
-	data, err := h.store.XML(ctx, h.name, target.Local(), kindVCard, "")
-	if errors.Is(err, storage.ErrNotFound) {
-		return xmpp.NewElementNS(NSVCard, "vCard"), nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return parseElement(data)
-}
-
-// vcardSet stores the user's own vCard.
-func (h *localHost) vcardSet(st *xmpp.Stanza) (*etree.Element, error) {
-	data := serializeElement(st.Payload())
-	if len(data) > maxPrivateSize {
-		return nil, xmpp.NewStanzaError(xmpp.NotAcceptable, "the vCard is larger than 64 KiB")
-	}
-	ctx, cancel := storeCtx()
-	defer cancel()
-	return nil, h.store.PutXML(ctx, h.name, st.From.Local(), kindVCard, "", data)
 }
 
 // privateGet answers XEP-0049: the stored element of the asked namespace,

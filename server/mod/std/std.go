@@ -6,4 +6,6 @@ package std
 import (
 	// The small answers: ping, version, time, uptime, disco#items.
 	_ "github.com/parley-im/parley/server/mod/basic"
+	// vcard-temp (XEP-0054).
+	_ "github.com/parley-im/parley/server/mod/vcard"
 )

@@ -1,0 +1,99 @@
+// Package vcard is the module of vcard-temp (XEP-0054): a user stores a
+// vCard, and anyone may read it from the user's bare JID. The vCard is
+// kept as the client sent it, up to 64 KiB.
+package vcard
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/parley-im/parley/server"
+	"github.com/parley-im/parley/storage"
+	"github.com/parley-im/parley/xmpp"
+)
+
+// NS is vcard-temp's namespace, and its disco#info feature.
+const NS = "vcard-temp"
+
+const (
+	// kind is the key the store keeps vCards under.
+	kind = "vcard"
+	// maxSize bounds one stored vCard: avatars belong in XEP-0084 or
+	// upload, and this keeps one user from filling the disk.
+	maxSize = 64 << 10
+	// storeTimeout bounds one read or write of the store.
+	storeTimeout = 10 * time.Second
+)
+
+// Store is what the module needs of storage.
+type Store interface {
+	XML(ctx context.Context, host, user, kind, key string) ([]byte, error)
+	PutXML(ctx context.Context, host, user, kind, key string, xml []byte) error
+}
+
+func init() {
+	server.RegisterModule(server.Module{Name: "vcard", Start: start})
+}
+
+func start(h *server.Host) error {
+	st, ok := h.Store().(Store)
+	if !ok {
+		return fmt.Errorf("the store (%T) cannot keep vCards", h.Store())
+	}
+	m := &module{host: h.Name(), store: st}
+	h.HandleIQ(server.ToBare, "get", NS, "vCard", NS, m.get)
+	h.HandleIQ(server.ToBare, "set", NS, "vCard", "", m.set)
+	return nil
+}
+
+type module struct {
+	host  string
+	store Store
+}
+
+// get answers anyone's request for a user's vCard: the stored one, or an
+// empty one (XEP-0054 §3.1).
+func (m *module) get(st *xmpp.Stanza) (*etree.Element, error) {
+	target := st.To.Bare()
+	if st.To.IsZero() {
+		target = st.From.Bare()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	data, err := m.store.XML(ctx, m.host, target.Local(), kind, "")
+	if errors.Is(err, storage.ErrNotFound) {
+		return xmpp.NewElementNS(NS, "vCard"), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the vCard of %s: %w", target, err)
+	}
+	return xmpp.ParseElement(string(data), xmpp.Limits{MaxStanza: 1 << 20})
+}
+
+// set stores the user's own vCard; another's is <forbidden/>.
+func (m *module) set(st *xmpp.Stanza) (*etree.Element, error) {
+	if !st.To.IsZero() && st.To.Bare() != st.From.Bare() {
+		return nil, xmpp.NewStanzaError(xmpp.Forbidden, "only the account itself may do this")
+	}
+	var buf bytes.Buffer
+	w := xmpp.NewWriter(&buf)
+	if err := w.WriteElement(st.Payload()); err != nil {
+		return nil, fmt.Errorf("serializing a vCard: %w", err)
+	}
+	if err := w.Flush(); err != nil {
+		return nil, fmt.Errorf("serializing a vCard: %w", err)
+	}
+	if buf.Len() > maxSize {
+		return nil, xmpp.NewStanzaError(xmpp.NotAcceptable, "the vCard is larger than 64 KiB")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := m.store.PutXML(ctx, m.host, st.From.Local(), kind, "", buf.Bytes()); err != nil {
+		return nil, fmt.Errorf("storing the vCard of %s: %w", st.From.Bare(), err)
+	}
+	return nil, nil
+}
