@@ -159,7 +159,7 @@ func (a *account) load(h *localHost) error {
 // read reads the user's data from the store into a. A copy that a change
 // will commit to must be read holding the user's lock.
 func (a *account) read(h *localHost) error {
-	ctx, cancel := storeCtx()
+	ctx, cancel := h.router.storeCtx()
 	defer cancel()
 	roster, ver, pending, blocked, err := h.readUser(ctx, a.local)
 	if err != nil {

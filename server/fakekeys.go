@@ -100,7 +100,7 @@ func (k *keyIterations) get(host string) []sasl.IterationCount {
 	}
 	// Others wait on the lock meanwhile: one read a minute for all.
 	defer k.mu.Unlock()
-	ctx, cancel := storeCtx()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	m, err := k.store.IterationCounts(ctx, host)
 	if err != nil {

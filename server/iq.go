@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"slices"
 
@@ -9,8 +10,11 @@ import (
 )
 
 // IQHandler answers one iq get or set: the payload of the result (nil for
-// an empty result), or an error, which should be a *xmpp.StanzaError.
-type IQHandler func(st *xmpp.Stanza) (*etree.Element, error)
+// an empty result), or an error, which should be a *xmpp.StanzaError
+// (any other is logged and answered <internal-server-error/>). ctx ends
+// when the server shuts down or after handlerTimeout: a handler passes it
+// to the store and to anything else that may wait.
+type IQHandler func(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error)
 
 type iqKey struct {
 	typ       string // get or set
@@ -75,7 +79,9 @@ func (r *Router) answer(st *xmpp.Stanza, m *iqMux) {
 		r.Bounce(st, xmpp.NewStanzaError(xmpp.ServiceUnavailable, ""))
 		return
 	}
-	payload, err := h(st)
+	ctx, cancel := r.storeCtx()
+	payload, err := h(ctx, st)
+	cancel()
 	if errors.Is(err, errAnswered) {
 		return
 	}
@@ -107,11 +113,11 @@ func (h *localHost) coreServices(registration bool) {
 	if registration {
 		feature = NSRegister
 	}
-	h.server.handle("set", NSRegister, "query", feature, func(st *xmpp.Stanza) (*etree.Element, error) {
+	h.server.handle("set", NSRegister, "query", feature, func(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
 		if st.From.Domain() != h.name || st.From.Local() == "" {
 			return nil, xmpp.NewStanzaError(xmpp.NotAllowed, "")
 		}
-		return h.registerSet(st)
+		return h.registerSet(ctx, st)
 	})
 }
 
@@ -136,7 +142,7 @@ func contactForm(fields [][2]any) *etree.Element {
 // discoInfo answers disco#info with one identity, the mux's features (and
 // those of m.also), sorted, and forms.
 func discoInfo(m *iqMux, category, typ, name string) IQHandler {
-	return func(st *xmpp.Stanza) (*etree.Element, error) {
+	return func(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
 		if st.Payload().SelectAttr("node") != nil {
 			return nil, xmpp.NewStanzaError(xmpp.ItemNotFound, "no such node")
 		}

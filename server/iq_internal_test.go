@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"testing"
 
 	"github.com/beevik/etree"
@@ -10,7 +11,7 @@ import (
 // TestIQMuxRefusesMistakes: a nil handler and a second handler for the
 // same iqs are mistakes in the code that registers them, found at start.
 func TestIQMuxRefusesMistakes(t *testing.T) {
-	ping := func(*xmpp.Stanza) (*etree.Element, error) { return nil, nil }
+	ping := func(context.Context, *xmpp.Stanza) (*etree.Element, error) { return nil, nil }
 	for _, tc := range []struct {
 		name string
 		do   func(m *iqMux)

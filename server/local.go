@@ -145,7 +145,7 @@ func (h *localHost) deliver(s Session, st *xmpp.Stanza) {
 func (h *localHost) serverInfo() *etree.Element {
 	q := xmpp.NewElementNS(xmpp.NSDiscoInfo, "query")
 	st := xmpp.NewIQ("get", "caps", h.domain, h.domain, q)
-	payload, _ := h.server.handlers[iqKey{"get", xmpp.NSDiscoInfo, "query"}](st)
+	payload, _ := h.server.handlers[iqKey{"get", xmpp.NSDiscoInfo, "query"}](context.Background(), st)
 	return payload
 }
 
@@ -264,7 +264,7 @@ func (h *localHost) lastActivity(local string) (at time.Time, status string, ok 
 	if a, ok := h.lastSeen(local); ok {
 		return a.At, a.Status, true
 	}
-	ctx, cancel := storeCtx()
+	ctx, cancel := h.router.storeCtx()
 	defer cancel()
 	at, status, err := h.store.LastActivity(ctx, h.name, local)
 	if err != nil {
@@ -371,7 +371,7 @@ func (h *localHost) blocks(local string, a *account, j xmpp.JID) bool {
 	if j.Domain() == h.name && j.Local() == local {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := h.router.storeCtx()
 	defer cancel()
 	list, err := h.store.BlockList(ctx, h.name, local)
 	if err != nil {
@@ -390,7 +390,7 @@ func (h *localHost) blocks(local string, a *account, j xmpp.JID) bool {
 // exists reports whether the user has an account. It reads storage, so it
 // is asked only when the user has no session.
 func (h *localHost) exists(local string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := h.router.storeCtx()
 	defer cancel()
 	_, err := h.store.Account(ctx, h.name, local)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"slices"
 	"testing"
 
@@ -77,4 +78,4 @@ func TestPipelineOrder(t *testing.T) {
 	}
 }
 
-func pong(*xmpp.Stanza) (*etree.Element, error) { return nil, nil }
+func pong(context.Context, *xmpp.Stanza) (*etree.Element, error) { return nil, nil }

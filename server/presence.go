@@ -444,7 +444,7 @@ func (h *localHost) saveState(a *account, contact xmpp.JID, next subscription.St
 	item.Ask = next.PendingOut
 	item.PendingIn = next.PendingIn
 	item.Approved = next.Approved
-	ctx, cancel := storeCtx()
+	ctx, cancel := h.router.storeCtx()
 	defer cancel()
 	ver, err := h.store.PutRosterItem(ctx, h.name, a.local, item)
 	if err != nil {
@@ -467,7 +467,7 @@ func (h *localHost) saveState(a *account, contact xmpp.JID, next subscription.St
 // forgotten, then puts that in memory; the user's lock must be held and
 // a.mu not.
 func (h *localHost) savePending(a *account, contact xmpp.JID, pending bool, st *xmpp.Stanza) error {
-	ctx, cancel := storeCtx()
+	ctx, cancel := h.router.storeCtx()
 	defer cancel()
 	if !pending {
 		if err := h.store.DeleteXML(ctx, h.name, a.local, kindSubRequest, contact.String()); err != nil {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -51,7 +52,7 @@ func itemElement(it *storage.RosterItem) *etree.Element {
 // an unchanged roster gets an empty result, a changed one the full roster
 // or, when the store can tell, an empty result followed by the changes as
 // pushes.
-func (h *localHost) rosterGet(st *xmpp.Stanza) (*etree.Element, error) {
+func (h *localHost) rosterGet(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
 	a := h.loaded(st.From.Local())
 	if a == nil {
 		return nil, errNotLoaded
@@ -72,9 +73,7 @@ func (h *localHost) rosterGet(st *xmpp.Stanza) (*etree.Element, error) {
 		if since, err := strconv.ParseInt(verAttr.Value, 10, 64); err == nil && since == ver {
 			return nil, nil
 		} else if err == nil && since < ver {
-			ctx, cancel := storeCtx()
 			changed, removed, cur, ok, err := h.store.RosterSince(ctx, h.name, a.local, since)
-			cancel()
 			if err == nil && ok && cur == ver && len(changed)+len(removed) < len(items) {
 				// The result first, then the pushes (§2.6.3).
 				h.router.Route(st.Result(nil))
@@ -106,7 +105,7 @@ func (h *localHost) rosterGet(st *xmpp.Stanza) (*etree.Element, error) {
 var errAnswered = errors.New("answered")
 
 // rosterSet changes or removes one item (RFC 6121 §2.3, §2.5).
-func (h *localHost) rosterSet(st *xmpp.Stanza) (*etree.Element, error) {
+func (h *localHost) rosterSet(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
 	if err := h.rosterChangeAllowed(st.From.Local()); err != nil {
 		return nil, err
 	}
@@ -163,7 +162,7 @@ func (h *localHost) rosterSet(st *xmpp.Stanza) (*etree.Element, error) {
 	if _, pending := a.pending[contact]; pending {
 		item.PendingIn = true
 	}
-	ctx, cancel := storeCtx()
+	ctx, cancel := h.router.storeCtx()
 	ver, err := h.store.PutRosterItem(ctx, h.name, a.local, item)
 	cancel()
 	if err == nil {
@@ -193,7 +192,7 @@ func (h *localHost) rosterRemove(local string, contact xmpp.JID) error {
 		unlock()
 		return xmpp.NewStanzaError(xmpp.ItemNotFound, "no such contact in the roster")
 	}
-	ctx, cancel := storeCtx()
+	ctx, cancel := h.router.storeCtx()
 	defer cancel()
 	ver, err := h.store.DeleteRosterItem(ctx, h.name, a.local, contact.String())
 	if err == nil {

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/components/webhook"
@@ -40,6 +42,10 @@ type Session interface {
 type Router struct {
 	hosts map[string]Handler
 	log   *slog.Logger
+	// ctx is the server's lifetime: Shutdown cancels it once the
+	// sessions are gone, ending what handlers still wait for. Nil in
+	// tests that build a Router alone (then it never ends).
+	ctx context.Context
 
 	// slowConsumers counts stanzas refused by full session queues.
 	slowConsumers atomic.Int64
@@ -142,6 +148,19 @@ func (r *Router) mayExist(j xmpp.JID) bool {
 func (r *Router) isBot(j xmpp.JID) bool {
 	_, ok := r.hosts[j.Domain()].(*webhook.Component)
 	return ok
+}
+
+// handlerTimeout bounds what one handler may wait for the store.
+const handlerTimeout = 10 * time.Second
+
+// storeCtx returns a context for one handler's or one delivery's work
+// with the store: it ends with the server, or after handlerTimeout.
+func (r *Router) storeCtx() (context.Context, context.CancelFunc) {
+	base := r.ctx
+	if base == nil {
+		base = context.Background()
+	}
+	return context.WithTimeout(base, handlerTimeout)
 }
 
 // SlowConsumers returns how many stanzas full queues refused so far.

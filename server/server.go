@@ -47,6 +47,10 @@ type Server struct {
 	http   *http.Server
 
 	flushStop chan struct{} // ends flushLoop; closed by Shutdown
+	// ctx is the server's lifetime, which handlers' contexts derive
+	// from; cancel ends it in Shutdown.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu        sync.Mutex
 	started   bool
@@ -97,7 +101,8 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s.store = store
-	s.router = &Router{hosts: make(map[string]Handler), log: s.log}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.router = &Router{hosts: make(map[string]Handler), log: s.log, ctx: s.ctx}
 	s.bots = make(map[string]bot)
 	started := time.Now()
 	for _, h := range cfg.Hosts {
@@ -424,7 +429,9 @@ func (s *Server) CertPool() *x509.CertPool { return s.certs.CertPool() }
 func (s *Server) Sessions() int { return s.c2s.Sessions() }
 
 // Shutdown stops accepting, closes every stream with <system-shutdown/>,
-// waits for the sessions to end (or ctx) and closes the store.
+// waits for the sessions to end (or ctx) and closes the store. When ctx
+// ends first, the handlers still waiting (for the store, say) are
+// cancelled, so that their sessions can end.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
@@ -434,6 +441,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closed = true
 	httpSrv := s.http
 	s.mu.Unlock()
+	if s.cancel != nil {
+		stop := context.AfterFunc(ctx, s.cancel)
+		defer stop()
+	}
 	if httpSrv != nil {
 		_ = httpSrv.Shutdown(ctx)
 	}
@@ -450,6 +461,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// What the flush loop has not written yet, now that every
 		// session has ended.
 		h.flushSeen(ctx)
+	}
+	if s.cancel != nil {
+		// Whatever a handler still waits for ends here: every session is
+		// gone, and the store closes next.
+		s.cancel()
 	}
 	if cerr := s.store.Close(); cerr != nil && err == nil {
 		err = cerr

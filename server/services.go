@@ -35,26 +35,22 @@ func own(st *xmpp.Stanza) bool {
 	return st.To.IsZero() || st.To.Bare() == st.From.Bare()
 }
 
-func storeCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), 10*time.Second)
-}
-
 // accountServices are the iqs the server answers for a user's bare JID.
 func (h *localHost) accountServices() *iqMux {
 	m := newIQMux("account", "registered", "")
 	ownOnly := func(f IQHandler) IQHandler {
-		return func(st *xmpp.Stanza) (*etree.Element, error) {
+		return func(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
 			if !own(st) {
 				return nil, xmpp.NewStanzaError(xmpp.Forbidden, "only the account itself may do this")
 			}
-			return f(st)
+			return f(ctx, st)
 		}
 	}
 	m.handle("get", NSRoster, "query", "", ownOnly(h.rosterGet))
 	m.handle("set", NSRoster, "query", "", ownOnly(h.rosterSet))
 	m.handle("get", NSBlocking, "blocklist", NSBlocking, ownOnly(h.blocklistGet))
-	m.handle("set", NSBlocking, "block", "", ownOnly(func(st *xmpp.Stanza) (*etree.Element, error) { return h.blockSet(st, true) }))
-	m.handle("set", NSBlocking, "unblock", "", ownOnly(func(st *xmpp.Stanza) (*etree.Element, error) { return h.blockSet(st, false) }))
+	m.handle("set", NSBlocking, "block", "", ownOnly(func(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) { return h.blockSet(ctx, st, true) }))
+	m.handle("set", NSBlocking, "unblock", "", ownOnly(func(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) { return h.blockSet(ctx, st, false) }))
 	m.handle("get", NSPrivate, "query", NSPrivate, ownOnly(h.privateGet))
 	m.handle("set", NSPrivate, "query", "", ownOnly(h.privateSet))
 	m.handle("get", NSLast, "query", "", h.lastGet)
@@ -63,7 +59,7 @@ func (h *localHost) accountServices() *iqMux {
 }
 
 // blocklistGet answers XEP-0191's blocklist request.
-func (h *localHost) blocklistGet(st *xmpp.Stanza) (*etree.Element, error) {
+func (h *localHost) blocklistGet(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
 	a := h.loaded(st.From.Local())
 	if a == nil {
 		return nil, errNotLoaded
@@ -88,7 +84,7 @@ func (h *localHost) blocklistGet(st *xmpp.Stanza) (*etree.Element, error) {
 // blockSet blocks or unblocks (XEP-0191 §3.3, §3.4): stored, pushed to the
 // resources that asked for the list, and presence is withdrawn from newly
 // blocked contacts and sent again to unblocked ones.
-func (h *localHost) blockSet(st *xmpp.Stanza, block bool) (*etree.Element, error) {
+func (h *localHost) blockSet(ctx context.Context, st *xmpp.Stanza, block bool) (*etree.Element, error) {
 	var jids []xmpp.JID
 	for _, it := range st.Payload().SelectElements("item") {
 		j, err := xmpp.Parse(it.SelectAttrValue("jid", ""))
@@ -116,14 +112,12 @@ func (h *localHost) blockSet(st *xmpp.Stanza, block bool) (*etree.Element, error
 	for i, j := range jids {
 		strs[i] = j.String()
 	}
-	ctx, cancel := storeCtx()
 	var err error
 	if block {
 		err = h.store.Block(ctx, h.name, a.local, strs)
 	} else {
 		err = h.store.Unblock(ctx, h.name, a.local, strs)
 	}
-	cancel()
 	// What follows reads the list as this change left it, so it runs in
 	// the same hold of mu that publishes the change, before the user's
 	// lock lets the next change in.
@@ -201,7 +195,7 @@ func blockedError() *xmpp.StanzaError {
 
 // privateGet answers XEP-0049: the stored element of the asked namespace,
 // or the empty element itself.
-func (h *localHost) privateGet(st *xmpp.Stanza) (*etree.Element, error) {
+func (h *localHost) privateGet(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
 	kids := st.Payload().ChildElements()
 	if len(kids) != 1 {
 		return nil, xmpp.NewStanzaError(xmpp.BadRequest, "ask for exactly one element")
@@ -211,8 +205,6 @@ func (h *localHost) privateGet(st *xmpp.Stanza) (*etree.Element, error) {
 		return nil, xmpp.NewStanzaError(xmpp.NotAcceptable, "the element needs a namespace of its own")
 	}
 	q := xmpp.NewElementNS(NSPrivate, "query")
-	ctx, cancel := storeCtx()
-	defer cancel()
 	data, err := h.store.XML(ctx, h.name, st.From.Local(), kindPrivate, ns)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -230,7 +222,7 @@ func (h *localHost) privateGet(st *xmpp.Stanza) (*etree.Element, error) {
 }
 
 // privateSet stores one element per namespace (XEP-0049).
-func (h *localHost) privateSet(st *xmpp.Stanza) (*etree.Element, error) {
+func (h *localHost) privateSet(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
 	kids := st.Payload().ChildElements()
 	if len(kids) == 0 {
 		return nil, xmpp.NewStanzaError(xmpp.BadRequest, "store at least one element")
@@ -253,8 +245,6 @@ func (h *localHost) privateSet(st *xmpp.Stanza) (*etree.Element, error) {
 	}
 	// All or nothing, within the account's quota (private_storage_bytes):
 	// 400 elements of 60 KB each were taken before there was one.
-	ctx, cancel := storeCtx()
-	defer cancel()
 	err := h.store.PutXMLDocs(ctx, h.name, st.From.Local(), kindPrivate, docs, h.limits.privateBytes)
 	var qe *storage.QuotaError
 	if errors.As(err, &qe) {
@@ -270,7 +260,7 @@ func (h *localHost) privateSet(st *xmpp.Stanza) (*etree.Element, error) {
 // lastGet answers XEP-0012 for a user: 0 while online, else the time since
 // the last session ended; only to contacts with a subscription from the
 // user, and to the user.
-func (h *localHost) lastGet(st *xmpp.Stanza) (*etree.Element, error) {
+func (h *localHost) lastGet(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
 	target := st.To.Bare()
 	if st.To.IsZero() {
 		target = st.From.Bare()
@@ -301,8 +291,6 @@ func (h *localHost) lastGet(st *xmpp.Stanza) (*etree.Element, error) {
 	if last, ok := h.lastSeen(target.Local()); ok {
 		at, status = last.At, last.Status
 	} else {
-		ctx, cancel := storeCtx()
-		defer cancel()
 		var err error
 		at, status, err = h.store.LastActivity(ctx, h.name, target.Local())
 		if errors.Is(err, storage.ErrNotFound) {
@@ -321,10 +309,8 @@ func (h *localHost) lastGet(st *xmpp.Stanza) (*etree.Element, error) {
 
 // registerSet changes the user's password or removes the account
 // (XEP-0077 §3.2, §3.3).
-func (h *localHost) registerSet(st *xmpp.Stanza) (*etree.Element, error) {
+func (h *localHost) registerSet(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
 	q := st.Payload()
-	ctx, cancel := storeCtx()
-	defer cancel()
 	if q.SelectElement("remove") != nil {
 		if err := h.store.DeleteAccount(ctx, h.name, st.From.Local()); err != nil {
 			return nil, err

@@ -11,6 +11,7 @@
 package msgcount
 
 import (
+	"context"
 	"strconv"
 	"sync"
 
@@ -61,7 +62,7 @@ func start(h *server.Host) error {
 	// The iq, to the user's own account (sent without to, or to the
 	// user's bare JID). Another user asking gets <forbidden/>; an iq of
 	// another type or payload never reaches this handler.
-	h.HandleIQ(server.ToBare, "get", NS, "count", NS, func(st *xmpp.Stanza) (*etree.Element, error) {
+	h.HandleIQ(server.ToBare, "get", NS, "count", NS, func(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
 		if !st.To.IsZero() && st.To.Bare() != st.From.Bare() {
 			return nil, xmpp.NewStanzaError(xmpp.Forbidden, "ask for your own counts")
 		}

@@ -6,6 +6,7 @@
 package basic
 
 import (
+	"context"
 	"runtime"
 	"strconv"
 	"time"
@@ -20,7 +21,7 @@ func init() {
 }
 
 func start(h *server.Host) error {
-	pong := func(*xmpp.Stanza) (*etree.Element, error) { return nil, nil }
+	pong := func(context.Context, *xmpp.Stanza) (*etree.Element, error) { return nil, nil }
 	// XEP-0199 §4 (to the server) and §6 (to a user's bare JID, which the
 	// server answers for the account).
 	h.HandleIQ(server.ToHost, "get", xmpp.NSPing, "ping", xmpp.NSPing, pong)
@@ -28,13 +29,13 @@ func start(h *server.Host) error {
 	h.HandleIQ(server.ToHost, "get", xmpp.NSVersion, "query", xmpp.NSVersion, version)
 	h.HandleIQ(server.ToHost, "get", xmpp.NSTime, "time", xmpp.NSTime, entityTime)
 	started := h.Started()
-	h.HandleIQ(server.ToHost, "get", server.NSLast, "query", server.NSLast, func(*xmpp.Stanza) (*etree.Element, error) {
+	h.HandleIQ(server.ToHost, "get", server.NSLast, "query", server.NSLast, func(context.Context, *xmpp.Stanza) (*etree.Element, error) {
 		q := xmpp.NewElementNS(server.NSLast, "query")
 		q.CreateAttr("seconds", strconv.FormatInt(int64(time.Since(started).Seconds()), 10))
 		return q, nil
 	})
 	services := h.Services()
-	h.HandleIQ(server.ToHost, "get", xmpp.NSDiscoItems, "query", xmpp.NSDiscoItems, func(st *xmpp.Stanza) (*etree.Element, error) {
+	h.HandleIQ(server.ToHost, "get", xmpp.NSDiscoItems, "query", xmpp.NSDiscoItems, func(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
 		if st.Payload().SelectAttr("node") != nil {
 			return nil, xmpp.NewStanzaError(xmpp.ItemNotFound, "no such node")
 		}
@@ -48,7 +49,7 @@ func start(h *server.Host) error {
 }
 
 // version answers XEP-0092.
-func version(*xmpp.Stanza) (*etree.Element, error) {
+func version(context.Context, *xmpp.Stanza) (*etree.Element, error) {
 	q := xmpp.NewElementNS(xmpp.NSVersion, "query")
 	q.CreateElement("name").SetText("Parley")
 	q.CreateElement("version").SetText(server.Version)
@@ -58,7 +59,7 @@ func version(*xmpp.Stanza) (*etree.Element, error) {
 
 // entityTime answers XEP-0202: the server's offset from UTC and the time
 // in UTC, with milliseconds.
-func entityTime(*xmpp.Stanza) (*etree.Element, error) {
+func entityTime(context.Context, *xmpp.Stanza) (*etree.Element, error) {
 	now := time.Now()
 	q := xmpp.NewElementNS(xmpp.NSTime, "time")
 	q.CreateElement("tzo").SetText(now.Format("-07:00"))

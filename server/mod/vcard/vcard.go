@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/server"
@@ -25,8 +24,6 @@ const (
 	// maxSize bounds one stored vCard: avatars belong in XEP-0084 or
 	// upload, and this keeps one user from filling the disk.
 	maxSize = 64 << 10
-	// storeTimeout bounds one read or write of the store.
-	storeTimeout = 10 * time.Second
 )
 
 // Store is what the module needs of storage.
@@ -57,13 +54,11 @@ type module struct {
 
 // get answers anyone's request for a user's vCard: the stored one, or an
 // empty one (XEP-0054 §3.1).
-func (m *module) get(st *xmpp.Stanza) (*etree.Element, error) {
+func (m *module) get(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
 	target := st.To.Bare()
 	if st.To.IsZero() {
 		target = st.From.Bare()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-	defer cancel()
 	data, err := m.store.XML(ctx, m.host, target.Local(), kind, "")
 	if errors.Is(err, storage.ErrNotFound) {
 		return xmpp.NewElementNS(NS, "vCard"), nil
@@ -75,7 +70,7 @@ func (m *module) get(st *xmpp.Stanza) (*etree.Element, error) {
 }
 
 // set stores the user's own vCard; another's is <forbidden/>.
-func (m *module) set(st *xmpp.Stanza) (*etree.Element, error) {
+func (m *module) set(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
 	if !st.To.IsZero() && st.To.Bare() != st.From.Bare() {
 		return nil, xmpp.NewStanzaError(xmpp.Forbidden, "only the account itself may do this")
 	}
@@ -90,8 +85,6 @@ func (m *module) set(st *xmpp.Stanza) (*etree.Element, error) {
 	if buf.Len() > maxSize {
 		return nil, xmpp.NewStanzaError(xmpp.NotAcceptable, "the vCard is larger than 64 KiB")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-	defer cancel()
 	if err := m.store.PutXML(ctx, m.host, st.From.Local(), kind, "", buf.Bytes()); err != nil {
 		return nil, fmt.Errorf("storing the vCard of %s: %w", st.From.Bare(), err)
 	}
