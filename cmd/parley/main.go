@@ -11,6 +11,8 @@ import (
 
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/server"
+	// The host types this binary runs.
+	_ "github.com/parley-im/parley/server/hosttypes/std"
 )
 
 // usage is what `parley help` prints.
