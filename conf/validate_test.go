@@ -148,6 +148,12 @@ func TestValidateAgainChangesNothing(t *testing.T) {
 			}
 			before := *c
 			before.Hosts = append([]conf.Host(nil), c.Hosts...)
+			for i, h := range before.Hosts {
+				// A copy of the options, which are a pointer.
+				o := reflect.New(reflect.TypeOf(h.Options).Elem())
+				o.Elem().Set(reflect.ValueOf(h.Options).Elem())
+				before.Hosts[i].Options = o.Interface()
+			}
 			if err := c.Validate(); err != nil {
 				t.Fatal(err)
 			}
