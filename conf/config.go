@@ -2,7 +2,6 @@ package conf
 
 import (
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 )
@@ -203,69 +202,15 @@ const (
 	ChannelBindingStrict = "strict"
 )
 
-// Contact is a [host.contact] table: URIs (xmpp:, mailto:, https:) for
-// each kind of contact of XEP-0157.
-type Contact struct {
-	Abuse    []string `toml:"abuse"`
-	Admin    []string `toml:"admin"`
-	Feedback []string `toml:"feedback"`
-	Sales    []string `toml:"sales"`
-	Security []string `toml:"security"`
-	Support  []string `toml:"support"`
-	Status   []string `toml:"status"`
-}
-
-// Fields returns the XEP-0157 form fields and their addresses, in the
-// XEP's order, leaving out empty ones.
-func (c Contact) Fields() [][2]any {
-	var out [][2]any
-	for _, f := range []struct {
-		name string
-		v    []string
-	}{
-		{"abuse-addresses", c.Abuse}, {"admin-addresses", c.Admin}, {"feedback-addresses", c.Feedback},
-		{"sales-addresses", c.Sales}, {"security-addresses", c.Security}, {"status-addresses", c.Status},
-		{"support-addresses", c.Support},
-	} {
-		if len(f.v) > 0 {
-			out = append(out, [2]any{f.name, f.v})
-		}
-	}
-	return out
-}
-
-// Registration modes, the values of [Host.Registration].
-const (
-	RegistrationClosed = "closed"
-	RegistrationOpen   = "open"
-	RegistrationInvite = "invite"
-)
-
-// Host types, the values of [Host.Type].
-const (
-	// HostLocal is a domain with users, rosters, presence and storage.
-	HostLocal = "local"
-	// HostHTTPComponent is a domain of bots behind a webhook (shared/SEED.md).
-	HostHTTPComponent = "http_component"
-	// HostMUC is a multi-user chat service (XEP-0045).
-	HostMUC = "muc"
-	// HostUpload is an HTTP file upload service (XEP-0363).
-	HostUpload = "upload"
-	// HostComponent is an external component connecting with a secret
-	// (XEP-0114).
-	HostComponent = "component"
-)
-
-// hostTypes lists the host types in the order they are documented.
-var hostTypes = []string{HostLocal, HostHTTPComponent, HostMUC, HostUpload, HostComponent}
-
 // Host is one [[host]] table: a domain served by this server and what
-// serves it.
+// serves it. Package conf knows the keys every host has; the rest of the
+// table belongs to the host's type (see [RegisterHostType]), which decodes
+// it into Options.
 type Host struct {
 	// Name is the domain, stored in lower case. Required.
 	Name string `toml:"name"`
-	// Type is [HostLocal] (the default), [HostHTTPComponent], [HostMUC],
-	// [HostUpload] or [HostComponent].
+	// Type is one of the registered host types ([HostTypes]); a host
+	// that names none gets the type registered as the default.
 	Type string `toml:"type"`
 	// TLSCert and TLSKey are PEM files, given both or neither. With
 	// neither, the server generates a self-signed pair in DataDir.
@@ -273,70 +218,11 @@ type Host struct {
 	// TLSKey is the private key of TLSCert.
 	TLSKey string `toml:"tls_key"`
 
-	// PostURL is the webhook, an absolute http or https URL. Required
-	// for http_component, and only for it.
-	PostURL string `toml:"post_url"`
-	// PostStanzas are the kinds of stanza posted to the webhook: any of
-	// message, presence and iq. Default ["message"]. Only for
-	// http_component.
-	PostStanzas []string `toml:"post_stanzas"`
-	// Secret signs webhook requests (http_component, optional) or
-	// authenticates the external component (component, required).
-	Secret string `toml:"secret"`
-	// Timeout bounds one webhook request. Default 10s. Only for
-	// http_component.
-	Timeout Duration `toml:"timeout"`
-	// Concurrency is how many webhook requests may be in flight, 1 to
-	// 1024. Default 16. Only for http_component.
-	Concurrency int `toml:"concurrency"`
-	// Queue is how many stanzas may wait for the webhook, at least 1.
-	// Default 1000. Only for http_component.
-	Queue int `toml:"queue"`
-	// QueueBytes bounds the memory the stanzas waiting for the webhook or
-	// being posted may hold, at least 64 KiB. Default 16 MiB. Only for
-	// http_component.
-	QueueBytes Size `toml:"queue_bytes"`
-	// SenderQueue is how many of the waiting stanzas may come from one
-	// sender (a bare JID), 1 to Queue. Default max(Queue/8, 4), at most
-	// Queue. Only for http_component.
-	SenderQueue int `toml:"sender_queue"`
-	// SenderQueueBytes is what one sender's stanzas may hold, 1 KiB to
-	// QueueBytes. Default QueueBytes/8. Only for http_component.
-	SenderQueueBytes Size `toml:"sender_queue_bytes"`
-	// FollowRedirects follows the webhook's redirects to its own origin
-	// (scheme, host and port), a few at most; never to another origin.
-	// Default false: a redirect is a failure. Only for http_component.
-	FollowRedirects bool `toml:"follow_redirects"`
-	// Retries is how many times a failed request is retried, 0 to 10.
-	// Default 2 in a file; in a config built in Go, 0 is kept as 0 since
-	// it is a valid setting. Only for http_component.
-	Retries int `toml:"retries"`
-	// Headers are sent with every webhook request. Only for
-	// http_component.
-	Headers map[string]string `toml:"headers"`
-	// Rooms are group chats (bare JIDs, room@domain) the bot joins. Only
-	// for http_component.
-	Rooms []string `toml:"rooms"`
-	// Registration is who may create accounts with in-band registration
-	// (XEP-0077): "closed" (the default: only `parley user add`), "open"
-	// (anyone who can reach the server) or "invite" (with a token from
-	// `parley invite`). Only for local hosts.
-	Registration string `toml:"registration"`
-	// Contact lists the host's contact addresses (XEP-0157), shown to
-	// clients in the server's service discovery. Only for local hosts.
-	Contact Contact `toml:"contact"`
-
-	// APIToken enables POST /api/bots/<host>/send with this bearer token.
-	// Only for http_component.
-	APIToken string `toml:"api_token"`
-	// APIRate is how many messages per second the send API accepts for
-	// the host, on average. Default 20, at least 1. Only for
-	// http_component.
-	APIRate int `toml:"api_rate"`
-	// APIBurst is how many messages the send API accepts at once above
-	// APIRate (the token bucket's size), and the most one request may
-	// carry. Default 200, at least 1. Only for http_component.
-	APIBurst int `toml:"api_burst"`
+	// Options are the options of the host's type: a pointer to the
+	// type's options struct, decoded from the rest of the host's table
+	// and checked by the type. [Config.Validate] fills in new ones when
+	// Options is nil; a type's package has a typed accessor for them.
+	Options any `toml:"-"`
 }
 
 // Default values, the ones [New] and [Config.Validate] fill in.
@@ -369,15 +255,8 @@ const (
 	defaultPrivateBytes  = 1 * MiB
 	defaultRosterRate    = 300
 	defaultSCRAMIter     = 10000
-	defaultHostTimeout   = 10 * time.Second
-	defaultConcurrency   = 16
-	defaultHostQueue     = 1000
-	defaultHostQueueSize = 16 * MiB
-	defaultRetries       = 2
 	defaultTokenFailures = 5
 	defaultHTTPRead      = 30 * time.Second
-	defaultAPIRate       = 20
-	defaultAPIBurst      = 200
 )
 
 // New returns a config with every default and no hosts; File is empty.
@@ -449,11 +328,4 @@ func (c *Config) Host(name string) (*Host, bool) {
 		}
 	}
 	return nil, false
-}
-
-// Posts reports whether stanzas of this kind (message, presence or iq) go
-// to the host's webhook. It reads PostStanzas as it is, so on a config that
-// was not validated an empty list posts nothing.
-func (h *Host) Posts(kind string) bool {
-	return slices.Contains(h.PostStanzas, kind)
 }

@@ -10,9 +10,16 @@
 // Sizes ("256KiB") and durations ("10s") have their own types, [Size] and
 // [Duration], so that the rest of the server reads plain numbers.
 //
+// A [[host]] table has the keys every host has (name, type, tls_cert,
+// tls_key) and those of its type. Host types are plugins: each registers
+// its options and their check with [RegisterHostType] from its own
+// package, and this package names none of them. A program must import the
+// types it runs (server/hosttypes/std) before it parses a config; without
+// them every host is of an unknown type.
+//
 // This package is not for acting on the config: it opens no listeners, reads
 // no certificates and creates no directories (server does that), and it
 // imports no other Parley package, so any package may import it. It does not
 // know XMPP addressing beyond the light checks a config needs (a host name is
-// a domain, a room is local@domain); the xmpp package normalizes JIDs.
+// a domain, a JID is local@domain: [IsBareJID]); the xmpp package normalizes JIDs.
 package conf

@@ -1,8 +1,12 @@
-package conf
+package conf_test
 
 import (
 	"strings"
 	"testing"
+
+	"github.com/parley-im/parley/conf"
+	"github.com/parley-im/parley/server"
+	_ "github.com/parley-im/parley/server/hosttypes/std"
 )
 
 func TestWebhookSecrets(t *testing.T) {
@@ -17,7 +21,7 @@ func TestWebhookSecrets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("parley.toml", []byte(base+"secret = \""+tt.secret+"\"\n"))
+			_, err := conf.Parse("parley.toml", []byte(base+"secret = \""+tt.secret+"\"\n"))
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -45,12 +49,12 @@ func TestLocalHostOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Parse("parley.toml", []byte("[[host]]\nname = \"localhost\"\n"+tt.src))
+			c, err := conf.Parse("parley.toml", []byte("[[host]]\nname = \"localhost\"\n"+tt.src))
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if c.Hosts[0].Registration == "" {
+				if server.LocalOptionsOf(&c.Hosts[0]).Registration == "" {
 					t.Fatal("registration left empty; want a mode")
 				}
 				return
@@ -60,7 +64,7 @@ func TestLocalHostOptions(t *testing.T) {
 			}
 		})
 	}
-	_, err := Parse("parley.toml", []byte("[[host]]\nname = \"localhost\"\n[[host]]\nname = \"b.localhost\"\ntype = \"http_component\"\npost_url = \"http://127.0.0.1:1/\"\nregistration = \"open\"\n"))
+	_, err := conf.Parse("parley.toml", []byte("[[host]]\nname = \"localhost\"\n[[host]]\nname = \"b.localhost\"\ntype = \"http_component\"\npost_url = \"http://127.0.0.1:1/\"\nregistration = \"open\"\n"))
 	if err == nil || !strings.Contains(err.Error(), "host[1].registration: only for type = \"local\"") {
 		t.Fatalf("registration on a bot host: err = %v", err)
 	}

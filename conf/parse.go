@@ -22,7 +22,9 @@ import (
 var DefaultTOML []byte
 
 // Default returns [DefaultTOML], parsed. Its File is empty. It panics if the
-// embedded config is broken, which a test of this package rules out.
+// embedded config is broken, which a test of this package rules out, or if
+// its host types (local and http_component) are not registered: import
+// server/hosttypes/std.
 func Default() *Config {
 	c, err := Parse("default.toml", DefaultTOML)
 	if err != nil {
@@ -160,6 +162,16 @@ var (
 // table decodes the TOML table m at path into the struct rv, reporting
 // unknown keys and values of the wrong type.
 func (ch *checker) table(path string, m map[string]any, rv reflect.Value) {
+	if rv.Type() == hostReflectType {
+		ch.hostTable(path, m, rv)
+		return
+	}
+	ch.fields(path, m, rv)
+}
+
+// fields decodes the keys of m that are fields of the struct rv, reporting
+// the others as unknown.
+func (ch *checker) fields(path string, m map[string]any, rv reflect.Value) {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -185,11 +197,65 @@ func (ch *checker) table(path string, m map[string]any, rv reflect.Value) {
 func fieldByKey(rv reflect.Value, key string) (reflect.Value, bool) {
 	t := rv.Type()
 	for i := range t.NumField() {
-		if tomlKey(t.Field(i)) == key {
+		if k := tomlKey(t.Field(i)); k == key && k != "-" {
 			return rv.Field(i), true
 		}
 	}
 	return reflect.Value{}, false
+}
+
+// hostTable decodes a [[host]] table: the keys every host has into the
+// [Host] rv, the rest into new options of the host's type, in Options.
+// A key of another type is reported with the types it belongs to. When
+// the type is unknown (validation reports it), only keys that no type has
+// are reported.
+func (ch *checker) hostTable(path string, m map[string]any, rv reflect.Value) {
+	own := map[string]any{}
+	var rest []string
+	for k, v := range m {
+		if _, ok := fieldByKey(rv, k); ok {
+			own[k] = v
+		} else {
+			rest = append(rest, k)
+		}
+	}
+	slices.Sort(rest)
+	ch.fields(path, own, rv)
+	h := rv.Addr().Interface().(*Host)
+	typ := h.Type
+	if typ == "" && !ch.isSet(path+".type") {
+		if d := defaultHostType(); d != nil {
+			typ = d.name
+		}
+	}
+	t := lookupHostType(typ)
+	if t == nil {
+		known := []reflect.Type{hostReflectType}
+		for _, o := range registeredHostTypes() {
+			known = append(known, o.opts)
+		}
+		for _, k := range rest {
+			if len(typesWithKey(k)) == 0 {
+				ch.errorf(joinPath(path, k), "%s", unknownKeyIn(path, known, k))
+			}
+		}
+		return
+	}
+	opts := reflect.New(t.opts)
+	h.Options = opts.Interface()
+	for _, k := range rest {
+		p := joinPath(path, k)
+		f, ok := fieldByKey(opts.Elem(), k)
+		switch {
+		case ok:
+			ch.defined[p] = true
+			ch.value(p, m[k], f)
+		case len(typesWithKey(k)) > 0:
+			ch.errorf(p, "%s", onlyFor(k, typ))
+		default:
+			ch.errorf(p, "%s", unknownKeyIn(path, []reflect.Type{hostReflectType, t.opts}, k))
+		}
+	}
 }
 
 func tomlKey(f reflect.StructField) string {
@@ -371,12 +437,43 @@ var removedKeys = map[string]string{
 // unknownKey explains an unknown key in the table at path, of type t: the
 // keys that table has, the closest of them, and where else the key is known.
 func unknownKey(path string, t reflect.Type, key string) string {
+	return unknownKeyIn(path, []reflect.Type{t}, key)
+}
+
+// unknownKeyIn is [unknownKey] for a table whose keys are those of the
+// structs types: a host's own and its type's.
+func unknownKeyIn(path string, types []reflect.Type, key string) string {
 	var known []string
+	for _, t := range types {
+		for _, k := range appendKeys(nil, t) {
+			if !slices.Contains(known, k) {
+				known = append(known, k)
+			}
+		}
+	}
+	var msg string
+	if path == "" {
+		msg = "unknown key; known top-level keys are " + strings.Join(known, ", ")
+	} else {
+		msg = fmt.Sprintf("unknown key; known keys of %s are %s", tableName(path), strings.Join(known, ", "))
+	}
+	if homes := keyHomes()[key]; len(homes) > 0 {
+		return msg + "; " + key + " belongs " + orList(homes)
+	}
+	if best := closest(key, known); best != "" {
+		return msg + "; did you mean " + best + "?"
+	}
+	return msg
+}
+
+// appendKeys appends the keys of the struct t as they are written in a
+// file: key, [table], [[array]].
+func appendKeys(known []string, t reflect.Type) []string {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		k := tomlKey(f)
 		switch {
-		case k == "":
+		case k == "" || k == "-":
 			continue
 		case f.Type.Kind() == reflect.Struct && f.Type != durationType:
 			k = "[" + k + "]"
@@ -385,19 +482,7 @@ func unknownKey(path string, t reflect.Type, key string) string {
 		}
 		known = append(known, k)
 	}
-	var msg string
-	if path == "" {
-		msg = "unknown key; known top-level keys are " + strings.Join(known, ", ")
-	} else {
-		msg = fmt.Sprintf("unknown key; known keys of %s are %s", tableName(path), strings.Join(known, ", "))
-	}
-	if homes := keyHomes[key]; len(homes) > 0 {
-		return msg + "; " + key + " belongs " + orList(homes)
-	}
-	if best := closest(key, known); best != "" {
-		return msg + "; did you mean " + best + "?"
-	}
-	return msg
+	return known
 }
 
 // tableName is how the table at path is written in a file: [c2s],
@@ -413,22 +498,25 @@ func tableName(path string) string {
 	return "[" + name + "]"
 }
 
-// keyHomes maps every key of the schema to the tables it belongs in.
-var keyHomes = func() map[string][]string {
+// keyHomes maps every key of the schema, the registered host types'
+// included, to the tables it belongs in.
+func keyHomes() map[string][]string {
 	homes := map[string][]string{}
 	var walk func(path string, t reflect.Type)
 	walk = func(path string, t reflect.Type) {
 		for i := range t.NumField() {
 			f := t.Field(i)
 			k := tomlKey(f)
-			if k == "" {
+			if k == "" || k == "-" {
 				continue
 			}
 			where := "in " + tableName(path)
 			if path == "" {
 				where = "at the top, above the first [table]"
 			}
-			homes[k] = append(homes[k], where)
+			if !slices.Contains(homes[k], where) {
+				homes[k] = append(homes[k], where)
+			}
 			switch {
 			case f.Type.Kind() == reflect.Struct && f.Type != durationType:
 				walk(joinPath(path, k), f.Type)
@@ -436,10 +524,15 @@ var keyHomes = func() map[string][]string {
 				walk(indexPath(joinPath(path, k), 0), f.Type.Elem())
 			}
 		}
+		if t == hostReflectType {
+			for _, o := range registeredHostTypes() {
+				walk(path, o.opts)
+			}
+		}
 	}
 	walk("", reflect.TypeFor[Config]())
 	return homes
-}()
+}
 
 // closest returns the known key nearest to key, if it is near enough to be
 // a likely typo, or "".

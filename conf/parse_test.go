@@ -1,4 +1,4 @@
-package conf
+package conf_test
 
 import (
 	"errors"
@@ -8,6 +8,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parley-im/parley/components/webhook"
+	"github.com/parley-im/parley/conf"
+	"github.com/parley-im/parley/server"
+	"github.com/parley-im/parley/server/hosttypes/planned"
+	_ "github.com/parley-im/parley/server/hosttypes/std"
 )
 
 // oneHost is appended to test configs that do not declare a host, so that
@@ -15,19 +21,19 @@ import (
 const oneHost = "\n[[host]]\nname = \"example.com\"\n"
 
 // parseErrors parses src as parley.toml and returns its problems.
-func parseErrors(t *testing.T, src string) Errors {
+func parseErrors(t *testing.T, src string) conf.Errors {
 	t.Helper()
 	if !strings.Contains(src, "host") {
 		src += oneHost
 	}
-	c, err := Parse("parley.toml", []byte(src))
+	c, err := conf.Parse("parley.toml", []byte(src))
 	if err == nil {
 		t.Fatalf("Parse succeeded with %+v; want an error", c)
 	}
 	if c != nil {
 		t.Errorf("Parse returned a config with its error")
 	}
-	var errs Errors
+	var errs conf.Errors
 	if !errors.As(err, &errs) {
 		t.Fatalf("Parse error %T is not Errors: %v", err, err)
 	}
@@ -485,7 +491,7 @@ name = "bots.example.com"
 	if got := strings.Count(errs.Error(), "\n") + 1; got != len(want) {
 		t.Errorf("Errors.Error() has %d lines; want one per problem:\n%s", got, errs)
 	}
-	var one *Error
+	var one *conf.Error
 	if !errors.As(error(errs), &one) || one != errs[0] {
 		t.Errorf("errors.As does not find the first *Error")
 	}
@@ -495,15 +501,15 @@ func TestParseAppliesDefaults(t *testing.T) {
 	tests := []struct {
 		name  string
 		src   string
-		check func(t *testing.T, c *Config)
+		check func(t *testing.T, c *conf.Config)
 	}{
 		{
 			name: "a config of one host gets every default",
 			src:  "[[host]]\nname = \"Example.COM\"\n",
-			check: func(t *testing.T, c *Config) {
-				want := New()
+			check: func(t *testing.T, c *conf.Config) {
+				want := conf.New()
 				want.File = "parley.toml"
-				want.Hosts = []Host{{Name: "example.com", Type: HostLocal, Registration: RegistrationClosed}}
+				want.Hosts = []conf.Host{{Name: "example.com", Type: server.HostLocal, Options: &server.LocalOptions{Registration: server.RegistrationClosed}}}
 				if !reflect.DeepEqual(c, want) {
 					t.Errorf("got %+v\nwant %+v", c, want)
 				}
@@ -512,12 +518,12 @@ func TestParseAppliesDefaults(t *testing.T) {
 		{
 			name: "an http component gets its defaults",
 			src:  "[[host]]\nname = \"bots.example.com\"\ntype = \"http_component\"\npost_url = \"https://h.example/x\"\n",
-			check: func(t *testing.T, c *Config) {
-				want := Host{
-					Name: "bots.example.com", Type: HostHTTPComponent, PostURL: "https://h.example/x",
-					PostStanzas: []string{"message"}, Timeout: Duration{10 * time.Second},
-					Concurrency: 16, Queue: 1000, QueueBytes: 16 * MiB, SenderQueue: 125, SenderQueueBytes: 2 * MiB, Retries: 2,
-					APIRate: 20, APIBurst: 200,
+			check: func(t *testing.T, c *conf.Config) {
+				want := conf.Host{
+					Name: "bots.example.com", Type: webhook.HostType, Options: &webhook.Options{PostURL: "https://h.example/x",
+						PostStanzas: []string{"message"}, Timeout: conf.Duration{10 * time.Second},
+						Concurrency: 16, Queue: 1000, QueueBytes: 16 * conf.MiB, SenderQueue: 125, SenderQueueBytes: 2 * conf.MiB, Retries: 2,
+						APIRate: 20, APIBurst: 200},
 				}
 				if !reflect.DeepEqual(c.Hosts[0], want) {
 					t.Errorf("got %+v\nwant %+v", c.Hosts[0], want)
@@ -527,8 +533,8 @@ func TestParseAppliesDefaults(t *testing.T) {
 		{
 			name: "a larger stanza size raises the default burst",
 			src:  "[limits]\ns2s_stanza_size = \"4MiB\"\n" + oneHost,
-			check: func(t *testing.T, c *Config) {
-				if c.Limits.Burst != 4*MiB {
+			check: func(t *testing.T, c *conf.Config) {
+				if c.Limits.Burst != 4*conf.MiB {
 					t.Errorf("burst = %v; want 4MiB", c.Limits.Burst)
 				}
 			},
@@ -549,7 +555,7 @@ type = "http_component"
 post_url = "http://127.0.0.1:8080/"
 retries = 0
 `,
-			check: func(t *testing.T, c *Config) {
+			check: func(t *testing.T, c *conf.Config) {
 				if c.C2S.RequireTLS || c.Auth.AllowPlain {
 					t.Errorf("require_tls = %v, allow_plain = %v; want both false", c.C2S.RequireTLS, c.Auth.AllowPlain)
 				}
@@ -557,16 +563,16 @@ retries = 0
 					t.Errorf("idle_timeout = %v, rate = %v, listen = %q; want 0, 0, []",
 						c.C2S.IdleTimeout, c.Limits.Rate, c.C2S.Listen)
 				}
-				if c.Hosts[0].Retries != 0 {
-					t.Errorf("retries = %d; want 0", c.Hosts[0].Retries)
+				if o := webhook.OptionsOf(&c.Hosts[0]); o.Retries != 0 {
+					t.Errorf("retries = %d; want 0", o.Retries)
 				}
 			},
 		},
 		{
 			name: "an inline array of hosts works like [[host]] tables",
 			src:  "host = [{ name = \"a.example\" }, { name = \"b.example\", type = \"muc\" }]\n",
-			check: func(t *testing.T, c *Config) {
-				if len(c.Hosts) != 2 || c.Hosts[1].Type != HostMUC {
+			check: func(t *testing.T, c *conf.Config) {
+				if len(c.Hosts) != 2 || c.Hosts[1].Type != planned.MUC {
 					t.Errorf("hosts = %+v", c.Hosts)
 				}
 			},
@@ -574,7 +580,7 @@ retries = 0
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Parse("parley.toml", []byte(tt.src))
+			c, err := conf.Parse("parley.toml", []byte(tt.src))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -584,15 +590,15 @@ retries = 0
 }
 
 func TestDefaultIsALoopbackDemo(t *testing.T) {
-	c := Default()
+	c := conf.Default()
 	if c.File != "" {
 		t.Errorf("File = %q; want empty", c.File)
 	}
-	if len(c.Hosts) != 2 || c.Hosts[0].Name != "localhost" || c.Hosts[0].Type != HostLocal {
+	if len(c.Hosts) != 2 || c.Hosts[0].Name != "localhost" || c.Hosts[0].Type != server.HostLocal {
 		t.Errorf("hosts = %+v; want the local host localhost first", c.Hosts)
 	}
-	if len(c.Hosts) == 2 && (c.Hosts[1].Name != "echo.localhost" || c.Hosts[1].Type != HostHTTPComponent ||
-		c.Hosts[1].PostURL != "http://"+c.HTTP.Listen[0]+"/demo/echo") {
+	if len(c.Hosts) == 2 && (c.Hosts[1].Name != "echo.localhost" || c.Hosts[1].Type != webhook.HostType ||
+		webhook.OptionsOf(&c.Hosts[1]).PostURL != "http://"+c.HTTP.Listen[0]+"/demo/echo") {
 		t.Errorf("second host %+v; want the echo bot served by Parley's own HTTP listener", c.Hosts[1])
 	}
 	for _, a := range append(append(append([]string{}, c.C2S.Listen...), c.C2S.DirectTLS...), c.HTTP.Listen...) {
@@ -610,7 +616,7 @@ func TestDefaultIsALoopbackDemo(t *testing.T) {
 
 func TestFullTOMLSetsEveryKey(t *testing.T) {
 	const path = "../testdata/conf/full.toml"
-	c, err := Load(path)
+	c, err := conf.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -623,21 +629,20 @@ func TestFullTOMLSetsEveryKey(t *testing.T) {
 	}
 	// Every key of the schema is set somewhere in the file, so that it
 	// documents them all.
-	x := indexLines(data)
 	var set []string
-	for p := range x.lines {
-		set = append(set, reIndex.ReplaceAllString(p, "[]"))
+	for _, p := range conf.KeyPaths(data) {
+		set = append(set, conf.ReIndex.ReplaceAllString(p, "[]"))
 	}
 	var walk func(path string, t reflect.Type)
 	missing := 0
 	walk = func(path string, typ reflect.Type) {
 		for i := range typ.NumField() {
 			f := typ.Field(i)
-			k := tomlKey(f)
-			if k == "" {
+			k := f.Tag.Get("toml")
+			if k == "" || k == "-" {
 				continue
 			}
-			p := joinPath(path, k)
+			p := conf.JoinKey(path, k)
 			found := false
 			for _, s := range set {
 				if s == p || s == p+"[]" {
@@ -649,16 +654,20 @@ func TestFullTOMLSetsEveryKey(t *testing.T) {
 				missing++
 			}
 			switch {
-			case f.Type.Kind() == reflect.Struct && f.Type != durationType:
+			case f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[conf.Duration]():
 				walk(p, f.Type)
 			case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
 				walk(p+"[]", f.Type.Elem())
 			}
 		}
 	}
-	walk("", reflect.TypeFor[Config]())
-	for _, typ := range hostTypes {
-		if _, ok := func() (*Host, bool) {
+	walk("", reflect.TypeFor[conf.Config]())
+	// The keys of the host types, in their [[host]] tables.
+	for _, typ := range conf.HostTypes() {
+		walk("host[]", reflect.TypeOf(conf.NewHostOptions(typ)).Elem())
+	}
+	for _, typ := range conf.HostTypes() {
+		if _, ok := func() (*conf.Host, bool) {
 			for i := range c.Hosts {
 				if c.Hosts[i].Type == typ {
 					return &c.Hosts[i], true
@@ -672,7 +681,7 @@ func TestFullTOMLSetsEveryKey(t *testing.T) {
 }
 
 func TestLoadReportsAMissingFile(t *testing.T) {
-	_, err := Load("testdata/no-such-file.toml")
+	_, err := conf.Load("testdata/no-such-file.toml")
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Load of a missing file: %v; want os.ErrNotExist", err)
 	}

@@ -1,25 +1,24 @@
 package conf
 
 import (
-	"encoding/base64"
 	"fmt"
-	"golang.org/x/net/http/httpguts"
 	"net"
-	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Validate checks c, reporting every problem at once as [Errors], and fills
 // in the defaults of what c leaves zero where zero is not a valid setting:
-// an empty DataDir or LogLevel, zero limits, a host's Type, and the
-// PostStanzas, Timeout, Concurrency, Queue, QueueBytes, SenderQueue and
-// SenderQueueBytes of an http_component host. It
+// an empty DataDir or LogLevel, zero limits, a host's Type, and its
+// Options (new ones when they are nil), as its type's check does. It
 // lowercases host names. Zero values that are valid settings (RequireTLS,
-// AllowPlain, IdleTimeout, ParkAfter, Rate, Retries) are kept, so a config built in Go
+// AllowPlain, IdleTimeout, ParkAfter, Rate) are kept, so a config built in Go
 // should start from [New]. Errors carry no line: the config has no file.
 //
 // Validate is safe to call again on a config it has already checked.
@@ -204,34 +203,6 @@ func (ch *checker) http(h *HTTP) {
 	}
 }
 
-// hostKey is a key of [[host]] that only some host types have.
-type hostKey struct {
-	key   string
-	set   func(h *Host) bool // whether a config built in Go sets it
-	types []string
-}
-
-var hostKeys = []hostKey{
-	{"post_url", func(h *Host) bool { return h.PostURL != "" }, []string{HostHTTPComponent}},
-	{"post_stanzas", func(h *Host) bool { return len(h.PostStanzas) > 0 }, []string{HostHTTPComponent}},
-	{"secret", func(h *Host) bool { return h.Secret != "" }, []string{HostHTTPComponent, HostComponent}},
-	{"timeout", func(h *Host) bool { return h.Timeout.Duration != 0 }, []string{HostHTTPComponent}},
-	{"concurrency", func(h *Host) bool { return h.Concurrency != 0 }, []string{HostHTTPComponent}},
-	{"queue", func(h *Host) bool { return h.Queue != 0 }, []string{HostHTTPComponent}},
-	{"queue_bytes", func(h *Host) bool { return h.QueueBytes != 0 }, []string{HostHTTPComponent}},
-	{"sender_queue", func(h *Host) bool { return h.SenderQueue != 0 }, []string{HostHTTPComponent}},
-	{"sender_queue_bytes", func(h *Host) bool { return h.SenderQueueBytes != 0 }, []string{HostHTTPComponent}},
-	{"follow_redirects", func(h *Host) bool { return h.FollowRedirects }, []string{HostHTTPComponent}},
-	{"retries", func(h *Host) bool { return h.Retries != 0 }, []string{HostHTTPComponent}},
-	{"headers", func(h *Host) bool { return len(h.Headers) > 0 }, []string{HostHTTPComponent}},
-	{"rooms", func(h *Host) bool { return len(h.Rooms) > 0 }, []string{HostHTTPComponent}},
-	{"api_token", func(h *Host) bool { return h.APIToken != "" }, []string{HostHTTPComponent}},
-	{"api_rate", func(h *Host) bool { return h.APIRate != 0 }, []string{HostHTTPComponent}},
-	{"api_burst", func(h *Host) bool { return h.APIBurst != 0 }, []string{HostHTTPComponent}},
-	{"registration", func(h *Host) bool { return h.Registration != "" }, []string{HostLocal}},
-	{"contact", func(h *Host) bool { return len(h.Contact.Fields()) > 0 }, []string{HostLocal}},
-}
-
 func (ch *checker) hosts(c *Config) {
 	if len(c.Hosts) == 0 {
 		ch.errorf("host", `no host is configured; add a [[host]] table with name = "example.com", `+
@@ -250,13 +221,10 @@ func (ch *checker) host(i int, h *Host, names map[string]int) {
 	if h.Name != "" {
 		label = fmt.Sprintf("%s (%s)", p, h.Name)
 	}
-	missing := func(key, msg string) {
-		ch.report(joinPath(p, key), label, msg)
-	}
 
 	switch {
 	case h.Name == "":
-		missing("name", `name is required: the domain this host serves, like name = "example.com"`)
+		ch.report(p+".name", label, `name is required: the domain this host serves, like name = "example.com"`)
 	case !isDomain(h.Name):
 		ch.errorf(p+".name", "%q is not a domain name; use letters, digits and hyphens in labels "+
 			`separated by dots, like "chat.example.com"`, h.Name)
@@ -270,15 +238,8 @@ func (ch *checker) host(i int, h *Host, names map[string]int) {
 		}
 	}
 
-	if h.Type == "" && !ch.isSet(p+".type") {
-		h.Type = HostLocal
-	}
-	if !slices.Contains(hostTypes, h.Type) {
-		msg := fmt.Sprintf("%q is not a host type; use one of %s", h.Type, strings.Join(hostTypes, ", "))
-		if best := closest(h.Type, hostTypes); best != "" {
-			msg += "; did you mean " + best + "?"
-		}
-		ch.errorf(p+".type", "%s", msg)
+	t := ch.hostType(p, h)
+	if t == nil {
 		return // the checks below depend on the type
 	}
 
@@ -291,46 +252,76 @@ func (ch *checker) host(i int, h *Host, names map[string]int) {
 			"self-signed pair in data_dir", lacks)
 	}
 
-	for _, k := range hostKeys {
-		given := k.set(h)
-		if ch.fromFile() {
-			given = ch.isSet(p + "." + k.key)
+	if h.Options != nil && ownerOf(h.Options) != t {
+		// Only a config built in Go gets here: a file's host table is
+		// decoded into its own type's options.
+		if ch.foreignOptions(p, h) {
+			return
 		}
-		if given && !slices.Contains(k.types, h.Type) {
-			quoted := make([]string, len(k.types))
-			for j, t := range k.types {
-				quoted[j] = strconv.Quote(t)
-			}
-			ch.errorf(p+"."+k.key, "only for type = %s; this host has type = %q", orList(quoted), h.Type)
-		}
+		h.Options = nil
 	}
+	if h.Options == nil {
+		h.Options = reflect.New(t.opts).Interface()
+	}
+	if t.check != nil {
+		t.check(&HostCheck{ch: ch, path: p, label: label, Host: h}, h.Options)
+	}
+}
 
-	switch h.Type {
-	case HostLocal:
-		switch h.Registration {
-		case "":
-			h.Registration = RegistrationClosed
-		case RegistrationClosed, RegistrationOpen, RegistrationInvite:
-		default:
-			ch.errorf(p+".registration", "%q is not a registration mode; use %q (only `parley user add`), "+
-				"%q (anyone may register) or %q (with a token from `parley invite`)",
-				h.Registration, RegistrationClosed, RegistrationOpen, RegistrationInvite)
-		}
-		for _, f := range h.Contact.Fields() {
-			for _, a := range f[1].([]string) {
-				if u, err := url.Parse(a); err != nil || u.Scheme == "" || u.Opaque == "" && u.Host == "" {
-					ch.errorf(p+".contact", "%q is not a URI; write addresses like \"xmpp:admin@example.com\", "+
-						"\"mailto:abuse@example.com\" or \"https://example.com/support\"", a)
-				}
-			}
-		}
-	case HostHTTPComponent:
-		ch.httpComponent(p, h, missing)
-	case HostComponent:
-		if h.Secret == "" {
-			missing("secret", `secret is required for type = "component": the password the component connects with`)
+// hostType sets the type of h when it names none and returns it, or
+// reports the type as unknown and returns nil.
+func (ch *checker) hostType(p string, h *Host) *hostType {
+	if h.Type == "" && !ch.isSet(p+".type") {
+		if d := defaultHostType(); d != nil {
+			h.Type = d.name
 		}
 	}
+	if t := lookupHostType(h.Type); t != nil {
+		return t
+	}
+	names := HostTypes()
+	msg := fmt.Sprintf("%q is not a host type; use one of %s", h.Type, strings.Join(names, ", "))
+	if len(names) == 0 {
+		msg = fmt.Sprintf("%q is not a host type; this program registers none "+
+			"(its main package imports no host type)", h.Type)
+	} else if best := closest(h.Type, names); best != "" {
+		msg += "; did you mean " + best + "?"
+	}
+	ch.errorf(p+".type", "%s", msg)
+	return nil
+}
+
+// foreignOptions reports the keys set in the options of a host built in
+// Go whose options are another type's, and whether it found any: options
+// with nothing set (a typed accessor's zero value) are only replaced.
+func (ch *checker) foreignOptions(p string, h *Host) bool {
+	rv := reflect.ValueOf(h.Options)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
+		ch.errorf(p, "options of type %T are no host type's; a host of type %q takes %v", h.Options, h.Type,
+			reflect.PointerTo(lookupHostType(h.Type).opts))
+		return true
+	}
+	v := rv.Elem()
+	set := false
+	for i := range v.NumField() {
+		k := tomlKey(v.Type().Field(i))
+		if k == "" || k == "-" || v.Field(i).IsZero() {
+			continue
+		}
+		set = true
+		ch.errorf(p+"."+k, "%s", onlyFor(k, h.Type))
+	}
+	return set
+}
+
+// onlyFor says which types a key of another host type belongs to.
+func onlyFor(key, typ string) string {
+	types := typesWithKey(key)
+	quoted := make([]string, len(types))
+	for j, t := range types {
+		quoted[j] = strconv.Quote(t)
+	}
+	return fmt.Sprintf("only for type = %s; this host has type = %q", orList(quoted), typ)
 }
 
 // lineNote returns " (line N)" for the line of path, when there is one.
@@ -342,131 +333,6 @@ func (ch *checker) lineNote(path string) string {
 		return fmt.Sprintf(" (line %d)", l)
 	}
 	return ""
-}
-
-var stanzaKinds = []string{"message", "presence", "iq"}
-
-// reservedHeaders are set by the http component itself.
-var reservedHeaders = []string{"content-type", "content-length", "host",
-	"transfer-encoding", "trailer", "user-agent",
-	"webhook-id", "webhook-timestamp", "webhook-signature"}
-
-// botQueueShares checks an http_component's queue_bytes, sender_queue and
-// sender_queue_bytes, and fills in their defaults: 16 MiB, max(queue/8, 4)
-// and queue_bytes/8, each at most the whole queue.
-func (ch *checker) botQueueShares(p string, h *Host) {
-	atLeast(ch, p+".queue_bytes", &h.QueueBytes, defaultHostQueueSize, 64*KiB,
-		"the queue needs room for a few stanzas")
-	if h.SenderQueue == 0 && !ch.isSet(p+".sender_queue") {
-		h.SenderQueue = min(max(h.Queue/8, 4), max(h.Queue, 1))
-	}
-	switch {
-	case h.SenderQueue < 1:
-		ch.errorf(p+".sender_queue", "%d is too low; use at least 1 waiting stanza per sender", h.SenderQueue)
-	case h.Queue >= 1 && h.SenderQueue > h.Queue:
-		ch.errorf(p+".sender_queue", "%d is more than queue (%d); a sender's share is at most the whole queue, "+
-			"so use at most %d, or leave sender_queue out for %d", h.SenderQueue, h.Queue, h.Queue, min(max(h.Queue/8, 4), h.Queue))
-	}
-	if h.SenderQueueBytes == 0 && !ch.isSet(p+".sender_queue_bytes") {
-		h.SenderQueueBytes = max(h.QueueBytes/8, KiB)
-	}
-	switch {
-	case h.SenderQueueBytes < KiB:
-		ch.errorf(p+".sender_queue_bytes", "%v is too low; use at least 1KiB per sender", h.SenderQueueBytes)
-	case h.QueueBytes >= 64*KiB && h.SenderQueueBytes > h.QueueBytes:
-		ch.errorf(p+".sender_queue_bytes", "%v is more than queue_bytes (%v); a sender's share is at most the whole queue, "+
-			"so use at most %v, or leave sender_queue_bytes out for %v", h.SenderQueueBytes, h.QueueBytes, h.QueueBytes, h.QueueBytes/8)
-	}
-}
-
-func (ch *checker) httpComponent(p string, h *Host, missing func(key, msg string)) {
-	if h.PostURL == "" {
-		missing("post_url", `post_url is required for type = "http_component"; `+
-			`write the webhook's URL, like post_url = "https://hooks.example.com/xmpp"`)
-	} else if u, err := url.Parse(h.PostURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		ch.errorf(p+".post_url", `%q is not an absolute http or https URL; write it like "https://hooks.example.com/xmpp"`,
-			h.PostURL)
-	}
-
-	if rest, ok := strings.CutPrefix(h.Secret, "whsec_"); ok {
-		// A Standard Webhooks secret: the key is the base64 after the prefix.
-		if k, err := base64.StdEncoding.DecodeString(rest); err != nil || len(k) == 0 {
-			ch.errorf(p+".secret", "a secret starting with whsec_ is base64 of the signing key after the prefix, "+
-				"and this one does not decode to a key; generate one with: echo whsec_$(head -c 24 /dev/urandom | base64)")
-		}
-	}
-
-	if len(h.PostStanzas) == 0 && !ch.isSet(p+".post_stanzas") {
-		h.PostStanzas = []string{"message"}
-	}
-	if len(h.PostStanzas) == 0 {
-		ch.errorf(p+".post_stanzas", `is empty; list at least one of "message", "presence" and "iq", `+
-			`or leave it out for ["message"]`)
-	}
-	for j, k := range h.PostStanzas {
-		switch {
-		case !slices.Contains(stanzaKinds, k):
-			ch.errorf(indexPath(p+".post_stanzas", j), `%q is not a stanza kind; use "message", "presence" or "iq"`, k)
-		case slices.Index(h.PostStanzas, k) < j:
-			ch.errorf(indexPath(p+".post_stanzas", j), "%q is listed twice; list each kind once", k)
-		}
-	}
-
-	if h.Timeout.Duration == 0 && !ch.isSet(p+".timeout") {
-		h.Timeout.Duration = defaultHostTimeout
-	}
-	if h.Timeout.Duration <= 0 {
-		ch.errorf(p+".timeout", `%v is not more than 0; use a duration like "10s"`, h.Timeout.Duration)
-	}
-	if h.Concurrency == 0 && !ch.isSet(p+".concurrency") {
-		h.Concurrency = defaultConcurrency
-	}
-	if h.Concurrency < 1 || h.Concurrency > 1024 {
-		ch.errorf(p+".concurrency", "%d is out of range; use 1 to 1024 requests in flight", h.Concurrency)
-	}
-	if h.Queue == 0 && !ch.isSet(p+".queue") {
-		h.Queue = defaultHostQueue
-	}
-	if h.Queue < 1 {
-		ch.errorf(p+".queue", "%d is too low; use at least 1 waiting stanza", h.Queue)
-	}
-	ch.botQueueShares(p, h)
-	if ch.fromFile() && !ch.isSet(p+".retries") {
-		h.Retries = defaultRetries
-	}
-	if h.Retries < 0 || h.Retries > 10 {
-		ch.errorf(p+".retries", "%d is out of range; use 0 to 10 retries", h.Retries)
-	}
-
-	names := make([]string, 0, len(h.Headers))
-	for name := range h.Headers {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		hp := joinPath(p+".headers", name)
-		switch {
-		case !httpguts.ValidHeaderFieldName(name):
-			ch.errorf(hp, "%q is not an HTTP header name; use letters, digits and - only", name)
-		case slices.Contains(reservedHeaders, strings.ToLower(name)):
-			ch.errorf(hp, "%s is set by Parley on every request; remove it", name)
-		case !httpguts.ValidHeaderFieldValue(h.Headers[name]):
-			ch.errorf(hp, "the value must be one line, without line breaks or other control characters")
-		}
-	}
-
-	atLeast(ch, p+".api_rate", &h.APIRate, defaultAPIRate, 1, "messages per second the send API accepts")
-	atLeast(ch, p+".api_burst", &h.APIBurst, defaultAPIBurst, 1, "a request carries at least one message")
-
-	for j, room := range h.Rooms {
-		rp := indexPath(p+".rooms", j)
-		switch {
-		case !isBareJID(room):
-			ch.errorf(rp, `%q is not a bare JID; write the room's address as room@domain, like "team@rooms.example.com"`, room)
-		case slices.Index(h.Rooms, room) < j:
-			ch.errorf(rp, "%q is listed twice; list each room once", room)
-		}
-	}
 }
 
 // isDomain reports whether s is a domain name: labels of letters, digits

@@ -1,4 +1,4 @@
-package conf
+package conf_test
 
 import (
 	"errors"
@@ -7,24 +7,29 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parley-im/parley/components/webhook"
+	"github.com/parley-im/parley/conf"
+	"github.com/parley-im/parley/server"
+	_ "github.com/parley-im/parley/server/hosttypes/std"
 )
 
 func TestValidateFillsInAGoBuiltConfig(t *testing.T) {
-	c := New()
-	c.Hosts = []Host{
+	c := conf.New()
+	c.Hosts = []conf.Host{
 		{Name: "Example.COM"},
-		{Name: "bots.example.com", Type: HostHTTPComponent, PostURL: "http://127.0.0.1:1/hook"},
+		{Name: "bots.example.com", Type: webhook.HostType, Options: &webhook.Options{PostURL: "http://127.0.0.1:1/hook"}},
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	want := []Host{
-		{Name: "example.com", Type: HostLocal, Registration: RegistrationClosed},
+	want := []conf.Host{
+		{Name: "example.com", Type: server.HostLocal, Options: &server.LocalOptions{Registration: server.RegistrationClosed}},
 		{
-			Name: "bots.example.com", Type: HostHTTPComponent, PostURL: "http://127.0.0.1:1/hook",
-			PostStanzas: []string{"message"}, Timeout: Duration{10 * time.Second},
-			Concurrency: 16, Queue: 1000, QueueBytes: 16 * MiB, SenderQueue: 125, SenderQueueBytes: 2 * MiB, Retries: 0,
-			APIRate: 20, APIBurst: 200,
+			Name: "bots.example.com", Type: webhook.HostType, Options: &webhook.Options{PostURL: "http://127.0.0.1:1/hook",
+				PostStanzas: []string{"message"}, Timeout: conf.Duration{10 * time.Second},
+				Concurrency: 16, Queue: 1000, QueueBytes: 16 * conf.MiB, SenderQueue: 125, SenderQueueBytes: 2 * conf.MiB, Retries: 0,
+				APIRate: 20, APIBurst: 200},
 		},
 	}
 	if !reflect.DeepEqual(c.Hosts, want) {
@@ -33,11 +38,11 @@ func TestValidateFillsInAGoBuiltConfig(t *testing.T) {
 }
 
 func TestValidateFillsZeroTopLevelFields(t *testing.T) {
-	c := &Config{Hosts: []Host{{Name: "example.com"}}}
+	c := &conf.Config{Hosts: []conf.Host{{Name: "example.com"}}}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	n := New()
+	n := conf.New()
 	if c.DataDir != n.DataDir || c.LogLevel != n.LogLevel || c.Auth.SCRAMIterations != n.Auth.SCRAMIterations {
 		t.Errorf("data_dir %q, log_level %q, scram_iterations %d; want the defaults", c.DataDir, c.LogLevel, c.Auth.SCRAMIterations)
 	}
@@ -54,72 +59,72 @@ func TestValidateFillsZeroTopLevelFields(t *testing.T) {
 func TestValidateReportsWithoutLines(t *testing.T) {
 	tests := []struct {
 		name   string
-		change func(c *Config)
+		change func(c *conf.Config)
 		key    string
 		want   string
 	}{
 		{
 			name:   "no host asks for one",
-			change: func(c *Config) { c.Hosts = nil },
+			change: func(c *conf.Config) { c.Hosts = nil },
 			key:    "host", want: "add a [[host]]",
 		},
 		{
 			name:   "a bad log level lists the levels",
-			change: func(c *Config) { c.LogLevel = "loud" },
+			change: func(c *conf.Config) { c.LogLevel = "loud" },
 			key:    "log_level", want: "use debug, info, warn or error",
 		},
 		{
 			name:   "a bad listen address asks for host:port",
-			change: func(c *Config) { c.C2S.Listen = []string{"localhost"} },
+			change: func(c *conf.Config) { c.C2S.Listen = []string{"localhost"} },
 			key:    "c2s.listen[0]", want: "is not host:port",
 		},
 		{
 			name:   "a bad host type lists the types",
-			change: func(c *Config) { c.Hosts[0].Type = "bot" },
+			change: func(c *conf.Config) { c.Hosts[0].Type = "bot" },
 			key:    "host[0].type", want: "use one of local, http_component, muc, upload, component",
 		},
 		{
 			name:   "a webhook field on a local host names its type",
-			change: func(c *Config) { c.Hosts[0].Rooms = []string{"a@b.example"} },
+			change: func(c *conf.Config) { webhook.OptionsOf(&c.Hosts[0]).Rooms = []string{"a@b.example"} },
 			key:    "host[0].rooms", want: `only for type = "http_component"`,
 		},
 		{
 			name: "a missing post_url names the host",
-			change: func(c *Config) {
-				c.Hosts[0] = Host{Name: "bots.example.com", Type: HostHTTPComponent}
+			change: func(c *conf.Config) {
+				c.Hosts[0] = conf.Host{Name: "bots.example.com", Type: webhook.HostType}
 			},
 			key: "host[0] (bots.example.com)", want: "post_url is required",
 		},
 		{
 			name: "negative retries give the range",
-			change: func(c *Config) {
-				c.Hosts[0] = Host{Name: "bots.example.com", Type: HostHTTPComponent, PostURL: "https://h.example/", Retries: -1}
+			change: func(c *conf.Config) {
+				c.Hosts[0] = conf.Host{Name: "bots.example.com", Type: webhook.HostType, Options: &webhook.Options{PostURL: "https://h.example/", Retries: -1}}
 			},
 			key: "host[0].retries", want: "use 0 to 10",
 		},
 		{
 			name:   "a negative rate is refused",
-			change: func(c *Config) { c.Limits.Rate = -1 },
+			change: func(c *conf.Config) { c.Limits.Rate = -1 },
 			key:    "limits.rate", want: "negative",
 		},
 		{
 			name:   "a low iteration count gives the minimum",
-			change: func(c *Config) { c.Auth.SCRAMIterations = 100 },
+			change: func(c *conf.Config) { c.Auth.SCRAMIterations = 100 },
 			key:    "auth.scram_iterations", want: "use at least 4096",
 		},
 		{
 			name:   "a duplicate host has no line to point at",
-			change: func(c *Config) { c.Hosts = append(c.Hosts, Host{Name: "EXAMPLE.COM"}) },
+			change: func(c *conf.Config) { c.Hosts = append(c.Hosts, conf.Host{Name: "EXAMPLE.COM"}) },
 			key:    "host[1].name", want: `"example.com" is already the name of host[0]; each`,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := New()
-			c.Hosts = []Host{{Name: "example.com"}}
+			c := conf.New()
+			c.Hosts = []conf.Host{{Name: "example.com"}}
 			tt.change(c)
 			err := c.Validate()
-			var errs Errors
+			var errs conf.Errors
 			if !errors.As(err, &errs) || len(errs) != 1 {
 				t.Fatalf("Validate() = %v; want one problem", err)
 			}
@@ -137,12 +142,18 @@ func TestValidateReportsWithoutLines(t *testing.T) {
 func TestValidateAgainChangesNothing(t *testing.T) {
 	for _, path := range []string{"../testdata/conf/full.toml", "default.toml"} {
 		t.Run(filepath.Base(path)+" validates again unchanged", func(t *testing.T) {
-			c, err := Load(path)
+			c, err := conf.Load(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			before := *c
-			before.Hosts = append([]Host(nil), c.Hosts...)
+			before.Hosts = append([]conf.Host(nil), c.Hosts...)
+			for i, h := range before.Hosts {
+				// A copy of the options, which are a pointer.
+				o := reflect.New(reflect.TypeOf(h.Options).Elem())
+				o.Elem().Set(reflect.ValueOf(h.Options).Elem())
+				before.Hosts[i].Options = o.Interface()
+			}
 			if err := c.Validate(); err != nil {
 				t.Fatal(err)
 			}
@@ -154,10 +165,10 @@ func TestValidateAgainChangesNothing(t *testing.T) {
 }
 
 func TestConfigHelpers(t *testing.T) {
-	c := New()
-	c.Hosts = []Host{
+	c := conf.New()
+	c.Hosts = []conf.Host{
 		{Name: "example.com"},
-		{Name: "bots.example.com", Type: HostHTTPComponent, PostURL: "https://h.example/", PostStanzas: []string{"message", "iq"}},
+		{Name: "bots.example.com", Type: webhook.HostType, Options: &webhook.Options{PostURL: "https://h.example/", PostStanzas: []string{"message", "iq"}}},
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
@@ -168,13 +179,13 @@ func TestConfigHelpers(t *testing.T) {
 		want any
 	}{
 		{name: "the database is in data_dir by default", got: c.DatabasePath(), want: filepath.Join("data", "parley.db")},
-		{name: "an in-memory database passes through", got: (&Config{DataDir: "d", Database: ":memory:"}).DatabasePath(), want: ":memory:"},
-		{name: "a database path is used as given", got: (&Config{DataDir: "d", Database: "/x/p.db"}).DatabasePath(), want: "/x/p.db"},
+		{name: "an in-memory database passes through", got: (&conf.Config{DataDir: "d", Database: ":memory:"}).DatabasePath(), want: ":memory:"},
+		{name: "a database path is used as given", got: (&conf.Config{DataDir: "d", Database: "/x/p.db"}).DatabasePath(), want: "/x/p.db"},
 		{name: "a host is found whatever its case", got: hostName(c.Host("BOTS.example.com")), want: "bots.example.com"},
 		{name: "an unknown host is not found", got: hostName(c.Host("other.example")), want: ""},
-		{name: "a listed kind is posted", got: c.Hosts[1].Posts("iq"), want: true},
-		{name: "an unlisted kind is not posted", got: c.Hosts[1].Posts("presence"), want: false},
-		{name: "a local host posts nothing", got: c.Hosts[0].Posts("message"), want: false},
+		{name: "a listed kind is posted", got: webhook.OptionsOf(&c.Hosts[1]).Posts("iq"), want: true},
+		{name: "an unlisted kind is not posted", got: webhook.OptionsOf(&c.Hosts[1]).Posts("presence"), want: false},
+		{name: "a local host posts nothing", got: webhook.OptionsOf(&c.Hosts[0]).Posts("message"), want: false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,7 +201,7 @@ func TestConfigHelpers(t *testing.T) {
 	}
 }
 
-func hostName(h *Host, ok bool) string {
+func hostName(h *conf.Host, ok bool) string {
 	if !ok {
 		return ""
 	}
@@ -200,14 +211,14 @@ func hostName(h *Host, ok bool) string {
 func TestErrorFormat(t *testing.T) {
 	tests := []struct {
 		name string
-		err  Error
+		err  conf.Error
 		want string
 	}{
-		{name: "file, line and key", err: Error{File: "p.toml", Line: 3, Key: "log_level", Msg: "m"}, want: "p.toml:3: log_level: m"},
-		{name: "no line", err: Error{File: "p.toml", Key: "log_level", Msg: "m"}, want: "p.toml: log_level: m"},
-		{name: "no file or line", err: Error{Key: "log_level", Msg: "m"}, want: "log_level: m"},
-		{name: "a line without a file", err: Error{Line: 3, Key: "k", Msg: "m"}, want: "line 3: k: m"},
-		{name: "no key", err: Error{File: "p.toml", Line: 3, Msg: "m"}, want: "p.toml:3: m"},
+		{name: "file, line and key", err: conf.Error{File: "p.toml", Line: 3, Key: "log_level", Msg: "m"}, want: "p.toml:3: log_level: m"},
+		{name: "no line", err: conf.Error{File: "p.toml", Key: "log_level", Msg: "m"}, want: "p.toml: log_level: m"},
+		{name: "no file or line", err: conf.Error{Key: "log_level", Msg: "m"}, want: "log_level: m"},
+		{name: "a line without a file", err: conf.Error{Line: 3, Key: "k", Msg: "m"}, want: "line 3: k: m"},
+		{name: "no key", err: conf.Error{File: "p.toml", Line: 3, Msg: "m"}, want: "p.toml:3: m"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -23,10 +23,13 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/c2s/sasl"
+	"github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/server"
 	// The standard modules: a test server is the server people run.
 	_ "github.com/parley-im/parley/server/mod/std"
+	// The standard host types, as cmd/parley runs them.
+	_ "github.com/parley-im/parley/server/hosttypes/std"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/xmpp"
 )
@@ -34,7 +37,7 @@ import (
 // Option changes the config a test server starts with.
 type Option func(*conf.Config)
 
-// WithHost adds a host of the given type (conf.HostLocal when empty). A
+// WithHost adds a host of the given type (server.HostLocal when empty). A
 // server started without a local host gets one first, "localhost"; Domain
 // is the first host.
 func WithHost(name, typ string) Option {
@@ -44,11 +47,13 @@ func WithHost(name, typ string) Option {
 }
 
 // WithBot adds an http_component host whose webhook is postURL; edit
-// changes the rest of the host's settings (may be nil). Its timeout
-// defaults to 5s here.
+// changes the rest of the host's settings (may be nil), its options
+// through webhook.OptionsOf(h). Its timeout defaults to 5s here.
 func WithBot(name, postURL string, edit func(*conf.Host)) Option {
 	return func(c *conf.Config) {
-		h := conf.Host{Name: name, Type: conf.HostHTTPComponent, PostURL: postURL, Timeout: conf.Duration{Duration: 5 * time.Second}}
+		h := conf.Host{Name: name, Type: webhook.HostType, Options: &webhook.Options{
+			PostURL: postURL, Timeout: conf.Duration{Duration: 5 * time.Second},
+		}}
 		if edit != nil {
 			edit(&h)
 		}
@@ -69,7 +74,7 @@ const defaultHost = "localhost"
 
 func hasLocal(hosts []conf.Host) bool {
 	for _, h := range hosts {
-		if h.Type == "" || h.Type == conf.HostLocal {
+		if h.Type == "" || h.Type == server.HostLocal {
 			return true
 		}
 	}

@@ -36,7 +36,7 @@ func BenchmarkBotRoundTrip(b *testing.B) {
 			}))
 			defer hook.Close()
 			s := parleytest.Start(b, parleytest.WithBot("bots.localhost", hook.URL, func(h *conf.Host) {
-				h.Concurrency = 64
+				webhook.OptionsOf(h).Concurrency = 64
 			}))
 			conns := make([]*parleytest.Conn, convs)
 			for i := range conns {

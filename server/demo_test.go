@@ -3,6 +3,7 @@ package server_test
 import (
 	"testing"
 
+	"github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
 )
@@ -15,7 +16,7 @@ func TestDefaultConfigEchoBotAnswers(t *testing.T) {
 		c.Hosts = def.Hosts
 		for i := range c.Hosts {
 			if c.Hosts[i].Name == "echo.localhost" {
-				c.Hosts[i].PostURL = "http://" + httpAddr + "/demo/echo"
+				webhook.OptionsOf(&c.Hosts[i]).PostURL = "http://" + httpAddr + "/demo/echo"
 			}
 		}
 	})

@@ -1,29 +1,21 @@
 package server
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"net/http"
 	"net/netip"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/internal/clientaddr"
 )
-
-// maxSendBody bounds a send API request.
-const maxSendBody = 256 << 10
 
 // The HTTP server's fixed limits; read_timeout is configured.
 const (
@@ -45,12 +37,6 @@ const (
 	tokenFailureWindow = time.Minute
 )
 
-// bot is an http_component host with its send API token.
-type bot struct {
-	*webhook.Component
-	token string
-}
-
 // newHTTPServer returns the server of the HTTP listeners, with the
 // timeouts that keep a slow or silent client from holding a connection.
 func (s *Server) newHTTPServer() *http.Server {
@@ -68,55 +54,99 @@ func (s *Server) newHTTPServer() *http.Server {
 	}
 }
 
-// httpAPI serves Parley's HTTP listener: the bots' send API, the
-// metrics, and the demo echo webhook.
-type httpAPI struct {
+// HTTPAPI serves Parley's HTTP listener: the metrics, and the routes of
+// the host types (a bot domain's send API, a demo webhook). It lends those
+// routes what they share with the metrics: the per-address limit on wrong
+// tokens, the count of refused requests, and the listener's limits.
+type HTTPAPI struct {
 	s            *Server
-	bots         map[string]*sendHost
 	metricsToken [sha256.Size]byte // of the token; zero when there is none
 	hasMetrics   bool              // a metrics_token is set
 	failures     *clientaddr.Limiter
 	refusals     refusals
 }
 
-// sendHost is the send API of one http_component host.
-type sendHost struct {
-	bot
-	// tokenSum is the SHA-256 of the api_token: comparing sums keeps the
-	// comparison constant-time in the length of the token too.
-	tokenSum [sha256.Size]byte
-	bucket   *tokenBucket
-	burst    int
-}
-
 // httpHandler returns the handler of Parley's HTTP listener.
 func (s *Server) httpHandler() http.Handler {
-	a := &httpAPI{
+	a := &HTTPAPI{
 		s:        s,
-		bots:     make(map[string]*sendHost, len(s.bots)),
 		failures: clientaddr.NewLimiter(s.cfg.HTTP.TokenFailures, tokenFailureWindow, time.Now),
 	}
 	a.refusals.log = s.log
-	for name, b := range s.bots {
-		h, _ := s.cfg.Host(name)
-		a.bots[name] = &sendHost{
-			bot:      b,
-			tokenSum: sha256.Sum256([]byte(b.token)),
-			bucket:   newTokenBucket(float64(h.APIRate), float64(h.APIBurst), time.Now),
-			burst:    h.APIBurst,
-		}
-	}
 	if t := s.cfg.HTTP.MetricsToken; t != "" {
 		a.metricsToken, a.hasMetrics = sha256.Sum256([]byte(t)), true
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/bots/{host}/send", a.handleSend)
 	mux.HandleFunc("GET /metrics", a.handleMetrics)
-	mux.HandleFunc("POST /demo/echo", handleEcho)
+	for _, t := range registeredTypes() {
+		if t.Routes != nil {
+			t.Routes(mux, a, s.hostsOfType(t.name))
+		}
+	}
 	return mux
 }
 
-// apiError answers a send API request with a JSON error.
+// Throttled answers 429 when the client's address has had too many wrong
+// tokens lately (token_failures), and reports whether it did; the answer
+// is JSON ({"error": ...}) when jsonErr is set. A route that checks a
+// token calls it first, so a guesser gets no answer about its guesses.
+func (a *HTTPAPI) Throttled(w http.ResponseWriter, r *http.Request, jsonErr bool) bool {
+	return a.throttled(w, r, jsonErr)
+}
+
+// TokenMatches reports, in constant time, whether the request's bearer
+// token has the SHA-256 sum want. A route that finds it does not calls
+// [HTTPAPI.Fail].
+func (a *HTTPAPI) TokenMatches(r *http.Request, want *[sha256.Size]byte) bool {
+	return tokenMatches(r, want)
+}
+
+// Fail counts a request with a wrong or missing token against its
+// address.
+func (a *HTTPAPI) Fail(r *http.Request) { a.failures.Fail(r.RemoteAddr) }
+
+// Refuse counts a refused request under cause, a label of
+// parley_http_refused_total ("unauthorized", "too_large", "read_timeout"
+// or a cause of the route's own), and logs msg with args once a minute
+// per cause.
+func (a *HTTPAPI) Refuse(cause, msg string, args ...any) { a.refusals.count(cause, msg, args...) }
+
+// DeclareRefusal makes /metrics show cause from the start, at 0, before
+// any request is refused for it.
+func (a *HTTPAPI) DeclareRefusal(cause string) { a.refusals.counter(cause) }
+
+// JSONError answers with status and the JSON {"error": msg}.
+func (a *HTTPAPI) JSONError(w http.ResponseWriter, status int, msg string) { apiError(w, status, msg) }
+
+// RetryAfter is the Retry-After value for a wait: whole seconds, rounded
+// up, at least 1.
+func (a *HTTPAPI) RetryAfter(wait time.Duration) string { return retryAfter(wait) }
+
+// ReadTimeout is the listener's read_timeout: a request's body that has
+// not arrived within it fails with os.ErrDeadlineExceeded.
+func (a *HTTPAPI) ReadTimeout() time.Duration { return a.s.cfg.HTTP.ReadTimeout.Duration }
+
+// NewRateLimiter returns a full token bucket of rate tokens a second, up
+// to burst at once, for a route's own rate limit.
+func (a *HTTPAPI) NewRateLimiter(rate, burst float64) *RateLimiter {
+	return &RateLimiter{b: newTokenBucket(rate, burst, time.Now)}
+}
+
+// RateLimiter is a token bucket, safe for concurrent use.
+type RateLimiter struct{ b *tokenBucket }
+
+// Wait reports whether n tokens are there now, taking none; when they are
+// not, it returns how long until they will be.
+func (l *RateLimiter) Wait(n int) (time.Duration, bool) { return l.b.wait(n) }
+
+// Take takes n tokens when they are there; when they are not it takes
+// none and returns how long until they will be.
+func (l *RateLimiter) Take(n int) (time.Duration, bool) { return l.b.take(n) }
+
+// Rate is the tokens the bucket earns back a second.
+func (l *RateLimiter) Rate() float64 { return l.b.rate }
+
+// apiError answers a request with a JSON error.
 func apiError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -146,7 +176,7 @@ func tokenMatches(r *http.Request, want *[sha256.Size]byte) bool {
 // throttled answers 429 when the client's address has had too many wrong
 // tokens lately, and reports whether it did. It runs before the token is
 // checked, so a guesser gets no answer about its guesses at all.
-func (a *httpAPI) throttled(w http.ResponseWriter, r *http.Request, jsonErr bool) bool {
+func (a *HTTPAPI) throttled(w http.ResponseWriter, r *http.Request, jsonErr bool) bool {
 	wait, ok := a.failures.Blocked(r.RemoteAddr)
 	if !ok {
 		return false
@@ -169,123 +199,10 @@ func retryAfter(wait time.Duration) string {
 	return strconv.FormatInt(max(1, int64((wait+time.Second-1)/time.Second)), 10)
 }
 
-// handleSend is POST /api/bots/<host>/send: a bot speaks first.
-//
-// Every refusal that can be decided from the headers is answered before
-// the body is read: net/http sends "100 Continue" to a client that asked
-// for it only when the handler reads the body, so such a client never
-// sends a body that would be refused.
-func (a *httpAPI) handleSend(w http.ResponseWriter, r *http.Request) {
-	if a.throttled(w, r, true) {
-		return
-	}
-	host := strings.ToLower(r.PathValue("host"))
-	b, ok := a.bots[host]
-	if !ok || b.token == "" {
-		apiError(w, http.StatusNotFound, "no bot host "+host+" with an api_token")
-		return
-	}
-	if !tokenMatches(r, &b.tokenSum) {
-		a.failures.Fail(r.RemoteAddr)
-		a.refusals.count(causeUnauthorized, "send API: wrong or missing token", "host", host, "remote", r.RemoteAddr)
-		w.Header().Set("WWW-Authenticate", `Bearer realm="parley"`)
-		apiError(w, http.StatusUnauthorized, "send Authorization: Bearer <the host's api_token>")
-		return
-	}
-	if r.ContentLength > maxSendBody {
-		a.refusals.count(causeTooLarge, "send API: body too large", "host", host, "bytes", r.ContentLength)
-		apiError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", maxSendBody))
-		return
-	}
-	if wait, ok := b.bucket.wait(1); !ok {
-		a.rateLimited(w, b, host, wait)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSendBody))
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		a.refusals.count(causeTooLarge, "send API: body too large", "host", host, "bytes", "chunked")
-		apiError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", maxSendBody))
-		return
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		a.refusals.count(causeReadTimeout, "send API: body not read within read_timeout", "host", host, "remote", r.RemoteAddr)
-		apiError(w, http.StatusRequestTimeout, fmt.Sprintf("the body did not arrive within %v (read_timeout)",
-			a.s.cfg.HTTP.ReadTimeout.Duration))
-		return
-	case err != nil:
-		apiError(w, http.StatusBadRequest, "reading the body: "+err.Error())
-		return
-	}
-	replies, err := decodeReplies(body)
-	if err != nil {
-		apiError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if len(replies) > b.burst {
-		a.refusals.count(causeTooLarge, "send API: more messages than api_burst in one request", "host", host, "messages", len(replies))
-		apiError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request carries %d messages; "+
-			"this host takes at most %d at once (api_burst): split it", len(replies), b.burst))
-		return
-	}
-	if wait, ok := b.bucket.take(len(replies)); !ok {
-		a.rateLimited(w, b, host, wait)
-		return
-	}
-	if err := b.Send(replies); err != nil {
-		status := http.StatusBadRequest
-		if errors.Is(err, webhook.ErrForbiddenFrom) {
-			status = http.StatusForbidden
-		}
-		apiError(w, status, err.Error())
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusAccepted)
-	_ = json.NewEncoder(w).Encode(map[string]int{"accepted": len(replies)})
-}
-
-// rateLimited answers 429: the host's api_rate is used up for wait.
-func (a *httpAPI) rateLimited(w http.ResponseWriter, b *sendHost, host string, wait time.Duration) {
-	a.refusals.count(causeAPIRate, "send API: api_rate exceeded", "host", host)
-	w.Header().Set("Retry-After", retryAfter(wait))
-	apiError(w, http.StatusTooManyRequests, fmt.Sprintf("%s accepts %g messages a second (api_rate) and %d at once (api_burst); "+
-		"try again in %ss", host, b.bucket.rate, b.burst, retryAfter(wait)))
-}
-
-// decodeReplies reads an object or an array of objects.
-func decodeReplies(body []byte) ([]webhook.Reply, error) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		return nil, errors.New("the body is empty; send a JSON object or an array of objects")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	var replies []webhook.Reply
-	var err error
-	if body[0] == '[' {
-		err = dec.Decode(&replies)
-	} else {
-		var one webhook.Reply
-		err = dec.Decode(&one)
-		replies = []webhook.Reply{one}
-	}
-	if err == nil && dec.More() {
-		err = errors.New("data after the JSON value")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("the body is not a reply object or an array of them: %w", err)
-	}
-	if len(replies) == 0 {
-		return nil, errors.New("the array is empty")
-	}
-	return replies, nil
-}
-
 // handleMetrics is GET /metrics: with a metrics_token, for the clients
 // that send it; without one, for loopback clients only (the metrics tell
 // how busy the server is and which bot hosts fail, nothing for the world).
-func (a *httpAPI) handleMetrics(w http.ResponseWriter, r *http.Request) {
+func (a *HTTPAPI) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	if a.hasMetrics {
 		if a.throttled(w, r, false) {
 			return
@@ -353,26 +270,9 @@ func (s *Server) writeMetrics(w http.ResponseWriter) {
 		ls.OfflineDelivered, ls.OfflineRestored)
 	fmt.Fprintf(w, "# HELP parley_c2s_login_delay_seconds_total Time login answers were held, added up.\n"+
 		"# TYPE parley_c2s_login_delay_seconds_total counter\nparley_c2s_login_delay_seconds_total %g\n", l.DelaySeconds)
-	if len(s.bots) > 0 {
-		m := make(map[string]*webhook.Metrics, len(s.bots))
-		for n, b := range s.bots {
-			m[n] = b.Metrics()
+	for _, t := range registeredTypes() {
+		if t.Metrics != nil {
+			t.Metrics(w, s.hostsOfType(t.name))
 		}
-		webhook.WritePrometheus(w, m)
 	}
-}
-
-// handleEcho is the demo bot's webhook: it answers a message's body.
-func handleEcho(w http.ResponseWriter, r *http.Request) {
-	var req webhook.Request
-	if err := json.NewDecoder(io.LimitReader(r.Body, maxSendBody)).Decode(&req); err != nil {
-		http.Error(w, "not a Parley webhook request", http.StatusBadRequest)
-		return
-	}
-	if req.Kind != "message" || req.Body == "" {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(webhook.Reply{Body: req.Body})
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
 )
@@ -15,9 +16,9 @@ import (
 // routing of one message to an online user, who reads it.
 func BenchmarkBotSendAPI(b *testing.B) {
 	s := parleytest.Start(b, parleytest.WithBot("bots.localhost", "http://127.0.0.1:1/", func(h *conf.Host) {
-		h.APIToken = "bench-token"
+		webhook.OptionsOf(h).APIToken = "bench-token"
 		// The bucket never empties: the benchmark measures the work.
-		h.APIRate, h.APIBurst = 1<<30, 1<<30
+		webhook.OptionsOf(h).APIRate, webhook.OptionsOf(h).APIBurst = 1<<30, 1<<30
 	}))
 	s.AddUser("bob@localhost", "pw")
 	bob := s.Login("bob@localhost", "pw", "bench")

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
 )
@@ -77,7 +78,7 @@ func startSendAPI(t *testing.T, edit func(*conf.Host), cfg func(*conf.Config), o
 		}
 	}))
 	return botStart(t, hook, func(h *conf.Host) {
-		h.APIToken = sendToken
+		webhook.OptionsOf(h).APIToken = sendToken
 		if edit != nil {
 			edit(h)
 		}
@@ -150,7 +151,7 @@ func statusLine(t *testing.T, r *bufio.Reader) string {
 }
 
 func TestSendAPIAnswersBeforeTheBody(t *testing.T) {
-	s := startSendAPI(t, func(h *conf.Host) { h.APIRate, h.APIBurst = 1, 1 }, nil)
+	s := startSendAPI(t, func(h *conf.Host) { webhook.OptionsOf(h).APIRate, webhook.OptionsOf(h).APIBurst = 1, 1 }, nil)
 	head := func(auth string, length int) string {
 		return fmt.Sprintf("POST /api/bots/%s/send HTTP/1.1\nHost: x\nAuthorization: %s\nContent-Type: application/json\n"+
 			"Expect: 100-continue\nContent-Length: %d", botHost, auth, length)
@@ -247,8 +248,8 @@ func TestSendAPISlowBodyTimesOut(t *testing.T) {
 
 func TestSendAPIRateLimit(t *testing.T) {
 	const other = "other.localhost"
-	s := startSendAPI(t, func(h *conf.Host) { h.APIRate, h.APIBurst = 1, 3 }, nil,
-		parleytest.WithBot(other, "http://127.0.0.1:1/", func(h *conf.Host) { h.APIToken = sendToken }))
+	s := startSendAPI(t, func(h *conf.Host) { webhook.OptionsOf(h).APIRate, webhook.OptionsOf(h).APIBurst = 1, 3 }, nil,
+		parleytest.WithBot(other, "http://127.0.0.1:1/", func(h *conf.Host) { webhook.OptionsOf(h).APIToken = sendToken }))
 	c := httpFrom(t, "127.0.0.1")
 	auth := "Bearer " + sendToken
 	four := "[" + strings.Repeat(sendMsg+",", 3) + sendMsg + "]"
@@ -289,7 +290,7 @@ func TestSendAPIRateLimit(t *testing.T) {
 func TestSendAPIThrottlesWrongTokens(t *testing.T) {
 	const other = "other.localhost"
 	s := startSendAPI(t, nil, func(c *conf.Config) { c.HTTP.TokenFailures = 3 },
-		parleytest.WithBot(other, "http://127.0.0.1:1/", func(h *conf.Host) { h.APIToken = sendToken }))
+		parleytest.WithBot(other, "http://127.0.0.1:1/", func(h *conf.Host) { webhook.OptionsOf(h).APIToken = sendToken }))
 	guesser, neighbour := httpFrom(t, "127.0.0.1"), httpFrom(t, "127.0.0.2")
 	right := "Bearer " + sendToken
 	steps := []struct {

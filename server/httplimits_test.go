@@ -50,7 +50,7 @@ func TestRefusalsLogOncePerCausePerMinute(t *testing.T) {
 	for range 1000 {
 		r.count(causeUnauthorized, "wrong token")
 	}
-	r.count(causeAPIRate, "rate")
+	r.count("api_rate", "rate")
 	if n := strings.Count(buf.String(), "\n"); n != 2 {
 		t.Errorf("%d log lines for 1000 refusals of one cause and one of another, want 2:\n%s", n, buf.String())
 	}

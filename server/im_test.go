@@ -13,6 +13,7 @@ import (
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
+	"github.com/parley-im/parley/server"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -776,7 +777,7 @@ func TestIMRegistration(t *testing.T) {
 	regGet := "<query xmlns='" + imNSRegister + "'/>"
 	withMode := func(mode string) *parleytest.Server {
 		return parleytest.Start(t, parleytest.WithHost(imDomain, ""), parleytest.WithConfig(func(c *conf.Config) {
-			c.Hosts[0].Registration = mode
+			server.LocalOptionsOf(&c.Hosts[0]).Registration = mode
 		}))
 	}
 
@@ -795,7 +796,7 @@ func TestIMRegistration(t *testing.T) {
 
 	t.Run("registrations_per_ip counts one address's attempts", func(t *testing.T) {
 		s := parleytest.Start(t, parleytest.WithHost(imDomain, ""), parleytest.WithConfig(func(c *conf.Config) {
-			c.Hosts[0].Registration = conf.RegistrationOpen
+			server.LocalOptionsOf(&c.Hosts[0]).Registration = server.RegistrationOpen
 			c.Limits.RegistrationsPerIP = 2
 		}))
 		for _, u := range []string{"r1", "r2"} {
@@ -811,7 +812,7 @@ func TestIMRegistration(t *testing.T) {
 	})
 
 	t.Run("open", func(t *testing.T) {
-		s := withMode(conf.RegistrationOpen)
+		s := withMode(server.RegistrationOpen)
 		imUsers(t, s, "alice")
 		t.Run("registration is offered after STARTTLS only", func(t *testing.T) {
 			c := s.DialRaw()
@@ -852,7 +853,7 @@ func TestIMRegistration(t *testing.T) {
 	})
 
 	t.Run("invite", func(t *testing.T) {
-		s := withMode(conf.RegistrationInvite)
+		s := withMode(server.RegistrationInvite)
 		imInvite(t, s, "good-token")
 		imInvite(t, s, "preauth-token")
 		tests := []struct {

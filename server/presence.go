@@ -343,7 +343,7 @@ func (h *localHost) outboundSubscription(st *xmpp.Stanza) {
 // user", which the component does not do, so the user's side does it for
 // the bot's. Other contacts' servers send theirs.
 func (h *localHost) botGone(contact xmpp.JID, avail []sessPresence) {
-	if !h.router.isBot(contact) {
+	if !h.router.answersPresence(contact) {
 		return
 	}
 	for _, p := range avail {

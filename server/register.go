@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/c2s/sasl"
-	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/xmpp"
 )
@@ -17,10 +16,12 @@ type registrar Server
 
 // Mode returns the host's registration mode.
 func (r *registrar) Mode(host string) string {
-	if h, ok := r.cfg.Host(host); ok && h.Type == conf.HostLocal {
-		return h.Registration
+	if h, ok := r.cfg.Host(host); ok {
+		if o, ok := h.Options.(*LocalOptions); ok {
+			return o.Registration
+		}
 	}
-	return conf.RegistrationClosed
+	return RegistrationClosed
 }
 
 // CheckInvite reports whether token is a usable invite for host.

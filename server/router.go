@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
-	"github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -143,11 +142,11 @@ func (r *Router) mayExist(j xmpp.JID) bool {
 	return h.online(j.Local()) != nil || h.exists(j.Local())
 }
 
-// isBot reports whether j is served by an http_component host, which
-// answers presence for its bots (package webhook).
-func (r *Router) isBot(j xmpp.JID) bool {
-	_, ok := r.hosts[j.Domain()].(*webhook.Component)
-	return ok
+// answersPresence reports whether j is served by a host that answers
+// presence for its JIDs itself ([PresenceAnswerer]), like a bot domain.
+func (r *Router) answersPresence(j xmpp.JID) bool {
+	p, ok := r.hosts[j.Domain()].(PresenceAnswerer)
+	return ok && p.AnswersPresence()
 }
 
 // handlerTimeout bounds what one handler may wait for the store.

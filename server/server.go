@@ -13,14 +13,11 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/c2s"
-	"github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/server/certs"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/xmpp"
 )
-
-func init() { webhook.Version = Version }
 
 // ErrServerClosed is returned by Start after Shutdown.
 var ErrServerClosed = errors.New("server: closed")
@@ -43,7 +40,6 @@ type Server struct {
 	router *Router
 	local  map[string]*localHost
 	c2s    *c2s.Server
-	bots   map[string]bot
 	http   *http.Server
 
 	flushStop chan struct{} // ends flushLoop; closed by Shutdown
@@ -83,17 +79,12 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 		// An ephemeral server leaves nothing on disk.
 		certDir = ""
 	}
-	var components []string
 	for _, h := range cfg.Hosts {
 		if err := s.certs.LoadOrCreate(h.Name, h.TLSCert, h.TLSKey, certDir); err != nil {
 			return nil, fmt.Errorf("server: host %s: %w", h.Name, err)
 		}
-		switch h.Type {
-		case conf.HostLocal:
-		case conf.HostHTTPComponent:
-			components = append(components, h.Name)
-		default:
-			return nil, fmt.Errorf("server: host %s: type %q is not implemented yet; this version runs %q and %q hosts", h.Name, h.Type, conf.HostLocal, conf.HostHTTPComponent)
+		if _, ok := lookupType(h.Type); !ok {
+			return nil, fmt.Errorf("server: host %s: type %q is not implemented yet; this version runs %s", h.Name, h.Type, typesRunning())
 		}
 	}
 	store, err := storage.Open(context.Background(), cfg.DatabasePath())
@@ -103,66 +94,14 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 	s.store = store
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.router = &Router{hosts: make(map[string]Handler), log: s.log, ctx: s.ctx}
-	s.bots = make(map[string]bot)
-	started := time.Now()
-	for _, h := range cfg.Hosts {
-		switch h.Type {
-		case conf.HostLocal:
-			lh := newLocalHost(h.Name, s.router, store, hostLimitsOf(cfg.Limits), s.log)
-			lh.contact = h.Contact.Fields()
-			lh.iterations = cfg.Auth.SCRAMIterations
-			lh.server.forms = nil
-			if len(lh.contact) > 0 {
-				lh.server.forms = append(lh.server.forms, contactForm(lh.contact))
-			}
-			lh.services, lh.started = components, started
-			lh.coreServices(h.Registration != conf.RegistrationClosed)
-			if err := lh.startModules(); err != nil {
-				s.closeBots(context.Background())
-				store.Close()
-				return nil, fmt.Errorf("server: %w", err)
-			}
-			lh.caps = capsElement(lh.serverInfo())
-			s.local[h.Name] = lh
-			s.router.hosts[h.Name] = lh
-		case conf.HostHTTPComponent:
-			comp, err := webhook.New(webhook.Config{
-				Domain:       h.Name,
-				PostURL:      h.PostURL,
-				PostMessages: h.Posts("message"),
-				PostPresence: h.Posts("presence"),
-				PostIQ:       h.Posts("iq"),
-				Secret:       h.Secret,
-				Timeout:      h.Timeout.Duration,
-				Concurrency:  h.Concurrency,
-				Queue:        h.Queue,
-				Retries:      h.Retries,
-				Headers:      h.Headers,
-				Router:       s.router,
-				Logger:       s.log,
-
-				// Issue #17 rows 7 and 10: the queue's byte bound and
-				// per-sender share; redirects.
-				QueueBytes:       int64(h.QueueBytes),
-				SenderQueue:      h.SenderQueue,
-				SenderQueueBytes: int64(h.SenderQueueBytes),
-				FollowRedirects:  h.FollowRedirects,
-			})
-			if err != nil {
-				s.closeBots(context.Background())
-				store.Close()
-				return nil, fmt.Errorf("server: %w", err)
-			}
-			if len(h.Rooms) > 0 {
-				s.log.Warn("server: bot rooms need the MUC service, which is not built yet; not joining", "host", h.Name, "rooms", h.Rooms)
-			}
-			s.bots[h.Name] = bot{Component: comp, token: h.APIToken}
-			s.router.hosts[h.Name] = comp
-		}
+	if err := s.buildHosts(certDir); err != nil {
+		s.drainHosts(context.Background())
+		store.Close()
+		return nil, fmt.Errorf("server: %w", err)
 	}
 	fakeSecret, err := loadFakeSecret(certDir)
 	if err != nil {
-		s.closeBots(context.Background())
+		s.drainHosts(context.Background())
 		store.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -393,28 +332,6 @@ func (s *Server) addrs(kind listener) []net.Addr {
 	return out
 }
 
-// Bot returns the component of an http_component host.
-func (s *Server) Bot(host string) (*webhook.Component, bool) {
-	b, ok := s.bots[host]
-	return b.Component, ok
-}
-
-// closeBots drains the bots' queues while ctx allows; whatever is left is
-// answered with errors.
-func (s *Server) closeBots(ctx context.Context) {
-	var wg sync.WaitGroup
-	for name, b := range s.bots {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := b.Close(ctx); err != nil {
-				s.log.Warn("server: bot host did not drain", "host", name, "err", err)
-			}
-		}()
-	}
-	wg.Wait()
-}
-
 // Store returns the server's store, for adding accounts from Go.
 func (s *Server) Store() *storage.Store { return s.store }
 
@@ -448,9 +365,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if httpSrv != nil {
 		_ = httpSrv.Shutdown(ctx)
 	}
-	// Bots first, so their last replies still find the sessions.
-	botCtx, cancel := context.WithTimeout(ctx, botDrainTimeout)
-	s.closeBots(botCtx)
+	// Hosts with work in flight (webhooks) first, so their last
+	// replies still find the sessions.
+	drainCtx, cancel := context.WithTimeout(ctx, drainTimeout)
+	s.drainHosts(drainCtx)
 	cancel()
 	err := s.c2s.Shutdown(ctx)
 	if s.flushStop != nil {
@@ -496,8 +414,9 @@ func (s *Server) flushLoop() {
 	}
 }
 
-// botDrainTimeout is how long Shutdown lets webhooks finish.
-const botDrainTimeout = 5 * time.Second
+// drainTimeout is how long Shutdown lets the hosts' work in flight
+// (webhooks) finish.
+const drainTimeout = 5 * time.Second
 
 // shutdownTimeout is how long Close waits for sessions.
 const shutdownTimeout = 10 * time.Second

@@ -152,7 +152,7 @@ func botLogin(t *testing.T, s *parleytest.Server, local, resource string) *parle
 // botComponent returns the component of a bot host.
 func botComponent(t *testing.T, s *parleytest.Server, host string) *webhook.Component {
 	t.Helper()
-	c, ok := s.Bot(host)
+	c, ok := webhook.ComponentOf(s.Server, host)
 	if !ok {
 		t.Fatalf("no bot host %s", host)
 	}

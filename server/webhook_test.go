@@ -32,7 +32,7 @@ func TestBotShutdownAnswersAHeldIQ(t *testing.T) {
 		hook.hold(r, nil)
 		w.WriteHeader(http.StatusNoContent)
 	})
-	s := botStart(t, hook, func(h *conf.Host) { h.PostStanzas = []string{"message", "iq"} })
+	s := botStart(t, hook, func(h *conf.Host) { webhook.OptionsOf(h).PostStanzas = []string{"message", "iq"} })
 	botUsers(t, s, "alice")
 	alice := botLogin(t, s, "alice", "phone")
 	alice.Send("<iq to='slow@bots.localhost' type='get' id='held'><query xmlns='%s'/></iq>", botNS)
@@ -62,8 +62,8 @@ func TestBotShutdownAnswersAHeldIQ(t *testing.T) {
 func TestBotRequestIsTheSeedJSON(t *testing.T) {
 	hook := botNewHook(t, nil) // 204: no reply
 	s := botStart(t, hook, func(h *conf.Host) {
-		h.PostStanzas = []string{"message", "presence", "iq"}
-		h.Headers = map[string]string{"Authorization": "Bearer hook-token", "X-Parley-Test": "yes"}
+		webhook.OptionsOf(h).PostStanzas = []string{"message", "presence", "iq"}
+		webhook.OptionsOf(h).Headers = map[string]string{"Authorization": "Bearer hook-token", "X-Parley-Test": "yes"}
 	})
 	botUsers(t, s, "alice")
 	alice := botLogin(t, s, "alice", "phone")
@@ -177,10 +177,10 @@ func TestBotSignsRequestsWithStandardWebhooksHeaders(t *testing.T) {
 		botJSON(w, http.StatusOK, webhook.Reply{Body: "ok " + r.JSON.ID})
 	})
 	s := botStart(t, hook, func(h *conf.Host) {
-		h.Secret = "plain secret"
-		h.Retries = 2
+		webhook.OptionsOf(h).Secret = "plain secret"
+		webhook.OptionsOf(h).Retries = 2
 	},
-		parleytest.WithBot("whsec.localhost", hook.URL, func(h *conf.Host) { h.Secret = whsec }),
+		parleytest.WithBot("whsec.localhost", hook.URL, func(h *conf.Host) { webhook.OptionsOf(h).Secret = whsec }),
 		parleytest.WithBot("unsigned.localhost", hook.URL, nil),
 	)
 	botUsers(t, s, "alice")
@@ -628,15 +628,15 @@ func TestBotFailuresAnswerTheSender(t *testing.T) {
 	downURL := closed.URL
 	closed.Close()
 	edit := func(h *conf.Host) {
-		h.PostStanzas = []string{"message", "iq"}
-		h.Retries = 2
+		webhook.OptionsOf(h).PostStanzas = []string{"message", "iq"}
+		webhook.OptionsOf(h).Retries = 2
 		// Far above what any answer here takes, even on a loaded
 		// machine: only hang.localhost is meant to time out.
-		h.Timeout = conf.Duration{Duration: 5 * time.Second}
+		webhook.OptionsOf(h).Timeout = conf.Duration{Duration: 5 * time.Second}
 	}
 	short := func(h *conf.Host) {
 		edit(h)
-		h.Timeout = conf.Duration{Duration: 300 * time.Millisecond}
+		webhook.OptionsOf(h).Timeout = conf.Duration{Duration: 300 * time.Millisecond}
 	}
 	s := botStart(t, hook, edit, parleytest.WithBot("down.localhost", downURL, edit), parleytest.WithBot("hang.localhost", hook.URL, short))
 	botUsers(t, s, "alice")
@@ -730,7 +730,7 @@ func TestBotForwardedIQsGetExactlyOneAnswer(t *testing.T) {
 			w.WriteHeader(http.StatusTeapot)
 		}
 	})
-	s := botStart(t, hook, func(h *conf.Host) { h.PostStanzas = []string{"message", "iq"} })
+	s := botStart(t, hook, func(h *conf.Host) { webhook.OptionsOf(h).PostStanzas = []string{"message", "iq"} })
 	botUsers(t, s, "alice")
 	alice := botLogin(t, s, "alice", "phone")
 
@@ -1015,7 +1015,7 @@ func TestBotNeverPostsErrors(t *testing.T) {
 			w.WriteHeader(http.StatusNoContent)
 		}
 	})
-	s := botStart(t, hook, func(h *conf.Host) { h.PostStanzas = []string{"message", "presence", "iq"} })
+	s := botStart(t, hook, func(h *conf.Host) { webhook.OptionsOf(h).PostStanzas = []string{"message", "presence", "iq"} })
 	botUsers(t, s, "alice")
 	alice := botLogin(t, s, "alice", "phone")
 	const cond = "<error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"
@@ -1045,7 +1045,7 @@ func botEcho(w http.ResponseWriter, r *botRequest) {
 
 func TestBotRepliesKeepTheConversationOrder(t *testing.T) {
 	hook := botNewHook(t, botEcho)
-	s := botStart(t, hook, func(h *conf.Host) { h.Concurrency = 4 })
+	s := botStart(t, hook, func(h *conf.Host) { webhook.OptionsOf(h).Concurrency = 4 })
 	botUsers(t, s, "alice", "bob", "carol", "dave")
 	const n = 50
 
@@ -1088,7 +1088,7 @@ func TestBotConversationsRunInParallelUpToConcurrency(t *testing.T) {
 			botJSON(w, http.StatusOK, webhook.Reply{Body: r.JSON.Body})
 		}
 	})
-	s := botStart(t, hook, func(h *conf.Host) { h.Concurrency = 4 })
+	s := botStart(t, hook, func(h *conf.Host) { webhook.OptionsOf(h).Concurrency = 4 })
 	users := []string{"alice", "bob", "carol", "dave", "eve"}
 	botUsers(t, s, users...)
 	conns := map[string]*parleytest.Conn{}
@@ -1126,8 +1126,8 @@ func TestBotHungWebhookDoesNotStallTheServer(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	s := botStart(t, hook, nil, parleytest.WithBot("hung.localhost", hung.URL, func(h *conf.Host) {
-		h.Timeout = conf.Duration{Duration: 2 * time.Second}
-		h.Retries = 2
+		webhook.OptionsOf(h).Timeout = conf.Duration{Duration: 2 * time.Second}
+		webhook.OptionsOf(h).Retries = 2
 	}))
 	t.Cleanup(hung.unblock)
 	botUsers(t, s, "alice", "bob", "carol")
@@ -1186,8 +1186,8 @@ func TestBotQueueFullIsResourceConstraint(t *testing.T) {
 		}
 	})
 	s := botStart(t, hook, func(h *conf.Host) {
-		h.Queue = 2
-		h.Concurrency = 1
+		webhook.OptionsOf(h).Queue = 2
+		webhook.OptionsOf(h).Concurrency = 1
 	})
 	botUsers(t, s, "alice")
 	alice := botLogin(t, s, "alice", "phone")
@@ -1279,7 +1279,7 @@ func TestBotTyping(t *testing.T) {
 
 func TestBotSendAPI(t *testing.T) {
 	hook := botNewHook(t, nil)
-	s := botStart(t, hook, func(h *conf.Host) { h.APIToken = "s3cret-token" },
+	s := botStart(t, hook, func(h *conf.Host) { webhook.OptionsOf(h).APIToken = "s3cret-token" },
 		parleytest.WithBot("notoken.localhost", hook.URL, nil))
 	botUsers(t, s, "bob")
 	bob := botLogin(t, s, "bob", "desk")

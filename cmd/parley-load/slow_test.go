@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+	httpcomponent "github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
 )
@@ -30,8 +31,8 @@ func startSlowServer(t *testing.T) (*parleytest.Server, net.Listener) {
 	s, _ := startServer(t, func(c *conf.Config) {
 		c.Limits.QueueBytes = 64 * conf.KiB
 		c.Hosts = append(c.Hosts, conf.Host{
-			Name: "hung.localhost", Type: conf.HostHTTPComponent, PostURL: "http://" + hang.Addr().String() + "/",
-			Timeout: conf.Duration{Duration: time.Second}, Queue: 10,
+			Name: "hung.localhost", Type: httpcomponent.HostType, Options: &httpcomponent.Options{PostURL: "http://" + hang.Addr().String() + "/",
+				Timeout: conf.Duration{Duration: time.Second}, Queue: 10},
 		})
 	})
 	return s, hang

@@ -9,7 +9,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/parley-im/parley/conf"
+	"github.com/parley-im/parley/server"
 	"github.com/parley-im/parley/storage"
 )
 
@@ -39,9 +39,14 @@ func invite(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "invite", err)
 	}
-	if h, _ := cfg.Host(host); h.Registration != conf.RegistrationInvite {
+	h, _ := cfg.Host(host)
+	if o := server.LocalOptionsOf(h); o == nil || o.Registration != server.RegistrationInvite {
+		var mode string
+		if o != nil {
+			mode = o.Registration
+		}
 		return fail(stderr, "invite", fmt.Errorf("%s has registration = %q; set registration = %q on it for invitations to work",
-			host, h.Registration, conf.RegistrationInvite))
+			host, mode, server.RegistrationInvite))
 	}
 	if cfg.DatabasePath() == storage.Memory {
 		return fail(stderr, "invite", errors.New("the config keeps everything in memory; invitations need a database file"))

@@ -13,6 +13,8 @@ import (
 	"github.com/parley-im/parley/server"
 	// The standard modules of the IM core (server.RegisterModule).
 	_ "github.com/parley-im/parley/server/mod/std"
+	// The host types this binary runs.
+	_ "github.com/parley-im/parley/server/hosttypes/std"
 )
 
 // usage is what `parley help` prints.

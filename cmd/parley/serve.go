@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/server"
 )
@@ -113,7 +114,7 @@ func firstSteps(log *slog.Logger, cfg *conf.Config, srv *server.Server, configPa
 	}
 	echo := demoEchoHost(cfg, srv.HTTPAddrs())
 	for _, h := range cfg.Hosts {
-		if h.Type != conf.HostLocal {
+		if h.Type != server.HostLocal {
 			continue
 		}
 		has, err := srv.Store().HasAccounts(ctx, h.Name)
@@ -137,10 +138,11 @@ func firstSteps(log *slog.Logger, cfg *conf.Config, srv *server.Server, configPa
 // demo echo bot this server serves itself on one of httpAddrs, or "".
 func demoEchoHost(cfg *conf.Config, httpAddrs []net.Addr) string {
 	for _, h := range cfg.Hosts {
-		if h.Type != conf.HostHTTPComponent {
+		o, ok := h.Options.(*webhook.Options)
+		if !ok {
 			continue
 		}
-		u, err := url.Parse(h.PostURL)
+		u, err := url.Parse(o.PostURL)
 		if err != nil || u.Path != demoEchoPath {
 			continue
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/parley-im/parley/c2s/sasl"
 	"github.com/parley-im/parley/conf"
+	"github.com/parley-im/parley/server"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/xmpp"
 )
@@ -263,7 +264,7 @@ func (u *userCmd) hostOperand(s string) (string, error) {
 // unless domain is one of them.
 func (u *userCmd) checkLocalHost(domain string) error {
 	h, ok := u.cfg.Host(domain)
-	if ok && h.Type == conf.HostLocal {
+	if ok && h.Type == server.HostLocal {
 		return nil
 	}
 	problem := "is not a host of " + configName(u.cfg)
@@ -272,7 +273,7 @@ func (u *userCmd) checkLocalHost(domain string) error {
 	}
 	var local []string
 	for _, h := range u.cfg.Hosts {
-		if h.Type == conf.HostLocal {
+		if h.Type == server.HostLocal {
 			local = append(local, h.Name)
 		}
 	}

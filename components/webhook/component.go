@@ -98,6 +98,7 @@ type Component struct {
 	lean    *leanClient  // the component's own client, nil for net/http
 	ownHTTP bool         // client is the component's own, closed with it
 	metrics *Metrics
+	opts    *Options // the host's options, when the server built it (newHost)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -173,23 +174,23 @@ func New(cfg Config) (*Component, error) {
 		return nil, fmt.Errorf("webhook %s: %w", cfg.Domain, err)
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
+		cfg.Timeout = defaultTimeout
 	}
 	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 16
+		cfg.Concurrency = defaultConcurrency
 	}
 	if cfg.Queue <= 0 {
-		cfg.Queue = 1000
+		cfg.Queue = defaultQueue
 	}
 	if cfg.QueueBytes <= 0 {
-		cfg.QueueBytes = 16 << 20
+		cfg.QueueBytes = defaultQueueBytes
 	}
 	if cfg.SenderQueue <= 0 {
-		cfg.SenderQueue = max(cfg.Queue/8, 4)
+		cfg.SenderQueue = defaultSenderQueue(cfg.Queue)
 	}
 	cfg.SenderQueue = min(cfg.SenderQueue, cfg.Queue)
 	if cfg.SenderQueueBytes <= 0 {
-		cfg.SenderQueueBytes = cfg.QueueBytes / 8
+		cfg.SenderQueueBytes = defaultSenderQueueBytes(cfg.QueueBytes)
 	}
 	cfg.SenderQueueBytes = min(cfg.SenderQueueBytes, cfg.QueueBytes)
 	if cfg.TypingDelay <= 0 {

@@ -6,7 +6,9 @@
 // retries, signatures, replies refused unless they come from the bot's
 // own domain, and every failure answered with a stanza error.
 //
-// It does not listen for HTTP (the server's HTTP listener serves the send
-// API through Component.Send) and does not route: it hands what it makes
-// to the Router it was given.
+// It registers itself as the http_component host type (hosttype.go): its
+// options, the send API and the demo echo webhook on the server's HTTP
+// listener, the bots' metrics and the drain at shutdown. A binary runs it
+// by importing the package (server/hosttypes/std does). The component
+// does not route: it hands what it makes to the Router it was given.
 package webhook
