@@ -1,0 +1,216 @@
+package webhooktest_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-im/parley/components/webhook"
+	"github.com/parley-im/parley/parleytest"
+	"github.com/parley-im/parley/parleytest/webhooktest"
+	"github.com/parley-im/parley/xmpp"
+)
+
+func post(t *testing.T, url, body string) (status int, contentType, answer string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header.Get("Content-Type"), string(b)
+}
+
+func TestHookRecordsAndAnswers(t *testing.T) {
+	tests := []struct {
+		name              string
+		handle            webhooktest.Handler
+		body              string
+		wantStatus        int
+		wantCT, wantReply string
+		wantLocal         string
+		wantJSONErr       bool
+	}{
+		{name: "no handler answers 204", body: `{"to":"echo@bots.example","body":"hi"}`, wantStatus: 204, wantLocal: "echo"},
+		{name: "JSON answers a reply",
+			handle: func(w http.ResponseWriter, p *webhooktest.Post) {
+				webhooktest.JSON(w, http.StatusOK, webhook.Reply{Body: "re: " + p.JSON.Body})
+			},
+			body: `{"to":"bot@bots.example","body":"hi"}`, wantStatus: 200, wantCT: "application/json", wantReply: `{"body":"re: hi"}` + "\n", wantLocal: "bot"},
+		{name: "Raw answers as it is",
+			handle: func(w http.ResponseWriter, p *webhooktest.Post) { webhooktest.Raw(w, 418, "text/plain", "teapot") },
+			body:   `not json`, wantStatus: 418, wantCT: "text/plain", wantReply: "teapot", wantJSONErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := webhooktest.New(t, tt.handle)
+			status, ct, reply := post(t, h.URL+"/path", tt.body)
+			if status != tt.wantStatus || ct != tt.wantCT || reply != tt.wantReply {
+				t.Errorf("answer %d %q %q, want %d %q %q", status, ct, reply, tt.wantStatus, tt.wantCT, tt.wantReply)
+			}
+			p := h.Next(t)
+			if p.Method != http.MethodPost || string(p.Body) != tt.body || p.Header.Get("Content-Type") != "application/json" || p.Local != tt.wantLocal {
+				t.Errorf("recorded %s %q (Content-Type %q, local %q), want POST %q from the client, local %q", p.Method, p.Body, p.Header.Get("Content-Type"), p.Local, tt.body, tt.wantLocal)
+			}
+			if (p.JSONErr != nil) != tt.wantJSONErr {
+				t.Errorf("JSONErr = %v, want an error: %v", p.JSONErr, tt.wantJSONErr)
+			}
+			if h.Calls() != 1 {
+				t.Errorf("Calls() = %d, want 1", h.Calls())
+			}
+		})
+	}
+}
+
+func TestHookHolds(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var held []bool
+	var h *webhooktest.Hook
+	h = webhooktest.New(t, func(w http.ResponseWriter, p *webhooktest.Post) {
+		ok := h.Hold(p, release)
+		mu.Lock()
+		held = append(held, ok)
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Post(h.URL, "application/json", strings.NewReader("{}"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 204 {
+				t.Errorf("status %d", resp.StatusCode)
+			}
+		}()
+	}
+	h.Next(t)
+	h.Next(t)
+	if n := h.InFlight(); n != 2 {
+		t.Fatalf("InFlight() = %d with two held, want 2", n)
+	}
+	close(release)
+	waited := make(chan struct{})
+	go func() { wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(webhooktest.Timeout):
+		t.Fatal("closing release did not let the held handlers go")
+	}
+	if h.MaxInFlight() != 2 || h.InFlight() != 0 {
+		t.Fatalf("MaxInFlight() %d InFlight() %d, want 2 and 0", h.MaxInFlight(), h.InFlight())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(held) != 2 || !held[0] || !held[1] {
+		t.Fatalf("Hold returned %v, want true twice (released)", held)
+	}
+}
+
+func TestHookReleaseAndCancelEndAHold(t *testing.T) {
+	got := make(chan bool, 2)
+	var h *webhooktest.Hook
+	h = webhooktest.New(t, func(w http.ResponseWriter, p *webhooktest.Post) {
+		got <- h.Hold(p, nil)
+	})
+	// A client that gives up cancels the request.
+	client := &http.Client{Timeout: 50 * time.Millisecond}
+	if _, err := client.Post(h.URL, "application/json", strings.NewReader("{}")); err == nil {
+		t.Fatal("a held request was answered")
+	}
+	if ok := recv(t, got, "the client gave up"); ok {
+		t.Fatal("Hold after the client gave up = true, want false")
+	}
+	go func() {
+		// Answered on Release; the client's timeout only bounds a broken
+		// Release, which would otherwise hold the hook's Close forever.
+		c := &http.Client{Timeout: 2 * webhooktest.Timeout}
+		if resp, err := c.Post(h.URL, "application/json", strings.NewReader("{}")); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	h.Next(t)
+	h.Next(t)
+	h.Release()
+	if ok := recv(t, got, "Release"); ok {
+		t.Fatal("Hold after Release = true, want false")
+	}
+}
+
+// recv waits for what Hold returned after what.
+func recv(t *testing.T, got <-chan bool, what string) bool {
+	t.Helper()
+	select {
+	case ok := <-got:
+		return ok
+	case <-time.After(webhooktest.Timeout):
+		t.Fatalf("Hold still holds after %s", what)
+		return false
+	}
+}
+
+// fatalTB keeps the message of Fatalf and ends the goroutine.
+type fatalTB struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalTB) Helper() {}
+
+func (f *fatalTB) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+func TestNextFailsWhenNothingComes(t *testing.T) {
+	h := webhooktest.New(t, nil)
+	old := webhooktest.Timeout
+	webhooktest.Timeout = 10 * time.Millisecond
+	defer func() { webhooktest.Timeout = old }()
+	f := &fatalTB{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.Next(f)
+	}()
+	<-done
+	if !strings.Contains(f.msg, "no request") {
+		t.Fatalf("Next with nothing posted: %q, want a failure", f.msg)
+	}
+}
+
+// TestParleyPostsToTheHook is the use the package is for: a bot host
+// behind the hook, a message to a bot, the post recorded and the reply
+// delivered.
+func TestParleyPostsToTheHook(t *testing.T) {
+	h := webhooktest.New(t, func(w http.ResponseWriter, p *webhooktest.Post) {
+		webhooktest.JSON(w, http.StatusOK, webhook.Reply{Body: "you said " + p.JSON.Body})
+	})
+	s := parleytest.Start(t, parleytest.WithBot("bots.localhost", h.URL, nil))
+	s.AddUser("alice@localhost", "a")
+	alice := s.Login("alice@localhost", "a", "phone")
+	alice.Send("<message to='echo@bots.localhost' type='chat' id='m1'><body>hi</body></message>")
+	p := h.Next(t)
+	if p.JSONErr != nil || p.Local != "echo" || p.JSON.Body != "hi" || p.JSON.From != alice.JID.String() || p.JSON.Kind != "message" {
+		t.Fatalf("posted %s (%v), want alice's message to echo", p.Body, p.JSONErr)
+	}
+	st, _ := alice.WaitFor("the bot's reply", func(st *xmpp.Stanza) bool { return st.Kind == xmpp.KindMessage && st.Type != "error" })
+	if parleytest.Body(st) != "you said hi" || st.From.String() != "echo@bots.localhost" {
+		t.Fatalf("got %s, want the reply from echo", alice.String(st.El))
+	}
+}
