@@ -15,6 +15,7 @@ import (
 
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
+	"github.com/parley-im/parley/parleytest/webhooktest"
 )
 
 // sendToken is the api_token of the bot hosts of these tests.
@@ -70,7 +71,7 @@ func sendURL(s *parleytest.Server, host string) string {
 // api_token is sendToken; edit changes the host, cfg the rest.
 func startSendAPI(t *testing.T, edit func(*conf.Host), cfg func(*conf.Config), opts ...parleytest.Option) *parleytest.Server {
 	t.Helper()
-	hook := botNewHook(t, nil)
+	hook := webhooktest.New(t, nil)
 	opts = append(opts, parleytest.WithConfig(func(c *conf.Config) {
 		if cfg != nil {
 			cfg(c)

@@ -1,21 +1,19 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
+	"github.com/parley-im/parley/parleytest/webhooktest"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -25,110 +23,13 @@ const botHost = "bots.localhost"
 // botNS is the namespace of the payloads the tests send to bots.
 const botNS = "urn:example:bot"
 
-// botRequest is one request a test webhook received.
-type botRequest struct {
-	Method string
-	Header http.Header
-	Body   []byte
-	// JSON is Body decoded; JSONErr says why it could not be.
-	JSON    webhook.Request
-	JSONErr error
-	// Local is the localpart of the bot JID the stanza was sent to.
-	Local string
-
-	ctx context.Context
-}
-
-// botHook is a real webhook: an HTTP server that records every request
-// and answers it with handle. A handler that holds a request is released
-// when the test ends (before the Parley server shuts down, see botStart)
-// or when Parley gives up on the request.
-type botHook struct {
-	*httptest.Server
-	requests chan *botRequest
-	calls    atomic.Int64
-	inFlight atomic.Int64
-	// maxInFlight is the most requests handled at once.
-	maxInFlight atomic.Int64
-	done        chan struct{}
-	once        sync.Once
-	handle      func(w http.ResponseWriter, r *botRequest)
-}
-
-// botNewHook starts a webhook that answers with handle (nil: 204).
-func botNewHook(t *testing.T, handle func(w http.ResponseWriter, r *botRequest)) *botHook {
-	t.Helper()
-	h := &botHook{requests: make(chan *botRequest, 10000), done: make(chan struct{}), handle: handle}
-	h.Server = httptest.NewServer(http.HandlerFunc(h.serve))
-	t.Cleanup(func() {
-		h.unblock()
-		h.Close()
-	})
-	return h
-}
-
-func (h *botHook) serve(w http.ResponseWriter, r *http.Request) {
-	n := h.inFlight.Add(1)
-	defer h.inFlight.Add(-1)
-	for {
-		m := h.maxInFlight.Load()
-		if n <= m || h.maxInFlight.CompareAndSwap(m, n) {
-			break
-		}
-	}
-	body, _ := io.ReadAll(r.Body)
-	req := &botRequest{Method: r.Method, Header: r.Header.Clone(), Body: body, ctx: r.Context()}
-	req.JSONErr = json.Unmarshal(body, &req.JSON)
-	if j, err := xmpp.Parse(req.JSON.To); err == nil {
-		req.Local = j.Local()
-	}
-	h.calls.Add(1)
-	select {
-	case h.requests <- req:
-	default:
-	}
-	if h.handle == nil {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	h.handle(w, req)
-}
-
-// unblock releases every held handler, now and later.
-func (h *botHook) unblock() { h.once.Do(func() { close(h.done) }) }
-
-// hold blocks a handler until release is closed (nil: never), the test
-// ends or the request is cancelled. It reports whether release did it.
-func (h *botHook) hold(r *botRequest, release <-chan struct{}) bool {
-	select {
-	case <-release:
-		return true
-	case <-h.done:
-		return false
-	case <-r.ctx.Done():
-		return false
-	}
-}
-
-// next returns the next request the webhook received.
-func (h *botHook) next(t *testing.T) *botRequest {
-	t.Helper()
-	select {
-	case r := <-h.requests:
-		return r
-	case <-time.After(parleytest.Timeout):
-		t.Fatalf("the webhook got no request in %v", parleytest.Timeout)
-		return nil
-	}
-}
-
 // botStart starts a server with the bot host botHost behind hook, edited
 // by edit, and whatever else opts add. Held requests of hook are released
 // before the server shuts down, so that its bots drain at once.
-func botStart(t *testing.T, hook *botHook, edit func(*conf.Host), opts ...parleytest.Option) *parleytest.Server {
+func botStart(t *testing.T, hook *webhooktest.Hook, edit func(*conf.Host), opts ...parleytest.Option) *parleytest.Server {
 	t.Helper()
 	s := parleytest.Start(t, append([]parleytest.Option{parleytest.WithBot(botHost, hook.URL, edit)}, opts...)...)
-	t.Cleanup(hook.unblock)
+	t.Cleanup(hook.Release)
 	return s
 }
 
@@ -189,28 +90,12 @@ func botNext(t *testing.T, c *parleytest.Conn) *xmpp.Stanza {
 	}
 }
 
-// botBody returns the text of st's body, "" without one.
-func botBody(st *xmpp.Stanza) string {
-	if b := xmpp.Child(st.El, "", "body"); b != nil {
-		return b.Text()
-	}
-	return ""
-}
-
-// botCondition returns st's stanza error condition, "" if it has none.
-func botCondition(st *xmpp.Stanza) xmpp.StanzaCondition {
-	if se := xmpp.ParseStanzaError(st.El); se != nil {
-		return se.Condition
-	}
-	return ""
-}
-
 // botExpectError reads the next stanza and checks it is an error of kind
 // with id, from from, with condition want.
 func botExpectError(t *testing.T, c *parleytest.Conn, kind xmpp.Kind, from, id string, want xmpp.StanzaCondition) *xmpp.Stanza {
 	t.Helper()
 	st := botNext(t, c)
-	if st.Kind != kind || st.Type != "error" || st.ID != id || st.From.String() != from || botCondition(st) != want {
+	if st.Kind != kind || st.Type != "error" || st.ID != id || st.From.String() != from || parleytest.Condition(st) != want {
 		t.Fatalf("got %s\nwant a %s error %s with id %q from %s", c.String(st.El), kind, want, id, from)
 	}
 	return st
@@ -221,29 +106,10 @@ func botExpectError(t *testing.T, c *parleytest.Conn, kind xmpp.Kind, from, id s
 func botExpectMessage(t *testing.T, c *parleytest.Conn, from, body string) *xmpp.Stanza {
 	t.Helper()
 	st := botNext(t, c)
-	if st.Kind != xmpp.KindMessage || st.Type == "error" || st.From.String() != from || botBody(st) != body {
+	if st.Kind != xmpp.KindMessage || st.Type == "error" || st.From.String() != from || parleytest.Body(st) != body {
 		t.Fatalf("got %s\nwant a message from %s with body %q", c.String(st.El), from, body)
 	}
 	return st
-}
-
-var botSyncs atomic.Int64
-
-// botUntilSync pings the server and returns every stanza that arrives
-// before the answer. Whatever the server routed to c before it read the
-// ping is among them.
-func botUntilSync(t *testing.T, c *parleytest.Conn) []*xmpp.Stanza {
-	t.Helper()
-	id := fmt.Sprintf("bot-sync-%d", botSyncs.Add(1))
-	c.Send("<iq type='get' id='%s'><ping xmlns='urn:xmpp:ping'/></iq>", id)
-	var got []*xmpp.Stanza
-	for {
-		st := c.NextStanza()
-		if st.Kind == xmpp.KindIQ && st.ID == id {
-			return got
-		}
-		got = append(got, st)
-	}
 }
 
 var botMarkers atomic.Int64
@@ -270,29 +136,13 @@ func botMarker(t *testing.T, sender *parleytest.Conn, to string, rcpt *parleytes
 
 // botMarkerReply answers the markers of botMarker and reports whether r
 // was one.
-func botMarkerReply(w http.ResponseWriter, r *botRequest) bool {
+func botMarkerReply(w http.ResponseWriter, r *webhooktest.Post) bool {
 	body, ok := strings.CutPrefix(r.JSON.Body, "marker")
 	if r.JSON.Kind != "message" || !ok {
 		return false
 	}
-	botJSON(w, http.StatusOK, webhook.Reply{To: strings.TrimPrefix(body, " to "), Body: "marker", ID: r.JSON.ID})
+	webhooktest.JSON(w, http.StatusOK, webhook.Reply{To: strings.TrimPrefix(body, " to "), Body: "marker", ID: r.JSON.ID})
 	return true
-}
-
-// botJSON answers with v as JSON.
-func botJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// botRaw answers with body as it is.
-func botRaw(w http.ResponseWriter, status int, contentType, body string) {
-	if contentType != "" {
-		w.Header().Set("Content-Type", contentType)
-	}
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, body)
 }
 
 // botRouter records what a component routes, for tests of a component
