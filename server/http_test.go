@@ -77,7 +77,7 @@ func startSendAPI(t *testing.T, edit func(*conf.Host), cfg func(*conf.Config), o
 			cfg(c)
 		}
 	}))
-	return botStart(t, hook, func(h *conf.Host) {
+	return hook.Start(t, botHost, func(h *conf.Host) {
 		h.APIToken = sendToken
 		if edit != nil {
 			edit(h)

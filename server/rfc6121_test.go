@@ -223,7 +223,7 @@ func TestIMLastActivityIsTheLogout(t *testing.T) {
 // host, which answers presence for its bots, is on this server.
 func TestIMUnsubscribingFromABot(t *testing.T) {
 	hook := webhooktest.New(t, nil)
-	s := botStart(t, hook, nil) // presence is answered by the host
+	s := hook.Start(t, botHost, nil) // presence is answered by the host
 	const bot = "helper@" + botHost
 	botJID := xmpp.MustParse(bot)
 	for _, tt := range []struct {

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/parley-im/parley/components/webhook"
-	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
 	"github.com/parley-im/parley/parleytest/webhooktest"
 	"github.com/parley-im/parley/xmpp"
@@ -22,16 +21,6 @@ const botHost = "bots.localhost"
 
 // botNS is the namespace of the payloads the tests send to bots.
 const botNS = "urn:example:bot"
-
-// botStart starts a server with the bot host botHost behind hook, edited
-// by edit, and whatever else opts add. Held requests of hook are released
-// before the server shuts down, so that its bots drain at once.
-func botStart(t *testing.T, hook *webhooktest.Hook, edit func(*conf.Host), opts ...parleytest.Option) *parleytest.Server {
-	t.Helper()
-	s := parleytest.Start(t, append([]parleytest.Option{parleytest.WithBot(botHost, hook.URL, edit)}, opts...)...)
-	t.Cleanup(hook.Release)
-	return s
-}
 
 // botUsers creates the accounts local@localhost, password "pw-"+local.
 func botUsers(t *testing.T, s *parleytest.Server, locals ...string) {

@@ -34,7 +34,7 @@ func TestBotShutdownAnswersAHeldIQ(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	})
 
-	s := botStart(t, hook, func(h *conf.Host) { h.PostStanzas = []string{"message", "iq"} })
+	s := hook.Start(t, botHost, func(h *conf.Host) { h.PostStanzas = []string{"message", "iq"} })
 	botUsers(t, s, "alice")
 	alice := botLogin(t, s, "alice", "phone")
 	alice.Send("<iq to='slow@bots.localhost' type='get' id='held'><query xmlns='%s'/></iq>", botNS)
@@ -63,7 +63,7 @@ func TestBotShutdownAnswersAHeldIQ(t *testing.T) {
 
 func TestBotRequestIsTheSeedJSON(t *testing.T) {
 	hook := webhooktest.New(t, nil) // 204: no reply
-	s := botStart(t, hook, func(h *conf.Host) {
+	s := hook.Start(t, botHost, func(h *conf.Host) {
 		h.PostStanzas = []string{"message", "presence", "iq"}
 		h.Headers = map[string]string{"Authorization": "Bearer hook-token", "X-Parley-Test": "yes"}
 	})
@@ -179,7 +179,7 @@ func TestBotSignsRequestsWithStandardWebhooksHeaders(t *testing.T) {
 		webhooktest.JSON(w, http.StatusOK, webhook.Reply{Body: "ok " + r.JSON.ID})
 	})
 
-	s := botStart(t, hook, func(h *conf.Host) {
+	s := hook.Start(t, botHost, func(h *conf.Host) {
 		h.Secret = "plain secret"
 		h.Retries = 2
 	},
@@ -442,7 +442,7 @@ func TestBotReplyForms(t *testing.T) {
 		w.WriteHeader(http.StatusNotFound)
 	})
 
-	s := botStart(t, hook, nil)
+	s := hook.Start(t, botHost, nil)
 	botUsers(t, s, "alice", "bob")
 	alice = botLogin(t, s, "alice", "phone")
 	bob = botLogin(t, s, "bob", "desk")
@@ -488,7 +488,7 @@ func TestBotRefusesRepliesFromOutsideItsDomain(t *testing.T) {
 		webhooktest.JSON(w, 200, replies[r.Local])
 	})
 
-	s := botStart(t, hook, nil, parleytest.WithBot("other.localhost", hook.URL, nil))
+	s := hook.Start(t, botHost, nil, parleytest.WithBot("other.localhost", hook.URL, nil))
 	botUsers(t, s, "alice", "bob")
 	alice := botLogin(t, s, "alice", "phone")
 	bob := botLogin(t, s, "bob", "desk")
@@ -524,7 +524,7 @@ func TestBotStripsServerOwnedElementsFromStanzaReplies(t *testing.T) {
 
 	})
 
-	s := botStart(t, hook, nil)
+	s := hook.Start(t, botHost, nil)
 	botUsers(t, s, "alice", "bob")
 	alice := botLogin(t, s, "alice", "phone")
 	bob := botLogin(t, s, "bob", "desk")
@@ -662,7 +662,7 @@ func TestBotFailuresAnswerTheSender(t *testing.T) {
 		edit(h)
 		h.Timeout = conf.Duration{Duration: 300 * time.Millisecond}
 	}
-	s := botStart(t, hook, edit, parleytest.WithBot("down.localhost", downURL, edit), parleytest.WithBot("hang.localhost", hook.URL, short))
+	s := hook.Start(t, botHost, edit, parleytest.WithBot("down.localhost", downURL, edit), parleytest.WithBot("hang.localhost", hook.URL, short))
 	botUsers(t, s, "alice")
 
 	send := map[xmpp.Kind]string{
@@ -755,7 +755,7 @@ func TestBotForwardedIQsGetExactlyOneAnswer(t *testing.T) {
 		}
 	})
 
-	s := botStart(t, hook, func(h *conf.Host) { h.PostStanzas = []string{"message", "iq"} })
+	s := hook.Start(t, botHost, func(h *conf.Host) { h.PostStanzas = []string{"message", "iq"} })
 	botUsers(t, s, "alice")
 	alice := botLogin(t, s, "alice", "phone")
 
@@ -824,7 +824,7 @@ func TestBotForwardedIQsGetExactlyOneAnswer(t *testing.T) {
 
 func TestBotIQsTheServerAnswersForTheBot(t *testing.T) {
 	hook := webhooktest.New(t, nil)
-	s := botStart(t, hook, nil) // post_stanzas: message only
+	s := hook.Start(t, botHost, nil) // post_stanzas: message only
 	botUsers(t, s, "alice")
 	alice := botLogin(t, s, "alice", "phone")
 
@@ -897,7 +897,7 @@ func TestBotIQsTheServerAnswersForTheBot(t *testing.T) {
 
 func TestBotAnswersPresenceForItself(t *testing.T) {
 	hook := webhooktest.New(t, nil)
-	s := botStart(t, hook, nil) // presence is not forwarded
+	s := hook.Start(t, botHost, nil) // presence is not forwarded
 	botUsers(t, s, "alice")
 	alice := botLogin(t, s, "alice", "phone")
 
@@ -1041,7 +1041,7 @@ func TestBotNeverPostsErrors(t *testing.T) {
 		}
 	})
 
-	s := botStart(t, hook, func(h *conf.Host) { h.PostStanzas = []string{"message", "presence", "iq"} })
+	s := hook.Start(t, botHost, func(h *conf.Host) { h.PostStanzas = []string{"message", "presence", "iq"} })
 	botUsers(t, s, "alice")
 	alice := botLogin(t, s, "alice", "phone")
 	const cond = "<error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"
@@ -1071,7 +1071,7 @@ func botEcho(w http.ResponseWriter, r *webhooktest.Post) {
 
 func TestBotRepliesKeepTheConversationOrder(t *testing.T) {
 	hook := webhooktest.New(t, botEcho)
-	s := botStart(t, hook, func(h *conf.Host) { h.Concurrency = 4 })
+	s := hook.Start(t, botHost, func(h *conf.Host) { h.Concurrency = 4 })
 	botUsers(t, s, "alice", "bob", "carol", "dave")
 	const n = 50
 
@@ -1115,7 +1115,7 @@ func TestBotConversationsRunInParallelUpToConcurrency(t *testing.T) {
 		}
 	})
 
-	s := botStart(t, hook, func(h *conf.Host) { h.Concurrency = 4 })
+	s := hook.Start(t, botHost, func(h *conf.Host) { h.Concurrency = 4 })
 	users := []string{"alice", "bob", "carol", "dave", "eve"}
 	botUsers(t, s, users...)
 	conns := map[string]*parleytest.Conn{}
@@ -1153,7 +1153,7 @@ func TestBotHungWebhookDoesNotStallTheServer(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	})
 
-	s := botStart(t, hook, nil, parleytest.WithBot("hung.localhost", hung.URL, func(h *conf.Host) {
+	s := hook.Start(t, botHost, nil, parleytest.WithBot("hung.localhost", hung.URL, func(h *conf.Host) {
 		h.Timeout = conf.Duration{Duration: 2 * time.Second}
 		h.Retries = 2
 	}))
@@ -1214,7 +1214,7 @@ func TestBotQueueFullIsResourceConstraint(t *testing.T) {
 		}
 	})
 
-	s := botStart(t, hook, func(h *conf.Host) {
+	s := hook.Start(t, botHost, func(h *conf.Host) {
 		h.Queue = 2
 		h.Concurrency = 1
 	})
@@ -1263,7 +1263,7 @@ func TestBotTyping(t *testing.T) {
 		webhooktest.JSON(w, http.StatusOK, webhook.Reply{Body: "done"})
 	})
 
-	s := botStart(t, hook, nil)
+	s := hook.Start(t, botHost, nil)
 	botUsers(t, s, "alice", "amy")
 
 	composing := func(t *testing.T, c *parleytest.Conn, bot string) {
@@ -1309,7 +1309,7 @@ func TestBotTyping(t *testing.T) {
 
 func TestBotSendAPI(t *testing.T) {
 	hook := webhooktest.New(t, nil)
-	s := botStart(t, hook, func(h *conf.Host) { h.APIToken = "s3cret-token" },
+	s := hook.Start(t, botHost, func(h *conf.Host) { h.APIToken = "s3cret-token" },
 		parleytest.WithBot("notoken.localhost", hook.URL, nil))
 	botUsers(t, s, "bob")
 	bob := botLogin(t, s, "bob", "desk")
@@ -1378,7 +1378,7 @@ func TestBotMetrics(t *testing.T) {
 		webhooktest.JSON(w, http.StatusOK, webhook.Reply{Body: r.JSON.Body})
 	})
 
-	s := botStart(t, hook, nil, parleytest.WithBot("quiet.localhost", hook.URL, nil))
+	s := hook.Start(t, botHost, nil, parleytest.WithBot("quiet.localhost", hook.URL, nil))
 	botUsers(t, s, "alice")
 	alice := botLogin(t, s, "alice", "phone")
 	for i := range 3 {

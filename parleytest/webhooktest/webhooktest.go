@@ -2,9 +2,9 @@
 // http_component hosts: an httptest server that records every request
 // Parley posts and answers it the way the test says.
 //
-// It is a separate package from parleytest because it names the webhook
-// component's JSON types; tests inside package webhook cannot import it
-// (that would be a cycle), external ones (package webhook_test) can.
+// It is a package of its own so that parleytest does not name the webhook
+// component's types. Tests inside package webhook cannot import it (that
+// would be a cycle); external ones (package webhook_test) can.
 package webhooktest
 
 import (
@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/components/webhook"
+	"github.com/parley-im/parley/conf"
+	"github.com/parley-im/parley/parleytest"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -61,9 +63,6 @@ type Hook struct {
 
 // New starts a webhook that records every post and answers it with
 // handle. It closes when the test ends, after releasing held handlers.
-// Parley servers started after New shut down before it closes (cleanups
-// run last first); one started before should call Release in a cleanup of
-// its own, registered after the server's start, so its bots drain at once.
 func New(t testing.TB, handle Handler) *Hook {
 	t.Helper()
 	h := &Hook{posts: make(chan *Post, 10000), released: make(chan struct{}), handle: handle}
@@ -73,6 +72,18 @@ func New(t testing.TB, handle Handler) *Hook {
 		h.Close()
 	})
 	return h
+}
+
+// Start starts a Parley server (parleytest.Start) with an http_component
+// host named host whose post_url is h, edited by edit (may be nil), and
+// whatever else opts add. Handlers that h holds are released before the
+// server shuts down (cleanups run last first), so that its bots drain at
+// once instead of waiting for their requests to time out.
+func (h *Hook) Start(t testing.TB, host string, edit func(*conf.Host), opts ...parleytest.Option) *parleytest.Server {
+	t.Helper()
+	s := parleytest.Start(t, append([]parleytest.Option{parleytest.WithBot(host, h.URL, edit)}, opts...)...)
+	t.Cleanup(h.Release)
+	return s
 }
 
 func (h *Hook) serve(w http.ResponseWriter, r *http.Request) {

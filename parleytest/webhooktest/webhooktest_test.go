@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/components/webhook"
+	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
 	"github.com/parley-im/parley/parleytest/webhooktest"
 	"github.com/parley-im/parley/xmpp"
@@ -201,7 +202,7 @@ func TestParleyPostsToTheHook(t *testing.T) {
 	h := webhooktest.New(t, func(w http.ResponseWriter, p *webhooktest.Post) {
 		webhooktest.JSON(w, http.StatusOK, webhook.Reply{Body: "you said " + p.JSON.Body})
 	})
-	s := parleytest.Start(t, parleytest.WithBot("bots.localhost", h.URL, nil))
+	s := h.Start(t, "bots.localhost", nil)
 	s.AddUser("alice@localhost", "a")
 	alice := s.Login("alice@localhost", "a", "phone")
 	alice.Send("<message to='echo@bots.localhost' type='chat' id='m1'><body>hi</body></message>")
@@ -212,5 +213,32 @@ func TestParleyPostsToTheHook(t *testing.T) {
 	st, _ := alice.WaitFor("the bot's reply", func(st *xmpp.Stanza) bool { return st.Kind == xmpp.KindMessage && st.Type != "error" })
 	if parleytest.Body(st) != "you said hi" || st.From.String() != "echo@bots.localhost" {
 		t.Fatalf("got %s, want the reply from echo", alice.String(st.El))
+	}
+}
+
+// TestStartReleasesBeforeShutdown leaves a post held when a test ends:
+// the server's shutdown (which waits for its bots) must find it released,
+// not wait out the bot's hour-long timeout and fail.
+func TestStartReleasesBeforeShutdown(t *testing.T) {
+	released := make(chan bool, 1)
+	var h *webhooktest.Hook
+	h = webhooktest.New(t, func(w http.ResponseWriter, p *webhooktest.Post) {
+		h.Hold(p, nil)
+		// Release leaves the request alive; Parley giving up cancels it.
+		released <- p.Context().Err() == nil
+		w.WriteHeader(http.StatusNoContent)
+	})
+	t.Run("held", func(t *testing.T) {
+		s := h.Start(t, "bots.localhost", func(c *conf.Host) {
+			c.Timeout = conf.Duration{Duration: time.Hour}
+			c.PostStanzas = []string{"message"}
+		})
+		s.AddUser("alice@localhost", "a")
+		alice := s.Login("alice@localhost", "a", "phone")
+		alice.Send("<message to='echo@bots.localhost' type='chat' id='m1'><body>hi</body></message>")
+		h.Next(t)
+	})
+	if ok := recv(t, released, "the test"); !ok {
+		t.Fatal("the held post was let go by Parley, not released")
 	}
 }
