@@ -18,6 +18,10 @@ import (
 	"github.com/parley-im/parley/parleytest/webhooktest"
 )
 
+// botHost is the bot domain of the send API tests (and of the bot in
+// rfc6121_test.go).
+const botHost = "bots.localhost"
+
 // sendToken is the api_token of the bot hosts of these tests.
 const sendToken = "s3cret-token"
 

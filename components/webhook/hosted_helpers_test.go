@@ -1,4 +1,4 @@
-package server_test
+package webhook_test
 
 import (
 	"encoding/json"
