@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"testing"
 
 	"github.com/parley-im/parley/xmpp"
 )
@@ -164,4 +165,19 @@ func (c *Conn) CloseStream() {
 			c.t.Fatalf("parleytest: closing %s: %v, want the server's closing tag", c.JID, err)
 		}
 	}
+}
+
+// ParseStanza parses raw XML into a stanza, for tests that hand stanzas
+// to a component or a host directly; it fails the test on bad XML.
+func ParseStanza(t testing.TB, raw string) *xmpp.Stanza {
+	t.Helper()
+	el, err := xmpp.ParseElement(raw, xmpp.Limits{})
+	if err != nil {
+		t.Fatalf("parleytest: parse %q: %v", raw, err)
+	}
+	st, err := xmpp.NewStanza(el)
+	if err != nil {
+		t.Fatalf("parleytest: %q is not a stanza: %v", raw, err)
+	}
+	return st
 }

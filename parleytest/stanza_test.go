@@ -182,14 +182,7 @@ func TestCondition(t *testing.T) {
 		{"<iq type='result' id='1'/>", ""},
 	}
 	for _, tt := range tests {
-		el, err := xmpp.ParseElement(tt.raw, xmpp.Limits{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := xmpp.NewStanza(el)
-		if err != nil {
-			t.Fatal(err)
-		}
+		st := ParseStanza(t, tt.raw)
 		if got := Condition(st); got != tt.want {
 			t.Errorf("Condition(%s) = %q, want %q", tt.raw, got, tt.want)
 		}
@@ -204,5 +197,20 @@ func TestNewIDIsNew(t *testing.T) {
 			t.Fatalf("NewID gave %q (seen before: %v)", id, seen[id])
 		}
 		seen[id] = true
+	}
+}
+
+func TestParseStanzaFailsOnWhatIsNotAStanza(t *testing.T) {
+	for _, raw := range []string{"<message", "<foo/>"} {
+		f := &fatalTB{TB: t}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			ParseStanza(f, raw)
+		}()
+		<-done
+		if f.msg == "" {
+			t.Errorf("ParseStanza(%q) did not fail", raw)
+		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -132,28 +131,6 @@ func botMarkerReply(w http.ResponseWriter, r *webhooktest.Post) bool {
 	}
 	webhooktest.JSON(w, http.StatusOK, webhook.Reply{To: strings.TrimPrefix(body, " to "), Body: "marker", ID: r.JSON.ID})
 	return true
-}
-
-// botRouter records what a component routes, for tests of a component
-// without a server.
-type botRouter struct {
-	mu  sync.Mutex
-	got []*xmpp.Stanza
-}
-
-func (r *botRouter) Route(st *xmpp.Stanza) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.got = append(r.got, st)
-}
-
-// take returns what was routed so far and forgets it.
-func (r *botRouter) take() []*xmpp.Stanza {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	got := r.got
-	r.got = nil
-	return got
 }
 
 // botAPIAnswer is an answer of the send API.

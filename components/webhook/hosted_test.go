@@ -984,16 +984,7 @@ func TestBotAnswersPresenceForItself(t *testing.T) {
 // routes for presence, without the local host (which drops subscription
 // presences to bare JIDs until the IM core exists).
 func TestBotComponentAnswersSubscriptions(t *testing.T) {
-	rec := &botRouter{}
-	comp, err := webhook.New(webhook.Config{Domain: "bots.example", PostURL: "http://127.0.0.1:1/", PostMessages: true, Router: rec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = comp.Close(ctx)
-	})
+	comp, rec := webhooktest.NewComponent(t, webhook.Config{Domain: "bots.example", PostURL: "http://127.0.0.1:1/", PostMessages: true})
 	const alice = "alice@example/phone"
 	type out struct{ typ, from, to string }
 	for _, bot := range []string{"helper@bots.example", "helper@bots.example/res", "bots.example"} {
@@ -1023,7 +1014,7 @@ func TestBotComponentAnswersSubscriptions(t *testing.T) {
 				}
 				comp.HandleStanza(st)
 				var got []out
-				for _, r := range rec.take() {
+				for _, r := range rec.Take() {
 					got = append(got, out{r.Type, r.From.String(), r.To.String()})
 				}
 				if !slices.Equal(got, tt.want) {

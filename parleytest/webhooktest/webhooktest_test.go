@@ -242,3 +242,58 @@ func TestStartReleasesBeforeShutdown(t *testing.T) {
 		t.Fatal("the held post was let go by Parley, not released")
 	}
 }
+
+func TestRouterKeepsOrderAndWaits(t *testing.T) {
+	r := &webhooktest.Router{}
+	st := func(id string) *xmpp.Stanza {
+		return parleytest.ParseStanza(t, "<message id='"+id+"'/>")
+	}
+	r.Route(st("1"))
+	r.Route(st("2"))
+	if got := r.Next(t); got.ID != "1" {
+		t.Fatalf("Next = %s, want 1", got.ID)
+	}
+	r.Route(st("3"))
+	if got := r.Take(); len(got) != 2 || got[0].ID != "2" || got[1].ID != "3" {
+		t.Fatalf("Take = %d stanzas, want 2 and 3", len(got))
+	}
+	if got := r.Take(); len(got) != 0 {
+		t.Fatalf("Take again = %d stanzas, want none", len(got))
+	}
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		r.Route(st("4"))
+	}()
+	if got := r.Next(t); got.ID != "4" {
+		t.Fatalf("Next = %s, want 4, routed while it waited", got.ID)
+	}
+
+	old := webhooktest.Timeout
+	webhooktest.Timeout = 10 * time.Millisecond
+	defer func() { webhooktest.Timeout = old }()
+	f := &fatalTB{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Next(f)
+	}()
+	<-done
+	if !strings.Contains(f.msg, "routed nothing") {
+		t.Fatalf("Next with nothing routed: %q, want a failure", f.msg)
+	}
+}
+
+func TestNewComponentTalksToTheHook(t *testing.T) {
+	h := webhooktest.New(t, func(w http.ResponseWriter, p *webhooktest.Post) {
+		webhooktest.JSON(w, http.StatusOK, webhook.Reply{Body: "you said " + p.JSON.Body})
+	})
+	c, r := webhooktest.NewComponent(t, webhook.Config{Domain: "bots.localhost", PostURL: h.URL, PostMessages: true, TypingDelay: time.Hour})
+	c.HandleStanza(parleytest.ParseStanza(t, "<message from='alice@localhost/phone' to='echo@bots.localhost' type='chat' id='m1'><body>hi</body></message>"))
+	got := r.Next(t)
+	if got.Kind != xmpp.KindMessage || got.IsError() || parleytest.Body(got) != "you said hi" || got.To.String() != "alice@localhost/phone" {
+		t.Fatalf("routed %s %q to %s, want the reply to alice", got.Kind, parleytest.Body(got), got.To)
+	}
+	if p := h.Next(t); p.JSON.Body != "hi" {
+		t.Fatalf("posted %s", p.Body)
+	}
+}
