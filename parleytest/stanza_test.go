@@ -1,48 +1,22 @@
 package parleytest
 
 import (
-	"fmt"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/parley-im/parley/xmpp"
 )
 
-// fatalTB is a testing.TB whose Fatal ends the goroutine and keeps the
-// message, so that a test can check that a helper fails when it should.
-type fatalTB struct {
-	testing.TB
-	msg string
-}
-
-func (f *fatalTB) Helper() {}
-
-func (f *fatalTB) Fatalf(format string, args ...any) {
-	f.msg = fmt.Sprintf(format, args...)
-	runtime.Goexit()
-}
-
-func (f *fatalTB) Fatal(args ...any) {
-	f.msg = fmt.Sprint(args...)
-	runtime.Goexit()
-}
-
-// failure runs fn with c reporting to a fatalTB and returns the message
-// fn failed with, "" when it did not fail.
+// failure runs fn with c reporting to FailureOf's recorder and returns
+// the message fn failed with, "" when it did not fail.
 func failure(t *testing.T, c *Conn, fn func()) string {
 	t.Helper()
-	f := &fatalTB{TB: t}
-	old := c.t
-	c.t = f
-	defer func() { c.t = old }()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	return FailureOf(t, func(tb testing.TB) {
+		old := c.t
+		c.t = tb
+		defer func() { c.t = old }()
 		fn()
-	}()
-	<-done
-	return f.msg
+	})
 }
 
 // pair starts a server with alice and bob online (no presence sent).
@@ -202,15 +176,28 @@ func TestNewIDIsNew(t *testing.T) {
 
 func TestParseStanzaFailsOnWhatIsNotAStanza(t *testing.T) {
 	for _, raw := range []string{"<message", "<foo/>"} {
-		f := &fatalTB{TB: t}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			ParseStanza(f, raw)
-		}()
-		<-done
-		if f.msg == "" {
+		if FailureOf(t, func(tb testing.TB) { ParseStanza(tb, raw) }) == "" {
 			t.Errorf("ParseStanza(%q) did not fail", raw)
 		}
+	}
+}
+
+func TestFailureOf(t *testing.T) {
+	tests := []struct {
+		name string
+		fn   func(tb testing.TB)
+		want string
+	}{
+		{"no failure", func(tb testing.TB) { tb.Log("fine") }, ""},
+		{"Fatalf ends fn", func(tb testing.TB) { tb.Fatalf("a %d", 1); tb.Errorf("not reached") }, "a 1"},
+		{"the first failure is kept", func(tb testing.TB) { tb.Errorf("first"); tb.Fatal("second") }, "first"},
+		{"FailNow", func(tb testing.TB) { tb.FailNow() }, "(failed without a message)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := FailureOf(t, tt.fn); got != tt.want {
+				t.Errorf("FailureOf = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

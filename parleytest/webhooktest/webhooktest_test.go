@@ -1,10 +1,8 @@
 package webhooktest_test
 
 import (
-	"fmt"
 	"io"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -165,33 +163,13 @@ func recv(t *testing.T, got <-chan bool, what string) bool {
 	}
 }
 
-// fatalTB keeps the message of Fatalf and ends the goroutine.
-type fatalTB struct {
-	testing.TB
-	msg string
-}
-
-func (f *fatalTB) Helper() {}
-
-func (f *fatalTB) Fatalf(format string, args ...any) {
-	f.msg = fmt.Sprintf(format, args...)
-	runtime.Goexit()
-}
-
 func TestNextFailsWhenNothingComes(t *testing.T) {
 	h := webhooktest.New(t, nil)
 	old := webhooktest.Timeout
 	webhooktest.Timeout = 10 * time.Millisecond
 	defer func() { webhooktest.Timeout = old }()
-	f := &fatalTB{TB: t}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		h.Next(f)
-	}()
-	<-done
-	if !strings.Contains(f.msg, "no request") {
-		t.Fatalf("Next with nothing posted: %q, want a failure", f.msg)
+	if msg := parleytest.FailureOf(t, func(tb testing.TB) { h.Next(tb) }); !strings.Contains(msg, "no request") {
+		t.Fatalf("Next with nothing posted: %q, want a failure", msg)
 	}
 }
 
@@ -271,15 +249,8 @@ func TestRouterKeepsOrderAndWaits(t *testing.T) {
 	old := webhooktest.Timeout
 	webhooktest.Timeout = 10 * time.Millisecond
 	defer func() { webhooktest.Timeout = old }()
-	f := &fatalTB{TB: t}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		r.Next(f)
-	}()
-	<-done
-	if !strings.Contains(f.msg, "routed nothing") {
-		t.Fatalf("Next with nothing routed: %q, want a failure", f.msg)
+	if msg := parleytest.FailureOf(t, func(tb testing.TB) { r.Next(tb) }); !strings.Contains(msg, "routed nothing") {
+		t.Fatalf("Next with nothing routed: %q, want a failure", msg)
 	}
 }
 
