@@ -69,14 +69,18 @@ func (c *Conn) UntilSync() []*xmpp.Stanza {
 func (c *Conn) IQAll(typ, to, payload string) (*xmpp.Stanza, []*xmpp.Stanza) {
 	c.t.Helper()
 	id := NewID("parleytest-iq")
-	toAttr := ""
-	if to != "" {
-		toAttr = fmt.Sprintf(" to='%s'", to)
-	}
-	c.Send("<iq type='%s' id='%s'%s>%s</iq>", typ, id, toAttr, payload)
+	c.Send("<iq type='%s' id='%s'%s>%s</iq>", typ, id, toAttr(to), payload)
 	return c.WaitFor("the answer to iq "+id, func(st *xmpp.Stanza) bool {
 		return st.Kind == xmpp.KindIQ && st.ID == id && (st.Type == "result" || st.Type == "error")
 	})
+}
+
+// toAttr is the to attribute of an iq to to, none when to is empty.
+func toAttr(to string) string {
+	if to == "" {
+		return ""
+	}
+	return fmt.Sprintf(" to='%s'", to)
 }
 
 // IQ is IQAll for callers that only want the answer.
@@ -87,11 +91,12 @@ func (c *Conn) IQ(typ, to, payload string) *xmpp.Stanza {
 }
 
 // IQNext is IQ for a stream on which the answer must be the very next
-// stanza (one that is not bound yet, say): anything else fails the test.
-func (c *Conn) IQNext(typ, payload string) *xmpp.Stanza {
+// stanza (one that is not bound yet, or a test of the stream itself):
+// anything else fails the test.
+func (c *Conn) IQNext(typ, to, payload string) *xmpp.Stanza {
 	c.t.Helper()
 	id := NewID("parleytest-iq")
-	c.Send("<iq type='%s' id='%s'>%s</iq>", typ, id, payload)
+	c.Send("<iq type='%s' id='%s'%s>%s</iq>", typ, id, toAttr(to), payload)
 	st := c.NextStanzaFor("the answer to iq " + id)
 	if st.Kind != xmpp.KindIQ || st.ID != id || (st.Type != "result" && st.Type != "error") {
 		c.t.Fatalf("parleytest: sent iq %s, got %s", id, c.String(st.El))

@@ -85,19 +85,19 @@ func TestIQ(t *testing.T) {
 
 func TestIQNextWantsTheAnswerFirst(t *testing.T) {
 	_, alice, bob := pair(t)
-	st := alice.IQNext("get", "<ping xmlns='urn:xmpp:ping'/>")
+	st := alice.IQNext("get", "", "<ping xmlns='urn:xmpp:ping'/>")
 	if st.Type != "result" {
 		t.Fatalf("ping: got %s", alice.String(st.El))
 	}
 	messageTo(bob, alice, "m1")
 	bob.Sync()
-	msg := failure(t, alice, func() { alice.IQNext("get", "<ping xmlns='urn:xmpp:ping'/>") })
+	msg := failure(t, alice, func() { alice.IQNext("get", "", "<ping xmlns='urn:xmpp:ping'/>") })
 	if !strings.Contains(msg, `id="m1"`) {
 		t.Fatalf("IQNext with a message before the answer: %q, want a failure naming it", msg)
 	}
 	alice.Sync()
 	alice.Send("<iq type='get' id='p0'><ping xmlns='urn:xmpp:ping'/></iq>")
-	msg = failure(t, alice, func() { alice.IQNext("get", "<ping xmlns='urn:xmpp:ping'/>") })
+	msg = failure(t, alice, func() { alice.IQNext("get", "", "<ping xmlns='urn:xmpp:ping'/>") })
 	if !strings.Contains(msg, `id="p0"`) {
 		t.Fatalf("IQNext with another answer before its own: %q, want a failure naming it", msg)
 	}

@@ -371,12 +371,10 @@ func TestServerIQs(t *testing.T) {
 		{"disco#info lists an identity", "<query xmlns='http://jabber.org/protocol/disco#info'/>", "query/identity[@category='server']"},
 		{"disco#items answers", "<query xmlns='http://jabber.org/protocol/disco#items'/>", ""},
 	}
-	for i, tt := range tests {
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			id := "q" + string(rune('a'+i))
-			alice.Send("<iq to='localhost' type='get' id='%s'>%s</iq>", id, tt.payload)
-			st := alice.NextStanza()
-			if st.Type != "result" || st.ID != id || st.From != xmpp.MustParse("localhost") {
+			st := alice.IQNext("get", "localhost", tt.payload)
+			if st.Type != "result" || st.From != xmpp.MustParse("localhost") {
 				t.Fatalf("got %s", alice.String(st.El))
 			}
 			if tt.check != "" && st.El.FindElement(tt.check) == nil {
@@ -385,8 +383,7 @@ func TestServerIQs(t *testing.T) {
 		})
 	}
 	t.Run("disco#info lists exactly the implemented features", func(t *testing.T) {
-		alice.Send("<iq to='localhost' type='get' id='feat'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
-		st := alice.NextStanza()
+		st := alice.IQNext("get", "localhost", "<query xmlns='http://jabber.org/protocol/disco#info'/>")
 		var got []string
 		for _, f := range st.El.FindElements("query/feature") {
 			got = append(got, f.SelectAttrValue("var", ""))
@@ -397,16 +394,10 @@ func TestServerIQs(t *testing.T) {
 		}
 	})
 	t.Run("the legacy session iq is accepted", func(t *testing.T) {
-		alice.Send("<iq type='set' id='sess'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>")
-		if st := alice.NextStanza(); st.Type != "result" || st.ID != "sess" {
-			t.Fatalf("got %s", alice.String(st.El))
-		}
+		alice.ExpectResult(alice.IQNext("set", "", "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'/>"), "session")
 	})
 	t.Run("a ping without to is answered for the account", func(t *testing.T) {
-		alice.Send("<iq type='get' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>")
-		if st := alice.NextStanza(); st.Type != "result" || st.ID != "p2" {
-			t.Fatalf("got %s", alice.String(st.El))
-		}
+		alice.ExpectResult(alice.IQNext("get", "", "<ping xmlns='urn:xmpp:ping'/>"), "ping")
 	})
 	t.Run("whitespace keepalives are accepted", func(t *testing.T) {
 		alice.Send(" \n ")
@@ -430,10 +421,7 @@ func TestDirectTLS(t *testing.T) {
 	}
 	c.Open("localhost")
 	c.Bind("tls")
-	c.Send("<iq to='localhost' type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
-	if st := c.NextStanza(); st.Type != "result" {
-		t.Fatalf("got %s", c.String(st.El))
-	}
+	c.ExpectResult(c.IQNext("get", "localhost", "<ping xmlns='urn:xmpp:ping'/>"), "ping")
 }
 
 func TestResourceConflictReplacesTheOldSession(t *testing.T) {

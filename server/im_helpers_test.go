@@ -244,7 +244,7 @@ func imRegister(t *testing.T, c *parleytest.Conn, user, password, key string) *x
 	if key != "" {
 		k = "<key>" + key + "</key>"
 	}
-	return c.IQNext("set", fmt.Sprintf("<query xmlns='%s'><username>%s</username><password>%s</password>%s</query>", imNSRegister, user, password, k))
+	return c.IQNext("set", "", fmt.Sprintf("<query xmlns='%s'><username>%s</username><password>%s</password>%s</query>", imNSRegister, user, password, k))
 }
 
 // imCanLogin reports whether user@host can authenticate with password.

@@ -788,7 +788,7 @@ func TestIMRegistration(t *testing.T) {
 		if el := xmpp.Child(c.Features, imNSRegFeature, "register"); el != nil {
 			t.Errorf("features %s offer registration", c.String(c.Features))
 		}
-		c.ExpectError(c.IQNext("get", regGet), xmpp.NotAllowed, "a registration get")
+		c.ExpectError(c.IQNext("get", "", regGet), xmpp.NotAllowed, "a registration get")
 		c.ExpectError(imRegister(t, c, "eve", "pw-eve", ""), xmpp.NotAllowed, "a registration")
 		if imCanLogin(t, s, imDomain, "eve", "pw-eve") {
 			t.Error("the refused registration made an account")
@@ -828,7 +828,7 @@ func TestIMRegistration(t *testing.T) {
 		})
 		t.Run("a get returns the username and password fields", func(t *testing.T) {
 			c := s.DialSecure(imDomain)
-			st := c.IQNext("get", regGet)
+			st := c.IQNext("get", "", regGet)
 			q := xmpp.Child(st.El, imNSRegister, "query")
 			if st.Type != "result" || q == nil || q.SelectElement("username") == nil || q.SelectElement("password") == nil {
 				t.Fatalf("got %s, want a query with username and password", c.String(st.El))
@@ -882,11 +882,11 @@ func TestIMRegistration(t *testing.T) {
 		}
 		t.Run("a XEP-0401 preauth with a bad token is not-allowed", func(t *testing.T) {
 			c := s.DialSecure(imDomain)
-			c.ExpectError(c.IQNext("set", "<preauth xmlns='urn:xmpp:pars:0' token='no-such-token'/>"), xmpp.NotAllowed, "preauth")
+			c.ExpectError(c.IQNext("set", "", "<preauth xmlns='urn:xmpp:pars:0' token='no-such-token'/>"), xmpp.NotAllowed, "preauth")
 		})
 		t.Run("a XEP-0401 preauth lets the stream register without a key", func(t *testing.T) {
 			c := s.DialSecure(imDomain)
-			c.ExpectResult(c.IQNext("set", "<preauth xmlns='urn:xmpp:pars:0' token='preauth-token'/>"), "preauth")
+			c.ExpectResult(c.IQNext("set", "", "<preauth xmlns='urn:xmpp:pars:0' token='preauth-token'/>"), "preauth")
 			c.ExpectResult(imRegister(t, c, "preauthed", "pw-preauthed", ""), "registration after preauth")
 			if !imCanLogin(t, s, imDomain, "preauthed", "pw-preauthed") {
 				t.Fatal("the account made after preauth cannot log in")
