@@ -120,9 +120,7 @@ func TestNegotiationErrors(t *testing.T) {
 	})
 
 	t.Run("a wrong password is not-authorized and a retry works", func(t *testing.T) {
-		c := s.DialRaw()
-		c.Open("localhost")
-		c.StartTLS(s.TLSConfig("localhost"))
+		c := s.DialSecure("localhost")
 		if el := c.AuthPlain("alice", "wrong"); el.Tag != "failure" || el.SelectElement("not-authorized") == nil {
 			t.Fatalf("got %s, want <failure><not-authorized/></failure>", c.String(el))
 		}
@@ -135,9 +133,7 @@ func TestNegotiationErrors(t *testing.T) {
 	})
 
 	t.Run("too many wrong passwords close the stream with policy-violation", func(t *testing.T) {
-		c := s.DialRaw()
-		c.Open("localhost")
-		c.StartTLS(s.TLSConfig("localhost"))
+		c := s.DialSecure("localhost")
 		for i := 0; i < 2; i++ {
 			if el := c.AuthPlain("alice", "wrong"); el.Tag != "failure" {
 				t.Fatalf("attempt %d got %s", i, c.String(el))
@@ -148,18 +144,14 @@ func TestNegotiationErrors(t *testing.T) {
 	})
 
 	t.Run("an unknown user is not-authorized like a wrong password", func(t *testing.T) {
-		c := s.DialRaw()
-		c.Open("localhost")
-		c.StartTLS(s.TLSConfig("localhost"))
+		c := s.DialSecure("localhost")
 		if el := c.AuthPlain("mallory", "x"); el.Tag != "failure" || el.SelectElement("not-authorized") == nil {
 			t.Fatalf("got %s", c.String(el))
 		}
 	})
 
 	t.Run("bad base64 is incorrect-encoding", func(t *testing.T) {
-		c := s.DialRaw()
-		c.Open("localhost")
-		c.StartTLS(s.TLSConfig("localhost"))
+		c := s.DialSecure("localhost")
 		c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>!!!</auth>")
 		if el := c.Next(); el.Tag != "failure" || el.SelectElement("incorrect-encoding") == nil {
 			t.Fatalf("got %s", c.String(el))
@@ -167,9 +159,7 @@ func TestNegotiationErrors(t *testing.T) {
 	})
 
 	t.Run("an unknown mechanism is invalid-mechanism", func(t *testing.T) {
-		c := s.DialRaw()
-		c.Open("localhost")
-		c.StartTLS(s.TLSConfig("localhost"))
+		c := s.DialSecure("localhost")
 		c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='X-MAGIC'>=</auth>")
 		if el := c.Next(); el.Tag != "failure" || el.SelectElement("invalid-mechanism") == nil {
 			t.Fatalf("got %s", c.String(el))
@@ -179,9 +169,7 @@ func TestNegotiationErrors(t *testing.T) {
 	t.Run("failures of any kind close the stream at auth_failures", func(t *testing.T) {
 		// Unknown mechanisms and aborts were not counted, and one stream
 		// could try for ever.
-		c := s.DialRaw()
-		c.Open("localhost")
-		c.StartTLS(s.TLSConfig("localhost"))
+		c := s.DialSecure("localhost")
 		c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='X-MAGIC'>=</auth>")
 		if el := c.Next(); el.SelectElement("invalid-mechanism") == nil {
 			t.Fatalf("got %s", c.String(el))
@@ -203,9 +191,7 @@ func TestNegotiationErrors(t *testing.T) {
 	})
 
 	t.Run("a stanza after authentication but before bind is not-authorized", func(t *testing.T) {
-		c := s.DialRaw()
-		c.Open("localhost")
-		c.StartTLS(s.TLSConfig("localhost"))
+		c := s.DialSecure("localhost")
 		if el := c.AuthPlain("alice", "secret-alice"); el.Tag != "success" {
 			t.Fatalf("auth got %s", c.String(el))
 		}

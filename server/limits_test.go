@@ -61,9 +61,7 @@ func TestPerAccountLimits(t *testing.T) {
 				imUsers(t, s, "alice")
 				imLogin(t, s, "alice", "one")
 				imLogin(t, s, "alice", "two")
-				c := s.DialRaw()
-				c.Open("localhost")
-				c.StartTLS(s.TLSConfig("localhost"))
+				c := s.DialSecure("localhost")
 				if el := c.AuthPlain("alice", imPassword("alice")); el.Tag != "success" {
 					t.Fatalf("auth: %s", c.String(el))
 				}
