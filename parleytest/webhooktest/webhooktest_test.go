@@ -163,11 +163,17 @@ func recv(t *testing.T, got <-chan bool, what string) bool {
 	}
 }
 
-func TestNextFailsWhenNothingComes(t *testing.T) {
-	h := webhooktest.New(t, nil)
+// shortTimeout makes webhooktest.Timeout 10ms until the test ends, for
+// tests of what happens when nothing comes.
+func shortTimeout(t *testing.T) {
 	old := webhooktest.Timeout
 	webhooktest.Timeout = 10 * time.Millisecond
-	defer func() { webhooktest.Timeout = old }()
+	t.Cleanup(func() { webhooktest.Timeout = old })
+}
+
+func TestNextFailsWhenNothingComes(t *testing.T) {
+	h := webhooktest.New(t, nil)
+	shortTimeout(t)
 	if msg := parleytest.FailureOf(t, func(tb testing.TB) { h.Next(tb) }); !strings.Contains(msg, "no request") {
 		t.Fatalf("Next with nothing posted: %q, want a failure", msg)
 	}
@@ -246,9 +252,7 @@ func TestRouterKeepsOrderAndWaits(t *testing.T) {
 		t.Fatalf("Next = %s, want 4, routed while it waited", got.ID)
 	}
 
-	old := webhooktest.Timeout
-	webhooktest.Timeout = 10 * time.Millisecond
-	defer func() { webhooktest.Timeout = old }()
+	shortTimeout(t)
 	if msg := parleytest.FailureOf(t, func(tb testing.TB) { r.Next(tb) }); !strings.Contains(msg, "routed nothing") {
 		t.Fatalf("Next with nothing routed: %q, want a failure", msg)
 	}
