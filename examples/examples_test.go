@@ -3,7 +3,6 @@ package examples_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -15,8 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/beevik/etree"
 	"github.com/parley-im/parley/components/webhook"
+	"github.com/parley-im/parley/parleytest"
+	"github.com/parley-im/parley/parleytest/webhooktest"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -168,11 +168,6 @@ func TestPythonBot(t *testing.T) {
 	}
 }
 
-// router collects what the component sends.
-type router chan *xmpp.Stanza
-
-func (r router) Route(st *xmpp.Stanza) { r <- st }
-
 // TestParleyTalksToThePythonBot runs the server's real webhook component
 // against the Python bot: Parley's request, headers, signing key and reply
 // parsing, end to end.
@@ -189,37 +184,12 @@ func TestParleyTalksToThePythonBot(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out := make(router, 8)
-			c, err := webhook.New(webhook.Config{
+			c, out := webhooktest.NewComponent(t, webhook.Config{
 				Domain: "bots.localhost", PostURL: url, PostMessages: true, Secret: tt.secret,
-				TypingDelay: time.Hour, Router: out,
+				TypingDelay: time.Hour,
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				if err := c.Close(ctx); err != nil {
-					t.Error(err)
-				}
-			}()
-			el := etree.NewElement("message")
-			el.CreateAttr("from", "alice@localhost/phone")
-			el.CreateAttr("to", "echo@bots.localhost")
-			el.CreateAttr("type", "chat")
-			el.CreateElement("body").SetText("hello")
-			st, err := xmpp.NewStanza(el)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.HandleStanza(st)
-			var got *xmpp.Stanza
-			select {
-			case got = <-out:
-			case <-time.After(10 * time.Second):
-				t.Fatal("no reply from the component in 10s")
-			}
+			c.HandleStanza(parleytest.ParseStanza(t, "<message from='alice@localhost/phone' to='echo@bots.localhost' type='chat'><body>hello</body></message>"))
+			got := out.Next(t)
 			body := xmpp.Child(got.El, "", "body")
 			switch {
 			case tt.wantBody == "" && !got.IsError():

@@ -60,6 +60,16 @@ func (s *Server) DialDirectTLS(host string) *Conn {
 	return &Conn{Conn: tc, t: s.t, r: xmpp.NewReader(tc, xmpp.Limits{MaxStanza: 1 << 20})}
 }
 
+// DialSecure connects to the STARTTLS port, opens a stream to host and
+// negotiates TLS: the stream is ready for SASL (or XEP-0077 registration).
+func (s *Server) DialSecure(host string) *Conn {
+	s.t.Helper()
+	c := s.DialRaw()
+	c.Open(host)
+	c.StartTLS(s.TLSConfig(host))
+	return c
+}
+
 // Login connects over STARTTLS, authenticates with PLAIN as jid and binds
 // resource (the server picks one when empty).
 func (s *Server) Login(jid, password, resource string) *Conn {
@@ -68,9 +78,7 @@ func (s *Server) Login(jid, password, resource string) *Conn {
 	if err != nil {
 		s.t.Fatalf("parleytest: Login(%q): %v", jid, err)
 	}
-	c := s.DialRaw()
-	c.Open(j.Domain())
-	c.StartTLS(s.TLSConfig(j.Domain()))
+	c := s.DialSecure(j.Domain())
 	if el := c.AuthPlain(j.Local(), password); el.Tag != "success" {
 		s.t.Fatalf("parleytest: Login(%q): authentication failed: %s", jid, c.String(el))
 	}

@@ -120,9 +120,7 @@ func TestNegotiationErrors(t *testing.T) {
 	})
 
 	t.Run("a wrong password is not-authorized and a retry works", func(t *testing.T) {
-		c := s.DialRaw()
-		c.Open("localhost")
-		c.StartTLS(s.TLSConfig("localhost"))
+		c := s.DialSecure("localhost")
 		if el := c.AuthPlain("alice", "wrong"); el.Tag != "failure" || el.SelectElement("not-authorized") == nil {
 			t.Fatalf("got %s, want <failure><not-authorized/></failure>", c.String(el))
 		}
@@ -135,9 +133,7 @@ func TestNegotiationErrors(t *testing.T) {
 	})
 
 	t.Run("too many wrong passwords close the stream with policy-violation", func(t *testing.T) {
-		c := s.DialRaw()
-		c.Open("localhost")
-		c.StartTLS(s.TLSConfig("localhost"))
+		c := s.DialSecure("localhost")
 		for i := 0; i < 2; i++ {
 			if el := c.AuthPlain("alice", "wrong"); el.Tag != "failure" {
 				t.Fatalf("attempt %d got %s", i, c.String(el))
@@ -148,18 +144,14 @@ func TestNegotiationErrors(t *testing.T) {
 	})
 
 	t.Run("an unknown user is not-authorized like a wrong password", func(t *testing.T) {
-		c := s.DialRaw()
-		c.Open("localhost")
-		c.StartTLS(s.TLSConfig("localhost"))
+		c := s.DialSecure("localhost")
 		if el := c.AuthPlain("mallory", "x"); el.Tag != "failure" || el.SelectElement("not-authorized") == nil {
 			t.Fatalf("got %s", c.String(el))
 		}
 	})
 
 	t.Run("bad base64 is incorrect-encoding", func(t *testing.T) {
-		c := s.DialRaw()
-		c.Open("localhost")
-		c.StartTLS(s.TLSConfig("localhost"))
+		c := s.DialSecure("localhost")
 		c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>!!!</auth>")
 		if el := c.Next(); el.Tag != "failure" || el.SelectElement("incorrect-encoding") == nil {
 			t.Fatalf("got %s", c.String(el))
@@ -167,9 +159,7 @@ func TestNegotiationErrors(t *testing.T) {
 	})
 
 	t.Run("an unknown mechanism is invalid-mechanism", func(t *testing.T) {
-		c := s.DialRaw()
-		c.Open("localhost")
-		c.StartTLS(s.TLSConfig("localhost"))
+		c := s.DialSecure("localhost")
 		c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='X-MAGIC'>=</auth>")
 		if el := c.Next(); el.Tag != "failure" || el.SelectElement("invalid-mechanism") == nil {
 			t.Fatalf("got %s", c.String(el))
@@ -179,9 +169,7 @@ func TestNegotiationErrors(t *testing.T) {
 	t.Run("failures of any kind close the stream at auth_failures", func(t *testing.T) {
 		// Unknown mechanisms and aborts were not counted, and one stream
 		// could try for ever.
-		c := s.DialRaw()
-		c.Open("localhost")
-		c.StartTLS(s.TLSConfig("localhost"))
+		c := s.DialSecure("localhost")
 		c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='X-MAGIC'>=</auth>")
 		if el := c.Next(); el.SelectElement("invalid-mechanism") == nil {
 			t.Fatalf("got %s", c.String(el))
@@ -203,9 +191,7 @@ func TestNegotiationErrors(t *testing.T) {
 	})
 
 	t.Run("a stanza after authentication but before bind is not-authorized", func(t *testing.T) {
-		c := s.DialRaw()
-		c.Open("localhost")
-		c.StartTLS(s.TLSConfig("localhost"))
+		c := s.DialSecure("localhost")
 		if el := c.AuthPlain("alice", "secret-alice"); el.Tag != "success" {
 			t.Fatalf("auth got %s", c.String(el))
 		}
@@ -371,12 +357,10 @@ func TestServerIQs(t *testing.T) {
 		{"disco#info lists an identity", "<query xmlns='http://jabber.org/protocol/disco#info'/>", "query/identity[@category='server']"},
 		{"disco#items answers", "<query xmlns='http://jabber.org/protocol/disco#items'/>", ""},
 	}
-	for i, tt := range tests {
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			id := "q" + string(rune('a'+i))
-			alice.Send("<iq to='localhost' type='get' id='%s'>%s</iq>", id, tt.payload)
-			st := alice.NextStanza()
-			if st.Type != "result" || st.ID != id || st.From != xmpp.MustParse("localhost") {
+			st := alice.IQNext("get", "localhost", tt.payload)
+			if st.Type != "result" || st.From != xmpp.MustParse("localhost") {
 				t.Fatalf("got %s", alice.String(st.El))
 			}
 			if tt.check != "" && st.El.FindElement(tt.check) == nil {
@@ -385,8 +369,7 @@ func TestServerIQs(t *testing.T) {
 		})
 	}
 	t.Run("disco#info lists exactly the implemented features", func(t *testing.T) {
-		alice.Send("<iq to='localhost' type='get' id='feat'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
-		st := alice.NextStanza()
+		st := alice.IQNext("get", "localhost", "<query xmlns='http://jabber.org/protocol/disco#info'/>")
 		var got []string
 		for _, f := range st.El.FindElements("query/feature") {
 			got = append(got, f.SelectAttrValue("var", ""))
@@ -398,16 +381,10 @@ func TestServerIQs(t *testing.T) {
 		}
 	})
 	t.Run("the legacy session iq is accepted", func(t *testing.T) {
-		alice.Send("<iq type='set' id='sess'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>")
-		if st := alice.NextStanza(); st.Type != "result" || st.ID != "sess" {
-			t.Fatalf("got %s", alice.String(st.El))
-		}
+		alice.ExpectResult(alice.IQNext("set", "", "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'/>"), "session")
 	})
 	t.Run("a ping without to is answered for the account", func(t *testing.T) {
-		alice.Send("<iq type='get' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>")
-		if st := alice.NextStanza(); st.Type != "result" || st.ID != "p2" {
-			t.Fatalf("got %s", alice.String(st.El))
-		}
+		alice.ExpectResult(alice.IQNext("get", "", "<ping xmlns='urn:xmpp:ping'/>"), "ping")
 	})
 	t.Run("whitespace keepalives are accepted", func(t *testing.T) {
 		alice.Send(" \n ")
@@ -431,10 +408,7 @@ func TestDirectTLS(t *testing.T) {
 	}
 	c.Open("localhost")
 	c.Bind("tls")
-	c.Send("<iq to='localhost' type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
-	if st := c.NextStanza(); st.Type != "result" {
-		t.Fatalf("got %s", c.String(st.El))
-	}
+	c.ExpectResult(c.IQNext("get", "localhost", "<ping xmlns='urn:xmpp:ping'/>"), "ping")
 }
 
 func TestResourceConflictReplacesTheOldSession(t *testing.T) {

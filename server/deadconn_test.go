@@ -67,8 +67,8 @@ func stuck(t *testing.T, alice *parleytest.Conn, to string) {
 		for i := range n {
 			alice.Send("<message to='%s' type='chat' id='fill-%d-%d'><body>%s</body></message>", to, round, i, body)
 		}
-		if errs := imErrors(imUntilSync(t, alice)); len(errs) > 0 {
-			t.Fatalf("while filling:%s", imDump(alice, errs))
+		if errs := imErrors(alice.UntilSync()); len(errs) > 0 {
+			t.Fatalf("while filling:%s", alice.Dump(errs))
 		}
 	}
 	for round := 0; blockedWriters() == 0; round++ {
@@ -122,8 +122,8 @@ func TestStanzasQueuedForADeadConnectionAreNotLost(t *testing.T) {
 				alice.Send("<message to='%s' type='chat' id='%s'><body>%s</body></message>", tt.to, id, id)
 			}
 			alice.Send("<iq to='bob@localhost/phone' type='get' id='ask'><query xmlns='jabber:iq:version'/></iq>")
-			if errs := imErrors(imUntilSync(t, alice)); len(errs) > 0 {
-				t.Fatalf("refused while queued:%s", imDump(alice, errs))
+			if errs := imErrors(alice.UntilSync()); len(errs) > 0 {
+				t.Fatalf("refused while queued:%s", alice.Dump(errs))
 			}
 			if tt.conflict {
 				other = imLogin(t, s, "bob", "phone")
@@ -147,7 +147,7 @@ func TestStanzasQueuedForADeadConnectionAreNotLost(t *testing.T) {
 			}
 			var order []string
 			for len(want) > 0 {
-				st := imNext(t, other, fmt.Sprintf("the undelivered stanzas %v", want))
+				st := other.NextStanzaFor(fmt.Sprintf("the undelivered stanzas %v", want))
 				if !want[st.ID] {
 					continue // presence, fill messages (some were in the socket when it died)
 				}
@@ -165,8 +165,8 @@ func TestStanzasQueuedForADeadConnectionAreNotLost(t *testing.T) {
 			}
 			if !tt.conflict {
 				// No session had bob/phone when the iq came back.
-				ans, _ := imUntil(t, alice, "the answer to the iq", func(st *xmpp.Stanza) bool { return st.ID == "ask" })
-				imExpectError(t, alice, ans, xmpp.ServiceUnavailable, "the iq to the dead session")
+				ans, _ := alice.WaitFor("the answer to the iq", func(st *xmpp.Stanza) bool { return st.ID == "ask" })
+				alice.ExpectError(ans, xmpp.ServiceUnavailable, "the iq to the dead session")
 			}
 		})
 	}
@@ -203,8 +203,8 @@ func TestQueuedStanzasSurviveAShutdown(t *testing.T) {
 			phone := imOnline(t, s1, "bob", "phone", "")
 			stuck(t, alice, "bob@localhost/phone")
 			alice.Send("<message to='bob@localhost/phone' type='chat' id='tail'><body>tail</body></message>")
-			if errs := imErrors(imUntilSync(t, alice)); len(errs) > 0 {
-				t.Fatalf("refused while queued:%s", imDump(alice, errs))
+			if errs := imErrors(alice.UntilSync()); len(errs) > 0 {
+				t.Fatalf("refused while queued:%s", alice.Dump(errs))
 			}
 
 			done := make(chan error, 1)
@@ -223,7 +223,7 @@ func TestQueuedStanzasSurviveAShutdown(t *testing.T) {
 			s2 := parleytest.Start(t, onDisk)
 			bob := imLogin(t, s2, "bob", "phone")
 			bob.Send("<presence/>")
-			for _, st := range imMessages(imUntilSync(t, bob)) {
+			for _, st := range imMessages(bob.UntilSync()) {
 				if st.ID == "tail" {
 					imOfflineDelay(t, bob, st)
 					return

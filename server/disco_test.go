@@ -8,7 +8,6 @@ import (
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
 	"github.com/parley-im/parley/server"
-	"github.com/parley-im/parley/xmpp"
 )
 
 func TestServerDiscoShowsContactsAndComponents(t *testing.T) {
@@ -95,12 +94,7 @@ func TestLastActivityAfterTheLastSessionEnds(t *testing.T) {
 	bob.Sync()
 	alice.Send("<presence to='bob@localhost' type='subscribed'/>")
 	alice.Sync()
-	alice.Send("</stream:stream>")
-	for {
-		if _, err := alice.NextErr(); err != nil {
-			break
-		}
-	}
+	alice.CloseStream()
 	// Wait (a ping round trip at a time, bounded) until her session is
 	// gone, then ask: the answer comes from the batch not yet written.
 	for i := 0; s.Sessions() != 1; i++ {
@@ -109,11 +103,7 @@ func TestLastActivityAfterTheLastSessionEnds(t *testing.T) {
 		}
 		bob.Sync()
 	}
-	bob.Send("<iq to='alice@localhost' type='get' id='last'><query xmlns='jabber:iq:last'/></iq>")
-	st := bob.NextStanza()
-	for st.Kind != xmpp.KindIQ {
-		st = bob.NextStanza()
-	}
+	st := bob.IQ("get", "alice@localhost", "<query xmlns='jabber:iq:last'/>")
 	if st.Type != "result" || st.El.FindElement("query").SelectAttr("seconds") == nil {
 		t.Fatalf("got %s, want a result with seconds", bob.String(st.El))
 	}

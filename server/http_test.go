@@ -16,7 +16,12 @@ import (
 	"github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
+	"github.com/parley-im/parley/parleytest/webhooktest"
 )
+
+// botHost is the bot domain of the send API tests (and of the bot in
+// rfc6121_test.go).
+const botHost = "bots.localhost"
 
 // sendToken is the api_token of the bot hosts of these tests.
 const sendToken = "s3cret-token"
@@ -71,13 +76,13 @@ func sendURL(s *parleytest.Server, host string) string {
 // api_token is sendToken; edit changes the host, cfg the rest.
 func startSendAPI(t *testing.T, edit func(*conf.Host), cfg func(*conf.Config), opts ...parleytest.Option) *parleytest.Server {
 	t.Helper()
-	hook := botNewHook(t, nil)
+	hook := webhooktest.New(t, nil)
 	opts = append(opts, parleytest.WithConfig(func(c *conf.Config) {
 		if cfg != nil {
 			cfg(c)
 		}
 	}))
-	return botStart(t, hook, func(h *conf.Host) {
+	return hook.Start(t, botHost, func(h *conf.Host) {
 		webhook.OptionsOf(h).APIToken = sendToken
 		if edit != nil {
 			edit(h)

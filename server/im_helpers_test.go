@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,7 +63,7 @@ func imOnline(t *testing.T, s *parleytest.Server, local, resource, extra string)
 	c := imLogin(t, s, local, resource)
 	imRoster(t, c)
 	c.Send("<presence>%s</presence>", extra)
-	imUntilSync(t, c)
+	c.UntilSync()
 	return c
 }
 
@@ -87,105 +85,6 @@ func imBoth(t *testing.T, s *parleytest.Server, a, b string) {
 	imPutItem(t, s, b, a, "both")
 }
 
-// imNext reads the next stanza; what names what the test waits for, for
-// the failure message.
-func imNext(t *testing.T, c *parleytest.Conn, what string) *xmpp.Stanza {
-	t.Helper()
-	el, err := c.NextErr()
-	if err != nil {
-		t.Fatalf("%s waiting for %s: %v", c.JID, what, err)
-	}
-	st, err := xmpp.NewStanza(el)
-	if err != nil {
-		t.Fatalf("%s waiting for %s: not a stanza: %s", c.JID, what, c.String(el))
-	}
-	return st
-}
-
-// imUntil reads until a stanza that match accepts, bounded only by the
-// fixture's read timeout. It returns that stanza and the ones before it.
-func imUntil(t *testing.T, c *parleytest.Conn, what string, match func(*xmpp.Stanza) bool) (*xmpp.Stanza, []*xmpp.Stanza) {
-	t.Helper()
-	var before []*xmpp.Stanza
-	for {
-		st := imNext(t, c, what)
-		if match(st) {
-			return st, before
-		}
-		before = append(before, st)
-	}
-}
-
-var imIDs atomic.Int64
-
-// imID returns an id no other IM test stanza has.
-func imID(prefix string) string { return fmt.Sprintf("%s-%d", prefix, imIDs.Add(1)) }
-
-// imUntilSync pings the server and returns every stanza that arrives
-// before the answer. The server routes a client's stanzas in order and
-// delivers to local sessions before it reads the next one, so whatever it
-// queued for c before it read the ping is among them: once the sender of
-// a stanza has synced, a recipient's imUntilSync shows whether it came.
-func imUntilSync(t *testing.T, c *parleytest.Conn) []*xmpp.Stanza {
-	t.Helper()
-	id := imID("im-sync")
-	c.Send("<iq type='get' id='%s'><ping xmlns='urn:xmpp:ping'/></iq>", id)
-	_, before := imUntil(t, c, "the answer to ping "+id, func(st *xmpp.Stanza) bool {
-		return st.Kind == xmpp.KindIQ && st.ID == id
-	})
-	return before
-}
-
-// imIQAll sends an iq of type typ with payload (to may be empty) and
-// returns the answer and what came before it.
-func imIQAll(t *testing.T, c *parleytest.Conn, typ, to, payload string) (*xmpp.Stanza, []*xmpp.Stanza) {
-	t.Helper()
-	id := imID("im-iq")
-	toAttr := ""
-	if to != "" {
-		toAttr = fmt.Sprintf(" to='%s'", to)
-	}
-	c.Send("<iq type='%s' id='%s'%s>%s</iq>", typ, id, toAttr, payload)
-	return imUntil(t, c, "the answer to iq "+id, func(st *xmpp.Stanza) bool {
-		return st.Kind == xmpp.KindIQ && st.ID == id && (st.Type == "result" || st.Type == "error")
-	})
-}
-
-// imIQ is imIQAll for callers that only want the answer.
-func imIQ(t *testing.T, c *parleytest.Conn, typ, to, payload string) *xmpp.Stanza {
-	t.Helper()
-	st, _ := imIQAll(t, c, typ, to, payload)
-	return st
-}
-
-// imResult fails unless st is an iq result.
-func imResult(t *testing.T, c *parleytest.Conn, st *xmpp.Stanza, what string) {
-	t.Helper()
-	if st.Kind != xmpp.KindIQ || st.Type != "result" {
-		t.Fatalf("%s: got %s, want a result", what, c.String(st.El))
-	}
-}
-
-// imCondition returns st's stanza error condition, "" if it is not an
-// error.
-func imCondition(st *xmpp.Stanza) xmpp.StanzaCondition {
-	if st.Type != "error" {
-		return ""
-	}
-	if se := xmpp.ParseStanzaError(st.El); se != nil {
-		return se.Condition
-	}
-	return ""
-}
-
-// imExpectError fails unless st is an error with condition want.
-func imExpectError(t *testing.T, c *parleytest.Conn, st *xmpp.Stanza, want xmpp.StanzaCondition, what string) {
-	t.Helper()
-	if got := imCondition(st); got != want {
-		t.Fatalf("%s: got %s, want an error %s", what, c.String(st.El), want)
-	}
-}
-
 // imRosterQuery asks for the roster with a ver attribute (ver nil: none)
 // and returns the answer and what came before it.
 func imRosterQuery(t *testing.T, c *parleytest.Conn, ver *string) (*xmpp.Stanza, []*xmpp.Stanza) {
@@ -194,7 +93,7 @@ func imRosterQuery(t *testing.T, c *parleytest.Conn, ver *string) (*xmpp.Stanza,
 	if ver != nil {
 		q = fmt.Sprintf("<query xmlns='%s' ver='%s'/>", imNSRoster, *ver)
 	}
-	return imIQAll(t, c, "get", "", q)
+	return c.IQAll("get", "", q)
 }
 
 // imRoster asks for the roster and returns its items by JID; the session
@@ -202,7 +101,7 @@ func imRosterQuery(t *testing.T, c *parleytest.Conn, ver *string) (*xmpp.Stanza,
 func imRoster(t *testing.T, c *parleytest.Conn) map[string]*etree.Element {
 	t.Helper()
 	st, _ := imRosterQuery(t, c, nil)
-	imResult(t, c, st, "roster get")
+	c.ExpectResult(st, "roster get")
 	items := map[string]*etree.Element{}
 	q := xmpp.Child(st.El, imNSRoster, "query")
 	if q == nil {
@@ -331,61 +230,10 @@ func imByID(got []*xmpp.Stanza, id string) *xmpp.Stanza {
 	return nil
 }
 
-// imDump renders stanzas for failure messages.
-func imDump(c *parleytest.Conn, got []*xmpp.Stanza) string {
-	if len(got) == 0 {
-		return "nothing"
-	}
-	var b strings.Builder
-	for _, st := range got {
-		b.WriteString("\n\t" + c.String(st.El))
-	}
-	return b.String()
-}
-
 // imPresenceFrom reports whether st is available presence from exactly
 // the full JID from.
 func imPresenceFrom(st *xmpp.Stanza, from xmpp.JID) bool {
 	return st.Kind == xmpp.KindPresence && st.Type == "" && st.From == from
-}
-
-// imClose ends c's stream gracefully and waits for the server's closing
-// tag; the server has unbound the session by then.
-func imClose(t *testing.T, c *parleytest.Conn) {
-	t.Helper()
-	c.Send("</stream:stream>")
-	for {
-		_, err := c.NextErr()
-		if errors.Is(err, xmpp.ErrStreamClosed) {
-			return
-		}
-		if err != nil {
-			t.Fatalf("closing %s: %v, want the server's closing tag", c.JID, err)
-		}
-	}
-}
-
-// imSecureStream opens a stream to host and negotiates STARTTLS, for the
-// registration tests.
-func imSecureStream(t *testing.T, s *parleytest.Server, host string) *parleytest.Conn {
-	t.Helper()
-	c := s.DialRaw()
-	c.Open(host)
-	c.StartTLS(s.TLSConfig(host))
-	return c
-}
-
-// imRegIQ sends an iq on a stream that is not bound yet and reads the
-// answer, which must carry the same id.
-func imRegIQ(t *testing.T, c *parleytest.Conn, typ, payload string) *xmpp.Stanza {
-	t.Helper()
-	id := imID("im-reg")
-	c.Send("<iq type='%s' id='%s'>%s</iq>", typ, id, payload)
-	st := imNext(t, c, "the answer to "+id)
-	if st.Kind != xmpp.KindIQ || st.ID != id {
-		t.Fatalf("sent iq %s, got %s", id, c.String(st.El))
-	}
-	return st
 }
 
 // imRegister sends a XEP-0077 registration with username, password and,
@@ -396,13 +244,13 @@ func imRegister(t *testing.T, c *parleytest.Conn, user, password, key string) *x
 	if key != "" {
 		k = "<key>" + key + "</key>"
 	}
-	return imRegIQ(t, c, "set", fmt.Sprintf("<query xmlns='%s'><username>%s</username><password>%s</password>%s</query>", imNSRegister, user, password, k))
+	return c.IQNext("set", "", fmt.Sprintf("<query xmlns='%s'><username>%s</username><password>%s</password>%s</query>", imNSRegister, user, password, k))
 }
 
 // imCanLogin reports whether user@host can authenticate with password.
 func imCanLogin(t *testing.T, s *parleytest.Server, host, user, password string) bool {
 	t.Helper()
-	c := imSecureStream(t, s, host)
+	c := s.DialSecure(host)
 	defer c.Close()
 	el := c.AuthPlain(user, password)
 	switch el.Tag {

@@ -203,17 +203,17 @@ func TestIMSubscriptionStatesEndToEnd(t *testing.T) {
 				c, peer := conns[step.who], conns[other[step.who]]
 				to := imBare(users[other[step.who]])
 				if step.typ == "remove" {
-					c.Send("<iq type='set' id='%s'><query xmlns='%s'><item jid='%s' subscription='remove'/></query></iq>", imID("im-remove"), imNSRoster, to)
+					c.Send("<iq type='set' id='%s'><query xmlns='%s'><item jid='%s' subscription='remove'/></query></iq>", parleytest.NewID("im-remove"), imNSRoster, to)
 				} else {
 					c.Send("<presence to='%s' type='%s'/>", to, step.typ)
 				}
 				// The sender's session routes everything its stanza causes,
 				// auto-replies included, before it answers the ping.
-				got := map[string][]*xmpp.Stanza{step.who: imUntilSync(t, c)}
-				got[other[step.who]] = imUntilSync(t, peer)
+				got := map[string][]*xmpp.Stanza{step.who: c.UntilSync()}
+				got[other[step.who]] = peer.UntilSync()
 				for who, sts := range got {
 					if errs := imErrors(sts); len(errs) > 0 {
-						t.Fatalf("%s %s: %s got errors:%s", step.who, step.typ, who, imDump(conns[who], errs))
+						t.Fatalf("%s %s: %s got errors:%s", step.who, step.typ, who, conns[who].Dump(errs))
 					}
 				}
 				seen := map[string][]string{}
@@ -286,7 +286,7 @@ func TestIMPendingRequestsAreRedeliveredAtLogin(t *testing.T) {
 	alice := imOnline(t, s, "alice", "phone", "")
 	aliceBare := imBare("alice")
 	alice.Send("<presence to='bob@localhost' type='subscribe'><status>it is alice</status></presence>")
-	imUntilSync(t, alice)
+	alice.UntilSync()
 	isRequest := func(st *xmpp.Stanza) bool {
 		return st.Kind == xmpp.KindPresence && st.Type == "subscribe" && st.From == aliceBare
 	}
@@ -295,7 +295,7 @@ func TestIMPendingRequestsAreRedeliveredAtLogin(t *testing.T) {
 		t.Helper()
 		bob := imLogin(t, s, "bob", resource)
 		bob.Send("<presence/>")
-		return bob, imUntilSync(t, bob)
+		return bob, bob.UntilSync()
 	}
 
 	bob, got := login("one")
@@ -306,12 +306,12 @@ func TestIMPendingRequestsAreRedeliveredAtLogin(t *testing.T) {
 		}
 	}
 	if req == nil {
-		t.Fatalf("bob's initial presence brought%s\nwant alice's subscribe", imDump(bob, got))
+		t.Fatalf("bob's initial presence brought%s\nwant alice's subscribe", bob.Dump(got))
 	}
 	if st := xmpp.Child(req.El, "", "status"); st == nil || st.Text() != "it is alice" {
 		t.Errorf("the request lost its status: %s", bob.String(req.El))
 	}
-	imClose(t, bob)
+	bob.CloseStream()
 
 	t.Run("an unanswered request comes again at the next login", func(t *testing.T) {
 		bob, got := login("two")
@@ -322,23 +322,23 @@ func TestIMPendingRequestsAreRedeliveredAtLogin(t *testing.T) {
 			}
 		}
 		if n != 1 {
-			t.Fatalf("the second login got %d requests from alice:%s", n, imDump(bob, got))
+			t.Fatalf("the second login got %d requests from alice:%s", n, bob.Dump(got))
 		}
 		bob.Send("<presence to='alice@localhost' type='subscribed'/>")
-		imUntilSync(t, bob)
-		if _, pre := imUntil(t, alice, "bob's subscribed", func(st *xmpp.Stanza) bool {
+		bob.UntilSync()
+		if _, pre := alice.WaitFor("bob's subscribed", func(st *xmpp.Stanza) bool {
 			return st.Kind == xmpp.KindPresence && st.Type == "subscribed" && st.From == imBare("bob")
 		}); len(imErrors(pre)) > 0 {
-			t.Fatalf("alice got errors:%s", imDump(alice, pre))
+			t.Fatalf("alice got errors:%s", alice.Dump(pre))
 		}
-		imClose(t, bob)
+		bob.CloseStream()
 	})
 
 	t.Run("an answered request does not come again", func(t *testing.T) {
 		bob, got := login("three")
 		for _, st := range got {
 			if isRequest(st) {
-				t.Fatalf("bob approved alice, and his next login got her request again:%s", imDump(bob, got))
+				t.Fatalf("bob approved alice, and his next login got her request again:%s", bob.Dump(got))
 			}
 		}
 	})
@@ -359,11 +359,11 @@ func TestIMPresenceFansOut(t *testing.T) {
 		imOnline(t, s, "carol", "one", ""), imOnline(t, s, "carol", "two", ""),
 	}
 	for _, c := range others {
-		imUntilSync(t, c)
+		c.UntilSync()
 	}
 	a1 := imLogin(t, s, "alice", "one")
 	a1.Send("<presence><show>away</show><status>at lunch</status><priority>7</priority></presence>")
-	got := imUntilSync(t, a1)
+	got := a1.UntilSync()
 
 	t.Run("the new resource gets its echo and the presence of the others", func(t *testing.T) {
 		for _, c := range append(others, a1) {
@@ -374,14 +374,14 @@ func TestIMPresenceFansOut(t *testing.T) {
 				}
 			}
 			if n != 1 {
-				t.Errorf("alice/one got %d available presences from %s:%s", n, c.JID, imDump(a1, got))
+				t.Errorf("alice/one got %d available presences from %s:%s", n, c.JID, a1.Dump(got))
 			}
 		}
 	})
 
 	for _, c := range others {
 		t.Run(c.JID.String()+" gets it once with show, status and priority", func(t *testing.T) {
-			got := imUntilSync(t, c)
+			got := c.UntilSync()
 			var ps []*xmpp.Stanza
 			for _, st := range got {
 				if st.Kind == xmpp.KindPresence && st.From == a1.JID {
@@ -389,7 +389,7 @@ func TestIMPresenceFansOut(t *testing.T) {
 				}
 			}
 			if len(ps) != 1 {
-				t.Fatalf("got %d presences from alice/one:%s", len(ps), imDump(c, got))
+				t.Fatalf("got %d presences from alice/one:%s", len(ps), c.Dump(got))
 			}
 			p := ps[0]
 			text := func(local string) string {
@@ -415,18 +415,19 @@ func TestIMDroppedConnectionIsSeenAsUnavailable(t *testing.T) {
 	bob := imOnline(t, s, "bob", "desk", "")
 	carol := imOnline(t, s, "carol", "desk", "")
 	alice := imOnline(t, s, "alice", "phone", "")
-	imUntil(t, bob, "alice's presence", func(st *xmpp.Stanza) bool { return imPresenceFrom(st, alice.JID) })
+	bob.WaitFor("alice's presence", func(st *xmpp.Stanza) bool { return imPresenceFrom(st, alice.JID) })
 	alice.Send("<presence to='carol@localhost'/>")
-	imUntil(t, carol, "alice's directed presence", func(st *xmpp.Stanza) bool { return imPresenceFrom(st, alice.JID) })
+	carol.WaitFor("alice's directed presence", func(st *xmpp.Stanza) bool { return imPresenceFrom(st, alice.JID) })
 
 	if err := alice.Conn.Close(); err != nil {
 		t.Fatal(err)
 	}
 	for name, c := range map[string]*parleytest.Conn{"the subscriber": bob, "the directed presence recipient": carol} {
 		t.Run(name+" gets unavailable", func(t *testing.T) {
-			imUntil(t, c, "alice's unavailable", func(st *xmpp.Stanza) bool {
+			c.WaitFor("alice's unavailable", func(st *xmpp.Stanza) bool {
 				return st.Kind == xmpp.KindPresence && st.Type == "unavailable" && st.From == alice.JID
 			})
+
 		})
 	}
 }
@@ -447,7 +448,7 @@ func TestIMProbes(t *testing.T) {
 	t.Run("a subscriber's initial presence gets each available resource's presence", func(t *testing.T) {
 		bob := imLogin(t, s, "bob", "desk")
 		bob.Send("<presence/>")
-		got := imUntilSync(t, bob)
+		got := bob.UntilSync()
 		for _, want := range []struct {
 			from   xmpp.JID
 			status string
@@ -459,7 +460,7 @@ func TestIMProbes(t *testing.T) {
 				}
 			}
 			if p == nil {
-				t.Fatalf("bob's initial presence brought%s\nwant presence from %s", imDump(bob, got), want.from)
+				t.Fatalf("bob's initial presence brought%s\nwant presence from %s", bob.Dump(got), want.from)
 			}
 			if st := xmpp.Child(p.El, "", "status"); st == nil || st.Text() != want.status {
 				t.Errorf("presence from %s: %s, want status %q", want.from, bob.String(p.El), want.status)
@@ -471,11 +472,11 @@ func TestIMProbes(t *testing.T) {
 	imRoster(t, carol)
 	t.Run("a contact without a subscription gets no presence but unsubscribed", func(t *testing.T) {
 		carol.Send("<presence/>")
-		got := imFromContact(imUntilSync(t, carol), aliceBare)
+		got := imFromContact(carol.UntilSync(), aliceBare)
 		presence, _ := imSeen(carol, got, aliceBare)
 		// §4.3.2: MUST NOT reveal presence; SHOULD answer unsubscribed.
 		if strings.Join(presence, " ") != "unsubscribed" {
-			t.Fatalf("carol's probe of alice brought%s\nwant only unsubscribed", imDump(carol, got))
+			t.Fatalf("carol's probe of alice brought%s\nwant only unsubscribed", carol.Dump(got))
 		}
 		if it := imItemState(imRoster(t, carol)[aliceBare.String()]); it != "none" {
 			t.Errorf("after the unsubscribed carol's item for alice is %s, want none", it)
@@ -484,8 +485,8 @@ func TestIMProbes(t *testing.T) {
 
 	t.Run("a probe a client sends is not answered", func(t *testing.T) {
 		carol.Send("<presence type='probe' to='alice@localhost'/>")
-		if got := imFromContact(imUntilSync(t, carol), aliceBare); len(got) > 0 {
-			t.Fatalf("carol's own probe brought%s", imDump(carol, got))
+		if got := imFromContact(carol.UntilSync(), aliceBare); len(got) > 0 {
+			t.Fatalf("carol's own probe brought%s", carol.Dump(got))
 		}
 	})
 }
@@ -518,8 +519,8 @@ func TestIMOfflineMessagesSurviveARestart(t *testing.T) {
 	alice.Send("<message to='bob@localhost' type='chat' id='m1'><body>one</body></message>")
 	alice.Send("<message to='bob@localhost' type='normal' id='m2'><body>two</body></message>")
 	alice.Send("<message to='bob@localhost/gone' type='chat' id='m3'><body>three</body></message>")
-	if errs := imErrors(imUntilSync(t, alice)); len(errs) > 0 {
-		t.Fatalf("alice got errors:%s", imDump(alice, errs))
+	if errs := imErrors(alice.UntilSync()); len(errs) > 0 {
+		t.Fatalf("alice got errors:%s", alice.Dump(errs))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), parleytest.Timeout)
 	defer cancel()
@@ -530,13 +531,13 @@ func TestIMOfflineMessagesSurviveARestart(t *testing.T) {
 	s2 := parleytest.Start(t, onDisk)
 	bob := imLogin(t, s2, "bob", "desk")
 	bob.Send("<presence/>")
-	msgs := imMessages(imUntilSync(t, bob))
+	msgs := imMessages(bob.UntilSync())
 	var ids []string
 	for _, m := range msgs {
 		ids = append(ids, m.ID)
 	}
 	if strings.Join(ids, " ") != "m1 m2 m3" {
-		t.Fatalf("bob got messages %q:%s\nwant m1 m2 m3", ids, imDump(bob, msgs))
+		t.Fatalf("bob got messages %q:%s\nwant m1 m2 m3", ids, bob.Dump(msgs))
 	}
 	for i, m := range msgs {
 		body := xmpp.Child(m.El, "", "body")
@@ -545,12 +546,12 @@ func TestIMOfflineMessagesSurviveARestart(t *testing.T) {
 		}
 		imOfflineDelay(t, bob, m)
 	}
-	imClose(t, bob)
+	bob.CloseStream()
 
 	again := imLogin(t, s2, "bob", "desk")
 	again.Send("<presence/>")
-	if msgs := imMessages(imUntilSync(t, again)); len(msgs) > 0 {
-		t.Fatalf("the next login got the messages again:%s", imDump(again, msgs))
+	if msgs := imMessages(again.UntilSync()); len(msgs) > 0 {
+		t.Fatalf("the next login got the messages again:%s", again.Dump(msgs))
 	}
 }
 
@@ -567,32 +568,32 @@ func TestIMOfflineStorageKeepsOnlyWhatIsWorthKeeping(t *testing.T) {
 	alice.Send("<message to='bob@localhost' type='chat' id='m1'><body>one</body></message>")
 	alice.Send("<message to='bob@localhost' type='chat' id='m2'><body>two</body><active xmlns='%s'/></message>", imNSChatStates)
 	alice.Send("<message to='bob@localhost' type='chat' id='m3'><body>three</body></message>")
-	errs := imErrors(imUntilSync(t, alice))
+	errs := imErrors(alice.UntilSync())
 
 	t.Run("groupchat and the message over the quota bounce with service-unavailable", func(t *testing.T) {
 		var ids []string
 		for _, e := range errs {
 			ids = append(ids, e.ID)
-			if imCondition(e) != xmpp.ServiceUnavailable {
+			if parleytest.Condition(e) != xmpp.ServiceUnavailable {
 				t.Errorf("got %s, want service-unavailable", alice.String(e.El))
 			}
 		}
 		if strings.Join(ids, " ") != "g1 m3" {
-			t.Fatalf("alice got errors for %q:%s\nwant g1 and m3", ids, imDump(alice, errs))
+			t.Fatalf("alice got errors for %q:%s\nwant g1 and m3", ids, alice.Dump(errs))
 		}
 	})
 
 	t.Run("only the two stored messages arrive", func(t *testing.T) {
 		bob := imLogin(t, s, "bob", "desk")
 		bob.Send("<presence/>")
-		msgs := imMessages(imUntilSync(t, bob))
+		msgs := imMessages(bob.UntilSync())
 		var ids []string
 		for _, m := range msgs {
 			ids = append(ids, m.ID)
 			imOfflineDelay(t, bob, m)
 		}
 		if strings.Join(ids, " ") != "m1 m2" {
-			t.Fatalf("bob got %q:%s\nwant m1 m2", ids, imDump(bob, msgs))
+			t.Fatalf("bob got %q:%s\nwant m1 m2", ids, bob.Dump(msgs))
 		}
 	})
 }
@@ -601,7 +602,7 @@ func TestIMOfflineStorageKeepsOnlyWhatIsWorthKeeping(t *testing.T) {
 // blocks (XEP-0191 §3.5).
 func imBlockedError(t *testing.T, c *parleytest.Conn, st *xmpp.Stanza) {
 	t.Helper()
-	imExpectError(t, c, st, xmpp.NotAcceptable, "a stanza to a blocked contact")
+	c.ExpectError(st, xmpp.NotAcceptable, "a stanza to a blocked contact")
 	if e := st.El.SelectElement("error"); e == nil || xmpp.Child(e, imNSBlockingErr, "blocked") == nil {
 		t.Fatalf("got %s, want <blocked xmlns='%s'/> in the error", c.String(st.El), imNSBlockingErr)
 	}
@@ -619,27 +620,27 @@ func TestIMBlocking(t *testing.T) {
 	bob := imOnline(t, s, "bob", "desk", "")
 	alices := []*parleytest.Conn{a1, a2, a3}
 	bobBare, aliceBare := imBare("bob"), imBare("alice")
-	st := imIQ(t, a2, "get", "", "<blocklist xmlns='"+imNSBlocking+"'/>")
-	if imResult(t, a2, st, "blocklist get"); len(st.El.FindElements("blocklist/item")) != 0 {
+	st := a2.IQ("get", "", "<blocklist xmlns='"+imNSBlocking+"'/>")
+	if a2.ExpectResult(st, "blocklist get"); len(st.El.FindElements("blocklist/item")) != 0 {
 		t.Fatalf("a new blocklist: %s", a2.String(st.El))
 	}
 	for _, c := range append(alices, bob) {
-		imUntilSync(t, c)
+		c.UntilSync()
 	}
 	// nothingFromBob fails if any of alice's resources got anything from
 	// bob; bob's stanzas must have been routed (he synced) before.
 	nothingFromBob := func(t *testing.T) {
 		t.Helper()
 		for _, c := range alices {
-			if got := imFromContact(imUntilSync(t, c), bobBare); len(got) > 0 {
-				t.Errorf("%s got from bob:%s", c.JID, imDump(c, got))
+			if got := imFromContact(c.UntilSync(), bobBare); len(got) > 0 {
+				t.Errorf("%s got from bob:%s", c.JID, c.Dump(got))
 			}
 		}
 	}
 
 	t.Run("a block is pushed to the resources that asked for the list and bob loses alice's presence", func(t *testing.T) {
-		imResult(t, a1, imIQ(t, a1, "set", "", "<block xmlns='"+imNSBlocking+"'><item jid='bob@localhost'/></block>"), "block")
-		got := imUntilSync(t, a2)
+		a1.ExpectResult(a1.IQ("set", "", "<block xmlns='"+imNSBlocking+"'><item jid='bob@localhost'/></block>"), "block")
+		got := a2.UntilSync()
 		var push *xmpp.Stanza
 		for _, st := range got {
 			if st.Kind == xmpp.KindIQ && st.Type == "set" && st.El.FindElement("block[@xmlns='"+imNSBlocking+"']/item[@jid='bob@localhost']") != nil {
@@ -647,15 +648,15 @@ func TestIMBlocking(t *testing.T) {
 			}
 		}
 		if push == nil {
-			t.Errorf("alice/two asked for the blocklist and got no push:%s", imDump(a2, got))
+			t.Errorf("alice/two asked for the blocklist and got no push:%s", a2.Dump(got))
 		}
-		for _, st := range imUntilSync(t, a3) {
+		for _, st := range a3.UntilSync() {
 			if st.Kind == xmpp.KindIQ && st.El.FindElement("block") != nil {
 				t.Errorf("alice/three never asked for the blocklist and got %s", a3.String(st.El))
 			}
 		}
 		gone := map[xmpp.JID]bool{}
-		for _, st := range imUntilSync(t, bob) {
+		for _, st := range bob.UntilSync() {
 			if st.Kind == xmpp.KindPresence && st.Type == "unavailable" {
 				gone[st.From] = true
 			}
@@ -668,7 +669,7 @@ func TestIMBlocking(t *testing.T) {
 	})
 
 	t.Run("the blocklist lists bob", func(t *testing.T) {
-		st := imIQ(t, a1, "get", "", "<blocklist xmlns='"+imNSBlocking+"'/>")
+		st := a1.IQ("get", "", "<blocklist xmlns='"+imNSBlocking+"'/>")
 		var jids []string
 		for _, it := range st.El.FindElements("blocklist/item") {
 			jids = append(jids, it.SelectAttrValue("jid", ""))
@@ -682,11 +683,11 @@ func TestIMBlocking(t *testing.T) {
 		bob.Send("<message to='alice@localhost' type='chat' id='b1'><body>hi</body></message>")
 		bob.Send("<message to='%s' type='chat' id='b2'><body>hi one</body></message>", a1.JID)
 		bob.Send("<iq to='%s' type='get' id='b3'><ping xmlns='urn:xmpp:ping'/></iq>", a1.JID)
-		got := imUntilSync(t, bob)
+		got := bob.UntilSync()
 		for _, id := range []string{"b1", "b2", "b3"} {
 			st := imByID(got, id)
-			if st == nil || imCondition(st) != xmpp.ServiceUnavailable {
-				t.Errorf("bob's %s: got%s\nwant service-unavailable", id, imDump(bob, got))
+			if st == nil || parleytest.Condition(st) != xmpp.ServiceUnavailable {
+				t.Errorf("bob's %s: got%s\nwant service-unavailable", id, bob.Dump(got))
 			}
 		}
 		nothingFromBob(t)
@@ -695,30 +696,31 @@ func TestIMBlocking(t *testing.T) {
 	t.Run("bob's presence does not reach alice", func(t *testing.T) {
 		bob.Send("<presence><status>still here</status></presence>")
 		bob.Send("<presence to='%s'><status>directed</status></presence>", a1.JID)
-		imUntilSync(t, bob)
+		bob.UntilSync()
 		nothingFromBob(t)
 	})
 
 	t.Run("alice's messages to bob get not-acceptable with blocked", func(t *testing.T) {
 		a1.Send("<message to='bob@localhost' type='chat' id='a1'><body>psst</body></message>")
-		got := imUntilSync(t, a1)
+		got := a1.UntilSync()
 		st := imByID(got, "a1")
 		if st == nil {
-			t.Fatalf("alice got no error:%s", imDump(a1, got))
+			t.Fatalf("alice got no error:%s", a1.Dump(got))
 		}
 		imBlockedError(t, a1, st)
-		if got := imFromContact(imUntilSync(t, bob), aliceBare); len(got) > 0 {
-			t.Errorf("bob got from alice:%s", imDump(bob, got))
+		if got := imFromContact(bob.UntilSync(), aliceBare); len(got) > 0 {
+			t.Errorf("bob got from alice:%s", bob.Dump(got))
 		}
 	})
 
 	t.Run("unblocking is pushed and restores presence and messages", func(t *testing.T) {
-		imResult(t, a1, imIQ(t, a1, "set", "", "<unblock xmlns='"+imNSBlocking+"'><item jid='bob@localhost'/></unblock>"), "unblock")
-		imUntil(t, a2, "the unblock push", func(st *xmpp.Stanza) bool {
+		a1.ExpectResult(a1.IQ("set", "", "<unblock xmlns='"+imNSBlocking+"'><item jid='bob@localhost'/></unblock>"), "unblock")
+		a2.WaitFor("the unblock push", func(st *xmpp.Stanza) bool {
 			return st.Kind == xmpp.KindIQ && st.Type == "set" && st.El.FindElement("unblock/item[@jid='bob@localhost']") != nil
 		})
+
 		back := map[xmpp.JID]bool{}
-		for _, st := range imUntilSync(t, bob) {
+		for _, st := range bob.UntilSync() {
 			if st.Kind == xmpp.KindPresence && st.Type == "" {
 				back[st.From] = true
 			}
@@ -729,9 +731,9 @@ func TestIMBlocking(t *testing.T) {
 			}
 		}
 		bob.Send("<message to='%s' type='chat' id='b4'><body>back?</body></message>", a1.JID)
-		imUntil(t, a1, "bob's message", func(st *xmpp.Stanza) bool { return st.ID == "b4" && st.Type == "chat" })
+		a1.WaitFor("bob's message", func(st *xmpp.Stanza) bool { return st.ID == "b4" && st.Type == "chat" })
 		a1.Send("<message to='bob@localhost' type='chat' id='a2'><body>yes</body></message>")
-		imUntil(t, bob, "alice's message", func(st *xmpp.Stanza) bool { return st.ID == "a2" && st.Type == "chat" })
+		bob.WaitFor("alice's message", func(st *xmpp.Stanza) bool { return st.ID == "a2" && st.Type == "chat" })
 	})
 }
 
@@ -744,22 +746,22 @@ func TestIMBlockingADomain(t *testing.T) {
 	dave := imOnline(t, s, "dave", "desk", "")
 	mallory := s.Login("mallory@"+other, imPassword("mallory"), "desk")
 	mallory.Send("<presence/>")
-	imUntilSync(t, mallory)
-	imResult(t, alice, imIQ(t, alice, "set", "", "<block xmlns='"+imNSBlocking+"'><item jid='"+other+"'/></block>"), "block a domain")
+	mallory.UntilSync()
+	alice.ExpectResult(alice.IQ("set", "", "<block xmlns='"+imNSBlocking+"'><item jid='"+other+"'/></block>"), "block a domain")
 
 	t.Run("a user of the blocked domain gets service-unavailable", func(t *testing.T) {
 		mallory.Send("<message to='alice@localhost' type='chat' id='x1'><body>hello</body></message>")
-		st := imByID(imUntilSync(t, mallory), "x1")
-		if st == nil || imCondition(st) != xmpp.ServiceUnavailable {
+		st := imByID(mallory.UntilSync(), "x1")
+		if st == nil || parleytest.Condition(st) != xmpp.ServiceUnavailable {
 			t.Fatalf("mallory's message: want service-unavailable")
 		}
-		if got := imFromContact(imUntilSync(t, alice), mallory.JID); len(got) > 0 {
-			t.Fatalf("alice got from mallory:%s", imDump(alice, got))
+		if got := imFromContact(alice.UntilSync(), mallory.JID); len(got) > 0 {
+			t.Fatalf("alice got from mallory:%s", alice.Dump(got))
 		}
 	})
 	t.Run("alice's messages to the domain get not-acceptable with blocked", func(t *testing.T) {
 		alice.Send("<message to='%s' type='chat' id='x2'><body>hi</body></message>", mallory.JID.Bare())
-		st := imByID(imUntilSync(t, alice), "x2")
+		st := imByID(alice.UntilSync(), "x2")
 		if st == nil {
 			t.Fatal("alice got no error")
 		}
@@ -767,7 +769,7 @@ func TestIMBlockingADomain(t *testing.T) {
 	})
 	t.Run("users of other domains still get through", func(t *testing.T) {
 		dave.Send("<message to='alice@localhost' type='chat' id='x3'><body>hi</body></message>")
-		imUntil(t, alice, "dave's message", func(st *xmpp.Stanza) bool { return st.ID == "x3" && st.Type == "chat" })
+		alice.WaitFor("dave's message", func(st *xmpp.Stanza) bool { return st.ID == "x3" && st.Type == "chat" })
 	})
 }
 
@@ -783,12 +785,12 @@ func TestIMRegistration(t *testing.T) {
 
 	t.Run("closed", func(t *testing.T) {
 		s := parleytest.Start(t)
-		c := imSecureStream(t, s, imDomain)
+		c := s.DialSecure(imDomain)
 		if el := xmpp.Child(c.Features, imNSRegFeature, "register"); el != nil {
 			t.Errorf("features %s offer registration", c.String(c.Features))
 		}
-		imExpectError(t, c, imRegIQ(t, c, "get", regGet), xmpp.NotAllowed, "a registration get")
-		imExpectError(t, c, imRegister(t, c, "eve", "pw-eve", ""), xmpp.NotAllowed, "a registration")
+		c.ExpectError(c.IQNext("get", "", regGet), xmpp.NotAllowed, "a registration get")
+		c.ExpectError(imRegister(t, c, "eve", "pw-eve", ""), xmpp.NotAllowed, "a registration")
 		if imCanLogin(t, s, imDomain, "eve", "pw-eve") {
 			t.Error("the refused registration made an account")
 		}
@@ -800,12 +802,12 @@ func TestIMRegistration(t *testing.T) {
 			c.Limits.RegistrationsPerIP = 2
 		}))
 		for _, u := range []string{"r1", "r2"} {
-			if st := imRegister(t, imSecureStream(t, s, imDomain), u, "pw-"+u, ""); st.Type != "result" {
+			if st := imRegister(t, s.DialSecure(imDomain), u, "pw-"+u, ""); st.Type != "result" {
 				t.Fatalf("registration of %s: %s", u, st.El.Tag)
 			}
 		}
-		c := imSecureStream(t, s, imDomain)
-		imExpectError(t, c, imRegister(t, c, "r3", "pw-r3", ""), xmpp.ResourceConstraint, "a third registration from 127.0.0.1")
+		c := s.DialSecure(imDomain)
+		c.ExpectError(imRegister(t, c, "r3", "pw-r3", ""), xmpp.ResourceConstraint, "a third registration from 127.0.0.1")
 		if imCanLogin(t, s, imDomain, "r3", "pw-r3") {
 			t.Error("the refused registration made an account")
 		}
@@ -826,16 +828,16 @@ func TestIMRegistration(t *testing.T) {
 			}
 		})
 		t.Run("a get returns the username and password fields", func(t *testing.T) {
-			c := imSecureStream(t, s, imDomain)
-			st := imRegIQ(t, c, "get", regGet)
+			c := s.DialSecure(imDomain)
+			st := c.IQNext("get", "", regGet)
 			q := xmpp.Child(st.El, imNSRegister, "query")
 			if st.Type != "result" || q == nil || q.SelectElement("username") == nil || q.SelectElement("password") == nil {
 				t.Fatalf("got %s, want a query with username and password", c.String(st.El))
 			}
 		})
 		t.Run("a set creates the account and the stream can log in with it", func(t *testing.T) {
-			c := imSecureStream(t, s, imDomain)
-			imResult(t, c, imRegister(t, c, "dora", "pw-dora", ""), "registering dora")
+			c := s.DialSecure(imDomain)
+			c.ExpectResult(imRegister(t, c, "dora", "pw-dora", ""), "registering dora")
 			if el := c.AuthPlain("dora", "pw-dora"); el.Tag != "success" {
 				t.Fatalf("auth after registering: %s", c.String(el))
 			}
@@ -844,8 +846,8 @@ func TestIMRegistration(t *testing.T) {
 			imLogin(t, s, "dora", "other")
 		})
 		t.Run("a taken username is conflict", func(t *testing.T) {
-			c := imSecureStream(t, s, imDomain)
-			imExpectError(t, c, imRegister(t, c, "alice", "stolen", ""), xmpp.Conflict, "registering alice again")
+			c := s.DialSecure(imDomain)
+			c.ExpectError(imRegister(t, c, "alice", "stolen", ""), xmpp.Conflict, "registering alice again")
 			if imCanLogin(t, s, imDomain, "alice", "stolen") {
 				t.Fatal("the conflicting registration changed alice's password")
 			}
@@ -867,12 +869,12 @@ func TestIMRegistration(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				c := imSecureStream(t, s, imDomain)
+				c := s.DialSecure(imDomain)
 				st := imRegister(t, c, tt.user, "pw-"+tt.user, tt.key)
 				if tt.want == "" {
-					imResult(t, c, st, "registration")
+					c.ExpectResult(st, "registration")
 				} else {
-					imExpectError(t, c, st, tt.want, "registration")
+					c.ExpectError(st, tt.want, "registration")
 				}
 				if got := imCanLogin(t, s, imDomain, tt.user, "pw-"+tt.user); got != (tt.want == "") {
 					t.Fatalf("%s can log in: %t, want %t", tt.user, got, tt.want == "")
@@ -880,18 +882,18 @@ func TestIMRegistration(t *testing.T) {
 			})
 		}
 		t.Run("a XEP-0401 preauth with a bad token is not-allowed", func(t *testing.T) {
-			c := imSecureStream(t, s, imDomain)
-			imExpectError(t, c, imRegIQ(t, c, "set", "<preauth xmlns='urn:xmpp:pars:0' token='no-such-token'/>"), xmpp.NotAllowed, "preauth")
+			c := s.DialSecure(imDomain)
+			c.ExpectError(c.IQNext("set", "", "<preauth xmlns='urn:xmpp:pars:0' token='no-such-token'/>"), xmpp.NotAllowed, "preauth")
 		})
 		t.Run("a XEP-0401 preauth lets the stream register without a key", func(t *testing.T) {
-			c := imSecureStream(t, s, imDomain)
-			imResult(t, c, imRegIQ(t, c, "set", "<preauth xmlns='urn:xmpp:pars:0' token='preauth-token'/>"), "preauth")
-			imResult(t, c, imRegister(t, c, "preauthed", "pw-preauthed", ""), "registration after preauth")
+			c := s.DialSecure(imDomain)
+			c.ExpectResult(c.IQNext("set", "", "<preauth xmlns='urn:xmpp:pars:0' token='preauth-token'/>"), "preauth")
+			c.ExpectResult(imRegister(t, c, "preauthed", "pw-preauthed", ""), "registration after preauth")
 			if !imCanLogin(t, s, imDomain, "preauthed", "pw-preauthed") {
 				t.Fatal("the account made after preauth cannot log in")
 			}
-			other := imSecureStream(t, s, imDomain)
-			imExpectError(t, other, imRegister(t, other, "again", "pw-again", "preauth-token"), xmpp.NotAllowed, "reusing the preauth token")
+			other := s.DialSecure(imDomain)
+			other.ExpectError(imRegister(t, other, "again", "pw-again", "preauth-token"), xmpp.NotAllowed, "reusing the preauth token")
 		})
 	})
 
@@ -900,8 +902,8 @@ func TestIMRegistration(t *testing.T) {
 		imUsers(t, s, "alice", "bob")
 		for _, u := range []struct{ local, to string }{{"alice", ""}, {"bob", imDomain}} {
 			c := imLogin(t, s, u.local, "phone")
-			st := imIQ(t, c, "set", u.to, fmt.Sprintf("<query xmlns='%s'><username>%s</username><password>new-%s</password></query>", imNSRegister, u.local, u.local))
-			imResult(t, c, st, "password change to '"+u.to+"'")
+			st := c.IQ("set", u.to, fmt.Sprintf("<query xmlns='%s'><username>%s</username><password>new-%s</password></query>", imNSRegister, u.local, u.local))
+			c.ExpectResult(st, "password change to '"+u.to+"'")
 			if imCanLogin(t, s, imDomain, u.local, imPassword(u.local)) {
 				t.Errorf("%s's old password still works", u.local)
 			}
@@ -921,13 +923,13 @@ func TestIMRosterVersioning(t *testing.T) {
 		t.Fatalf("features after login %s: want <ver xmlns='%s'/>", a1.String(a1.Features), imNSRosterVer)
 	}
 	for _, c := range []string{"c1", "c2", "c3", "c4", "c5"} {
-		imResult(t, a1, imIQ(t, a1, "set", "", fmt.Sprintf("<query xmlns='%s'><item jid='%s@localhost'/></query>", imNSRoster, c)), "adding "+c)
+		a1.ExpectResult(a1.IQ("set", "", fmt.Sprintf("<query xmlns='%s'><item jid='%s@localhost'/></query>", imNSRoster, c)), "adding "+c)
 	}
 	// full asks with ver and returns the roster's version and its items.
 	full := func(t *testing.T, c *parleytest.Conn, ver string) (string, []string) {
 		t.Helper()
 		st, _ := imRosterQuery(t, c, &ver)
-		imResult(t, c, st, "roster get ver='"+ver+"'")
+		c.ExpectResult(st, "roster get ver='"+ver+"'")
 		q := xmpp.Child(st.El, imNSRoster, "query")
 		if q == nil || q.SelectAttr("ver") == nil {
 			t.Fatalf("roster get ver='%s': got %s, want the full roster with a ver", ver, c.String(st.El))
@@ -945,26 +947,26 @@ func TestIMRosterVersioning(t *testing.T) {
 
 	t.Run("the current ver gets an empty result", func(t *testing.T) {
 		st, _ := imRosterQuery(t, a1, &v1)
-		imResult(t, a1, st, "roster get with the current ver")
+		a1.ExpectResult(st, "roster get with the current ver")
 		if len(st.El.ChildElements()) != 0 {
 			t.Fatalf("got %s, want an empty result", a1.String(st.El))
 		}
 	})
 
-	imResult(t, a1, imIQ(t, a1, "set", "", "<query xmlns='"+imNSRoster+"'><item jid='c1@localhost' name='One'/></query>"), "renaming c1")
-	imResult(t, a1, imIQ(t, a1, "set", "", "<query xmlns='"+imNSRoster+"'><item jid='c2@localhost' subscription='remove'/></query>"), "removing c2")
+	a1.ExpectResult(a1.IQ("set", "", "<query xmlns='"+imNSRoster+"'><item jid='c1@localhost' name='One'/></query>"), "renaming c1")
+	a1.ExpectResult(a1.IQ("set", "", "<query xmlns='"+imNSRoster+"'><item jid='c2@localhost' subscription='remove'/></query>"), "removing c2")
 	v3, _ := full(t, a1, "")
 
 	t.Run("an old ver gets an empty result then exactly the changes as pushes", func(t *testing.T) {
 		a2 := imLogin(t, s, "alice", "two")
 		st, _ := imRosterQuery(t, a2, &v1)
-		imResult(t, a2, st, "roster get with an old ver")
+		a2.ExpectResult(st, "roster get with an old ver")
 		if len(st.El.ChildElements()) != 0 {
 			t.Fatalf("got %s, want an empty result before the pushes", a2.String(st.El))
 		}
 		var pushes []string
 		maxVer := int64(-1)
-		got := imUntilSync(t, a2)
+		got := a2.UntilSync()
 		for _, st := range got {
 			it := imRosterPush(st)
 			if it == nil {
@@ -977,7 +979,7 @@ func TestIMRosterVersioning(t *testing.T) {
 		}
 		sort.Strings(pushes)
 		if want := "c1@localhost One none|c2@localhost  absent"; strings.Join(pushes, "|") != want {
-			t.Fatalf("pushes %q:%s\nwant %q", pushes, imDump(a2, got), want)
+			t.Fatalf("pushes %q:%s\nwant %q", pushes, a2.Dump(got), want)
 		}
 		if strconv.FormatInt(maxVer, 10) != v3 {
 			t.Errorf("the last push has ver %d, want the roster's %s", maxVer, v3)
@@ -1005,8 +1007,8 @@ func TestIMRosterSetAndRemove(t *testing.T) {
 	a3 := imLogin(t, s, "alice", "three") // never asks for the roster
 	set := func(t *testing.T, item string) (*xmpp.Stanza, []*xmpp.Stanza) {
 		t.Helper()
-		st, before := imIQAll(t, a1, "set", "", "<query xmlns='"+imNSRoster+"'>"+item+"</query>")
-		return st, append(before, imUntilSync(t, a1)...)
+		st, before := a1.IQAll("set", "", "<query xmlns='"+imNSRoster+"'>"+item+"</query>")
+		return st, append(before, a1.UntilSync()...)
 	}
 	// pushesOf returns the roster pushes among got.
 	pushesOf := func(got []*xmpp.Stanza) []*xmpp.Stanza {
@@ -1030,19 +1032,19 @@ func TestIMRosterSetAndRemove(t *testing.T) {
 
 	t.Run("a set is pushed to the resources that asked for the roster only", func(t *testing.T) {
 		st, got := set(t, "<item jid='bob@localhost' name='Bob'><group>Work</group><group>Friends</group></item>")
-		imResult(t, a1, st, "roster set")
+		a1.ExpectResult(st, "roster set")
 		want := `bob@localhost name="Bob" none groups=["Friends" "Work"]`
 		for _, r := range []struct {
 			c   *parleytest.Conn
 			got []*xmpp.Stanza
-		}{{a1, got}, {a2, imUntilSync(t, a2)}} {
+		}{{a1, got}, {a2, a2.UntilSync()}} {
 			ps := pushesOf(r.got)
 			if len(ps) != 1 || describe(ps[0]) != want {
-				t.Errorf("%s got pushes:%s\nwant one: %s", r.c.JID, imDump(r.c, ps), want)
+				t.Errorf("%s got pushes:%s\nwant one: %s", r.c.JID, r.c.Dump(ps), want)
 			}
 		}
-		if ps := pushesOf(imUntilSync(t, a3)); len(ps) > 0 {
-			t.Errorf("alice/three never asked for the roster and got:%s", imDump(a3, ps))
+		if ps := pushesOf(a3.UntilSync()); len(ps) > 0 {
+			t.Errorf("alice/three never asked for the roster and got:%s", a3.Dump(ps))
 		}
 	})
 
@@ -1057,9 +1059,9 @@ func TestIMRosterSetAndRemove(t *testing.T) {
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
 			st, got := set(t, tt.item)
-			imExpectError(t, a1, st, tt.want, "roster set")
-			if ps := pushesOf(append(got, imUntilSync(t, a2)...)); len(ps) > 0 {
-				t.Errorf("a refused set was pushed:%s", imDump(a1, ps))
+			a1.ExpectError(st, tt.want, "roster set")
+			if ps := pushesOf(append(got, a2.UntilSync()...)); len(ps) > 0 {
+				t.Errorf("a refused set was pushed:%s", a1.Dump(ps))
 			}
 		})
 	}
@@ -1067,29 +1069,29 @@ func TestIMRosterSetAndRemove(t *testing.T) {
 	t.Run("more items than the limit is not-allowed, and the items there can still change", func(t *testing.T) {
 		for _, j := range []string{"carol", "dave"} {
 			st, _ := set(t, "<item jid='"+j+"@localhost'/>")
-			imResult(t, a1, st, "adding "+j)
+			a1.ExpectResult(st, "adding "+j)
 		}
 		st, _ := set(t, "<item jid='eve@localhost'/>")
-		imExpectError(t, a1, st, xmpp.NotAllowed, "a fourth item with roster_size 3")
+		a1.ExpectError(st, xmpp.NotAllowed, "a fourth item with roster_size 3")
 		st, _ = set(t, "<item jid='bob@localhost' name='Robert'/>")
-		imResult(t, a1, st, "renaming an item of a full roster")
-		imUntilSync(t, a2)
+		a1.ExpectResult(st, "renaming an item of a full roster")
+		a2.UntilSync()
 	})
 
 	t.Run("a remove is pushed to the resources that asked for the roster only", func(t *testing.T) {
 		st, got := set(t, "<item jid='bob@localhost' subscription='remove'/>")
-		imResult(t, a1, st, "roster remove")
+		a1.ExpectResult(st, "roster remove")
 		for _, r := range []struct {
 			c   *parleytest.Conn
 			got []*xmpp.Stanza
-		}{{a1, got}, {a2, imUntilSync(t, a2)}} {
+		}{{a1, got}, {a2, a2.UntilSync()}} {
 			ps := pushesOf(r.got)
 			if len(ps) != 1 || imItemState(imRosterPush(ps[0])) != "absent" {
-				t.Errorf("%s got pushes:%s\nwant one with subscription='remove'", r.c.JID, imDump(r.c, ps))
+				t.Errorf("%s got pushes:%s\nwant one with subscription='remove'", r.c.JID, r.c.Dump(ps))
 			}
 		}
-		if ps := pushesOf(imUntilSync(t, a3)); len(ps) > 0 {
-			t.Errorf("alice/three got:%s", imDump(a3, ps))
+		if ps := pushesOf(a3.UntilSync()); len(ps) > 0 {
+			t.Errorf("alice/three got:%s", a3.Dump(ps))
 		}
 		if _, ok := imRoster(t, a1)["bob@localhost"]; ok {
 			t.Error("bob is still in the roster")
@@ -1098,7 +1100,7 @@ func TestIMRosterSetAndRemove(t *testing.T) {
 
 	t.Run("removing an item that is not there is item-not-found", func(t *testing.T) {
 		st, _ := set(t, "<item jid='nobody@localhost' subscription='remove'/>")
-		imExpectError(t, a1, st, xmpp.ItemNotFound, "removing nobody")
+		a1.ExpectError(st, xmpp.ItemNotFound, "removing nobody")
 	})
 }
 
@@ -1114,12 +1116,12 @@ func TestIMServices(t *testing.T) {
 	carol := imOnline(t, s, "carol", "desk", "")
 
 	t.Run("a vCard set is what the user and others get", func(t *testing.T) {
-		imResult(t, alice, imIQ(t, alice, "set", "", "<vCard xmlns='vcard-temp'><FN>Alice Liddell</FN><NICKNAME>al</NICKNAME></vCard>"), "vCard set")
+		alice.ExpectResult(alice.IQ("set", "", "<vCard xmlns='vcard-temp'><FN>Alice Liddell</FN><NICKNAME>al</NICKNAME></vCard>"), "vCard set")
 		for _, r := range []struct {
 			c  *parleytest.Conn
 			to string
 		}{{alice, ""}, {bob, "alice@localhost"}} {
-			st := imIQ(t, r.c, "get", r.to, "<vCard xmlns='vcard-temp'/>")
+			st := r.c.IQ("get", r.to, "<vCard xmlns='vcard-temp'/>")
 			fn := st.El.FindElement("vCard/FN")
 			if st.Type != "result" || fn == nil || fn.Text() != "Alice Liddell" {
 				t.Errorf("%s's vCard get: %s", r.c.JID, r.c.String(st.El))
@@ -1131,12 +1133,12 @@ func TestIMServices(t *testing.T) {
 	})
 
 	t.Run("private XML is stored per namespace", func(t *testing.T) {
-		imResult(t, alice, imIQ(t, alice, "set", "", "<query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'><color>blue</color></prefs></query>"), "private set")
-		st := imIQ(t, alice, "get", "", "<query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'/></query>")
+		alice.ExpectResult(alice.IQ("set", "", "<query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'><color>blue</color></prefs></query>"), "private set")
+		st := alice.IQ("get", "", "<query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'/></query>")
 		if c := st.El.FindElement("query/prefs/color"); st.Type != "result" || c == nil || c.Text() != "blue" {
 			t.Fatalf("private get: %s", alice.String(st.El))
 		}
-		st = imIQ(t, alice, "get", "", "<query xmlns='jabber:iq:private'><other xmlns='urn:example:other'/></query>")
+		st = alice.IQ("get", "", "<query xmlns='jabber:iq:private'><other xmlns='urn:example:other'/></query>")
 		el := st.El.FindElement("query/other")
 		if st.Type != "result" || el == nil || xmpp.NS(el) != "urn:example:other" || len(el.ChildElements()) != 0 {
 			t.Fatalf("private get of an unknown namespace: %s, want the empty element", alice.String(st.El))
@@ -1144,12 +1146,12 @@ func TestIMServices(t *testing.T) {
 	})
 
 	t.Run("last activity", func(t *testing.T) {
-		st := imIQ(t, bob, "get", "alice@localhost", "<query xmlns='jabber:iq:last'/>")
+		st := bob.IQ("get", "alice@localhost", "<query xmlns='jabber:iq:last'/>")
 		if st.Type != "result" || st.El.FindElement("query[@seconds='0']") == nil {
 			t.Errorf("a subscriber asking for an online user: %s, want seconds='0'", bob.String(st.El))
 		}
-		imExpectError(t, carol, imIQ(t, carol, "get", "alice@localhost", "<query xmlns='jabber:iq:last'/>"), xmpp.Forbidden, "a non-subscriber asking for last activity")
-		st = imIQ(t, alice, "get", imDomain, "<query xmlns='jabber:iq:last'/>")
+		carol.ExpectError(carol.IQ("get", "alice@localhost", "<query xmlns='jabber:iq:last'/>"), xmpp.Forbidden, "a non-subscriber asking for last activity")
+		st = alice.IQ("get", imDomain, "<query xmlns='jabber:iq:last'/>")
 		q := st.El.FindElement("query")
 		if st.Type != "result" || q == nil {
 			t.Fatalf("the server's last activity: %s", alice.String(st.El))
@@ -1159,7 +1161,7 @@ func TestIMServices(t *testing.T) {
 		}
 	})
 
-	info := imIQ(t, alice, "get", imDomain, "<query xmlns='http://jabber.org/protocol/disco#info'/>")
+	info := alice.IQ("get", imDomain, "<query xmlns='http://jabber.org/protocol/disco#info'/>")
 	t.Run("the server's disco#info lists offline messages and blocking", func(t *testing.T) {
 		for _, f := range []string{"msgoffline", imNSBlocking} {
 			if info.El.FindElement("query/feature[@var='"+f+"']") == nil {
@@ -1193,23 +1195,24 @@ func TestIMUnblockWhileStillBlockedSendsNoPresence(t *testing.T) {
 	aliceBare := imBare("alice")
 	block := func(verb, jid string) {
 		t.Helper()
-		imResult(t, alice, imIQ(t, alice, "set", "", "<"+verb+" xmlns='"+imNSBlocking+"'><item jid='"+jid+"'/></"+verb+">"), verb+" "+jid)
-		imUntilSync(t, alice)
+		alice.ExpectResult(alice.IQ("set", "", "<"+verb+" xmlns='"+imNSBlocking+"'><item jid='"+jid+"'/></"+verb+">"), verb+" "+jid)
+		alice.UntilSync()
 	}
 	block("block", "bob@localhost")
 	block("block", imDomain)
-	imUntilSync(t, bob)
+	bob.UntilSync()
 	// Bob is still blocked by the domain item: he must not see alice
 	// come back.
 	block("unblock", "bob@localhost")
-	for _, st := range imUntilSync(t, bob) {
+	for _, st := range bob.UntilSync() {
 		if st.Kind == xmpp.KindPresence && st.From.Bare() == aliceBare {
 			t.Fatalf("bob, still blocked by the domain, got %s", bob.String(st.El))
 		}
 	}
 	// Unblocking the domain too brings her presence back.
 	block("unblock", imDomain)
-	imUntil(t, bob, "alice's presence", func(st *xmpp.Stanza) bool {
+	bob.WaitFor("alice's presence", func(st *xmpp.Stanza) bool {
 		return st.Kind == xmpp.KindPresence && st.Type == "" && st.From.Bare() == aliceBare
 	})
+
 }

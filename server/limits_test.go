@@ -41,15 +41,15 @@ func TestPerAccountLimits(t *testing.T) {
 				for i := range 3 {
 					alice.Send("<message to='bob@localhost' type='chat' id='m%d'><body>%s</body></message>", i, body)
 				}
-				errs := imErrors(imUntilSync(t, alice))
+				errs := imErrors(alice.UntilSync())
 				if len(errs) != 1 || errs[0].ID != "m2" {
-					t.Fatalf("alice got errors:%s\nwant one, for m2", imDump(alice, errs))
+					t.Fatalf("alice got errors:%s\nwant one, for m2", alice.Dump(errs))
 				}
 				limitRefusal(t, alice, errs[0], xmpp.ServiceUnavailable, "offline storage is full")
 				bob := imLogin(t, s, "bob", "desk")
 				bob.Send("<presence/>")
-				if msgs := imMessages(imUntilSync(t, bob)); len(msgs) != 2 {
-					t.Errorf("bob got %d messages, want the 2 that fit:%s", len(msgs), imDump(bob, msgs))
+				if msgs := imMessages(bob.UntilSync()); len(msgs) != 2 {
+					t.Errorf("bob got %d messages, want the 2 that fit:%s", len(msgs), bob.Dump(msgs))
 				}
 			},
 			want: server.LimitStats{OfflineFull: 1, OfflineDelivered: 2},
@@ -61,9 +61,7 @@ func TestPerAccountLimits(t *testing.T) {
 				imUsers(t, s, "alice")
 				imLogin(t, s, "alice", "one")
 				imLogin(t, s, "alice", "two")
-				c := s.DialRaw()
-				c.Open("localhost")
-				c.StartTLS(s.TLSConfig("localhost"))
+				c := s.DialSecure("localhost")
 				if el := c.AuthPlain("alice", imPassword("alice")); el.Tag != "success" {
 					t.Fatalf("auth: %s", c.String(el))
 				}
@@ -83,17 +81,17 @@ func TestPerAccountLimits(t *testing.T) {
 				alice := imLogin(t, s, "alice", "phone")
 				big := strings.Repeat("y", 8000)
 				for i := range 2 {
-					imResult(t, alice, imIQ(t, alice, "set", "", fmt.Sprintf("<query xmlns='jabber:iq:private'><x xmlns='urn:test:%d'>%s</x></query>", i, big)), "a set within the quota")
+					alice.ExpectResult(alice.IQ("set", "", fmt.Sprintf("<query xmlns='jabber:iq:private'><x xmlns='urn:test:%d'>%s</x></query>", i, big)), "a set within the quota")
 				}
-				st := imIQ(t, alice, "set", "", fmt.Sprintf("<query xmlns='jabber:iq:private'><x xmlns='urn:test:2'>%s</x></query>", big))
+				st := alice.IQ("set", "", fmt.Sprintf("<query xmlns='jabber:iq:private'><x xmlns='urn:test:2'>%s</x></query>", big))
 				limitRefusal(t, alice, st, xmpp.NotAcceptable, "private storage is full")
 				// Nothing of the refused set was kept.
-				got := imIQ(t, alice, "get", "", "<query xmlns='jabber:iq:private'><x xmlns='urn:test:2'/></query>")
+				got := alice.IQ("get", "", "<query xmlns='jabber:iq:private'><x xmlns='urn:test:2'/></query>")
 				if x := got.El.FindElement("query/x"); x == nil || x.Text() != "" {
 					t.Errorf("after the refused set, the get answers %s", alice.String(got.El))
 				}
-				imResult(t, alice, imIQ(t, alice, "set", "", "<query xmlns='jabber:iq:private'><x xmlns='urn:test:0'/></query>"), "a set that frees room")
-				imResult(t, alice, imIQ(t, alice, "set", "", fmt.Sprintf("<query xmlns='jabber:iq:private'><x xmlns='urn:test:2'>%s</x></query>", big)), "a set that fits again")
+				alice.ExpectResult(alice.IQ("set", "", "<query xmlns='jabber:iq:private'><x xmlns='urn:test:0'/></query>"), "a set that frees room")
+				alice.ExpectResult(alice.IQ("set", "", fmt.Sprintf("<query xmlns='jabber:iq:private'><x xmlns='urn:test:2'>%s</x></query>", big)), "a set that fits again")
 			},
 			want: server.LimitStats{PrivateStorageRefused: 1},
 		},
@@ -104,9 +102,9 @@ func TestPerAccountLimits(t *testing.T) {
 				imUsers(t, s, "alice")
 				alice := imLogin(t, s, "alice", "phone")
 				for i := range 5 {
-					imResult(t, alice, imIQ(t, alice, "set", "", fmt.Sprintf("<query xmlns='jabber:iq:roster'><item jid='c%d@localhost'/></query>", i)), "a change within the budget")
+					alice.ExpectResult(alice.IQ("set", "", fmt.Sprintf("<query xmlns='jabber:iq:roster'><item jid='c%d@localhost'/></query>", i)), "a change within the budget")
 				}
-				st := imIQ(t, alice, "set", "", "<query xmlns='jabber:iq:roster'><item jid='c0@localhost' subscription='remove'/></query>")
+				st := alice.IQ("set", "", "<query xmlns='jabber:iq:roster'><item jid='c0@localhost' subscription='remove'/></query>")
 				limitRefusal(t, alice, st, xmpp.ResourceConstraint, "roster changes in a minute")
 				if items := imRoster(t, alice); len(items) != 5 {
 					t.Errorf("the roster has %d items after the refused removal, want 5", len(items))

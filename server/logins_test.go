@@ -71,9 +71,7 @@ func TestLoginLimits(t *testing.T) {
 	s.AddUser("carol@localhost", "right")
 	attempt := func(user, password string) string {
 		t.Helper()
-		c := s.DialRaw()
-		c.Open("localhost")
-		c.StartTLS(s.TLSConfig("localhost"))
+		c := s.DialSecure("localhost")
 		el := c.AuthPlain(user, password)
 		if el.Tag == "failure" && len(el.ChildElements()) > 0 {
 			return el.ChildElements()[0].Tag
@@ -151,9 +149,7 @@ func TestLoginLimits(t *testing.T) {
 	t.Run("probes that stop after the first SCRAM message count as failures and are held", func(t *testing.T) {
 		before, heldBefore := metric(t, s, failed), metric(t, s, pair)
 		for i := range 4 {
-			c := s.DialRaw()
-			c.Open("localhost")
-			c.StartTLS(s.TLSConfig("localhost"))
+			c := s.DialSecure("localhost")
 			first := base64.StdEncoding.EncodeToString([]byte("n,,n=u3,r=probe" + strconv.Itoa(i)))
 			c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>%s</auth>", first)
 			if el := c.Next(); el.Tag != "challenge" {
@@ -182,9 +178,7 @@ func TestLimitMetrics(t *testing.T) {
 	s := parleytest.Start(t, parleytest.WithConfig(func(c *conf.Config) { c.Limits.SessionsPerAccount = 1 }))
 	s.AddUser("alice@localhost", "secret")
 	s.Login("alice@localhost", "secret", "one")
-	c := s.DialRaw()
-	c.Open("localhost")
-	c.StartTLS(s.TLSConfig("localhost"))
+	c := s.DialSecure("localhost")
 	if el := c.AuthPlain("alice", "secret"); el.Tag != "success" {
 		t.Fatalf("auth: %s", c.String(el))
 	}
@@ -207,9 +201,7 @@ func TestRefusalMetrics(t *testing.T) {
 	c.Open("localhost")
 	c.Send("<message to='bob@localhost'/>")
 	c.ExpectStreamError("not-authorized")
-	d := s.DialRaw()
-	d.Open("localhost")
-	d.StartTLS(s.TLSConfig("localhost"))
+	d := s.DialSecure("localhost")
 	if el := d.AuthPlain("nobody", "x"); el.Tag != "failure" {
 		t.Fatalf("got %s", d.String(el))
 	}

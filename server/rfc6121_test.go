@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/parleytest"
+	"github.com/parley-im/parley/parleytest/webhooktest"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -50,24 +51,24 @@ func TestIMInboundSubscriptionStanzaComesBeforeItsPush(t *testing.T) {
 			}
 			imRoster(t, conns["interested"])
 			conns["no-roster"].Send("<presence/>")
-			imUntilSync(t, conns["no-roster"])
+			conns["no-roster"].UntilSync()
 			for _, c := range conns {
-				imUntilSync(t, c) // the other sessions' presence
+				c.UntilSync() // the other sessions' presence
 			}
 			b := imOnline(t, s, bob, "r", "")
 			if tt.ask {
 				conns["available"].Send("<presence to='%s' type='subscribe'/>", imBare(bob))
-				imUntilSync(t, conns["available"])
+				conns["available"].UntilSync()
 				for _, c := range conns {
-					imUntilSync(t, c)
+					c.UntilSync()
 				}
-				imUntilSync(t, b)
+				b.UntilSync()
 			}
 
 			b.Send("<presence to='%s' type='%s'/>", imBare(alice), tt.typ)
-			imUntilSync(t, b)
+			b.UntilSync()
 			for name, c := range conns {
-				got := imUntilSync(t, c)
+				got := c.UntilSync()
 				presence, push := -1, -1
 				for k, st := range got {
 					if st.Kind == xmpp.KindPresence && st.Type == tt.typ && st.From == imBare(bob) && presence < 0 {
@@ -82,13 +83,13 @@ func TestIMInboundSubscriptionStanzaComesBeforeItsPush(t *testing.T) {
 				}
 				switch {
 				case presence < 0:
-					t.Errorf("%s got no %s from %s:%s", name, tt.typ, imBare(bob), imDump(c, got))
+					t.Errorf("%s got no %s from %s:%s", name, tt.typ, imBare(bob), c.Dump(got))
 				case name != "no-roster" && push < 0:
-					t.Errorf("%s got no roster push:%s", name, imDump(c, got))
+					t.Errorf("%s got no roster push:%s", name, c.Dump(got))
 				case name == "no-roster" && push >= 0:
-					t.Errorf("%s never asked for the roster but got a push:%s", name, imDump(c, got))
+					t.Errorf("%s never asked for the roster but got a push:%s", name, c.Dump(got))
 				case push >= 0 && push < presence:
-					t.Errorf("%s got the roster push before the %s:%s", name, tt.typ, imDump(c, got))
+					t.Errorf("%s got the roster push before the %s:%s", name, tt.typ, c.Dump(got))
 				}
 			}
 		})
@@ -115,9 +116,9 @@ func TestIMSubscribeToNoAccount(t *testing.T) {
 		{"bob@localhost", false},
 	} {
 		t.Run(tt.to, func(t *testing.T) {
-			id := imID("sub")
+			id := parleytest.NewID("sub")
 			alice.Send("<presence to='%s' type='subscribe' id='%s'/>", tt.to, id)
-			got := imUntilSync(t, alice)
+			got := alice.UntilSync()
 			to := xmpp.MustParse(tt.to)
 			var errs int
 			for _, st := range got {
@@ -125,17 +126,17 @@ func TestIMSubscribeToNoAccount(t *testing.T) {
 					continue
 				}
 				switch {
-				case st.Type == "error" && st.ID == id && imCondition(st) == xmpp.ServiceUnavailable:
+				case st.Type == "error" && st.ID == id && parleytest.Condition(st) == xmpp.ServiceUnavailable:
 					errs++
 				default:
 					t.Errorf("got %s, want no presence from %s but an error", alice.String(st.El), to.Bare())
 				}
 			}
 			if tt.wantErr && errs != 1 {
-				t.Errorf("got %d service-unavailable errors, want 1:%s", errs, imDump(alice, got))
+				t.Errorf("got %d service-unavailable errors, want 1:%s", errs, alice.Dump(got))
 			}
 			if !tt.wantErr && errs != 0 {
-				t.Errorf("got an error for an account that exists:%s", imDump(alice, got))
+				t.Errorf("got an error for an account that exists:%s", alice.Dump(got))
 			}
 			_, pushes := imSeen(alice, got, to.Bare())
 			if tt.wantErr && len(pushes) > 0 {
@@ -172,16 +173,17 @@ func TestIMLastActivityIsTheLogout(t *testing.T) {
 			}
 			b := imOnline(t, s, bob, "r", "")
 			a := imOnline(t, s, alice, "r", "")
-			imUntilSync(t, b)
+			b.UntilSync()
 			a.Send("<presence type='unavailable'><status>Heading Home</status></presence>")
-			imUntilSync(t, a)
+			a.UntilSync()
 			if closeAfter {
-				imClose(t, a)
+				a.CloseStream()
 			}
-			imUntil(t, b, "alice's unavailable presence", func(st *xmpp.Stanza) bool {
+			b.WaitFor("alice's unavailable presence", func(st *xmpp.Stanza) bool {
 				return st.Kind == xmpp.KindPresence && st.Type == "unavailable" && st.From.Bare() == imBare(alice)
 			})
-			st := imIQ(t, b, "get", imBare(alice).String(), "<query xmlns='jabber:iq:last'/>")
+
+			st := b.IQ("get", imBare(alice).String(), "<query xmlns='jabber:iq:last'/>")
 			q := xmpp.Child(st.El, "jabber:iq:last", "query")
 			if st.Type != "result" || q == nil {
 				t.Fatalf("got %s, want a result", b.String(st.El))
@@ -198,7 +200,7 @@ func TestIMLastActivityIsTheLogout(t *testing.T) {
 		imUsers(t, s, "carol-last")
 		c := imOnline(t, s, "carol-last", "r", "")
 		c.Send("<presence type='unavailable'><status>gone fishing</status></presence>")
-		imClose(t, c)
+		c.CloseStream()
 		deadline := time.Now().Add(parleytest.Timeout)
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), parleytest.Timeout)
@@ -220,8 +222,8 @@ func TestIMLastActivityIsTheLogout(t *testing.T) {
 // unavailable, as RFC 6121 §3.3.3 has the contact's server do; the bot's
 // host, which answers presence for its bots, is on this server.
 func TestIMUnsubscribingFromABot(t *testing.T) {
-	hook := botNewHook(t, nil)
-	s := botStart(t, hook, nil) // presence is answered by the host
+	hook := webhooktest.New(t, nil)
+	s := hook.Start(t, botHost, nil) // presence is answered by the host
 	const bot = "helper@" + botHost
 	botJID := xmpp.MustParse(bot)
 	for _, tt := range []struct {
@@ -235,15 +237,15 @@ func TestIMUnsubscribingFromABot(t *testing.T) {
 			imUsers(t, s, user)
 			c := imOnline(t, s, user, "phone", "")
 			c.Send("<presence to='%s' type='subscribe'/>", bot)
-			presence, pushes := imSeen(c, imUntilSync(t, c), botJID)
+			presence, pushes := imSeen(c, c.UntilSync(), botJID)
 			if strings.Join(presence, " ") != "available(from the bare JID) subscribed" || len(pushes) == 0 || pushes[len(pushes)-1] != "to" {
 				t.Fatalf("subscribing: got presence %q and pushes %q, want available and subscribed, and the item to", presence, pushes)
 			}
 			c.Send("%s", tt.send)
-			got := imUntilSync(t, c)
+			got := c.UntilSync()
 			presence, pushes = imSeen(c, got, botJID)
 			if strings.Join(presence, " ") != "unavailable(from the bare JID)" {
-				t.Errorf("got presence %q from %s, want unavailable:%s", presence, bot, imDump(c, got))
+				t.Errorf("got presence %q from %s, want unavailable:%s", presence, bot, c.Dump(got))
 			}
 			if len(pushes) != 1 || pushes[0] != tt.wantItem {
 				t.Errorf("got pushes %q, want %s", pushes, tt.wantItem)

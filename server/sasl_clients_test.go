@@ -85,9 +85,7 @@ func TestSASLAsClientsDoIt(t *testing.T) {
 				}
 			}))
 			s.AddUser("alice@localhost", "secret")
-			c := s.DialRaw()
-			c.Open("localhost")
-			c.StartTLS(s.TLSConfig("localhost"))
+			c := s.DialSecure("localhost")
 			var cb []byte
 			if tc.cb != nil {
 				cb = tc.cb(c)
@@ -126,9 +124,7 @@ func TestSASLFeatures(t *testing.T) {
 	} {
 		t.Run(tc.policy, func(t *testing.T) {
 			s := parleytest.Start(t, parleytest.WithConfig(func(c *conf.Config) { c.Auth.ChannelBinding = tc.policy }))
-			c := s.DialRaw()
-			c.Open("localhost")
-			c.StartTLS(s.TLSConfig("localhost"))
+			c := s.DialSecure("localhost")
 			var mechs, bindings []string
 			for _, m := range c.Features.FindElements("mechanisms/mechanism") {
 				mechs = append(mechs, m.Text())
@@ -170,9 +166,7 @@ func TestUnknownUserSaltSurvivesRestart(t *testing.T) {
 		if iterations == 4096 {
 			s.AddUser("alice@localhost", "secret") // keys of 4096 iterations
 		}
-		c := s.DialRaw()
-		c.Open("localhost")
-		c.StartTLS(s.TLSConfig("localhost"))
+		c := s.DialSecure("localhost")
 		first := base64.StdEncoding.EncodeToString([]byte("n,,n=nobody,r=abcdef"))
 		c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>%s</auth>", first)
 		el := c.Next()

@@ -6,9 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 )
 
 // testConfig describes a config file for a test. Its data_dir is a new
@@ -57,55 +55,4 @@ func runParley(t *testing.T, stdin string, args ...string) (code int, stdout, st
 	var out, errOut bytes.Buffer
 	code = run(args, strings.NewReader(stdin), &out, &errOut)
 	return code, out.String(), errOut.String()
-}
-
-// syncBuffer is a bytes.Buffer that a server may write to while a test
-// reads it, and that a test can wait on.
-type syncBuffer struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{} // closed on the next write; nil when nobody waits
-}
-
-// Write appends p and wakes whoever waits in waitFor.
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.changed != nil {
-		close(b.changed)
-		b.changed = nil
-	}
-	return b.buf.Write(p)
-}
-
-// String returns what was written so far.
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// waitFor waits until the buffer holds s, at most timeout, and returns the
-// buffer's contents and whether s is in them.
-func (b *syncBuffer) waitFor(s string, timeout time.Duration) (string, bool) {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		b.mu.Lock()
-		text := b.buf.String()
-		if strings.Contains(text, s) {
-			b.mu.Unlock()
-			return text, true
-		}
-		if b.changed == nil {
-			b.changed = make(chan struct{})
-		}
-		changed := b.changed
-		b.mu.Unlock()
-		select {
-		case <-changed:
-		case <-deadline.C:
-			return b.String(), false
-		}
-	}
 }

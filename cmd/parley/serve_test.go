@@ -25,12 +25,12 @@ func TestServe(t *testing.T) {
 	cfg, _ := testConfig{}.write(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs syncBuffer
+	var logs parleytest.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- runContext(ctx, []string{"serve", "-c", cfg}, strings.NewReader(""), &logs, &logs)
 	}()
-	text, ok := logs.waitFor("parley: listening", serveTimeout)
+	text, ok := logs.WaitFor("parley: listening", serveTimeout)
 	if !ok {
 		cancel()
 		t.Fatalf("serve did not log that it listens; log:\n%s", text)
@@ -99,7 +99,7 @@ func TestServeFailures(t *testing.T) {
 			// exit code fails the test.
 			ctx, cancel := context.WithTimeout(context.Background(), serveTimeout)
 			defer cancel()
-			var logs syncBuffer
+			var logs parleytest.Buffer
 			code := runContext(ctx, append([]string{"serve"}, tt.args...), strings.NewReader(""), &logs, &logs)
 			if code != tt.wantCode {
 				t.Errorf("exit code %d, want %d; log:\n%s", code, tt.wantCode, logs.String())
@@ -264,12 +264,12 @@ func serveUntilListening(t *testing.T, cfg string) (string, bool) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs syncBuffer
+	var logs parleytest.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- runContext(ctx, []string{"serve", "-c", cfg}, strings.NewReader(""), &logs, &logs)
 	}()
-	if _, ok := logs.waitFor("parley: listening", serveTimeout); !ok {
+	if _, ok := logs.WaitFor("parley: listening", serveTimeout); !ok {
 		cancel()
 		<-done
 		return logs.String(), false

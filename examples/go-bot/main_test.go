@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"math"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/components/webhook"
+	"github.com/parley-im/parley/parleytest"
+	"github.com/parley-im/parley/parleytest/webhooktest"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -178,11 +179,6 @@ func TestVerifyAcceptsParleysSignature(t *testing.T) {
 	}
 }
 
-// router collects what the component sends.
-type router chan *xmpp.Stanza
-
-func (r router) Route(st *xmpp.Stanza) { r <- st }
-
 // TestParleyTalksToTheBot runs the server's real webhook component against
 // the bot: Parley's request, headers, signing key and reply parsing.
 func TestParleyTalksToTheBot(t *testing.T) {
@@ -200,38 +196,13 @@ func TestParleyTalksToTheBot(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			bot := httptest.NewServer(handler(tt.botSecret))
-			defer bot.Close()
-			out := make(router, 8)
-			c, err := webhook.New(webhook.Config{
+			t.Cleanup(bot.Close) // after the component closes
+			c, out := webhooktest.NewComponent(t, webhook.Config{
 				Domain: "bots.localhost", PostURL: bot.URL, PostMessages: true, Secret: tt.secret,
-				TypingDelay: time.Hour, Router: out,
+				TypingDelay: time.Hour,
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				if err := c.Close(ctx); err != nil {
-					t.Error(err)
-				}
-			}()
-			el := etree.NewElement("message")
-			el.CreateAttr("from", "alice@localhost/phone")
-			el.CreateAttr("to", "echo@bots.localhost")
-			el.CreateAttr("type", "chat")
-			el.CreateElement("body").SetText("hello")
-			st, err := xmpp.NewStanza(el)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.HandleStanza(st)
-			var got *xmpp.Stanza
-			select {
-			case got = <-out:
-			case <-time.After(10 * time.Second):
-				t.Fatal("no reply from the component in 10s")
-			}
+			c.HandleStanza(parleytest.ParseStanza(t, "<message from='alice@localhost/phone' to='echo@bots.localhost' type='chat'><body>hello</body></message>"))
+			got := out.Next(t)
 			if got.To.String() != "alice@localhost/phone" || got.From.String() != "echo@bots.localhost" {
 				t.Errorf("reply from %s to %s, want from echo@bots.localhost to alice@localhost/phone", got.From, got.To)
 			}

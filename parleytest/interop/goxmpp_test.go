@@ -1,7 +1,6 @@
 package interop
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -15,11 +14,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/parley-im/parley/conf"
+	"github.com/parley-im/parley/parleytest"
 	goxmpp "github.com/xmppo/go-xmpp"
 )
 
@@ -87,39 +86,6 @@ func TestGoXMPP(t *testing.T) {
 	runLibrary(t, lib, cases)
 }
 
-// syncBuffer is the go-xmpp debug log: its reader goroutine and ours
-// both write it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// tail is the last n lines of the wire log, each cut at 600 bytes.
-func (s *syncBuffer) tail(n int) string {
-	lines := strings.Split(strings.TrimRight(s.String(), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	for i, l := range lines {
-		if len(l) > 600 {
-			lines[i] = l[:600] + "..."
-		}
-	}
-	return strings.Join(lines, "\n")
-}
-
 var (
 	authRE    = regexp.MustCompile(`^SEND <auth xmlns='[^']*' mechanism='([^']+)'>([^<]*)</auth>`)
 	failureRE = regexp.MustCompile(`<failure xmlns=["']urn:ietf:params:xml:ns:xmpp-sasl["'].*?</failure>`)
@@ -159,7 +125,7 @@ func goxmppMain(config string) int {
 		_ = out.Encode(stepResult{Step: step, OK: ok, Error: errText, Detail: detail})
 	}
 	timeout := time.Duration(cfg.StepTimeout * float64(time.Second))
-	wire := &syncBuffer{}
+	wire := &parleytest.Buffer{} // go-xmpp's reader goroutine and ours both write it
 
 	pem, err := os.ReadFile(cfg.CAFile)
 	if err != nil {
@@ -214,7 +180,7 @@ func goxmppMain(config string) int {
 		if f := failureRE.FindAllString(wire.String(), -1); len(f) > 0 {
 			msg += "; server answered " + strings.Join(f, " then ")
 		}
-		emit("login", false, msg+"\nlast on the wire:\n"+wire.tail(6), detail)
+		emit("login", false, msg+"\nlast on the wire:\n"+wire.Tail(6, 600), detail)
 		return 1
 	}
 	detail["jid"] = c.JID()
@@ -244,7 +210,7 @@ func goxmppMain(config string) int {
 			select {
 			case r := <-in:
 				if r.err != nil {
-					return fmt.Errorf("waiting for %s: %w\nlast on the wire:\n%s", what, r.err, wire.tail(6))
+					return fmt.Errorf("waiting for %s: %w\nlast on the wire:\n%s", what, r.err, wire.Tail(6, 600))
 				}
 				if iq, ok := r.v.(goxmpp.IQ); ok && iq.Type == "set" {
 					items, _ := parseRoster(iq.Query)
@@ -255,7 +221,7 @@ func goxmppMain(config string) int {
 					return nil
 				}
 			case <-deadline:
-				return fmt.Errorf("no %s within %v\nlast on the wire:\n%s", what, timeout, wire.tail(6))
+				return fmt.Errorf("no %s within %v\nlast on the wire:\n%s", what, timeout, wire.Tail(6, 600))
 			}
 		}
 	}

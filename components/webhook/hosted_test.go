@@ -1,4 +1,4 @@
-package server_test
+package webhook_test
 
 import (
 	"bufio"
@@ -23,21 +23,23 @@ import (
 	"github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
+	"github.com/parley-im/parley/parleytest/webhooktest"
 	"github.com/parley-im/parley/xmpp"
 )
 
 func TestBotShutdownAnswersAHeldIQ(t *testing.T) {
-	var hook *botHook
-	hook = botNewHook(t, func(w http.ResponseWriter, r *botRequest) {
-		hook.hold(r, nil)
+	var hook *webhooktest.Hook
+	hook = webhooktest.New(t, func(w http.ResponseWriter, r *webhooktest.Post) {
+		hook.Hold(r, nil)
 		w.WriteHeader(http.StatusNoContent)
 	})
-	s := botStart(t, hook, func(h *conf.Host) { webhook.OptionsOf(h).PostStanzas = []string{"message", "iq"} })
+
+	s := hook.Start(t, botHost, func(h *conf.Host) { webhook.OptionsOf(h).PostStanzas = []string{"message", "iq"} })
 	botUsers(t, s, "alice")
 	alice := botLogin(t, s, "alice", "phone")
 	alice.Send("<iq to='slow@bots.localhost' type='get' id='held'><query xmlns='%s'/></iq>", botNS)
 	alice.Send("<iq to='slow@bots.localhost' type='get' id='waiting'><query xmlns='%s'/></iq>", botNS)
-	hook.next(t)
+	hook.Next(t)
 
 	done := make(chan error, 1)
 	go func() {
@@ -60,8 +62,8 @@ func TestBotShutdownAnswersAHeldIQ(t *testing.T) {
 }
 
 func TestBotRequestIsTheSeedJSON(t *testing.T) {
-	hook := botNewHook(t, nil) // 204: no reply
-	s := botStart(t, hook, func(h *conf.Host) {
+	hook := webhooktest.New(t, nil) // 204: no reply
+	s := hook.Start(t, botHost, func(h *conf.Host) {
 		webhook.OptionsOf(h).PostStanzas = []string{"message", "presence", "iq"}
 		webhook.OptionsOf(h).Headers = map[string]string{"Authorization": "Bearer hook-token", "X-Parley-Test": "yes"}
 	})
@@ -70,7 +72,7 @@ func TestBotRequestIsTheSeedJSON(t *testing.T) {
 
 	t.Run("a message is posted as JSON with to, from, kind, stanza, body, id and type", func(t *testing.T) {
 		alice.Send("<message to='echo@bots.localhost' type='chat' id='m1'><body>hello &amp; bye</body><x xmlns='urn:example:x'>kept</x></message>")
-		r := hook.next(t)
+		r := hook.Next(t)
 		if r.Method != http.MethodPost {
 			t.Errorf("method %s, want POST", r.Method)
 		}
@@ -128,7 +130,7 @@ func TestBotRequestIsTheSeedJSON(t *testing.T) {
 
 	t.Run("a message without a body has no body field", func(t *testing.T) {
 		alice.Send("<message to='echo@bots.localhost' type='chat' id='m2'><active xmlns='http://jabber.org/protocol/chatstates'/></message>")
-		r := hook.next(t)
+		r := hook.Next(t)
 		var fields map[string]any
 		if err := json.Unmarshal(r.Body, &fields); err != nil {
 			t.Fatalf("not JSON: %v", err)
@@ -143,7 +145,7 @@ func TestBotRequestIsTheSeedJSON(t *testing.T) {
 
 	t.Run("an iq is posted with kind iq, its id and its type", func(t *testing.T) {
 		alice.Send("<iq to='echo@bots.localhost' type='get' id='q1'><query xmlns='%s'/></iq>", botNS)
-		r := hook.next(t)
+		r := hook.Next(t)
 		if r.JSONErr != nil || r.JSON.Kind != "iq" || r.JSON.ID != "q1" || r.JSON.Type != "get" || r.JSON.From != alice.JID.String() || r.JSON.Body != "" {
 			t.Errorf("posted %s", r.Body)
 		}
@@ -153,7 +155,7 @@ func TestBotRequestIsTheSeedJSON(t *testing.T) {
 
 	t.Run("a presence is posted with kind presence when presence is forwarded", func(t *testing.T) {
 		alice.Send("<presence to='echo@bots.localhost' id='p1'/>")
-		r := hook.next(t)
+		r := hook.Next(t)
 		if r.JSONErr != nil || r.JSON.Kind != "presence" || r.JSON.ID != "p1" || r.JSON.Type != "" || r.JSON.From != alice.JID.String() {
 			t.Errorf("posted %s", r.Body)
 		}
@@ -165,7 +167,7 @@ func TestBotSignsRequestsWithStandardWebhooksHeaders(t *testing.T) {
 	whsec := "whsec_" + base64.StdEncoding.EncodeToString(whsecKey)
 	var mu sync.Mutex
 	attempts := map[string]int{}
-	hook := botNewHook(t, func(w http.ResponseWriter, r *botRequest) {
+	hook := webhooktest.New(t, func(w http.ResponseWriter, r *webhooktest.Post) {
 		mu.Lock()
 		attempts[r.JSON.ID]++
 		n := attempts[r.JSON.ID]
@@ -174,9 +176,10 @@ func TestBotSignsRequestsWithStandardWebhooksHeaders(t *testing.T) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
-		botJSON(w, http.StatusOK, webhook.Reply{Body: "ok " + r.JSON.ID})
+		webhooktest.JSON(w, http.StatusOK, webhook.Reply{Body: "ok " + r.JSON.ID})
 	})
-	s := botStart(t, hook, func(h *conf.Host) {
+
+	s := hook.Start(t, botHost, func(h *conf.Host) {
 		webhook.OptionsOf(h).Secret = "plain secret"
 		webhook.OptionsOf(h).Retries = 2
 	},
@@ -186,7 +189,7 @@ func TestBotSignsRequestsWithStandardWebhooksHeaders(t *testing.T) {
 	botUsers(t, s, "alice")
 	alice := botLogin(t, s, "alice", "phone")
 
-	verify := func(t *testing.T, r *botRequest, key []byte) {
+	verify := func(t *testing.T, r *webhooktest.Post, key []byte) {
 		t.Helper()
 		id, ts, sig := r.Header.Get("webhook-id"), r.Header.Get("webhook-timestamp"), r.Header.Get("webhook-signature")
 		if id == "" || ts == "" || sig == "" {
@@ -215,7 +218,7 @@ func TestBotSignsRequestsWithStandardWebhooksHeaders(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			id := "sig-" + tt.host
 			alice.Send("<message to='sig@%s' type='chat' id='%s'><body>sign me</body></message>", tt.host, id)
-			r := hook.next(t)
+			r := hook.Next(t)
 			verify(t, r, tt.key)
 			if tt.host == "whsec.localhost" && slices.Contains(strings.Fields(r.Header.Get("webhook-signature")), webhook.Sign([]byte(whsec), r.Header.Get("webhook-id"), botUnix(r.Header.Get("webhook-timestamp")), r.Body)) {
 				t.Errorf("signed with the whsec_ string itself, not its decoded key")
@@ -226,7 +229,7 @@ func TestBotSignsRequestsWithStandardWebhooksHeaders(t *testing.T) {
 
 	t.Run("without a secret no webhook headers are sent", func(t *testing.T) {
 		alice.Send("<message to='sig@unsigned.localhost' type='chat' id='nosig'><body>x</body></message>")
-		r := hook.next(t)
+		r := hook.Next(t)
 		for _, h := range []string{"webhook-id", "webhook-timestamp", "webhook-signature"} {
 			if v := r.Header.Get(h); v != "" {
 				t.Errorf("%s = %q without a secret", h, v)
@@ -237,7 +240,7 @@ func TestBotSignsRequestsWithStandardWebhooksHeaders(t *testing.T) {
 
 	t.Run("a retry keeps the webhook-id and a new delivery gets a new one", func(t *testing.T) {
 		alice.Send("<message to='sig@bots.localhost' type='chat' id='retry-1'><body>again</body></message>")
-		first, second := hook.next(t), hook.next(t)
+		first, second := hook.Next(t), hook.Next(t)
 		if first.JSON.ID != "retry-1" || second.JSON.ID != "retry-1" {
 			t.Fatalf("requests for %q and %q, want retry-1 twice", first.JSON.ID, second.JSON.ID)
 		}
@@ -252,7 +255,7 @@ func TestBotSignsRequestsWithStandardWebhooksHeaders(t *testing.T) {
 		botExpectMessage(t, alice, "sig@bots.localhost", "ok retry-1")
 
 		alice.Send("<message to='sig@bots.localhost' type='chat' id='fresh-1'><body>again</body></message>")
-		third := hook.next(t)
+		third := hook.Next(t)
 		verify(t, third, []byte("plain secret"))
 		if third.Header.Get("webhook-id") == first.Header.Get("webhook-id") {
 			t.Errorf("two deliveries share webhook-id %q", first.Header.Get("webhook-id"))
@@ -273,12 +276,14 @@ func TestBotReplyForms(t *testing.T) {
 		name   string
 		local  string // the bot the message goes to
 		typ    string // the message's type attribute, none when empty
-		answer func(w http.ResponseWriter, r *botRequest)
+		answer func(w http.ResponseWriter, r *webhooktest.Post)
 		check  func(t *testing.T) // nil: nothing arrives but the marker
 	}{
 		{
 			name: "a body goes back to the sender's full JID from the bot JID, with the incoming chat type", local: "body", typ: "chat",
-			answer: func(w http.ResponseWriter, r *botRequest) { botJSON(w, 200, map[string]any{"body": "pong"}) },
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) {
+				webhooktest.JSON(w, 200, map[string]any{"body": "pong"})
+			},
 			check: func(t *testing.T) {
 				st := botExpectMessage(t, alice, "body@bots.localhost", "pong")
 				if st.To != alice.JID || st.Type != "chat" {
@@ -288,7 +293,9 @@ func TestBotReplyForms(t *testing.T) {
 		},
 		{
 			name: "a body keeps the incoming normal type", local: "normal", typ: "normal",
-			answer: func(w http.ResponseWriter, r *botRequest) { botJSON(w, 200, map[string]any{"body": "pong"}) },
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) {
+				webhooktest.JSON(w, 200, map[string]any{"body": "pong"})
+			},
 			check: func(t *testing.T) {
 				if st := botExpectMessage(t, alice, "normal@bots.localhost", "pong"); st.Type != "normal" {
 					t.Errorf("type %q, want normal", st.Type)
@@ -297,7 +304,9 @@ func TestBotReplyForms(t *testing.T) {
 		},
 		{
 			name: "a message without a type (normal) is not answered as chat", local: "notype", typ: "",
-			answer: func(w http.ResponseWriter, r *botRequest) { botJSON(w, 200, map[string]any{"body": "pong"}) },
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) {
+				webhooktest.JSON(w, 200, map[string]any{"body": "pong"})
+			},
 			check: func(t *testing.T) {
 				if st := botExpectMessage(t, alice, "notype@bots.localhost", "pong"); st.Type != "" && st.Type != "normal" {
 					t.Errorf("type %q, want the incoming type: normal (or no type attribute)", st.Type)
@@ -306,8 +315,8 @@ func TestBotReplyForms(t *testing.T) {
 		},
 		{
 			name: "an explicit type is kept", local: "headline", typ: "chat",
-			answer: func(w http.ResponseWriter, r *botRequest) {
-				botJSON(w, 200, map[string]any{"type": "headline", "body": "news"})
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) {
+				webhooktest.JSON(w, 200, map[string]any{"type": "headline", "body": "news"})
 			},
 			check: func(t *testing.T) {
 				if st := botExpectMessage(t, alice, "headline@bots.localhost", "news"); st.Type != "headline" {
@@ -317,28 +326,30 @@ func TestBotReplyForms(t *testing.T) {
 		},
 		{
 			name: "an explicit to reaches another local user", local: "to", typ: "chat",
-			answer: func(w http.ResponseWriter, r *botRequest) {
-				botJSON(w, 200, map[string]any{"to": "bob@localhost", "body": "for bob"})
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) {
+				webhooktest.JSON(w, 200, map[string]any{"to": "bob@localhost", "body": "for bob"})
 			},
 			check: func(t *testing.T) { botExpectMessage(t, bob, "to@bots.localhost", "for bob") },
 		},
 		{
 			name: "an explicit from of another localpart and resource of the bot domain is allowed", local: "from", typ: "chat",
-			answer: func(w http.ResponseWriter, r *botRequest) {
-				botJSON(w, 200, map[string]any{"from": "other@bots.localhost/desk", "body": "from other"})
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) {
+				webhooktest.JSON(w, 200, map[string]any{"from": "other@bots.localhost/desk", "body": "from other"})
 			},
 			check: func(t *testing.T) { botExpectMessage(t, alice, "other@bots.localhost/desk", "from other") },
 		},
 		{
 			name: "the bare bot domain may speak", local: "domain", typ: "chat",
-			answer: func(w http.ResponseWriter, r *botRequest) {
-				botJSON(w, 200, map[string]any{"from": "bots.localhost", "body": "from the domain"})
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) {
+				webhooktest.JSON(w, 200, map[string]any{"from": "bots.localhost", "body": "from the domain"})
 			},
 			check: func(t *testing.T) { botExpectMessage(t, alice, "bots.localhost", "from the domain") },
 		},
 		{
 			name: "kind presence sends a presence", local: "presence", typ: "chat",
-			answer: func(w http.ResponseWriter, r *botRequest) { botJSON(w, 200, map[string]any{"kind": "presence"}) },
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) {
+				webhooktest.JSON(w, 200, map[string]any{"kind": "presence"})
+			},
 			check: func(t *testing.T) {
 				st := botNext(t, alice)
 				if st.Kind != xmpp.KindPresence || st.Type != "" || st.From.String() != "presence@bots.localhost" || st.To != alice.JID {
@@ -348,8 +359,8 @@ func TestBotReplyForms(t *testing.T) {
 		},
 		{
 			name: "a stanza field is routed as given", local: "stanza", typ: "chat",
-			answer: func(w http.ResponseWriter, r *botRequest) {
-				botJSON(w, 200, map[string]any{"stanza": "<message to='bob@localhost/desk' from='raw@bots.localhost/x' type='chat' id='raw1'><body>raw</body><x xmlns='urn:example:x'>kept</x></message>"})
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) {
+				webhooktest.JSON(w, 200, map[string]any{"stanza": "<message to='bob@localhost/desk' from='raw@bots.localhost/x' type='chat' id='raw1'><body>raw</body><x xmlns='urn:example:x'>kept</x></message>"})
 			},
 			check: func(t *testing.T) {
 				st := botExpectMessage(t, bob, "raw@bots.localhost/x", "raw")
@@ -360,8 +371,8 @@ func TestBotReplyForms(t *testing.T) {
 		},
 		{
 			name: "a stanza field without addresses answers the sender from the bot", local: "rawnoaddr", typ: "chat",
-			answer: func(w http.ResponseWriter, r *botRequest) {
-				botJSON(w, 200, map[string]any{"stanza": "<message type='chat'><body>no addresses</body></message>"})
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) {
+				webhooktest.JSON(w, 200, map[string]any{"stanza": "<message type='chat'><body>no addresses</body></message>"})
 			},
 			check: func(t *testing.T) {
 				if st := botExpectMessage(t, alice, "rawnoaddr@bots.localhost", "no addresses"); st.To != alice.JID {
@@ -371,8 +382,8 @@ func TestBotReplyForms(t *testing.T) {
 		},
 		{
 			name: "an array sends each reply, in order", local: "array", typ: "chat",
-			answer: func(w http.ResponseWriter, r *botRequest) {
-				botJSON(w, 200, []map[string]any{{"body": "one"}, {"body": "two"}})
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) {
+				webhooktest.JSON(w, 200, []map[string]any{{"body": "one"}, {"body": "two"}})
 			},
 			check: func(t *testing.T) {
 				botExpectMessage(t, alice, "array@bots.localhost", "one")
@@ -381,42 +392,46 @@ func TestBotReplyForms(t *testing.T) {
 		},
 		{
 			name: "204 sends nothing", local: "nocontent", typ: "chat",
-			answer: func(w http.ResponseWriter, r *botRequest) { w.WriteHeader(http.StatusNoContent) },
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) { w.WriteHeader(http.StatusNoContent) },
 		},
 		{
 			name: "200 with an empty body sends nothing", local: "empty", typ: "chat",
-			answer: func(w http.ResponseWriter, r *botRequest) { botRaw(w, 200, "application/json", "") },
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) { webhooktest.Raw(w, 200, "application/json", "") },
 		},
 		{
 			name: "application/json with a charset is JSON", local: "charset", typ: "chat",
-			answer: func(w http.ResponseWriter, r *botRequest) {
-				botRaw(w, 200, "application/json; charset=utf-8", `{"body":"charset"}`)
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) {
+				webhooktest.Raw(w, 200, "application/json; charset=utf-8", `{"body":"charset"}`)
 			},
 			check: func(t *testing.T) { botExpectMessage(t, alice, "charset@bots.localhost", "charset") },
 		},
 		{
 			name: "a +json media type is JSON", local: "vnd", typ: "chat",
-			answer: func(w http.ResponseWriter, r *botRequest) {
-				botRaw(w, 200, "application/vnd.x+json", `{"body":"vendor"}`)
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) {
+				webhooktest.Raw(w, 200, "application/vnd.x+json", `{"body":"vendor"}`)
 			},
 			check: func(t *testing.T) { botExpectMessage(t, alice, "vnd@bots.localhost", "vendor") },
 		},
 		{
 			name: "201 is a success", local: "created", typ: "chat",
-			answer: func(w http.ResponseWriter, r *botRequest) { botJSON(w, 201, map[string]any{"body": "201"}) },
-			check:  func(t *testing.T) { botExpectMessage(t, alice, "created@bots.localhost", "201") },
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) {
+				webhooktest.JSON(w, 201, map[string]any{"body": "201"})
+			},
+			check: func(t *testing.T) { botExpectMessage(t, alice, "created@bots.localhost", "201") },
 		},
 		{
 			name: "202 is a success", local: "accepted", typ: "chat",
-			answer: func(w http.ResponseWriter, r *botRequest) { botJSON(w, 202, map[string]any{"body": "202"}) },
-			check:  func(t *testing.T) { botExpectMessage(t, alice, "accepted@bots.localhost", "202") },
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) {
+				webhooktest.JSON(w, 202, map[string]any{"body": "202"})
+			},
+			check: func(t *testing.T) { botExpectMessage(t, alice, "accepted@bots.localhost", "202") },
 		},
 	}
-	answers := map[string]func(http.ResponseWriter, *botRequest){}
+	answers := map[string]func(http.ResponseWriter, *webhooktest.Post){}
 	for _, tt := range tests {
 		answers[tt.local] = tt.answer
 	}
-	hook := botNewHook(t, func(w http.ResponseWriter, r *botRequest) {
+	hook := webhooktest.New(t, func(w http.ResponseWriter, r *webhooktest.Post) {
 		if botMarkerReply(w, r) {
 			return
 		}
@@ -426,7 +441,8 @@ func TestBotReplyForms(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusNotFound)
 	})
-	s := botStart(t, hook, nil)
+
+	s := hook.Start(t, botHost, nil)
 	botUsers(t, s, "alice", "bob")
 	alice = botLogin(t, s, "alice", "phone")
 	bob = botLogin(t, s, "bob", "desk")
@@ -465,13 +481,14 @@ func TestBotRefusesRepliesFromOutsideItsDomain(t *testing.T) {
 	for _, tt := range tests {
 		replies[tt.local] = tt.reply
 	}
-	hook := botNewHook(t, func(w http.ResponseWriter, r *botRequest) {
+	hook := webhooktest.New(t, func(w http.ResponseWriter, r *webhooktest.Post) {
 		if botMarkerReply(w, r) {
 			return
 		}
-		botJSON(w, 200, replies[r.Local])
+		webhooktest.JSON(w, 200, replies[r.Local])
 	})
-	s := botStart(t, hook, nil, parleytest.WithBot("other.localhost", hook.URL, nil))
+
+	s := hook.Start(t, botHost, nil, parleytest.WithBot("other.localhost", hook.URL, nil))
 	botUsers(t, s, "alice", "bob")
 	alice := botLogin(t, s, "alice", "phone")
 	bob := botLogin(t, s, "bob", "desk")
@@ -495,17 +512,19 @@ func TestBotRefusesRepliesFromOutsideItsDomain(t *testing.T) {
 }
 
 func TestBotStripsServerOwnedElementsFromStanzaReplies(t *testing.T) {
-	hook := botNewHook(t, func(w http.ResponseWriter, r *botRequest) {
+	hook := webhooktest.New(t, func(w http.ResponseWriter, r *webhooktest.Post) {
 		if botMarkerReply(w, r) {
 			return
 		}
-		botJSON(w, 200, map[string]any{"stanza": "<message to='bob@localhost/desk' type='chat'><body>clean me</body>" +
+		webhooktest.JSON(w, 200, map[string]any{"stanza": "<message to='bob@localhost/desk' type='chat'><body>clean me</body>" +
 			"<stanza-id xmlns='urn:xmpp:sid:0' id='forged' by='bob@localhost'/>" +
 			"<occupant-id xmlns='urn:xmpp:occupant-id:0' id='forged'/>" +
 			"<delay xmlns='urn:xmpp:delay' from='localhost' stamp='2002-09-10T23:08:25Z'/>" +
 			"<x xmlns='urn:example:x'>kept</x></message>"})
+
 	})
-	s := botStart(t, hook, nil)
+
+	s := hook.Start(t, botHost, nil)
 	botUsers(t, s, "alice", "bob")
 	alice := botLogin(t, s, "alice", "phone")
 	bob := botLogin(t, s, "bob", "desk")
@@ -528,20 +547,20 @@ func TestBotStripsServerOwnedElementsFromStanzaReplies(t *testing.T) {
 }
 
 func TestBotFailuresAnswerTheSender(t *testing.T) {
-	status := func(code int, header ...string) func(http.ResponseWriter, *botRequest) {
-		return func(w http.ResponseWriter, r *botRequest) {
+	status := func(code int, header ...string) func(http.ResponseWriter, *webhooktest.Post) {
+		return func(w http.ResponseWriter, r *webhooktest.Post) {
 			for i := 0; i+1 < len(header); i += 2 {
 				w.Header().Set(header[i], header[i+1])
 			}
 			w.WriteHeader(code)
 		}
 	}
-	var hook *botHook
+	var hook *webhooktest.Hook
 	tests := []struct {
 		name   string
 		host   string // botHost when empty
 		local  string
-		answer func(http.ResponseWriter, *botRequest)
+		answer func(http.ResponseWriter, *webhooktest.Post)
 		// typ and want are the error the sender gets: for a status, the
 		// seed's (Prosody's mod_component_http) type and condition.
 		typ  xmpp.ErrorType
@@ -551,8 +570,8 @@ func TestBotFailuresAnswerTheSender(t *testing.T) {
 	}{
 		{name: "an unreachable webhook after the retries is cancel/remote-server-timeout", host: "down.localhost", local: "down", typ: xmpp.ErrCancel, want: xmpp.RemoteServerTimeout},
 		{name: "a webhook hanging past the timeout is wait/remote-server-timeout", host: "hang.localhost", local: "hang", typ: xmpp.ErrWait, want: xmpp.RemoteServerTimeout, attempts: 1,
-			answer: func(w http.ResponseWriter, r *botRequest) {
-				hook.hold(r, nil)
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) {
+				hook.Hold(r, nil)
 				w.WriteHeader(http.StatusNoContent)
 			}},
 		{name: "300 is cancel/service-unavailable", local: "e300", answer: status(300), typ: xmpp.ErrCancel, want: xmpp.ServiceUnavailable, attempts: 1},
@@ -573,31 +592,35 @@ func TestBotFailuresAnswerTheSender(t *testing.T) {
 		{name: "504 after the retries is wait/remote-server-timeout", local: "e504", answer: status(504), typ: xmpp.ErrWait, want: xmpp.RemoteServerTimeout, attempts: 3},
 		{name: "505 is cancel/service-unavailable", local: "e505", answer: status(505), typ: xmpp.ErrCancel, want: xmpp.ServiceUnavailable, attempts: 1},
 		{name: "malformed JSON is internal-server-error", local: "badjson", typ: xmpp.ErrCancel, want: xmpp.InternalServerError, attempts: 1,
-			answer: func(w http.ResponseWriter, r *botRequest) { botRaw(w, 200, "application/json", `{"body": "unfinished`) }},
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) {
+				webhooktest.Raw(w, 200, "application/json", `{"body": "unfinished`)
+			}},
 		{name: "a text/plain answer is internal-server-error", local: "text", typ: xmpp.ErrCancel, want: xmpp.InternalServerError, attempts: 1,
-			answer: func(w http.ResponseWriter, r *botRequest) { botRaw(w, 200, "text/plain", "hello") }},
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) { webhooktest.Raw(w, 200, "text/plain", "hello") }},
 		{name: "bad XML in stanza is internal-server-error", local: "badxml", typ: xmpp.ErrCancel, want: xmpp.InternalServerError, attempts: 1,
-			answer: func(w http.ResponseWriter, r *botRequest) {
-				botJSON(w, 200, map[string]any{"stanza": "<message><body>unclosed</message>"})
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) {
+				webhooktest.JSON(w, 200, map[string]any{"stanza": "<message><body>unclosed</message>"})
 			}},
 		{name: "a stanza field that is not a stanza is internal-server-error", local: "notstanza", typ: xmpp.ErrCancel, want: xmpp.InternalServerError, attempts: 1,
-			answer: func(w http.ResponseWriter, r *botRequest) {
-				botJSON(w, 200, map[string]any{"stanza": "<foo xmlns='urn:foo'/>"})
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) {
+				webhooktest.JSON(w, 200, map[string]any{"stanza": "<foo xmlns='urn:foo'/>"})
 			}},
 		{name: "an answer over 1 MiB is internal-server-error", local: "huge", typ: xmpp.ErrCancel, want: xmpp.InternalServerError, attempts: 1,
-			answer: func(w http.ResponseWriter, r *botRequest) {
-				botRaw(w, 200, "application/json", `{"body":"`+strings.Repeat("a", 1<<20)+`"}`)
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) {
+				webhooktest.Raw(w, 200, "application/json", `{"body":"`+strings.Repeat("a", 1<<20)+`"}`)
 			}},
 		{name: "JSON that is neither an object nor an array is internal-server-error", local: "scalar", typ: xmpp.ErrCancel, want: xmpp.InternalServerError, attempts: 1,
-			answer: func(w http.ResponseWriter, r *botRequest) { botRaw(w, 200, "application/json", `"just a string"`) }},
+			answer: func(w http.ResponseWriter, r *webhooktest.Post) {
+				webhooktest.Raw(w, 200, "application/json", `"just a string"`)
+			}},
 	}
-	cases := map[string]func(http.ResponseWriter, *botRequest){}
+	cases := map[string]func(http.ResponseWriter, *webhooktest.Post){}
 	for _, tt := range tests {
 		cases[tt.local] = tt.answer
 	}
 	var mu sync.Mutex
 	attempts := map[string]int{} // by bot localpart
-	hook = botNewHook(t, func(w http.ResponseWriter, r *botRequest) {
+	hook = webhooktest.New(t, func(w http.ResponseWriter, r *webhooktest.Post) {
 		if botMarkerReply(w, r) {
 			return
 		}
@@ -612,9 +635,9 @@ func TestBotFailuresAnswerTheSender(t *testing.T) {
 				return
 			}
 			if r.JSON.Kind == "iq" {
-				botJSON(w, 200, map[string]any{"kind": "iq", "type": "result"})
+				webhooktest.JSON(w, 200, map[string]any{"kind": "iq", "type": "result"})
 			} else {
-				botJSON(w, 200, map[string]any{"body": "recovered"})
+				webhooktest.JSON(w, 200, map[string]any{"body": "recovered"})
 			}
 			return
 		}
@@ -624,6 +647,7 @@ func TestBotFailuresAnswerTheSender(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusTeapot)
 	})
+
 	closed := httptest.NewServer(http.NotFoundHandler())
 	downURL := closed.URL
 	closed.Close()
@@ -638,7 +662,7 @@ func TestBotFailuresAnswerTheSender(t *testing.T) {
 		edit(h)
 		webhook.OptionsOf(h).Timeout = conf.Duration{Duration: 300 * time.Millisecond}
 	}
-	s := botStart(t, hook, edit, parleytest.WithBot("down.localhost", downURL, edit), parleytest.WithBot("hang.localhost", hook.URL, short))
+	s := hook.Start(t, botHost, edit, parleytest.WithBot("down.localhost", downURL, edit), parleytest.WithBot("hang.localhost", hook.URL, short))
 	botUsers(t, s, "alice")
 
 	send := map[xmpp.Kind]string{
@@ -705,32 +729,33 @@ func TestBotFailuresAnswerTheSender(t *testing.T) {
 }
 
 func TestBotForwardedIQsGetExactlyOneAnswer(t *testing.T) {
-	hook := botNewHook(t, func(w http.ResponseWriter, r *botRequest) {
+	hook := webhooktest.New(t, func(w http.ResponseWriter, r *webhooktest.Post) {
 		if botMarkerReply(w, r) {
 			return
 		}
 		switch r.Local {
 		case "result":
-			botJSON(w, 200, map[string]any{"kind": "iq", "type": "result"})
+			webhooktest.JSON(w, 200, map[string]any{"kind": "iq", "type": "result"})
 		case "body":
-			botJSON(w, 200, map[string]any{"body": "an answer in words"})
+			webhooktest.JSON(w, 200, map[string]any{"body": "an answer in words"})
 		case "nocontent":
 			w.WriteHeader(http.StatusNoContent)
 		case "two":
-			botJSON(w, 200, []map[string]any{{"kind": "iq", "type": "result"}, {"kind": "iq", "type": "result"}})
+			webhooktest.JSON(w, 200, []map[string]any{{"kind": "iq", "type": "result"}, {"kind": "iq", "type": "result"}})
 		case "resultanderror":
-			botJSON(w, 200, []map[string]any{{"kind": "iq", "type": "result"}, {"kind": "iq", "type": "error", "body": "changed my mind"}})
+			webhooktest.JSON(w, 200, []map[string]any{{"kind": "iq", "type": "result"}, {"kind": "iq", "type": "error", "body": "changed my mind"}})
 		case "stanza":
-			botJSON(w, 200, map[string]any{"stanza": "<iq type='result' id='" + r.JSON.ID + "'><query xmlns='" + botNS + "'>raw</query></iq>"})
+			webhooktest.JSON(w, 200, map[string]any{"stanza": "<iq type='result' id='" + r.JSON.ID + "'><query xmlns='" + botNS + "'>raw</query></iq>"})
 		case "message":
-			botJSON(w, 200, map[string]any{"kind": "message", "body": "not an iq"})
+			webhooktest.JSON(w, 200, map[string]any{"kind": "message", "body": "not an iq"})
 		case "emptyarray":
-			botJSON(w, 200, []any{})
+			webhooktest.JSON(w, 200, []any{})
 		default:
 			w.WriteHeader(http.StatusTeapot)
 		}
 	})
-	s := botStart(t, hook, func(h *conf.Host) { webhook.OptionsOf(h).PostStanzas = []string{"message", "iq"} })
+
+	s := hook.Start(t, botHost, func(h *conf.Host) { webhook.OptionsOf(h).PostStanzas = []string{"message", "iq"} })
 	botUsers(t, s, "alice")
 	alice := botLogin(t, s, "alice", "phone")
 
@@ -782,9 +807,9 @@ func TestBotForwardedIQsGetExactlyOneAnswer(t *testing.T) {
 		for range 2 {
 			st := botNext(t, alice)
 			switch {
-			case st.Kind == xmpp.KindMessage && botBody(st) == "not an iq":
+			case st.Kind == xmpp.KindMessage && parleytest.Body(st) == "not an iq":
 				sawMessage = true
-			case st.Kind == xmpp.KindIQ && st.Type == "error" && st.ID == "r8" && botCondition(st) == xmpp.ServiceUnavailable:
+			case st.Kind == xmpp.KindIQ && st.Type == "error" && st.ID == "r8" && parleytest.Condition(st) == xmpp.ServiceUnavailable:
 				sawError = true
 			default:
 				t.Fatalf("got %s", alice.String(st.El))
@@ -798,8 +823,8 @@ func TestBotForwardedIQsGetExactlyOneAnswer(t *testing.T) {
 }
 
 func TestBotIQsTheServerAnswersForTheBot(t *testing.T) {
-	hook := botNewHook(t, nil)
-	s := botStart(t, hook, nil) // post_stanzas: message only
+	hook := webhooktest.New(t, nil)
+	s := hook.Start(t, botHost, nil) // post_stanzas: message only
 	botUsers(t, s, "alice")
 	alice := botLogin(t, s, "alice", "phone")
 
@@ -858,21 +883,21 @@ func TestBotIQsTheServerAnswersForTheBot(t *testing.T) {
 					tt.check(t, st)
 				}
 			}
-			if got := botUntilSync(t, alice); len(got) > 0 {
+			if got := alice.UntilSync(); len(got) > 0 {
 				t.Errorf("then %d more stanzas, first %s", len(got), alice.String(got[0].El))
 			}
 		})
 	}
 	t.Run("the webhook is never called for them", func(t *testing.T) {
-		if n, r := hook.calls.Load(), botComponent(t, s, botHost).Metrics().Requests(); n != 0 || r != 0 {
+		if n, r := hook.Calls(), botComponent(t, s, botHost).Metrics().Requests(); n != 0 || r != 0 {
 			t.Errorf("the webhook got %d requests (Requests() %d), want 0", n, r)
 		}
 	})
 }
 
 func TestBotAnswersPresenceForItself(t *testing.T) {
-	hook := botNewHook(t, nil)
-	s := botStart(t, hook, nil) // presence is not forwarded
+	hook := webhooktest.New(t, nil)
+	s := hook.Start(t, botHost, nil) // presence is not forwarded
 	botUsers(t, s, "alice")
 	alice := botLogin(t, s, "alice", "phone")
 
@@ -899,7 +924,7 @@ func TestBotAnswersPresenceForItself(t *testing.T) {
 	for _, bot := range []string{"helper@bots.localhost", "bots.localhost"} {
 		t.Run("a subscribe to "+bot+" is answered subscribed then available", func(t *testing.T) {
 			alice.Send("<presence to='%s' type='subscribe'/>", bot)
-			got := botUntilSync(t, alice)
+			got := alice.UntilSync()
 			av, sub := presences(got, "", bot), presences(got, "subscribed", bot)
 			if len(av) != 1 {
 				t.Fatalf("got\n%swant one available presence from %s", describe(got), bot)
@@ -916,7 +941,7 @@ func TestBotAnswersPresenceForItself(t *testing.T) {
 			// for the contacts the user is subscribed to.
 			second := s.Login("alice@localhost", "pw-alice", "probe-"+bot)
 			second.Send("<presence/>")
-			got := botUntilSync(t, second)
+			got := second.UntilSync()
 			if av := presences(got, "", bot); len(av) != 1 || got[av[0]].To.Bare() != second.JID.Bare() {
 				t.Errorf("got\n%swant one available presence from %s", describe(got), bot)
 			}
@@ -936,20 +961,20 @@ func TestBotAnswersPresenceForItself(t *testing.T) {
 			// so the bot is shown gone. Its unsubscribed answer changes
 			// nothing on alice's side (A.3.4: None), so she does not get it.
 			alice.Send("<presence to='%s' type='unsubscribe'/>", bot)
-			got := botUntilSync(t, alice)
+			got := alice.UntilSync()
 			if len(presences(got, "unavailable", bot)) != 1 || len(presences(got, "", bot)) > 0 {
 				t.Errorf("got\n%swant one unavailable from %s", describe(got), bot)
 			}
 		})
 		t.Run("an available presence to "+bot+" needs no answer", func(t *testing.T) {
 			alice.Send("<presence to='%s'/>", bot)
-			if got := botUntilSync(t, alice); len(got) > 0 {
+			if got := alice.UntilSync(); len(got) > 0 {
 				t.Errorf("got\n%swant nothing", describe(got))
 			}
 		})
 	}
 	t.Run("presence is never posted when it is not forwarded", func(t *testing.T) {
-		if n := hook.calls.Load(); n != 0 {
+		if n := hook.Calls(); n != 0 {
 			t.Errorf("the webhook got %d requests, want 0", n)
 		}
 	})
@@ -959,16 +984,7 @@ func TestBotAnswersPresenceForItself(t *testing.T) {
 // routes for presence, without the local host (which drops subscription
 // presences to bare JIDs until the IM core exists).
 func TestBotComponentAnswersSubscriptions(t *testing.T) {
-	rec := &botRouter{}
-	comp, err := webhook.New(webhook.Config{Domain: "bots.example", PostURL: "http://127.0.0.1:1/", PostMessages: true, Router: rec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = comp.Close(ctx)
-	})
+	comp, rec := webhooktest.NewComponent(t, webhook.Config{Domain: "bots.example", PostURL: "http://127.0.0.1:1/", PostMessages: true})
 	const alice = "alice@example/phone"
 	type out struct{ typ, from, to string }
 	for _, bot := range []string{"helper@bots.example", "helper@bots.example/res", "bots.example"} {
@@ -998,7 +1014,7 @@ func TestBotComponentAnswersSubscriptions(t *testing.T) {
 				}
 				comp.HandleStanza(st)
 				var got []out
-				for _, r := range rec.take() {
+				for _, r := range rec.Take() {
 					got = append(got, out{r.Type, r.From.String(), r.To.String()})
 				}
 				if !slices.Equal(got, tt.want) {
@@ -1010,12 +1026,13 @@ func TestBotComponentAnswersSubscriptions(t *testing.T) {
 }
 
 func TestBotNeverPostsErrors(t *testing.T) {
-	hook := botNewHook(t, func(w http.ResponseWriter, r *botRequest) {
+	hook := webhooktest.New(t, func(w http.ResponseWriter, r *webhooktest.Post) {
 		if !botMarkerReply(w, r) {
 			w.WriteHeader(http.StatusNoContent)
 		}
 	})
-	s := botStart(t, hook, func(h *conf.Host) { webhook.OptionsOf(h).PostStanzas = []string{"message", "presence", "iq"} })
+
+	s := hook.Start(t, botHost, func(h *conf.Host) { webhook.OptionsOf(h).PostStanzas = []string{"message", "presence", "iq"} })
 	botUsers(t, s, "alice")
 	alice := botLogin(t, s, "alice", "phone")
 	const cond = "<error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"
@@ -1023,7 +1040,7 @@ func TestBotNeverPostsErrors(t *testing.T) {
 	alice.Send("<presence to='loop@bots.localhost' type='error' id='e2'>%s</presence>", cond)
 	alice.Send("<iq to='loop@bots.localhost' type='error' id='e3'>%s</iq>", cond)
 	botMarker(t, alice, "loop@bots.localhost", alice)
-	if r := hook.next(t); r.JSON.Body != "marker" {
+	if r := hook.Next(t); r.JSON.Body != "marker" {
 		t.Errorf("the webhook was posted %s, want only the marker", r.Body)
 	}
 	if n := botComponent(t, s, botHost).Metrics().Requests(); n != 1 {
@@ -1033,19 +1050,19 @@ func TestBotNeverPostsErrors(t *testing.T) {
 
 // botEcho answers a message with its body after a random delay of up to
 // 3ms.
-func botEcho(w http.ResponseWriter, r *botRequest) {
+func botEcho(w http.ResponseWriter, r *webhooktest.Post) {
 	d := time.Duration(rand.IntN(3000)) * time.Microsecond
 	select {
 	case <-time.After(d):
-	case <-r.ctx.Done():
+	case <-r.Context().Done():
 		return
 	}
-	botJSON(w, http.StatusOK, webhook.Reply{Body: r.JSON.Body})
+	webhooktest.JSON(w, http.StatusOK, webhook.Reply{Body: r.JSON.Body})
 }
 
 func TestBotRepliesKeepTheConversationOrder(t *testing.T) {
-	hook := botNewHook(t, botEcho)
-	s := botStart(t, hook, func(h *conf.Host) { webhook.OptionsOf(h).Concurrency = 4 })
+	hook := webhooktest.New(t, botEcho)
+	s := hook.Start(t, botHost, func(h *conf.Host) { webhook.OptionsOf(h).Concurrency = 4 })
 	botUsers(t, s, "alice", "bob", "carol", "dave")
 	const n = 50
 
@@ -1074,7 +1091,7 @@ func TestBotRepliesKeepTheConversationOrder(t *testing.T) {
 				botExpectMessage(t, c, "echo@bots.localhost", fmt.Sprintf("%d-%d", j, i))
 			}
 		}
-		if m := hook.maxInFlight.Load(); m > 4 {
+		if m := hook.MaxInFlight(); m > 4 {
 			t.Errorf("%d requests in flight at once, with concurrency 4", m)
 		}
 	})
@@ -1082,13 +1099,14 @@ func TestBotRepliesKeepTheConversationOrder(t *testing.T) {
 
 func TestBotConversationsRunInParallelUpToConcurrency(t *testing.T) {
 	release := make(chan struct{})
-	var hook *botHook
-	hook = botNewHook(t, func(w http.ResponseWriter, r *botRequest) {
-		if hook.hold(r, release) {
-			botJSON(w, http.StatusOK, webhook.Reply{Body: r.JSON.Body})
+	var hook *webhooktest.Hook
+	hook = webhooktest.New(t, func(w http.ResponseWriter, r *webhooktest.Post) {
+		if hook.Hold(r, release) {
+			webhooktest.JSON(w, http.StatusOK, webhook.Reply{Body: r.JSON.Body})
 		}
 	})
-	s := botStart(t, hook, func(h *conf.Host) { webhook.OptionsOf(h).Concurrency = 4 })
+
+	s := hook.Start(t, botHost, func(h *conf.Host) { webhook.OptionsOf(h).Concurrency = 4 })
 	users := []string{"alice", "bob", "carol", "dave", "eve"}
 	botUsers(t, s, users...)
 	conns := map[string]*parleytest.Conn{}
@@ -1103,7 +1121,7 @@ func TestBotConversationsRunInParallelUpToConcurrency(t *testing.T) {
 	// Four workers, five conversations: four requests are held at once,
 	// and alice's second message is not among them.
 	for range 4 {
-		if r := hook.next(t); r.JSON.Body == "alice 2" {
+		if r := hook.Next(t); r.JSON.Body == "alice 2" {
 			t.Errorf("alice's second message was posted while her first was still in flight")
 		}
 	}
@@ -1113,23 +1131,24 @@ func TestBotConversationsRunInParallelUpToConcurrency(t *testing.T) {
 	for _, u := range users[1:] {
 		botExpectMessage(t, conns[u], "echo@bots.localhost", u+" 1")
 	}
-	if m := hook.maxInFlight.Load(); m != 4 {
+	if m := hook.MaxInFlight(); m != 4 {
 		t.Errorf("at most %d requests in flight at once, want 4 (the concurrency)", m)
 	}
 }
 
 func TestBotHungWebhookDoesNotStallTheServer(t *testing.T) {
-	hook := botNewHook(t, botEcho)
-	var hung *botHook
-	hung = botNewHook(t, func(w http.ResponseWriter, r *botRequest) {
-		hung.hold(r, nil)
+	hook := webhooktest.New(t, botEcho)
+	var hung *webhooktest.Hook
+	hung = webhooktest.New(t, func(w http.ResponseWriter, r *webhooktest.Post) {
+		hung.Hold(r, nil)
 		w.WriteHeader(http.StatusNoContent)
 	})
-	s := botStart(t, hook, nil, parleytest.WithBot("hung.localhost", hung.URL, func(h *conf.Host) {
+
+	s := hook.Start(t, botHost, nil, parleytest.WithBot("hung.localhost", hung.URL, func(h *conf.Host) {
 		webhook.OptionsOf(h).Timeout = conf.Duration{Duration: 2 * time.Second}
 		webhook.OptionsOf(h).Retries = 2
 	}))
-	t.Cleanup(hung.unblock)
+	t.Cleanup(hung.Release)
 	botUsers(t, s, "alice", "bob", "carol")
 	alice := botLogin(t, s, "alice", "phone")
 	bob := botLogin(t, s, "bob", "desk")
@@ -1140,7 +1159,7 @@ func TestBotHungWebhookDoesNotStallTheServer(t *testing.T) {
 		alice.Send("<message to='h%d@hung.localhost' type='chat' id='hung-%d'><body>anyone?</body></message>", i, i)
 	}
 	for range hungSenders {
-		hung.next(t)
+		hung.Next(t)
 	}
 	start := time.Now()
 
@@ -1155,11 +1174,11 @@ func TestBotHungWebhookDoesNotStallTheServer(t *testing.T) {
 	}
 	for i := range n {
 		st := carol.NextStanza()
-		if st.From != bob.JID || botBody(st) != strconv.Itoa(i) {
+		if st.From != bob.JID || parleytest.Body(st) != strconv.Itoa(i) {
 			t.Fatalf("carol got %s, want message %d from bob", carol.String(st.El), i)
 		}
 	}
-	if hung.inFlight.Load() == 0 {
+	if hung.InFlight() == 0 {
 		t.Logf("the chat took %v; the hung webhook's requests had already timed out", time.Since(start))
 	}
 
@@ -1170,7 +1189,7 @@ func TestBotHungWebhookDoesNotStallTheServer(t *testing.T) {
 	}
 	for range hungSenders {
 		st := botNext(t, alice)
-		if st.Type != "error" || !want[st.ID] || botCondition(st) != xmpp.RemoteServerTimeout || st.From.Domain() != "hung.localhost" {
+		if st.Type != "error" || !want[st.ID] || parleytest.Condition(st) != xmpp.RemoteServerTimeout || st.From.Domain() != "hung.localhost" {
 			t.Fatalf("got %s, want remote-server-timeout for one of %v", alice.String(st.El), want)
 		}
 		delete(want, st.ID)
@@ -1179,13 +1198,14 @@ func TestBotHungWebhookDoesNotStallTheServer(t *testing.T) {
 
 func TestBotQueueFullIsResourceConstraint(t *testing.T) {
 	release := make(chan struct{})
-	var hook *botHook
-	hook = botNewHook(t, func(w http.ResponseWriter, r *botRequest) {
-		if hook.hold(r, release) && !botMarkerReply(w, r) {
-			botJSON(w, http.StatusOK, webhook.Reply{Body: r.JSON.Body})
+	var hook *webhooktest.Hook
+	hook = webhooktest.New(t, func(w http.ResponseWriter, r *webhooktest.Post) {
+		if hook.Hold(r, release) && !botMarkerReply(w, r) {
+			webhooktest.JSON(w, http.StatusOK, webhook.Reply{Body: r.JSON.Body})
 		}
 	})
-	s := botStart(t, hook, func(h *conf.Host) {
+
+	s := hook.Start(t, botHost, func(h *conf.Host) {
 		webhook.OptionsOf(h).Queue = 2
 		webhook.OptionsOf(h).Concurrency = 1
 	})
@@ -1195,7 +1215,7 @@ func TestBotQueueFullIsResourceConstraint(t *testing.T) {
 	const bot = "busy@bots.localhost"
 
 	alice.Send("<message to='%s' type='chat' id='q1'><body>q1</body></message>", bot)
-	if r := hook.next(t); r.JSON.Body != "q1" {
+	if r := hook.Next(t); r.JSON.Body != "q1" {
 		t.Fatalf("the webhook got %q first, want q1", r.JSON.Body)
 	}
 	for i := 2; i <= 5; i++ {
@@ -1219,28 +1239,29 @@ func TestBotQueueFullIsResourceConstraint(t *testing.T) {
 
 func TestBotTyping(t *testing.T) {
 	releases := map[string]chan struct{}{"typist": make(chan struct{}), "typistfails": make(chan struct{})}
-	var hook *botHook
-	hook = botNewHook(t, func(w http.ResponseWriter, r *botRequest) {
+	var hook *webhooktest.Hook
+	hook = webhooktest.New(t, func(w http.ResponseWriter, r *webhooktest.Post) {
 		if botMarkerReply(w, r) {
 			return
 		}
-		if !hook.hold(r, releases[r.Local]) {
+		if !hook.Hold(r, releases[r.Local]) {
 			return
 		}
 		if r.Local == "typistfails" {
 			w.WriteHeader(http.StatusInternalServerError)
 			return
 		}
-		botJSON(w, http.StatusOK, webhook.Reply{Body: "done"})
+		webhooktest.JSON(w, http.StatusOK, webhook.Reply{Body: "done"})
 	})
-	s := botStart(t, hook, nil)
+
+	s := hook.Start(t, botHost, nil)
 	botUsers(t, s, "alice", "amy")
 
 	composing := func(t *testing.T, c *parleytest.Conn, bot string) {
 		t.Helper()
 		st := c.NextStanza()
 		if st.Kind != xmpp.KindMessage || st.Type != "chat" || st.From.String() != bot || st.To != c.JID ||
-			xmpp.Child(st.El, webhook.NSChatStates, "composing") == nil || botBody(st) != "" {
+			xmpp.Child(st.El, webhook.NSChatStates, "composing") == nil || parleytest.Body(st) != "" {
 			t.Fatalf("got %s, want <composing/> from %s", c.String(st.El), bot)
 		}
 	}
@@ -1251,7 +1272,7 @@ func TestBotTyping(t *testing.T) {
 		composing(t, alice, "typist@bots.localhost")
 		close(releases["typist"])
 		st := alice.NextStanza()
-		if botBody(st) != "done" || st.From.String() != "typist@bots.localhost" {
+		if parleytest.Body(st) != "done" || st.From.String() != "typist@bots.localhost" {
 			t.Fatalf("got %s, want the reply", alice.String(st.El))
 		}
 		if xmpp.Child(st.El, webhook.NSChatStates, "active") == nil {
@@ -1266,7 +1287,7 @@ func TestBotTyping(t *testing.T) {
 		composing(t, alice, "typistfails@bots.localhost")
 		close(releases["typistfails"])
 		st := alice.NextStanza()
-		if st.Type != "error" || st.ID != "t2" || botCondition(st) != xmpp.InternalServerError {
+		if st.Type != "error" || st.ID != "t2" || parleytest.Condition(st) != xmpp.InternalServerError {
 			t.Fatalf("got %s, want internal-server-error", alice.String(st.El))
 		}
 		st = alice.NextStanza()
@@ -1278,8 +1299,8 @@ func TestBotTyping(t *testing.T) {
 }
 
 func TestBotSendAPI(t *testing.T) {
-	hook := botNewHook(t, nil)
-	s := botStart(t, hook, func(h *conf.Host) { webhook.OptionsOf(h).APIToken = "s3cret-token" },
+	hook := webhooktest.New(t, nil)
+	s := hook.Start(t, botHost, func(h *conf.Host) { webhook.OptionsOf(h).APIToken = "s3cret-token" },
 		parleytest.WithBot("notoken.localhost", hook.URL, nil))
 	botUsers(t, s, "bob")
 	bob := botLogin(t, s, "bob", "desk")
@@ -1340,14 +1361,15 @@ func TestBotSendAPI(t *testing.T) {
 }
 
 func TestBotMetrics(t *testing.T) {
-	hook := botNewHook(t, func(w http.ResponseWriter, r *botRequest) {
+	hook := webhooktest.New(t, func(w http.ResponseWriter, r *webhooktest.Post) {
 		if r.JSON.Body == "fail" {
 			w.WriteHeader(http.StatusInternalServerError)
 			return
 		}
-		botJSON(w, http.StatusOK, webhook.Reply{Body: r.JSON.Body})
+		webhooktest.JSON(w, http.StatusOK, webhook.Reply{Body: r.JSON.Body})
 	})
-	s := botStart(t, hook, nil, parleytest.WithBot("quiet.localhost", hook.URL, nil))
+
+	s := hook.Start(t, botHost, nil, parleytest.WithBot("quiet.localhost", hook.URL, nil))
 	botUsers(t, s, "alice")
 	alice := botLogin(t, s, "alice", "phone")
 	for i := range 3 {
@@ -1445,7 +1467,7 @@ func TestBotDemoEcho(t *testing.T) {
 	// A message without a body gets nothing (204), then the next echo.
 	alice.Send("<message to='echo@echo.localhost' type='chat' id='d2'><active xmlns='http://jabber.org/protocol/chatstates'/></message>")
 	alice.Send("<message to='echo@echo.localhost' type='chat' id='d3'><body>again</body></message>")
-	if st := alice.NextStanza(); botBody(st) != "again" {
+	if st := alice.NextStanza(); parleytest.Body(st) != "again" {
 		t.Errorf("got %s, want the echo of again", alice.String(st.El))
 	}
 }
