@@ -7,6 +7,13 @@ BIN     := bin/parley
 PKGS    := ./...
 FUZZTIME ?= 10s
 
+# The shipped build frees an idle TLS session's handshake buffers by
+# reaching into crypto/tls (c2s/idlemem_tls.go, guarded by its tripwire
+# test): without it an idle session costs 13.5-14.6 KiB instead of
+# 9.1-9.6 (BENCHMARKS.md, 2026-12-06). `make TAGS= ...` builds without.
+TAGS    ?= parley_tlsmem
+export GOFLAGS := $(strip $(GOFLAGS) -tags=$(TAGS))
+
 .PHONY: all build run test vet fmt-check bench fuzz fuzz-long clean loadtest latency compare slowconsumers
 
 all: build
@@ -26,6 +33,8 @@ fmt-check:
 
 test: vet fmt-check
 	$(GO) test -race -count=1 $(PKGS)
+	# The sessions without the crypto/tls reach, as `make TAGS=` builds them.
+	GOFLAGS= $(GO) test -count=1 ./c2s/...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

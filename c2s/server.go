@@ -93,7 +93,10 @@ type Config struct {
 	IdleTimeout time.Duration
 	// ParkAfter is how long a bound session waits for its client in its
 	// own goroutine; after that it parks, holding no goroutine until the
-	// client sends again. 0 means never (on systems without epoll, too).
+	// client sends again (on systems without epoll it never parks). 0
+	// turns off the whole idle-memory machinery (idlemem.go): besides
+	// parking, the wait without a read buffer and the shared writer
+	// goroutines.
 	ParkAfter time.Duration
 	// WriteTimeout bounds one flush to a client; default 30s.
 	WriteTimeout time.Duration
@@ -170,10 +173,10 @@ type Server struct {
 	closed    bool
 	wg        sync.WaitGroup
 
-	writers *writers // the sessions' writer goroutines
-
-	parkOnce sync.Once
-	parker   *parker // nil when sessions do not park
+	// idle is the idle-memory machinery (idlemem.go): what saves memory
+	// while sessions wait. The session's lifecycle calls it at a few
+	// points; plainIdle when Config.ParkAfter is 0.
+	idle idleMem
 
 	// drainBy is when, during Shutdown, every write must be over (Unix
 	// nanoseconds; 0 before Shutdown): see Session.flush.
@@ -200,15 +203,16 @@ func NewServer(cfg Config) *Server {
 	if cfg.RegistrationsPerIP > 0 {
 		registrations = clientaddr.NewLimiter(cfg.RegistrationsPerIP, time.Minute, time.Now)
 	}
-	return &Server{
+	s := &Server{
 		cfg:           cfg,
 		listeners:     make(map[net.Listener]struct{}),
 		sessions:      make(map[*Session]struct{}),
-		writers:       newWriters(),
 		logins:        newLoginGuard(cfg.Logins),
 		unauth:        make(map[string]int),
 		registrations: registrations,
 	}
+	s.idle = newIdleMem(s)
+	return s
 }
 
 // Serve accepts connections on l until Shutdown. With directTLS the
@@ -222,9 +226,7 @@ func (s *Server) Serve(l net.Listener, directTLS bool) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
-	// Made by the first Serve, before any session reads it; stopped by
-	// Shutdown.
-	s.parkOnce.Do(func() { s.parker = newParker(s) })
+	s.idle.start()
 	var tlsConfig *tls.Config
 	if directTLS {
 		// One config for the listener's connections: each tls.Conn keeps
@@ -253,10 +255,7 @@ func (s *Server) Serve(l net.Listener, directTLS bool) error {
 			return fmt.Errorf("c2s: accept on %s: %w", l.Addr(), err)
 		}
 		delay = 0
-		sock := wrapSock(conn)
-		if sock != nil {
-			conn = sock
-		}
+		conn = s.idle.wrap(conn)
 		if directTLS {
 			conn = tls.Server(conn, tlsConfig)
 		}
@@ -276,17 +275,15 @@ func (s *Server) Serve(l net.Listener, directTLS bool) error {
 }
 
 // serveSession runs sess on its own goroutine, to its end. It is the
-// goroutine's first frame, and an idle session parks beneath it: it is
-// kept small (see Session.probe).
+// goroutine's first frame, and an idle session waits beneath it: it is
+// kept small (see Session.idle).
 // A parked session's goroutine returns early, and the one that resumes it
 // comes here again.
 func (s *Server) serveSession(sess *Session) {
 	if sess.serve() {
 		return
 	}
-	if s.parker != nil {
-		s.parker.poll.forget(sess)
-	}
+	s.idle.done(sess)
 	s.mu.Lock()
 	delete(s.sessions, sess)
 	s.authenticated(sess)
@@ -339,11 +336,6 @@ func (s *Server) Refused() int64 { return s.refused.Load() }
 // waits until the sessions are gone or ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	if !s.closed {
-		// Writers that wait for work exit; the sessions' last writes
-		// below start goroutines of their own.
-		close(s.writers.quit)
-	}
 	s.closed = true
 	for l := range s.listeners {
 		l.Close()
@@ -373,14 +365,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
-	// The parker goes once the sessions are gone, or at once when they
-	// are not: every one was woken by Close above.
-	s.parkOnce.Do(func() {})
-	defer func() {
-		if s.parker != nil {
-			s.parker.stop()
-		}
-	}()
+	// The idle-memory machinery goes once the sessions are gone, or
+	// when ctx ends: every parked one was woken by Close above.
+	defer s.idle.stop()
 	select {
 	case <-done:
 		return nil

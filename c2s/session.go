@@ -32,10 +32,12 @@ const (
 // Session is one client stream, from accept to close. Its goroutine reads
 // and owns the negotiation state; once bound, everything it sends goes
 // through the bounded outbound queue, which a writer loop drains to the
-// socket. The writer loop runs, on one of the server's writer goroutines,
-// only while stanzas wait: an idle session has one goroutine, the reader,
-// and holds no write buffer. The connection is only the session's current
-// transport: the queue and the identity belong to the session.
+// socket. The writer loop runs only while stanzas wait, so an idle session
+// holds no write buffer. How little else an idle session holds (its read
+// buffer, its goroutine) is the business of the idle-memory machinery,
+// which the session calls at a few points (Server.idle: see idlemem.go).
+// The connection is only the session's current transport: the queue and
+// the identity belong to the session.
 type Session struct {
 	srv *Server
 	id  string
@@ -65,20 +67,9 @@ type Session struct {
 	// not move it).
 	preauthBy int64
 
-	// Waiting for the peer (idle): the socket beneath TLS, nil
-	// when it cannot be waited on, and a byte to read into.
-	sock *sockConn
-	one  [1]byte
-
-	// Parking (park.go): who runs the session, since when it waits (in
-	// the parker's ticks), the socket's descriptor + 1 once it parked,
-	// and what the goroutine that resumed it should know.
-	wstate    atomic.Uint32
-	waitSince atomic.Int64
-	parkFD    int32
-	resumed   bool // woken from parking; cleared when an element comes
-	expired   bool // woken at the idle timeout
-	noPark    bool // the poller refused it once: it waits in its goroutine
+	// What the idle-memory machinery keeps (idlemem.go); zero when it
+	// is off.
+	idleState
 
 	// The outbound queue: a slice that grows only while stanzas wait, so
 	// an idle session holds no queue memory. qmu guards everything below
@@ -129,16 +120,15 @@ func newSession(srv *Server, conn net.Conn, directTLS bool) *Session {
 	if directTLS {
 		s.state |= stateSecure
 	}
-	// The socket wrapper, when the server made one: conn itself, or
-	// beneath direct TLS. After STARTTLS it stays the same socket.
-	under := conn
+	// The connection beneath direct TLS. After STARTTLS it stays the
+	// same connection.
+	s.tcp = conn
 	if tc, ok := conn.(*tls.Conn); ok {
-		under = tc.NetConn()
+		s.tcp = tc.NetConn()
 	}
-	s.tcp = under
-	s.sock, _ = under.(*sockConn)
 	s.r = xmpp.NewReader(conn, srv.cfg.Limits)
 	s.w = xmpp.NewWriter(conn)
+	srv.idle.attach(s)
 	return s
 }
 
@@ -217,7 +207,7 @@ func (s *Session) Deliver(el *etree.Element) bool {
 	start := s.claimWriter()
 	s.qmu.Unlock()
 	if start {
-		s.srv.writers.start(s)
+		s.srv.idle.write(s)
 	}
 	return true
 }
@@ -280,19 +270,19 @@ func (s *Session) Close(e *xmpp.StreamError) {
 		start := s.claimWriter()
 		s.qmu.Unlock()
 		if start {
-			s.srv.writers.start(s)
+			s.srv.idle.write(s)
 		}
 		// Wake the reader if it is blocked or parked; before bind it
 		// ends the stream itself.
 		// The deadline of the connection beneath TLS is TLS's too, and
 		// that connection is never replaced, unlike s.conn in STARTTLS.
 		_ = s.tcp.SetReadDeadline(time.Now())
-		s.wake(false)
+		s.srv.idle.wake(s)
 	})
 }
 
 // serve runs the session to its end, or until it parks (then it reports
-// true, and a later goroutine serves it again).
+// true, and a later goroutine serves it again: see idleMem.wait).
 func (s *Session) serve() (parked bool) {
 	var err error
 	defer func() {
@@ -350,19 +340,16 @@ func (s *Session) run() error {
 }
 
 // next reads the next element: it sets the read deadline and, when the
-// reader holds nothing, waits for the peer without a buffer (idle).
+// reader holds nothing (Idle gives its buffer back), lets the idle-memory
+// machinery wait for the peer or park the session (idleMem.wait).
 func (s *Session) next() (*etree.Element, error) {
-	if s.expired {
-		return nil, errIdle
-	}
 	if err := s.setReadDeadline(); err != nil {
 		return nil, err
 	}
 	if s.r.Idle() {
-		if err := s.idle(); err != nil {
+		if err := s.srv.idle.wait(s); err != nil {
 			return nil, err
 		}
-		s.resumed = false
 	}
 	return s.r.ReadElement()
 }
@@ -394,106 +381,6 @@ var errClosing = errors.New("c2s: session closed")
 
 // errRefused ends a direct TLS connection refused at accept.
 var errRefused = errors.New("c2s: too many unauthenticated connections from the address")
-
-// idle waits, holding no read buffer (the reader gave its own back in
-// Idle), until the peer sends something other than whitespace keepalives,
-// which it takes as it goes, each one restarting the idle timeout. It
-// returns early when the wait meets the read deadline, the end of the
-// stream or an error: the read that follows meets it too, and handles it.
-// It fails when the session is closing, and returns errParked when the
-// session parked (park.go).
-//
-// The wait, waitPeer, first parks the goroutine in Go's poller: an idle
-// session then costs little more than its TLS state and its goroutine's
-// stack. It is called from here, few frames deep, because the runtime
-// shrinks a stack that the handshake and the first stanzas grew, at each
-// GC, only while less than a quarter of it is used, counting 800 bytes of
-// reserve on top: waiting this shallow, the stack gets to 4 KiB (2 KiB
-// would need under 224 bytes of frames). A session that waits longer
-// parks: its goroutine ends, and the stack with it.
-func (s *Session) idle() error {
-	for {
-		wait, err := s.probe()
-		if err != nil || !wait {
-			return err
-		}
-		if err := s.waitPeer(); err != nil {
-			if err == errParked {
-				return err
-			}
-			if s.closing.Load() {
-				return errClosing
-			}
-			return nil
-		}
-	}
-}
-
-// probe takes what has arrived without blocking: one byte at a time, read
-// through TLS (which may hold whole records or decrypted bytes) with the
-// socket set to fail at once when it has nothing (probing). It reports
-// whether the session should wait on the socket: false when it gave the
-// reader a byte that starts an element, when the transport reported the
-// end of the stream or an error (for the read that follows), or when the
-// socket cannot be waited on. Whitespace between stanzas, a keepalive, is
-// taken and restarts the idle timeout (RFC 6120 §4.6.1: it keeps the
-// stream alive).
-func (s *Session) probe() (wait bool, err error) {
-	sc := s.sock
-	if sc == nil {
-		return false, nil
-	}
-	keepalive := false
-	for {
-		// s.conn is sc, or TLS over it.
-		sc.probing = true
-		n, err := s.conn.Read(s.one[:])
-		sc.probing = false
-		if n == 0 {
-			if keepalive {
-				if err := s.setReadDeadline(); err != nil {
-					return false, err
-				}
-			}
-			return err == errWouldBlock, nil
-		}
-		s.r.Prepend(s.one[0])
-		if !s.r.Idle() {
-			return false, nil
-		}
-		keepalive = true
-		// A keepalive: take what follows it in bulk, not a byte at a
-		// time (a flood of white space cost 0.2 s of CPU a MiB).
-		if idle, err := s.drainSpace(); !idle || err != nil {
-			return false, err
-		}
-	}
-}
-
-// spaceBuffers hold a read of white space that probe drains; only for the
-// read, so that an idle session holds none.
-var spaceBuffers = sync.Pool{New: func() any { return new([4096]byte) }}
-
-// drainSpace reads, without blocking, what follows a keepalive, in bulk,
-// and gives it to the reader. It reports whether the reader is still idle
-// (all of it was white space, or nothing more had come).
-func (s *Session) drainSpace() (idle bool, err error) {
-	buf := spaceBuffers.Get().(*[4096]byte)
-	defer spaceBuffers.Put(buf)
-	for {
-		s.sock.probing = true
-		n, _ := s.conn.Read(buf[:])
-		s.sock.probing = false
-		if n == 0 {
-			// Nothing more, or the end or an error: the next one-byte
-			// read meets it again.
-			return true, nil
-		}
-		if !s.r.Feed(buf[:n]) {
-			return false, nil
-		}
-	}
-}
 
 func (s *Session) handshake(tc *tls.Conn) error {
 	ctx, cancel := context.WithDeadline(context.Background(), time.Unix(0, s.preauthBy))
@@ -610,7 +497,7 @@ func (s *Session) startWriter(first *etree.Element) {
 	start := s.claimWriter()
 	s.qmu.Unlock()
 	if start {
-		s.srv.writers.start(s)
+		s.srv.idle.write(s)
 	}
 }
 
@@ -674,6 +561,19 @@ func (s *Session) writeLoop() {
 	}
 }
 
+// write runs writeLoop; the idle-memory machinery picks the goroutine
+// (idleMem.write). A panic ends that session's stream, as one in its
+// reader does, not the process or the goroutine's next sessions.
+func (s *Session) write() {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log(slog.LevelError, "c2s: panic in writer", "panic", p, "stack", string(debug.Stack()))
+			s.finishWriting()
+		}
+	}()
+	s.writeLoop()
+}
+
 // errLost is why the last batch of a session whose reader found the
 // connection gone is handed back unwritten.
 var errLost = errors.New("c2s: the connection is gone")
@@ -692,7 +592,7 @@ func (s *Session) handBack(els []*etree.Element, why error) {
 func (s *Session) finishWriting() {
 	_ = s.conn.Close()
 	// A parked reader would not learn of it from the closed socket.
-	s.wake(false)
+	s.srv.idle.wake(s)
 	s.qmu.Lock()
 	s.written = true
 	if s.ended != nil {

@@ -18,10 +18,11 @@ import (
 )
 
 // boundSession returns a session that is past bind on one end of a pipe,
-// and the client's end. Nothing has been written yet.
+// and the client's end. Nothing has been written yet. The idle-memory
+// machinery is on (ParkAfter), as by default: writers come from its pool.
 func boundSession(t *testing.T, queue int) (*Session, net.Conn) {
 	t.Helper()
-	srv := NewServer(Config{Router: &handBackRouter{}, Queue: queue, WriteTimeout: 5 * time.Second})
+	srv := NewServer(Config{Router: &handBackRouter{}, Queue: queue, WriteTimeout: 5 * time.Second, ParkAfter: time.Hour})
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 	return bindOn(t, srv)
 }
@@ -261,7 +262,7 @@ func TestWriteFailureEndsTheWriting(t *testing.T) {
 }
 
 func TestAWriterBlockedOnASlowClientHoldsUpNoOtherSession(t *testing.T) {
-	srv := NewServer(Config{Router: &handBackRouter{}, Queue: 10, WriteTimeout: 5 * time.Second})
+	srv := NewServer(Config{Router: &handBackRouter{}, Queue: 10, WriteTimeout: 5 * time.Second, ParkAfter: time.Hour})
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 	slow, _ := bindOn(t, srv) // its client never reads: the write blocks
 	slow.startWriter(etree.NewElement("iq"))
@@ -273,7 +274,7 @@ func TestAWriterBlockedOnASlowClientHoldsUpNoOtherSession(t *testing.T) {
 }
 
 func TestWaitingWritersExitAtShutdown(t *testing.T) {
-	srv := NewServer(Config{Router: &handBackRouter{}, Queue: 10, WriteTimeout: 5 * time.Second})
+	srv := NewServer(Config{Router: &handBackRouter{}, Queue: 10, WriteTimeout: 5 * time.Second, ParkAfter: time.Hour})
 	for range 3 {
 		s, c := bindOn(t, srv)
 		r := readClient(c)
@@ -288,7 +289,7 @@ func TestWaitingWritersExitAtShutdown(t *testing.T) {
 }
 
 func TestAPanicInTheWriterEndsOnlyThatStream(t *testing.T) {
-	srv := NewServer(Config{Router: &handBackRouter{}, Queue: 10, WriteTimeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	srv := NewServer(Config{Router: &handBackRouter{}, Queue: 10, WriteTimeout: 5 * time.Second, ParkAfter: time.Hour, Logger: slog.New(slog.DiscardHandler)})
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 	bad, c := bindOn(t, srv)
 	r := readClient(c)

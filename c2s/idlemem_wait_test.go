@@ -21,12 +21,16 @@ import (
 func tlsPair(t *testing.T, split bool) (*Session, net.Conn) { return pair(t, split, true, time.Minute) }
 
 // pair is tlsPair, with TLS or without, and the server's idle timeout.
+// The idle-memory machinery is on (ParkAfter), but the server does not
+// Serve, so it has no parker: the session waits without a buffer and
+// never parks.
 func pair(t *testing.T, split, useTLS bool, idleTimeout time.Duration) (*Session, net.Conn) {
 	t.Helper()
-	return pairOn(t, split, useTLS, Config{WriteTimeout: 5 * time.Second, IdleTimeout: idleTimeout})
+	return pairOn(t, split, useTLS, Config{WriteTimeout: 5 * time.Second, IdleTimeout: idleTimeout, ParkAfter: time.Hour})
 }
 
-// pairOn is pair on a server with the config cfg.
+// pairOn is pair on a server with the config cfg, whose ParkAfter must be
+// positive.
 func pairOn(t *testing.T, split, useTLS bool, cfg Config) (*Session, net.Conn) {
 	t.Helper()
 	store := certs.NewStore()

@@ -1,3 +1,5 @@
+//go:build parley_tlsmem
+
 package c2s
 
 import (
@@ -7,7 +9,10 @@ import (
 	"unsafe"
 )
 
-// Releasing crypto/tls's read buffers while a session is parked.
+// Releasing crypto/tls's read buffers while a session is parked: part of
+// the idle-memory machinery (idlemem.go), built only with the build tag
+// parley_tlsmem (go build -tags parley_tlsmem), because it reaches into
+// crypto/tls's private fields; idlemem_tls_off.go is the default.
 //
 // A tls.Conn keeps the buffers its handshake grew for as long as it lives:
 // rawInput (records as read, grown to hold the ClientHello: about 2 KiB

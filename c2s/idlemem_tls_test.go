@@ -1,3 +1,5 @@
+//go:build parley_tlsmem
+
 package c2s
 
 import (
@@ -25,7 +27,16 @@ func tlsHeld(t *testing.T, c *tls.Conn) int {
 		(*bytes.Buffer)(unsafe.Add(p, f.hand)).Cap()
 }
 
-// TestTLSBuffersReleased: after a handshake and some records both ways, a
+// checkTLSReleased fails t when the parked session's TLS connection c
+// holds read buffers.
+func checkTLSReleased(t *testing.T, c *tls.Conn) {
+	t.Helper()
+	if held := tlsHeld(t, c); held != 0 {
+		t.Fatalf("a parked session's TLS holds %d bytes of read buffers", held)
+	}
+}
+
+// TestTLSBuffersReleased (the tripwire of the build tag parley_tlsmem): after a handshake and some records both ways, a
 // connection with nothing buffered gives its read buffers up and keeps
 // working; one with a record half read keeps them, and loses nothing.
 func TestTLSBuffersReleased(t *testing.T) {

@@ -1,16 +1,15 @@
 package c2s
 
 import (
-	"log/slog"
 	"runtime"
-	"runtime/debug"
 	"sync/atomic"
 )
 
-// writers runs the writer loops of a server's sessions. A session has no
-// writer goroutine of its own: when a stanza is queued for a session whose
-// writer is not running, the session's loop is handed to a goroutine that
-// waits here, or to a new one when none waits. The loop returns when the
+// writers runs the writer loops of a server's sessions when the
+// idle-memory machinery is on (leanIdle). A session has no writer
+// goroutine of its own: when a stanza is queued for a session whose writer
+// is not running, the session's loop is handed to a goroutine that waits
+// here, or to a new one when none waits. The loop returns when the
 // session's queue is empty, and the goroutine waits for the next session.
 //
 // Waiting goroutines are kept, rather than one goroutine started per
@@ -18,8 +17,9 @@ import (
 // takes each time it starts: in a CPU profile of the message benchmark,
 // starting one per delivery put about 6 % of the samples in
 // runtime.newstack and runtime.newproc, while a handoff to a waiting
-// goroutine costs what waking a session's own parked writer did. A writer blocked on a slow
-// client holds only its own goroutine: the next session gets another.
+// goroutine costs what waking a session's own parked writer did. A writer
+// blocked on a slow client holds only its own goroutine: the next session
+// gets another. (With the machinery off, plainIdle starts one per burst.)
 type writers struct {
 	work    chan *Session // unbuffered: a send succeeds only to a waiting goroutine
 	quit    chan struct{} // closed by Shutdown: waiting goroutines exit
@@ -35,7 +35,7 @@ func newWriters() *writers {
 	}
 }
 
-// start runs s.writeLoop on a writer goroutine. The caller has claimed
+// start runs s.write on a writer goroutine. The caller has claimed
 // the session's writing (claimWriter), so the loop runs once at a time.
 func (w *writers) start(s *Session) {
 	select {
@@ -49,7 +49,7 @@ func (w *writers) start(s *Session) {
 // unless enough goroutines wait already or the server shut down.
 func (w *writers) run(s *Session) {
 	for {
-		write(s)
+		s.write()
 		if w.idle.Add(1) > w.maxIdle {
 			w.idle.Add(-1)
 			return
@@ -62,16 +62,4 @@ func (w *writers) run(s *Session) {
 			return
 		}
 	}
-}
-
-// write runs s.writeLoop. A panic ends that session's stream, as one in its
-// reader does, not the process or the goroutine's next sessions.
-func write(s *Session) {
-	defer func() {
-		if p := recover(); p != nil {
-			s.log(slog.LevelError, "c2s: panic in writer", "panic", p, "stack", string(debug.Stack()))
-			s.finishWriting()
-		}
-	}()
-	s.writeLoop()
 }

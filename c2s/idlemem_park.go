@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Parking: a bound session that has waited for its peer for about
+// Parking (part of the idle-memory machinery: idlemem.go): a bound session that has waited for its peer for about
 // ParkAfter gives up its goroutine. Its socket is handed to the server's
 // poller (an epoll set of our own, itself waited on in Go's poller) and the
 // goroutine returns, freeing its stack: an idle session then costs its
@@ -211,14 +211,10 @@ func (p *parker) releaseParked(now time.Time) {
 	p.log.Debug("c2s: returned free memory to the system after parking", "parked", parks, "took", time.Since(now))
 }
 
-// aLongTimeAgo is a read deadline that ends a wait at once.
-var aLongTimeAgo = time.Unix(1, 0)
-
 // waitPeer waits for the peer's next bytes in the session's goroutine and
 // returns what sock.wait returns, or errParked when the session parked
-// instead.
-func (s *Session) waitPeer() error {
-	p := s.srv.parker
+// instead; p is nil when sessions do not park.
+func (s *Session) waitPeer(p *parker) error {
 	if p == nil || s.state&stateBound == 0 || s.noPark {
 		return s.sock.wait()
 	}
@@ -300,7 +296,8 @@ func (s *Session) park(p *parker) error {
 }
 
 // wake resumes a parked session on a new goroutine; expired makes it end
-// with the idle timeout. It does nothing when the session is not parked.
+// with the idle timeout (leanIdle.wait). It does nothing when the session
+// is not parked.
 func (s *Session) wake(expired bool) {
 	if !s.wstate.CompareAndSwap(wsParked, wsRunning) {
 		return

@@ -5,8 +5,8 @@ import (
 	"sync"
 )
 
-// sockConn is a client's TCP connection as its session reads it: beneath
-// TLS, when there is TLS. It lets an idle session wait for its peer while
+// sockConn (part of the idle-memory machinery: idlemem.go) is a client's
+// TCP connection as its session reads it: beneath TLS, when there is TLS. It lets an idle session wait for its peer while
 // holding no buffer (wait, on systems that support it), and lets the
 // session ask crypto/tls, without blocking and without touching deadlines,
 // whether it holds bytes already (probing).
