@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/parley-im/parley/conf"
-	"github.com/parley-im/parley/server"
 	_ "github.com/parley-im/parley/server/hosttypes/std"
+	"github.com/parley-im/parley/server/local"
 )
 
 func TestWebhookSecrets(t *testing.T) {
@@ -54,7 +54,7 @@ func TestLocalHostOptions(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if server.LocalOptionsOf(&c.Hosts[0]).Registration == "" {
+				if local.LocalOptionsOf(&c.Hosts[0]).Registration == "" {
 					t.Fatal("registration left empty; want a mode")
 				}
 				return

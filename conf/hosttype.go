@@ -87,14 +87,24 @@ func RegisterHostType[T any](name string, t HostType[T]) {
 	hostTypes = append(hostTypes, ht)
 }
 
-// HostTypes returns the names of the registered host types, in the order
-// they were registered.
+// HostTypes returns the names of the registered host types: the default
+// one first, then the others in the order they were registered.
 func HostTypes() []string {
 	hostTypesMu.RLock()
 	defer hostTypesMu.RUnlock()
-	names := make([]string, len(hostTypes))
-	for i, t := range hostTypes {
-		names[i] = t.name
+	// The default type first, then the others as registered: the order
+	// of package initialisation (by import path) must not decide what
+	// an error message suggests first.
+	names := make([]string, 0, len(hostTypes))
+	for _, t := range hostTypes {
+		if t.isDflt {
+			names = append(names, t.name)
+		}
+	}
+	for _, t := range hostTypes {
+		if !t.isDflt {
+			names = append(names, t.name)
+		}
 	}
 	return names
 }

@@ -11,9 +11,9 @@ import (
 
 	"github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/conf"
-	"github.com/parley-im/parley/server"
 	"github.com/parley-im/parley/server/hosttypes/planned"
 	_ "github.com/parley-im/parley/server/hosttypes/std"
+	"github.com/parley-im/parley/server/local"
 )
 
 // oneHost is appended to test configs that do not declare a host, so that
@@ -509,7 +509,7 @@ func TestParseAppliesDefaults(t *testing.T) {
 			check: func(t *testing.T, c *conf.Config) {
 				want := conf.New()
 				want.File = "parley.toml"
-				want.Hosts = []conf.Host{{Name: "example.com", Type: server.HostLocal, Options: &server.LocalOptions{Registration: server.RegistrationClosed}}}
+				want.Hosts = []conf.Host{{Name: "example.com", Type: local.HostLocal, Options: &local.LocalOptions{Registration: local.RegistrationClosed}}}
 				if !reflect.DeepEqual(c, want) {
 					t.Errorf("got %+v\nwant %+v", c, want)
 				}
@@ -594,7 +594,7 @@ func TestDefaultIsALoopbackDemo(t *testing.T) {
 	if c.File != "" {
 		t.Errorf("File = %q; want empty", c.File)
 	}
-	if len(c.Hosts) != 2 || c.Hosts[0].Name != "localhost" || c.Hosts[0].Type != server.HostLocal {
+	if len(c.Hosts) != 2 || c.Hosts[0].Name != "localhost" || c.Hosts[0].Type != local.HostLocal {
 		t.Errorf("hosts = %+v; want the local host localhost first", c.Hosts)
 	}
 	if len(c.Hosts) == 2 && (c.Hosts[1].Name != "echo.localhost" || c.Hosts[1].Type != webhook.HostType ||

@@ -10,8 +10,8 @@ import (
 
 	"github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/conf"
-	"github.com/parley-im/parley/server"
 	_ "github.com/parley-im/parley/server/hosttypes/std"
+	"github.com/parley-im/parley/server/local"
 )
 
 func TestValidateFillsInAGoBuiltConfig(t *testing.T) {
@@ -24,7 +24,7 @@ func TestValidateFillsInAGoBuiltConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []conf.Host{
-		{Name: "example.com", Type: server.HostLocal, Options: &server.LocalOptions{Registration: server.RegistrationClosed}},
+		{Name: "example.com", Type: local.HostLocal, Options: &local.LocalOptions{Registration: local.RegistrationClosed}},
 		{
 			Name: "bots.example.com", Type: webhook.HostType, Options: &webhook.Options{PostURL: "http://127.0.0.1:1/hook",
 				PostStanzas: []string{"message"}, Timeout: conf.Duration{10 * time.Second},

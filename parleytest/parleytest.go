@@ -26,6 +26,7 @@ import (
 	"github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/server"
+	"github.com/parley-im/parley/server/local"
 	// The standard modules: a test server is the server people run.
 	_ "github.com/parley-im/parley/server/mod/std"
 	// The standard host types, as cmd/parley runs them.
@@ -37,7 +38,7 @@ import (
 // Option changes the config a test server starts with.
 type Option func(*conf.Config)
 
-// WithHost adds a host of the given type (server.HostLocal when empty). A
+// WithHost adds a host of the given type (local.HostLocal when empty). A
 // server started without a local host gets one first, "localhost"; Domain
 // is the first host.
 func WithHost(name, typ string) Option {
@@ -74,7 +75,7 @@ const defaultHost = "localhost"
 
 func hasLocal(hosts []conf.Host) bool {
 	for _, h := range hosts {
-		if h.Type == "" || h.Type == server.HostLocal {
+		if h.Type == "" || h.Type == local.HostLocal {
 			return true
 		}
 	}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
-	"github.com/parley-im/parley/server"
+	"github.com/parley-im/parley/server/local"
 )
 
 func TestServerDiscoShowsContactsAndComponents(t *testing.T) {
@@ -15,7 +15,7 @@ func TestServerDiscoShowsContactsAndComponents(t *testing.T) {
 		parleytest.WithHost("localhost", ""),
 		parleytest.WithBot("bots.localhost", "http://127.0.0.1:1/", nil),
 		parleytest.WithConfig(func(c *conf.Config) {
-			server.LocalOptionsOf(&c.Hosts[0]).Contact = server.Contact{Admin: []string{"xmpp:admin@localhost", "mailto:admin@example.com"}, Abuse: []string{"mailto:abuse@example.com"}}
+			local.LocalOptionsOf(&c.Hosts[0]).Contact = local.Contact{Admin: []string{"xmpp:admin@localhost", "mailto:admin@example.com"}, Abuse: []string{"mailto:abuse@example.com"}}
 		}))
 	s.AddUser("alice@localhost", "a")
 	alice := s.Login("alice@localhost", "a", "x")

@@ -8,7 +8,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/parleytest"
-	"github.com/parley-im/parley/server"
+	"github.com/parley-im/parley/server/local"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -24,8 +24,8 @@ var (
 // A module for this test alone: its iq waits until its context ends. It
 // lists no feature, so the other tests' disco#info is unchanged.
 func init() {
-	server.RegisterModule(server.Module{Name: "test-wait", Start: func(h *server.Host) error {
-		h.HandleIQ(server.ToHost, "get", nsWait, "wait", "", func(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
+	local.RegisterModule(local.Module{Name: "test-wait", Start: func(h *local.Host) error {
+		h.HandleIQ(local.ToHost, "get", nsWait, "wait", "", func(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
 			entered <- struct{}{}
 			<-ctx.Done()
 			waited <- ctx.Err()

@@ -11,8 +11,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/beevik/etree"
+	"github.com/parley-im/parley/c2s"
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/storage"
+	"github.com/parley-im/parley/xmpp"
 )
 
 // A host type (local, http_component, ...) is a plugin: its package
@@ -57,8 +60,6 @@ type HostEnv struct {
 	DataDir string
 	// Started is when the server was built.
 	Started time.Time
-
-	srv *Server // for the types of this package
 }
 
 // Drainer is a host's handler with work in flight that Shutdown lets
@@ -67,6 +68,42 @@ type HostEnv struct {
 type Drainer interface {
 	// Close finishes or fails the work in flight while ctx allows.
 	Close(ctx context.Context) error
+}
+
+// SessionHost is a host's handler whose users log in with client streams
+// (the local type): c2s binds their sessions to it and hands it what they
+// send.
+type SessionHost interface {
+	Handler
+	// Bind registers a session that completed resource binding; an
+	// error refuses the bind (the session ends).
+	Bind(s *c2s.Session) error
+	// Unbind removes a session that ended.
+	Unbind(s *c2s.Session)
+	// FromClient takes a stanza a session of the host sent, its from
+	// stamped with the session's full JID.
+	FromClient(st *xmpp.Stanza)
+	// Undelivered routes st, which the closing session s refused or
+	// will never write, as if s had already gone.
+	Undelivered(s Session, st *xmpp.Stanza)
+	// StreamFeatures are the host's stream features that c2s only
+	// announces, before and after authentication.
+	StreamFeatures(authenticated bool) []*etree.Element
+	// RegistrationMode says who may create accounts in-band
+	// (c2s.RegistrationClosed, Open or Invite).
+	RegistrationMode() string
+	// Flush writes what the host batches (last activity): once a second,
+	// and at Shutdown after the sessions ended.
+	Flush(ctx context.Context)
+}
+
+// AccountHost is a host's handler that can tell whether an account
+// exists; subscription requests to one that does not are refused
+// (RFC 6121 §3.1.3).
+type AccountHost interface {
+	// MayExist reports whether the user local may have an account:
+	// false only when it surely has none. It may read the store.
+	MayExist(local string) bool
 }
 
 // PresenceAnswerer is a host's handler that answers presence for its JIDs
@@ -125,8 +162,10 @@ func lookupType(name string) (HostType, bool) {
 // typesRunning says which host types this server runs, for an error.
 func typesRunning() string {
 	var quoted []string
-	for _, t := range registeredTypes() {
-		quoted = append(quoted, strconv.Quote(t.name))
+	for _, name := range conf.HostTypes() { // the default type first
+		if _, ok := lookupType(name); ok {
+			quoted = append(quoted, strconv.Quote(name))
+		}
 	}
 	switch len(quoted) {
 	case 0:
@@ -156,14 +195,27 @@ func (s *Server) buildHosts(certDir string) error {
 		t, _ := lookupType(h.Type)
 		handler, err := t.New(&HostEnv{
 			Host: h, Config: s.cfg, Router: s.router, Store: s.store, Log: s.log,
-			DataDir: certDir, Started: started, srv: s,
+			DataDir: certDir, Started: started,
 		})
 		if err != nil {
 			return fmt.Errorf("host %s: %w", h.Name, err)
 		}
 		s.router.hosts[h.Name] = handler
+		if sh, ok := handler.(SessionHost); ok {
+			s.sessionHosts[h.Name] = sh
+		}
 	}
 	return nil
+}
+
+// Hosts returns the handlers of every host, by name; the map is the
+// caller's.
+func (s *Server) Hosts() map[string]Handler {
+	out := make(map[string]Handler, len(s.router.hosts))
+	for n, h := range s.router.hosts {
+		out[n] = h
+	}
+	return out
 }
 
 // HostHandler returns the handler that serves the host name, as its

@@ -256,18 +256,6 @@ func (s *Server) writeMetrics(w http.ResponseWriter) {
 		kind, cond, _ := strings.Cut(k, ":")
 		fmt.Fprintf(w, "parley_c2s_refusals_total{kind=%q,condition=%q} %d\n", kind, cond, refusals[k])
 	}
-	ls := s.LimitStats()
-	fmt.Fprintf(w, "# HELP parley_limit_refusals_total Stanzas refused by a per-account limit, by limit.\n"+
-		"# TYPE parley_limit_refusals_total counter\n"+
-		"parley_limit_refusals_total{limit=\"offline\"} %d\n"+
-		"parley_limit_refusals_total{limit=\"sessions_per_account\"} %d\n"+
-		"parley_limit_refusals_total{limit=\"private_storage_bytes\"} %d\n"+
-		"parley_limit_refusals_total{limit=\"roster_changes_per_minute\"} %d\n",
-		ls.OfflineFull, ls.SessionsRefused, ls.PrivateStorageRefused, ls.RosterChangesRefused)
-	fmt.Fprintf(w, "# HELP parley_offline_messages_total Offline messages taken by sessions, and put back unwritten.\n"+
-		"# TYPE parley_offline_messages_total counter\n"+
-		"parley_offline_messages_total{event=\"delivered\"} %d\nparley_offline_messages_total{event=\"restored\"} %d\n",
-		ls.OfflineDelivered, ls.OfflineRestored)
 	fmt.Fprintf(w, "# HELP parley_c2s_login_delay_seconds_total Time login answers were held, added up.\n"+
 		"# TYPE parley_c2s_login_delay_seconds_total counter\nparley_c2s_login_delay_seconds_total %g\n", l.DelaySeconds)
 	for _, t := range registeredTypes() {

@@ -9,45 +9,8 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/internal/ratelog"
+	"github.com/parley-im/parley/internal/tokenbucket"
 )
-
-// bucket is a token bucket as a value: no lock (its owner locks it) and
-// no clock or rates of its own, so that every account can hold one (24
-// bytes). used counts the tokens taken and not earned back yet, so the
-// zero value is full.
-type bucket struct {
-	used float64
-	at   time.Time // when used was last brought up to date
-}
-
-// refill earns back what rate tokens a second gave since the last call.
-func (b *bucket) refill(now time.Time, rate float64) {
-	if !b.at.IsZero() {
-		b.used = max(0, b.used-now.Sub(b.at).Seconds()*rate)
-	}
-	b.at = now
-}
-
-// missing reports whether n tokens are there with burst at most; when
-// they are not, it returns how long until they will be.
-func (b *bucket) missing(n int, rate, burst float64) (time.Duration, bool) {
-	short := b.used + float64(n) - burst
-	if short <= 0 {
-		return 0, true
-	}
-	return time.Duration(short / rate * float64(time.Second)), false
-}
-
-// take takes n tokens at now when they are there; when they are not it
-// takes none and returns how long until they will be.
-func (b *bucket) take(now time.Time, n int, rate, burst float64) (time.Duration, bool) {
-	b.refill(now, rate)
-	wait, ok := b.missing(n, rate, burst)
-	if ok {
-		b.used += float64(n)
-	}
-	return wait, ok
-}
 
 // tokenBucket is a bucket with its rates, clock and lock: rate tokens a
 // second, up to burst at once. It is safe for concurrent use.
@@ -56,7 +19,7 @@ type tokenBucket struct {
 	now         func() time.Time
 
 	mu sync.Mutex
-	b  bucket
+	b  tokenbucket.Bucket
 }
 
 // newTokenBucket returns a full bucket.
@@ -69,8 +32,8 @@ func newTokenBucket(rate, burst float64, now func() time.Time) *tokenBucket {
 func (t *tokenBucket) wait(n int) (time.Duration, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.b.refill(t.now(), t.rate)
-	return t.b.missing(n, t.rate, t.burst)
+	t.b.Refill(t.now(), t.rate)
+	return t.b.Missing(n, t.rate, t.burst)
 }
 
 // take takes n tokens when they are there; when they are not it takes
@@ -78,7 +41,7 @@ func (t *tokenBucket) wait(n int) (time.Duration, bool) {
 func (t *tokenBucket) take(n int) (time.Duration, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.b.take(t.now(), n, t.rate, t.burst)
+	return t.b.Take(t.now(), n, t.rate, t.burst)
 }
 
 // Causes of the HTTP listener's own refusals, values of the cause label of

@@ -13,7 +13,7 @@ import (
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
-	"github.com/parley-im/parley/server"
+	"github.com/parley-im/parley/server/local"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -779,7 +779,7 @@ func TestIMRegistration(t *testing.T) {
 	regGet := "<query xmlns='" + imNSRegister + "'/>"
 	withMode := func(mode string) *parleytest.Server {
 		return parleytest.Start(t, parleytest.WithHost(imDomain, ""), parleytest.WithConfig(func(c *conf.Config) {
-			server.LocalOptionsOf(&c.Hosts[0]).Registration = mode
+			local.LocalOptionsOf(&c.Hosts[0]).Registration = mode
 		}))
 	}
 
@@ -798,7 +798,7 @@ func TestIMRegistration(t *testing.T) {
 
 	t.Run("registrations_per_ip counts one address's attempts", func(t *testing.T) {
 		s := parleytest.Start(t, parleytest.WithHost(imDomain, ""), parleytest.WithConfig(func(c *conf.Config) {
-			server.LocalOptionsOf(&c.Hosts[0]).Registration = server.RegistrationOpen
+			local.LocalOptionsOf(&c.Hosts[0]).Registration = local.RegistrationOpen
 			c.Limits.RegistrationsPerIP = 2
 		}))
 		for _, u := range []string{"r1", "r2"} {
@@ -814,7 +814,7 @@ func TestIMRegistration(t *testing.T) {
 	})
 
 	t.Run("open", func(t *testing.T) {
-		s := withMode(server.RegistrationOpen)
+		s := withMode(local.RegistrationOpen)
 		imUsers(t, s, "alice")
 		t.Run("registration is offered after STARTTLS only", func(t *testing.T) {
 			c := s.DialRaw()
@@ -855,7 +855,7 @@ func TestIMRegistration(t *testing.T) {
 	})
 
 	t.Run("invite", func(t *testing.T) {
-		s := withMode(server.RegistrationInvite)
+		s := withMode(local.RegistrationInvite)
 		imInvite(t, s, "good-token")
 		imInvite(t, s, "preauth-token")
 		tests := []struct {

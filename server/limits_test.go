@@ -7,7 +7,7 @@ import (
 
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
-	"github.com/parley-im/parley/server"
+	"github.com/parley-im/parley/server/local"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -29,7 +29,7 @@ func TestPerAccountLimits(t *testing.T) {
 		name  string
 		limit func(l *conf.Limits)
 		run   func(t *testing.T, s *parleytest.Server)
-		want  server.LimitStats
+		want  local.LimitStats
 	}{
 		{
 			name:  "offline_bytes: a message past the bound in bytes bounces with a text",
@@ -52,7 +52,7 @@ func TestPerAccountLimits(t *testing.T) {
 					t.Errorf("bob got %d messages, want the 2 that fit:%s", len(msgs), bob.Dump(msgs))
 				}
 			},
-			want: server.LimitStats{OfflineFull: 1, OfflineDelivered: 2},
+			want: local.LimitStats{OfflineFull: 1, OfflineDelivered: 2},
 		},
 		{
 			name:  "sessions_per_account: a bind past the bound fails with resource-constraint",
@@ -71,7 +71,7 @@ func TestPerAccountLimits(t *testing.T) {
 				// A login with the resource of a bound session replaces it.
 				imLogin(t, s, "alice", "two")
 			},
-			want: server.LimitStats{SessionsRefused: 1},
+			want: local.LimitStats{SessionsRefused: 1},
 		},
 		{
 			name:  "private_storage_bytes: a set past the quota fails with not-acceptable; shrinking passes",
@@ -93,7 +93,7 @@ func TestPerAccountLimits(t *testing.T) {
 				alice.ExpectResult(alice.IQ("set", "", "<query xmlns='jabber:iq:private'><x xmlns='urn:test:0'/></query>"), "a set that frees room")
 				alice.ExpectResult(alice.IQ("set", "", fmt.Sprintf("<query xmlns='jabber:iq:private'><x xmlns='urn:test:2'>%s</x></query>", big)), "a set that fits again")
 			},
-			want: server.LimitStats{PrivateStorageRefused: 1},
+			want: local.LimitStats{PrivateStorageRefused: 1},
 		},
 		{
 			name:  "roster_changes_per_minute: a change past the budget fails with resource-constraint",
@@ -110,14 +110,14 @@ func TestPerAccountLimits(t *testing.T) {
 					t.Errorf("the roster has %d items after the refused removal, want 5", len(items))
 				}
 			},
-			want: server.LimitStats{RosterChangesRefused: 1},
+			want: local.LimitStats{RosterChangesRefused: 1},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := parleytest.Start(t, parleytest.WithConfig(func(c *conf.Config) { tt.limit(&c.Limits) }))
 			tt.run(t, s)
-			if got := s.LimitStats(); got != tt.want {
+			if got := local.LimitStatsOf(s.Server); got != tt.want {
 				t.Errorf("LimitStats() = %+v, want %+v", got, tt.want)
 			}
 		})

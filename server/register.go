@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/parley-im/parley/c2s"
 	"github.com/parley-im/parley/c2s/sasl"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/xmpp"
@@ -14,14 +15,13 @@ import (
 // registrar serves in-band registration (XEP-0077) for the c2s streams.
 type registrar Server
 
-// Mode returns the host's registration mode.
+// Mode returns the host's registration mode: closed for a host without
+// accounts.
 func (r *registrar) Mode(host string) string {
-	if h, ok := r.cfg.Host(host); ok {
-		if o, ok := h.Options.(*LocalOptions); ok {
-			return o.Registration
-		}
+	if h, ok := r.sessionHosts[host]; ok {
+		return h.RegistrationMode()
 	}
-	return RegistrationClosed
+	return c2s.RegistrationClosed
 }
 
 // CheckInvite reports whether token is a usable invite for host.

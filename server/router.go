@@ -90,7 +90,7 @@ func (r *Router) Bounce(st *xmpp.Stanza, e *xmpp.StanzaError) {
 	r.Route(reply)
 }
 
-// deliver is the one slow-consumer policy: a session whose queue is full
+// Deliver is the one slow-consumer policy: a session whose queue is full
 // does not get st, and the sender learns it with <resource-constraint/>.
 // Nothing blocks and nothing is dropped without the sender knowing,
 // except error stanzas, which are never answered. A client that stays
@@ -99,12 +99,12 @@ func (r *Router) Bounce(st *xmpp.Stanza, e *xmpp.StanzaError) {
 // A session that is closing is not a slow consumer: st goes where it
 // would go had the session gone a moment earlier (undelivered), like
 // what the session queued but will never write.
-func (r *Router) deliver(s Session, st *xmpp.Stanza) {
+func (r *Router) Deliver(s Session, st *xmpp.Stanza) {
 	if s.Deliver(st.El) {
 		return
 	}
 	if s.Closing() {
-		r.undelivered(s, st)
+		r.Undelivered(s, st)
 		return
 	}
 	if n := r.slowConsumers.Add(1); n&(n-1) == 0 {
@@ -114,37 +114,31 @@ func (r *Router) deliver(s Session, st *xmpp.Stanza) {
 	r.Bounce(st, xmpp.NewStanzaError(xmpp.ResourceConstraint, "the recipient is not reading its stream"))
 }
 
-// sessionHost is a handler whose users have sessions: a local host.
-type sessionHost interface {
-	// undelivered routes st, which the closing session s will never
-	// write, as if s had already gone.
-	undelivered(s Session, st *xmpp.Stanza)
-}
-
-// undelivered hands st, which the closing session s refused or will never
-// write, to the host of s. The host's lookups skip closing sessions, so st
-// cannot come back to s; it can come to another session of the user that
-// starts closing meanwhile, and so recurse once per such session at most.
-func (r *Router) undelivered(s Session, st *xmpp.Stanza) {
-	if h, ok := r.hosts[s.JID().Domain()].(sessionHost); ok {
-		h.undelivered(s, st)
+// Undelivered hands st, which the closing session s refused or will never
+// write, to the host of s ([SessionHost]). The host's lookups skip closing
+// sessions, so st cannot come back to s; it can come to another session of
+// the user that starts closing meanwhile, and so recurse once per such
+// session at most.
+func (r *Router) Undelivered(s Session, st *xmpp.Stanza) {
+	if h, ok := r.hosts[s.JID().Domain()].(SessionHost); ok {
+		h.Undelivered(s, st)
 	}
 }
 
-// mayExist reports whether j may be an account: false only for a JID of a
-// local host that has no such user. It reads the store when the user has
-// no session, so it is for subscription requests, not for routing.
-func (r *Router) mayExist(j xmpp.JID) bool {
-	h, ok := r.hosts[j.Domain()].(*localHost)
+// MayExist reports whether j may be an account: false only for a JID of
+// a host that has accounts ([AccountHost]) and no such one. It may read
+// the store, so it is for subscription requests, not for routing.
+func (r *Router) MayExist(j xmpp.JID) bool {
+	h, ok := r.hosts[j.Domain()].(AccountHost)
 	if !ok || j.Local() == "" {
 		return true
 	}
-	return h.online(j.Local()) != nil || h.exists(j.Local())
+	return h.MayExist(j.Local())
 }
 
-// answersPresence reports whether j is served by a host that answers
+// AnswersPresence reports whether j is served by a host that answers
 // presence for its JIDs itself ([PresenceAnswerer]), like a bot domain.
-func (r *Router) answersPresence(j xmpp.JID) bool {
+func (r *Router) AnswersPresence(j xmpp.JID) bool {
 	p, ok := r.hosts[j.Domain()].(PresenceAnswerer)
 	return ok && p.AnswersPresence()
 }
@@ -152,15 +146,25 @@ func (r *Router) answersPresence(j xmpp.JID) bool {
 // handlerTimeout bounds what one handler may wait for the store.
 const handlerTimeout = 10 * time.Second
 
-// storeCtx returns a context for one handler's or one delivery's work
+// StoreContext returns a context for one handler's or one delivery's work
 // with the store: it ends with the server, or after handlerTimeout.
-func (r *Router) storeCtx() (context.Context, context.CancelFunc) {
+func (r *Router) StoreContext() (context.Context, context.CancelFunc) {
 	base := r.ctx
 	if base == nil {
 		base = context.Background()
 	}
 	return context.WithTimeout(base, handlerTimeout)
 }
+
+// NewRouter returns a router with no hosts; SetHost adds them. A server
+// builds its own (New); this is for tests of a host type alone.
+func NewRouter(log *slog.Logger) *Router {
+	return &Router{hosts: make(map[string]Handler), log: log}
+}
+
+// SetHost makes h serve domain. The host table is read without a lock:
+// every SetHost comes before the first stanza is routed.
+func (r *Router) SetHost(domain string, h Handler) { r.hosts[domain] = h }
 
 // SlowConsumers returns how many stanzas full queues refused so far.
 func (r *Router) SlowConsumers() int64 { return r.slowConsumers.Load() }

@@ -38,9 +38,11 @@ type Server struct {
 	store  *storage.Store
 	certs  *certs.Store
 	router *Router
-	local  map[string]*localHost
-	c2s    *c2s.Server
-	http   *http.Server
+	// sessionHosts are the hosts whose users log in (SessionHost), by
+	// domain: c2s binds sessions to them.
+	sessionHosts map[string]SessionHost
+	c2s          *c2s.Server
+	http         *http.Server
 
 	flushStop chan struct{} // ends flushLoop; closed by Shutdown
 	// ctx is the server's lifetime, which handlers' contexts derive
@@ -68,7 +70,7 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: slog.Default(), local: make(map[string]*localHost)}
+	s := &Server{cfg: cfg, log: slog.Default(), sessionHosts: make(map[string]SessionHost)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -118,7 +120,7 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 		Registrar:      (*registrar)(s),
 		ExtraFeatures:  s.extraFeatures,
 		TLS:            s.certs.TLSConfig(),
-		IsLocalHost:    func(d string) bool { _, ok := s.local[d]; return ok },
+		IsLocalHost:    func(d string) bool { _, ok := s.sessionHosts[d]; return ok },
 		RequireTLS:     cfg.C2S.RequireTLS,
 		AllowPlain:     cfg.Auth.AllowPlain,
 		Iterations:     cfg.Auth.SCRAMIterations,
@@ -157,71 +159,43 @@ func backoffMax(d time.Duration) time.Duration {
 // c2sRouter gives the c2s package the router and the session registry.
 type c2sRouter Server
 
-// Route takes a stanza from a client: presence goes through the IM core
-// of the sender's host, a stanza to a contact the sender blocks is
-// refused (XEP-0191 §3.5), anything else is routed.
+// Route takes a stanza from a client: a host whose users log in takes
+// what they send (SessionHost.FromClient: its IM rules, then routing);
+// anything else is routed.
 func (r *c2sRouter) Route(st *xmpp.Stanza) {
-	h := r.local[st.From.Domain()]
-	if h == nil {
-		r.router.Route(st)
-		return
-	}
-	if !st.To.IsZero() && st.To.Bare() != st.From.Bare() && !st.IsError() && h.blocks(st.From.Local(), h.online(st.From.Local()), st.To) {
-		if st.Kind != xmpp.KindPresence {
-			reply := st.ErrorReply(blockedError())
-			reply.El.FindElement("error").AddChild(xmpp.NewElementNS(NSBlockingErr, "blocked"))
-			// Straight to the sender: routed, it would come from the
-			// blocked contact and be filtered by the very block.
-			if s := h.session(st.From); s != nil {
-				h.deliver(s, reply)
-			}
-		}
-		return
-	}
-	if len(h.pipe.hooks[FromClient][st.Kind]) > 0 && h.pipe.run(FromClient, h.session(st.From), st) {
-		return
-	}
-	if st.Kind == xmpp.KindPresence {
-		if s := h.session(st.From); s != nil {
-			h.outboundPresence(s, st)
-		}
+	if h := r.sessionHosts[st.From.Domain()]; h != nil {
+		h.FromClient(st)
 		return
 	}
 	r.router.Route(st)
 }
 
-// extraFeatures are the stream features of a local host that c2s only
-// announces: the server's entity capabilities, and after login roster
-// versioning and subscription pre-approval (RFC 6121 §2.6, §3.4).
+// extraFeatures are the stream features of a host that c2s only
+// announces (SessionHost.StreamFeatures).
 func (s *Server) extraFeatures(host string, authenticated bool) []*etree.Element {
-	h := s.local[host]
-	if h == nil {
-		return nil
+	if h := s.sessionHosts[host]; h != nil {
+		return h.StreamFeatures(authenticated)
 	}
-	out := []*etree.Element{h.caps}
-	if authenticated {
-		out = append(out, xmpp.NewElementNS(NSRosterVer, "ver"), xmpp.NewElementNS(NSPreApproval, "sub"))
-	}
-	return out
+	return nil
 }
 
 func (r *c2sRouter) Bind(sess *c2s.Session) error {
-	h, ok := r.local[sess.JID().Domain()]
+	h, ok := r.sessionHosts[sess.JID().Domain()]
 	if !ok {
-		return fmt.Errorf("server: %s is not a local host", sess.JID().Domain())
+		return fmt.Errorf("server: %s is not a host with accounts", sess.JID().Domain())
 	}
 	return h.Bind(sess)
 }
 
 func (r *c2sRouter) Unbind(sess *c2s.Session) {
-	if h, ok := r.local[sess.JID().Domain()]; ok {
+	if h, ok := r.sessionHosts[sess.JID().Domain()]; ok {
 		h.Unbind(sess)
 	}
 }
 
 // Undelivered routes the stanzas a closing session will never write (its
 // connection failed or is gone) as if the session had already gone: see
-// localHost.undelivered.
+// SessionHost.Undelivered.
 func (r *c2sRouter) Undelivered(sess *c2s.Session, els []*etree.Element) {
 	for _, el := range els {
 		st, err := xmpp.NewStanza(el)
@@ -230,7 +204,7 @@ func (r *c2sRouter) Undelivered(sess *c2s.Session, els []*etree.Element) {
 			r.log.Debug("server: undelivered element dropped", "jid", sess.JID().String(), "tag", el.Tag, "err", err)
 			continue
 		}
-		r.router.undelivered(sess, st)
+		r.router.Undelivered(sess, st)
 	}
 }
 
@@ -375,10 +349,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(s.flushStop)
 	}
 	s.serving.Wait()
-	for _, h := range s.local {
+	for _, h := range s.sessionHosts {
 		// What the flush loop has not written yet, now that every
 		// session has ended.
-		h.flushSeen(ctx)
+		h.Flush(ctx)
 	}
 	if s.cancel != nil {
 		// Whatever a handler still waits for ends here: every session is
@@ -394,8 +368,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// flushLoop writes the hosts' batched last activity once a second until
-// Shutdown.
+// flushLoop has the hosts write what they batch (SessionHost.Flush) once
+// a second until Shutdown.
 func (s *Server) flushLoop() {
 	defer s.serving.Done()
 	t := time.NewTicker(time.Second)
@@ -406,8 +380,8 @@ func (s *Server) flushLoop() {
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			for _, h := range s.local {
-				h.flushSeen(ctx)
+			for _, h := range s.sessionHosts {
+				h.Flush(ctx)
 			}
 			cancel()
 		}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
-	"github.com/parley-im/parley/server"
+	"github.com/parley-im/parley/server/local"
 )
 
 // startServer starts Parley in-process with a local host that allows
@@ -31,7 +31,7 @@ func startServer(t *testing.T, edit func(*conf.Config)) (*parleytest.Server, net
 		parleytest.WithHost("localhost", ""),
 		parleytest.WithBot("bots.localhost", "http://"+ln.Addr().String()+"/", nil),
 		parleytest.WithConfig(func(c *conf.Config) {
-			server.LocalOptionsOf(&c.Hosts[0]).Registration = server.RegistrationOpen
+			local.LocalOptionsOf(&c.Hosts[0]).Registration = local.RegistrationOpen
 			c.Limits.Rate = 0
 			if edit != nil {
 				edit(c)
@@ -203,7 +203,7 @@ func TestLogin(t *testing.T) {
 		}
 	})
 	t.Run("create_without_registration_says_so", func(t *testing.T) {
-		s, hook := startServer(t, func(c *conf.Config) { server.LocalOptionsOf(&c.Hosts[0]).Registration = server.RegistrationClosed })
+		s, hook := startServer(t, func(c *conf.Config) { local.LocalOptionsOf(&c.Hosts[0]).Registration = local.RegistrationClosed })
 		code, _, res := runTool(t, s, hook, "login", "-n", "2", "-create")
 		if code != 1 || !strings.Contains(res["error"].(string), "in-band registration") {
 			t.Fatalf("exit %d, error %v", code, res["error"])

@@ -9,7 +9,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/parley-im/parley/server"
+	"github.com/parley-im/parley/server/local"
 	"github.com/parley-im/parley/storage"
 )
 
@@ -40,13 +40,13 @@ func invite(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, "invite", err)
 	}
 	h, _ := cfg.Host(host)
-	if o := server.LocalOptionsOf(h); o == nil || o.Registration != server.RegistrationInvite {
+	if o := local.LocalOptionsOf(h); o == nil || o.Registration != local.RegistrationInvite {
 		var mode string
 		if o != nil {
 			mode = o.Registration
 		}
 		return fail(stderr, "invite", fmt.Errorf("%s has registration = %q; set registration = %q on it for invitations to work",
-			host, mode, server.RegistrationInvite))
+			host, mode, local.RegistrationInvite))
 	}
 	if cfg.DatabasePath() == storage.Memory {
 		return fail(stderr, "invite", errors.New("the config keeps everything in memory; invitations need a database file"))

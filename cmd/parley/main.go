@@ -11,7 +11,7 @@ import (
 
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/server"
-	// The standard modules of the IM core (server.RegisterModule).
+	// The standard modules of the IM core (local.RegisterModule).
 	_ "github.com/parley-im/parley/server/mod/std"
 	// The host types this binary runs.
 	_ "github.com/parley-im/parley/server/hosttypes/std"

@@ -19,6 +19,7 @@ import (
 	"github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/server"
+	"github.com/parley-im/parley/server/local"
 )
 
 // shutdownTimeout is how long serve waits for sessions to end after it is
@@ -114,7 +115,7 @@ func firstSteps(log *slog.Logger, cfg *conf.Config, srv *server.Server, configPa
 	}
 	echo := demoEchoHost(cfg, srv.HTTPAddrs())
 	for _, h := range cfg.Hosts {
-		if h.Type != server.HostLocal {
+		if h.Type != local.HostLocal {
 			continue
 		}
 		has, err := srv.Store().HasAccounts(ctx, h.Name)

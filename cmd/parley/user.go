@@ -10,7 +10,7 @@ import (
 
 	"github.com/parley-im/parley/c2s/sasl"
 	"github.com/parley-im/parley/conf"
-	"github.com/parley-im/parley/server"
+	"github.com/parley-im/parley/server/local"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/xmpp"
 )
@@ -264,21 +264,21 @@ func (u *userCmd) hostOperand(s string) (string, error) {
 // unless domain is one of them.
 func (u *userCmd) checkLocalHost(domain string) error {
 	h, ok := u.cfg.Host(domain)
-	if ok && h.Type == server.HostLocal {
+	if ok && h.Type == local.HostLocal {
 		return nil
 	}
 	problem := "is not a host of " + configName(u.cfg)
 	if ok {
 		problem = fmt.Sprintf("is a %s host in %s, which has no accounts", h.Type, configName(u.cfg))
 	}
-	var local []string
+	var locals []string
 	for _, h := range u.cfg.Hosts {
-		if h.Type == server.HostLocal {
-			local = append(local, h.Name)
+		if h.Type == local.HostLocal {
+			locals = append(locals, h.Name)
 		}
 	}
-	if len(local) == 0 {
+	if len(locals) == 0 {
 		return fmt.Errorf("%s %s, which has no local hosts", domain, problem)
 	}
-	return fmt.Errorf("%s %s; its local hosts are %s", domain, problem, strings.Join(local, ", "))
+	return fmt.Errorf("%s %s; its local hosts are %s", domain, problem, strings.Join(locals, ", "))
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/server"
+	"github.com/parley-im/parley/server/local"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -24,7 +25,7 @@ import (
 const NS = "urn:example:msgcount"
 
 func init() {
-	server.RegisterModule(server.Module{Name: "msgcount", Start: start})
+	local.RegisterModule(local.Module{Name: "msgcount", Start: start})
 }
 
 // counts are one host's counters, by user (localpart).
@@ -41,11 +42,11 @@ func (c *counts) add(m map[string]int, local string) {
 
 // start runs once per local host: it registers two message handlers and
 // one iq handler on h.
-func start(h *server.Host) error {
+func start(h *local.Host) error {
 	c := &counts{sent: map[string]int{}, received: map[string]int{}}
 	// What a user's client sends. Returning false lets the stanza go on
 	// its way: the module watches, it does not take.
-	h.Hook(server.FromClient, xmpp.KindMessage, 0, func(_ server.Session, st *xmpp.Stanza) bool {
+	h.Hook(local.FromClient, xmpp.KindMessage, 0, func(_ server.Session, st *xmpp.Stanza) bool {
 		c.add(c.sent, st.From.Local())
 		return false
 	})
@@ -57,12 +58,12 @@ func start(h *server.Host) error {
 		}
 		return false
 	}
-	h.Hook(server.ToBare, xmpp.KindMessage, 0, received)
-	h.Hook(server.ToFull, xmpp.KindMessage, 0, received)
+	h.Hook(local.ToBare, xmpp.KindMessage, 0, received)
+	h.Hook(local.ToFull, xmpp.KindMessage, 0, received)
 	// The iq, to the user's own account (sent without to, or to the
 	// user's bare JID). Another user asking gets <forbidden/>; an iq of
 	// another type or payload never reaches this handler.
-	h.HandleIQ(server.ToBare, "get", NS, "count", NS, func(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
+	h.HandleIQ(local.ToBare, "get", NS, "count", NS, func(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
 		if !st.To.IsZero() && st.To.Bare() != st.From.Bare() {
 			return nil, xmpp.NewStanzaError(xmpp.Forbidden, "ask for your own counts")
 		}

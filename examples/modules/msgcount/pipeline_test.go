@@ -5,6 +5,7 @@ import (
 
 	"github.com/parley-im/parley/parleytest"
 	"github.com/parley-im/parley/server"
+	"github.com/parley-im/parley/server/local"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -14,14 +15,14 @@ const nsSeen = "urn:example:seen"
 // at ToClient, answers messages to the domain at ToHost, and takes (before
 // msgcount, by priority) messages whose body is "swallow".
 func init() {
-	server.RegisterModule(server.Module{Name: "toy-pipeline", Start: func(h *server.Host) error {
-		h.Hook(server.ToClient, xmpp.KindMessage, 0, func(s server.Session, st *xmpp.Stanza) bool {
+	local.RegisterModule(local.Module{Name: "toy-pipeline", Start: func(h *local.Host) error {
+		h.Hook(local.ToClient, xmpp.KindMessage, 0, func(s server.Session, st *xmpp.Stanza) bool {
 			if st.El.FindElement("body") != nil {
 				st.El.AddChild(xmpp.NewElementNS(nsSeen, "seen"))
 			}
 			return false
 		})
-		h.Hook(server.ToHost, xmpp.KindMessage, 0, func(_ server.Session, st *xmpp.Stanza) bool {
+		h.Hook(local.ToHost, xmpp.KindMessage, 0, func(_ server.Session, st *xmpp.Stanza) bool {
 			reply := xmpp.NewElementNS(xmpp.NSClient, "message")
 			reply.CreateAttr("type", "headline")
 			reply.CreateElement("body").SetText("the host heard you")
@@ -31,7 +32,7 @@ func init() {
 			h.Route(r)
 			return true
 		})
-		h.Hook(server.ToBare, xmpp.KindMessage, 100, func(_ server.Session, st *xmpp.Stanza) bool {
+		h.Hook(local.ToBare, xmpp.KindMessage, 100, func(_ server.Session, st *xmpp.Stanza) bool {
 			return st.El.FindElement("body") != nil && st.El.FindElement("body").Text() == "swallow"
 		})
 		return nil

@@ -10,6 +10,8 @@
 package std
 
 import (
+	// local: a domain with users, their rosters, presence and storage.
+	_ "github.com/parley-im/parley/server/local"
 	// http_component: a domain of bots behind a webhook.
 	_ "github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/server/hosttypes/planned"

@@ -13,29 +13,30 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/server"
+	"github.com/parley-im/parley/server/local"
 	"github.com/parley-im/parley/xmpp"
 )
 
 func init() {
-	server.RegisterModule(server.Module{Name: "basic", Start: start})
+	local.RegisterModule(local.Module{Name: "basic", Start: start})
 }
 
-func start(h *server.Host) error {
+func start(h *local.Host) error {
 	pong := func(context.Context, *xmpp.Stanza) (*etree.Element, error) { return nil, nil }
 	// XEP-0199 §4 (to the server) and §6 (to a user's bare JID, which the
 	// server answers for the account).
-	h.HandleIQ(server.ToHost, "get", xmpp.NSPing, "ping", xmpp.NSPing, pong)
-	h.HandleIQ(server.ToBare, "get", xmpp.NSPing, "ping", xmpp.NSPing, pong)
-	h.HandleIQ(server.ToHost, "get", xmpp.NSVersion, "query", xmpp.NSVersion, version)
-	h.HandleIQ(server.ToHost, "get", xmpp.NSTime, "time", xmpp.NSTime, entityTime)
+	h.HandleIQ(local.ToHost, "get", xmpp.NSPing, "ping", xmpp.NSPing, pong)
+	h.HandleIQ(local.ToBare, "get", xmpp.NSPing, "ping", xmpp.NSPing, pong)
+	h.HandleIQ(local.ToHost, "get", xmpp.NSVersion, "query", xmpp.NSVersion, version)
+	h.HandleIQ(local.ToHost, "get", xmpp.NSTime, "time", xmpp.NSTime, entityTime)
 	started := h.Started()
-	h.HandleIQ(server.ToHost, "get", server.NSLast, "query", server.NSLast, func(context.Context, *xmpp.Stanza) (*etree.Element, error) {
-		q := xmpp.NewElementNS(server.NSLast, "query")
+	h.HandleIQ(local.ToHost, "get", local.NSLast, "query", local.NSLast, func(context.Context, *xmpp.Stanza) (*etree.Element, error) {
+		q := xmpp.NewElementNS(local.NSLast, "query")
 		q.CreateAttr("seconds", strconv.FormatInt(int64(time.Since(started).Seconds()), 10))
 		return q, nil
 	})
 	services := h.Services()
-	h.HandleIQ(server.ToHost, "get", xmpp.NSDiscoItems, "query", xmpp.NSDiscoItems, func(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
+	h.HandleIQ(local.ToHost, "get", xmpp.NSDiscoItems, "query", xmpp.NSDiscoItems, func(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
 		if st.Payload().SelectAttr("node") != nil {
 			return nil, xmpp.NewStanzaError(xmpp.ItemNotFound, "no such node")
 		}

@@ -1,5 +1,5 @@
 // Package std imports the standard modules of a Parley server, each of
-// which registers itself (server.RegisterModule). The binary and the test
+// which registers itself (local.RegisterModule). The binary and the test
 // fixture import it; a module of one's own is one more import beside it.
 package std
 

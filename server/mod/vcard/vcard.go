@@ -10,7 +10,7 @@ import (
 	"fmt"
 
 	"github.com/beevik/etree"
-	"github.com/parley-im/parley/server"
+	"github.com/parley-im/parley/server/local"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/xmpp"
 )
@@ -33,17 +33,17 @@ type Store interface {
 }
 
 func init() {
-	server.RegisterModule(server.Module{Name: "vcard", Start: start})
+	local.RegisterModule(local.Module{Name: "vcard", Start: start})
 }
 
-func start(h *server.Host) error {
+func start(h *local.Host) error {
 	st, ok := h.Store().(Store)
 	if !ok {
 		return fmt.Errorf("the store (%T) cannot keep vCards", h.Store())
 	}
 	m := &module{host: h.Name(), store: st}
-	h.HandleIQ(server.ToBare, "get", NS, "vCard", NS, m.get)
-	h.HandleIQ(server.ToBare, "set", NS, "vCard", "", m.set)
+	h.HandleIQ(local.ToBare, "get", NS, "vCard", NS, m.get)
+	h.HandleIQ(local.ToBare, "set", NS, "vCard", "", m.set)
 	return nil
 }
 

@@ -1,4 +1,4 @@
-package server
+package local
 
 import (
 	"errors"
@@ -41,7 +41,7 @@ func (h *localHost) storeOffline(st *xmpp.Stanza) {
 	if !worthStoring(st) {
 		return
 	}
-	ctx, cancel := h.router.storeCtx()
+	ctx, cancel := h.router.StoreContext()
 	defer cancel()
 	q := storage.OfflineQuota{Messages: h.limits.offline, Bytes: h.limits.offlineBytes}
 	err := h.store.StoreOffline(ctx, h.name, st.To.Local(), serializeStanza(st), q)
@@ -106,7 +106,7 @@ func worthStoring(st *xmpp.Stanza) bool {
 // closing, or stays full for offlineStall) goes back to the store.
 func (h *localHost) deliverOffline(local string, s Session) {
 	for !s.Closing() {
-		ctx, cancel := h.router.storeCtx()
+		ctx, cancel := h.router.StoreContext()
 		page, err := h.store.TakeOffline(ctx, h.name, local, offlinePageMessages, offlinePageBytes)
 		cancel()
 		if err != nil {
@@ -165,7 +165,7 @@ func (h *localHost) restoreOffline(local string, ms []storage.OfflineMessage) {
 	if len(ms) == 0 {
 		return
 	}
-	ctx, cancel := h.router.storeCtx()
+	ctx, cancel := h.router.StoreContext()
 	defer cancel()
 	if err := h.store.RestoreOffline(ctx, h.name, local, ms); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		h.log.Error("local: offline messages lost: they could not be put back", "user", local, "messages", len(ms), "err", err)

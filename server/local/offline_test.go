@@ -1,8 +1,9 @@
-package server
+package local
 
 import (
 	"context"
 	"fmt"
+	"github.com/parley-im/parley/server"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -63,7 +64,7 @@ func (s *queueSession) write(limit int) []string {
 
 // fail closes s as a failed connection does (c2s writeLoop): closing
 // first, then what is queued goes back to the router, unwritten.
-func (s *queueSession) fail(r *Router) {
+func (s *queueSession) fail(r *server.Router) {
 	s.closing.Store(true)
 	s.mu.Lock()
 	batch := s.queue
@@ -74,7 +75,7 @@ func (s *queueSession) fail(r *Router) {
 		if err != nil {
 			continue
 		}
-		r.undelivered(s, st)
+		r.Undelivered(s, st)
 	}
 }
 

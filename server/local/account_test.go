@@ -1,8 +1,9 @@
-package server
+package local
 
 import (
 	"context"
 	"fmt"
+	"github.com/parley-im/parley/server"
 	"log/slog"
 	"reflect"
 	"runtime"
@@ -194,11 +195,10 @@ func (s *testSession) await(t *testing.T, what string, match func(*xmpp.Stanza) 
 	}
 }
 
-// acctHost is a local host over a gated in-memory store, with the Server
-// around it that client stanzas enter by.
+// acctHost is a local host over a gated in-memory store; client stanzas
+// enter by its FromClient, as c2s hands them over.
 type acctHost struct {
 	h     *localHost
-	srv   *Server
 	store *storage.Store
 	gated *gatedStore
 }
@@ -227,12 +227,11 @@ func newAcctHost(t *testing.T, held string, prepare func(ctx context.Context, st
 	}
 	log := slog.New(slog.DiscardHandler)
 	gated := &gatedStore{userStore: store, user: held, entered: make(chan string, 16)}
-	r := &Router{hosts: make(map[string]Handler), log: log}
+	r := server.NewRouter(log)
 	h := newLocalHost(acctDomain, r, gated, hostLimits{roster: 100, offline: 100}, log)
 	h.coreServices(false)
-	r.hosts[acctDomain] = h
-	srv := &Server{log: log, router: r, local: map[string]*localHost{acctDomain: h}}
-	return &acctHost{h: h, srv: srv, store: store, gated: gated}
+	r.SetHost(acctDomain, h)
+	return &acctHost{h: h, store: store, gated: gated}
 }
 
 // send enters st as a client's stanza, from its session, and returns a
@@ -248,7 +247,7 @@ func (x *acctHost) send(t *testing.T, from, format string, args ...any) <-chan s
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		(*c2sRouter)(x.srv).Route(st)
+		x.h.FromClient(st)
 	}()
 	return done
 }
@@ -633,7 +632,7 @@ func waitingForLock(fn string) bool {
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "server."+fn+"(") && strings.Contains(g, "sync.(*Mutex).Lock") {
+		if strings.Contains(g, "local."+fn+"(") && strings.Contains(g, "sync.(*Mutex).Lock") {
 			return true
 		}
 	}

@@ -1,7 +1,8 @@
-package server
+package local
 
 import (
 	"context"
+	"github.com/parley-im/parley/server"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -42,10 +43,9 @@ func BenchmarkRouteChatMessage(b *testing.B) {
 			}
 			defer store.Close()
 			log := slog.New(slog.DiscardHandler)
-			r := &Router{hosts: make(map[string]Handler), log: log}
+			r := server.NewRouter(log)
 			h := newLocalHost("localhost", r, store, hostLimits{roster: 100, offline: 100}, log)
-			r.hosts["localhost"] = h
-			c2s := (*c2sRouter)(&Server{log: log, router: r, local: map[string]*localHost{"localhost": h}})
+			r.SetHost("localhost", h)
 			alice := &benchSession{jid: xmpp.MustParse("alice@localhost/phone")}
 			bob := &benchSession{jid: xmpp.MustParse("bob@localhost/desk")}
 			for _, s := range []*benchSession{alice, bob} {
@@ -64,7 +64,7 @@ func BenchmarkRouteChatMessage(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				c2s.Route(st)
+				h.FromClient(st)
 			}
 			b.StopTimer()
 			if got := bob.got.Load(); got != int64(b.N) {

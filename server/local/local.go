@@ -1,10 +1,11 @@
-package server
+package local
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"github.com/beevik/etree"
+	"github.com/parley-im/parley/server"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -48,13 +49,15 @@ type userStore interface {
 type localHost struct {
 	name    string
 	domain  xmpp.JID
-	router  *Router
+	router  *server.Router
 	store   userStore
 	log     *slog.Logger
 	limits  hostLimits
 	contact [][2]any // XEP-0157 fields
 	// iterations is the SCRAM iteration count of changed passwords.
 	iterations int
+	// registration says who may register in-band (c2s.Registration*).
+	registration string
 	// caps is the <c/> stream feature of the server's disco#info.
 	caps *etree.Element
 
@@ -112,7 +115,7 @@ func hostLimitsOf(l conf.Limits) hostLimits {
 	}
 }
 
-func newLocalHost(name string, r *Router, store userStore, limits hostLimits, log *slog.Logger) *localHost {
+func newLocalHost(name string, r *server.Router, store userStore, limits hostLimits, log *slog.Logger) *localHost {
 	h := &localHost{
 		name:     name,
 		domain:   xmpp.MustParse(name),
@@ -138,7 +141,7 @@ func (h *localHost) deliver(s Session, st *xmpp.Stanza) {
 	if h.pipe.run(ToClient, s, st) {
 		return
 	}
-	h.router.deliver(s, st)
+	h.router.Deliver(s, st)
 }
 
 // serverInfo is the server's disco#info query, as a client would get it.
@@ -264,7 +267,7 @@ func (h *localHost) lastActivity(local string) (at time.Time, status string, ok 
 	if a, ok := h.lastSeen(local); ok {
 		return a.At, a.Status, true
 	}
-	ctx, cancel := h.router.storeCtx()
+	ctx, cancel := h.router.StoreContext()
 	defer cancel()
 	at, status, err := h.store.LastActivity(ctx, h.name, local)
 	if err != nil {
@@ -371,7 +374,7 @@ func (h *localHost) blocks(local string, a *account, j xmpp.JID) bool {
 	if j.Domain() == h.name && j.Local() == local {
 		return false
 	}
-	ctx, cancel := h.router.storeCtx()
+	ctx, cancel := h.router.StoreContext()
 	defer cancel()
 	list, err := h.store.BlockList(ctx, h.name, local)
 	if err != nil {
@@ -390,7 +393,7 @@ func (h *localHost) blocks(local string, a *account, j xmpp.JID) bool {
 // exists reports whether the user has an account. It reads storage, so it
 // is asked only when the user has no session.
 func (h *localHost) exists(local string) bool {
-	ctx, cancel := h.router.storeCtx()
+	ctx, cancel := h.router.StoreContext()
 	defer cancel()
 	_, err := h.store.Account(ctx, h.name, local)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
@@ -619,7 +622,7 @@ func (h *localHost) toServer(st *xmpp.Stanza) {
 	}
 	switch st.Kind {
 	case xmpp.KindIQ:
-		h.router.answer(st, h.server)
+		h.answer(st, h.server)
 	case xmpp.KindMessage:
 		if st.Type != "headline" && st.Type != "error" {
 			h.router.Bounce(st, xmpp.NewStanzaError(xmpp.ServiceUnavailable, "the server does not take messages"))
@@ -637,7 +640,66 @@ func (h *localHost) accountIQ(st *xmpp.Stanza, account xmpp.JID) {
 		h.router.Bounce(st, xmpp.NewStanzaError(xmpp.ServiceUnavailable, ""))
 		return
 	}
-	h.router.answer(st, h.account)
+	h.answer(st, h.account)
 }
 
 func (h *localHost) String() string { return fmt.Sprintf("local host %s", h.name) }
+
+// The server's side of a local host (server.SessionHost, AccountHost).
+
+// FromClient takes a stanza a user's session sent: a stanza to a contact
+// the user blocks is refused (XEP-0191 §3.5), then the FromClient
+// handlers run, then presence goes through RFC 6121's outbound rules and
+// anything else is routed.
+func (h *localHost) FromClient(st *xmpp.Stanza) {
+	if !st.To.IsZero() && st.To.Bare() != st.From.Bare() && !st.IsError() && h.blocks(st.From.Local(), h.online(st.From.Local()), st.To) {
+		if st.Kind != xmpp.KindPresence {
+			reply := st.ErrorReply(blockedError())
+			reply.El.FindElement("error").AddChild(xmpp.NewElementNS(NSBlockingErr, "blocked"))
+			// Straight to the sender: routed, it would come from the
+			// blocked contact and be filtered by the very block.
+			if s := h.session(st.From); s != nil {
+				h.deliver(s, reply)
+			}
+		}
+		return
+	}
+	if len(h.pipe.hooks[FromClient][st.Kind]) > 0 && h.pipe.run(FromClient, h.session(st.From), st) {
+		return
+	}
+	if st.Kind == xmpp.KindPresence {
+		if s := h.session(st.From); s != nil {
+			h.outboundPresence(s, st)
+		}
+		return
+	}
+	h.router.Route(st)
+}
+
+// Undelivered routes st, which the closing session s will never write, as
+// if s had already gone (see undelivered).
+func (h *localHost) Undelivered(s Session, st *xmpp.Stanza) { h.undelivered(s, st) }
+
+// StreamFeatures are the features c2s only announces: the server's
+// entity capabilities, and after login roster versioning and
+// subscription pre-approval (RFC 6121 §2.6, §3.4).
+func (h *localHost) StreamFeatures(authenticated bool) []*etree.Element {
+	out := []*etree.Element{h.caps}
+	if authenticated {
+		out = append(out, xmpp.NewElementNS(NSRosterVer, "ver"), xmpp.NewElementNS(NSPreApproval, "sub"))
+	}
+	return out
+}
+
+// RegistrationMode says who may register in-band on the host.
+func (h *localHost) RegistrationMode() string { return h.registration }
+
+// Flush writes the last activity of the users whose sessions ended since
+// the last flush.
+func (h *localHost) Flush(ctx context.Context) { h.flushSeen(ctx) }
+
+// MayExist reports whether the user may have an account: one with a
+// session has one; else the store says.
+func (h *localHost) MayExist(local string) bool {
+	return h.online(local) != nil || h.exists(local)
+}

@@ -1,4 +1,4 @@
-package server
+package local
 
 import (
 	"context"
@@ -69,18 +69,18 @@ func (m *iqMux) handle(typ, ns, local, feature string, h IQHandler) {
 // answer runs the handler for an iq get or set and routes its result or
 // error; results and errors themselves are dropped (they answer nothing
 // the server asked).
-func (r *Router) answer(st *xmpp.Stanza, m *iqMux) {
+func (h *localHost) answer(st *xmpp.Stanza, m *iqMux) {
 	if st.Type != "get" && st.Type != "set" {
 		return
 	}
 	p := st.Payload()
-	h := m.handlers[iqKey{st.Type, xmpp.NS(p), p.Tag}]
-	if h == nil {
-		r.Bounce(st, xmpp.NewStanzaError(xmpp.ServiceUnavailable, ""))
+	handler := m.handlers[iqKey{st.Type, xmpp.NS(p), p.Tag}]
+	if handler == nil {
+		h.router.Bounce(st, xmpp.NewStanzaError(xmpp.ServiceUnavailable, ""))
 		return
 	}
-	ctx, cancel := r.storeCtx()
-	payload, err := h(ctx, st)
+	ctx, cancel := h.router.StoreContext()
+	payload, err := handler(ctx, st)
 	cancel()
 	if errors.Is(err, errAnswered) {
 		return
@@ -88,18 +88,14 @@ func (r *Router) answer(st *xmpp.Stanza, m *iqMux) {
 	if err != nil {
 		var se *xmpp.StanzaError
 		if !errors.As(err, &se) {
-			r.log.Error("server: iq handler", "ns", xmpp.NS(p), "err", err)
+			h.log.Error("local: iq handler", "ns", xmpp.NS(p), "err", err)
 			se = xmpp.NewStanzaError(xmpp.InternalServerError, "")
 		}
-		r.Bounce(st, se)
+		h.router.Bounce(st, se)
 		return
 	}
-	r.Route(st.Result(payload))
+	h.router.Route(st.Result(payload))
 }
-
-// Version is Parley's version, reported by jabber:iq:version and
-// `parley version`. Release builds set it with -ldflags.
-var Version = "0.1.0-dev"
 
 // coreServices registers the iqs to the domain that the core answers
 // itself, and the host's behaviours that clients look for in disco#info.

@@ -1,4 +1,4 @@
-package server
+package local
 
 import (
 	"context"
@@ -162,7 +162,7 @@ func (h *localHost) rosterSet(ctx context.Context, st *xmpp.Stanza) (*etree.Elem
 	if _, pending := a.pending[contact]; pending {
 		item.PendingIn = true
 	}
-	ctx, cancel := h.router.storeCtx()
+	ctx, cancel := h.router.StoreContext()
 	ver, err := h.store.PutRosterItem(ctx, h.name, a.local, item)
 	cancel()
 	if err == nil {
@@ -192,7 +192,7 @@ func (h *localHost) rosterRemove(local string, contact xmpp.JID) error {
 		unlock()
 		return xmpp.NewStanzaError(xmpp.ItemNotFound, "no such contact in the roster")
 	}
-	ctx, cancel := h.router.storeCtx()
+	ctx, cancel := h.router.StoreContext()
 	defer cancel()
 	ver, err := h.store.DeleteRosterItem(ctx, h.name, a.local, contact.String())
 	if err == nil {
@@ -284,7 +284,7 @@ func (h *localHost) rosterChangeAllowed(local string) error {
 	}
 	a.mu.Lock()
 	perMinute := float64(h.limits.rosterRate)
-	_, ok := a.rosterChanges.take(time.Now(), 1, perMinute/60, perMinute)
+	_, ok := a.rosterChanges.Take(time.Now(), 1, perMinute/60, perMinute)
 	a.mu.Unlock()
 	if ok {
 		return nil

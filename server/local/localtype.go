@@ -1,10 +1,11 @@
-package server
+package local
 
 import (
 	"net/url"
 
 	"github.com/parley-im/parley/c2s"
 	"github.com/parley-im/parley/conf"
+	"github.com/parley-im/parley/server"
 )
 
 // HostLocal is the name of the local host type: a domain with users,
@@ -76,7 +77,7 @@ func LocalOptionsOf(h *conf.Host) *LocalOptions {
 
 func init() {
 	conf.RegisterHostType(HostLocal, conf.HostType[LocalOptions]{Check: checkLocal, Default: true})
-	RegisterHostType(HostLocal, HostType{New: newLocalType})
+	server.RegisterHostType(HostLocal, server.HostType{New: newLocalType, Metrics: writeMetrics})
 }
 
 // checkLocal checks a local host's options and fills in the registration
@@ -104,8 +105,8 @@ func checkLocal(c *conf.HostCheck, o *LocalOptions) {
 // newLocalType builds a local host. Its disco#items lists the server's
 // other hosts, those of other types (bot domains, and later rooms and
 // upload services).
-func newLocalType(env *HostEnv) (Handler, error) {
-	s, h := env.srv, env.Host
+func newLocalType(env *server.HostEnv) (server.Handler, error) {
+	h := env.Host
 	var components []string
 	for _, o := range env.Config.Hosts {
 		if o.Type != HostLocal {
@@ -113,7 +114,8 @@ func newLocalType(env *HostEnv) (Handler, error) {
 		}
 	}
 	opts := LocalOptionsOf(h)
-	lh := newLocalHost(h.Name, s.router, s.store, hostLimitsOf(env.Config.Limits), s.log)
+	lh := newLocalHost(h.Name, env.Router, env.Store, hostLimitsOf(env.Config.Limits), env.Log)
+	lh.registration = opts.Registration
 	lh.contact = opts.Contact.Fields()
 	lh.iterations = env.Config.Auth.SCRAMIterations
 	if len(lh.contact) > 0 {
@@ -125,6 +127,5 @@ func newLocalType(env *HostEnv) (Handler, error) {
 		return nil, err
 	}
 	lh.caps = capsElement(lh.serverInfo())
-	s.local[h.Name] = lh
 	return lh, nil
 }

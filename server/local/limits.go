@@ -1,6 +1,10 @@
-package server
+package local
 
 import (
+	"fmt"
+	"io"
+
+	"github.com/parley-im/parley/server"
 	"sync/atomic"
 	"time"
 
@@ -30,10 +34,18 @@ type LimitStats struct {
 	RosterChangesRefused int64
 }
 
-// LimitStats returns what the per-account limits refused so far.
-func (s *Server) LimitStats() LimitStats {
+// LimitStatsOf returns what the per-account limits of srv's local hosts
+// refused so far.
+func LimitStatsOf(srv *server.Server) LimitStats { return limitStats(srv.Hosts()) }
+
+// limitStats sums the figures of the local hosts among hosts.
+func limitStats(hosts map[string]server.Handler) LimitStats {
 	var st LimitStats
-	for _, h := range s.local {
+	for _, handler := range hosts {
+		h, ok := handler.(*localHost)
+		if !ok {
+			continue
+		}
 		c := &h.counters
 		st.OfflineFull += c.offlineFull.Load()
 		st.OfflineDelivered += c.offlineDelivered.Load()
@@ -69,4 +81,20 @@ func (h *localHost) logLimit(key string, args ...any) {
 	}
 	h.log.Warn("local: per-account limit reached (logged once a minute per limit)",
 		append([]any{"limit", "limits." + key, "unlogged_before", skipped}, args...)...)
+}
+
+// writeMetrics writes the local hosts' figures at the end of /metrics.
+func writeMetrics(w io.Writer, hosts map[string]server.Handler) {
+	ls := limitStats(hosts)
+	fmt.Fprintf(w, "# HELP parley_limit_refusals_total Stanzas refused by a per-account limit, by limit.\n"+
+		"# TYPE parley_limit_refusals_total counter\n"+
+		"parley_limit_refusals_total{limit=\"offline\"} %d\n"+
+		"parley_limit_refusals_total{limit=\"sessions_per_account\"} %d\n"+
+		"parley_limit_refusals_total{limit=\"private_storage_bytes\"} %d\n"+
+		"parley_limit_refusals_total{limit=\"roster_changes_per_minute\"} %d\n",
+		ls.OfflineFull, ls.SessionsRefused, ls.PrivateStorageRefused, ls.RosterChangesRefused)
+	fmt.Fprintf(w, "# HELP parley_offline_messages_total Offline messages taken by sessions, and put back unwritten.\n"+
+		"# TYPE parley_offline_messages_total counter\n"+
+		"parley_offline_messages_total{event=\"delivered\"} %d\nparley_offline_messages_total{event=\"restored\"} %d\n",
+		ls.OfflineDelivered, ls.OfflineRestored)
 }

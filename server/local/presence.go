@@ -1,4 +1,4 @@
-package server
+package local
 
 import (
 	"bytes"
@@ -277,7 +277,7 @@ func (h *localHost) outboundSubscription(st *xmpp.Stanza) {
 	if contact.IsZero() || contact == st.From.Bare() {
 		return
 	}
-	if st.Type == subscription.Subscribe && !h.router.mayExist(contact) {
+	if st.Type == subscription.Subscribe && !h.router.MayExist(contact) {
 		// RFC 6121 §3.1.2: "If the presence subscription request cannot
 		// be locally delivered or remotely routed (e.g., because the
 		// request is malformed, the local contact does not exist, ...),
@@ -343,7 +343,7 @@ func (h *localHost) outboundSubscription(st *xmpp.Stanza) {
 // user", which the component does not do, so the user's side does it for
 // the bot's. Other contacts' servers send theirs.
 func (h *localHost) botGone(contact xmpp.JID, avail []sessPresence) {
-	if !h.router.answersPresence(contact) {
+	if !h.router.AnswersPresence(contact) {
 		return
 	}
 	for _, p := range avail {
@@ -444,7 +444,7 @@ func (h *localHost) saveState(a *account, contact xmpp.JID, next subscription.St
 	item.Ask = next.PendingOut
 	item.PendingIn = next.PendingIn
 	item.Approved = next.Approved
-	ctx, cancel := h.router.storeCtx()
+	ctx, cancel := h.router.StoreContext()
 	defer cancel()
 	ver, err := h.store.PutRosterItem(ctx, h.name, a.local, item)
 	if err != nil {
@@ -467,7 +467,7 @@ func (h *localHost) saveState(a *account, contact xmpp.JID, next subscription.St
 // forgotten, then puts that in memory; the user's lock must be held and
 // a.mu not.
 func (h *localHost) savePending(a *account, contact xmpp.JID, pending bool, st *xmpp.Stanza) error {
-	ctx, cancel := h.router.storeCtx()
+	ctx, cancel := h.router.StoreContext()
 	defer cancel()
 	if !pending {
 		if err := h.store.DeleteXML(ctx, h.name, a.local, kindSubRequest, contact.String()); err != nil {

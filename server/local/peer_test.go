@@ -1,4 +1,4 @@
-package server
+package local
 
 import (
 	"context"
@@ -55,7 +55,7 @@ func newPeerHost(t *testing.T, items ...string) (*acctHost, *peer) {
 		return nil
 	})
 	p := &peer{}
-	x.h.router.hosts[peerDomain] = p
+	x.h.router.SetHost(peerDomain, p)
 	return x, p
 }
 

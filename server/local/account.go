@@ -1,7 +1,8 @@
-package server
+package local
 
 import (
 	"context"
+	"github.com/parley-im/parley/internal/tokenbucket"
 	"slices"
 	"sort"
 	"sync"
@@ -79,7 +80,7 @@ type account struct {
 	// (roster_changes_per_minute); guarded by mu. It lives as long as
 	// the account has a session: logging in again to empty it costs a
 	// full login.
-	rosterChanges bucket
+	rosterChanges tokenbucket.Bucket
 
 	// redelivering is set, under mu, while a goroutine delivers the
 	// offline messages that a closing session handed back to another
@@ -159,7 +160,7 @@ func (a *account) load(h *localHost) error {
 // read reads the user's data from the store into a. A copy that a change
 // will commit to must be read holding the user's lock.
 func (a *account) read(h *localHost) error {
-	ctx, cancel := h.router.storeCtx()
+	ctx, cancel := h.router.StoreContext()
 	defer cancel()
 	roster, ver, pending, blocked, err := h.readUser(ctx, a.local)
 	if err != nil {
