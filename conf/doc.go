@@ -14,7 +14,7 @@
 // tls_key) and those of its type. Host types are plugins: each registers
 // its options and their check with [RegisterHostType] from its own
 // package, and this package names none of them. A program must import the
-// types it runs (server/hosttypes/std) before it parses a config; without
+// types it runs (server/std) before it parses a config; without
 // them every host is of an unknown type.
 //
 // This package is not for acting on the config: it opens no listeners, reads

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/parley-im/parley/conf"
-	_ "github.com/parley-im/parley/server/hosttypes/std"
+	_ "github.com/parley-im/parley/server/std"
 	"github.com/parley-im/parley/server/local"
 )
 

@@ -24,7 +24,7 @@ var DefaultTOML []byte
 // Default returns [DefaultTOML], parsed. Its File is empty. It panics if the
 // embedded config is broken, which a test of this package rules out, or if
 // its host types (local and http_component) are not registered: import
-// server/hosttypes/std.
+// server/std.
 func Default() *Config {
 	c, err := Parse("default.toml", DefaultTOML)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/server/hosttypes/planned"
-	_ "github.com/parley-im/parley/server/hosttypes/std"
+	_ "github.com/parley-im/parley/server/std"
 	"github.com/parley-im/parley/server/local"
 )
 

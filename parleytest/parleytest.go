@@ -27,10 +27,8 @@ import (
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/server"
 	"github.com/parley-im/parley/server/local"
-	// The standard modules: a test server is the server people run.
-	_ "github.com/parley-im/parley/server/mod/std"
-	// The standard host types, as cmd/parley runs them.
-	_ "github.com/parley-im/parley/server/hosttypes/std"
+	// The standard host types and modules, as cmd/parley runs them.
+	_ "github.com/parley-im/parley/server/std"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/xmpp"
 )

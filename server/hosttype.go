@@ -22,7 +22,7 @@ import (
 // registers it by name, with conf.RegisterHostType for its options and
 // with RegisterHostType here for what runs its hosts, from an init
 // function; the binary imports the packages of the types it runs (see
-// package server/hosttypes/std). The server names no host type: it builds
+// package server/std). The server names no host type: it builds
 // each [[host]] with its type's New and asks the handlers it gets for the
 // optional interfaces below.
 

@@ -11,10 +11,8 @@ import (
 
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/server"
-	// The standard modules of the IM core (local.RegisterModule).
-	_ "github.com/parley-im/parley/server/mod/std"
-	// The host types this binary runs.
-	_ "github.com/parley-im/parley/server/hosttypes/std"
+	// The host types and modules this binary runs.
+	_ "github.com/parley-im/parley/server/std"
 )
 
 // usage is what `parley help` prints.

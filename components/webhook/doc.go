@@ -9,6 +9,6 @@
 // It registers itself as the http_component host type (hosttype.go): its
 // options, the send API and the demo echo webhook on the server's HTTP
 // listener, the bots' metrics and the drain at shutdown. A binary runs it
-// by importing the package (server/hosttypes/std does). The component
+// by importing the package (server/std does). The component
 // does not route: it hands what it makes to the Router it was given.
 package webhook

@@ -13,7 +13,7 @@ import (
 // Module is a feature of local hosts (Prosody's modules, ejabberd's
 // gen_mod): a package of its own registers it from its init function with
 // RegisterModule, and the binary imports the package (cmd/parley and
-// parleytest import the standard list, package server/mod/std). The core
+// parleytest import the standard list, package server/std). The core
 // names no module. docs/ARCHITECTURE.md has a worked example.
 type Module struct {
 	// Name is the module's name, unique among modules: "ping", "carbons".

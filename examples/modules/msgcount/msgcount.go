@@ -7,7 +7,7 @@
 //	<iq type='result' id='c1'><count xmlns='urn:example:msgcount' sent='3' received='2'/></iq>
 //
 // A server has it when its binary imports the package (beside
-// server/mod/std). It registers itself, and nothing in server/ names it.
+// server/std). It registers itself, and nothing in server/ names it.
 package msgcount
 
 import (

@@ -1,0 +1,32 @@
+// Package std is the one list of what a standard Parley binary runs:
+// its host types and the modules of its local hosts. Import it for its
+// side effects, as cmd/parley and parleytest do:
+//
+//	import _ "github.com/parley-im/parley/server/std"
+//
+// Each host type registers itself from its own package
+// (conf.RegisterHostType for its options, server.RegisterHostType for its
+// hosts), and each module too (local.RegisterModule); this list is the
+// one place that names them. A type or module of one's own is one more
+// import beside it.
+package std
+
+import (
+	// Host types.
+	// local: a domain with users, their rosters, presence and storage.
+	_ "github.com/parley-im/parley/server/local"
+	// http_component: a domain of bots behind a webhook.
+	_ "github.com/parley-im/parley/components/webhook"
+	"github.com/parley-im/parley/server/hosttypes/planned"
+
+	// Modules of local hosts.
+	// The small answers: ping, version, time, uptime, disco#items.
+	_ "github.com/parley-im/parley/server/mod/basic"
+	// vcard-temp (XEP-0054).
+	_ "github.com/parley-im/parley/server/mod/vcard"
+)
+
+// muc, upload and component: known to the config, not run yet. They come
+// after the types above, which init registers before this package's init
+// runs, since this package imports them.
+func init() { planned.Register() }
