@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/parley-im/parley/conf"
-	_ "github.com/parley-im/parley/server/std"
 	"github.com/parley-im/parley/server/local"
+	_ "github.com/parley-im/parley/server/std"
 )
 
 func TestWebhookSecrets(t *testing.T) {

@@ -12,8 +12,8 @@ import (
 	"github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/server/hosttypes/planned"
-	_ "github.com/parley-im/parley/server/std"
 	"github.com/parley-im/parley/server/local"
+	_ "github.com/parley-im/parley/server/std"
 )
 
 // oneHost is appended to test configs that do not declare a host, so that

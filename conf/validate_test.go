@@ -10,8 +10,8 @@ import (
 
 	"github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/conf"
-	_ "github.com/parley-im/parley/server/std"
 	"github.com/parley-im/parley/server/local"
+	_ "github.com/parley-im/parley/server/std"
 )
 
 func TestValidateFillsInAGoBuiltConfig(t *testing.T) {
