@@ -229,7 +229,7 @@ func newAcctHost(t *testing.T, held string, prepare func(ctx context.Context, st
 	gated := &gatedStore{userStore: store, user: held, entered: make(chan string, 16)}
 	r := server.NewRouter(log)
 	h := newLocalHost(acctDomain, r, gated, hostLimits{roster: 100, offline: 100}, log)
-	h.coreServices(false)
+	h.coreServices()
 	r.SetHost(acctDomain, h)
 	return &acctHost{h: h, store: store, gated: gated}
 }

@@ -82,7 +82,7 @@ func (h *localHost) answer(st *xmpp.Stanza, m *iqMux) {
 	ctx, cancel := h.router.StoreContext()
 	payload, err := handler(ctx, st)
 	cancel()
-	if errors.Is(err, errAnswered) {
+	if errors.Is(err, ErrAnswered) {
 		return
 	}
 	if err != nil {
@@ -97,24 +97,11 @@ func (h *localHost) answer(st *xmpp.Stanza, m *iqMux) {
 	h.router.Route(st.Result(payload))
 }
 
-// coreServices registers the iqs to the domain that the core answers
-// itself, and the host's behaviours that clients look for in disco#info.
-func (h *localHost) coreServices(registration bool) {
+// coreServices registers what the core itself answers or does that
+// clients look for in disco#info.
+func (h *localHost) coreServices() {
 	// XEP-0160: messages to a user with no available resource are kept.
 	h.server.feature(NSOffline)
-	// Post-login password changes and removals come to the domain
-	// (XEP-0077 §3.2); the account's own handler serves them. The feature
-	// is listed when others may register.
-	feature := ""
-	if registration {
-		feature = NSRegister
-	}
-	h.server.handle("set", NSRegister, "query", feature, func(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
-		if st.From.Domain() != h.name || st.From.Local() == "" {
-			return nil, xmpp.NewStanzaError(xmpp.NotAllowed, "")
-		}
-		return h.registerSet(ctx, st)
-	})
 }
 
 // contactForm is the XEP-0157 extended disco#info form.

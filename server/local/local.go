@@ -54,10 +54,12 @@ type localHost struct {
 	log     *slog.Logger
 	limits  hostLimits
 	contact [][2]any // XEP-0157 fields
-	// iterations is the SCRAM iteration count of changed passwords.
-	iterations int
 	// registration says who may register in-band (c2s.Registration*).
 	registration string
+	// cfg and opts are the server's config and the host's options, as
+	// checked, for modules (Host.Config, Host.Options).
+	cfg  *conf.Config
+	opts *LocalOptions
 	// caps is the <c/> stream feature of the server's disco#info.
 	caps *etree.Element
 

@@ -116,13 +116,13 @@ func newLocalType(env *server.HostEnv) (server.Handler, error) {
 	opts := LocalOptionsOf(h)
 	lh := newLocalHost(h.Name, env.Router, env.Store, hostLimitsOf(env.Config.Limits), env.Log)
 	lh.registration = opts.Registration
+	lh.cfg, lh.opts = env.Config, opts
 	lh.contact = opts.Contact.Fields()
-	lh.iterations = env.Config.Auth.SCRAMIterations
 	if len(lh.contact) > 0 {
 		lh.server.forms = append(lh.server.forms, contactForm(lh.contact))
 	}
 	lh.services, lh.started = components, env.Started
-	lh.coreServices(opts.Registration != RegistrationClosed)
+	lh.coreServices()
 	if err := lh.startModules(); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package local
 
 import (
 	"fmt"
+	"github.com/parley-im/parley/conf"
 	"log/slog"
 	"sort"
 	"sync"
@@ -152,6 +153,13 @@ func (h *Host) Store() any { return h.lh.store }
 // Services returns the domains of the server's service hosts (bots,
 // components), for disco#items.
 func (h *Host) Services() []string { return append([]string(nil), h.lh.services...) }
+
+// Config returns the server's config, as checked: a module reads the
+// keys it uses (and should say which in its doc comment).
+func (h *Host) Config() *conf.Config { return h.lh.cfg }
+
+// Options returns the host's options (its [[host]] table), as checked.
+func (h *Host) Options() *LocalOptions { return h.lh.opts }
 
 // Started returns when the server was built, for its uptime (XEP-0012 §6).
 func (h *Host) Started() time.Time { return h.lh.started }

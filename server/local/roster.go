@@ -86,7 +86,7 @@ func (h *localHost) rosterGet(ctx context.Context, st *xmpp.Stanza) (*etree.Elem
 					el.CreateAttr("subscription", "remove")
 					h.pushTo(s, a.bare, el, cur)
 				}
-				return nil, errAnswered
+				return nil, ErrAnswered
 			}
 		}
 	}
@@ -101,8 +101,9 @@ func (h *localHost) rosterGet(ctx context.Context, st *xmpp.Stanza) (*etree.Elem
 	return q, nil
 }
 
-// errAnswered tells the iq mux that the handler sent its answer itself.
-var errAnswered = errors.New("answered")
+// ErrAnswered is what an IQHandler returns when it sent its answer
+// itself (a result before pushes, say): the mux sends nothing more.
+var ErrAnswered = errors.New("local: the handler answered the iq itself")
 
 // rosterSet changes or removes one item (RFC 6121 §2.3, §2.5).
 func (h *localHost) rosterSet(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
-	"github.com/parley-im/parley/c2s/sasl"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/xmpp"
 )
@@ -20,7 +19,6 @@ const (
 	NSBlockingErr  = "urn:xmpp:blocking:errors"
 	NSPrivate      = "jabber:iq:private"
 	NSLast         = "jabber:iq:last"
-	NSRegister     = "jabber:iq:register"
 	NSOffline      = "msgoffline"
 	NSDataForms    = "jabber:x:data"
 	NSServerInfo   = "http://jabber.org/network/serverinfo"
@@ -54,7 +52,6 @@ func (h *localHost) accountServices() *iqMux {
 	m.handle("get", NSPrivate, "query", NSPrivate, ownOnly(h.privateGet))
 	m.handle("set", NSPrivate, "query", "", ownOnly(h.privateSet))
 	m.handle("get", NSLast, "query", "", h.lastGet)
-	m.handle("set", NSRegister, "query", "", ownOnly(h.registerSet))
 	return m
 }
 
@@ -305,37 +302,6 @@ func (h *localHost) lastGet(ctx context.Context, st *xmpp.Stanza) (*etree.Elemen
 		q.SetText(status)
 	}
 	return q, nil
-}
-
-// registerSet changes the user's password or removes the account
-// (XEP-0077 §3.2, §3.3).
-func (h *localHost) registerSet(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
-	q := st.Payload()
-	if q.SelectElement("remove") != nil {
-		if err := h.store.DeleteAccount(ctx, h.name, st.From.Local()); err != nil {
-			return nil, err
-		}
-		h.router.Route(st.Result(nil))
-		for _, s := range h.sessions(st.From.Local()) {
-			s.Close(xmpp.NewStreamError(xmpp.StreamNotAuthorized, "the account was removed"))
-		}
-		return nil, errAnswered
-	}
-	user, pass := "", ""
-	if u := q.SelectElement("username"); u != nil {
-		user = u.Text()
-	}
-	if p := q.SelectElement("password"); p != nil {
-		pass = p.Text()
-	}
-	if local, err := xmpp.NormalizeLocal(user); err != nil || local != st.From.Local() || pass == "" {
-		return nil, xmpp.NewStanzaError(xmpp.BadRequest, "give your own username and a new password")
-	}
-	k1, k256, err := sasl.NewKeys(pass, h.iterations)
-	if err != nil {
-		return nil, xmpp.NewStanzaError(xmpp.NotAcceptable, "the password is not valid: "+err.Error())
-	}
-	return nil, h.store.SetCredentials(ctx, h.name, st.From.Local(), k1, k256)
 }
 
 // serializeElement renders an element for storage.

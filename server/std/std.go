@@ -22,6 +22,8 @@ import (
 	// Modules of local hosts.
 	// The small answers: ping, version, time, uptime, disco#items.
 	_ "github.com/parley-im/parley/server/mod/basic"
+	// Password changes and account removal (XEP-0077 §3.2, §3.3).
+	_ "github.com/parley-im/parley/server/mod/register"
 	// vcard-temp (XEP-0054).
 	_ "github.com/parley-im/parley/server/mod/vcard"
 )
