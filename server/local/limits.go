@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/parley-im/parley/server"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,7 +52,7 @@ func limitStats(hosts map[string]server.Handler) LimitStats {
 		st.OfflineDelivered += c.offlineDelivered.Load()
 		st.OfflineRestored += c.offlineRestored.Load()
 		st.SessionsRefused += c.sessionsRefused.Load()
-		st.PrivateStorageRefused += c.privateRefused.Load()
+		st.PrivateStorageRefused += c.refusedBy("private_storage_bytes")
 		st.RosterChangesRefused += c.rosterRefused.Load()
 	}
 	return st
@@ -63,8 +64,10 @@ type limitCounters struct {
 	offlineDelivered atomic.Int64
 	offlineRestored  atomic.Int64
 	sessionsRefused  atomic.Int64
-	privateRefused   atomic.Int64
-	rosterRefused    atomic.Int64
+	// refused counts the refusals of limits that modules enforce
+	// (Host.Refused), by the limit's config key.
+	refused       sync.Map // string → *atomic.Int64
+	rosterRefused atomic.Int64
 
 	// logged rations the logging of refusals (logLimit): an attack that
 	// hits a limit a thousand times a second logs one line a minute, and
@@ -97,4 +100,12 @@ func writeMetrics(w io.Writer, hosts map[string]server.Handler) {
 		"# TYPE parley_offline_messages_total counter\n"+
 		"parley_offline_messages_total{event=\"delivered\"} %d\nparley_offline_messages_total{event=\"restored\"} %d\n",
 		ls.OfflineDelivered, ls.OfflineRestored)
+}
+
+// refusedBy returns how many refusals the limit key counted.
+func (c *limitCounters) refusedBy(key string) int64 {
+	if n, ok := c.refused.Load(key); ok {
+		return n.(*atomic.Int64).Load()
+	}
+	return 0
 }

@@ -100,9 +100,8 @@ type hostLimits struct {
 	roster       int
 	offline      int
 	offlineBytes int64
-	sessions     int   // bound at once per account
-	privateBytes int64 // of private XML (XEP-0049) per account
-	rosterRate   int   // roster changes per minute per account
+	sessions     int // bound at once per account
+	rosterRate   int // roster changes per minute per account
 }
 
 // hostLimitsOf returns the per-user limits of l.
@@ -112,7 +111,6 @@ func hostLimitsOf(l conf.Limits) hostLimits {
 		offline:      l.OfflineMessages,
 		offlineBytes: int64(l.OfflineBytes),
 		sessions:     l.SessionsPerAccount,
-		privateBytes: int64(l.PrivateStorageBytes),
 		rosterRate:   l.RosterChangesPerMinute,
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley-im/parley/xmpp"
@@ -153,6 +154,15 @@ func (h *Host) Store() any { return h.lh.store }
 // Services returns the domains of the server's service hosts (bots,
 // components), for disco#items.
 func (h *Host) Services() []string { return append([]string(nil), h.lh.services...) }
+
+// Refused counts a refusal by the per-account limit whose [limits] key is
+// key (parley_limit_refusals_total), and logs it, once a minute per limit,
+// with args as slog attributes.
+func (h *Host) Refused(key string, args ...any) {
+	n, _ := h.lh.counters.refused.LoadOrStore(key, new(atomic.Int64))
+	n.(*atomic.Int64).Add(1)
+	h.lh.logLimit(key, args...)
+}
 
 // Config returns the server's config, as checked: a module reads the
 // keys it uses (and should say which in its doc comment).

@@ -502,7 +502,7 @@ func serializeStanza(st *xmpp.Stanza) []byte {
 
 // parseStanza reads a stored stanza back.
 func parseStanza(data []byte) (*xmpp.Stanza, error) {
-	el, err := xmpp.ParseElement(string(data), xmpp.Limits{MaxStanza: 1 << 20})
+	el, err := xmpp.ParseElement(string(data), StoredLimits)
 	if err != nil {
 		return nil, err
 	}

@@ -66,7 +66,7 @@ func (m *module) get(ctx context.Context, st *xmpp.Stanza) (*etree.Element, erro
 	if err != nil {
 		return nil, fmt.Errorf("reading the vCard of %s: %w", target, err)
 	}
-	return xmpp.ParseElement(string(data), xmpp.Limits{MaxStanza: 1 << 20})
+	return xmpp.ParseElement(string(data), local.StoredLimits)
 }
 
 // set stores the user's own vCard; another's is <forbidden/>.
