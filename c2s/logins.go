@@ -29,28 +29,40 @@ import (
 // is never slowed by anybody else's failures.
 type LoginLimits struct {
 	// BackoffAfter is how many failed logins of one account from one
-	// address are answered at once. Default 3.
+	// address are answered at once. Default DefaultBackoffAfter.
 	BackoffAfter int
 	// SprayAccounts is how many accounts may fail from one address before
-	// its attempts at other accounts wait. Default 10.
+	// its attempts at other accounts wait. Default DefaultSprayAccounts.
 	SprayAccounts int
 	// AccountFailures is how many times one account may fail from all
-	// addresses before attempts at it from new addresses wait. Default 30.
+	// addresses before attempts at it from new addresses wait. Default
+	// DefaultAccountFailures.
 	AccountFailures int
-	// BackoffMax is the longest wait; default 10s, and it is kept under
-	// the handshake timeout. Negative means no waiting at all.
+	// BackoffMax is the longest wait; default DefaultBackoffMax, and it is
+	// kept under the handshake timeout. Negative means no waiting at all.
 	BackoffMax time.Duration
-	// Window is how long a failure counts; default 15m.
+	// Window is how long a failure counts; default DefaultLoginWindow.
 	Window time.Duration
 }
 
-// Defaults of LoginLimits.
+// Defaults of LoginLimits, which NewServer gives the fields left zero.
+// Package conf takes from here the defaults of the [limits] keys that set
+// them (login_backoff_after, login_spray_accounts, login_account_failures,
+// login_backoff_max, login_window); they are written nowhere else.
 const (
-	DefaultBackoffAfter    = 3
-	DefaultSprayAccounts   = 10
+	// DefaultBackoffAfter is the default of LoginLimits.BackoffAfter.
+	DefaultBackoffAfter = 3
+	// DefaultSprayAccounts is the default of LoginLimits.SprayAccounts.
+	DefaultSprayAccounts = 10
+	// DefaultAccountFailures is the default of
+	// LoginLimits.AccountFailures.
 	DefaultAccountFailures = 30
-	DefaultBackoffMax      = 10 * time.Second
-	DefaultLoginWindow     = 15 * time.Minute
+	// DefaultBackoffMax is the default of LoginLimits.BackoffMax. Any
+	// BackoffMax is cut to half the handshake timeout, so that a held
+	// answer comes before the stream times out.
+	DefaultBackoffMax = 10 * time.Second
+	// DefaultLoginWindow is the default of LoginLimits.Window.
+	DefaultLoginWindow = 15 * time.Minute
 )
 
 func (l *LoginLimits) setDefaults(handshake time.Duration) {

@@ -82,29 +82,31 @@ type Config struct {
 	// Limits bound what a client may send.
 	Limits xmpp.Limits
 	// Queue is the number of stanzas that may wait for one session's
-	// writer; default 1000.
+	// writer; default DefaultQueue.
 	Queue int
 	// QueueBytes bounds the memory those stanzas hold, as weight
-	// estimates it; default 8 MiB. One stanza is always let in when
+	// estimates it; default DefaultQueueBytes. One stanza is always let in when
 	// nothing waits, so the largest one gets through.
 	QueueBytes int64
 	// IdleTimeout closes a stream that sent nothing for this long with
-	// <connection-timeout/>; 0 means never.
+	// <connection-timeout/>; 0 means never. A configuration's default is
+	// DefaultIdleTimeout.
 	IdleTimeout time.Duration
 	// ParkAfter is how long a bound session waits for its client in its
 	// own goroutine; after that it parks, holding no goroutine until the
 	// client sends again (on systems without epoll it never parks). 0
 	// turns off the whole idle-memory machinery (idlemem.go): besides
 	// parking, the wait without a read buffer and the shared writer
-	// goroutines.
+	// goroutines. A configuration's default is DefaultParkAfter.
 	ParkAfter time.Duration
-	// WriteTimeout bounds one flush to a client; default 30s.
+	// WriteTimeout bounds one flush to a client; default
+	// DefaultWriteTimeout.
 	WriteTimeout time.Duration
 	// HandshakeTimeout bounds the TLS handshake and everything before
-	// bind; default 30s.
+	// bind; default DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 	// AuthFailures is how many failed SASL attempts a stream may make
-	// before it is closed; default 3.
+	// before it is closed; default DefaultAuthFailures.
 	AuthFailures int
 	// ChannelBinding offers SCRAM-*-PLUS and XEP-0440 in the SASL
 	// mechanisms, and refuses a client's "y" as a downgrade: see
@@ -114,12 +116,13 @@ type Config struct {
 	// defaults.
 	Logins LoginLimits
 	// RegistrationsPerIP is how many in-band registrations one IP address
-	// may attempt per minute; default 10, negative means no limit.
+	// may attempt per minute; default DefaultRegistrationsPerIP, negative
+	// means no limit.
 	RegistrationsPerIP int
 	// UnauthenticatedPerIP is how many connections from one IP address
 	// may be open and not bound yet at once; past it a new one is closed
 	// with <policy-violation/> (at once, without TLS, on the direct TLS
-	// port). Default 32, negative means no limit. Logging in takes a
+	// port). Default DefaultUnauthenticatedPerIP, negative means no limit. Logging in takes a
 	// fraction of a second, so an office behind one NAT address rarely
 	// has more than a few at once, while a flood of streams that never
 	// log in is held to this many (each also closed HandshakeTimeout
@@ -129,29 +132,65 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// The defaults of Config: NewServer gives them to the fields left zero, and
+// package conf takes from here the defaults of the keys that set those
+// fields ([limits] queue, queue_bytes, auth_failures, registrations_per_ip,
+// unauthenticated_per_ip; [c2s] idle_timeout, park_after). They are written
+// nowhere else. They are untyped so that a config's sizes can use them as
+// they are.
+const (
+	// DefaultQueue is how many stanzas may wait for one session's writer.
+	DefaultQueue = 1000
+	// DefaultQueueBytes is the memory those stanzas may hold: 8 MiB.
+	DefaultQueueBytes = 8 << 20
+	// DefaultWriteTimeout bounds one flush to a client.
+	DefaultWriteTimeout = 30 * time.Second
+	// DefaultHandshakeTimeout bounds everything before bind, so it is
+	// also the longest a stream that does not log in stays open.
+	DefaultHandshakeTimeout = 30 * time.Second
+	// DefaultAuthFailures is how many failed SASL attempts a stream may
+	// make before it is closed.
+	DefaultAuthFailures = 3
+	// DefaultRegistrationsPerIP is how many in-band registrations one
+	// address may attempt per minute.
+	DefaultRegistrationsPerIP = 10
+	// DefaultUnauthenticatedPerIP is how many connections from one
+	// address may be open and not bound at once.
+	DefaultUnauthenticatedPerIP = 32
+
+	// DefaultIdleTimeout is the idle timeout a configuration starts from.
+	// NewServer does not fill it in: a zero Config.IdleTimeout means
+	// never.
+	DefaultIdleTimeout = 5 * time.Minute
+	// DefaultParkAfter is the ParkAfter a configuration starts from.
+	// NewServer does not fill it in: a zero Config.ParkAfter turns the
+	// idle-memory machinery off.
+	DefaultParkAfter = 10 * time.Second
+)
+
 func (c *Config) setDefaults() {
 	c.Limits = c.Limits.WithDefaults()
 	if c.Queue <= 0 {
-		c.Queue = 1000
+		c.Queue = DefaultQueue
 	}
 	if c.QueueBytes <= 0 {
-		c.QueueBytes = 8 << 20
+		c.QueueBytes = DefaultQueueBytes
 	}
 	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = 30 * time.Second
+		c.WriteTimeout = DefaultWriteTimeout
 	}
 	if c.HandshakeTimeout <= 0 {
-		c.HandshakeTimeout = 30 * time.Second
+		c.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if c.AuthFailures <= 0 {
-		c.AuthFailures = 3
+		c.AuthFailures = DefaultAuthFailures
 	}
 	c.Logins.setDefaults(c.HandshakeTimeout)
 	if c.RegistrationsPerIP == 0 {
-		c.RegistrationsPerIP = 10
+		c.RegistrationsPerIP = DefaultRegistrationsPerIP
 	}
 	if c.UnauthenticatedPerIP == 0 {
-		c.UnauthenticatedPerIP = 32
+		c.UnauthenticatedPerIP = DefaultUnauthenticatedPerIP
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -4,6 +4,10 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/parley-im/parley/c2s"
+	"github.com/parley-im/parley/c2s/sasl"
+	"github.com/parley-im/parley/xmpp"
 )
 
 // Config is the whole of Parley's configuration: one TOML file.
@@ -225,39 +229,30 @@ type Host struct {
 	Options any `toml:"-"`
 }
 
-// Default values, the ones [New] and [Config.Validate] fill in.
+// Default values, the ones [New] and [Config.Validate] fill in. Those of
+// the keys that configure package c2s, xmpp or sasl are written there,
+// next to the code that uses them ([c2s.DefaultQueue] and the like), and
+// New and Validate name them; these are the rest.
 const (
 	defaultDataDir       = "data"
 	defaultLogLevel      = "info"
-	defaultIdleTimeout   = 5 * time.Minute
-	defaultParkAfter     = 10 * time.Second
-	defaultStanzaSize    = 256 * KiB
 	defaultS2SStanzaSize = 512 * KiB
-	defaultMaxDepth      = 64
-	defaultMaxAttributes = 64
 	defaultRate          = 1 * MiB
 	defaultBurst         = 1 * MiB
-	defaultQueue         = 1000
-	defaultQueueBytes    = 8 * MiB
-	defaultAuthFailures  = 3
-	defaultRegsPerIP     = 10
-	defaultUnauthPerIP   = 32
-	defaultBackoffAfter  = 3
-	defaultSprayAccounts = 10
-	defaultAccountFails  = 30
-	defaultBackoffMax    = 10 * time.Second
-	maxBackoffMax        = 15 * time.Second
-	defaultLoginWindow   = 15 * time.Minute
 	defaultRosterSize    = 1000
 	defaultOffline       = 1000
 	defaultOfflineBytes  = 10 * MiB
 	defaultSessionsPer   = 10
 	defaultPrivateBytes  = 1 * MiB
 	defaultRosterRate    = 300
-	defaultSCRAMIter     = 10000
 	defaultTokenFailures = 5
 	defaultHTTPRead      = 30 * time.Second
 )
+
+// maxBackoffMax is the longest login_backoff_max: c2s cuts a longer one to
+// half its handshake timeout, so that a held answer comes before the
+// stream times out.
+const maxBackoffMax = c2s.DefaultHandshakeTimeout / 2
 
 // New returns a config with every default and no hosts; File is empty.
 // Add at least one [Host] before [Config.Validate].
@@ -269,30 +264,30 @@ func New() *Config {
 			Listen:      []string{"[::]:5222"},
 			DirectTLS:   []string{"[::]:5223"},
 			RequireTLS:  true,
-			IdleTimeout: Duration{defaultIdleTimeout},
-			ParkAfter:   Duration{defaultParkAfter},
+			IdleTimeout: Duration{c2s.DefaultIdleTimeout},
+			ParkAfter:   Duration{c2s.DefaultParkAfter},
 		},
 		HTTP: HTTP{
 			TokenFailures: defaultTokenFailures,
 			ReadTimeout:   Duration{defaultHTTPRead},
 		},
 		Limits: Limits{
-			StanzaSize:           defaultStanzaSize,
+			StanzaSize:           xmpp.DefaultMaxStanza,
 			S2SStanzaSize:        defaultS2SStanzaSize,
-			MaxDepth:             defaultMaxDepth,
-			MaxAttributes:        defaultMaxAttributes,
+			MaxDepth:             xmpp.DefaultMaxDepth,
+			MaxAttributes:        xmpp.DefaultMaxAttrs,
 			Rate:                 defaultRate,
 			Burst:                defaultBurst,
-			Queue:                defaultQueue,
-			QueueBytes:           defaultQueueBytes,
-			AuthFailures:         defaultAuthFailures,
-			LoginBackoffAfter:    defaultBackoffAfter,
-			LoginSprayAccounts:   defaultSprayAccounts,
-			LoginAccountFailures: defaultAccountFails,
-			LoginBackoffMax:      Duration{defaultBackoffMax},
-			LoginWindow:          Duration{defaultLoginWindow},
-			RegistrationsPerIP:   defaultRegsPerIP,
-			UnauthenticatedPerIP: defaultUnauthPerIP,
+			Queue:                c2s.DefaultQueue,
+			QueueBytes:           c2s.DefaultQueueBytes,
+			AuthFailures:         c2s.DefaultAuthFailures,
+			LoginBackoffAfter:    c2s.DefaultBackoffAfter,
+			LoginSprayAccounts:   c2s.DefaultSprayAccounts,
+			LoginAccountFailures: c2s.DefaultAccountFailures,
+			LoginBackoffMax:      Duration{c2s.DefaultBackoffMax},
+			LoginWindow:          Duration{c2s.DefaultLoginWindow},
+			RegistrationsPerIP:   c2s.DefaultRegistrationsPerIP,
+			UnauthenticatedPerIP: c2s.DefaultUnauthenticatedPerIP,
 			RosterSize:           defaultRosterSize,
 			OfflineMessages:      defaultOffline,
 
@@ -303,7 +298,7 @@ func New() *Config {
 			RosterChangesPerMinute: defaultRosterRate,
 		},
 		Auth: Auth{
-			SCRAMIterations: defaultSCRAMIter,
+			SCRAMIterations: sasl.DefaultIterations,
 			AllowPlain:      true,
 			ChannelBinding:  ChannelBindingCompatible,
 		},

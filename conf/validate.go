@@ -10,6 +10,9 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/parley-im/parley/c2s"
+	"github.com/parley-im/parley/c2s/sasl"
+	"github.com/parley-im/parley/xmpp"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -66,7 +69,7 @@ func (ch *checker) config(c *Config) {
 	ch.http(&c.HTTP)
 	ch.limits(&c.Limits)
 
-	atLeast(ch, "auth.scram_iterations", &c.Auth.SCRAMIterations, defaultSCRAMIter, 4096,
+	atLeast(ch, "auth.scram_iterations", &c.Auth.SCRAMIterations, sasl.DefaultIterations, 4096,
 		"RFC 7677 asks for at least 4096")
 	switch c.Auth.ChannelBinding {
 	case "":
@@ -124,37 +127,37 @@ func atLeast[T ~int | ~int64](ch *checker, path string, v *T, def, least T, why 
 }
 
 func (ch *checker) limits(l *Limits) {
-	atLeast(ch, "limits.stanza_size", &l.StanzaSize, defaultStanzaSize, 10000,
+	atLeast(ch, "limits.stanza_size", &l.StanzaSize, xmpp.DefaultMaxStanza, 10000,
 		"RFC 6120 §13.12 requires servers to accept stanzas of 10000 bytes")
 	atLeast(ch, "limits.s2s_stanza_size", &l.S2SStanzaSize, defaultS2SStanzaSize, 10000,
 		"RFC 6120 §13.12 requires servers to accept stanzas of 10000 bytes")
-	atLeast(ch, "limits.max_depth", &l.MaxDepth, defaultMaxDepth, 8,
+	atLeast(ch, "limits.max_depth", &l.MaxDepth, xmpp.DefaultMaxDepth, 8,
 		"common extensions nest elements that deep")
-	atLeast(ch, "limits.max_attributes", &l.MaxAttributes, defaultMaxAttributes, 8,
+	atLeast(ch, "limits.max_attributes", &l.MaxAttributes, xmpp.DefaultMaxAttrs, 8,
 		"common extensions use that many on one element")
-	atLeast(ch, "limits.queue", &l.Queue, defaultQueue, 1, "a session needs room for one stanza")
-	atLeast(ch, "limits.queue_bytes", &l.QueueBytes, defaultQueueBytes, 64*KiB, "a session needs room for a few stanzas")
-	atLeast(ch, "limits.auth_failures", &l.AuthFailures, defaultAuthFailures, 1,
+	atLeast(ch, "limits.queue", &l.Queue, c2s.DefaultQueue, 1, "a session needs room for one stanza")
+	atLeast(ch, "limits.queue_bytes", &l.QueueBytes, c2s.DefaultQueueBytes, 64*KiB, "a session needs room for a few stanzas")
+	atLeast(ch, "limits.auth_failures", &l.AuthFailures, c2s.DefaultAuthFailures, 1,
 		"a client needs one attempt")
-	atLeast(ch, "limits.login_backoff_after", &l.LoginBackoffAfter, defaultBackoffAfter, 1,
+	atLeast(ch, "limits.login_backoff_after", &l.LoginBackoffAfter, c2s.DefaultBackoffAfter, 1,
 		"a user who mistypes needs an attempt or two")
-	atLeast(ch, "limits.login_spray_accounts", &l.LoginSprayAccounts, defaultSprayAccounts, 1,
+	atLeast(ch, "limits.login_spray_accounts", &l.LoginSprayAccounts, c2s.DefaultSprayAccounts, 1,
 		"count at least one account")
-	atLeast(ch, "limits.login_account_failures", &l.LoginAccountFailures, defaultAccountFails, 1,
+	atLeast(ch, "limits.login_account_failures", &l.LoginAccountFailures, c2s.DefaultAccountFailures, 1,
 		"count at least one failure")
-	atLeast(ch, "limits.registrations_per_ip", &l.RegistrationsPerIP, defaultRegsPerIP, 1,
+	atLeast(ch, "limits.registrations_per_ip", &l.RegistrationsPerIP, c2s.DefaultRegistrationsPerIP, 1,
 		"a user needs one attempt")
-	atLeast(ch, "limits.unauthenticated_per_ip", &l.UnauthenticatedPerIP, defaultUnauthPerIP, 1,
+	atLeast(ch, "limits.unauthenticated_per_ip", &l.UnauthenticatedPerIP, c2s.DefaultUnauthenticatedPerIP, 1,
 		"a client needs one connection to log in")
 	if !ch.isSet("limits.login_backoff_max") && (ch.fromFile() || l.LoginBackoffMax.Duration == 0) {
-		l.LoginBackoffMax.Duration = defaultBackoffMax
+		l.LoginBackoffMax.Duration = c2s.DefaultBackoffMax
 	}
 	if d := l.LoginBackoffMax.Duration; d < 0 || d > maxBackoffMax {
 		ch.errorf("limits.login_backoff_max", `%v is out of range; use a duration from "1s" to %q, or "0s" never to hold a login's answer `+
-			"(a longer wait would outlast the stream's 30s handshake timeout)", d, maxBackoffMax.String())
+			"(a longer wait would outlast the stream's %v handshake timeout)", d, maxBackoffMax.String(), c2s.DefaultHandshakeTimeout)
 	}
 	if !ch.isSet("limits.login_window") && (ch.fromFile() || l.LoginWindow.Duration == 0) {
-		l.LoginWindow.Duration = defaultLoginWindow
+		l.LoginWindow.Duration = c2s.DefaultLoginWindow
 	}
 	if l.LoginWindow.Duration <= 0 {
 		ch.errorf("limits.login_window", `%v is not a time to count failures over; use a duration like "15m"`, l.LoginWindow.Duration)

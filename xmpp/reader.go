@@ -16,24 +16,38 @@ import (
 // Limits bound what a Reader accepts from its peer. A zero field means the
 // default named beside it.
 type Limits struct {
-	MaxStanza int64 // bytes of one top-level element (and of the stream header); default 256 KiB
-	MaxDepth  int   // element nesting inside a stanza, the stanza itself is depth 1; default 64
-	MaxAttrs  int   // attributes of one element, namespace declarations included; default 64
+	MaxStanza int64 // bytes of one top-level element (and of the stream header); default DefaultMaxStanza
+	MaxDepth  int   // element nesting inside a stanza, the stanza itself is depth 1; default DefaultMaxDepth
+	MaxAttrs  int   // attributes of one element, namespace declarations included; default DefaultMaxAttrs
 	Rate      int64 // bytes per second, averaged; 0 = unlimited
 	Burst     int64 // bytes that may arrive at once above Rate; default MaxStanza
 }
+
+// The defaults of [Limits], which [Limits.WithDefaults] fills in. They are
+// also the defaults of the [limits] keys that set them in Parley's config
+// (stanza_size, max_depth, max_attributes), which package conf takes from
+// here. They are untyped so that a config's sizes can use them as they are.
+const (
+	// DefaultMaxStanza is 256 KiB, well above the 10000 bytes every
+	// server must accept (RFC 6120 §13.12).
+	DefaultMaxStanza = 256 << 10
+	// DefaultMaxDepth is how deeply elements may nest in a stanza.
+	DefaultMaxDepth = 64
+	// DefaultMaxAttrs is how many attributes one element may carry.
+	DefaultMaxAttrs = 64
+)
 
 // WithDefaults returns l with the default of each limit it leaves zero, as
 // a Reader applies them.
 func (l Limits) WithDefaults() Limits {
 	if l.MaxStanza <= 0 {
-		l.MaxStanza = 256 << 10
+		l.MaxStanza = DefaultMaxStanza
 	}
 	if l.MaxDepth <= 0 {
-		l.MaxDepth = 64
+		l.MaxDepth = DefaultMaxDepth
 	}
 	if l.MaxAttrs <= 0 {
-		l.MaxAttrs = 64
+		l.MaxAttrs = DefaultMaxAttrs
 	}
 	if l.Burst <= 0 {
 		l.Burst = l.MaxStanza

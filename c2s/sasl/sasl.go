@@ -28,7 +28,9 @@ const (
 
 // DefaultIterations is the PBKDF2 iteration count used for the fake
 // exchanges of unknown users when [Config.Iterations] is zero. It is above
-// the 4096 that RFC 7677 §4 sets as the floor.
+// the 4096 that RFC 7677 §4 sets as the floor. It is also the default of
+// the iteration count of new keys ([auth] scram_iterations), which package
+// conf takes from here.
 const DefaultIterations = 10000
 
 // maxMessage bounds every client message. A SCRAM client-first-message
