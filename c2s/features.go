@@ -218,7 +218,11 @@ func (s *Session) saslConfig() sasl.Config {
 		ChannelBinding: s.srv.cfg.ChannelBinding,
 		FakeSecret:     s.srv.cfg.FakeSecret,
 		Iterations:     s.srv.cfg.Iterations,
-		Lookup: func(ctx context.Context, username string) (storage.Account, error) {
+		Lookup: func(_ context.Context, username string) (storage.Account, error) {
+			// The session's context is what authenticate passes; the
+			// lookup gets one of its own, bounded, and ended by a hang-up.
+			ctx, done := s.storeContext()
+			defer done()
 			acc, err := s.srv.cfg.Accounts.Account(ctx, s.host, username)
 			if errors.Is(err, storage.ErrNotFound) {
 				return acc, sasl.ErrUnknownUser
@@ -269,7 +273,7 @@ func (s *Session) authenticate(el *etree.Element) error {
 	if err != nil {
 		return s.saslFailure(err)
 	}
-	ctx := context.Background()
+	ctx := s.Context()
 	// The login limits see the attempt from the step that names the user:
 	// its answer is held there (holdLogin), and an exchange that ends
 	// before its credentials are checked, a probe for a user's salt and
@@ -298,6 +302,12 @@ func (s *Session) authenticate(el *etree.Element) error {
 				s.recordLogin(user, ip, err == nil)
 			}
 			if err != nil {
+				if s.closing.Load() {
+					// Closed meanwhile (Shutdown), which ended the
+					// lookup: the stream ends with Close's error, not a
+					// <failure/> that does not count.
+					return errClosing
+				}
 				return s.saslFailure(err)
 			}
 		}
@@ -463,6 +473,8 @@ func (s *Session) bind(el *etree.Element) error {
 		return s.bindError(st, xmpp.NewStanzaError(xmpp.ResourceConstraint, err.Error()))
 	}
 	s.state |= stateBound
+	// From here on Shutdown's report may read jidAddr (describe).
+	s.doing.Store(doReading)
 	s.srv.mu.Lock()
 	s.srv.authenticated(s)
 	s.srv.mu.Unlock()

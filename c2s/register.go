@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"time"
 
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/xmpp"
@@ -77,14 +76,19 @@ func (s *Session) register(el *etree.Element) error {
 	if mode != RegistrationOpen && mode != RegistrationInvite {
 		return s.bindError(st, xmpp.NewStanzaError(xmpp.NotAllowed, "this server does not allow in-band registration"))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	p := st.Payload()
 	switch {
 	case p.Tag == "preauth" && st.Type == "set":
 		// XEP-0401: the token comes first, registration after.
 		token := p.SelectAttrValue("token", "")
-		if err := reg.CheckInvite(ctx, s.host, token); err != nil {
+		ctx, done := s.storeContext()
+		err := reg.CheckInvite(ctx, s.host, token)
+		done()
+		if s.closing.Load() {
+			// Closed meanwhile (Shutdown): the answer goes unsaid.
+			return errClosing
+		}
+		if err != nil {
 			return s.bindError(st, asStanzaError(err))
 		}
 		s.token = token
@@ -129,7 +133,13 @@ func (s *Session) register(el *etree.Element) error {
 			}
 			l.Fail(remote)
 		}
-		if err := reg.Register(ctx, s.host, user, pass, token); err != nil {
+		ctx, done := s.storeContext()
+		err := reg.Register(ctx, s.host, user, pass, token)
+		done()
+		if s.closing.Load() {
+			return errClosing
+		}
+		if err != nil {
 			return s.bindError(st, asStanzaError(err))
 		}
 		s.token = ""

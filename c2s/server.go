@@ -371,8 +371,11 @@ func (s *Server) Refusals() map[string]int64 { return s.refusalCounts.snapshot()
 // unauthenticated ones from their address.
 func (s *Server) Refused() int64 { return s.refused.Load() }
 
-// Shutdown stops accepting, closes every stream with <system-shutdown/> and
-// waits until the sessions are gone or ctx ends.
+// Shutdown stops accepting, closes every stream with <system-shutdown/>
+// (which ends every session's context, and so the store calls they wait
+// on) and waits until the sessions are gone or ctx ends. When ctx ends
+// first, it logs the sessions still open, with what each is doing, and
+// returns an error that counts them.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
@@ -411,10 +414,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		s.mu.Lock()
-		n := len(s.sessions)
-		s.mu.Unlock()
-		return fmt.Errorf("c2s: %d sessions still open: %w", n, ctx.Err())
+		// Name who held the shutdown up, for the operator.
+		open := s.sessionList(nil)
+		s.logHanging(open)
+		return fmt.Errorf("c2s: %d sessions still open: %w", len(open), ctx.Err())
 	}
 }
 

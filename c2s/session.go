@@ -91,6 +91,11 @@ type Session struct {
 	// the last batch: nothing is queued after that batch, and what a
 	// failed or lost connection will not write goes back to the router
 	// (Router.Undelivered) instead of being dropped.
+	//
+	// qmu also guards closed, which makes Close run once (a sync.Once
+	// would cost 12 bytes, and the struct is at the top of its size
+	// class, 352 bytes), and the session's context (context.go): over
+	// and cx.
 	qmu     sync.Mutex
 	queue   []*etree.Element
 	qbytes  int64            // xmpp.Weight of what is queued and of the batch being written
@@ -100,11 +105,14 @@ type Session struct {
 	writing bool             // writeLoop runs, or the writing is over
 	written bool             // the connection's last write was made and it is closed
 	lost    bool             // the reader found the connection gone: the last batch is handed back, not written
+	closed  bool             // Close was called
+	over    bool             // the session's context is done: Close was called or the session ended
 	ended   chan struct{}    // made by waitWritten, closed with written
+	cx      *ctxState        // what the session's context needs while it is watched; nil mostly
 
-	closeOnce sync.Once
-	closing   atomic.Bool       // set by Close
-	closeErr  *xmpp.StreamError // set by Close before closing
+	closing  atomic.Bool       // set by Close
+	doing    atomic.Uint32     // what the session's goroutine is doing (doNegotiating...), for Shutdown's report
+	closeErr *xmpp.StreamError // set by Close before closing
 
 	available atomic.Bool
 	priority  atomic.Int32
@@ -258,27 +266,34 @@ func (s *Session) returnBatch(batch []*etree.Element) {
 func (s *Session) Closing() bool { return s.closing.Load() }
 
 // Close ends the session with the stream error e (nil for a plain close)
-// after what is already queued is written. It does not wait.
+// after what is already queued is written. It does not wait. Close also ends the session's context (Context).
 func (s *Session) Close(e *xmpp.StreamError) {
-	s.closeOnce.Do(func() {
-		s.closeErr = e
-		s.closing.Store(true)
-		// Once bound, a writer ends the stream: the one that runs sees
-		// closing when it next looks at the queue (closing is set before
-		// qmu is taken here), or none runs and one starts now.
-		s.qmu.Lock()
-		start := s.claimWriter()
+	s.qmu.Lock()
+	if s.closed {
 		s.qmu.Unlock()
-		if start {
-			s.srv.idle.write(s)
-		}
-		// Wake the reader if it is blocked or parked; before bind it
-		// ends the stream itself.
-		// The deadline of the connection beneath TLS is TLS's too, and
-		// that connection is never replaced, unlike s.conn in STARTTLS.
-		_ = s.tcp.SetReadDeadline(time.Now())
-		s.srv.idle.wake(s)
-	})
+		return
+	}
+	s.closed = true
+	// closeErr is set before closing, which others read without qmu
+	// (end, through isClosing) before they read closeErr.
+	s.closeErr = e
+	s.closing.Store(true)
+	// Once bound, a writer ends the stream: the one that runs sees
+	// closing when it next looks at the queue (closing is set under qmu
+	// here), or none runs and one starts now.
+	start := s.claimWriter()
+	hooks := s.endContextLocked()
+	s.qmu.Unlock()
+	runHooks(hooks)
+	if start {
+		s.srv.idle.write(s)
+	}
+	// Wake the reader if it is blocked or parked; before bind it
+	// ends the stream itself.
+	// The deadline of the connection beneath TLS is TLS's too, and
+	// that connection is never replaced, unlike s.conn in STARTTLS.
+	_ = s.tcp.SetReadDeadline(time.Now())
+	s.srv.idle.wake(s)
 }
 
 // serve runs the session to its end, or until it parks (then it reports
@@ -294,6 +309,11 @@ func (s *Session) serve() (parked bool) {
 			parked = true
 			return
 		}
+		// The session is over, whatever ended it (the client, a stream
+		// error, the idle timeout): work done for it stops, before the
+		// router hears of its end in end.
+		s.endContext()
+		s.doing.Store(doEnding)
 		s.end(err)
 	}()
 	err = s.run()
@@ -383,8 +403,10 @@ var errClosing = errors.New("c2s: session closed")
 var errRefused = errors.New("c2s: too many unauthenticated connections from the address")
 
 func (s *Session) handshake(tc *tls.Conn) error {
-	ctx, cancel := context.WithDeadline(context.Background(), time.Unix(0, s.preauthBy))
+	ctx, cancel := s.opContext(time.Unix(0, s.preauthBy))
 	defer cancel()
+	s.doing.Store(doHandshake)
+	defer s.doing.Store(doNegotiating)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return fmt.Errorf("c2s: tls handshake: %w", err)
 	}
@@ -471,7 +493,9 @@ func (s *Session) handleStanza(el *etree.Element) error {
 			return nil
 		}
 	}
+	s.doing.Store(doRouting)
 	s.srv.cfg.Router.Route(st)
+	s.doing.Store(doReading)
 	return nil
 }
 
