@@ -13,35 +13,19 @@ import (
 // a message handler and an iq handler, works in a real server through
 // real client streams, and the messages it watches still arrive.
 func TestToyModuleEndToEnd(t *testing.T) {
-	s := parleytest.Start(t)
-	s.AddUser("alice@localhost", "a")
-	s.AddUser("bob@localhost", "b")
-	alice := s.Login("alice@localhost", "a", "desk")
-	bob := s.Login("bob@localhost", "b", "phone")
-	for _, c := range []*parleytest.Conn{alice, bob} {
-		c.Send("<presence/>")
-		c.Sync()
-	}
+	alice, bob := twoAvailable(t)
 
 	// bob sends three messages: to the bare JID, to the full JID, and to
 	// a resource that is not there (which falls back to the bare JID,
 	// RFC 6121 §8.5.3.2.1, and must be counted once).
 	for i, to := range []string{"alice@localhost", "alice@localhost/desk", "alice@localhost/gone"} {
 		bob.Send("<message to='%s' type='chat' id='m%d'><body>hi</body></message>", to, i)
-		st := alice.NextStanza()
-		for st.Kind != xmpp.KindMessage {
-			st = alice.NextStanza()
-		}
-		if st.ID != "m"+string(rune('0'+i)) {
+		if st := nextMessage(alice); st.ID != "m"+string(rune('0'+i)) {
 			t.Fatalf("alice got %s, want message m%d", alice.String(st.El), i)
 		}
 	}
 	alice.Send("<message to='bob@localhost' type='chat' id='r1'><body>hello</body></message>")
-	st := bob.NextStanza()
-	for st.Kind != xmpp.KindMessage {
-		st = bob.NextStanza()
-	}
-	if st.ID != "r1" {
+	if st := nextMessage(bob); st.ID != "r1" {
 		t.Fatalf("bob got %s, want r1", bob.String(st.El))
 	}
 
@@ -97,4 +81,26 @@ func TestToyModuleEndToEnd(t *testing.T) {
 			t.Fatalf("features %q lack %s", got, msgcount.NS)
 		}
 	})
+}
+
+// twoAvailable starts a server with alice and bob logged in (resources
+// desk and phone) and available.
+func twoAvailable(t *testing.T) (alice, bob *parleytest.Conn) {
+	t.Helper()
+	s := parleytest.Start(t)
+	s.AddUser("alice@localhost", "a")
+	s.AddUser("bob@localhost", "b")
+	alice = s.Login("alice@localhost", "a", "desk")
+	bob = s.Login("bob@localhost", "b", "phone")
+	for _, c := range []*parleytest.Conn{alice, bob} {
+		c.Send("<presence/>")
+		c.Sync()
+	}
+	return alice, bob
+}
+
+// nextMessage returns the next message c gets, past presence and iqs.
+func nextMessage(c *parleytest.Conn) *xmpp.Stanza {
+	st, _ := c.WaitFor("a message", func(st *xmpp.Stanza) bool { return st.Kind == xmpp.KindMessage })
+	return st
 }

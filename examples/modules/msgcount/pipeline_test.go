@@ -3,7 +3,6 @@ package msgcount_test
 import (
 	"testing"
 
-	"github.com/parley-im/parley/parleytest"
 	"github.com/parley-im/parley/server"
 	"github.com/parley-im/parley/server/local"
 	"github.com/parley-im/parley/xmpp"
@@ -40,29 +39,14 @@ func init() {
 }
 
 func TestPipelinePoints(t *testing.T) {
-	s := parleytest.Start(t)
-	s.AddUser("alice@localhost", "a")
-	s.AddUser("bob@localhost", "b")
-	alice := s.Login("alice@localhost", "a", "desk")
-	bob := s.Login("bob@localhost", "b", "phone")
-	for _, c := range []*parleytest.Conn{alice, bob} {
-		c.Send("<presence/>")
-		c.Sync()
-	}
-	next := func(c *parleytest.Conn) *xmpp.Stanza {
-		st := c.NextStanza()
-		for st.Kind != xmpp.KindMessage {
-			st = c.NextStanza()
-		}
-		return st
-	}
+	alice, bob := twoAvailable(t)
 
 	// ToBare at priority 100 takes "swallow" before msgcount (priority 0)
 	// and the core see it: alice gets only the next message, and her
 	// received count stays 1.
 	bob.Send("<message to='alice@localhost' type='chat' id='s1'><body>swallow</body></message>")
 	bob.Send("<message to='alice@localhost' type='chat' id='s2'><body>keep</body></message>")
-	st := next(alice)
+	st := nextMessage(alice)
 	if st.ID != "s2" {
 		t.Fatalf("alice got %s, want s2 (s1 swallowed)", alice.String(st.El))
 	}
@@ -77,7 +61,7 @@ func TestPipelinePoints(t *testing.T) {
 
 	// ToHost takes a message to the domain, which the core would refuse.
 	alice.Send("<message to='localhost' id='h1'><body>hello server</body></message>")
-	st = next(alice)
+	st = nextMessage(alice)
 	if st.Type != "headline" || st.From.String() != "localhost" {
 		t.Fatalf("got %s, want the host's headline", alice.String(st.El))
 	}
