@@ -56,6 +56,7 @@ const (
 
 var pointNames = [numPoints]string{"FromClient", "ToHost", "ToBare", "ToFull", "ToClient"}
 
+// String names the point as the package does: "ToBare".
 func (p Point) String() string {
 	if p < numPoints {
 		return pointNames[p]
