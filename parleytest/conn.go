@@ -41,7 +41,7 @@ func (s *Server) DialRaw() *Conn {
 	if err != nil {
 		s.t.Fatalf("parleytest: dial: %v", err)
 	}
-	c := &Conn{Conn: nc, t: s.t, r: xmpp.NewReader(nc, xmpp.Limits{MaxStanza: 1 << 20})}
+	c := &Conn{Conn: nc, t: s.t, r: xmpp.NewReader(nc, clientLimits)}
 	s.t.Cleanup(func() { nc.Close() })
 	return c
 }
@@ -57,7 +57,7 @@ func (s *Server) DialDirectTLS(host string) *Conn {
 		s.t.Fatalf("parleytest: dial direct TLS: %v", err)
 	}
 	s.t.Cleanup(func() { tc.Close() })
-	return &Conn{Conn: tc, t: s.t, r: xmpp.NewReader(tc, xmpp.Limits{MaxStanza: 1 << 20})}
+	return &Conn{Conn: tc, t: s.t, r: xmpp.NewReader(tc, clientLimits)}
 }
 
 // DialSecure connects to the STARTTLS port, opens a stream to host and
@@ -281,3 +281,7 @@ func (c *Conn) String(el *etree.Element) string {
 func IsStream(el *etree.Element, local string) bool {
 	return el != nil && el.Tag == local && xmpp.NS(el) == xmpp.NSStream
 }
+
+// clientLimits bound what a test client reads: far above any stanza_size
+// a test configures, so that what the server sends is the test's to judge.
+var clientLimits = xmpp.Limits{MaxStanza: 16 << 20}

@@ -60,6 +60,8 @@ type localHost struct {
 	// checked, for modules (Host.Config, Host.Options).
 	cfg  *conf.Config
 	opts *LocalOptions
+	// stored bound what is parsed back from the store (storedLimits).
+	stored xmpp.Limits
 	// caps is the <c/> stream feature of the server's disco#info.
 	caps *etree.Element
 
@@ -127,6 +129,7 @@ func newLocalHost(name string, r *server.Router, store userStore, limits hostLim
 		seen:     make(map[string]storage.Activity),
 		locks:    make(map[string]*userMutex),
 		inFlight: newOfflineFlight(),
+		stored:   storedLimits(conf.Limits{}),
 	}
 	h.server = newIQMux("server", "im", "Parley")
 	h.account = h.accountServices()

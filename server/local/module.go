@@ -164,6 +164,10 @@ func (h *Host) Refused(key string, args ...any) {
 	h.lh.logLimit(key, args...)
 }
 
+// StoredLimits bound what a module parses back from the store: at least
+// what the config let a client send, with room for what the server adds.
+func (h *Host) StoredLimits() xmpp.Limits { return h.lh.stored }
+
 // Config returns the server's config, as checked: a module reads the
 // keys it uses (and should say which in its doc comment).
 func (h *Host) Config() *conf.Config { return h.lh.cfg }

@@ -117,7 +117,7 @@ func (h *localHost) deliverOffline(local string, s Session) {
 			return
 		}
 		for i, m := range page {
-			st, err := parseStanza(m.Stanza)
+			st, err := h.parseStored(m.Stanza)
 			if err != nil {
 				h.log.Error("local: offline message unreadable, dropped", "user", local, "seq", m.Seq, "err", err)
 				continue

@@ -142,7 +142,7 @@ func (h *localHost) broadcastPresence(a *account, s Session, ss *sessState, st *
 		h.router.Route(xmpp.NewPresence("probe", a.bare, c))
 	}
 	for _, req := range requests {
-		if r, err := parseStanza(req); err == nil {
+		if r, err := h.parseStored(req); err == nil {
 			h.deliver(s, r)
 		}
 	}
@@ -500,9 +500,9 @@ func serializeStanza(st *xmpp.Stanza) []byte {
 	return buf.Bytes()
 }
 
-// parseStanza reads a stored stanza back.
-func parseStanza(data []byte) (*xmpp.Stanza, error) {
-	el, err := xmpp.ParseElement(string(data), StoredLimits)
+// parseStored reads a stored stanza back.
+func (h *localHost) parseStored(data []byte) (*xmpp.Stanza, error) {
+	el, err := xmpp.ParseElement(string(data), h.stored)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"errors"
+	"github.com/parley-im/parley/conf"
 	"sort"
 	"strconv"
 	"time"
@@ -239,13 +240,11 @@ func serializeElement(el *etree.Element) []byte {
 	return serializeStanza(&xmpp.Stanza{El: el})
 }
 
-// StoredLimits bound what is parsed back from the store: what the server
-// wrote itself. 1 MiB is four times the default stanza_size; a config
-// with a stanza_size above it could store offline messages this cannot
-// read back (a known gap: stanza_size has no upper bound yet).
-var StoredLimits = xmpp.Limits{MaxStanza: 1 << 20}
-
-// parseElement reads a stored element back.
-func parseElement(data []byte) (*etree.Element, error) {
-	return xmpp.ParseElement(string(data), StoredLimits)
+// storedLimits bound what is parsed back from the store: what the
+// server wrote itself, each stanza within the stanza limits when it came,
+// plus what the server added (a delay, an xmlns). Twice the largest stanza
+// a config allows, and at least 1 MiB: a fixed 1 MiB once dropped offline
+// messages that a larger stanza_size had let in.
+func storedLimits(l conf.Limits) xmpp.Limits {
+	return xmpp.Limits{MaxStanza: max(1<<20, 2*int64(max(l.StanzaSize, l.S2SStanzaSize)))}
 }

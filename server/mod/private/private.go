@@ -92,7 +92,7 @@ func (m *module) get(ctx context.Context, st *xmpp.Stanza) (*etree.Element, erro
 	case err != nil:
 		return nil, fmt.Errorf("reading private XML of %s: %w", st.From.Bare(), err)
 	default:
-		el, err := xmpp.ParseElement(string(data), local.StoredLimits)
+		el, err := xmpp.ParseElement(string(data), m.h.StoredLimits())
 		if err != nil {
 			return nil, fmt.Errorf("reading private XML of %s: %w", st.From.Bare(), err)
 		}

@@ -41,13 +41,14 @@ func start(h *local.Host) error {
 	if !ok {
 		return fmt.Errorf("the store (%T) cannot keep vCards", h.Store())
 	}
-	m := &module{host: h.Name(), store: st}
+	m := &module{h: h, host: h.Name(), store: st}
 	h.HandleIQ(local.ToBare, "get", NS, "vCard", NS, m.get)
 	h.HandleIQ(local.ToBare, "set", NS, "vCard", "", m.set)
 	return nil
 }
 
 type module struct {
+	h     *local.Host
 	host  string
 	store Store
 }
@@ -66,7 +67,7 @@ func (m *module) get(ctx context.Context, st *xmpp.Stanza) (*etree.Element, erro
 	if err != nil {
 		return nil, fmt.Errorf("reading the vCard of %s: %w", target, err)
 	}
-	return xmpp.ParseElement(string(data), local.StoredLimits)
+	return xmpp.ParseElement(string(data), m.h.StoredLimits())
 }
 
 // set stores the user's own vCard; another's is <forbidden/>.
