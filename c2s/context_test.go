@@ -292,6 +292,13 @@ func TestAHangingLookupEndsWithItsSession(t *testing.T) {
 					t.Fatal("after 10s the lookup still hangs")
 				}
 				waitFor(t, "the session ends", func() bool { return srv.Sessions() == 0 })
+				// A lookup the client walked away from judged nothing:
+				// no SASL failure is counted against anyone.
+				for k, n := range srv.Refusals() {
+					if strings.HasPrefix(k, "sasl:") {
+						t.Errorf("Refusals()[%q] = %d, want no SASL refusal", k, n)
+					}
+				}
 			})
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -308,6 +309,13 @@ func (s *Session) authenticate(el *etree.Element) error {
 					// <failure/> that does not count.
 					return errClosing
 				}
+				if errors.Is(err, context.Canceled) {
+					// The client hung up while the store was asked (the
+					// session's watch ended the lookup): nobody reads a
+					// <failure/>, and no attempt was judged, so none is
+					// counted against the client or the account.
+					return errHungUp
+				}
 				return s.saslFailure(err)
 			}
 		}
@@ -411,6 +419,10 @@ func decodeSASL(text string) ([]byte, bool) {
 	b, err := base64.StdEncoding.DecodeString(text)
 	return b, err == nil
 }
+
+// errHungUp ends a session whose client hung up while it waited on the
+// store: a dropped connection, quietly.
+var errHungUp = fmt.Errorf("c2s: the client hung up during authentication: %w", net.ErrClosed)
 
 // saslFailure sends <failure/>, and closes the stream at the
 // AuthFailures-th (RFC 6120 §6.4.5: "a configurable but reasonable number

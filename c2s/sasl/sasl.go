@@ -78,7 +78,13 @@ type Lookup func(ctx context.Context, username string) (storage.Account, error)
 type Failure struct {
 	Condition string
 	Text      string
+	// cause is what made a temporary-auth-failure (the store's error),
+	// for the caller (errors.Is); the client sees Condition and Text.
+	cause error
 }
+
+// Unwrap returns the cause of a temporary failure, if any.
+func (f *Failure) Unwrap() error { return f.cause }
 
 // Error returns "sasl: " followed by the condition and, when there is one,
 // the text.
@@ -387,7 +393,7 @@ func (s *Server) lookup(ctx context.Context, username string) (key storage.SCRAM
 	case errors.Is(err, ErrUnknownUser):
 		return storage.SCRAMKey{}, false, nil
 	case err != nil:
-		return storage.SCRAMKey{}, false, fail(condTemporaryFailure, textTryAgain)
+		return storage.SCRAMKey{}, false, &Failure{Condition: condTemporaryFailure, Text: textTryAgain, cause: err}
 	}
 	size := s.newHash().Size()
 	switch s.mechanism {
