@@ -2,8 +2,8 @@ package c2s_test
 
 import (
 	"fmt"
+	"github.com/parley-im/parley/c2s"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -11,26 +11,6 @@ import (
 	"github.com/parley-im/parley/parleytest"
 	"github.com/parley-im/parley/xmpp"
 )
-
-// goroutinesIn counts the goroutines whose stack holds fn.
-func goroutinesIn(fn string) int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	count := 0
-	for g := range strings.SplitSeq(string(buf), "\n\n") {
-		if strings.Contains(g, fn) {
-			count++
-		}
-	}
-	return count
-}
 
 // The goroutines that show which parts of the idle-memory machinery run.
 const (
@@ -44,7 +24,7 @@ const (
 // failure messages.
 func machinery() string {
 	return fmt.Sprintf("%d session goroutines, %d pooled writers, %d epoll pollers, %d sweepers",
-		goroutinesIn(sessionGoroutine), goroutinesIn(pooledWriter), goroutinesIn(epollPoller), goroutinesIn(sweeper))
+		c2s.GoroutinesIn(sessionGoroutine), c2s.GoroutinesIn(pooledWriter), c2s.GoroutinesIn(epollPoller), c2s.GoroutinesIn(sweeper))
 }
 
 // TestParkAfterSwitchesTheIdleMemoryMachinery: with park_after = "0s" no
@@ -64,8 +44,8 @@ func TestParkAfterSwitchesTheIdleMemoryMachinery(t *testing.T) {
 		check func() bool
 	}{
 		{"park_after 0s: off", 0, func() bool {
-			return goroutinesIn(sessionGoroutine) == 2 && goroutinesIn(pooledWriter) == 0 &&
-				goroutinesIn(epollPoller) == 0 && goroutinesIn(sweeper) == 0
+			return c2s.GoroutinesIn(sessionGoroutine) == 2 && c2s.GoroutinesIn(pooledWriter) == 0 &&
+				c2s.GoroutinesIn(epollPoller) == 0 && c2s.GoroutinesIn(sweeper) == 0
 		}},
 		{"park_after 1ms: on", time.Millisecond, nil},
 	}
@@ -104,7 +84,7 @@ func TestParkAfterSwitchesTheIdleMemoryMachinery(t *testing.T) {
 				// Shown parked, so that the test is known to see parking
 				// when there is some.
 				deadline := time.Now().Add(10 * time.Second)
-				for goroutinesIn(sessionGoroutine) != 0 || goroutinesIn(epollPoller) != 1 {
+				for c2s.GoroutinesIn(sessionGoroutine) != 0 || c2s.GoroutinesIn(epollPoller) != 1 {
 					if time.Now().After(deadline) {
 						t.Fatalf("the idle sessions never parked: %s", machinery())
 					}
