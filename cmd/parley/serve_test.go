@@ -58,15 +58,7 @@ func TestServe(t *testing.T) {
 		}
 	})
 
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("serve: exit code %d, want 0; log:\n%s", code, logs.String())
-		}
-	case <-time.After(serveTimeout):
-		t.Fatalf("serve did not return after its context ended; log:\n%s", logs.String())
-	}
+	stopServe(t, cancel, done, &logs)
 	if !strings.Contains(logs.String(), "stopped") {
 		t.Errorf("serve did not log that it stopped; log:\n%s", logs.String())
 	}
@@ -276,15 +268,7 @@ func serveUntilListening(t *testing.T, cfg string) (string, bool) {
 	}
 	// What serve logs on starting comes before it waits for ctx: once it
 	// returns, the log is complete.
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("serve: exit code %d; log:\n%s", code, logs.String())
-		}
-	case <-time.After(serveTimeout):
-		t.Fatalf("serve did not return after its context ended; log:\n%s", logs.String())
-	}
+	stopServe(t, cancel, done, &logs)
 	return logs.String(), true
 }
 
@@ -300,5 +284,20 @@ func TestShellQuote(t *testing.T) {
 		if got := shellQuote(tt.in); got != tt.want {
 			t.Errorf("shellQuote(%q) = %s, want %s", tt.in, got, tt.want)
 		}
+	}
+}
+
+// stopServe cancels a running serve and fails the test unless it returns
+// 0 within serveTimeout.
+func stopServe(t *testing.T, cancel context.CancelFunc, done <-chan int, logs *parleytest.Buffer) {
+	t.Helper()
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("serve: exit code %d, want 0; log:\n%s", code, logs.String())
+		}
+	case <-time.After(serveTimeout):
+		t.Fatalf("serve did not return after its context ended; log:\n%s", logs.String())
 	}
 }
