@@ -47,15 +47,12 @@ type userStore interface {
 // 6121 §8.5 to stanzas addressed to them, and answers the iqs addressed to
 // the server itself and, on the users' behalf, to their bare JIDs.
 type localHost struct {
-	name    string
-	domain  xmpp.JID
-	router  *server.Router
-	store   userStore
-	log     *slog.Logger
-	limits  hostLimits
-	contact [][2]any // XEP-0157 fields
-	// registration says who may register in-band (c2s.Registration*).
-	registration string
+	name   string
+	domain xmpp.JID
+	router *server.Router
+	store  userStore
+	log    *slog.Logger
+	limits hostLimits
 	// cfg and opts are the server's config and the host's options, as
 	// checked, for modules (Host.Config, Host.Options).
 	cfg  *conf.Config
@@ -139,10 +136,16 @@ func newLocalHost(name string, r *server.Router, store userStore, limits hostLim
 }
 
 // deliver queues st on s: the ToClient handlers, then the router's
-// slow-consumer policy.
+// slow-consumer policy. A stanza for several sessions (a message to the
+// bare JID, a presence broadcast) is one element queued on each: when
+// ToClient handlers may change it, each session gets its own copy, so
+// that no handler changes what another session's writer is writing.
 func (h *localHost) deliver(s Session, st *xmpp.Stanza) {
-	if h.pipe.run(ToClient, s, st) {
-		return
+	if len(h.pipe.hooks[ToClient][st.Kind]) > 0 {
+		st = st.Copy()
+		if h.pipe.run(ToClient, s, st) {
+			return
+		}
 	}
 	h.router.Deliver(s, st)
 }
@@ -667,11 +670,17 @@ func (h *localHost) FromClient(st *xmpp.Stanza) {
 		}
 		return
 	}
-	if len(h.pipe.hooks[FromClient][st.Kind]) > 0 && h.pipe.run(FromClient, h.session(st.From), st) {
+	hooked := len(h.pipe.hooks[FromClient][st.Kind]) > 0
+	if !hooked && st.Kind != xmpp.KindPresence {
+		h.router.Route(st) // the hot path: a message or iq, no handler
+		return
+	}
+	s := h.session(st.From)
+	if hooked && h.pipe.run(FromClient, s, st) {
 		return
 	}
 	if st.Kind == xmpp.KindPresence {
-		if s := h.session(st.From); s != nil {
+		if s != nil {
 			h.outboundPresence(s, st)
 		}
 		return
@@ -695,7 +704,12 @@ func (h *localHost) StreamFeatures(authenticated bool) []*etree.Element {
 }
 
 // RegistrationMode says who may register in-band on the host.
-func (h *localHost) RegistrationMode() string { return h.registration }
+func (h *localHost) RegistrationMode() string {
+	if h.opts == nil { // a host built by a test, without options
+		return RegistrationClosed
+	}
+	return h.opts.Registration
+}
 
 // Flush writes the last activity of the users whose sessions ended since
 // the last flush.

@@ -115,12 +115,10 @@ func newLocalType(env *server.HostEnv) (server.Handler, error) {
 	}
 	opts := LocalOptionsOf(h)
 	lh := newLocalHost(h.Name, env.Router, env.Store, hostLimitsOf(env.Config.Limits), env.Log)
-	lh.registration = opts.Registration
 	lh.cfg, lh.opts = env.Config, opts
 	lh.stored = storedLimits(env.Config.Limits)
-	lh.contact = opts.Contact.Fields()
-	if len(lh.contact) > 0 {
-		lh.server.forms = append(lh.server.forms, contactForm(lh.contact))
+	if contact := opts.Contact.Fields(); len(contact) > 0 {
+		lh.server.forms = append(lh.server.forms, contactForm(contact))
 	}
 	lh.services, lh.started = components, env.Started
 	lh.coreServices()

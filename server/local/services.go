@@ -30,22 +30,26 @@ func own(st *xmpp.Stanza) bool {
 	return st.To.IsZero() || st.To.Bare() == st.From.Bare()
 }
 
+// OwnOnly wraps an iq handler at ToBare so that only the account itself
+// (an iq sent without to, or to the user's own bare JID) reaches f;
+// anyone else gets <forbidden/>.
+func OwnOnly(f IQHandler) IQHandler {
+	return func(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
+		if !own(st) {
+			return nil, xmpp.NewStanzaError(xmpp.Forbidden, "only the account itself may do this")
+		}
+		return f(ctx, st)
+	}
+}
+
 // accountServices are the iqs the server answers for a user's bare JID.
 func (h *localHost) accountServices() *iqMux {
 	m := newIQMux("account", "registered", "")
-	ownOnly := func(f IQHandler) IQHandler {
-		return func(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
-			if !own(st) {
-				return nil, xmpp.NewStanzaError(xmpp.Forbidden, "only the account itself may do this")
-			}
-			return f(ctx, st)
-		}
-	}
-	m.handle("get", NSRoster, "query", "", ownOnly(h.rosterGet))
-	m.handle("set", NSRoster, "query", "", ownOnly(h.rosterSet))
-	m.handle("get", NSBlocking, "blocklist", NSBlocking, ownOnly(h.blocklistGet))
-	m.handle("set", NSBlocking, "block", "", ownOnly(func(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) { return h.blockSet(ctx, st, true) }))
-	m.handle("set", NSBlocking, "unblock", "", ownOnly(func(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) { return h.blockSet(ctx, st, false) }))
+	m.handle("get", NSRoster, "query", "", OwnOnly(h.rosterGet))
+	m.handle("set", NSRoster, "query", "", OwnOnly(h.rosterSet))
+	m.handle("get", NSBlocking, "blocklist", NSBlocking, OwnOnly(h.blocklistGet))
+	m.handle("set", NSBlocking, "block", "", OwnOnly(func(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) { return h.blockSet(ctx, st, true) }))
+	m.handle("set", NSBlocking, "unblock", "", OwnOnly(func(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) { return h.blockSet(ctx, st, false) }))
 	m.handle("get", NSLast, "query", "", h.lastGet)
 	return m
 }
@@ -235,8 +239,9 @@ func (h *localHost) lastGet(ctx context.Context, st *xmpp.Stanza) (*etree.Elemen
 	return q, nil
 }
 
-// serializeElement renders an element for storage.
-func serializeElement(el *etree.Element) []byte {
+// Serialize renders an element for storage, as the server writes
+// elements on a stream; StoredLimits-bound parsing reads it back.
+func Serialize(el *etree.Element) []byte {
 	return serializeStanza(&xmpp.Stanza{El: el})
 }
 

@@ -13,7 +13,7 @@ import (
 // a message handler and an iq handler, works in a real server through
 // real client streams, and the messages it watches still arrive.
 func TestToyModuleEndToEnd(t *testing.T) {
-	alice, bob := twoAvailable(t)
+	_, alice, bob := twoAvailable(t)
 
 	// bob sends three messages: to the bare JID, to the full JID, and to
 	// a resource that is not there (which falls back to the bare JID,
@@ -85,9 +85,9 @@ func TestToyModuleEndToEnd(t *testing.T) {
 
 // twoAvailable starts a server with alice and bob logged in (resources
 // desk and phone) and available.
-func twoAvailable(t *testing.T) (alice, bob *parleytest.Conn) {
+func twoAvailable(t *testing.T) (s *parleytest.Server, alice, bob *parleytest.Conn) {
 	t.Helper()
-	s := parleytest.Start(t)
+	s = parleytest.Start(t)
 	s.AddUser("alice@localhost", "a")
 	s.AddUser("bob@localhost", "b")
 	alice = s.Login("alice@localhost", "a", "desk")
@@ -96,7 +96,7 @@ func twoAvailable(t *testing.T) (alice, bob *parleytest.Conn) {
 		c.Send("<presence/>")
 		c.Sync()
 	}
-	return alice, bob
+	return s, alice, bob
 }
 
 // nextMessage returns the next message c gets, past presence and iqs.

@@ -1,6 +1,7 @@
 package msgcount_test
 
 import (
+	"github.com/parley-im/parley/parleytest"
 	"testing"
 
 	"github.com/parley-im/parley/server"
@@ -39,7 +40,7 @@ func init() {
 }
 
 func TestPipelinePoints(t *testing.T) {
-	alice, bob := twoAvailable(t)
+	s, alice, bob := twoAvailable(t)
 
 	// ToBare at priority 100 takes "swallow" before msgcount (priority 0)
 	// and the core see it: alice gets only the next message, and her
@@ -57,6 +58,20 @@ func TestPipelinePoints(t *testing.T) {
 	alice.Send("<iq type='get' id='c1'><count xmlns='urn:example:msgcount'/></iq>")
 	if st := alice.NextStanza(); st.El.FindElement("count").SelectAttrValue("received", "") != "1" {
 		t.Errorf("got %s, want received='1'", alice.String(st.El))
+	}
+
+	// A message to the bare JID goes to both of alice's resources: each
+	// gets its own copy through ToClient, marked once (one element shared
+	// by both queues was marked twice, while a writer could be writing it).
+	laptop := s.Login("alice@localhost", "a", "laptop")
+	laptop.Send("<presence/>")
+	laptop.Sync()
+	bob.Send("<message to='alice@localhost' type='chat' id='both'><body>to both</body></message>")
+	for _, c := range []*parleytest.Conn{alice, laptop} {
+		st := nextMessage(c)
+		if st.ID != "both" || len(st.El.SelectElements("seen")) != 1 {
+			t.Errorf("got %s, want message both with one <seen/>", c.String(st.El))
+		}
 	}
 
 	// ToHost takes a message to the domain, which the core would refuse.

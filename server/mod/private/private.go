@@ -5,7 +5,6 @@
 package private
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -46,19 +45,9 @@ func start(h *local.Host) error {
 		return fmt.Errorf("the store (%T) cannot keep private XML", h.Store())
 	}
 	m := &module{h: h, store: st, quota: int64(h.Config().Limits.PrivateStorageBytes)}
-	h.HandleIQ(local.ToBare, "get", NS, "query", NS, ownOnly(m.get))
-	h.HandleIQ(local.ToBare, "set", NS, "query", "", ownOnly(m.set))
+	h.HandleIQ(local.ToBare, "get", NS, "query", NS, local.OwnOnly(m.get))
+	h.HandleIQ(local.ToBare, "set", NS, "query", "", local.OwnOnly(m.set))
 	return nil
-}
-
-// ownOnly refuses f to anyone but the account itself: private means that.
-func ownOnly(f local.IQHandler) local.IQHandler {
-	return func(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
-		if !st.To.IsZero() && st.To.Bare() != st.From.Bare() {
-			return nil, xmpp.NewStanzaError(xmpp.Forbidden, "only the account itself may do this")
-		}
-		return f(ctx, st)
-	}
 }
 
 type module struct {
@@ -118,18 +107,11 @@ func (m *module) set(ctx context.Context, st *xmpp.Stanza) (*etree.Element, erro
 		if c.SelectAttr("xmlns") == nil {
 			c.CreateAttr("xmlns", ns)
 		}
-		var buf bytes.Buffer
-		w := xmpp.NewWriter(&buf)
-		if err := w.WriteElement(c); err != nil {
-			return nil, fmt.Errorf("serializing private XML: %w", err)
-		}
-		if err := w.Flush(); err != nil {
-			return nil, fmt.Errorf("serializing private XML: %w", err)
-		}
-		if buf.Len() > maxSize {
+		data := local.Serialize(c)
+		if len(data) > maxSize {
 			return nil, xmpp.NewStanzaError(xmpp.NotAcceptable, "an element is larger than 64 KiB")
 		}
-		docs = append(docs, storage.XMLDoc{Key: ns, XML: buf.Bytes()})
+		docs = append(docs, storage.XMLDoc{Key: ns, XML: data})
 	}
 	// All or nothing, within the account's quota (private_storage_bytes):
 	// 400 elements of 60 KB each were taken before there was one.

@@ -35,12 +35,7 @@ func start(h *local.Host) error {
 	}
 	m := &module{h: h, store: st, iterations: h.Config().Auth.SCRAMIterations}
 	// To the user's own account (sent without to, or to the bare JID)...
-	h.HandleIQ(local.ToBare, "set", NS, "query", "", func(ctx context.Context, s *xmpp.Stanza) (*etree.Element, error) {
-		if !s.To.IsZero() && s.To.Bare() != s.From.Bare() {
-			return nil, xmpp.NewStanzaError(xmpp.Forbidden, "only the account itself may do this")
-		}
-		return m.set(ctx, s)
-	})
+	h.HandleIQ(local.ToBare, "set", NS, "query", "", local.OwnOnly(m.set))
 	// ...or to the domain (XEP-0077 §3.2's examples). The feature is
 	// listed where others may register.
 	feature := ""

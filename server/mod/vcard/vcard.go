@@ -4,7 +4,6 @@
 package vcard
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,15 +40,14 @@ func start(h *local.Host) error {
 	if !ok {
 		return fmt.Errorf("the store (%T) cannot keep vCards", h.Store())
 	}
-	m := &module{h: h, host: h.Name(), store: st}
+	m := &module{h: h, store: st}
 	h.HandleIQ(local.ToBare, "get", NS, "vCard", NS, m.get)
-	h.HandleIQ(local.ToBare, "set", NS, "vCard", "", m.set)
+	h.HandleIQ(local.ToBare, "set", NS, "vCard", "", local.OwnOnly(m.set))
 	return nil
 }
 
 type module struct {
 	h     *local.Host
-	host  string
 	store Store
 }
 
@@ -60,7 +58,7 @@ func (m *module) get(ctx context.Context, st *xmpp.Stanza) (*etree.Element, erro
 	if st.To.IsZero() {
 		target = st.From.Bare()
 	}
-	data, err := m.store.XML(ctx, m.host, target.Local(), kind, "")
+	data, err := m.store.XML(ctx, m.h.Name(), target.Local(), kind, "")
 	if errors.Is(err, storage.ErrNotFound) {
 		return xmpp.NewElementNS(NS, "vCard"), nil
 	}
@@ -70,23 +68,13 @@ func (m *module) get(ctx context.Context, st *xmpp.Stanza) (*etree.Element, erro
 	return xmpp.ParseElement(string(data), m.h.StoredLimits())
 }
 
-// set stores the user's own vCard; another's is <forbidden/>.
+// set stores the user's own vCard.
 func (m *module) set(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
-	if !st.To.IsZero() && st.To.Bare() != st.From.Bare() {
-		return nil, xmpp.NewStanzaError(xmpp.Forbidden, "only the account itself may do this")
-	}
-	var buf bytes.Buffer
-	w := xmpp.NewWriter(&buf)
-	if err := w.WriteElement(st.Payload()); err != nil {
-		return nil, fmt.Errorf("serializing a vCard: %w", err)
-	}
-	if err := w.Flush(); err != nil {
-		return nil, fmt.Errorf("serializing a vCard: %w", err)
-	}
-	if buf.Len() > maxSize {
+	data := local.Serialize(st.Payload())
+	if len(data) > maxSize {
 		return nil, xmpp.NewStanzaError(xmpp.NotAcceptable, "the vCard is larger than 64 KiB")
 	}
-	if err := m.store.PutXML(ctx, m.host, st.From.Local(), kind, "", buf.Bytes()); err != nil {
+	if err := m.store.PutXML(ctx, m.h.Name(), st.From.Local(), kind, "", data); err != nil {
 		return nil, fmt.Errorf("storing the vCard of %s: %w", st.From.Bare(), err)
 	}
 	return nil, nil
