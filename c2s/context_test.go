@@ -299,6 +299,9 @@ func TestAHangingLookupEndsWithItsSession(t *testing.T) {
 						t.Errorf("Refusals()[%q] = %d, want no SASL refusal", k, n)
 					}
 				}
+				if l := srv.LoginStats(); l.Failed != 0 {
+					t.Errorf("LoginStats().Failed = %d, want 0: an unanswered lookup is no failed login", l.Failed)
+				}
 			})
 		}
 	}

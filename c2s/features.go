@@ -302,6 +302,12 @@ func (s *Session) authenticate(el *etree.Element) error {
 				recorded = true
 				s.recordLogin(user, ip, err == nil)
 			}
+			if err != nil && (s.closing.Load() || errors.Is(err, context.Canceled)) {
+				// The lookup ended unanswered: the client learnt nothing
+				// (no salt, no verdict), so it is no probe and no failed
+				// login for the limits to count.
+				recorded = true
+			}
 			if err != nil {
 				if s.closing.Load() {
 					// Closed meanwhile (Shutdown), which ended the
@@ -313,7 +319,7 @@ func (s *Session) authenticate(el *etree.Element) error {
 					// The client hung up while the store was asked (the
 					// session's watch ended the lookup): nobody reads a
 					// <failure/>, and no attempt was judged, so none is
-					// counted against the client or the account.
+					// counted (not even by the limits, above).
 					return errHungUp
 				}
 				return s.saslFailure(err)

@@ -154,19 +154,18 @@ func (s *Session) probe() (wait bool, err error) {
 	}
 }
 
-// spaceBuffers hold a read of white space that probe drains; only for the
-// read, so that an idle session holds none.
-var spaceBuffers = sync.Pool{New: func() any { return new([4096]byte) }}
-
 // drainSpace reads, without blocking, what follows a keepalive, in bulk,
 // and gives it to the reader. It reports whether the reader is still idle
 // (all of it was white space, or nothing more had come).
 func (s *Session) drainSpace() (idle bool, err error) {
-	buf := spaceBuffers.Get().(*[4096]byte)
-	defer spaceBuffers.Put(buf)
+	// A buffer of the socket's pool, only for the read, so that an idle
+	// session holds none.
+	bp := sockBuffers.Get().(*[]byte)
+	defer sockBuffers.Put(bp)
+	buf := *bp
 	for {
 		s.sock.probing = true
-		n, _ := s.conn.Read(buf[:])
+		n, _ := s.conn.Read(buf)
 		s.sock.probing = false
 		if n == 0 {
 			// Nothing more, or the end or an error: the next one-byte

@@ -105,7 +105,6 @@ type Session struct {
 	writing bool             // writeLoop runs, or the writing is over
 	written bool             // the connection's last write was made and it is closed
 	lost    bool             // the reader found the connection gone: the last batch is handed back, not written
-	closed  bool             // Close was called
 	over    bool             // the session's context is done: Close was called or the session ended
 	ended   chan struct{}    // made by waitWritten, closed with written
 	cx      *ctxState        // what the session's context needs while it is watched; nil mostly
@@ -269,11 +268,10 @@ func (s *Session) Closing() bool { return s.closing.Load() }
 // after what is already queued is written. It does not wait. Close also ends the session's context (Context).
 func (s *Session) Close(e *xmpp.StreamError) {
 	s.qmu.Lock()
-	if s.closed {
+	if s.closing.Load() { // set only here, under qmu
 		s.qmu.Unlock()
 		return
 	}
-	s.closed = true
 	// closeErr is set before closing, which others read without qmu
 	// (end, through isClosing) before they read closeErr.
 	s.closeErr = e
