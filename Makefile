@@ -11,8 +11,11 @@ FUZZTIME ?= 10s
 # reaching into crypto/tls (c2s/idlemem_tls.go, guarded by its tripwire
 # test): without it an idle session costs 13.5-14.6 KiB instead of
 # 9.1-9.6 (BENCHMARKS.md, 2026-12-06). `make TAGS= ...` builds without.
+# TAGS is comma-separated; it replaces any -tags in GOFLAGS (the go
+# command keeps only the last -tags), and the rest of GOFLAGS is kept.
 TAGS    ?= parley_tlsmem
-export GOFLAGS := $(strip $(GOFLAGS) -tags=$(TAGS))
+override GOFLAGS := $(strip $(filter-out -tags=%,$(GOFLAGS)) $(if $(TAGS),-tags=$(TAGS)))
+export GOFLAGS
 
 .PHONY: all build run test vet fmt-check bench fuzz fuzz-long clean loadtest latency compare slowconsumers
 
@@ -34,7 +37,7 @@ fmt-check:
 test: vet fmt-check
 	$(GO) test -race -count=1 $(PKGS)
 	# The sessions without the crypto/tls reach, as `make TAGS=` builds them.
-	GOFLAGS= $(GO) test -count=1 ./c2s/...
+	GOFLAGS='$(filter-out -tags=%,$(GOFLAGS))' $(GO) test -count=1 ./c2s/...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

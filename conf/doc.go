@@ -18,8 +18,9 @@
 // them every host is of an unknown type.
 //
 // This package is not for acting on the config: it opens no listeners, reads
-// no certificates and creates no directories (server does that), and it
-// imports no other Parley package, so any package may import it. It does not
+// no certificates and creates no directories (server does that). It takes
+// the defaults of the packages that use them from those packages (c2s,
+// c2s/sasl, xmpp), so those cannot import it; everything above them can. It does not
 // know XMPP addressing beyond the light checks a config needs (a host name is
 // a domain, a JID is local@domain: [IsBareJID]); the xmpp package normalizes JIDs.
 package conf

@@ -32,12 +32,11 @@ type HostType[T any] struct {
 
 // hostType is a registered type with its options' type erased.
 type hostType struct {
-	name    string
-	opts    reflect.Type // the struct T
-	check   func(c *HostCheck, opts any)
-	isDflt  bool
-	keys    []string // the toml keys of opts, in field order
-	keyType map[string]reflect.Type
+	name   string
+	opts   reflect.Type // the struct T
+	check  func(c *HostCheck, opts any)
+	isDflt bool
+	keys   []string // the toml keys of opts, in field order
 }
 
 var (
@@ -58,7 +57,7 @@ func RegisterHostType[T any](name string, t HostType[T]) {
 	if rt.Kind() != reflect.Struct {
 		panic("conf: host type " + name + ": options must be a struct, not " + rt.String())
 	}
-	ht := &hostType{name: name, opts: rt, isDflt: t.Default, keyType: map[string]reflect.Type{}}
+	ht := &hostType{name: name, opts: rt, isDflt: t.Default}
 	if t.Check != nil {
 		ht.check = func(c *HostCheck, opts any) { t.Check(c, opts.(*T)) }
 	}
@@ -72,7 +71,6 @@ func RegisterHostType[T any](name string, t HostType[T]) {
 			panic(fmt.Sprintf("conf: host type %s: key %s is one every host has", name, k))
 		}
 		ht.keys = append(ht.keys, k)
-		ht.keyType[k] = f.Type
 	}
 	hostTypesMu.Lock()
 	defer hostTypesMu.Unlock()
