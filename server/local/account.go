@@ -138,6 +138,7 @@ type sessState struct {
 	directed map[xmpp.JID]*etree.Element // who got directed available presence, and which (RFC 6121 §4.6)
 	roster   bool                        // asked for the roster: gets roster pushes
 	blocking bool                        // asked for the blocklist: gets block pushes
+	vals     []any                       // the modules' values (SessionValue), by slot; nil until one is set
 }
 
 func newAccount(local, host string) *account {

@@ -72,6 +72,9 @@ type localHost struct {
 	account *iqMux // iqs to a user's bare JID, answered by the server
 	// pipe are the modules' stanza handlers (pipeline.go).
 	pipe pipeline
+	// slots counts the modules' per-session values (SessionValue); set
+	// while modules start, read-only after.
+	slots int
 	// services are the domains of the server's service hosts, for
 	// disco#items; started is when the server was built.
 	services []string

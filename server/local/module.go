@@ -177,3 +177,64 @@ func (h *Host) Options() *LocalOptions { return h.lh.opts }
 
 // Started returns when the server was built, for its uptime (XEP-0012 §6).
 func (h *Host) Started() time.Time { return h.lh.started }
+
+// Recipient returns the session bound to the full JID full that can still
+// take stanzas (not closing), or nil.
+func (h *Host) Recipient(full xmpp.JID) Session {
+	return h.lh.online(full.Local()).recipient(full)
+}
+
+// SessionValue is a module's value of type T kept with each session bound
+// to its host (Prosody's session.want_carbons): the zero T until the
+// module sets it, gone when the session unbinds. Make one per module and
+// meaning with NewSessionValue in Start; Get and Set are safe for
+// concurrent use.
+type SessionValue[T any] struct {
+	lh   *localHost
+	slot int
+}
+
+// NewSessionValue makes a per-session value for the module of h. For
+// Start alone.
+func NewSessionValue[T any](h *Host) SessionValue[T] {
+	v := SessionValue[T]{lh: h.lh, slot: h.lh.slots}
+	h.lh.slots++
+	return v
+}
+
+// Get returns the value kept with s: the zero T when none was set or s is
+// not bound to the host.
+func (v SessionValue[T]) Get(s Session) T {
+	var zero T
+	a := v.lh.online(s.JID().Local())
+	if a == nil {
+		return zero
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ss := a.stateOf(s)
+	if ss == nil || v.slot >= len(ss.vals) || ss.vals[v.slot] == nil {
+		return zero
+	}
+	return ss.vals[v.slot].(T)
+}
+
+// Set keeps val with s, and reports false when s is not bound to the host
+// (it ended meanwhile: nothing is kept).
+func (v SessionValue[T]) Set(s Session, val T) bool {
+	a := v.lh.online(s.JID().Local())
+	if a == nil {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ss := a.stateOf(s)
+	if ss == nil {
+		return false
+	}
+	if ss.vals == nil {
+		ss.vals = make([]any, v.lh.slots)
+	}
+	ss.vals[v.slot] = val
+	return true
+}

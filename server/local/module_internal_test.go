@@ -79,3 +79,36 @@ func TestPipelineOrder(t *testing.T) {
 }
 
 func pong(context.Context, *xmpp.Stanza) (*etree.Element, error) { return nil, nil }
+
+// TestSessionValue: a module's value lives with one session: another
+// session of the user does not see it, a session that is not bound keeps
+// nothing, and a new login with the same resource starts from zero.
+func TestSessionValue(t *testing.T) {
+	x := newAcctHost(t, "", nil)
+	host := &Host{lh: x.h, module: "t"}
+	count := NewSessionValue[int](host)
+	flag := NewSessionValue[bool](host)
+	a := x.login(t, "alice@"+acctDomain+"/a", false)
+	b := x.login(t, "alice@"+acctDomain+"/b", false)
+	if !count.Set(a, 3) || !flag.Set(b, true) {
+		t.Fatal("Set on a bound session reported false")
+	}
+	if got := count.Get(a); got != 3 {
+		t.Errorf("count of a = %d, want 3", got)
+	}
+	if count.Get(b) != 0 || flag.Get(a) {
+		t.Errorf("a value leaked to another session or slot: count(b)=%d flag(a)=%v", count.Get(b), flag.Get(a))
+	}
+	gone := &testSession{jid: xmpp.MustParse("carol@" + acctDomain + "/x")}
+	if count.Set(gone, 1) || count.Get(gone) != 0 {
+		t.Error("a session that is not bound kept a value")
+	}
+	x.h.unbind(a)
+	if count.Get(a) != 0 {
+		t.Error("an unbound session still has its value")
+	}
+	again := x.login(t, "alice@"+acctDomain+"/a", false)
+	if count.Get(again) != 0 || !flag.Get(b) {
+		t.Errorf("after a new login: count = %d (want 0), b's flag = %v (want true)", count.Get(again), flag.Get(b))
+	}
+}

@@ -26,6 +26,8 @@ import (
 	_ "github.com/parley-im/parley/server/mod/register"
 	// Private XML storage (XEP-0049).
 	_ "github.com/parley-im/parley/server/mod/private"
+	// Message Carbons (XEP-0280).
+	_ "github.com/parley-im/parley/server/mod/carbons"
 	// vcard-temp (XEP-0054).
 	_ "github.com/parley-im/parley/server/mod/vcard"
 )
