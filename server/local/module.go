@@ -178,6 +178,19 @@ func (h *Host) Options() *LocalOptions { return h.lh.opts }
 // Started returns when the server was built, for its uptime (XEP-0012 §6).
 func (h *Host) Started() time.Time { return h.lh.started }
 
+// SessionCount returns how many sessions the user local has bound,
+// without the copy Sessions makes: a handler on every message asks it
+// first.
+func (h *Host) SessionCount(local string) int {
+	a := h.lh.online(local)
+	if a == nil {
+		return 0
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.sessions)
+}
+
 // Recipient returns the session bound to the full JID full that can still
 // take stanzas (not closing), or nil.
 func (h *Host) Recipient(full xmpp.JID) Session {

@@ -85,10 +85,10 @@ func (m *module) toggle(on bool) local.IQHandler {
 // resources that enabled carbons (XEP-0280 §7), whether or not the
 // sender enabled them.
 func (m *module) sent(from local.Session, st *xmpp.Stanza) bool {
-	others := m.h.Sessions(st.From.Local())
-	if len(others) < 2 || !eligible(st, true, st.From.Bare()) {
+	if m.h.SessionCount(st.From.Local()) < 2 || !eligible(st, true, st.From.Bare()) {
 		return false
 	}
+	others := m.h.Sessions(st.From.Local())
 	var carbon *xmpp.Stanza
 	for _, s := range others {
 		if s == from || s.Closing() || !m.enabled.Get(s) {
@@ -116,6 +116,10 @@ func (m *module) sent(from local.Session, st *xmpp.Stanza) bool {
 // non-negative priority do (§8.5.2.1.1).
 func (m *module) received(_ local.Session, st *xmpp.Stanza) bool {
 	bare := st.To.Bare()
+	if m.h.SessionCount(st.To.Local()) < 2 && xmpp.Child(st.El, NS, "private") == nil {
+		// One resource gets the message, and nobody a copy.
+		return false
+	}
 	if !eligible(st, false, bare) {
 		if p := xmpp.Child(st.El, NS, "private"); p != nil {
 			// §8: the recipient need not see the sender's wish.
