@@ -137,7 +137,6 @@ type sessState struct {
 	presence *etree.Element              // the last available broadcast presence; nil while unavailable
 	directed map[xmpp.JID]*etree.Element // who got directed available presence, and which (RFC 6121 §4.6)
 	roster   bool                        // asked for the roster: gets roster pushes
-	blocking bool                        // asked for the blocklist: gets block pushes
 	vals     []any                       // the modules' values (SessionValue), by slot; nil until one is set
 }
 

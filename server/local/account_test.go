@@ -282,6 +282,22 @@ func (x *acctHost) login(t *testing.T, full string, available bool) *testSession
 	return s
 }
 
+// setBlocked changes alice's block list as the blocking module does (the
+// module's protocol is tested through a server in server/), in a
+// goroutine, and returns a channel closed once the change is done.
+func (x *acctHost) setBlocked(j xmpp.JID, block bool) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), acctGuard)
+		defer cancel()
+		if _, err := x.h.setBlocked(ctx, "alice", []xmpp.JID{j}, block); err != nil {
+			panic(fmt.Sprintf("setBlocked(%s, %v): %v", j, block, err))
+		}
+	}()
+	return done
+}
+
 // awaitDone waits for done, failing the test after acctGuard.
 func awaitDone(t *testing.T, done <-chan struct{}, what string) {
 	t.Helper()
@@ -487,7 +503,7 @@ func TestRoutingDoesNotWaitForACommit(t *testing.T) {
 		{
 			name: "block",
 			change: func(t *testing.T, x *acctHost) (<-chan struct{}, string) {
-				return x.send(t, "alice@"+acctDomain+"/a", "<iq type='set' id='block-1'><block xmlns='urn:xmpp:blocking'><item jid='%s'/></block></iq>", carol), "block-1"
+				return x.setBlocked(carol, true), ""
 			},
 			landed: func(u userState) error {
 				if !u.blocked[carol] {
@@ -502,7 +518,7 @@ func TestRoutingDoesNotWaitForACommit(t *testing.T) {
 				return st.Block(ctx, acctDomain, "alice", []string{carol.String()})
 			},
 			change: func(t *testing.T, x *acctHost) (<-chan struct{}, string) {
-				return x.send(t, "alice@"+acctDomain+"/a", "<iq type='set' id='unblock-1'><unblock xmlns='urn:xmpp:blocking'><item jid='%s'/></unblock></iq>", carol), "unblock-1"
+				return x.setBlocked(carol, false), ""
 			},
 			landed: func(u userState) error {
 				if len(u.blocked) != 0 {

@@ -26,6 +26,10 @@ import (
 	_ "github.com/parley-im/parley/server/mod/register"
 	// Private XML storage (XEP-0049).
 	_ "github.com/parley-im/parley/server/mod/private"
+	// Blocking Command (XEP-0191).
+	_ "github.com/parley-im/parley/server/mod/blocking"
+	// Last Activity (XEP-0012): the server's uptime, users' last logout.
+	_ "github.com/parley-im/parley/server/mod/last"
 	// Message Carbons (XEP-0280).
 	_ "github.com/parley-im/parley/server/mod/carbons"
 	// vcard-temp (XEP-0054).

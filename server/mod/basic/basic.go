@@ -1,14 +1,12 @@
 // Package basic is the module of the small answers every XMPP server
 // gives: ping (XEP-0199) to the server and to its users' bare JIDs, the
-// software version (XEP-0092), the entity time (XEP-0202), the server's
-// uptime (XEP-0012 §6) and the list of its services (XEP-0030
-// disco#items).
+// software version (XEP-0092), the entity time (XEP-0202) and the list
+// of its services (XEP-0030 disco#items).
 package basic
 
 import (
 	"context"
 	"runtime"
-	"strconv"
 	"time"
 
 	"github.com/beevik/etree"
@@ -29,12 +27,6 @@ func start(h *local.Host) error {
 	h.HandleIQ(local.ToBare, "get", xmpp.NSPing, "ping", xmpp.NSPing, pong)
 	h.HandleIQ(local.ToHost, "get", xmpp.NSVersion, "query", xmpp.NSVersion, version)
 	h.HandleIQ(local.ToHost, "get", xmpp.NSTime, "time", xmpp.NSTime, entityTime)
-	started := h.Started()
-	h.HandleIQ(local.ToHost, "get", local.NSLast, "query", local.NSLast, func(context.Context, *xmpp.Stanza) (*etree.Element, error) {
-		q := xmpp.NewElementNS(local.NSLast, "query")
-		q.CreateAttr("seconds", strconv.FormatInt(int64(time.Since(started).Seconds()), 10))
-		return q, nil
-	})
 	services := h.Services()
 	h.HandleIQ(local.ToHost, "get", xmpp.NSDiscoItems, "query", xmpp.NSDiscoItems, func(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
 		if st.Payload().SelectAttr("node") != nil {
