@@ -1,7 +1,10 @@
 package local
 
 import (
+	"net"
 	"net/url"
+	"strings"
+	"time"
 
 	"github.com/parley-im/parley/c2s"
 	"github.com/parley-im/parley/conf"
@@ -31,7 +34,58 @@ type LocalOptions struct {
 	// Contact lists the host's contact addresses (XEP-0157), shown to
 	// clients in the server's service discovery.
 	Contact Contact `toml:"contact"`
+	// ExternalServices are the STUN and TURN servers the host tells its
+	// users of (XEP-0215), one [[host.external_service]] table each. With
+	// none, the host does not offer urn:xmpp:extdisco:2 at all.
+	ExternalServices []ExternalService `toml:"external_service"`
+	// TURNSecret is the secret shared with the TURN server (coturn's
+	// static-auth-secret, with use-auth-secret): turn and turns services
+	// without a static password get time-limited credentials made with it.
+	// It is never logged nor put in an error message.
+	TURNSecret string `toml:"turn_secret"`
+	// TURNTTL is how long those credentials are valid: 24h by default, as
+	// Prosody's external_service_ttl.
+	TURNTTL conf.Duration `toml:"turn_ttl"`
 }
+
+// ExternalService is one [[host.external_service]] table: a service
+// outside XMPP (XEP-0215), with the attributes of its <service/> element.
+type ExternalService struct {
+	// Type is "stun", "turn" or "turns".
+	Type string `toml:"type"`
+	// Host is the service's domain name or IP address. Required.
+	Host string `toml:"host"`
+	// Port defaults to 3478 (stun, turn) or 5349 (turns), RFC 5766 and
+	// RFC 7065's.
+	Port int `toml:"port"`
+	// Transport is "udp" (the default for stun and turn) or "tcp" (the
+	// default for turns).
+	Transport string `toml:"transport"`
+	// Name is a label for people, optional.
+	Name string `toml:"name"`
+	// Restricted says that the service needs credentials. It is implied
+	// by a static password and by a TURN service using turn_secret.
+	Restricted bool `toml:"restricted"`
+	// Username and Password are static credentials, both or neither;
+	// they win over turn_secret.
+	Username string `toml:"username"`
+	Password string `toml:"password"`
+}
+
+// Service types and transports of [ExternalService].
+const (
+	ServiceSTUN  = "stun"
+	ServiceTURN  = "turn"
+	ServiceTURNS = "turns"
+)
+
+// IsTURN reports whether the service is a TURN relay (turn or turns),
+// which turn_secret makes credentials for.
+func (s ExternalService) IsTURN() bool { return s.Type == ServiceTURN || s.Type == ServiceTURNS }
+
+// minTURNSecret is the shortest turn_secret accepted: anyone who guesses
+// it relays through the TURN server at will.
+const minTURNSecret = 16
 
 // Contact is a [host.contact] table: URIs (xmpp:, mailto:, https:) for
 // each kind of contact of XEP-0157.
@@ -92,6 +146,7 @@ func checkLocal(c *conf.HostCheck, o *LocalOptions) {
 			"%q (anyone may register) or %q (with a token from `parley invite`)",
 			o.Registration, RegistrationClosed, RegistrationOpen, RegistrationInvite)
 	}
+	checkExternalServices(c, o)
 	for _, f := range o.Contact.Fields() {
 		for _, a := range f[1].([]string) {
 			if u, err := url.Parse(a); err != nil || u.Scheme == "" || u.Opaque == "" && u.Host == "" {
@@ -100,6 +155,87 @@ func checkLocal(c *conf.HostCheck, o *LocalOptions) {
 			}
 		}
 	}
+}
+
+// checkExternalServices checks the XEP-0215 services and the TURN
+// credentials' settings, and fills in their defaults. No message names
+// the value of turn_secret or of a password.
+func checkExternalServices(c *conf.HostCheck, o *LocalOptions) {
+	switch {
+	case o.TURNTTL.Duration == 0 && !c.IsSet("turn_ttl"):
+		o.TURNTTL.Duration = 24 * time.Hour
+	case o.TURNTTL.Duration < time.Minute:
+		c.Errorf("turn_ttl", "%s is too short for a call to set up; use \"1m\" or more (default \"24h\")", o.TURNTTL.Duration)
+	}
+	turns := 0
+	for i := range o.ExternalServices {
+		s := &o.ExternalServices[i]
+		key := func(k string) string { return conf.JoinKey(conf.IndexKey("external_service", i), k) }
+		switch s.Type {
+		case ServiceSTUN, ServiceTURN:
+			if s.Port == 0 {
+				s.Port = 3478
+			}
+			if s.Transport == "" {
+				s.Transport = "udp"
+			}
+		case ServiceTURNS:
+			if s.Port == 0 {
+				s.Port = 5349
+			}
+			if s.Transport == "" {
+				s.Transport = "tcp"
+			}
+		case "":
+			c.Errorf(key("type"), `an external service needs a type: "stun", "turn" or "turns"`)
+		default:
+			c.Errorf(key("type"), `%q is not a service type; use "stun", "turn" or "turns"`, s.Type)
+		}
+		if s.IsTURN() {
+			turns++
+		}
+		if !validServiceHost(s.Host) {
+			if s.Host == "" {
+				c.Errorf(key("host"), "an external service needs a host: a domain name or an IP address")
+			} else {
+				c.Errorf(key("host"), "%q is not a domain name or an IP address (no port or scheme: port is a key of its own)", s.Host)
+			}
+		}
+		if s.Port < 1 || s.Port > 65535 {
+			c.Errorf(key("port"), "%d is not a port; use 1 to 65535", s.Port)
+		}
+		if s.Transport != "udp" && s.Transport != "tcp" {
+			c.Errorf(key("transport"), `%q is not a transport; use "udp" or "tcp"`, s.Transport)
+		}
+		if (s.Username == "") != (s.Password == "") {
+			c.Errorf(key("username"), "username and password go together: set both for static credentials, or neither")
+		}
+		if s.Restricted && s.Password == "" && !(s.IsTURN() && o.TURNSecret != "") {
+			c.Errorf(key("restricted"), "a restricted service needs credentials: set username and password, "+
+				"or turn_secret for a turn or turns service")
+		}
+	}
+	if o.TURNSecret != "" {
+		if n := len(o.TURNSecret); n < minTURNSecret {
+			c.Errorf("turn_secret", "the secret is %d characters long; use %d or more random ones, "+
+				"like the output of `openssl rand -hex 32`", n, minTURNSecret)
+		}
+		if turns == 0 {
+			c.Errorf("turn_secret", `no [[host.external_service]] has type "turn" or "turns" to use it`)
+		}
+	}
+}
+
+// validServiceHost reports whether h is an IP address or a domain name of
+// letters, digits, hyphens and dots.
+func validServiceHost(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	if h == "" || len(h) > 253 || strings.HasPrefix(h, ".") || strings.Contains(h, "..") {
+		return false
+	}
+	return strings.Trim(strings.ToLower(h), "abcdefghijklmnopqrstuvwxyz0123456789-.") == ""
 }
 
 // newLocalType builds a local host. Its disco#items lists the server's

@@ -24,6 +24,8 @@ import (
 	_ "github.com/parley-im/parley/server/mod/basic"
 	// Password changes and account removal (XEP-0077 §3.2, §3.3).
 	_ "github.com/parley-im/parley/server/mod/register"
+	// External services (XEP-0215): STUN and TURN, with TURN credentials.
+	_ "github.com/parley-im/parley/server/mod/extdisco"
 	// Private XML storage (XEP-0049).
 	_ "github.com/parley-im/parley/server/mod/private"
 	// Blocking Command (XEP-0191).

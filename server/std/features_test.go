@@ -1,0 +1,213 @@
+package std_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/beevik/etree"
+	"github.com/parley-im/parley/conf"
+	"github.com/parley-im/parley/parleytest"
+	"github.com/parley-im/parley/server/local"
+	"github.com/parley-im/parley/xmpp"
+)
+
+// Disco tells the truth (issue #13, item 9): every feature the server's
+// and the account's disco#info list is answered. A feature is listed
+// because a module or the core registered it; this test sends, for each
+// one listed, the request the feature promises and checks the answer. A
+// feature without a probe here fails the test: whoever adds a feature
+// adds its probe.
+
+// probe is what a feature promises, and how to check it.
+type probe struct {
+	// at is where the feature's protocol sends its request when the
+	// server lists it: "host" (to the domain), or "account" (no to: the
+	// user's own account, which the host's list speaks for, XEP-0030
+	// §3.1 as read by XEP-0191 §2 and XEP-0049). On the account's own
+	// list every probe is sent to the bare JID.
+	at string
+	// An iq probe: an iq get with payload, answered with a result whose
+	// payload is want ("{ns}local"; "" for an empty result).
+	payload, want string
+	// behave checks a feature that has no iq; nil for iq probes.
+	behave func(w *walker) error
+}
+
+// probes has one entry for each feature the standard modules and the
+// core may list. Features that are stream features (rosterver,
+// pre-approval, XEP-0198's sm) are not disco#info's and not here.
+var probes = map[string]probe{
+	xmpp.NSDiscoInfo:  {at: "host", payload: "<query xmlns='http://jabber.org/protocol/disco#info'/>", want: "{http://jabber.org/protocol/disco#info}query"},
+	xmpp.NSDiscoItems: {at: "host", payload: "<query xmlns='http://jabber.org/protocol/disco#items'/>", want: "{http://jabber.org/protocol/disco#items}query"},
+	// XEP-0012 §6: the server's uptime.
+	"jabber:iq:last":    {at: "host", payload: "<query xmlns='jabber:iq:last'/>", want: "{jabber:iq:last}query"},
+	"jabber:iq:version": {at: "host", payload: "<query xmlns='jabber:iq:version'/>", want: "{jabber:iq:version}query"},
+	"urn:xmpp:ping":     {at: "host", payload: "<ping xmlns='urn:xmpp:ping'/>", want: ""},
+	"urn:xmpp:time":     {at: "host", payload: "<time xmlns='urn:xmpp:time'/>", want: "{urn:xmpp:time}time"},
+	// XEP-0215, listed when the host has services.
+	"urn:xmpp:extdisco:2": {at: "host", payload: "<services xmlns='urn:xmpp:extdisco:2'/>", want: "{urn:xmpp:extdisco:2}services"},
+	// Services of the account.
+	"jabber:iq:private": {at: "account", payload: "<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query>", want: "{jabber:iq:private}query"},
+	"urn:xmpp:blocking": {at: "account", payload: "<blocklist xmlns='urn:xmpp:blocking'/>", want: "{urn:xmpp:blocking}blocklist"},
+	"vcard-temp":        {at: "account", payload: "<vCard xmlns='vcard-temp'/>", want: "{vcard-temp}vCard"},
+	// XEP-0160: no iq; a message to a user with no resource comes at
+	// the user's next initial presence.
+	"msgoffline": {at: "host", behave: offlineDelivered},
+}
+
+// walker asks as user (logged in as c) and checks what is listed.
+type walker struct {
+	t      *testing.T
+	s      *parleytest.Server
+	c      *parleytest.Conn
+	user   string // bare JID
+	probes map[string]probe
+}
+
+// features returns the features of to's disco#info.
+func (w *walker) features(to string) []string {
+	st := w.c.IQ("get", to, "<query xmlns='"+xmpp.NSDiscoInfo+"'/>")
+	w.c.ExpectResult(st, "disco#info of "+to)
+	var out []string
+	for _, f := range st.Payload().SelectElements("feature") {
+		out = append(out, f.SelectAttrValue("var", ""))
+	}
+	return out
+}
+
+// check probes each feature that entity (the host's domain or the user's
+// bare JID) lists, and returns what is wrong, one line each.
+func (w *walker) check(entity string) []string {
+	var problems []string
+	for _, f := range w.features(entity) {
+		p, ok := w.probes[f]
+		if !ok {
+			problems = append(problems, fmt.Sprintf("%s lists %s, which has no probe in features_test.go", entity, f))
+			continue
+		}
+		if p.behave != nil {
+			if err := p.behave(w); err != nil {
+				problems = append(problems, fmt.Sprintf("%s lists %s: %v", entity, f, err))
+			}
+			continue
+		}
+		to := entity
+		if entity != w.user && p.at == "account" {
+			to = ""
+		}
+		st := w.c.IQ("get", to, p.payload)
+		if got := answerShape(st); got != "result "+p.want {
+			problems = append(problems, fmt.Sprintf("%s lists %s; the probe to %q got %s, want result %s",
+				entity, f, to, got, p.want))
+		}
+	}
+	return problems
+}
+
+// answerShape is "result {ns}local" (the payload's name; nothing for an
+// empty result) or "error condition".
+func answerShape(st *xmpp.Stanza) string {
+	if st.Type == "error" {
+		return "error " + string(parleytest.Condition(st))
+	}
+	p := st.Payload()
+	if p == nil {
+		return "result "
+	}
+	return "result {" + xmpp.NS(p) + "}" + p.Tag
+}
+
+// offlineDelivered sends a message to a user with no session, then logs
+// the user in: the message must come after the initial presence.
+func offlineDelivered(w *walker) error {
+	_, domain, _ := strings.Cut(w.user, "@")
+	away := parleytest.NewID("away") + "@" + domain
+	w.s.AddUser(away, "x")
+	body := parleytest.NewID("offline")
+	w.c.Send("<message to='%s' type='chat' id='%s'><body>%s</body></message>", away, body, body)
+	w.c.UntilSync()
+	c := w.s.Login(away, "x", "later")
+	c.Send("<presence/>")
+	got, _ := c.WaitFor("the offline message", func(st *xmpp.Stanza) bool {
+		return st.Kind == xmpp.KindMessage
+	})
+	if parleytest.Body(got) != body {
+		return fmt.Errorf("the message kept offline came back as %s", c.String(got.El))
+	}
+	return nil
+}
+
+// startAll starts a server on which every standard module lists what it
+// can: localhost has contact addresses and external services.
+func startAll(t *testing.T, opts ...parleytest.Option) *parleytest.Server {
+	t.Helper()
+	return parleytest.Start(t, append([]parleytest.Option{parleytest.WithHost("localhost", ""),
+		parleytest.WithConfig(func(c *conf.Config) {
+			o := local.LocalOptionsOf(&c.Hosts[0])
+			o.Contact.Admin = []string{"xmpp:admin@localhost"}
+			o.ExternalServices = []local.ExternalService{{Type: "stun", Host: "stun.example.net"}}
+		})}, opts...)...)
+}
+
+func TestDiscoFeaturesAreAnswered(t *testing.T) {
+	s := startAll(t)
+	s.AddUser("alice@localhost", "a")
+	w := &walker{t: t, s: s, c: s.Login("alice@localhost", "a", "phone"), user: "alice@localhost", probes: probes}
+	for _, entity := range []string{"localhost", "alice@localhost"} {
+		for _, p := range w.check(entity) {
+			t.Error(p)
+		}
+	}
+	// The walk must have walked: the host lists at least the core's and
+	// basic's features, extdisco's among them with services configured.
+	if f := w.features("localhost"); len(f) < len(probes)-1 || !slices.Contains(f, "urn:xmpp:extdisco:2") {
+		t.Errorf("localhost lists %q; want every feature of the standard modules", f)
+	}
+}
+
+// The liar: a module, on the host liar.localhost alone, that lists one
+// feature with no iq and one whose iq it refuses.
+const (
+	liarHost    = "liar.localhost"
+	liarFeature = "urn:example:liar"
+	liarIQ      = "urn:example:liar:iq"
+)
+
+func init() {
+	local.RegisterModule(local.Module{Name: "zz-test-liar", Start: func(h *local.Host) error {
+		if h.Name() != liarHost {
+			return nil
+		}
+		h.Feature(liarFeature)
+		h.HandleIQ(local.ToHost, "get", liarIQ, "q", liarIQ, func(context.Context, *xmpp.Stanza) (*etree.Element, error) {
+			return nil, xmpp.NewStanzaError(xmpp.FeatureNotImplemented, "")
+		})
+		return nil
+	}})
+}
+
+// TestDiscoWalkCatchesALiar: the walk reports a listed feature it has no
+// probe for, and one answered with an error.
+func TestDiscoWalkCatchesALiar(t *testing.T) {
+	s := startAll(t, parleytest.WithHost(liarHost, ""))
+	s.AddUser("mallory@"+liarHost, "m")
+	all := maps.Clone(probes)
+	all[liarIQ] = probe{at: "host", payload: "<q xmlns='" + liarIQ + "'/>", want: "{" + liarIQ + "}q"}
+	w := &walker{t: t, s: s, c: s.Login("mallory@"+liarHost, "m", "x"), user: "mallory@" + liarHost, probes: all}
+	got := strings.Join(w.check(liarHost), "\n")
+	for _, want := range []string{
+		liarHost + " lists " + liarFeature + ", which has no probe",
+		liarHost + " lists " + liarIQ + "; the probe to \"" + liarHost + "\" got error feature-not-implemented",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the walk of %s reported:\n%s\nwant a line with %q", liarHost, got, want)
+		}
+	}
+	if strings.Count(got, "\n") != 1 {
+		t.Errorf("the walk of %s reported:\n%s\nwant the 2 lines above only", liarHost, got)
+	}
+}
