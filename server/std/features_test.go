@@ -57,6 +57,33 @@ var probes = map[string]probe{
 	// XEP-0160: no iq; a message to a user with no resource comes at
 	// the user's next initial presence.
 	"msgoffline": {at: "host", behave: offlineDelivered},
+	// XEP-0280: a second resource enables carbons (an iq set) and gets a
+	// copy of what the first one sends; the rules feature says which
+	// messages are copied, which a chat message is.
+	"urn:xmpp:carbons:2":       {at: "account", behave: carbonCopied},
+	"urn:xmpp:carbons:rules:0": {at: "host", behave: carbonCopied},
+}
+
+// carbonCopied checks that a resource that enabled carbons gets a sent
+// carbon of the walker's chat message.
+func carbonCopied(w *walker) error {
+	pw := parleytest.NewID("pw")
+	other := parleytest.NewID("carbons") + "@" + strings.SplitN(w.user, "@", 2)[1]
+	w.s.AddUser(other, pw)
+	first := w.s.Login(other, pw, "first")
+	second := w.s.Login(other, pw, "second")
+	if st := second.IQ("set", "", "<enable xmlns='urn:xmpp:carbons:2'/>"); st.Type != "result" {
+		return fmt.Errorf("enabling carbons got %s", second.String(st.El))
+	}
+	body := parleytest.NewID("carbon")
+	first.Send("<message to='%s' type='chat'><body>%s</body></message>", w.user, body)
+	first.Sync()
+	for _, st := range second.UntilSync() {
+		if st.El.FindElement("sent/forwarded/message/body") != nil && st.El.FindElement("sent/forwarded/message/body").Text() == body {
+			return nil
+		}
+	}
+	return fmt.Errorf("no sent carbon of %q reached the resource that enabled carbons", body)
 }
 
 // walker asks as user (logged in as c) and checks what is listed.
