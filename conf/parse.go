@@ -309,7 +309,7 @@ func (ch *checker) value(path string, v any, rv reflect.Value) {
 	case reflect.String:
 		s, ok := v.(string)
 		if !ok {
-			ch.errorf(path, "want a string in double quotes, not %s", describe(v))
+			ch.errorf(path, "want a string in double quotes, not %s", describeAt(path, v))
 			return
 		}
 		rv.SetString(s)
@@ -407,6 +407,25 @@ func isString(v any) bool {
 }
 
 // describe names a TOML value for an error message.
+// describeAt is describe for the value of the key at path, without the
+// value itself when the key holds a secret: an error message ends up in
+// logs and bug reports, and a secret mistyped as a number is still the
+// secret.
+func describeAt(path string, v any) string {
+	key := path[strings.LastIndex(path, ".")+1:]
+	for _, w := range []string{"secret", "password", "token", "key"} {
+		if strings.Contains(key, w) {
+			switch v.(type) {
+			case int64, float64:
+				return "a number"
+			case bool:
+				return "true or false"
+			}
+		}
+	}
+	return describe(v)
+}
+
 func describe(v any) string {
 	switch v := v.(type) {
 	case string:

@@ -235,6 +235,12 @@ func TestParseReportsMistakes(t *testing.T) {
 			want: []string{`100ms is too short; use a duration of at least "1s"`},
 		},
 		{
+			name: "a secret written as a number is not shown",
+			src:  "[http]\nmetrics_token = 1234567890123\n",
+			line: 2, key: "http.metrics_token",
+			want: []string{"want a string in double quotes, not a number"},
+		},
+		{
 			name: "a metrics_token with a space cannot be sent",
 			src:  "[http]\nmetrics_token = \"two words\"\n",
 			line: 2, key: "http.metrics_token",
