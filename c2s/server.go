@@ -42,6 +42,15 @@ type Router interface {
 	Undelivered(s *Session, els []*etree.Element)
 }
 
+// NonzaRouter is a Router that also takes the top-level elements a bound
+// session sends that are not stanzas and that c2s does not handle itself
+// (XEP-0352's <active/> and <inactive/>, say). Nonza reports whether
+// someone took el; an element nobody takes ends the stream with
+// <unsupported-stanza-type/>, as RFC 6120 §4.9.3.24 says.
+type NonzaRouter interface {
+	Nonza(s *Session, el *etree.Element) bool
+}
+
 // Accounts finds the account of a user of a local host, for SASL.
 type Accounts interface {
 	Account(ctx context.Context, host, username string) (storage.Account, error)

@@ -467,6 +467,9 @@ func (s *Session) writeHeaderIfNeeded() {
 // handleStanza takes one element of a bound stream.
 func (s *Session) handleStanza(el *etree.Element) error {
 	if xmpp.KindOf(el) == xmpp.KindNone {
+		if nr, ok := s.srv.cfg.Router.(NonzaRouter); ok && nr.Nonza(s, el) {
+			return nil
+		}
 		return xmpp.NewStreamError(xmpp.UnsupportedStanzaType, "<"+el.Tag+"/> is not supported here")
 	}
 	// Identity is the server's: whatever the client wrote as from, it is

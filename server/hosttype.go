@@ -97,6 +97,13 @@ type SessionHost interface {
 	Flush(ctx context.Context)
 }
 
+// NonzaHost is a SessionHost that takes what its sessions send at the
+// top level that is not a stanza (XEP-0352's <active/>): c2s.NonzaRouter.
+type NonzaHost interface {
+	// Nonza reports whether the host took el.
+	Nonza(s *c2s.Session, el *etree.Element) bool
+}
+
 // AccountHost is a host's handler that can tell whether an account
 // exists; subscription requests to one that does not are refused
 // (RFC 6121 §3.1.3).

@@ -179,6 +179,13 @@ func (s *Server) extraFeatures(host string, authenticated bool) []*etree.Element
 	return nil
 }
 
+// Nonza hands a session's top-level element that is not a stanza to
+// its host, when the host takes such elements (NonzaHost).
+func (r *c2sRouter) Nonza(sess *c2s.Session, el *etree.Element) bool {
+	h, ok := r.sessionHosts[sess.JID().Domain()].(NonzaHost)
+	return ok && h.Nonza(sess, el)
+}
+
 func (r *c2sRouter) Bind(sess *c2s.Session) error {
 	h, ok := r.sessionHosts[sess.JID().Domain()]
 	if !ok {

@@ -75,6 +75,11 @@ type localHost struct {
 	// slots counts the modules' per-session values (SessionValue); set
 	// while modules start, read-only after.
 	slots int
+	// nonzas are the modules' handlers of top-level elements that are not
+	// stanzas, by namespace and name; features are the modules' stream
+	// features after login. Both are set while modules start.
+	nonzas   map[[2]string]func(Session, *etree.Element)
+	features []*etree.Element
 	// services are the domains of the server's service hosts, for
 	// disco#items; started is when the server was built.
 	services []string
@@ -145,7 +150,9 @@ func newLocalHost(name string, r *server.Router, store userStore, limits hostLim
 // that no handler changes what another session's writer is writing.
 func (h *localHost) deliver(s Session, st *xmpp.Stanza) {
 	if len(h.pipe.hooks[ToClient][st.Kind]) > 0 {
-		st = st.Copy()
+		if h.pipe.changes[ToClient][st.Kind] {
+			st = st.Copy()
+		}
 		if h.pipe.run(ToClient, s, st) {
 			return
 		}
@@ -702,8 +709,20 @@ func (h *localHost) StreamFeatures(authenticated bool) []*etree.Element {
 	out := []*etree.Element{h.caps}
 	if authenticated {
 		out = append(out, xmpp.NewElementNS(NSRosterVer, "ver"), xmpp.NewElementNS(NSPreApproval, "sub"))
+		out = append(out, h.features...)
 	}
 	return out
+}
+
+// Nonza hands a top-level element that is not a stanza to the module that
+// registered its name (Host.HandleNonza).
+func (h *localHost) Nonza(s *c2s.Session, el *etree.Element) bool {
+	fn := h.nonzas[[2]string{xmpp.NS(el), el.Tag}]
+	if fn == nil {
+		return false
+	}
+	fn(s, el)
+	return true
 }
 
 // RegistrationMode says who may register in-band on the host.

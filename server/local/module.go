@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/beevik/etree"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -103,7 +104,40 @@ func (h *Host) Logger() *slog.Logger { return h.lh.log.With("module", h.module) 
 // iq). Higher priorities run first; the core's own rule for the point
 // runs after every handler (see Point).
 func (h *Host) Hook(p Point, kind xmpp.Kind, priority int, fn StanzaHandler) {
-	h.lh.pipe.add(p, kind, priority, h.module, fn)
+	h.lh.pipe.add(p, kind, priority, h.module, fn, true)
+}
+
+// Observe is Hook for a handler that never changes the stanza it gets
+// (it may keep it, and queue it later with Queue). At ToClient a stanza
+// for several sessions is one element: with a Hook there, each session
+// gets a copy; with observers alone, none is made.
+func (h *Host) Observe(p Point, kind xmpp.Kind, priority int, fn StanzaHandler) {
+	h.lh.pipe.add(p, kind, priority, h.module, fn, false)
+}
+
+// HandleNonza registers fn for what a session of the host sends at the
+// top level that is not a stanza, named local in namespace ns
+// (XEP-0352's <inactive xmlns='urn:xmpp:csi:0'/>). fn runs on the
+// session's goroutine, before it reads on, and must not block. For Start
+// alone; a nil handler or a second one for a name panics.
+func (h *Host) HandleNonza(ns, local string, fn func(s Session, el *etree.Element)) {
+	k := [2]string{ns, local}
+	switch {
+	case fn == nil:
+		panic(fmt.Sprintf("server: module %s: nil nonza handler for {%s}%s", h.module, ns, local))
+	case h.lh.nonzas[k] != nil:
+		panic(fmt.Sprintf("server: module %s: a second handler for {%s}%s", h.module, ns, local))
+	}
+	if h.lh.nonzas == nil {
+		h.lh.nonzas = make(map[[2]string]func(Session, *etree.Element))
+	}
+	h.lh.nonzas[k] = fn
+}
+
+// StreamFeature announces el among the stream features a client gets
+// after it logged in (XEP-0352's <csi/>). For Start alone.
+func (h *Host) StreamFeature(el *etree.Element) {
+	h.lh.features = append(h.lh.features, el)
 }
 
 // HandleIQ registers fn for iqs of type typ ("get" or "set") whose payload
@@ -141,6 +175,11 @@ func (h *Host) Bounce(st *xmpp.Stanza, e *xmpp.StanzaError) { h.lh.router.Bounce
 // Deliver queues st on the session s of this host, through ToClient and
 // the slow-consumer policy (a full queue bounces st to its sender).
 func (h *Host) Deliver(s Session, st *xmpp.Stanza) { h.lh.deliver(s, st) }
+
+// Queue queues st on s past the ToClient handlers, through the
+// slow-consumer policy: for a handler at ToClient that held st and lets
+// it go now.
+func (h *Host) Queue(s Session, st *xmpp.Stanza) { h.lh.router.Deliver(s, st) }
 
 // Sessions returns the bound sessions of the user local, in bind order;
 // the slice is the caller's.

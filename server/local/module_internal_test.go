@@ -58,7 +58,7 @@ func TestPipelineOrder(t *testing.T) {
 		p.add(ToBare, xmpp.KindMessage, prio, name, func(Session, *xmpp.Stanza) bool {
 			ran = append(ran, name)
 			return handled
-		})
+		}, true)
 	}
 	add("low", -5, false)
 	add("first-of-ten", 10, false)

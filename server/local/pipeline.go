@@ -87,12 +87,16 @@ type hook struct {
 // without a lock after.
 type pipeline struct {
 	hooks [numPoints][xmpp.KindIQ + 1][]hook
+	// changes is set for a point and kind when a handler there may change
+	// the stanza (Hook, not Observe): at ToClient each session then gets
+	// its own copy.
+	changes [numPoints][xmpp.KindIQ + 1]bool
 }
 
 // add registers fn. A nil handler, an unknown point or a stanza kind that
 // is not message, presence or iq is a mistake in the module's code, found
-// at start: it panics.
-func (p *pipeline) add(pt Point, kind xmpp.Kind, priority int, module string, fn StanzaHandler) {
+// at start: it panics. changes says fn may change the stanza.
+func (p *pipeline) add(pt Point, kind xmpp.Kind, priority int, module string, fn StanzaHandler, changes bool) {
 	switch {
 	case fn == nil:
 		panic(fmt.Sprintf("server: module %s: nil handler for %v %v", module, pt, kind))
@@ -101,6 +105,7 @@ func (p *pipeline) add(pt Point, kind xmpp.Kind, priority int, module string, fn
 	case kind != xmpp.KindMessage && kind != xmpp.KindPresence && kind != xmpp.KindIQ:
 		panic(fmt.Sprintf("server: module %s: a handler at %v for stanza kind %v", module, pt, kind))
 	}
+	p.changes[pt][kind] = p.changes[pt][kind] || changes
 	list := append(p.hooks[pt][kind], hook{priority, module, fn})
 	// Stable: equal priorities keep the order they were added in.
 	slices.SortStableFunc(list, func(a, b hook) int { return b.priority - a.priority })

@@ -32,6 +32,8 @@ import (
 	_ "github.com/parley-im/parley/server/mod/blocking"
 	// Last Activity (XEP-0012): the server's uptime, users' last logout.
 	_ "github.com/parley-im/parley/server/mod/last"
+	// Client State Indication (XEP-0352).
+	_ "github.com/parley-im/parley/server/mod/csi"
 	// Message Carbons (XEP-0280).
 	_ "github.com/parley-im/parley/server/mod/carbons"
 	// vcard-temp (XEP-0054).
