@@ -129,6 +129,41 @@ UPDATE offline_messages SET size = length(stanza);
 DROP INDEX offline_messages_by_user;
 CREATE INDEX offline_messages_by_user ON offline_messages (host, username, seq, size);
 `)},
+	// The message archive (XEP-0313) and its preferences. seq is the rowid,
+	// so every index below ends in it and a page is an index range read
+	// in seq order: O(page) however large the archive. at never decreases
+	// with seq within a user's archive (AppendArchive clamps it), so start
+	// and end turn into seq bounds through archive_by_time. archive_by_age
+	// serves retention across all users, in batches.
+	{name: "message archive", up: execSQL(`
+CREATE TABLE archive (
+	seq       INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: increasing per user
+	host      TEXT    NOT NULL,
+	username  TEXT    NOT NULL,
+	stanza_id TEXT    NOT NULL CHECK (stanza_id <> ''), -- XEP-0359, random
+	at        INTEGER NOT NULL, -- Unix time in nanoseconds; never decreasing with seq per user
+	with_jid  TEXT    NOT NULL, -- the other party's bare JID
+	with_res  TEXT    NOT NULL, -- and its resource, "" if none
+	outgoing  INTEGER NOT NULL CHECK (outgoing IN (0, 1)),
+	stanza    BLOB    NOT NULL,
+	FOREIGN KEY (host, username) REFERENCES accounts (host, username) ON DELETE CASCADE
+);
+CREATE UNIQUE INDEX archive_by_id ON archive (host, username, stanza_id);
+CREATE INDEX archive_by_user ON archive (host, username);           -- + seq (rowid)
+CREATE INDEX archive_by_with ON archive (host, username, with_jid); -- + seq (rowid)
+CREATE INDEX archive_by_time ON archive (host, username, at);       -- + seq (rowid)
+CREATE INDEX archive_by_age ON archive (at);
+
+CREATE TABLE archive_prefs (
+	host        TEXT NOT NULL,
+	username    TEXT NOT NULL,
+	policy      TEXT NOT NULL CHECK (policy IN ('always', 'never', 'roster')),
+	always_json TEXT NOT NULL, -- a JSON array of bare JIDs, sorted, no duplicates
+	never_json  TEXT NOT NULL, -- likewise
+	PRIMARY KEY (host, username),
+	FOREIGN KEY (host, username) REFERENCES accounts (host, username) ON DELETE CASCADE
+) WITHOUT ROWID;
+`)},
 }
 
 // execSQL returns a migration step that executes stmts, which may hold

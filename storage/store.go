@@ -42,6 +42,9 @@ type Store struct {
 	// tombstonesKept is how many roster tombstones a user keeps for
 	// RosterSince; Open sets it to rosterTombstonesKept, tests lower it.
 	tombstonesKept int
+
+	// archive groups AppendArchive's commits (archive.go).
+	archive archiveWriter
 }
 
 // Open opens the SQLite database at path, creating the file and its parent
@@ -157,6 +160,7 @@ func openDB(path string) (*sql.DB, error) {
 
 // Close closes the database. Calls made after Close return errors.
 func (s *Store) Close() error {
+	s.archive.stop()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("storage: close %s: %w", s.path, err)
 	}

@@ -37,6 +37,12 @@ func fillUserData(t *testing.T, s *Store, host, user string) {
 	if err := s.SetLastActivity(ctx, host, user, time.Unix(1700000000, 0), "bye"); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.AppendArchive(ctx, host, user, ArchiveEntry{With: "a@example.net", Stanza: []byte("<message/>")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetArchivePrefs(ctx, host, user, ArchivePrefs{Default: "roster", Never: []string{"spam@example.net"}}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // userData is what the API shows of one user's data.

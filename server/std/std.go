@@ -38,6 +38,8 @@ import (
 	_ "github.com/parley-im/parley/server/mod/carbons"
 	// vcard-temp (XEP-0054).
 	_ "github.com/parley-im/parley/server/mod/vcard"
+	// The message archive (XEP-0313) with stanza-ids (XEP-0359).
+	_ "github.com/parley-im/parley/server/mod/mam"
 )
 
 // muc, upload and component: known to the config, not run yet. They come

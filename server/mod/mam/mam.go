@@ -1,0 +1,515 @@
+// Package mam is the module of the message archive (XEP-0313
+// urn:xmpp:mam:2 and #extended): each user's chat and normal messages with
+// a body are kept in the user's own archive, sent and received, each with
+// a stanza-id (XEP-0359) that the recipient's copy carries; the user
+// queries the archive by contact, time and id, in pages (XEP-0059), and
+// sets which contacts are archived.
+//
+// A message is archived on the sender's goroutine and committed before it
+// goes on, so an archived message is on disk before it is delivered or
+// acknowledged; concurrent senders share a commit (storage.AppendArchive).
+package mam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/parley-im/parley/server/local"
+	"github.com/parley-im/parley/storage"
+	"github.com/parley-im/parley/xmpp"
+)
+
+// The namespaces the module speaks.
+const (
+	NS         = "urn:xmpp:mam:2"
+	NSExtended = "urn:xmpp:mam:2#extended"
+	NSSID      = "urn:xmpp:sid:0"
+	nsRSM      = "http://jabber.org/protocol/rsm"
+	nsForward  = "urn:xmpp:forward:0"
+	nsData     = "jabber:x:data"
+	nsHints    = "urn:xmpp:hints"
+	nsEME      = "urn:xmpp:eme:0"
+)
+
+const (
+	// defaultPage is a page's size when the query sets no max (Prosody's).
+	defaultPage = 20
+	// maxPage bounds a page: a larger max is clamped, as XEP-0313 §4.3.1
+	// allows ("the server MAY simply return its limited results"). It is
+	// also the most ids one query fetches.
+	maxPage = 100
+	// appendTimeout bounds how long a message waits for its commit.
+	appendTimeout = 10 * time.Second
+	// defaultPolicy applies to users who set no preferences: Prosody's
+	// default too (archive everything).
+	defaultPolicy = "always"
+)
+
+// Store is what the module needs of storage.
+type Store interface {
+	AppendArchive(ctx context.Context, host, user string, e storage.ArchiveEntry) (storage.ArchivedMessage, error)
+	QueryArchive(ctx context.Context, host, user string, q storage.ArchiveQuery) (storage.ArchivePage, error)
+	ArchiveBounds(ctx context.Context, host, user string) (first, last storage.ArchivedMessage, ok bool, err error)
+	ArchivePrefs(ctx context.Context, host, user string) (storage.ArchivePrefs, error)
+	SetArchivePrefs(ctx context.Context, host, user string, p storage.ArchivePrefs) error
+	RosterItem(ctx context.Context, host, user, jid string) (storage.RosterItem, error)
+}
+
+func init() {
+	local.RegisterModule(local.Module{Name: "mam", Start: start})
+}
+
+func start(h *local.Host) error {
+	st, ok := h.Store().(Store)
+	if !ok {
+		return fmt.Errorf("the store (%T) cannot keep an archive", h.Store())
+	}
+	m := &module{h: h, store: st, log: h.Logger()}
+	// Each HandleIQ lists one feature on the account (and the host): the
+	// three the module has are spread over its iqs.
+	h.HandleIQ(local.ToBare, "set", NS, "query", NS, local.OwnOnly(m.query))
+	h.HandleIQ(local.ToBare, "get", NS, "query", NSExtended, local.OwnOnly(m.form))
+	h.HandleIQ(local.ToBare, "get", NS, "metadata", NSSID, local.OwnOnly(m.metadata))
+	h.HandleIQ(local.ToBare, "get", NS, "prefs", "", local.OwnOnly(m.getPrefs))
+	h.HandleIQ(local.ToBare, "set", NS, "prefs", "", local.OwnOnly(m.setPrefs))
+	h.Hook(local.FromClient, xmpp.KindMessage, 0, m.sent)
+	h.Hook(local.ToBare, xmpp.KindMessage, 0, m.received)
+	h.Hook(local.ToFull, xmpp.KindMessage, 0, m.received)
+	return nil
+}
+
+type module struct {
+	h     *local.Host
+	store Store
+	log   interface {
+		Warn(msg string, args ...any)
+		Debug(msg string, args ...any)
+	}
+	// prefs caches each user's preferences, read once: they are asked
+	// for on every message.
+	prefs sync.Map // local part → storage.ArchivePrefs
+}
+
+// shouldArchive says whether a user archive keeps st (XEP-0313 §7.1.1:
+// chat and normal messages with a body; Prosody's rules beside it):
+// never headlines, groupchat or errors, nor what carries a XEP-0334
+// no-store or no-permanent-store hint; a store hint, a body, a subject
+// or an encrypted payload (XEP-0380) is kept.
+func shouldArchive(st *xmpp.Stanza) bool {
+	switch st.Type {
+	case "", "normal", "chat":
+	default:
+		return false
+	}
+	switch {
+	case xmpp.Child(st.El, nsHints, "no-store") != nil, xmpp.Child(st.El, nsHints, "no-permanent-store") != nil:
+		return false
+	case xmpp.Child(st.El, nsHints, "store") != nil:
+		return true
+	}
+	for _, c := range [][2]string{{xmpp.NSClient, "body"}, {xmpp.NSClient, "subject"}, {nsEME, "encryption"}} {
+		if xmpp.Child(st.El, c[0], c[1]) != nil || (c[0] == xmpp.NSClient && xmpp.Child(st.El, "", c[1]) != nil) {
+			return true
+		}
+	}
+	return false
+}
+
+// stripStanzaIDs removes the stanza-ids whose by is by: only this server
+// may claim them (XEP-0359 §5).
+func stripStanzaIDs(st *xmpp.Stanza, by func(string) bool) {
+	for _, c := range st.El.ChildElements() {
+		if c.Tag == "stanza-id" && xmpp.NS(c) == NSSID && by(c.SelectAttrValue("by", "")) {
+			st.El.RemoveChild(c)
+		}
+	}
+}
+
+// sent archives what a user sends, in the sender's archive. A message to
+// the user's own JID is archived once, when it arrives (received).
+func (m *module) sent(_ local.Session, st *xmpp.Stanza) bool {
+	host := m.h.Name()
+	stripStanzaIDs(st, func(by string) bool {
+		j, err := xmpp.Parse(by)
+		return err == nil && j.Domain() == host
+	})
+	if st.To.IsZero() || st.To.Bare() == st.From.Bare() || !shouldArchive(st) {
+		return false
+	}
+	m.archive(st.From.Local(), st.To, true, st)
+	return false
+}
+
+// received archives what a user receives, in the recipient's archive, and
+// adds its stanza-id to the copy that is delivered.
+func (m *module) received(_ local.Session, st *xmpp.Stanza) bool {
+	owner := st.To.Bare()
+	stripStanzaIDs(st, func(by string) bool { return by == owner.String() })
+	if st.From.IsZero() || !shouldArchive(st) {
+		return false
+	}
+	if am, ok := m.archive(st.To.Local(), st.From, false, st); ok {
+		sid := xmpp.NewElementNS(NSSID, "stanza-id")
+		sid.CreateAttr("by", owner.String())
+		sid.CreateAttr("id", am.ID)
+		st.El.AddChild(sid)
+	}
+	return false
+}
+
+// archive keeps st in owner's archive when owner's preferences let it, and
+// waits for the commit. A failure is logged: the message goes on.
+func (m *module) archive(owner string, with xmpp.JID, outgoing bool, st *xmpp.Stanza) (storage.ArchivedMessage, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+	defer cancel()
+	if !m.allowed(ctx, owner, with.Bare().String()) {
+		return storage.ArchivedMessage{}, false
+	}
+	am, err := m.store.AppendArchive(ctx, m.h.Name(), owner, storage.ArchiveEntry{
+		With: with.Bare().String(), Resource: with.Resource(), Outgoing: outgoing, Stanza: local.Serialize(st.El),
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.ArchivedMessage{}, false // no such user: the core bounces it
+	}
+	if err != nil {
+		m.log.Warn("archiving a message failed", "user", owner, "err", err)
+		return storage.ArchivedMessage{}, false
+	}
+	return am, true
+}
+
+// userPrefs returns owner's preferences, from the cache or the store.
+func (m *module) userPrefs(ctx context.Context, owner string) (storage.ArchivePrefs, error) {
+	if p, ok := m.prefs.Load(owner); ok {
+		return p.(storage.ArchivePrefs), nil
+	}
+	p, err := m.store.ArchivePrefs(ctx, m.h.Name(), owner)
+	if errors.Is(err, storage.ErrNotFound) {
+		p, err = storage.ArchivePrefs{Default: defaultPolicy}, nil
+	}
+	if err != nil {
+		return storage.ArchivePrefs{}, err
+	}
+	m.prefs.Store(owner, p)
+	return p, nil
+}
+
+// allowed applies owner's preferences to a message with the bare JID with
+// (XEP-0313 §6): never, then always, then the default.
+func (m *module) allowed(ctx context.Context, owner, with string) bool {
+	p, err := m.userPrefs(ctx, owner)
+	if err != nil {
+		m.log.Warn("reading archive preferences failed", "user", owner, "err", err)
+		return false
+	}
+	for _, j := range p.Never {
+		if j == with {
+			return false
+		}
+	}
+	for _, j := range p.Always {
+		if j == with {
+			return true
+		}
+	}
+	switch p.Default {
+	case "always":
+		return true
+	case "roster":
+		_, err := m.store.RosterItem(ctx, m.h.Name(), owner, with)
+		return err == nil
+	}
+	return false
+}
+
+// badRequest is a bad-request error with text.
+func badRequest(format string, args ...any) error {
+	return xmpp.NewStanzaError(xmpp.BadRequest, fmt.Sprintf(format, args...))
+}
+
+// parseQuery reads a query's form and RSM set into a storage query, with
+// the errors XEP-0313 names: bad-request for what is malformed,
+// feature-not-implemented for a field the server does not know (§4.1.5).
+func parseQuery(q *etree.Element) (sq storage.ArchiveQuery, flip bool, err error) {
+	sq.Max = defaultPage
+	if x := xmpp.Child(q, nsData, "x"); x != nil {
+		if t := x.SelectAttrValue("type", "submit"); t != "submit" {
+			return sq, false, badRequest("the form's type is %q, not submit", t)
+		}
+		seen := map[string]bool{}
+		for _, f := range x.SelectElements("field") {
+			name := f.SelectAttrValue("var", "")
+			if seen[name] {
+				return sq, false, badRequest("the field %q is given twice", name)
+			}
+			seen[name] = true
+			var vals []string
+			for _, v := range f.SelectElements("value") {
+				vals = append(vals, v.Text())
+			}
+			one := func() (string, error) {
+				if len(vals) != 1 {
+					return "", badRequest("the field %q needs one value, it has %d", name, len(vals))
+				}
+				return vals[0], nil
+			}
+			var v string
+			if name != "ids" {
+				if v, err = one(); err != nil {
+					return sq, false, err
+				}
+			}
+			switch name {
+			case "FORM_TYPE":
+				if v != NS {
+					return sq, false, badRequest("FORM_TYPE is %q, not %s", v, NS)
+				}
+			case "with":
+				j, err := xmpp.Parse(v)
+				if err != nil {
+					return sq, false, xmpp.NewStanzaError(xmpp.JIDMalformed, "with is not a JID")
+				}
+				sq.With, sq.Resource = j.Bare().String(), j.Resource()
+			case "start", "end":
+				t, err := time.Parse(time.RFC3339Nano, v)
+				if err != nil {
+					return sq, false, badRequest("%s is not a XEP-0082 date and time", name)
+				}
+				if name == "start" {
+					sq.Start = t
+				} else {
+					sq.End = t
+				}
+			case "after-id":
+				sq.AfterID = v
+			case "before-id":
+				sq.BeforeID = v
+			case "ids":
+				if len(vals) == 0 {
+					return sq, false, badRequest("ids has no value")
+				}
+				if len(vals) > maxPage {
+					return sq, false, xmpp.NewStanzaError(xmpp.PolicyViolation, fmt.Sprintf("at most %d ids at once", maxPage))
+				}
+				sq.IDs = vals
+			default:
+				return sq, false, xmpp.NewStanzaError(xmpp.FeatureNotImplemented, fmt.Sprintf("the field %q is not supported", name))
+			}
+		}
+	}
+	if set := xmpp.Child(q, nsRSM, "set"); set != nil {
+		if mx := xmpp.Child(set, nsRSM, "max"); mx != nil {
+			n, err := strconv.Atoi(mx.Text())
+			if err != nil || n < 0 {
+				return sq, false, badRequest("RSM max is not a number of items")
+			}
+			sq.Max = min(n, maxPage)
+		}
+		if xmpp.Child(set, nsRSM, "index") != nil {
+			return sq, false, xmpp.NewStanzaError(xmpp.FeatureNotImplemented, "RSM index is not supported: page by after or before")
+		}
+		a, b := xmpp.Child(set, nsRSM, "after"), xmpp.Child(set, nsRSM, "before")
+		if a != nil && b != nil {
+			return sq, false, badRequest("RSM after and before together: use after-id and before-id")
+		}
+		if a != nil {
+			if sq.After = a.Text(); sq.After == "" {
+				return sq, false, badRequest("RSM after is empty")
+			}
+		}
+		if b != nil {
+			sq.Before, sq.Backward = b.Text(), true
+		}
+	}
+	// A count is the index range of the whole set: at 1,000,000 messages
+	// ~150 ms. Given only when asked for it with max 0 (XEP-0059 §2.7),
+	// as Prosody does for unbounded archives.
+	sq.Count = sq.Max == 0
+	flip = xmpp.Child(q, NS, "flip-page") != nil
+	return sq, flip, nil
+}
+
+// query answers an archive query: the page's messages go to the querying
+// resource, then the iq result with <fin/>.
+func (m *module) query(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
+	q := st.Payload()
+	sq, flip, err := parseQuery(q)
+	if err != nil {
+		return nil, err
+	}
+	page, err := m.store.QueryArchive(ctx, m.h.Name(), st.From.Local(), sq)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, xmpp.NewStanzaError(xmpp.ItemNotFound, "no such message in the archive")
+	case errors.Is(err, storage.ErrArchiveQuery):
+		return nil, xmpp.NewStanzaError(xmpp.PolicyViolation, "too much at once")
+	case err != nil:
+		return nil, fmt.Errorf("querying the archive of %s: %w", st.From.Bare(), err)
+	}
+	queryID := q.SelectAttrValue("queryid", "")
+	order := page.Messages
+	for i := range order {
+		am := order[i]
+		if flip {
+			am = order[len(order)-1-i]
+		}
+		if err := m.sendResult(st, queryID, am); err != nil {
+			return nil, err
+		}
+	}
+	fin := xmpp.NewElementNS(NS, "fin")
+	if page.Complete {
+		fin.CreateAttr("complete", "true")
+	}
+	set := fin.CreateElement("set")
+	set.CreateAttr("xmlns", nsRSM)
+	if len(page.Messages) > 0 {
+		set.CreateElement("first").SetText(page.Messages[0].ID)
+		set.CreateElement("last").SetText(page.Messages[len(page.Messages)-1].ID)
+	}
+	if page.Count >= 0 {
+		set.CreateElement("count").SetText(strconv.Itoa(page.Count))
+	}
+	return fin, nil
+}
+
+// sendResult routes one archived message to the querying resource.
+func (m *module) sendResult(st *xmpp.Stanza, queryID string, am storage.ArchivedMessage) error {
+	orig, err := xmpp.ParseElement(string(am.Stanza), m.h.StoredLimits())
+	if err != nil {
+		return fmt.Errorf("reading archived message %s of %s: %w", am.ID, st.From.Bare(), err)
+	}
+	if orig.SelectAttr("xmlns") == nil {
+		orig.CreateAttr("xmlns", xmpp.NSClient)
+	}
+	msg := etree.NewElement("message")
+	res := msg.CreateElement("result")
+	res.CreateAttr("xmlns", NS)
+	if queryID != "" {
+		res.CreateAttr("queryid", queryID)
+	}
+	res.CreateAttr("id", am.ID)
+	fwd := res.CreateElement("forwarded")
+	fwd.CreateAttr("xmlns", nsForward)
+	fwd.AddChild(xmpp.NewDelay(m.h.Name(), am.At))
+	fwd.AddChild(orig)
+	out := &xmpp.Stanza{El: msg, Kind: xmpp.KindMessage}
+	out.SetFrom(st.From.Bare())
+	out.SetTo(st.From)
+	m.h.Route(out)
+	return nil
+}
+
+// form answers the query form's request (§4.1.5): the fields supported.
+func (m *module) form(context.Context, *xmpp.Stanza) (*etree.Element, error) {
+	q := xmpp.NewElementNS(NS, "query")
+	x := q.CreateElement("x")
+	x.CreateAttr("xmlns", nsData)
+	x.CreateAttr("type", "form")
+	ft := x.CreateElement("field")
+	ft.CreateAttr("type", "hidden")
+	ft.CreateAttr("var", "FORM_TYPE")
+	ft.CreateElement("value").SetText(NS)
+	for _, f := range [][2]string{{"with", "jid-single"}, {"start", "text-single"}, {"end", "text-single"},
+		{"before-id", "text-single"}, {"after-id", "text-single"}, {"ids", "list-multi"}} {
+		el := x.CreateElement("field")
+		el.CreateAttr("type", f[1])
+		el.CreateAttr("var", f[0])
+		if f[0] == "ids" {
+			v := el.CreateElement("validate")
+			v.CreateAttr("xmlns", "http://jabber.org/protocol/xdata-validate")
+			v.CreateAttr("datatype", "xs:string")
+			v.CreateElement("open")
+		}
+	}
+	return q, nil
+}
+
+// metadata answers the archive's first and last messages (§5).
+func (m *module) metadata(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
+	first, last, ok, err := m.store.ArchiveBounds(ctx, m.h.Name(), st.From.Local())
+	if err != nil {
+		return nil, fmt.Errorf("reading the archive bounds of %s: %w", st.From.Bare(), err)
+	}
+	md := xmpp.NewElementNS(NS, "metadata")
+	if ok {
+		for _, b := range []struct {
+			name string
+			m    storage.ArchivedMessage
+		}{{"start", first}, {"end", last}} {
+			el := md.CreateElement(b.name)
+			el.CreateAttr("id", b.m.ID)
+			el.CreateAttr("timestamp", b.m.At.UTC().Format("2006-01-02T15:04:05.000Z"))
+		}
+	}
+	return md, nil
+}
+
+// getPrefs answers the user's preferences (§6).
+func (m *module) getPrefs(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
+	p, err := m.userPrefs(ctx, st.From.Local())
+	if err != nil {
+		return nil, fmt.Errorf("reading the archive preferences of %s: %w", st.From.Bare(), err)
+	}
+	return prefsElement(p), nil
+}
+
+func prefsElement(p storage.ArchivePrefs) *etree.Element {
+	el := xmpp.NewElementNS(NS, "prefs")
+	el.CreateAttr("default", p.Default)
+	for _, l := range []struct {
+		name string
+		jids []string
+	}{{"always", p.Always}, {"never", p.Never}} {
+		le := el.CreateElement(l.name)
+		for _, j := range l.jids {
+			le.CreateElement("jid").SetText(j)
+		}
+	}
+	return el
+}
+
+// setPrefs replaces the user's preferences and answers them as stored.
+func (m *module) setPrefs(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
+	el := st.Payload()
+	p := storage.ArchivePrefs{Default: el.SelectAttrValue("default", "")}
+	switch p.Default {
+	case "always", "never", "roster":
+	default:
+		return nil, badRequest("default is always, never or roster")
+	}
+	for _, l := range []struct {
+		name string
+		dst  *[]string
+	}{{"always", &p.Always}, {"never", &p.Never}} {
+		le := xmpp.Child(el, NS, l.name)
+		if le == nil {
+			continue
+		}
+		for _, je := range le.SelectElements("jid") {
+			j, err := xmpp.Parse(je.Text())
+			if err != nil {
+				return nil, xmpp.NewStanzaError(xmpp.JIDMalformed, "a jid of "+l.name+" is not a JID")
+			}
+			*l.dst = append(*l.dst, j.Bare().String())
+		}
+		if len(*l.dst) > 1000 {
+			return nil, xmpp.NewStanzaError(xmpp.PolicyViolation, "at most 1000 JIDs in "+l.name)
+		}
+	}
+	user := st.From.Local()
+	if err := m.store.SetArchivePrefs(ctx, m.h.Name(), user, p); err != nil {
+		return nil, fmt.Errorf("storing the archive preferences of %s: %w", st.From.Bare(), err)
+	}
+	m.prefs.Delete(user)
+	stored, err := m.userPrefs(ctx, user)
+	if err != nil {
+		return nil, fmt.Errorf("reading the archive preferences of %s: %w", st.From.Bare(), err)
+	}
+	return prefsElement(stored), nil
+}
