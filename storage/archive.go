@@ -27,7 +27,11 @@ const MaxArchivePage = 1000
 // maxAppendBatch is the most appends one transaction of the archive writer
 // commits: enough to share one fsync among many senders, small enough that
 // no transaction holds the write lock for long.
-const maxAppendBatch = 256
+const maxAppendBatch = 1024
+
+// archiveQueue is how many appends wait for the writer before the next
+// sender waits for room: a bound on memory when the disk falls behind.
+const archiveQueue = 4096
 
 // ErrArchiveQuery is wrapped by the errors of archive queries that ask for
 // more than the store answers at once.
@@ -97,11 +101,15 @@ type ArchivePrefs struct {
 	Never   []string // bare JIDs whose messages are never archived
 }
 
-// appendReq is one AppendArchive call waiting for the archive writer.
+// appendReq is one append waiting for the archive writer, or a barrier
+// (SyncArchive) when barrier is set.
 type appendReq struct {
 	host, user string
 	e          ArchiveEntry
-	done       chan appendResult // buffered: the writer never waits on it
+	id         string            // the stanza-id chosen by ArchiveAsync; "" draws one
+	done       chan appendResult // buffered: the writer never waits on it; nil for notify
+	notify     func(error)       // ArchiveAsync's, called by the writer after the commit
+	barrier    bool
 }
 
 type appendResult struct {
@@ -122,7 +130,7 @@ type archiveWriter struct {
 // start starts the writer of s once.
 func (w *archiveWriter) start(s *Store) {
 	w.once.Do(func() {
-		w.reqs = make(chan *appendReq, maxAppendBatch)
+		w.reqs = make(chan *appendReq, archiveQueue)
 		w.quit = make(chan struct{})
 		w.done = make(chan struct{})
 		go s.writeArchive()
@@ -183,6 +191,54 @@ func (s *Store) AppendArchive(ctx context.Context, host, user string, e ArchiveE
 	}
 }
 
+// ArchiveAsync archives e for user on host without waiting for the
+// commit, and returns the stanza-id the message will have (drawn now, so
+// that it can go on the delivered copy at once). The writer commits what
+// waits in one transaction, and then calls notify, when not nil, with
+// the commit's outcome (an error wrapping [ErrNotFound] when user has no
+// account); notify runs on the writer's goroutine and must not block.
+// ArchiveAsync waits only when archiveQueue appends already wait, or
+// returns ctx's error.
+func (s *Store) ArchiveAsync(ctx context.Context, host, user string, e ArchiveEntry, notify func(error)) (string, error) {
+	w := &s.archive
+	w.start(s)
+	r := &appendReq{host: host, user: user, e: e, id: newStanzaID(), notify: notify}
+	if r.e.At.IsZero() {
+		r.e.At = time.Now()
+	}
+	select {
+	case w.reqs <- r:
+		return r.id, nil
+	case <-w.quit:
+		return "", fmt.Errorf("storage: archive a message of %s@%s: %w", user, host, errStoreClosed)
+	case <-ctx.Done():
+		return "", fmt.Errorf("storage: archive a message of %s@%s: %w", user, host, ctx.Err())
+	}
+}
+
+// SyncArchive returns once every append queued before it is committed (or
+// failed), so that a query sees them.
+func (s *Store) SyncArchive(ctx context.Context) error {
+	w := &s.archive
+	w.start(s)
+	r := &appendReq{barrier: true, done: make(chan appendResult, 1)}
+	select {
+	case w.reqs <- r:
+	case <-w.quit:
+		return errStoreClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-r.done:
+		return nil
+	case <-w.done:
+		return errStoreClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // writeArchive is the archive writer's goroutine: it takes what requests
 // are waiting, up to maxAppendBatch, and commits them in one transaction.
 func (s *Store) writeArchive() {
@@ -225,7 +281,10 @@ func (s *Store) commitAppends(batch []*appendReq) {
 		}
 		defer stmt.Close()
 		for i, r := range batch {
-			m, err := insertArchived(ctx, stmt, r.host, r.user, r.e)
+			if r.barrier {
+				continue
+			}
+			m, err := insertArchived(ctx, stmt, r.host, r.user, r.e, r.id)
 			results[i] = appendResult{m, noAccount(err)}
 		}
 		return nil
@@ -234,7 +293,12 @@ func (s *Store) commitAppends(batch []*appendReq) {
 		if err != nil {
 			results[i] = appendResult{err: err}
 		}
-		r.done <- results[i]
+		if r.notify != nil {
+			r.notify(results[i].err)
+		}
+		if r.done != nil {
+			r.done <- results[i]
+		}
 	}
 }
 
@@ -250,7 +314,7 @@ func (s *Store) AppendArchiveBatch(ctx context.Context, host, user string, es []
 		}
 		defer stmt.Close()
 		for _, e := range es {
-			m, err := insertArchived(ctx, stmt, host, user, e)
+			m, err := insertArchived(ctx, stmt, host, user, e, "")
 			if err != nil {
 				return err
 			}
@@ -271,15 +335,21 @@ const insertArchive = `INSERT INTO archive (host, username, stanza_id, at, with_
 	VALUES (?1, ?2, ?3, max(?4, coalesce((SELECT max(at) FROM archive WHERE host = ?1 AND username = ?2), 0)), ?5, ?6, ?7, ?8)
 	RETURNING at`
 
-// insertArchived inserts e with a new stanza-id.
-func insertArchived(ctx context.Context, stmt *sql.Stmt, host, user string, e ArchiveEntry) (ArchivedMessage, error) {
+// insertArchived inserts e with the stanza-id id, or a new one when id
+// is "". A chosen id that met an old one (one chance in 2^128) fails.
+func insertArchived(ctx context.Context, stmt *sql.Stmt, host, user string, e ArchiveEntry, id string) (ArchivedMessage, error) {
 	at := e.At
 	if at.IsZero() {
 		at = time.Now()
 	}
 	m := ArchivedMessage{With: e.With, Resource: e.Resource, Outgoing: e.Outgoing, Stanza: e.Stanza}
 	for try := 0; ; try++ {
-		m.ID = newStanzaID()
+		m.ID = id
+		if id == "" {
+			m.ID = newStanzaID()
+		} else {
+			try = 1
+		}
 		var ns int64
 		err := stmt.QueryRowContext(ctx, host, user, m.ID, at.UnixNano(), e.With, e.Resource, e.Outgoing, blob(e.Stanza)).Scan(&ns)
 		var se *sqlite.Error

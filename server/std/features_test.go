@@ -62,6 +62,22 @@ var probes = map[string]probe{
 	// messages are copied, which a chat message is.
 	"urn:xmpp:carbons:2":       {at: "account", behave: carbonCopied},
 	"urn:xmpp:carbons:rules:0": {at: "host", behave: carbonCopied},
+	// XEP-0313: the query is an iq set, answered with <fin/> after the
+	// results; #extended's form lists its fields; XEP-0359's stanza-ids
+	// come with the archive's metadata (XEP-0313 §6.1).
+	"urn:xmpp:mam:2":          {at: "account", behave: archiveQueried},
+	"urn:xmpp:mam:2#extended": {at: "account", payload: "<query xmlns='urn:xmpp:mam:2'/>", want: "{urn:xmpp:mam:2}query"},
+	"urn:xmpp:sid:0":          {at: "account", payload: "<metadata xmlns='urn:xmpp:mam:2'/>", want: "{urn:xmpp:mam:2}metadata"},
+}
+
+// archiveQueried checks that an archive query of the walker's own
+// archive ends with <fin/>.
+func archiveQueried(w *walker) error {
+	st := w.c.IQ("set", "", "<query xmlns='urn:xmpp:mam:2' queryid='walk'/>")
+	if st.Type != "result" || st.El.FindElement("fin") == nil {
+		return fmt.Errorf("an archive query got %s, want a result with <fin/>", w.c.String(st.El))
+	}
+	return nil
 }
 
 // carbonCopied checks that a resource that enabled carbons gets a sent

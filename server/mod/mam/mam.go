@@ -5,9 +5,12 @@
 // queries the archive by contact, time and id, in pages (XEP-0059), and
 // sets which contacts are archived.
 //
-// A message is archived on the sender's goroutine and committed before it
-// goes on, so an archived message is on disk before it is delivered or
-// acknowledged; concurrent senders share a commit (storage.AppendArchive).
+// A message is handed to the store's archive writer on the sender's
+// goroutine, with a stanza-id drawn at once, and goes on without waiting
+// for the disk: the writer commits what waits in one transaction
+// (storage.ArchiveAsync), so a thousand senders share a commit and none
+// waits for it. A query first waits for what was queued before it
+// (storage.SyncArchive), so a user sees the message just sent.
 package mam
 
 import (
@@ -43,7 +46,8 @@ const (
 	// allows ("the server MAY simply return its limited results"). It is
 	// also the most ids one query fetches.
 	maxPage = 100
-	// appendTimeout bounds how long a message waits for its commit.
+	// appendTimeout bounds how long a sender waits for room in the
+	// archive writer's queue.
 	appendTimeout = 10 * time.Second
 	// defaultPolicy applies to users who set no preferences: Prosody's
 	// default too (archive everything).
@@ -52,7 +56,8 @@ const (
 
 // Store is what the module needs of storage.
 type Store interface {
-	AppendArchive(ctx context.Context, host, user string, e storage.ArchiveEntry) (storage.ArchivedMessage, error)
+	ArchiveAsync(ctx context.Context, host, user string, e storage.ArchiveEntry, notify func(error)) (string, error)
+	SyncArchive(ctx context.Context) error
 	QueryArchive(ctx context.Context, host, user string, q storage.ArchiveQuery) (storage.ArchivePage, error)
 	ArchiveBounds(ctx context.Context, host, user string) (first, last storage.ArchivedMessage, ok bool, err error)
 	ArchivePrefs(ctx context.Context, host, user string) (storage.ArchivePrefs, error)
@@ -153,34 +158,37 @@ func (m *module) received(_ local.Session, st *xmpp.Stanza) bool {
 	if st.From.IsZero() || !shouldArchive(st) {
 		return false
 	}
-	if am, ok := m.archive(st.To.Local(), st.From, false, st); ok {
+	if id, ok := m.archive(st.To.Local(), st.From, false, st); ok {
 		sid := xmpp.NewElementNS(NSSID, "stanza-id")
 		sid.CreateAttr("by", owner.String())
-		sid.CreateAttr("id", am.ID)
+		sid.CreateAttr("id", id)
 		st.El.AddChild(sid)
 	}
 	return false
 }
 
-// archive keeps st in owner's archive when owner's preferences let it, and
-// waits for the commit. A failure is logged: the message goes on.
-func (m *module) archive(owner string, with xmpp.JID, outgoing bool, st *xmpp.Stanza) (storage.ArchivedMessage, bool) {
+// archive queues st for owner's archive when owner's preferences let it,
+// and returns its stanza-id. A failure to commit is logged: the message
+// has gone on.
+func (m *module) archive(owner string, with xmpp.JID, outgoing bool, st *xmpp.Stanza) (string, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
 	defer cancel()
 	if !m.allowed(ctx, owner, with.Bare().String()) {
-		return storage.ArchivedMessage{}, false
+		return "", false
 	}
-	am, err := m.store.AppendArchive(ctx, m.h.Name(), owner, storage.ArchiveEntry{
+	id, err := m.store.ArchiveAsync(ctx, m.h.Name(), owner, storage.ArchiveEntry{
 		With: with.Bare().String(), Resource: with.Resource(), Outgoing: outgoing, Stanza: local.Serialize(st.El),
+	}, func(err error) {
+		// No such user: the core bounces the message.
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			m.log.Warn("archiving a message failed", "user", owner, "err", err)
+		}
 	})
-	if errors.Is(err, storage.ErrNotFound) {
-		return storage.ArchivedMessage{}, false // no such user: the core bounces it
-	}
 	if err != nil {
 		m.log.Warn("archiving a message failed", "user", owner, "err", err)
-		return storage.ArchivedMessage{}, false
+		return "", false
 	}
-	return am, true
+	return id, true
 }
 
 // userPrefs returns owner's preferences, from the cache or the store.
@@ -342,6 +350,9 @@ func (m *module) query(ctx context.Context, st *xmpp.Stanza) (*etree.Element, er
 	if err != nil {
 		return nil, err
 	}
+	if err := m.store.SyncArchive(ctx); err != nil {
+		return nil, fmt.Errorf("waiting for the archive's writes: %w", err)
+	}
 	page, err := m.store.QueryArchive(ctx, m.h.Name(), st.From.Local(), sq)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -432,6 +443,9 @@ func (m *module) form(context.Context, *xmpp.Stanza) (*etree.Element, error) {
 
 // metadata answers the archive's first and last messages (§5).
 func (m *module) metadata(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
+	if err := m.store.SyncArchive(ctx); err != nil {
+		return nil, fmt.Errorf("waiting for the archive's writes: %w", err)
+	}
 	first, last, ok, err := m.store.ArchiveBounds(ctx, m.h.Name(), st.From.Local())
 	if err != nil {
 		return nil, fmt.Errorf("reading the archive bounds of %s: %w", st.From.Bare(), err)
