@@ -100,7 +100,7 @@ func TestCarbons(t *testing.T) {
 			map[string]string{"phone": "original", "desk": "received", "tab": "original"}},
 		{"received private", "bob", "alice@localhost/phone", "<message type='chat'><body>%s</body><private xmlns='urn:xmpp:carbons:2'/></message>",
 			map[string]string{"phone": "original", "desk": "", "tab": ""}},
-		{"received normal without a body", "bob", "alice@localhost/phone", "<message><subject>%s</subject></message>",
+		{"received normal without a body", "bob", "alice@localhost/phone", "<message><thread>%s</thread></message>",
 			map[string]string{"phone": "", "desk": "", "tab": ""}},
 		{"received through a room", "bob", "alice@localhost/phone", "<message type='chat'><body>%s</body><x xmlns='http://jabber.org/protocol/muc#user'/></message>",
 			map[string]string{"phone": "original", "desk": "", "tab": ""}},
