@@ -321,3 +321,208 @@ func TestSMHandledCountTooHigh(t *testing.T) {
 		})
 	}
 }
+
+// TestSMResumeUnderFlow: alice's TCP connection drops while messages flow
+// both ways; she resumes on a new one, and every message arrived exactly
+// once each way, in order.
+func TestSMResumeUnderFlow(t *testing.T) {
+	for _, p := range parkings {
+		t.Run(p.name, func(t *testing.T) {
+			const n = 200
+			s := smServer(t, p.d, time.Minute)
+			a, enabled := enable(t, s, "alice", "a", "resume='true'")
+			id := enabled.SelectAttrValue("id", "")
+			b := s.Login("bob@localhost", "pw", "b")
+			// Bob sends n messages to alice's full JID on his own.
+			bobDone := make(chan struct{})
+			go func() {
+				defer close(bobDone)
+				for i := range n {
+					fmt.Fprintf(b.Conn, "<message to='alice@localhost/a' type='chat' id='b%d'><body>%d</body></message>", i, i)
+					if i%10 == 0 {
+						time.Sleep(time.Millisecond)
+					}
+				}
+			}()
+			got := map[string]int{}
+			var order []int
+			read := func(want int) {
+				t.Helper()
+				for len(order) < want {
+					el, err := a.next()
+					if err != nil {
+						t.Fatalf("alice after %d: %v", len(order), err)
+					}
+					if el.Tag == "message" {
+						id := el.SelectAttrValue("id", "")
+						got[id]++
+						i, _ := strconv.Atoi(id[1:])
+						order = append(order, i)
+					}
+				}
+			}
+			for i := range n / 2 {
+				a.send("<message to='bob@localhost/b' type='chat' id='a%d'><body>%d</body></message>", i, i)
+			}
+			read(n / 4)
+			// The connection drops, with stanzas in flight both ways.
+			a.c.Conn.Close()
+			for i := n / 2; i < n; i++ {
+				a.mu.Lock()
+				a.unacked = append(a.unacked, fmt.Sprintf("<message to='bob@localhost/b' type='chat' id='a%d'><body>%d</body></message>", i, i))
+				a.mu.Unlock()
+			}
+			if el := a.resume(s, "alice", id); el.Tag != "resumed" {
+				t.Fatalf("resume: %s", a.c.String(el))
+			}
+			read(n)
+			<-bobDone
+			// Nothing more comes after the last: a ping's answer is next.
+			a.send("<iq type='get' id='end'><ping xmlns='urn:xmpp:ping'/></iq>")
+			for {
+				el, err := a.next()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if el.Tag == "message" {
+					got[el.SelectAttrValue("id", "")]++
+				}
+				if el.Tag == "iq" && el.SelectAttrValue("id", "") == "end" {
+					break
+				}
+			}
+			for i := range n {
+				if c := got["b"+strconv.Itoa(i)]; c != 1 {
+					t.Errorf("alice got b%d %d times", i, c)
+				}
+			}
+			for i := range order {
+				if order[i] != i {
+					t.Fatalf("alice got bob's messages out of order: %v", order)
+				}
+			}
+			// Bob, all of alice's.
+			fromAlice := map[string]int{}
+			for len(fromAlice) < n {
+				el := b.Next()
+				if el.Tag == "message" {
+					fromAlice[el.SelectAttrValue("id", "")]++
+				}
+			}
+			for _, st := range b.UntilSync() {
+				if st.Kind == xmpp.KindMessage {
+					fromAlice[st.ID]++
+				}
+			}
+			for i := range n {
+				if c := fromAlice["a"+strconv.Itoa(i)]; c != 1 {
+					t.Errorf("bob got a%d %d times", i, c)
+				}
+			}
+		})
+	}
+}
+
+// TestSMResumeRefused: a resume of another user's session, of an unknown
+// id or of an expired one gets <item-not-found/>, and the stream goes on
+// (the client may bind instead).
+func TestSMResumeRefused(t *testing.T) {
+	const timeout = time.Second
+	s := smServer(t, 0, timeout)
+	a, enabled := enable(t, s, "alice", "a", "resume='true'")
+	id := enabled.SelectAttrValue("id", "")
+	a.c.Conn.Close()
+	tests := []struct {
+		name, user, id string
+		wait           time.Duration
+	}{
+		{"another user", "bob", id, 0},
+		{"an unknown id", "alice", "0123456789abcdef", 0},
+		{"an expired id", "alice", id, 2 * timeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			time.Sleep(tt.wait)
+			c := smLogin(t, s, tt.user)
+			c.Send("<resume xmlns='urn:xmpp:sm:3' previd='%s' h='0'/>", tt.id)
+			if el := c.Next(); el.Tag != "failed" || el.FindElement("item-not-found") == nil {
+				t.Fatalf("resume: %s", c.String(el))
+			}
+			c.Bind("")
+		})
+	}
+}
+
+// TestSMTimeoutStoresOffline: what a detached session never got
+// acknowledged, and what came for it while detached, goes to offline
+// storage when it expires: alice gets it at her next login.
+func TestSMTimeoutStoresOffline(t *testing.T) {
+	for _, p := range parkings {
+		t.Run(p.name, func(t *testing.T) {
+			s := smServer(t, p.d, 300*time.Millisecond)
+			a, _ := enable(t, s, "alice", "a", "resume='true'")
+			a.c.Send("<presence/>")
+			b := s.Login("bob@localhost", "pw", "b")
+			b.Send("<message to='alice@localhost/a' type='chat' id='m1'><body>one</body></message>")
+			for {
+				el, err := a.next()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if el.Tag == "message" && el.SelectAttrValue("id", "") == "m1" {
+					break
+				}
+			}
+			// Read, never acknowledged; then gone.
+			a.c.Conn.Close()
+			b.Send("<message to='alice@localhost/a' type='chat' id='m2'><body>two</body></message>")
+			b.Sync()
+			time.Sleep(time.Second)
+			c := s.Login("alice@localhost", "pw", "again")
+			c.Send("<presence/>")
+			got := map[string]int{}
+			deadline := time.Now().Add(5 * time.Second)
+			for len(got) < 2 && time.Now().Before(deadline) {
+				el := c.Next()
+				if el.Tag == "message" {
+					got[el.SelectAttrValue("id", "")]++
+				}
+			}
+			if got["m1"] != 1 || got["m2"] != 1 {
+				t.Fatalf("after the timeout alice got %v, want m1 and m2 once each", got)
+			}
+		})
+	}
+}
+
+// TestSMResumeTakesAnOpenConnection: a resume of a session whose old
+// connection is still open (the client lost it, the server did not
+// notice) closes the old one and resumes on the new, with what was not
+// acknowledged sent again.
+func TestSMResumeTakesAnOpenConnection(t *testing.T) {
+	for _, p := range parkings {
+		t.Run(p.name, func(t *testing.T) {
+			s := smServer(t, p.d, time.Minute)
+			a, enabled := enable(t, s, "alice", "a", "resume='true'")
+			old := a.c
+			b := s.Login("bob@localhost", "pw", "b")
+			b.Send("<message to='alice@localhost/a' type='chat' id='m1'><body>one</body></message>")
+			b.Sync()
+			time.Sleep(20 * time.Millisecond) // let it park, when it parks
+			if el := a.resume(s, "alice", enabled.SelectAttrValue("id", "")); el.Tag != "resumed" || el.SelectAttrValue("h", "") != "0" {
+				t.Fatalf("resume: %s", a.c.String(el))
+			}
+			el, err := a.next()
+			if err != nil || el.Tag != "message" || el.SelectAttrValue("id", "") != "m1" {
+				t.Fatalf("after resume: %v %v", el, err)
+			}
+			// The old connection ends; the new one is alive.
+			for {
+				if _, err := old.NextErr(); err != nil {
+					break
+				}
+			}
+			a.c.Sync()
+		})
+	}
+}
