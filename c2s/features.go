@@ -128,6 +128,14 @@ func init() {
 			negotiate: (*Session).bind,
 		},
 		{
+			// XEP-0198: offered with bind, enabled after it; a resume
+			// takes the place of bind.
+			name: "sm", need: stateAuthenticated, not: stateBound,
+			offer:     smFeature,
+			match:     func(el *etree.Element) bool { return xmpp.NS(el) == NSSM },
+			negotiate: (*Session).negotiateSM,
+		},
+		{
 			name: "session", need: stateAuthenticated, not: stateBound,
 			offer: func(s *Session) *etree.Element {
 				el := newElementNS(xmpp.NSSession, "session")

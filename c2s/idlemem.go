@@ -136,5 +136,15 @@ type idleState struct {
 	noPark    bool // the poller refused it once: it waits in its goroutine
 }
 
+// reset forgets the connection a resumed session had (sm.go): the new one
+// starts running, neither parked nor probed.
+func (st *idleState) reset() {
+	st.sock = nil
+	st.wstate.Store(wsRunning)
+	st.waitSince.Store(0)
+	st.parkFD = 0
+	st.resumed, st.expired, st.noPark = false, false, false
+}
+
 // aLongTimeAgo is a read deadline that ends a wait at once.
 var aLongTimeAgo = time.Unix(1, 0)

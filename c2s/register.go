@@ -91,7 +91,7 @@ func (s *Session) register(el *etree.Element) error {
 		if err != nil {
 			return s.bindError(st, asStanzaError(err))
 		}
-		s.token = token
+		s.token = &token
 		return s.bindReply(st, nil)
 	case st.Type == "get":
 		q := newElementNS(NSRegister, "query")
@@ -112,7 +112,10 @@ func (s *Session) register(el *etree.Element) error {
 		if user == "" || pass == "" {
 			return s.bindError(st, xmpp.NewStanzaError(xmpp.NotAcceptable, "a username and a password are required"))
 		}
-		token := s.token
+		token := ""
+		if s.token != nil {
+			token = *s.token
+		}
 		if k := childText(p, "key"); k != "" {
 			token = k
 		}
@@ -142,7 +145,7 @@ func (s *Session) register(el *etree.Element) error {
 		if err != nil {
 			return s.bindError(st, asStanzaError(err))
 		}
-		s.token = ""
+		s.token = nil
 		s.log(slog.LevelInfo, "c2s: account registered", "user", user+"@"+s.host)
 		return s.bindReply(st, nil)
 	}

@@ -108,6 +108,15 @@ type Config struct {
 	// parking, the wait without a read buffer and the shared writer
 	// goroutines. A configuration's default is DefaultParkAfter.
 	ParkAfter time.Duration
+	// ResumeTimeout is how long a session with stream management
+	// (XEP-0198) whose connection is gone stays bound for its client to
+	// resume it; 0 means sessions are not resumable. A configuration's
+	// default is DefaultResumeTimeout.
+	ResumeTimeout time.Duration
+	// ResumeLocation is the address a client should resume at (the
+	// location of XEP-0198's <enabled/>); empty means this one, and no
+	// location is sent.
+	ResumeLocation string
 	// WriteTimeout bounds one flush to a client; default
 	// DefaultWriteTimeout.
 	WriteTimeout time.Duration
@@ -175,6 +184,9 @@ const (
 	// NewServer does not fill it in: a zero Config.ParkAfter turns the
 	// idle-memory machinery off.
 	DefaultParkAfter = 10 * time.Second
+	// DefaultResumeTimeout is the ResumeTimeout a configuration starts
+	// from: Prosody's smacks_hibernation_time is 5 minutes too.
+	DefaultResumeTimeout = 5 * time.Minute
 )
 
 func (c *Config) setDefaults() {
@@ -242,6 +254,10 @@ type Server struct {
 	// not bound yet; refused counts those closed for too many.
 	unauth  map[string]int
 	refused atomic.Int64
+
+	// resumable holds, under mu, the sessions that may be resumed by
+	// their stream management id (sm.go); nil until the first.
+	resumable map[string]*Session
 }
 
 // NewServer returns a Server; call Serve for each listener.
@@ -331,10 +347,19 @@ func (s *Server) serveSession(sess *Session) {
 	if sess.serve() {
 		return
 	}
+	s.ended(sess)
+}
+
+// ended forgets a session that ended: in its goroutine, or at the expiry
+// of a detached one (which has none).
+func (s *Server) ended(sess *Session) {
 	s.idle.done(sess)
 	s.mu.Lock()
 	delete(s.sessions, sess)
 	s.authenticated(sess)
+	if sm := sess.sm; sm != nil && sm.id != "" && s.resumable[sm.id] == sess {
+		delete(s.resumable, sm.id)
+	}
 	s.mu.Unlock()
 	s.wg.Done()
 }

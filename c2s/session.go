@@ -50,7 +50,7 @@ type Session struct {
 	username string   // set by SASL
 	jid      xmpp.JID // set at bind, never changed after
 	jidAddr  string   // jid rendered once, stamped as from on every stanza
-	token    string   // a checked invite token (XEP-0401 preauth)
+	token    *string  // a checked invite token (XEP-0401 preauth); a pointer, for the size class
 
 	// In one word (every idle session holds them): the state, whether our
 	// stream header for the current stream is out, and, before bind,
@@ -115,6 +115,10 @@ type Session struct {
 
 	available atomic.Bool
 	priority  atomic.Int32
+
+	// sm is stream management (sm.go), set by <enable/> under qmu; nil
+	// for a session without it.
+	sm *smState
 }
 
 func newSession(srv *Server, conn net.Conn, directTLS bool) *Session {
@@ -204,7 +208,13 @@ func (s *Session) Deliver(el *etree.Element) bool {
 	s.qmu.Lock()
 	// closing is read under qmu: a stanza that a Close races with is
 	// either in the last batch or refused here, never queued after it.
-	if s.closing.Load() || len(s.queue) >= s.srv.cfg.Queue ||
+	waiting := len(s.queue)
+	if s.sm != nil {
+		// What the client has not acknowledged is held as long as what
+		// waits: both count against the queue's bound.
+		waiting += len(s.sm.unacked)
+	}
+	if s.closing.Load() || waiting >= s.srv.cfg.Queue ||
 		s.qbytes > 0 && s.qbytes+w > s.srv.cfg.QueueBytes {
 		s.qmu.Unlock()
 		return false
@@ -222,7 +232,7 @@ func (s *Session) Deliver(el *etree.Element) bool {
 // claimWriter reports whether the caller is to start writeLoop: the
 // session is bound and no writeLoop runs. qmu is held.
 func (s *Session) claimWriter() bool {
-	if !s.queued || s.writing {
+	if !s.queued || s.writing || s.sm != nil && s.sm.broken.Load() {
 		return false
 	}
 	s.writing = true
@@ -272,6 +282,14 @@ func (s *Session) Close(e *xmpp.StreamError) {
 		s.qmu.Unlock()
 		return
 	}
+	if s.sm != nil && s.sm.detached {
+		// Nobody to tell: the session expires now. Not on the caller's
+		// goroutine, which may hold locks of the router that handing
+		// back takes.
+		s.qmu.Unlock()
+		go s.expire()
+		return
+	}
 	// closeErr is set before closing, which others read without qmu
 	// (end, through isClosing) before they read closeErr.
 	s.closeErr = e
@@ -304,6 +322,18 @@ func (s *Session) serve() (parked bool) {
 			err = xmpp.NewStreamError(xmpp.StreamInternalError, "")
 		}
 		if err == errParked {
+			parked = true
+			return
+		}
+		if err == errTransplanted {
+			// The connection is the resumed session's now.
+			s.endContext()
+			return
+		}
+		if s.detachable(err) && s.detach() {
+			// The session waits for a resume without a goroutine, as
+			// a parked one does; it ends at expire, or goes on in the
+			// goroutine resumeFrom starts.
 			parked = true
 			return
 		}
@@ -392,6 +422,9 @@ func (s *Session) setReadDeadline() error {
 	if s.closing.Load() {
 		return errClosing
 	}
+	if s.sm != nil && s.sm.broken.Load() {
+		return errBroken
+	}
 	return nil
 }
 
@@ -464,8 +497,24 @@ func (s *Session) writeHeaderIfNeeded() {
 	s.sent = true
 }
 
-// handleStanza takes one element of a bound stream.
+// handleStanza takes one element of a bound stream. With stream
+// management on, a stanza counts as handled once it was routed (or
+// answered).
 func (s *Session) handleStanza(el *etree.Element) error {
+	if xmpp.NS(el) == NSSM {
+		return s.handleSM(el)
+	}
+	if err := s.handleOne(el); err != nil {
+		return err
+	}
+	if s.sm != nil {
+		s.sm.inH++ // mod 2^32
+	}
+	return nil
+}
+
+// handleOne takes one stanza, or fails on what is none.
+func (s *Session) handleOne(el *etree.Element) error {
 	if xmpp.KindOf(el) == xmpp.KindNone {
 		if nr, ok := s.srv.cfg.Router.(NonzaRouter); ok && nr.Nonza(s, el) {
 			return nil
@@ -541,6 +590,15 @@ func (s *Session) startWriter(first *etree.Element) {
 func (s *Session) writeLoop() {
 	for {
 		s.qmu.Lock()
+		sm := s.sm
+		if sm != nil && sm.broken.Load() {
+			// The connection is gone or taken: the session detaches,
+			// and this writer stops (stopWriter waits for it).
+			s.writing = false
+			s.writerStoppedLocked()
+			s.qmu.Unlock()
+			return
+		}
 		closing := s.closing.Load()
 		if len(s.queue) == 0 && !closing {
 			s.writing = false
@@ -549,34 +607,58 @@ func (s *Session) writeLoop() {
 		}
 		lost := closing && s.lost
 		batch := s.takeBatchLocked()
+		ask := false
+		if sm != nil {
+			ask = sm.trackLocked(batch)
+		}
 		s.qmu.Unlock()
 		if lost {
-			s.handBack(batch, errLost)
+			s.handBack(s.unackedOr(batch), errLost)
 			s.finishWriting()
 			return
 		}
 		for _, el := range batch {
 			_ = s.w.WriteElement(el)
 		}
+		if ask {
+			_ = s.w.WriteElement(smRequest)
+		}
 		if closing {
 			if s.closeErr != nil {
-				_ = s.w.WriteStreamError(s.closeErr)
+				_ = s.w.WriteElement(s.streamErrorElement(s.closeErr))
 			}
 			_ = s.w.WriteEnd()
-			if err := s.flush(); err != nil {
-				// Closing: nothing was queued after this batch.
-				s.handBack(batch, err)
+			if err := s.flush(); err != nil || sm != nil {
+				// Closing: nothing was queued after this batch. With
+				// stream management, what the client did not
+				// acknowledge is not known to have arrived, written or
+				// not: the session will not hear of it again.
+				s.handBack(s.unackedOr(batch), err)
 			}
 			s.finishWriting()
 			return
 		}
 		if err := s.flush(); err != nil {
+			if sm != nil && sm.id != "" {
+				// Resumable: nothing is handed back. The batch waits
+				// in unacked, the rest in the queue, and the reader,
+				// woken, detaches the session.
+				s.qmu.Lock()
+				sm.broken.Store(true)
+				s.writing = false
+				s.writerStoppedLocked()
+				s.qmu.Unlock()
+				s.returnBatch(batch)
+				_ = s.tcp.SetReadDeadline(aLongTimeAgo)
+				s.srv.idle.wake(s)
+				return
+			}
 			// Closing first, so that from now on Deliver refuses and
 			// the router sends elsewhere what it would have queued;
 			// then what was queued meanwhile, which nobody will write.
 			// Close also wakes the reader, which unbinds the session.
 			s.Close(nil)
-			s.handBack(append(batch, s.takeBatch()...), err)
+			s.handBack(append(s.unackedOr(batch), s.takeBatch()...), err)
 			s.finishWriting()
 			return
 		}
@@ -612,6 +694,29 @@ func (s *Session) handBack(els []*etree.Element, why error) {
 	}
 }
 
+// unackedOr returns, with stream management, the stanzas the client did
+// not acknowledge (batch's among them), which it takes; otherwise batch.
+func (s *Session) unackedOr(batch []*etree.Element) []*etree.Element {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if s.sm == nil {
+		return batch
+	}
+	els := s.sm.unacked
+	s.sm.unacked = nil
+	return els
+}
+
+// streamErrorElement renders e, with stream management's application
+// condition when there is one.
+func (s *Session) streamErrorElement(e *xmpp.StreamError) *etree.Element {
+	el := e.Element()
+	if s.sm != nil && s.sm.errApp != nil {
+		el.AddChild(s.sm.errApp)
+	}
+	return el
+}
+
 // finishWriting closes the connection after its last write: no writer
 // starts again, and waitWritten returns.
 func (s *Session) finishWriting() {
@@ -619,6 +724,7 @@ func (s *Session) finishWriting() {
 	// A parked reader would not learn of it from the closed socket.
 	s.srv.idle.wake(s)
 	s.qmu.Lock()
+	s.writerStoppedLocked()
 	s.written = true
 	if s.ended != nil {
 		close(s.ended)
@@ -665,6 +771,12 @@ func (s *Session) flush() error {
 
 // end closes the stream after run returned err.
 func (s *Session) end(err error) {
+	if s.sm != nil && s.sm.broken.Load() {
+		// A resumable session closed while its connection was being
+		// let go: no writer runs to end the stream.
+		s.endLost()
+		return
+	}
 	var se *xmpp.StreamError
 	switch {
 	case errors.As(err, &se):
@@ -702,7 +814,7 @@ func (s *Session) end(err error) {
 	}
 	s.writeHeaderIfNeeded()
 	if se != nil {
-		_ = s.w.WriteStreamError(se)
+		_ = s.w.WriteElement(s.streamErrorElement(se))
 	}
 	_ = s.w.WriteEnd()
 	_ = s.flush()

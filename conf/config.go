@@ -66,6 +66,10 @@ type C2S struct {
 	// the client sends again. Default 10s;
 	// 0 keeps every stream's goroutine.
 	ParkAfter Duration `toml:"park_after"`
+	// ResumeTimeout is how long a stream-managed session (XEP-0198) whose
+	// connection dropped stays bound, buffering what comes for it, for
+	// its client to resume it. Default 5m; 0 turns resumption off.
+	ResumeTimeout Duration `toml:"resume_timeout"`
 }
 
 // S2S is the [s2s] table: server-to-server listeners. Federation is not
@@ -261,11 +265,12 @@ func New() *Config {
 		DataDir:  defaultDataDir,
 		LogLevel: defaultLogLevel,
 		C2S: C2S{
-			Listen:      []string{"[::]:5222"},
-			DirectTLS:   []string{"[::]:5223"},
-			RequireTLS:  true,
-			IdleTimeout: Duration{c2s.DefaultIdleTimeout},
-			ParkAfter:   Duration{c2s.DefaultParkAfter},
+			Listen:        []string{"[::]:5222"},
+			DirectTLS:     []string{"[::]:5223"},
+			RequireTLS:    true,
+			IdleTimeout:   Duration{c2s.DefaultIdleTimeout},
+			ParkAfter:     Duration{c2s.DefaultParkAfter},
+			ResumeTimeout: Duration{c2s.DefaultResumeTimeout},
 		},
 		HTTP: HTTP{
 			TokenFailures: defaultTokenFailures,

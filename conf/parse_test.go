@@ -52,7 +52,7 @@ func TestParseReportsMistakes(t *testing.T) {
 			name: "an unknown key names the known ones and the closest",
 			src:  "[c2s]\nlisten = [\"[::]:5222\"]\n\n\n\n\nlistn = [\"x\"]\n",
 			line: 7, key: "c2s.listn",
-			want: []string{"unknown key; known keys of [c2s] are listen, direct_tls, require_tls, idle_timeout, park_after", "did you mean listen?"},
+			want: []string{"unknown key; known keys of [c2s] are listen, direct_tls, require_tls, idle_timeout, park_after, resume_timeout", "did you mean listen?"},
 		},
 		{
 			name: "an unknown top-level key lists the tables too",
@@ -197,6 +197,12 @@ func TestParseReportsMistakes(t *testing.T) {
 			src:  "[c2s]\nidle_timeout = 300\n",
 			line: 2, key: "c2s.idle_timeout",
 			want: []string{"300 has no unit", `"5m"`},
+		},
+		{
+			name: "a negative resume_timeout says what zero means",
+			src:  "[c2s]\nresume_timeout = \"-1s\"\n",
+			line: 2, key: "c2s.resume_timeout",
+			want: []string{"-1s is negative", `"0s" to turn stream resumption off`},
 		},
 		{
 			name: "a negative park_after says what zero means",

@@ -65,6 +65,10 @@ func (ch *checker) config(c *Config) {
 		ch.errorf("c2s.park_after", `%v is negative; use a duration like "10s", or "0s" to keep every stream's goroutine`,
 			c.C2S.ParkAfter.Duration)
 	}
+	if c.C2S.ResumeTimeout.Duration < 0 {
+		ch.errorf("c2s.resume_timeout", `%v is negative; use a duration like "5m", or "0s" to turn stream resumption off`,
+			c.C2S.ResumeTimeout.Duration)
+	}
 
 	ch.http(&c.HTTP)
 	ch.limits(&c.Limits)

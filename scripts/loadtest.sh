@@ -6,6 +6,8 @@
 # The sizes can be changed from the environment:
 #   LOGIN_N=1000 MSG_PAIRS=200 MSG_DURATION=20s IDLE_N=10000 IDLE_DURATION=30s
 #   BOT_N=50 BOT_DURATION=10s
+#   MSG_FLAGS=-sm                    more parley-load flags for msg (-sm: stream
+#                                    management on, every message acknowledged)
 #   SCENARIOS="login msg idle bot"   a subset, in the order given (SCENARIOS=idle:
 #                                    memory per idle session on a fresh server);
 #                                    "slow" is msg with slow consumers beside
@@ -79,7 +81,7 @@ load_as() {
 for scenario in $SCENARIOS; do
 	case $scenario in
 	login) load login -n "$LOGIN_N" -c 50 ;;
-	msg) load msg -pairs "$MSG_PAIRS" -window 10 -duration "$MSG_DURATION" ;;
+	msg) load msg -pairs "$MSG_PAIRS" -window 10 -duration "$MSG_DURATION" ${MSG_FLAGS:-} ;;
 	idle) load idle -n "$IDLE_N" -c 50 -duration "$IDLE_DURATION" ;;
 	bot) load bot -n "$BOT_N" -duration "$BOT_DURATION" -bot-domain bots.localhost -webhook-addr "127.0.0.1:$hook" ;;
 	slow)

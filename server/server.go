@@ -131,6 +131,7 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 		QueueBytes:     int64(cfg.Limits.QueueBytes),
 		IdleTimeout:    cfg.C2S.IdleTimeout.Duration,
 		ParkAfter:      cfg.C2S.ParkAfter.Duration,
+		ResumeTimeout:  cfg.C2S.ResumeTimeout.Duration,
 		AuthFailures:   cfg.Limits.AuthFailures,
 		ChannelBinding: cfg.Auth.ChannelBinding == conf.ChannelBindingStrict,
 		Logins: c2s.LoginLimits{

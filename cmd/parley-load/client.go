@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,11 @@ type Conn struct {
 	stop     func() bool   // stops closing nc when the run's context ends
 
 	wmu sync.Mutex
+
+	// sm is stream management (XEP-0198) on: the reader counts the
+	// stanzas it reads in h and answers every <r/>.
+	sm bool
+	h  uint32
 
 	started   bool          // the reader goroutine runs; set before it starts
 	done      chan struct{} // closed when the reader goroutine exits
@@ -137,6 +143,9 @@ func loginBuf(ctx context.Context, o *options, i int, presence bool, rcvBuf int)
 	err = c.authenticate(o, user)
 	if err == nil {
 		err = c.bind()
+	}
+	if err == nil && o.SM {
+		err = c.enableSM()
 	}
 	if err == nil && presence {
 		err = c.send("<presence/>")
@@ -441,6 +450,15 @@ func (c *Conn) read(handle func(*Conn, *etree.Element)) {
 			c.readErr = err
 			return
 		}
+		if c.sm {
+			if xmpp.NS(el) == nsSM {
+				if el.Tag == "r" {
+					_ = c.send("<a xmlns='" + nsSM + "' h='" + strconv.FormatUint(uint64(c.h), 10) + "'/>")
+				}
+				continue
+			}
+			c.h++ // every stanza read is handled: acked at the next <r/>
+		}
 		if xmpp.KindOf(el) == xmpp.KindIQ {
 			if t := el.SelectAttrValue("type", ""); t == "get" || t == "set" {
 				c.answerIQ(el)
@@ -451,6 +469,27 @@ func (c *Conn) read(handle func(*Conn, *etree.Element)) {
 			handle(c, el)
 		}
 	}
+}
+
+// nsSM is stream management's namespace (XEP-0198).
+const nsSM = "urn:xmpp:sm:3"
+
+// enableSM enables stream management, without resumption: the reader
+// then acknowledges every stanza the server asks about.
+func (c *Conn) enableSM() error {
+	c.deadline()
+	if err := c.send("<enable xmlns='" + nsSM + "'/>"); err != nil {
+		return err
+	}
+	el, err := c.next()
+	if err != nil {
+		return fmt.Errorf("enable stream management: %w", err)
+	}
+	if el.Tag != "enabled" || xmpp.NS(el) != nsSM {
+		return fmt.Errorf("enable stream management: got <%s/>", el.Tag)
+	}
+	c.sm = true
+	return nil
 }
 
 // answerIQ answers a request from the server: a ping (XEP-0199) with a

@@ -86,6 +86,9 @@ type options struct {
 	CAFile      string
 	Mech        string
 	Presence    bool
+	// SM enables stream management (XEP-0198) on every stream, which
+	// then acknowledges every stanza the server asks about.
+	SM          bool
 	BotDomain   string
 	BotUser     string
 	WebhookAddr string
@@ -143,6 +146,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.Insecure, "insecure", true, "accept any TLS certificate (a load tool usually runs against a test server with a self-signed one); -ca turns verification on")
 	fs.StringVar(&o.CAFile, "ca", "", "verify the server's certificate against the PEM certificates in this `file`")
 	fs.StringVar(&o.Mech, "mech", "", "the SASL `mechanism` (SCRAM-SHA-256, SCRAM-SHA-1, PLAIN, or a -PLUS variant); default: the first of SCRAM-SHA-256, SCRAM-SHA-1, PLAIN the server offers")
+	fs.BoolVar(&o.SM, "sm", false, "every client enables stream management (XEP-0198, no resumption) after bind and acknowledges every stanza the server asks about")
 	fs.BoolVar(&o.Presence, "presence", true, "msg, idle, bot: send initial presence after binding, as a real client does (login never does: it measures to the bind)")
 	fs.StringVar(&o.BotDomain, "bot-domain", "bots.localhost", "bot: the http_component `domain` whose post_url is this tool's webhook")
 	fs.StringVar(&o.BotUser, "bot-user", "echo", "bot: the bot's local part: messages go to bot-user@bot-domain")
