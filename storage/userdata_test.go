@@ -37,6 +37,10 @@ func fillUserData(t *testing.T, s *Store, host, user string) {
 	if err := s.SetLastActivity(ctx, host, user, time.Unix(1700000000, 0), "bye"); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.PublishPubsub(ctx, host, user, "urn:xmpp:avatar:metadata", PubsubItem{ID: "1", Payload: []byte("<metadata/>")},
+		PublishOptions{Create: &PubsubConfig{AccessModel: "presence", PublishModel: "publishers", MaxItems: 1, PersistItems: true}}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // userData is what the API shows of one user's data.
