@@ -143,6 +143,7 @@ CREATE TABLE pubsub_nodes (
 	persist_items  INTEGER NOT NULL CHECK (persist_items IN (0, 1)),
 	notify_retract INTEGER NOT NULL CHECK (notify_retract IN (0, 1)),
 	notify_delete  INTEGER NOT NULL CHECK (notify_delete IN (0, 1)),
+	send_last      TEXT    NOT NULL CHECK (send_last IN ('never', 'on_sub', 'on_sub_and_presence')),
 	last_seq       INTEGER NOT NULL DEFAULT 0, -- the seq of the newest item ever published
 	PRIMARY KEY (host, username, node),
 	FOREIGN KEY (host, username) REFERENCES accounts (host, username) ON DELETE CASCADE

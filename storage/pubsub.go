@@ -26,6 +26,10 @@ type PubsubConfig struct {
 	// NotifyRetract and NotifyDelete are whether subscribers hear of a
 	// retracted item or of the node's deletion.
 	NotifyRetract, NotifyDelete bool
+	// SendLast is when the newest item is sent unasked
+	// (pubsub#send_last_published_item): "never", "on_sub" or
+	// "on_sub_and_presence" (PEP's default, XEP-0163 §4.3.4).
+	SendLast string
 }
 
 // PubsubItem is one item of a node.
@@ -62,12 +66,12 @@ type PublishOptions struct {
 // that exists.
 var ErrPubsubNodeExists = errors.New("pubsub node exists")
 
-const pubsubConfigColumns = `access_model, publish_model, max_items, persist_items, notify_retract, notify_delete`
+const pubsubConfigColumns = `access_model, publish_model, max_items, persist_items, notify_retract, notify_delete, send_last`
 
 // scanPubsubConfig reads pubsubConfigColumns.
 func scanPubsubConfig(sc interface{ Scan(...any) error }, extra ...any) (PubsubConfig, error) {
 	var c PubsubConfig
-	err := sc.Scan(append([]any{&c.AccessModel, &c.PublishModel, &c.MaxItems, &c.PersistItems, &c.NotifyRetract, &c.NotifyDelete}, extra...)...)
+	err := sc.Scan(append([]any{&c.AccessModel, &c.PublishModel, &c.MaxItems, &c.PersistItems, &c.NotifyRetract, &c.NotifyDelete, &c.SendLast}, extra...)...)
 	return c, err
 }
 
@@ -95,8 +99,8 @@ func createPubsubNode(ctx context.Context, tx *sql.Tx, host, user, node string, 
 		}
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO pubsub_nodes (host, username, node, `+pubsubConfigColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, host, user, node,
-		c.AccessModel, c.PublishModel, c.MaxItems, c.PersistItems, c.NotifyRetract, c.NotifyDelete)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, host, user, node,
+		c.AccessModel, c.PublishModel, c.MaxItems, c.PersistItems, c.NotifyRetract, c.NotifyDelete, c.SendLast)
 	return err
 }
 
@@ -197,9 +201,9 @@ func (s *Store) PubsubConfigOf(ctx context.Context, host, user, node string) (Pu
 func (s *Store) ConfigurePubsubNode(ctx context.Context, host, user, node string, c PubsubConfig) error {
 	err := s.update(ctx, func(tx *sql.Tx) error {
 		if err := oneRow(tx.ExecContext(ctx, `UPDATE pubsub_nodes SET access_model = ?, publish_model = ?,
-			max_items = ?, persist_items = ?, notify_retract = ?, notify_delete = ?
+			max_items = ?, persist_items = ?, notify_retract = ?, notify_delete = ?, send_last = ?
 			WHERE host = ? AND username = ? AND node = ?`,
-			c.AccessModel, c.PublishModel, c.MaxItems, c.PersistItems, c.NotifyRetract, c.NotifyDelete,
+			c.AccessModel, c.PublishModel, c.MaxItems, c.PersistItems, c.NotifyRetract, c.NotifyDelete, c.SendLast,
 			host, user, node)); err != nil {
 			return err
 		}

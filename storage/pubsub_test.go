@@ -8,7 +8,7 @@ import (
 )
 
 // pepDefaults is the configuration the PEP module gives a new node.
-var pepDefaults = PubsubConfig{AccessModel: "presence", PublishModel: "publishers", MaxItems: 1, PersistItems: true, NotifyRetract: true}
+var pepDefaults = PubsubConfig{AccessModel: "presence", PublishModel: "publishers", MaxItems: 1, PersistItems: true, NotifyRetract: true, SendLast: "on_sub_and_presence"}
 
 // ids returns the ids of items, in order, joined by commas.
 func ids(items []PubsubItem) string {

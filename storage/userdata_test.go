@@ -38,7 +38,7 @@ func fillUserData(t *testing.T, s *Store, host, user string) {
 		t.Fatal(err)
 	}
 	if _, err := s.PublishPubsub(ctx, host, user, "urn:xmpp:avatar:metadata", PubsubItem{ID: "1", Payload: []byte("<metadata/>")},
-		PublishOptions{Create: &PubsubConfig{AccessModel: "presence", PublishModel: "publishers", MaxItems: 1, PersistItems: true}}); err != nil {
+		PublishOptions{Create: &PubsubConfig{AccessModel: "presence", PublishModel: "publishers", MaxItems: 1, PersistItems: true, SendLast: "never"}}); err != nil {
 		t.Fatal(err)
 	}
 }

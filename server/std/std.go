@@ -34,6 +34,8 @@ import (
 	_ "github.com/parley-im/parley/server/mod/carbons"
 	// vcard-temp (XEP-0054).
 	_ "github.com/parley-im/parley/server/mod/vcard"
+	// Personal Eventing Protocol (XEP-0163 on XEP-0060).
+	_ "github.com/parley-im/parley/server/mod/pep"
 )
 
 // muc, upload and component: known to the config, not run yet. They come
