@@ -164,6 +164,39 @@ CREATE TABLE archive_prefs (
 	FOREIGN KEY (host, username) REFERENCES accounts (host, username) ON DELETE CASCADE
 ) WITHOUT ROWID;
 `)},
+	// PEP (XEP-0163): each account's nodes with their configuration, and
+	// their items in publish order (seq, per node). An item refers to its
+	// node and goes with it; a node goes with its account.
+	{name: "pubsub nodes and items", up: execSQL(`
+CREATE TABLE pubsub_nodes (
+	host           TEXT    NOT NULL,
+	username       TEXT    NOT NULL,
+	node           TEXT    NOT NULL CHECK (node <> ''),
+	access_model   TEXT    NOT NULL CHECK (access_model IN ('presence', 'open', 'whitelist', 'roster')),
+	publish_model  TEXT    NOT NULL CHECK (publish_model IN ('publishers')),
+	max_items      INTEGER NOT NULL CHECK (max_items >= 1),
+	persist_items  INTEGER NOT NULL CHECK (persist_items IN (0, 1)),
+	notify_retract INTEGER NOT NULL CHECK (notify_retract IN (0, 1)),
+	notify_delete  INTEGER NOT NULL CHECK (notify_delete IN (0, 1)),
+	send_last      TEXT    NOT NULL CHECK (send_last IN ('never', 'on_sub', 'on_sub_and_presence')),
+	last_seq       INTEGER NOT NULL DEFAULT 0, -- the seq of the newest item ever published
+	PRIMARY KEY (host, username, node),
+	FOREIGN KEY (host, username) REFERENCES accounts (host, username) ON DELETE CASCADE
+) WITHOUT ROWID;
+
+CREATE TABLE pubsub_items (
+	host      TEXT    NOT NULL,
+	username  TEXT    NOT NULL,
+	node      TEXT    NOT NULL,
+	item_id   TEXT    NOT NULL CHECK (item_id <> ''),
+	seq       INTEGER NOT NULL, -- publish order within the node
+	publisher TEXT    NOT NULL,
+	payload   BLOB    NOT NULL,
+	PRIMARY KEY (host, username, node, item_id),
+	FOREIGN KEY (host, username, node) REFERENCES pubsub_nodes (host, username, node) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX pubsub_items_by_seq ON pubsub_items (host, username, node, seq);
+`)},
 }
 
 // execSQL returns a migration step that executes stmts, which may hold

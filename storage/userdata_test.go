@@ -43,6 +43,10 @@ func fillUserData(t *testing.T, s *Store, host, user string) {
 	if err := s.SetArchivePrefs(ctx, host, user, ArchivePrefs{Default: "roster", Never: []string{"spam@example.net"}}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.PublishPubsub(ctx, host, user, "urn:xmpp:avatar:metadata", PubsubItem{ID: "1", Payload: []byte("<metadata/>")},
+		PublishOptions{Create: &PubsubConfig{AccessModel: "presence", PublishModel: "publishers", MaxItems: 1, PersistItems: true, SendLast: "never"}}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // userData is what the API shows of one user's data.

@@ -40,6 +40,8 @@ import (
 	_ "github.com/parley-im/parley/server/mod/vcard"
 	// The message archive (XEP-0313) with stanza-ids (XEP-0359).
 	_ "github.com/parley-im/parley/server/mod/mam"
+	// Personal Eventing Protocol (XEP-0163 on XEP-0060).
+	_ "github.com/parley-im/parley/server/mod/pep"
 )
 
 // muc, upload and component: known to the config, not run yet. They come
