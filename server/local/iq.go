@@ -28,6 +28,9 @@ type iqMux struct {
 	features []string // disco#info features, in registration order
 	// forms are the extended disco#info forms (XEP-0128).
 	forms []*etree.Element
+	// identities are the modules' identities (category, type) after the
+	// mux's own (Host.AccountIdentity).
+	identities [][2]string
 	// also is a mux whose features this one's disco#info lists too: the
 	// host's lists those of the account's (see Host.HandleIQ).
 	also *iqMux
@@ -135,6 +138,11 @@ func discoInfo(m *iqMux, category, typ, name string) IQHandler {
 		id.CreateAttr("type", typ)
 		if name != "" {
 			id.CreateAttr("name", name)
+		}
+		for _, i := range m.identities {
+			id := q.CreateElement("identity")
+			id.CreateAttr("category", i[0])
+			id.CreateAttr("type", i[1])
 		}
 		// Sorted, as XEP-0115 §5.1 sorts them: the answer does not
 		// depend on the order modules started in.

@@ -165,6 +165,19 @@ func (h *Host) HandleIQ(p Point, typ, ns, local, feature string, fn IQHandler) {
 // come with HandleIQ.
 func (h *Host) Feature(ns string) { h.lh.server.feature(ns) }
 
+// AccountFeature lists ns in the disco#info of every user's bare JID (and
+// so of the host, which speaks for its accounts) for a behaviour of the
+// module there that has no iq of its own (XEP-0163 §6.1's PEP features).
+// For Start alone.
+func (h *Host) AccountFeature(ns string) { h.lh.account.feature(ns) }
+
+// AccountIdentity adds an identity to the disco#info of every user's bare
+// JID, after account/registered (XEP-0163 §6.1: pubsub/pep). For Start
+// alone.
+func (h *Host) AccountIdentity(category, typ string) {
+	h.lh.account.identities = append(h.lh.account.identities, [2]string{category, typ})
+}
+
 // Route sends st on its way, as if the server sent it: its from must be
 // set (a JID of this host).
 func (h *Host) Route(st *xmpp.Stanza) { h.lh.router.Route(st) }

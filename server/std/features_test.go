@@ -70,6 +70,46 @@ var probes = map[string]probe{
 	"urn:xmpp:sid:0":          {at: "account", payload: "<metadata xmlns='urn:xmpp:mam:2'/>", want: "{urn:xmpp:mam:2}metadata"},
 }
 
+func init() {
+	// XEP-0163: the PEP service's features share one walk of the service
+	// (publish with publish-options, items, configure, retract, delete);
+	// the access models and +notify filtering are tested in server/mod/pep.
+	for _, f := range []string{"access-open", "access-presence", "access-whitelist", "auto-create",
+		"config-node", "delete-nodes", "filtered-notifications", "last-published", "persistent-items",
+		"publish", "publish-options", "delete-items", "item-ids", "retrieve-items"} {
+		probes["http://jabber.org/protocol/pubsub#"+f] = probe{at: "account", behave: pepWorks}
+	}
+}
+
+// pepWorks checks the PEP service of the walker's account (XEP-0163):
+// it is one (the pubsub/pep identity), and a node made by a publish with
+// publish-options serves items, retraction, its configuration and its
+// deletion. Every pubsub feature the module lists is one of these.
+func pepWorks(w *walker) error {
+	info := w.c.IQ("get", w.user, "<query xmlns='http://jabber.org/protocol/disco#info'/>")
+	if info.El.FindElement("query/identity[@category='pubsub'][@type='pep']") == nil {
+		return fmt.Errorf("the account's disco#info has no pubsub/pep identity: %s", w.c.String(info.El))
+	}
+	node := parleytest.NewID("urn:example:walk")
+	const ps = "http://jabber.org/protocol/pubsub"
+	steps := []struct{ typ, payload, want string }{
+		{"set", "<pubsub xmlns='" + ps + "'><publish node='" + node + "'><item id='one'><x xmlns='urn:example'/></item></publish>" +
+			"<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>" + ps + "#publish-options</value></field>" +
+			"<field var='pubsub#access_model'><value>open</value></field></x></publish-options></pubsub>", "pubsub/publish/item[@id='one']"},
+		{"get", "<pubsub xmlns='" + ps + "'><items node='" + node + "'/></pubsub>", "pubsub/items/item[@id='one']"},
+		{"get", "<pubsub xmlns='" + ps + "#owner'><configure node='" + node + "'/></pubsub>", "pubsub/configure"},
+		{"set", "<pubsub xmlns='" + ps + "'><retract node='" + node + "' notify='true'><item id='one'/></retract></pubsub>", ""},
+		{"set", "<pubsub xmlns='" + ps + "#owner'><delete node='" + node + "'/></pubsub>", ""},
+	}
+	for _, step := range steps {
+		st := w.c.IQ(step.typ, "", step.payload)
+		if st.Type != "result" || (step.want != "" && st.El.FindElement(step.want) == nil) {
+			return fmt.Errorf("%s got %s, want a result with %s", step.payload, w.c.String(st.El), step.want)
+		}
+	}
+	return nil
+}
+
 // archiveQueried checks that an archive query of the walker's own
 // archive ends with <fin/>.
 func archiveQueried(w *walker) error {

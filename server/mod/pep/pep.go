@@ -103,16 +103,17 @@ func start(h *local.Host) error {
 	}
 	m := &module{h: h, store: st}
 	m.caps = newCapsTracker(m)
-	// Four features come with the iqs, and so are listed on the
-	// account's disco#info too, where Conversations looks for
-	// publish-options; the host lists the others (Host.Feature has no
-	// way to the account's list yet).
+	// XEP-0163 §6.1: the account is a PEP service. Four features come
+	// with the iqs; the others are behaviours of those iqs. All are
+	// listed on the account (and so on the host), where Conversations
+	// looks for publish-options.
+	h.AccountIdentity("pubsub", "pep")
 	h.HandleIQ(local.ToBare, "set", NS, "pubsub", NSPubOptions, m.pubsubSet)
 	h.HandleIQ(local.ToBare, "get", NS, "pubsub", NS+"#retrieve-items", m.pubsubGet)
 	h.HandleIQ(local.ToBare, "get", NSOwner, "pubsub", NS+"#config-node", local.OwnOnly(m.ownerGet))
 	h.HandleIQ(local.ToBare, "set", NSOwner, "pubsub", NS+"#delete-nodes", local.OwnOnly(m.ownerSet))
 	for _, f := range Features {
-		h.Feature(f)
+		h.AccountFeature(f)
 	}
 	m.caps.hook(h)
 	return nil
