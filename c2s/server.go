@@ -51,6 +51,15 @@ type NonzaRouter interface {
 	Nonza(s *Session, el *etree.Element) bool
 }
 
+// AckRouter is a Router with work to finish before the server
+// acknowledges what a client sent (XEP-0198's <a h/> and <resumed h/>):
+// an archived message is committed before it is acknowledged. BeforeAck
+// runs on the session's goroutine, before it reads on; it may wait for
+// the disk, not for the network.
+type AckRouter interface {
+	BeforeAck(s *Session)
+}
+
 // Accounts finds the account of a user of a local host, for SASL.
 type Accounts interface {
 	Account(ctx context.Context, host, username string) (storage.Account, error)

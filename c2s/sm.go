@@ -115,6 +115,7 @@ func (s *Session) handleSM(el *etree.Element) error {
 		return nil
 	case sm == nil:
 	case el.Tag == "r":
+		s.beforeAck()
 		a := newElementNS(NSSM, "a")
 		a.CreateAttr("h", strconv.FormatUint(uint64(sm.inH), 10))
 		s.enqueue(a)
@@ -130,6 +131,14 @@ func (s *Session) handleSM(el *etree.Element) error {
 		return nil
 	}
 	return xmpp.NewStreamError(xmpp.UnsupportedStanzaType, "<"+el.Tag+"/> is not expected here")
+}
+
+// beforeAck lets the router finish what must be done before the server
+// acknowledges the stanzas the client sent (AckRouter).
+func (s *Session) beforeAck() {
+	if ar, ok := s.srv.cfg.Router.(AckRouter); ok {
+		ar.BeforeAck(s)
+	}
 }
 
 // enableSM answers <enable/>.
@@ -437,6 +446,17 @@ func (s *Session) resumeFrom(n *Session, h uint32) (bool, error) {
 		s.srv.idle.wake(s)
 		<-gone
 		s.qmu.Lock()
+	}
+	// The old connection routed its last stanza: <resumed h/> counts it,
+	// so what the server must finish first (the archive's commits) is
+	// finished before, without holding the queue's lock meanwhile.
+	s.qmu.Unlock()
+	s.beforeAck()
+	s.qmu.Lock()
+	if !sm.detached || s.closing.Load() {
+		// Closed, or taken by another resume, meanwhile.
+		s.qmu.Unlock()
+		return false, nil
 	}
 	if d := h - sm.acked; uint64(d) > uint64(len(sm.unacked)) {
 		sent := sm.acked + uint32(len(sm.unacked))

@@ -104,6 +104,12 @@ type NonzaHost interface {
 	Nonza(s *c2s.Session, el *etree.Element) bool
 }
 
+// AckHost is a SessionHost with work to finish before the server
+// acknowledges what a session sent (c2s.AckRouter).
+type AckHost interface {
+	BeforeAck(s *c2s.Session)
+}
+
 // AccountHost is a host's handler that can tell whether an account
 // exists; subscription requests to one that does not are refused
 // (RFC 6121 §3.1.3).

@@ -187,6 +187,14 @@ func (r *c2sRouter) Nonza(sess *c2s.Session, el *etree.Element) bool {
 	return ok && h.Nonza(sess, el)
 }
 
+// BeforeAck lets the session's host finish what must be done before the
+// session's stanzas are acknowledged (AckHost).
+func (r *c2sRouter) BeforeAck(sess *c2s.Session) {
+	if h, ok := r.sessionHosts[sess.JID().Domain()].(AckHost); ok {
+		h.BeforeAck(sess)
+	}
+}
+
 func (r *c2sRouter) Bind(sess *c2s.Session) error {
 	h, ok := r.sessionHosts[sess.JID().Domain()]
 	if !ok {

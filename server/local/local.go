@@ -80,6 +80,9 @@ type localHost struct {
 	// features after login. Both are set while modules start.
 	nonzas   map[[2]string]func(Session, *etree.Element)
 	features []*etree.Element
+	// beforeAck are the modules' work before a session's stanzas are
+	// acknowledged (Host.BeforeAck); set while modules start.
+	beforeAck []func(Session)
 	// services are the domains of the server's service hosts, for
 	// disco#items; started is when the server was built.
 	services []string
@@ -712,6 +715,14 @@ func (h *localHost) StreamFeatures(authenticated bool) []*etree.Element {
 		out = append(out, h.features...)
 	}
 	return out
+}
+
+// BeforeAck runs the modules' work that must be done before what s sent
+// is acknowledged (Host.BeforeAck).
+func (h *localHost) BeforeAck(s *c2s.Session) {
+	for _, fn := range h.beforeAck {
+		fn(s)
+	}
 }
 
 // Nonza hands a top-level element that is not a stanza to the module that

@@ -134,6 +134,18 @@ func (h *Host) HandleNonza(ns, local string, fn func(s Session, el *etree.Elemen
 	h.lh.nonzas[k] = fn
 }
 
+// BeforeAck registers fn to run before the server acknowledges what the
+// session s sent (XEP-0198's <a h/>, <resumed h/>), on the session's
+// goroutine: what the module promised to do with those stanzas (commit
+// them to the archive) is done when fn returns. fn may wait for the
+// disk, not for the network. For Start alone.
+func (h *Host) BeforeAck(fn func(s Session)) {
+	if fn == nil {
+		panic(fmt.Sprintf("server: module %s: nil BeforeAck handler", h.module))
+	}
+	h.lh.beforeAck = append(h.lh.beforeAck, fn)
+}
+
 // StreamFeature announces el among the stream features a client gets
 // after it logged in (XEP-0352's <csi/>). For Start alone.
 func (h *Host) StreamFeature(el *etree.Element) {

@@ -82,6 +82,8 @@ func start(h *local.Host) error {
 	h.HandleIQ(local.ToBare, "get", NS, "metadata", NSSID, local.OwnOnly(m.metadata))
 	h.HandleIQ(local.ToBare, "get", NS, "prefs", "", local.OwnOnly(m.getPrefs))
 	h.HandleIQ(local.ToBare, "set", NS, "prefs", "", local.OwnOnly(m.setPrefs))
+	m.unsynced = local.NewSessionValue[bool](h)
+	h.BeforeAck(m.beforeAck)
 	h.Hook(local.FromClient, xmpp.KindMessage, 0, m.sent)
 	h.Hook(local.ToBare, xmpp.KindMessage, 0, m.received)
 	h.Hook(local.ToFull, xmpp.KindMessage, 0, m.received)
@@ -98,6 +100,24 @@ type module struct {
 	// prefs caches each user's preferences, read once: they are asked
 	// for on every message.
 	prefs sync.Map // local part → storage.ArchivePrefs
+	// unsynced is set on a session that sent an archived message since
+	// its stanzas were last acknowledged (beforeAck).
+	unsynced local.SessionValue[bool]
+}
+
+// beforeAck waits until what s sent is committed to the archive, so that
+// an acknowledged message is on disk (issue #13: "an archived message is
+// committed before it is acknowledged").
+func (m *module) beforeAck(s local.Session) {
+	if !m.unsynced.Get(s) {
+		return
+	}
+	m.unsynced.Set(s, false)
+	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+	defer cancel()
+	if err := m.store.SyncArchive(ctx); err != nil {
+		m.log.Warn("waiting for the archive before an ack", "user", s.JID().Local(), "err", err)
+	}
 }
 
 // shouldArchive says whether a user archive keeps st (XEP-0313 §7.1.1:
@@ -137,7 +157,7 @@ func stripStanzaIDs(st *xmpp.Stanza, by func(string) bool) {
 
 // sent archives what a user sends, in the sender's archive. A message to
 // the user's own JID is archived once, when it arrives (received).
-func (m *module) sent(_ local.Session, st *xmpp.Stanza) bool {
+func (m *module) sent(from local.Session, st *xmpp.Stanza) bool {
 	host := m.h.Name()
 	stripStanzaIDs(st, func(by string) bool {
 		j, err := xmpp.Parse(by)
@@ -146,7 +166,9 @@ func (m *module) sent(_ local.Session, st *xmpp.Stanza) bool {
 	if st.To.IsZero() || st.To.Bare() == st.From.Bare() || !shouldArchive(st) {
 		return false
 	}
-	m.archive(st.From.Local(), st.To, true, st)
+	if _, ok := m.archive(st.From.Local(), st.To, true, st); ok && from != nil {
+		m.unsynced.Set(from, true)
+	}
 	return false
 }
 

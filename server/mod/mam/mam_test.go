@@ -2,13 +2,16 @@ package mam_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/beevik/etree"
+	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
 	"github.com/parley-im/parley/server/mod/mam"
 	"github.com/parley-im/parley/storage"
@@ -341,5 +344,70 @@ func TestArchiveDisco(t *testing.T) {
 	alice.ExpectResult(form, "the query form")
 	if form.El.FindElement("query/x/field[@var='after-id']") == nil {
 		t.Errorf("the form lacks after-id: %s", alice.String(form.El))
+	}
+}
+
+// TestAckAfterCommit: with stream management, the server acknowledges an
+// archived message only once it is committed. Another connection holds
+// the database's write lock, so the archive cannot commit: the answer to
+// <r/> waits; once the lock goes, it comes, and the message is in the
+// archive.
+func TestAckAfterCommit(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "parley.db")
+	s := parleytest.Start(t, parleytest.WithConfig(func(c *conf.Config) { c.Database = db }))
+	s.AddUser("alice@localhost", "alice")
+	s.AddUser("bob@localhost", "bob")
+	alice := online(t, s, "alice", "phone")
+	online(t, s, "bob", "desk")
+	alice.Send("<enable xmlns='urn:xmpp:sm:3'/>")
+	for el := alice.Next(); el.Tag != "enabled"; el = alice.Next() {
+	}
+
+	ctx := context.Background()
+	lock, err := sql.Open("sqlite", "file:"+db+"?_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	conn, err := lock.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatalf("taking the write lock: %v", err)
+	}
+	alice.Send("<message to='bob@localhost' type='chat'><body>kept</body></message><r xmlns='urn:xmpp:sm:3'/>")
+	// While the lock is held nothing may acknowledge the message. The
+	// wait only bounds how long the test looks: an ack that comes early
+	// fails it whenever it comes.
+	acked := make(chan string, 1)
+	go func() {
+		for {
+			el, err := alice.NextErr()
+			if err != nil {
+				acked <- "error: " + err.Error()
+				return
+			}
+			if el.Tag == "a" {
+				acked <- el.SelectAttrValue("h", "")
+				return
+			}
+		}
+	}()
+	select {
+	case h := <-acked:
+		t.Fatalf("acknowledged (h=%s) while the archive could not commit", h)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	if h := <-acked; h == "" || strings.HasPrefix(h, "error") {
+		t.Fatalf("after the lock went: %s", h)
+	}
+	page, err := s.Store().QueryArchive(ctx, "localhost", "alice", storage.ArchiveQuery{Max: 10})
+	if err != nil || len(page.Messages) != 1 || !strings.Contains(string(page.Messages[0].Stanza), "kept") {
+		t.Fatalf("alice's archive after the ack: %+v, %v", page.Messages, err)
 	}
 }
