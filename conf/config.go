@@ -70,6 +70,12 @@ type C2S struct {
 	// connection dropped stays bound, buffering what comes for it, for
 	// its client to resume it. Default 5m; 0 turns resumption off.
 	ResumeTimeout Duration `toml:"resume_timeout"`
+	// ResumeLocation is where a client should reconnect to resume (the
+	// location of XEP-0198's <enabled/>): a host name or address,
+	// optionally with a port ("xmpp2.example.com:5222"), for a cluster
+	// node a client must come back to. Default empty: no location, the
+	// client resumes where it connected.
+	ResumeLocation string `toml:"resume_location"`
 }
 
 // S2S is the [s2s] table: server-to-server listeners. Federation is not

@@ -52,7 +52,7 @@ func TestParseReportsMistakes(t *testing.T) {
 			name: "an unknown key names the known ones and the closest",
 			src:  "[c2s]\nlisten = [\"[::]:5222\"]\n\n\n\n\nlistn = [\"x\"]\n",
 			line: 7, key: "c2s.listn",
-			want: []string{"unknown key; known keys of [c2s] are listen, direct_tls, require_tls, idle_timeout, park_after, resume_timeout", "did you mean listen?"},
+			want: []string{"unknown key; known keys of [c2s] are listen, direct_tls, require_tls, idle_timeout, park_after, resume_timeout, resume_location", "did you mean listen?"},
 		},
 		{
 			name: "an unknown top-level key lists the tables too",
@@ -203,6 +203,18 @@ func TestParseReportsMistakes(t *testing.T) {
 			src:  "[c2s]\nresume_timeout = \"-1s\"\n",
 			line: 2, key: "c2s.resume_timeout",
 			want: []string{"-1s is negative", `"0s" to turn stream resumption off`},
+		},
+		{
+			name: "a resume_location with a path is no host:port",
+			src:  "[c2s]\nresume_location = \"xmpp.example.com/5222\"\n",
+			line: 2, key: "c2s.resume_location",
+			want: []string{`"xmpp.example.com/5222" is not a host or host:port`},
+		},
+		{
+			name: "a resume_location with a port out of range",
+			src:  "[c2s]\nresume_location = \"xmpp.example.com:70000\"\n",
+			line: 2, key: "c2s.resume_location",
+			want: []string{"is not a host or host:port"},
 		},
 		{
 			name: "a negative park_after says what zero means",

@@ -70,6 +70,17 @@ func (ch *checker) config(c *Config) {
 			c.C2S.ResumeTimeout.Duration)
 	}
 
+	if l := c.C2S.ResumeLocation; l != "" {
+		host, port, err := net.SplitHostPort(l)
+		if err != nil {
+			// A host alone (a bracketed IPv6 address needs a port).
+			host, port, err = l, "", nil
+		}
+		if n, perr := strconv.Atoi(port); host == "" || strings.ContainsAny(host, " /[]@") || (port != "" && (perr != nil || n < 1 || n > 65535)) {
+			ch.errorf("c2s.resume_location", "%q is not a host or host:port; write it like \"xmpp2.example.com:5222\"", l)
+		}
+	}
+
 	ch.http(&c.HTTP)
 	ch.limits(&c.Limits)
 

@@ -132,6 +132,7 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 		IdleTimeout:    cfg.C2S.IdleTimeout.Duration,
 		ParkAfter:      cfg.C2S.ParkAfter.Duration,
 		ResumeTimeout:  cfg.C2S.ResumeTimeout.Duration,
+		ResumeLocation: cfg.C2S.ResumeLocation,
 		AuthFailures:   cfg.Limits.AuthFailures,
 		ChannelBinding: cfg.Auth.ChannelBinding == conf.ChannelBindingStrict,
 		Logins: c2s.LoginLimits{
