@@ -132,6 +132,7 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 		IdleTimeout:    cfg.C2S.IdleTimeout.Duration,
 		ParkAfter:      cfg.C2S.ParkAfter.Duration,
 		ResumeTimeout:  cfg.C2S.ResumeTimeout.Duration,
+		Tokens:         store,
 		AuthFailures:   cfg.Limits.AuthFailures,
 		ChannelBinding: cfg.Auth.ChannelBinding == conf.ChannelBindingStrict,
 		Logins: c2s.LoginLimits{
@@ -185,6 +186,22 @@ func (s *Server) extraFeatures(host string, authenticated bool) []*etree.Element
 func (r *c2sRouter) Nonza(sess *c2s.Session, el *etree.Element) bool {
 	h, ok := r.sessionHosts[sess.JID().Domain()].(NonzaHost)
 	return ok && h.Nonza(sess, el)
+}
+
+// InlineFeatures are the features a host's sessions may enable inline
+// in Bind2 (InlineHost).
+func (r *c2sRouter) InlineFeatures(host string) []string {
+	if h, ok := r.sessionHosts[host].(InlineHost); ok {
+		return h.InlineFeatures()
+	}
+	return nil
+}
+
+// Inline hands one child of a bound session's Bind2 request to its host
+// (InlineHost).
+func (r *c2sRouter) Inline(sess *c2s.Session, el *etree.Element) bool {
+	h, ok := r.sessionHosts[sess.JID().Domain()].(InlineHost)
+	return ok && h.Inline(sess, el)
 }
 
 func (r *c2sRouter) Bind(sess *c2s.Session) error {
