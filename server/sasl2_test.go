@@ -219,6 +219,39 @@ func TestSASL2Bind2ResumeFAST(t *testing.T) {
 	if el := fastLogin("alice", agentA, token, ""); el.Tag != "failure" {
 		t.Fatalf("after invalidate: %s", el.Tag)
 	}
+
+	// A new token; a wrong password fails with SASL's condition and
+	// text; a password change ends the token.
+	c3, _ := sasl2Dial(t, s)
+	c3.Send(`<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>%s</initial-response>
+		<user-agent id='%s'/></authenticate>`, plainData("alice", "wrong"), agentA)
+	f := c3.Next()
+	if f.Tag != "failure" || xmpp.Child(f, xmpp.NSSASL, "not-authorized") == nil ||
+		child(t, c3, f, nsSASL2, "text").Text() != "wrong username or password" {
+		t.Fatalf("wrong password: %s", c3.String(f))
+	}
+	c3.Send(`<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>%s</initial-response>
+		<user-agent id='%s'/><request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/></authenticate>`,
+		plainData("alice", "secret1"), agentA)
+	success = c3.Next()
+	if id := child(t, c3, success, nsSASL2, "authorization-identifier").Text(); id != "alice@localhost" {
+		t.Fatalf("without bind: %q", id)
+	}
+	token = child(t, c3, success, nsFast, "token").SelectAttrValue("token", "")
+	if f := c3.Next(); !parleytest.IsStream(f, "features") || xmpp.Child(f, "urn:ietf:params:xml:ns:xmpp-bind", "bind") == nil {
+		t.Fatalf("features after success without bind2: %s", c3.String(f))
+	}
+	if el := fastLogin("alice", agentA, token, ""); el.Tag != "success" {
+		t.Fatalf("new token: %s", el.Tag)
+	}
+	c3.Bind("laptop")
+	c3.Send("<iq type='set' id='pw'><query xmlns='jabber:iq:register'><username>alice</username><password>secret3</password></query></iq>")
+	if st := smNext(t, c3); st.Type != "result" {
+		t.Fatalf("password change: %s", c3.String(st.El))
+	}
+	if el := fastLogin("alice", agentA, token, ""); el.Tag != "failure" {
+		t.Fatalf("token after a password change: %s", el.Tag)
+	}
 }
 
 func childTags(el *etree.Element) []string {
