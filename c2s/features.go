@@ -63,6 +63,14 @@ func init() {
 			negotiate: (*Session).authenticate,
 		},
 		{
+			// XEP-0388, with Bind2 (XEP-0386), inline resumption
+			// (XEP-0198 §7) and FAST (XEP-0484) inline: sasl2.go.
+			name: "sasl2", not: stateAuthenticated,
+			offer:     (*Session).offerSASL2,
+			match:     func(el *etree.Element) bool { return xmpp.NS(el) == NSSASL2 },
+			negotiate: (*Session).authenticate2,
+		},
+		{
 			name: "sasl-channel-binding", not: stateAuthenticated, need: stateSecure,
 			offer: func(s *Session) *etree.Element {
 				cbs := s.saslConfig().ChannelBindings()
@@ -276,12 +284,39 @@ func (s *Session) authenticate(el *etree.Element) error {
 	if s.srv.cfg.RequireTLS && s.state&stateSecure == 0 {
 		return s.saslFailure(&sasl.Failure{Condition: "encryption-required", Text: "use STARTTLS first"})
 	}
-	ip := remoteIP(s.conn.RemoteAddr())
 	cfg := s.saslConfig()
 	srv, err := cfg.NewServer(el.SelectAttrValue("mechanism", ""))
 	if err != nil {
 		return s.saslFailure(err)
 	}
+	out, authed, err := s.exchange(xmpp.NSSASL, srv, el.Text(), decodeSASL)
+	if !authed {
+		return err
+	}
+	success := newElementNS(xmpp.NSSASL, "success")
+	if len(out) > 0 {
+		success.SetText(base64.StdEncoding.EncodeToString(out))
+	}
+	if err := s.w.WriteElement(success); err != nil {
+		return err
+	}
+	if err := s.flush(); err != nil {
+		return err
+	}
+	s.username = srv.Username()
+	s.state |= stateAuthenticated
+	s.r.Restart()
+	return s.openStream()
+}
+
+// exchange runs the steps of a SASL exchange, started with the initial
+// response text (decoded by decode), with challenges and responses in
+// namespace ns (SASL or SASL2). It reports authed with the data of the
+// success when the client is authenticated; otherwise err is what the
+// negotiation returns (nil once a <failure/> was sent and the stream goes
+// on).
+func (s *Session) exchange(ns string, srv *sasl.Server, initial string, decode func(string) ([]byte, bool)) (out []byte, authed bool, err error) {
+	ip := remoteIP(s.conn.RemoteAddr())
 	ctx := s.Context()
 	// The login limits see the attempt from the step that names the user:
 	// its answer is held there (holdLogin), and an exchange that ends
@@ -293,12 +328,11 @@ func (s *Session) authenticate(el *etree.Element) error {
 			s.recordLogin(user, ip, false)
 		}
 	}()
-	in, ok := decodeSASL(el.Text())
+	in, ok := decode(initial)
 	for {
 		if !ok {
-			return s.saslFailure(&sasl.Failure{Condition: "incorrect-encoding", Text: "the data is not base64"})
+			return nil, false, s.saslFailureIn(ns, &sasl.Failure{Condition: "incorrect-encoding", Text: "the data is not base64"})
 		}
-		var out []byte
 		var done bool
 		if in != nil {
 			out, done, err = srv.Step(ctx, in)
@@ -321,61 +355,48 @@ func (s *Session) authenticate(el *etree.Element) error {
 					// Closed meanwhile (Shutdown), which ended the
 					// lookup: the stream ends with Close's error, not a
 					// <failure/> that does not count.
-					return errClosing
+					return nil, false, errClosing
 				}
 				if errors.Is(err, context.Canceled) {
 					// The client hung up while the store was asked (the
 					// session's watch ended the lookup): nobody reads a
 					// <failure/>, and no attempt was judged, so none is
 					// counted (not even by the limits, above).
-					return errHungUp
+					return nil, false, errHungUp
 				}
-				return s.saslFailure(err)
+				return nil, false, s.saslFailureIn(ns, err)
 			}
 		}
 		if done {
-			success := newElementNS(xmpp.NSSASL, "success")
-			if len(out) > 0 {
-				success.SetText(base64.StdEncoding.EncodeToString(out))
-			}
-			if err := s.w.WriteElement(success); err != nil {
-				return err
-			}
-			if err := s.flush(); err != nil {
-				return err
-			}
-			s.username = srv.Username()
-			s.state |= stateAuthenticated
-			s.r.Restart()
-			return s.openStream()
+			return out, true, nil
 		}
-		challenge := newElementNS(xmpp.NSSASL, "challenge")
+		challenge := newElementNS(ns, "challenge")
 		if len(out) > 0 {
 			challenge.SetText(base64.StdEncoding.EncodeToString(out))
 		}
 		if err := s.w.WriteElement(challenge); err != nil {
-			return err
+			return nil, false, err
 		}
 		if err := s.flush(); err != nil {
-			return err
+			return nil, false, err
 		}
 		if err := s.setReadDeadline(); err != nil {
-			return err
+			return nil, false, err
 		}
 		next, err := s.r.ReadElement()
 		if err != nil {
-			return err
+			return nil, false, err
 		}
 		switch {
-		case next.Tag == "abort" && xmpp.NS(next) == xmpp.NSSASL:
-			return s.saslFailure(&sasl.Failure{Condition: "aborted", Text: "the client aborted the exchange"})
-		case next.Tag == "response" && xmpp.NS(next) == xmpp.NSSASL:
-			in, ok = decodeSASL(next.Text())
+		case next.Tag == "abort" && xmpp.NS(next) == ns:
+			return nil, false, s.saslFailureIn(ns, &sasl.Failure{Condition: "aborted", Text: "the client aborted the exchange"})
+		case next.Tag == "response" && xmpp.NS(next) == ns:
+			in, ok = decode(next.Text())
 			if in == nil {
 				in = []byte{}
 			}
 		default:
-			return xmpp.NewStreamError(xmpp.StreamNotAuthorized, "expected <response/> or <abort/> during authentication")
+			return nil, false, xmpp.NewStreamError(xmpp.StreamNotAuthorized, "expected <response/> or <abort/> during authentication")
 		}
 	}
 }
@@ -442,14 +463,21 @@ var errHungUp = fmt.Errorf("c2s: the client hung up during authentication: %w", 
 // AuthFailures-th (RFC 6120 §6.4.5: "a configurable but reasonable number
 // of retries"). Every failure counts, aborts and unknown mechanisms too:
 // ones that did not let a stream try for ever.
-func (s *Session) saslFailure(err error) error {
+func (s *Session) saslFailure(err error) error { return s.saslFailureIn(xmpp.NSSASL, err) }
+
+// saslFailureIn is saslFailure in namespace ns: SASL2's <failure/> has the
+// same conditions, in SASL's namespace, and the same texts (XEP-0388 §2.6.2).
+func (s *Session) saslFailureIn(ns string, err error) error {
 	var f *sasl.Failure
 	if !errors.As(err, &f) {
 		s.log(slog.LevelError, "c2s: sasl", "err", err)
 		f = &sasl.Failure{Condition: "temporary-auth-failure"}
 	}
-	el := newElementNS(xmpp.NSSASL, "failure")
-	el.CreateElement(f.Condition)
+	el := newElementNS(ns, "failure")
+	cond := el.CreateElement(f.Condition)
+	if ns != xmpp.NSSASL {
+		cond.CreateAttr("xmlns", xmpp.NSSASL)
+	}
 	if f.Text != "" {
 		el.CreateElement("text").SetText(f.Text)
 	}

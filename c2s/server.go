@@ -122,6 +122,13 @@ type Config struct {
 	// resume it; 0 means sessions are not resumable. A configuration's
 	// default is DefaultResumeTimeout.
 	ResumeTimeout time.Duration
+	// Tokens stores FAST tokens (XEP-0484), offered in SASL2 with
+	// HT-SHA-256-NONE; nil means no FAST.
+	Tokens Tokens
+	// TokenTTL is how long a FAST token is good for; default
+	// DefaultTokenTTL. A token used in the second half of its life is
+	// replaced by a new one.
+	TokenTTL time.Duration
 	// ResumeLocation is the address a client should resume at (the
 	// location of XEP-0198's <enabled/>); empty means this one, and no
 	// location is sent.
@@ -193,6 +200,8 @@ const (
 	// NewServer does not fill it in: a zero Config.ParkAfter turns the
 	// idle-memory machinery off.
 	DefaultParkAfter = 10 * time.Second
+	// DefaultTokenTTL is the TokenTTL of a Config that sets none.
+	DefaultTokenTTL = 30 * 24 * time.Hour
 	// DefaultResumeTimeout is the ResumeTimeout a configuration starts
 	// from: Prosody's smacks_hibernation_time is 5 minutes too.
 	DefaultResumeTimeout = 5 * time.Minute
@@ -200,6 +209,9 @@ const (
 
 func (c *Config) setDefaults() {
 	c.Limits = c.Limits.WithDefaults()
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = DefaultTokenTTL
+	}
 	if c.Queue <= 0 {
 		c.Queue = DefaultQueue
 	}
@@ -267,6 +279,10 @@ type Server struct {
 	// resumable holds, under mu, the sessions that may be resumed by
 	// their stream management id (sm.go); nil until the first.
 	resumable map[string]*Session
+
+	// tokenKey derives FAST tokens' secrets from their stored ids
+	// (sasl2.go), from Config.FakeSecret.
+	tokenKey []byte
 }
 
 // NewServer returns a Server; call Serve for each listener.
@@ -285,6 +301,7 @@ func NewServer(cfg Config) *Server {
 		registrations: registrations,
 	}
 	s.idle = newIdleMem(s)
+	s.tokenKey = newTokenKey(cfg.FakeSecret)
 	return s
 }
 

@@ -559,14 +559,12 @@ func (s *Session) enqueue(el *etree.Element) {
 }
 
 // startWriter hands writing over to writeLoop, with first as the first
-// stanza it writes (the bind result, ahead of anything routed to the
+// elements it writes (the bind result, ahead of anything routed to the
 // session since Router.Bind); from now on only writeLoop writes to the
 // connection.
-func (s *Session) startWriter(first *etree.Element) {
+func (s *Session) startWriter(first ...*etree.Element) {
 	s.qmu.Lock()
-	s.queue = append(s.queue, nil)
-	copy(s.queue[1:], s.queue)
-	s.queue[0] = first
+	s.queue = append(first[:len(first):len(first)], s.queue...)
 	s.queued = true
 	start := s.claimWriter()
 	s.qmu.Unlock()

@@ -92,7 +92,7 @@ func (s *Session) negotiateSM(el *etree.Element) error {
 	switch el.Tag {
 	case "resume":
 		var err error
-		reply, err = s.resume(el)
+		reply, err = s.resume(el, nil)
 		if err != nil {
 			return err
 		}
@@ -147,6 +147,28 @@ func (s *Session) enableSM(el *etree.Element) {
 		s.enqueue(smFailed("unexpected-request"))
 		return
 	}
+	sm, enabled := s.newSM(el)
+	// <enabled/> goes out after what is queued now, and so do the
+	// stanzas the client counts: those queued ahead are skipped.
+	s.qmu.Lock()
+	for _, q := range s.queue {
+		if xmpp.KindOf(q) != xmpp.KindNone {
+			sm.skip++
+		}
+	}
+	s.queue = append(s.queue, enabled)
+	s.sm = sm
+	start := s.claimWriter()
+	s.qmu.Unlock()
+	if start {
+		s.srv.idle.write(s)
+	}
+}
+
+// newSM makes the stream management state that <enable/> asks for, a
+// resumable one registered under its id, and returns it with the
+// <enabled/> to answer.
+func (s *Session) newSM(el *etree.Element) (*smState, *etree.Element) {
 	sm := &smState{inH: smInitialH, acked: smInitialH}
 	enabled := newElementNS(NSSM, "enabled")
 	if r := el.SelectAttrValue("resume", ""); (r == "true" || r == "1") && s.srv.cfg.ResumeTimeout > 0 {
@@ -169,21 +191,7 @@ func (s *Session) enableSM(el *etree.Element) {
 		s.srv.resumable[sm.id] = s
 		s.srv.mu.Unlock()
 	}
-	// <enabled/> goes out after what is queued now, and so do the
-	// stanzas the client counts: those queued ahead are skipped.
-	s.qmu.Lock()
-	for _, q := range s.queue {
-		if xmpp.KindOf(q) != xmpp.KindNone {
-			sm.skip++
-		}
-	}
-	s.queue = append(s.queue, enabled)
-	s.sm = sm
-	start := s.claimWriter()
-	s.qmu.Unlock()
-	if start {
-		s.srv.idle.write(s)
-	}
+	return sm, enabled
 }
 
 // resumeID is a resumption id: 128 random bits, unguessable, since it
@@ -398,7 +406,10 @@ func (s *Session) expire() {
 // It returns the reply to write when the resume failed, or errTransplanted
 // when it succeeded: the connection belongs to the resumed session, and
 // this one ends without touching it.
-func (s *Session) resume(el *etree.Element) (*etree.Element, error) {
+//
+// wrap, when not nil, makes the first element the resumed session writes
+// out of its <resumed/> (SASL2's <success/>, XEP-0198 §7).
+func (s *Session) resume(el *etree.Element, wrap func(o *Session, resumed *etree.Element) *etree.Element) (*etree.Element, error) {
 	h, err := strconv.ParseUint(el.SelectAttrValue("h", ""), 10, 32)
 	if err != nil {
 		return smFailed("bad-request"), nil
@@ -411,7 +422,7 @@ func (s *Session) resume(el *etree.Element) (*etree.Element, error) {
 		// Another user's session is no more found than an unknown one.
 		return smFailed("item-not-found"), nil
 	}
-	ok, tooHigh := o.resumeFrom(s, uint32(h))
+	ok, tooHigh := o.resumeFrom(s, uint32(h), wrap)
 	if tooHigh != nil {
 		return nil, tooHigh
 	}
@@ -426,7 +437,7 @@ func (s *Session) resume(el *etree.Element) (*etree.Element, error) {
 // whose connection is still open takes it away first), and starts s's
 // goroutine and writer on it. It reports false when s ended meanwhile,
 // and a stream error when h acknowledges stanzas never sent.
-func (s *Session) resumeFrom(n *Session, h uint32) (bool, error) {
+func (s *Session) resumeFrom(n *Session, h uint32, wrap func(o *Session, resumed *etree.Element) *etree.Element) (bool, error) {
 	sm := s.sm
 	s.qmu.Lock()
 	for !sm.detached {
@@ -479,7 +490,11 @@ func (s *Session) resumeFrom(n *Session, h uint32) (bool, error) {
 	// Everything not acknowledged goes out again, in order, then what
 	// came while detached; all of it is counted again as it is written.
 	q := make([]*etree.Element, 0, 1+len(sm.unacked)+len(s.queue))
-	q = append(q, resumed)
+	if wrap != nil {
+		q = append(q, wrap(s, resumed))
+	} else {
+		q = append(q, resumed)
+	}
 	q = append(q, sm.unacked...)
 	q = append(q, s.queue...)
 	s.queue = q

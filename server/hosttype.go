@@ -110,6 +110,16 @@ type AckHost interface {
 	BeforeAck(s *c2s.Session)
 }
 
+// InlineHost is a SessionHost whose modules take features a Bind2
+// request (XEP-0386) enables inline: c2s.InlineRouter.
+type InlineHost interface {
+	// InlineFeatures lists them (disco vars).
+	InlineFeatures() []string
+	// Inline hands the host one child of a bound session's Bind2
+	// request; it reports whether the host took it.
+	Inline(s *c2s.Session, el *etree.Element) bool
+}
+
 // AccountHost is a host's handler that can tell whether an account
 // exists; subscription requests to one that does not are refused
 // (RFC 6121 §3.1.3).

@@ -133,6 +133,7 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 		ParkAfter:      cfg.C2S.ParkAfter.Duration,
 		ResumeTimeout:  cfg.C2S.ResumeTimeout.Duration,
 		ResumeLocation: cfg.C2S.ResumeLocation,
+		Tokens:         store,
 		AuthFailures:   cfg.Limits.AuthFailures,
 		ChannelBinding: cfg.Auth.ChannelBinding == conf.ChannelBindingStrict,
 		Logins: c2s.LoginLimits{
@@ -194,6 +195,22 @@ func (r *c2sRouter) BeforeAck(sess *c2s.Session) {
 	if h, ok := r.sessionHosts[sess.JID().Domain()].(AckHost); ok {
 		h.BeforeAck(sess)
 	}
+}
+
+// InlineFeatures are the features a host's sessions may enable inline
+// in Bind2 (InlineHost).
+func (r *c2sRouter) InlineFeatures(host string) []string {
+	if h, ok := r.sessionHosts[host].(InlineHost); ok {
+		return h.InlineFeatures()
+	}
+	return nil
+}
+
+// Inline hands one child of a bound session's Bind2 request to its host
+// (InlineHost).
+func (r *c2sRouter) Inline(sess *c2s.Session, el *etree.Element) bool {
+	h, ok := r.sessionHosts[sess.JID().Domain()].(InlineHost)
+	return ok && h.Inline(sess, el)
 }
 
 func (r *c2sRouter) Bind(sess *c2s.Session) error {

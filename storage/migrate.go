@@ -197,6 +197,30 @@ CREATE TABLE pubsub_items (
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX pubsub_items_by_seq ON pubsub_items (host, username, node, seq);
 `)},
+	// FAST tokens (XEP-0484): per account and client (the SASL2
+	// user-agent id), the token in use ('cur') and one issued and not
+	// used yet ('new'). A token's secret is never stored: it is derived
+	// from token_id with a key kept outside the database (c2s). New
+	// credentials (a password change) drop the account's tokens, and so
+	// does removing the account.
+	{name: "fast tokens", up: execSQL(`
+CREATE TABLE fast_tokens (
+	host      TEXT    NOT NULL,
+	username  TEXT    NOT NULL,
+	agent     TEXT    NOT NULL CHECK (agent <> ''),
+	slot      TEXT    NOT NULL CHECK (slot IN ('cur', 'new')),
+	mechanism TEXT    NOT NULL,
+	token_id  BLOB    NOT NULL,
+	expires   INTEGER NOT NULL, -- Unix seconds
+	PRIMARY KEY (host, username, agent, slot),
+	FOREIGN KEY (host, username) REFERENCES accounts (host, username) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE TRIGGER fast_tokens_on_credentials
+AFTER UPDATE OF sha1_salt, sha1_stored_key, sha256_salt, sha256_stored_key ON accounts
+BEGIN
+	DELETE FROM fast_tokens WHERE host = NEW.host AND username = NEW.username;
+END;
+`)},
 }
 
 // execSQL returns a migration step that executes stmts, which may hold

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"testing"
+	"time"
 
 	msasl "mellium.im/sasl"
 
@@ -109,4 +110,28 @@ func FuzzSCRAM(f *testing.F) {
 			t.Fatalf("final step = %q, %v, %v", out, done, err)
 		}
 	})
+}
+
+// BenchmarkHTSHA256None is the server's side of a FAST login, to compare
+// with BenchmarkSCRAMSHA256/server: one message, two HMACs per token.
+func BenchmarkHTSHA256None(b *testing.B) {
+	tok := Token{Secret: []byte("secret-token:fast-0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"), Expires: time.Now().Add(time.Hour), ID: []byte("id")}
+	// The lookup returns what the store gives: the token in use and a
+	// new one, each derived from its id as c2s does.
+	lookup := func(context.Context, string) ([]Token, error) {
+		return []Token{tok, {Secret: []byte("secret-token:fast-other"), Expires: tok.Expires}}, nil
+	}
+	cfg := Config{Host: testHost}
+	ctx := context.Background()
+	msg := HTInitiator(testUser, tok.Secret)
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := cfg.NewTokenServer(HTSHA256None, lookup)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, done, err := s.Step(ctx, msg); err != nil || !done {
+			b.Fatal(done, err)
+		}
+	}
 }

@@ -307,6 +307,11 @@ type Server struct {
 	key             storage.SCRAMKey
 	known           bool // false while running a fake exchange
 
+	// Hashed Token (FAST): where the tokens come from, and the one that
+	// matched.
+	tokens TokenLookup
+	token  *Token
+
 	// serverNonce, when set, replaces the random half of the nonce. Only
 	// tests set it, to replay the RFC examples.
 	serverNonce string
@@ -326,10 +331,14 @@ type Server struct {
 func (s *Server) Step(ctx context.Context, in []byte) (out []byte, done bool, err error) {
 	switch s.state {
 	case stateFirst:
-		if s.mechanism == Plain {
+		switch {
+		case s.tokens != nil:
+			out, err = s.htStep(ctx, in)
+			done = err == nil
+		case s.mechanism == Plain:
 			err = s.plainStep(ctx, in)
 			done = err == nil
-		} else {
+		default:
 			out, err = s.scramFirst(ctx, in)
 		}
 	case stateFinal:

@@ -7,6 +7,7 @@ import (
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/server"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,6 +84,11 @@ type localHost struct {
 	// beforeAck are the modules' work before a session's stanzas are
 	// acknowledged (Host.BeforeAck); set while modules start.
 	beforeAck []func(Session)
+	// inlineFeatures are the namespaces a Bind2 request may enable
+	// inline (XEP-0386), and inlines the handlers of elements valid
+	// only there (carbons' <enable/>); set while modules start.
+	inlineFeatures []string
+	inlines        map[[2]string]func(Session, *etree.Element)
 	// services are the domains of the server's service hosts, for
 	// disco#items; started is when the server was built.
 	services []string
@@ -729,6 +735,31 @@ func (h *localHost) BeforeAck(s *c2s.Session) {
 // registered its name (Host.HandleNonza).
 func (h *localHost) Nonza(s *c2s.Session, el *etree.Element) bool {
 	fn := h.nonzas[[2]string{xmpp.NS(el), el.Tag}]
+	if fn == nil {
+		return false
+	}
+	fn(s, el)
+	return true
+}
+
+// InlineFeatures lists the features a Bind2 request may enable inline
+// (Host.InlineFeature), for c2s's stream features.
+func (h *localHost) InlineFeatures() []string { return h.inlineFeatures }
+
+// Inline hands one child of a Bind2 request of the bound session s to the
+// module that takes it: an element of a namespace offered inline, to its
+// inline handler (Host.HandleInline) or else its nonza handler
+// (Host.HandleNonza). It reports whether one took it.
+func (h *localHost) Inline(s *c2s.Session, el *etree.Element) bool {
+	ns := xmpp.NS(el)
+	if !slices.Contains(h.inlineFeatures, ns) {
+		return false
+	}
+	k := [2]string{ns, el.Tag}
+	fn := h.inlines[k]
+	if fn == nil {
+		fn = h.nonzas[k]
+	}
 	if fn == nil {
 		return false
 	}

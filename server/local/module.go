@@ -146,6 +146,33 @@ func (h *Host) BeforeAck(fn func(s Session)) {
 	h.lh.beforeAck = append(h.lh.beforeAck, fn)
 }
 
+// InlineFeature offers ns among the features a client may enable inline
+// in a Bind2 request (XEP-0386 §2.2): an element of ns there goes to the
+// module's HandleInline handler for it, or else its HandleNonza handler,
+// once the session is bound and before the client hears of it. For Start
+// alone.
+func (h *Host) InlineFeature(ns string) {
+	h.lh.inlineFeatures = append(h.lh.inlineFeatures, ns)
+}
+
+// HandleInline registers fn for an element that is valid only inline in
+// a Bind2 request (XEP-0280's <enable/> there, where it has no iq around
+// it), named local in namespace ns; InlineFeature offers ns. For Start
+// alone; a nil handler or a second one for a name panics.
+func (h *Host) HandleInline(ns, local string, fn func(s Session, el *etree.Element)) {
+	k := [2]string{ns, local}
+	switch {
+	case fn == nil:
+		panic(fmt.Sprintf("server: module %s: nil inline handler for {%s}%s", h.module, ns, local))
+	case h.lh.inlines[k] != nil:
+		panic(fmt.Sprintf("server: module %s: a second inline handler for {%s}%s", h.module, ns, local))
+	}
+	if h.lh.inlines == nil {
+		h.lh.inlines = make(map[[2]string]func(Session, *etree.Element))
+	}
+	h.lh.inlines[k] = fn
+}
+
 // StreamFeature announces el among the stream features a client gets
 // after it logged in (XEP-0352's <csi/>). For Start alone.
 func (h *Host) StreamFeature(el *etree.Element) {

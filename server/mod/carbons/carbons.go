@@ -58,6 +58,9 @@ func start(h *local.Host) error {
 	h.HandleIQ(local.ToBare, "set", NS, "enable", NS, m.toggle(true))
 	h.HandleIQ(local.ToBare, "set", NS, "disable", "", m.toggle(false))
 	h.Feature(NSRules)
+	// Bind2 (XEP-0386 §2.2): <enable/> inline, where it always succeeds.
+	h.InlineFeature(NS)
+	h.HandleInline(NS, "enable", func(s local.Session, _ *etree.Element) { m.enabled.Set(s, true) })
 	h.Hook(local.FromClient, xmpp.KindMessage, Priority, m.sent)
 	h.Hook(local.ToBare, xmpp.KindMessage, Priority, m.received)
 	h.Hook(local.ToFull, xmpp.KindMessage, Priority, m.received)

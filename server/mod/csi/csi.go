@@ -71,6 +71,8 @@ func start(h *local.Host) error {
 	h.StreamFeature(xmpp.NewElementNS(NS, "csi"))
 	h.HandleNonza(NS, "inactive", func(s local.Session, _ *etree.Element) { m.set(s, true) })
 	h.HandleNonza(NS, "active", func(s local.Session, _ *etree.Element) { m.set(s, false) })
+	// Bind2 (XEP-0386 §2.2): the session may start in either state.
+	h.InlineFeature(NS)
 	h.Observe(local.ToClient, xmpp.KindMessage, Priority, m.filter)
 	h.Observe(local.ToClient, xmpp.KindPresence, Priority, m.filter)
 	return nil
