@@ -47,6 +47,9 @@ func fillUserData(t *testing.T, s *Store, host, user string) {
 		PublishOptions{Create: &PubsubConfig{AccessModel: "presence", PublishModel: "publishers", MaxItems: 1, PersistItems: true, SendLast: "never"}}); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.AddFastToken(ctx, host, user, "agent-1", FastToken{Mechanism: "HT-SHA-256-NONE", ID: []byte("id"), Expires: time.Unix(2000000000, 0)}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // userData is what the API shows of one user's data.
