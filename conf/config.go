@@ -197,6 +197,11 @@ type Auth struct {
 	// ChannelBinding is ChannelBindingCompatible (the default) or
 	// ChannelBindingStrict.
 	ChannelBinding string `toml:"channel_binding"`
+	// FastTokenLifetime is how long a FAST token (XEP-0484) logs its
+	// client in without the password; one used in the second half of
+	// its life is replaced. Default 720h (30 days, as ejabberd's); at
+	// least 1m.
+	FastTokenLifetime Duration `toml:"fast_token_lifetime"`
 }
 
 // Values of [Auth.ChannelBinding].
@@ -309,9 +314,10 @@ func New() *Config {
 			RosterChangesPerMinute: defaultRosterRate,
 		},
 		Auth: Auth{
-			SCRAMIterations: sasl.DefaultIterations,
-			AllowPlain:      true,
-			ChannelBinding:  ChannelBindingCompatible,
+			SCRAMIterations:   sasl.DefaultIterations,
+			AllowPlain:        true,
+			ChannelBinding:    ChannelBindingCompatible,
+			FastTokenLifetime: Duration{c2s.DefaultTokenTTL},
 		},
 	}
 }

@@ -205,6 +205,12 @@ func TestParseReportsMistakes(t *testing.T) {
 			want: []string{"-1s is negative", `"0s" to turn stream resumption off`},
 		},
 		{
+			name: "a fast_token_lifetime too short to use",
+			src:  "[auth]\nfast_token_lifetime = \"10s\"\n",
+			line: 2, key: "auth.fast_token_lifetime",
+			want: []string{`10s is too short`, `at least "1m"`},
+		},
+		{
 			name: "a resume_location with a path is no host:port",
 			src:  "[c2s]\nresume_location = \"xmpp.example.com/5222\"\n",
 			line: 2, key: "c2s.resume_location",

@@ -95,6 +95,13 @@ func (ch *checker) config(c *Config) {
 			`or "strict" (SCRAM-*-PLUS offered, downgrades refused)`, c.Auth.ChannelBinding)
 	}
 
+	switch d := c.Auth.FastTokenLifetime.Duration; {
+	case d == 0:
+		c.Auth.FastTokenLifetime.Duration = c2s.DefaultTokenTTL
+	case d < time.Minute:
+		ch.errorf("auth.fast_token_lifetime", `%v is too short for a client to use its token; use a duration of at least "1m" (default "720h")`, d)
+	}
+
 	ch.hosts(c)
 }
 

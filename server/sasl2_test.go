@@ -4,9 +4,11 @@ import (
 	"encoding/base64"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/c2s/sasl"
+	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
 	"github.com/parley-im/parley/xmpp"
 )
@@ -47,7 +49,10 @@ func child(t *testing.T, c *parleytest.Conn, el *etree.Element, ns, local string
 }
 
 func TestSASL2Bind2ResumeFAST(t *testing.T) {
-	s := parleytest.Start(t)
+	// A lifetime of its own, to see that [auth] fast_token_lifetime
+	// reaches the token's expiry.
+	const lifetime = 90 * time.Minute
+	s := parleytest.Start(t, parleytest.WithConfig(func(c *conf.Config) { c.Auth.FastTokenLifetime.Duration = lifetime }))
 	s.AddUser("alice@localhost", "secret1")
 	s.AddUser("bob@localhost", "secret2")
 	other := s.Login("alice@localhost", "secret1", "desk")
@@ -103,6 +108,9 @@ func TestSASL2Bind2ResumeFAST(t *testing.T) {
 	token := tokEl.SelectAttrValue("token", "")
 	if !strings.HasPrefix(token, "secret-token:") || tokEl.SelectAttrValue("expiry", "") == "" {
 		t.Fatalf("token: %s", c.String(tokEl))
+	}
+	if exp, err := time.Parse(time.RFC3339, tokEl.SelectAttrValue("expiry", "")); err != nil || exp.Sub(time.Now().Add(lifetime)).Abs() > 5*time.Minute {
+		t.Errorf("token expiry %q, want about now + %v (%v)", tokEl.SelectAttrValue("expiry", ""), lifetime, err)
 	}
 	if f := c.Next(); !parleytest.IsStream(f, "features") {
 		t.Fatalf("after success: %s", c.String(f))

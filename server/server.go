@@ -134,6 +134,7 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 		ResumeTimeout:  cfg.C2S.ResumeTimeout.Duration,
 		ResumeLocation: cfg.C2S.ResumeLocation,
 		Tokens:         store,
+		TokenTTL:       cfg.Auth.FastTokenLifetime.Duration,
 		AuthFailures:   cfg.Limits.AuthFailures,
 		ChannelBinding: cfg.Auth.ChannelBinding == conf.ChannelBindingStrict,
 		Logins: c2s.LoginLimits{
