@@ -47,6 +47,9 @@ func fillUserData(t *testing.T, s *Store, host, user string) {
 		PublishOptions{Create: &PubsubConfig{AccessModel: "presence", PublishModel: "publishers", MaxItems: 1, PersistItems: true, SendLast: "never"}}); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.PutPush(ctx, host, user, PushRegistration{JID: "push.example.net", Node: "n", Options: []byte("<x/>")}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // userData is what the API shows of one user's data.
