@@ -377,3 +377,34 @@ func equal(a, b map[string]string) bool {
 	}
 	return true
 }
+
+// TestPushRate: push_max_per_minute bounds one registration's pushes: with
+// 1, the second spell of inactivity within the minute pushes nothing, and
+// the next push the app server gets is another registration's.
+func TestPushRate(t *testing.T) {
+	s, a := start(t, func(o *local.LocalOptions) { o.PushIncludeBody, o.PushMaxPerMinute = true, 1 }, "")
+	alice := s.Login("alice@localhost", "alice", "phone")
+	enable(t, alice, "phone", "")
+	tablet := s.Login("alice@localhost", "alice", "tablet")
+	enable(t, tablet, "tablet", "")
+	bob := s.Login("bob@localhost", "bob", "pc")
+	alice.Send("<inactive xmlns='urn:xmpp:csi:0'/>")
+	alice.Sync()
+	bob.Send("<message to='alice@localhost/phone' type='chat'><body>1</body></message>")
+	bob.Sync()
+	alice.Send("<active xmlns='urn:xmpp:csi:0'/><inactive xmlns='urn:xmpp:csi:0'/>")
+	alice.Sync()
+	tablet.Send("<inactive xmlns='urn:xmpp:csi:0'/>")
+	tablet.Sync()
+	bob.Send("<message to='alice@localhost/phone' type='chat'><body>2</body></message>")
+	bob.Send("<message to='alice@localhost/tablet' type='chat'><body>3</body></message>")
+	bob.Sync()
+	var got []string
+	for range 2 {
+		n := a.next(t)
+		got = append(got, n.node+":"+n.fields["last-message-body"])
+	}
+	if want := "phone:1 tablet:3"; strings.Join(got, " ") != want {
+		t.Errorf("the app server got %q, want %q", strings.Join(got, " "), want)
+	}
+}
