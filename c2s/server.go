@@ -60,6 +60,16 @@ type AckRouter interface {
 	BeforeAck(s *Session)
 }
 
+// DetachRouter is a Router told when a resumable session detaches
+// (XEP-0198: its connection is gone and it waits for a resume), with the
+// stanzas it has not written or the client did not acknowledge, in order:
+// push notifications (XEP-0357) wake the client's device for them.
+// Detached is called once per detach, from the session's goroutine,
+// holding no lock of s; the elements must not be changed.
+type DetachRouter interface {
+	Detached(s *Session, pending []*etree.Element)
+}
+
 // Accounts finds the account of a user of a local host, for SASL.
 type Accounts interface {
 	Account(ctx context.Context, host, username string) (storage.Account, error)

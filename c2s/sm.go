@@ -339,13 +339,40 @@ func (s *Session) detach() bool {
 	sm.timer = time.AfterFunc(sm.timeout, s.expire)
 	gone := sm.gone
 	sm.gone = nil
+	var pending []*etree.Element
+	dr, tell := s.srv.cfg.Router.(DetachRouter)
+	// A resume that waits for this detach (gone) takes the session at
+	// once: nobody needs waking.
+	tell = tell && gone == nil
+	if tell {
+		pending = make([]*etree.Element, 0, len(sm.unacked)+len(s.queue))
+		pending = append(pending, sm.unacked...)
+		for _, el := range s.queue {
+			if xmpp.KindOf(el) != xmpp.KindNone {
+				pending = append(pending, el)
+			}
+		}
+	}
 	waiting := len(sm.unacked) + len(s.queue)
 	s.qmu.Unlock()
 	if gone != nil {
 		close(gone)
 	}
 	s.log(slog.LevelInfo, "c2s: detached, waiting for a resume", "timeout", sm.timeout, "unacked", waiting)
+	if tell {
+		// After the unlock: the router's hosts may deliver to s.
+		dr.Detached(s, pending)
+	}
 	return true
+}
+
+// Detached reports whether the session is detached: resumable, its
+// connection gone, waiting for a resume (XEP-0198 §5). What is delivered
+// to it meanwhile waits in its queue.
+func (s *Session) Detached() bool {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	return s.sm != nil && s.sm.detached
 }
 
 // endLost ends a resumable session whose connection is gone and that was

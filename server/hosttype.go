@@ -120,6 +120,12 @@ type InlineHost interface {
 	Inline(s *c2s.Session, el *etree.Element) bool
 }
 
+// DetachHost is a SessionHost told when one of its sessions detaches
+// (XEP-0198), with what the session holds for its client: c2s.DetachRouter.
+type DetachHost interface {
+	Detached(s *c2s.Session, pending []*etree.Element)
+}
+
 // AccountHost is a host's handler that can tell whether an account
 // exists; subscription requests to one that does not are refused
 // (RFC 6121 §3.1.3).

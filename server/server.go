@@ -214,6 +214,14 @@ func (r *c2sRouter) Inline(sess *c2s.Session, el *etree.Element) bool {
 	return ok && h.Inline(sess, el)
 }
 
+// Detached tells the host of a session that detached (stream
+// management), when it wants to know (DetachHost).
+func (r *c2sRouter) Detached(sess *c2s.Session, pending []*etree.Element) {
+	if h, ok := r.sessionHosts[sess.JID().Domain()].(DetachHost); ok {
+		h.Detached(sess, pending)
+	}
+}
+
 func (r *c2sRouter) Bind(sess *c2s.Session) error {
 	h, ok := r.sessionHosts[sess.JID().Domain()]
 	if !ok {
@@ -436,3 +444,6 @@ func (s *Server) Close() error {
 	defer cancel()
 	return s.Shutdown(ctx)
 }
+
+// The c2s router tells hosts of their sessions' detaches.
+var _ c2s.DetachRouter = (*c2sRouter)(nil)

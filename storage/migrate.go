@@ -221,6 +221,21 @@ BEGIN
 	DELETE FROM fast_tokens WHERE host = NEW.host AND username = NEW.username;
 END;
 `)},
+	// Push (XEP-0357): the app servers each account enabled, one row per
+	// service JID and node (a device), with the publish options the
+	// client gave (an XML data form, or empty).
+	{name: "push registrations", up: execSQL(`
+CREATE TABLE push_registrations (
+	host      TEXT    NOT NULL,
+	username  TEXT    NOT NULL,
+	jid       TEXT    NOT NULL CHECK (jid <> ''),
+	node      TEXT    NOT NULL,
+	options   BLOB    NOT NULL,
+	created   INTEGER NOT NULL, -- Unix seconds
+	PRIMARY KEY (host, username, jid, node),
+	FOREIGN KEY (host, username) REFERENCES accounts (host, username) ON DELETE CASCADE
+) WITHOUT ROWID;
+`)},
 }
 
 // execSQL returns a migration step that executes stmts, which may hold

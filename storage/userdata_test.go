@@ -50,6 +50,9 @@ func fillUserData(t *testing.T, s *Store, host, user string) {
 	if err := s.AddFastToken(ctx, host, user, "agent-1", FastToken{Mechanism: "HT-SHA-256-NONE", ID: []byte("id"), Expires: time.Unix(2000000000, 0)}); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.PutPush(ctx, host, user, PushRegistration{JID: "push.example.net", Node: "n", Options: []byte("<x/>")}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // userData is what the API shows of one user's data.

@@ -89,6 +89,9 @@ type localHost struct {
 	// only there (carbons' <enable/>); set while modules start.
 	inlineFeatures []string
 	inlines        map[[2]string]func(Session, *etree.Element)
+	// detached are the modules' handlers of a session's detach
+	// (Host.OnDetach), set while modules start.
+	detached []func(Session, []*xmpp.Stanza)
 	// services are the domains of the server's service hosts, for
 	// disco#items; started is when the server was built.
 	services []string
@@ -767,6 +770,23 @@ func (h *localHost) Inline(s *c2s.Session, el *etree.Element) bool {
 	return true
 }
 
+// Detached runs the modules' handlers of a session that detached
+// (XEP-0198), with the stanzas it holds for its client (server.DetachHost).
+func (h *localHost) Detached(s *c2s.Session, pending []*etree.Element) {
+	if len(h.detached) == 0 {
+		return
+	}
+	sts := make([]*xmpp.Stanza, 0, len(pending))
+	for _, el := range pending {
+		if st, err := xmpp.NewStanza(el); err == nil {
+			sts = append(sts, st)
+		}
+	}
+	for _, fn := range h.detached {
+		fn(s, sts)
+	}
+}
+
 // RegistrationMode says who may register in-band on the host.
 func (h *localHost) RegistrationMode() string {
 	if h.opts == nil { // a host built by a test, without options
@@ -784,3 +804,6 @@ func (h *localHost) Flush(ctx context.Context) { h.flushSeen(ctx) }
 func (h *localHost) MayExist(local string) bool {
 	return h.online(local) != nil || h.exists(local)
 }
+
+// A local host hears of its sessions' detaches, for its modules.
+var _ server.DetachHost = (*localHost)(nil)

@@ -46,6 +46,15 @@ type LocalOptions struct {
 	// TURNTTL is how long those credentials are valid: 24h by default, as
 	// Prosody's external_service_ttl.
 	TURNTTL conf.Duration `toml:"turn_ttl"`
+	// PushIncludeBody puts the sender and the body of the last message in
+	// push notifications (XEP-0357) to the app servers users enable. Off
+	// by default: those servers are the client vendors', and no body
+	// leaves the server (Prosody's push_notification_with_body).
+	PushIncludeBody bool `toml:"push_include_body"`
+	// PushMaxPerMinute bounds the push notifications to one app server
+	// registration in a minute (a phone whose connection flaps): 10 by
+	// default; 0 sets no bound.
+	PushMaxPerMinute int `toml:"push_max_per_minute"`
 }
 
 // ExternalService is one [[host.external_service]] table: a service
@@ -147,6 +156,12 @@ func checkLocal(c *conf.HostCheck, o *LocalOptions) {
 			o.Registration, RegistrationClosed, RegistrationOpen, RegistrationInvite)
 	}
 	checkExternalServices(c, o)
+	switch {
+	case o.PushMaxPerMinute == 0 && !c.IsSet("push_max_per_minute"):
+		o.PushMaxPerMinute = 10
+	case o.PushMaxPerMinute < 0:
+		c.Errorf("push_max_per_minute", "%d is negative; use a count of notifications, or 0 for no bound (default 10)", o.PushMaxPerMinute)
+	}
 	for _, f := range o.Contact.Fields() {
 		for _, a := range f[1].([]string) {
 			if u, err := url.Parse(a); err != nil || u.Scheme == "" || u.Opaque == "" && u.Host == "" {

@@ -173,6 +173,18 @@ func (h *Host) HandleInline(ns, local string, fn func(s Session, el *etree.Eleme
 	h.lh.inlines[k] = fn
 }
 
+// OnDetach registers fn for the moment a session of the host detaches
+// (XEP-0198: its connection is gone, and it stays bound waiting for a
+// resume), with the stanzas it holds that its client has not
+// acknowledged, in order; they are shared and must not be changed. fn
+// runs on the session's goroutine and must not block. For Start alone.
+func (h *Host) OnDetach(fn func(s Session, pending []*xmpp.Stanza)) {
+	if fn == nil {
+		panic(fmt.Sprintf("server: module %s: nil detach handler", h.module))
+	}
+	h.lh.detached = append(h.lh.detached, fn)
+}
+
 // StreamFeature announces el among the stream features a client gets
 // after it logged in (XEP-0352's <csi/>). For Start alone.
 func (h *Host) StreamFeature(el *etree.Element) {

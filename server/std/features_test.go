@@ -65,6 +65,9 @@ var probes = map[string]probe{
 	// XEP-0313: the query is an iq set, answered with <fin/> after the
 	// results; #extended's form lists its fields; XEP-0359's stanza-ids
 	// come with the archive's metadata (XEP-0313 §6.1).
+	// XEP-0357: enable and disable are iq sets; what they do is tested
+	// in server/mod/push.
+	"urn:xmpp:push:0":         {at: "account", behave: pushEnabled},
 	"urn:xmpp:mam:2":          {at: "account", behave: archiveQueried},
 	"urn:xmpp:mam:2#extended": {at: "account", payload: "<query xmlns='urn:xmpp:mam:2'/>", want: "{urn:xmpp:mam:2}query"},
 	"urn:xmpp:sid:0":          {at: "account", payload: "<metadata xmlns='urn:xmpp:mam:2'/>", want: "{urn:xmpp:mam:2}metadata"},
@@ -140,6 +143,19 @@ func carbonCopied(w *walker) error {
 		}
 	}
 	return fmt.Errorf("no sent carbon of %q reached the resource that enabled carbons", body)
+}
+
+// pushEnabled enables and disables an app server (XEP-0357 §5, §6).
+func pushEnabled(w *walker) error {
+	for _, payload := range []string{
+		"<enable xmlns='urn:xmpp:push:0' jid='push.example' node='n'/>",
+		"<disable xmlns='urn:xmpp:push:0' jid='push.example' node='n'/>",
+	} {
+		if st := w.c.IQ("set", "", payload); st.Type != "result" {
+			return fmt.Errorf("%s got %s", payload, w.c.String(st.El))
+		}
+	}
+	return nil
 }
 
 // walker asks as user (logged in as c) and checks what is listed.

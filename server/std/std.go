@@ -42,6 +42,8 @@ import (
 	_ "github.com/parley-im/parley/server/mod/mam"
 	// Personal Eventing Protocol (XEP-0163 on XEP-0060).
 	_ "github.com/parley-im/parley/server/mod/pep"
+	// Push Notifications (XEP-0357).
+	_ "github.com/parley-im/parley/server/mod/push"
 )
 
 // muc, upload and component: known to the config, not run yet. They come

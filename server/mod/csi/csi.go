@@ -52,11 +52,37 @@ type module struct {
 	state local.SessionValue[*state]
 }
 
-// state is one session's: whether it is inactive, and what waits.
+// modules are the module's instances, by their host's options, which are
+// one host's among the servers of a process: Inactive finds a host's
+// there.
+var modules sync.Map // *local.LocalOptions → *module
+
+// state is one session's: whether it is inactive, how many times it
+// became so, and what waits.
 type state struct {
 	mu       sync.Mutex
 	inactive bool
+	times    uint64
 	held     []held
+}
+
+// Inactive reports whether the session s of the local host h said it is
+// inactive (and not active since), and how many times it became inactive
+// so far: a module that acts once per spell of inactivity (a push
+// notification, XEP-0357) tells one spell from the next by it. It is
+// false, 0 on a host that does not run the module.
+func Inactive(h *local.Host, s local.Session) (inactive bool, times uint64) {
+	v, ok := modules.Load(h.Options())
+	if !ok || h.Options() == nil {
+		return false, 0
+	}
+	st := v.(*module).state.Get(s)
+	if st == nil {
+		return false, 0
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.inactive, st.times
 }
 
 // held is a stanza that waits, and the key of what replaces it ("" for
@@ -68,6 +94,9 @@ type held struct {
 
 func start(h *local.Host) error {
 	m := &module{h: h, state: local.NewSessionValue[*state](h)}
+	if o := h.Options(); o != nil {
+		modules.Store(o, m)
+	}
 	h.StreamFeature(xmpp.NewElementNS(NS, "csi"))
 	h.HandleNonza(NS, "inactive", func(s local.Session, _ *etree.Element) { m.set(s, true) })
 	h.HandleNonza(NS, "active", func(s local.Session, _ *etree.Element) { m.set(s, false) })
@@ -92,6 +121,9 @@ func (m *module) set(s local.Session, inactive bool) {
 		}
 	}
 	st.mu.Lock()
+	if inactive && !st.inactive {
+		st.times++
+	}
 	st.inactive = inactive
 	var out []held
 	if !inactive {
