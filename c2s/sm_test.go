@@ -127,7 +127,7 @@ func (sc *smClient) resume(s *parleytest.Server, user, id string) *etree.Element
 	return el
 }
 
-func smServer(t *testing.T, parkAfter, resume time.Duration) *parleytest.Server {
+func smServer(t testing.TB, parkAfter, resume time.Duration) *parleytest.Server {
 	s := parleytest.Start(t, parleytest.WithConfig(func(c *conf.Config) {
 		c.C2S.ParkAfter.Duration = parkAfter
 		c.C2S.ResumeTimeout.Duration = resume
