@@ -87,12 +87,14 @@ func TestGoXMPP(t *testing.T) {
 }
 
 var (
-	authRE    = regexp.MustCompile(`^SEND <auth xmlns='[^']*' mechanism='([^']+)'>([^<]*)</auth>`)
+	// SASL's <auth/>, or SASL2's <authenticate/> (XEP-0388), which
+	// go-xmpp 0.4.1 prefers when the server offers it.
+	authRE    = regexp.MustCompile(`^SEND <auth(?:enticate)? xmlns='[^']*' mechanism='([^']+)'>(?:.*?<initial-response>)?([^<]*)`)
 	failureRE = regexp.MustCompile(`<failure xmlns=["']urn:ietf:params:xml:ns:xmpp-sasl["'].*?</failure>`)
 )
 
-// auths reads every <auth/> go-xmpp sent from its debug log: the
-// mechanism and the gs2 header of SCRAM.
+// auths reads every <auth/> or <authenticate/> go-xmpp sent from its
+// debug log: the mechanism and the gs2 header of SCRAM.
 func auths(wire string) []map[string]string {
 	var out []map[string]string
 	for _, line := range strings.Split(wire, "\n") {
@@ -171,8 +173,8 @@ func goxmppMain(config string) int {
 		detail["gs2"] = a[len(a)-1]["gs2"]
 		detail["mechanism"] = a[len(a)-1]["mechanism"]
 	} else if err == nil {
-		// go-xmpp writes a PLAIN <auth/>, and only that, past its debug
-		// writer (straight to the connection).
+		// go-xmpp writes a PLAIN <auth/> or <authenticate/>, and only
+		// that, past its debug writer (straight to the connection).
 		detail["mechanism"] = "PLAIN"
 	}
 	if err != nil {

@@ -44,11 +44,13 @@ function tail(n = 6) {
     .join("\n");
 }
 
-// auths lists every <auth/> sent: the mechanism and SCRAM's gs2 header.
+// auths lists every <auth/> (SASL) or <authenticate/> (SASL2, which
+// xmpp.js 0.14 prefers when offered) sent: the mechanism and SCRAM's gs2
+// header.
 function auths() {
   const out = [];
   for (const line of wire) {
-    const m = /^SEND: <auth [^>]*mechanism="([^"]+)"[^>]*>([^<]*)<\/auth>/.exec(line);
+    const m = /^SEND: <auth(?:enticate)? [^>]*mechanism="([^"]+)"[^>]*>(?:.*?<initial-response>)?([^<]*)/.exec(line);
     if (!m) continue;
     let gs2 = "";
     if (m[1].startsWith("SCRAM")) {
