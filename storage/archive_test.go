@@ -207,35 +207,46 @@ func TestArchiveIDsAndClamp(t *testing.T) {
 	}
 }
 
-// TestArchivePageUsesIndexes checks the plans: a page reads an index range,
-// never the table in order.
+// TestArchivePageUsesIndexes checks the plans of the queries a page runs:
+// an index range, never the table nor a sort.
 func TestArchivePageUsesIndexes(t *testing.T) {
 	s := withUsers(t, openStore(t, filepath.Join(t.TempDir(), "parley.db")))
-	for _, tt := range []struct{ filter, want string }{
-		{"host = 'h' AND username = 'u'", "archive_by_user"},
-		{"host = 'h' AND username = 'u' AND with_jid = 'w'", "archive_by_with"},
-		{"host = 'h' AND username = 'u' AND with_jid = 'w' AND with_res = 'r'", "archive_by_with"},
-	} {
-		for _, order := range []string{"ASC", "DESC"} {
-			rows, err := s.db.QueryContext(t.Context(), `EXPLAIN QUERY PLAN SELECT `+archiveColumns+` FROM archive WHERE `+
-				tt.filter+` AND seq > 5 AND seq < 100000 ORDER BY seq `+order+` LIMIT 50`)
-			if err != nil {
+	type plan struct {
+		query string
+		args  []any
+		want  string
+	}
+	var plans []plan
+	for _, backward := range []bool{false, true} {
+		for _, count := range []bool{false, true} {
+			tail := []any{5, 100000}
+			if !count {
+				tail = append(tail, 50)
+			}
+			plans = append(plans,
+				plan{archivePageSQL(false, false, count, backward), append([]any{1}, tail...), "archive_by_time (owner=? AND at>? AND at<?)"},
+				plan{archivePageSQL(true, false, count, backward), append([]any{1, "w"}, tail...), "archive_by_with (owner=? AND with_jid=? AND rowid>? AND rowid<?)"},
+				plan{archivePageSQL(true, true, count, backward), append([]any{1, "w", "r"}, tail...), "archive_by_with (owner=? AND with_jid=? AND rowid>? AND rowid<?)"})
+		}
+	}
+	for _, p := range plans {
+		rows, err := s.db.QueryContext(t.Context(), `EXPLAIN QUERY PLAN `+p.query, p.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var details []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
 				t.Fatal(err)
 			}
-			var plan []string
-			for rows.Next() {
-				var id, parent, unused int
-				var detail string
-				if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-					t.Fatal(err)
-				}
-				plan = append(plan, detail)
-			}
-			rows.Close()
-			joined := strings.Join(plan, "; ")
-			if !strings.Contains(joined, tt.want) || !strings.Contains(joined, "rowid>") || strings.Contains(joined, "TEMP B-TREE") {
-				t.Errorf("%s %s: plan %q, want a range of %s in seq order", tt.filter, order, joined, tt.want)
-			}
+			details = append(details, detail)
+		}
+		rows.Close()
+		joined := strings.Join(details, "; ")
+		if !strings.Contains(joined, p.want) || strings.Contains(joined, "TEMP B-TREE") {
+			t.Errorf("%s: plan %q, want a range of %s in order", p.query, joined, p.want)
 		}
 	}
 }
@@ -313,8 +324,8 @@ func TestArchiveClockBackwards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !ms[1].At.Equal(later) {
-		t.Errorf("second message at %v, want %v (never before the first)", ms[1].At, later)
+	if !ms[1].At.After(later) {
+		t.Errorf("second message at %v, want after %v (never before the first)", ms[1].At, later)
 	}
 	p, err := s.QueryArchive(t.Context(), testHost, "alice", ArchiveQuery{Start: later, Max: 10})
 	if err != nil {
