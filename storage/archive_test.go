@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -425,4 +426,77 @@ func TestArchivePrefs(t *testing.T) {
 			}
 		}},
 	})
+}
+
+// TestArchiveIDsCannotBeForged checks that a stanza-id names a message of
+// its archive only: not one of another database (another key), nor a
+// changed id, nor one made from a seq without the key.
+func TestArchiveIDsCannotBeForged(t *testing.T) {
+	s := withUsers(t, openStore(t, filepath.Join(t.TempDir(), "parley.db")))
+	other := withUsers(t, openStore(t, filepath.Join(t.TempDir(), "other.db")))
+	all := fillArchive(t, s, 5)
+	theirs := fillArchive(t, other, 5)
+	flipped := []byte(all[2].ID)
+	flipped[3] ^= 1
+	// The base64 of seq 3 and zeros, as an id without encryption would be.
+	plain := []byte{0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0}
+	for _, tt := range []struct{ name, id string }{
+		{"another database's id", theirs[2].ID},
+		{"one character changed", string(flipped)},
+		{"a seq without the key", base64.RawURLEncoding.EncodeToString(plain)},
+		{"too long", all[2].ID + "A"},
+		{"empty-ish", "AAAAAAAAAAAAAAAAAAAAAA"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.id == all[2].ID {
+				t.Fatal("the forged id is the real one")
+			}
+			for _, q := range []ArchiveQuery{{After: tt.id, Max: 5}, {IDs: []string{tt.id}}} {
+				if _, err := s.QueryArchive(t.Context(), testHost, "alice", q); !errors.Is(err, ErrNotFound) {
+					t.Errorf("%+v: %v, want ErrNotFound", q, err)
+				}
+			}
+		})
+	}
+	if len(all[2].ID) != 22 {
+		t.Errorf("id %q has %d characters, want 22", all[2].ID, len(all[2].ID))
+	}
+}
+
+// TestArchiveAccountRecreated checks that the writer's cached owner id
+// does not outlive the account: a re-created account archives anew, and
+// the ids of the old one, even its newest after a restart, never name a
+// message of the new one.
+func TestArchiveAccountRecreated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "parley.db")
+	s := withUsers(t, openStore(t, path))
+	e := ArchiveEntry{With: "bob@example.com", Stanza: []byte("old")}
+	old, err := s.AppendArchive(t.Context(), testHost, "alice", e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteAccount(t.Context(), testHost, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, s, testAccount(testHost, "alice"))
+	e.Stanza = []byte("new")
+	if _, err := s.AppendArchive(t.Context(), testHost, "alice", e); err != nil {
+		t.Fatalf("append after the account was re-created: %v", err)
+	}
+	if err := s.DeleteAccount(t.Context(), testHost, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, path)
+	mustCreate(t, s, testAccount(testHost, "alice"))
+	for range 3 {
+		if _, err := s.AppendArchive(t.Context(), testHost, "alice", e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.QueryArchive(t.Context(), testHost, "alice", ArchiveQuery{IDs: []string{old.ID}}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an id of the deleted account: %v, want ErrNotFound", err)
+	}
 }
