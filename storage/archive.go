@@ -211,15 +211,14 @@ func (w *archiveWriter) stop() {
 		// find it closed.
 		w.once.Do(func() {
 			w.initErr = errStoreClosed
+			w.quit = make(chan struct{})
 			w.done = make(chan struct{})
 			close(w.done)
 		})
 		w.mu.Lock()
 		w.closed = true
 		w.mu.Unlock()
-		if w.quit != nil {
-			close(w.quit)
-		}
+		close(w.quit)
 		<-w.done
 	})
 }
@@ -804,25 +803,40 @@ func (s *Store) ArchiveBounds(ctx context.Context, host, user string) (first, la
 	return first, last, ok, nil
 }
 
-// ExpireArchive deletes the messages of every archive archived before
-// cutoff, batch of them per transaction (at least 1), so that the writer's
-// lock is never held for long and appends go on between batches. Since at
-// grows with seq, what is older than cutoff is every seq below a bound
-// that a binary search over the rowids finds (no index on at alone), and
-// each batch is a rowid range. It returns how many it deleted; on an
-// error or a done ctx, those deleted so far stay deleted.
-func (s *Store) ExpireArchive(ctx context.Context, cutoff time.Time, batch int) (int64, error) {
+// ExpireArchive deletes the messages archived before cutoff, of every
+// archive on host, or of every archive when host is "": batch of them per
+// transaction (at least 1), so that the writer's lock is never held for
+// long and appends go on between batches. It returns how many it deleted;
+// on an error or a done ctx, those deleted so far stay deleted.
+//
+// For every archive, since at grows with seq, what is older than cutoff
+// is every seq below a bound that a binary search over the rowids finds
+// (no index on at alone), and each batch is a rowid range. For one host,
+// each of its archives is a range of archive_by_time.
+func (s *Store) ExpireArchive(ctx context.Context, host string, cutoff time.Time, batch int) (int64, error) {
 	batch = max(batch, 1)
-	bound, err := s.expiryBound(ctx, cutoff.UnixNano())
-	if err != nil {
-		return 0, fmt.Errorf("storage: expire archived messages before %v: %w", cutoff, err)
+	var (
+		total int64
+		err   error
+	)
+	if host == "" {
+		total, err = s.expireAll(ctx, cutoff.UnixNano(), batch)
+	} else {
+		total, err = s.expireHost(ctx, host, cutoff.UnixNano(), batch)
 	}
-	var total int64
+	if err != nil {
+		return total, fmt.Errorf("storage: expire archived messages of %q before %v: %w", host, cutoff, err)
+	}
+	return total, nil
+}
+
+// deleteBatches runs del, which deletes at most batch rows, until it
+// deletes fewer, and adds what it deleted to *total.
+func (s *Store) deleteBatches(ctx context.Context, batch int, total *int64, del string, args ...any) error {
 	for {
 		var n int64
 		err := s.update(ctx, func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, `DELETE FROM archive WHERE seq IN
-				(SELECT seq FROM archive WHERE seq < ? ORDER BY seq LIMIT ?)`, bound, batch)
+			res, err := tx.ExecContext(ctx, del, append(args, batch)...)
 			if err != nil {
 				return err
 			}
@@ -830,16 +844,75 @@ func (s *Store) ExpireArchive(ctx context.Context, cutoff time.Time, batch int) 
 			return err
 		})
 		if err != nil {
-			return total, fmt.Errorf("storage: expire archived messages before %v: %w", cutoff, err)
+			return err
 		}
-		total += n
+		*total += n
 		if n < int64(batch) {
-			return total, nil
+			return nil
 		}
 		if err := ctx.Err(); err != nil {
-			return total, fmt.Errorf("storage: expire archived messages before %v: %w", cutoff, err)
+			return err
 		}
 	}
+}
+
+// expireAll deletes the messages of every archive older than cutoff.
+func (s *Store) expireAll(ctx context.Context, cutoff int64, batch int) (int64, error) {
+	bound, err := s.expiryBound(ctx, cutoff)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	err = s.deleteBatches(ctx, batch, &total, `DELETE FROM archive WHERE seq IN
+		(SELECT seq FROM archive WHERE seq < ? ORDER BY seq LIMIT ?)`, bound)
+	return total, err
+}
+
+// expireHost deletes the messages of host's archives older than cutoff,
+// one archive after the other.
+func (s *Store) expireHost(ctx context.Context, host string, cutoff int64, batch int) (int64, error) {
+	var total int64
+	for after := int64(0); ; {
+		var owners []int64
+		rows, err := s.db.QueryContext(ctx, `SELECT id FROM archive_owners WHERE host = ? AND id > ? ORDER BY id LIMIT 256`, host, after)
+		if err != nil {
+			return total, err
+		}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return total, err
+			}
+			owners = append(owners, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return total, err
+		}
+		if len(owners) == 0 {
+			return total, nil
+		}
+		for _, owner := range owners {
+			if err := s.deleteBatches(ctx, batch, &total, `DELETE FROM archive WHERE seq IN
+				(SELECT seq FROM archive WHERE owner = ? AND at < ? ORDER BY at LIMIT ?)`, owner, cutoff); err != nil {
+				return total, err
+			}
+		}
+		after = owners[len(owners)-1]
+	}
+}
+
+// ArchiveClosed returns a channel closed when the Store is closed: the
+// end of a module's archive upkeep (retention) that has no other.
+func (s *Store) ArchiveClosed() <-chan struct{} {
+	if err := s.archiveInit(); err != nil {
+		// Closed or broken: either way no upkeep.
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return s.archive.quit
 }
 
 // expiryBound returns the least seq x such that the first message at or

@@ -340,23 +340,41 @@ func TestArchiveClockBackwards(t *testing.T) {
 func TestArchiveExpire(t *testing.T) {
 	tests := []struct {
 		name   string
-		cutoff int // seconds after archiveBase
+		host   string // "" expires every archive
+		cutoff int    // seconds after archiveBase
 		batch  int
-		want   int64
+		want   int64 // of alice's on testHost; otherHost's alice's go only with host ""
 	}{
-		{"nothing older", 0, 7, 0},
-		{"in batches", 100, 7, 100},
-		{"exact batches", 98, 7, 98},
-		{"batch of one", 5, 0, 5},
-		{"everything", 1000, 64, 300},
+		{"nothing older", "", 0, 7, 0},
+		{"in batches", "", 100, 7, 100},
+		{"exact batches", "", 98, 7, 98},
+		{"batch of one", "", 5, 0, 5},
+		{"everything", "", 1000, 64, 300},
+		{"one host, nothing older", testHost, 0, 7, 0},
+		{"one host, in batches", testHost, 100, 7, 100},
+		{"one host, everything", testHost, 1000, 64, 300},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := withUsers(t, openStore(t, filepath.Join(t.TempDir(), "parley.db")))
 			fillArchive(t, s, 300)
-			n, err := s.ExpireArchive(t.Context(), archiveBase.Add(time.Duration(tt.cutoff)*time.Second), tt.batch)
-			if err != nil || n != tt.want {
-				t.Fatalf("ExpireArchive = %d, %v; want %d", n, err, tt.want)
+			// otherHost's alice archives 50 messages at the start of the
+			// same days: seqs after testHost's, times before the cutoff.
+			var es []ArchiveEntry
+			for i := range 50 {
+				es = append(es, ArchiveEntry{With: "bob@example.com", Stanza: fmt.Appendf(nil, "o%d", i), At: archiveBase.Add(time.Duration(300+i) * time.Second)})
+			}
+			if _, err := s.AppendArchiveBatch(t.Context(), otherHost, "alice", es); err != nil {
+				t.Fatal(err)
+			}
+			cutoff := archiveBase.Add(time.Duration(tt.cutoff) * time.Second)
+			wantOther := 50
+			if tt.host == "" {
+				wantOther = len(wantRangeOf("o", 0, 50, func(i int) bool { return 300+i >= tt.cutoff }))
+			}
+			n, err := s.ExpireArchive(t.Context(), tt.host, cutoff, tt.batch)
+			if wantN := tt.want + int64(50-wantOther); err != nil || n != wantN {
+				t.Fatalf("ExpireArchive = %d, %v; want %d", n, err, wantN)
 			}
 			p, err := s.QueryArchive(t.Context(), testHost, "alice", ArchiveQuery{Max: 1000})
 			if err != nil {
@@ -365,8 +383,21 @@ func TestArchiveExpire(t *testing.T) {
 			if got, want := archivedStanzas(p.Messages), wantRange(int(tt.want), 300, nil); !slices.Equal(got, want) {
 				t.Errorf("left %d messages (%.30q), want %d", len(got), got, len(want))
 			}
+			p, err = s.QueryArchive(t.Context(), otherHost, "alice", ArchiveQuery{Max: 1000, Count: true})
+			if err != nil || p.Count != wantOther {
+				t.Errorf("%s's archive: count %d, %v; want %d", otherHost, p.Count, err, wantOther)
+			}
 		})
 	}
+}
+
+// wantRangeOf is wantRange with another prefix than "m".
+func wantRangeOf(prefix string, from, to int, keep func(i int) bool) []string {
+	var out []string
+	for _, m := range wantRange(from, to, keep) {
+		out = append(out, prefix+strings.TrimPrefix(m, "m"))
+	}
+	return out
 }
 
 func TestArchivePrefs(t *testing.T) {
