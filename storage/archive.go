@@ -46,13 +46,13 @@ type ArchiveEntry struct {
 	Resource string    // the other party's resource, "" if none
 	Outgoing bool      // the owner sent it
 	Stanza   []byte    // the message as it is kept
-	At       time.Time // when it was received; zero means now
+	At       time.Time // when it was received; zero means now; raised to just after the newest message of any archive
 }
 
 // ArchivedMessage is a message in a user's archive.
 type ArchivedMessage struct {
-	ID       string    // its stanza-id (XEP-0359): random, unique in the archive
-	At       time.Time // when it was archived, in UTC; never before an older message's
+	ID       string    // its stanza-id (XEP-0359): unique, unguessable without the key
+	At       time.Time // when it was archived, in UTC; after every older message of every archive
 	With     string    // the other party's bare JID
 	Resource string    // the other party's resource, "" if none
 	Outgoing bool      // the owner sent it
