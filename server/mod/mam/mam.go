@@ -88,7 +88,7 @@ func start(h *local.Host) error {
 	}
 	m := &module{h: h, store: st, log: h.Logger(), maxPage: opts.ArchiveMaxPage, policy: opts.ArchiveDefault}
 	if keep := opts.ArchiveRetention(); keep > 0 {
-		go m.expire(keep)
+		go m.expire(keep, expireEvery)
 	}
 	// Each HandleIQ lists one feature on the account (and the host): the
 	// three the module has are spread over its iqs.
@@ -122,9 +122,9 @@ type module struct {
 }
 
 // expire deletes the host's archived messages older than keep, now and
-// then every expireEvery, until the store closes. A local.Host has no
+// then every period, until the store closes. A local.Host has no
 // context of its own: the store's closing is the server's end.
-func (m *module) expire(keep time.Duration) {
+func (m *module) expire(keep, period time.Duration) {
 	closed := m.store.ArchiveClosed()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -135,7 +135,7 @@ func (m *module) expire(keep time.Duration) {
 		case <-ctx.Done():
 		}
 	}()
-	tick := time.NewTicker(expireEvery)
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
 		n, err := m.store.ExpireArchive(ctx, m.h.Name(), time.Now().Add(-keep), expireBatch)
