@@ -2,9 +2,12 @@ package storage
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"database/sql"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,9 +16,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // MaxArchivePage is the most messages one [Store.QueryArchive] returns, and
@@ -46,13 +46,13 @@ type ArchiveEntry struct {
 	Resource string    // the other party's resource, "" if none
 	Outgoing bool      // the owner sent it
 	Stanza   []byte    // the message as it is kept
-	At       time.Time // when it was received; zero means now
+	At       time.Time // when it was received; zero means now; raised to just after the newest message of any archive
 }
 
 // ArchivedMessage is a message in a user's archive.
 type ArchivedMessage struct {
-	ID       string    // its stanza-id (XEP-0359): random, unique in the archive
-	At       time.Time // when it was archived, in UTC; never before an older message's
+	ID       string    // its stanza-id (XEP-0359): unique, unguessable without the key
+	At       time.Time // when it was archived, in UTC; after every older message of every archive
 	With     string    // the other party's bare JID
 	Resource string    // the other party's resource, "" if none
 	Outgoing bool      // the owner sent it
@@ -106,7 +106,7 @@ type ArchivePrefs struct {
 type appendReq struct {
 	host, user string
 	e          ArchiveEntry
-	id         string            // the stanza-id chosen by ArchiveAsync; "" draws one
+	seq, at    int64             // assigned by enqueue: increasing together
 	done       chan appendResult // buffered: the writer never waits on it; nil for notify
 	notify     func(error)       // ArchiveAsync's, called by the writer after the commit
 	barrier    bool
@@ -117,56 +117,163 @@ type appendResult struct {
 	err error
 }
 
-// archiveWriter groups concurrent appends into one transaction: a sender
-// waits for the commit of its message, but a hundred senders share one.
+// archiveWriter assigns each archived message its seq and time, and
+// commits what waits in one transaction: a hundred senders share one.
+//
+// seq and at are assigned together under mu, at = max(the entry's time,
+// the last at + 1 ns), so at strictly increases with seq across every
+// archive: a time bound is a seq bound, and ordering by (owner, at) is
+// ordering by seq. The queue is a slice under the same mutex, so the
+// writer commits in seq order and a reader never sees a message without
+// the older ones queued before it.
 type archiveWriter struct {
 	once     sync.Once
 	stopOnce sync.Once
-	reqs     chan *appendReq
-	quit     chan struct{} // closed by Close
-	done     chan struct{} // closed when the writer goroutine has ended
+	initErr  error        // set by init: the writer cannot run
+	ids      cipher.Block // AES-128 under the database's archive key: seq ↔ stanza-id
+
+	room chan struct{} // a token per queued request: a bound on memory
+	wake chan struct{} // one buffered signal: the queue is not empty
+	quit chan struct{} // closed by stop
+	done chan struct{} // closed when the writer goroutine has ended
+
+	mu      sync.Mutex
+	queue   []*appendReq
+	lastSeq int64
+	lastAt  int64
+	closed  bool
+
+	// owners maps host and user to archive_owners.id; only the writer
+	// goroutine uses it.
+	owners map[[2]string]int64
 }
 
-// start starts the writer of s once.
-func (w *archiveWriter) start(s *Store) {
+// init prepares the archive of s once, before any append is taken or any
+// id decoded: the key, and the last seq and time, from the database. An
+// in-memory database, copied from one snapshot, first gets a key of its
+// own.
+func (s *Store) archiveInit() error {
+	w := &s.archive
 	w.once.Do(func() {
-		w.reqs = make(chan *appendReq, archiveQueue)
+		w.room = make(chan struct{}, archiveQueue)
+		w.wake = make(chan struct{}, 1)
 		w.quit = make(chan struct{})
 		w.done = make(chan struct{})
+		w.owners = make(map[[2]string]int64)
+		w.initErr = s.loadArchiveState()
+		if w.initErr != nil {
+			w.closed = true
+			close(w.done)
+			return
+		}
 		go s.writeArchive()
 	})
+	return w.initErr
 }
 
-// stop ends the writer, if it ran, after the batch it is committing.
+// loadArchiveState reads the archive key and the newest seq and time.
+func (s *Store) loadArchiveState() error {
+	ctx := context.Background()
+	w := &s.archive
+	if s.path == Memory {
+		if _, err := s.db.ExecContext(ctx, `UPDATE archive_state SET id_key = ?`, randomKey()); err != nil {
+			return fmt.Errorf("storage: new archive key: %w", err)
+		}
+	}
+	var (
+		key             []byte
+		lastSeq, lastAt int64
+	)
+	err := s.db.QueryRowContext(ctx, `SELECT id_key, max(last_seq, coalesce((SELECT max(seq) FROM archive), 0)),
+		max(last_at, coalesce((SELECT at FROM archive ORDER BY seq DESC LIMIT 1), 0)) FROM archive_state`).Scan(&key, &lastSeq, &lastAt)
+	if err != nil {
+		return fmt.Errorf("storage: read the archive state: %w", err)
+	}
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return fmt.Errorf("storage: the archive key: %w", err)
+	}
+	w.ids, w.lastSeq, w.lastAt = b, lastSeq, lastAt
+	return nil
+}
+
+// randomKey returns 16 random bytes: an AES-128 key.
+func randomKey() []byte {
+	k := make([]byte, 16)
+	rand.Read(k) // never fails (crypto/rand)
+	return k
+}
+
+// stop ends the writer, if it ran, after it has committed what was queued.
 func (w *archiveWriter) stop() {
 	w.stopOnce.Do(func() {
 		// A writer that never started never will: appends after Close
-		// find quit closed.
+		// find it closed.
 		w.once.Do(func() {
+			w.initErr = errStoreClosed
 			w.quit = make(chan struct{})
 			w.done = make(chan struct{})
 			close(w.done)
 		})
+		w.mu.Lock()
+		w.closed = true
+		w.mu.Unlock()
 		close(w.quit)
 		<-w.done
 	})
 }
 
+// enqueue assigns r its seq and time and queues it for the writer. It
+// waits only while archiveQueue requests already wait.
+func (s *Store) enqueue(ctx context.Context, r *appendReq) error {
+	if err := s.archiveInit(); err != nil {
+		return err
+	}
+	w := &s.archive
+	select {
+	case w.room <- struct{}{}:
+	case <-w.quit:
+		return errStoreClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		<-w.room
+		return errStoreClosed
+	}
+	if !r.barrier {
+		w.assign(r)
+	}
+	w.queue = append(w.queue, r)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// assign gives r the next seq and its time; w.mu is held.
+func (w *archiveWriter) assign(r *appendReq) {
+	if r.e.At.IsZero() {
+		r.e.At = time.Now()
+	}
+	w.lastSeq++
+	w.lastAt = max(r.e.At.UnixNano(), w.lastAt+1)
+	r.seq, r.at = w.lastSeq, w.lastAt
+}
+
 // AppendArchive archives e for user on host and returns the message as
-// kept, with its new stanza-id. It returns once the message is committed;
+// kept, with its stanza-id. It returns once the message is committed;
 // appends made meanwhile by other goroutines are committed in the same
 // transaction, so they share one sync to disk. The error wraps
 // [ErrNotFound] when user has no account on host.
 func (s *Store) AppendArchive(ctx context.Context, host, user string, e ArchiveEntry) (ArchivedMessage, error) {
-	w := &s.archive
-	w.start(s)
 	r := &appendReq{host: host, user: user, e: e, done: make(chan appendResult, 1)}
-	select {
-	case w.reqs <- r:
-	case <-w.quit:
-		return ArchivedMessage{}, fmt.Errorf("storage: archive a message of %s@%s: %w", user, host, errStoreClosed)
-	case <-ctx.Done():
-		return ArchivedMessage{}, fmt.Errorf("storage: archive a message of %s@%s: %w", user, host, ctx.Err())
+	if err := s.enqueue(ctx, r); err != nil {
+		return ArchivedMessage{}, fmt.Errorf("storage: archive a message of %s@%s: %w", user, host, err)
 	}
 	select {
 	case res := <-r.done:
@@ -174,17 +281,6 @@ func (s *Store) AppendArchive(ctx context.Context, host, user string, e ArchiveE
 			return ArchivedMessage{}, fmt.Errorf("storage: archive a message of %s@%s: %w", user, host, res.err)
 		}
 		return res.m, nil
-	case <-w.done:
-		// The writer took no more requests after quit; one still queued
-		// was not written.
-		select {
-		case res := <-r.done:
-			if res.err == nil {
-				return res.m, nil
-			}
-		default:
-		}
-		return ArchivedMessage{}, fmt.Errorf("storage: archive a message of %s@%s: %w", user, host, errStoreClosed)
 	case <-ctx.Done():
 		// It may still be committed: the caller treats it as not acknowledged.
 		return ArchivedMessage{}, fmt.Errorf("storage: archive a message of %s@%s: %w", user, host, ctx.Err())
@@ -192,77 +288,64 @@ func (s *Store) AppendArchive(ctx context.Context, host, user string, e ArchiveE
 }
 
 // ArchiveAsync archives e for user on host without waiting for the
-// commit, and returns the stanza-id the message will have (drawn now, so
-// that it can go on the delivered copy at once). The writer commits what
-// waits in one transaction, and then calls notify, when not nil, with
-// the commit's outcome (an error wrapping [ErrNotFound] when user has no
-// account); notify runs on the writer's goroutine and must not block.
+// commit, and returns the stanza-id the message will have (assigned now,
+// so that it can go on the delivered copy at once). The writer commits
+// what waits in one transaction, and then calls notify, when not nil,
+// with the commit's outcome (an error wrapping [ErrNotFound] when user has
+// no account); notify runs on the writer's goroutine and must not block.
 // ArchiveAsync waits only when archiveQueue appends already wait, or
 // returns ctx's error.
 func (s *Store) ArchiveAsync(ctx context.Context, host, user string, e ArchiveEntry, notify func(error)) (string, error) {
-	w := &s.archive
-	w.start(s)
-	r := &appendReq{host: host, user: user, e: e, id: newStanzaID(), notify: notify}
-	if r.e.At.IsZero() {
-		r.e.At = time.Now()
+	r := &appendReq{host: host, user: user, e: e, notify: notify}
+	if err := s.enqueue(ctx, r); err != nil {
+		return "", fmt.Errorf("storage: archive a message of %s@%s: %w", user, host, err)
 	}
-	select {
-	case w.reqs <- r:
-		return r.id, nil
-	case <-w.quit:
-		return "", fmt.Errorf("storage: archive a message of %s@%s: %w", user, host, errStoreClosed)
-	case <-ctx.Done():
-		return "", fmt.Errorf("storage: archive a message of %s@%s: %w", user, host, ctx.Err())
-	}
+	return s.archiveID(r.seq), nil
 }
 
 // SyncArchive returns once every append queued before it is committed (or
 // failed), so that a query sees them.
 func (s *Store) SyncArchive(ctx context.Context) error {
-	w := &s.archive
-	w.start(s)
 	r := &appendReq{barrier: true, done: make(chan appendResult, 1)}
-	select {
-	case w.reqs <- r:
-	case <-w.quit:
-		return errStoreClosed
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := s.enqueue(ctx, r); err != nil {
+		return err
 	}
 	select {
 	case <-r.done:
 		return nil
-	case <-w.done:
-		return errStoreClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
 // writeArchive is the archive writer's goroutine: it takes what requests
-// are waiting, up to maxAppendBatch, and commits them in one transaction.
+// are waiting and commits them, up to maxAppendBatch per transaction.
+// Once stopped, it commits what is still queued, then ends.
 func (s *Store) writeArchive() {
 	w := &s.archive
 	defer close(w.done)
-	batch := make([]*appendReq, 0, maxAppendBatch)
 	for {
-		batch = batch[:0]
+		stopping := false
 		select {
-		case r := <-w.reqs:
-			batch = append(batch, r)
+		case <-w.wake:
 		case <-w.quit:
-			return
+			stopping = true
 		}
-	more:
-		for len(batch) < maxAppendBatch {
-			select {
-			case r := <-w.reqs:
-				batch = append(batch, r)
-			default:
-				break more
+		w.mu.Lock()
+		q := w.queue
+		w.queue = nil
+		w.mu.Unlock()
+		for len(q) > 0 {
+			n := min(len(q), maxAppendBatch)
+			s.commitAppends(q[:n])
+			q = q[n:]
+			for range n {
+				<-w.room
 			}
 		}
-		s.commitAppends(batch)
+		if stopping {
+			return
+		}
 	}
 }
 
@@ -274,21 +357,35 @@ func (s *Store) commitAppends(batch []*appendReq) {
 	// stops waiting does not take the others' messages with it.
 	ctx := context.Background()
 	results := make([]appendResult, len(batch))
+	var resolved [][2]string
 	err := s.update(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, insertArchive)
+		ins, err := tx.PrepareContext(ctx, insertArchive)
 		if err != nil {
 			return err
 		}
-		defer stmt.Close()
+		defer ins.Close()
+		var lastSeq, lastAt int64
 		for i, r := range batch {
 			if r.barrier {
 				continue
 			}
-			m, err := insertArchived(ctx, stmt, r.host, r.user, r.e, r.id)
-			results[i] = appendResult{m, noAccount(err)}
+			results[i] = s.writeOne(ctx, tx, ins, r, &resolved)
+			lastSeq, lastAt = r.seq, r.at
 		}
-		return nil
+		if lastSeq == 0 {
+			return nil
+		}
+		// The high-water mark outlives the rows: seqs are never reused,
+		// even after the newest messages went with their account.
+		_, err = tx.ExecContext(ctx, `UPDATE archive_state SET last_seq = max(last_seq, ?), last_at = max(last_at, ?)`, lastSeq, lastAt)
+		return err
 	})
+	if err != nil {
+		// Owner ids read in a transaction that did not commit may not exist.
+		for _, k := range resolved {
+			delete(s.archive.owners, k)
+		}
+	}
 	for i, r := range batch {
 		if err != nil {
 			results[i] = appendResult{err: err}
@@ -302,99 +399,154 @@ func (s *Store) commitAppends(batch []*appendReq) {
 	}
 }
 
+// writeOne inserts r in tx. An owner id from the cache that fails the
+// foreign key (the account was deleted, maybe created again) is resolved
+// once more.
+func (s *Store) writeOne(ctx context.Context, tx *sql.Tx, ins *sql.Stmt, r *appendReq, resolved *[][2]string) appendResult {
+	w := &s.archive
+	k := [2]string{r.host, r.user}
+	for try := 0; ; try++ {
+		owner, cached := w.owners[k]
+		if !cached {
+			var err error
+			if owner, err = resolveOwner(ctx, tx, r.host, r.user); err != nil {
+				return appendResult{err: noAccount(err)}
+			}
+			w.owners[k] = owner
+			*resolved = append(*resolved, k)
+		}
+		_, err := ins.ExecContext(ctx, r.seq, owner, r.at, r.e.With, r.e.Resource, r.e.Outgoing, blob(r.e.Stanza))
+		if err != nil && cached && try == 0 && errors.Is(noAccount(err), errNoAccount) {
+			delete(w.owners, k)
+			continue
+		}
+		if err != nil {
+			return appendResult{err: noAccount(err)}
+		}
+		return appendResult{m: ArchivedMessage{ID: s.archiveID(r.seq), At: time.Unix(0, r.at).UTC(),
+			With: r.e.With, Resource: r.e.Resource, Outgoing: r.e.Outgoing, Stanza: r.e.Stanza}}
+	}
+}
+
+// resolveOwner returns the archive_owners id of user on host, creating it;
+// a user without an account fails the foreign key.
+func resolveOwner(ctx context.Context, tx *sql.Tx, host, user string) (int64, error) {
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO archive_owners (host, username) VALUES (?, ?)`, host, user); err != nil {
+		return 0, err
+	}
+	var id int64
+	err := tx.QueryRowContext(ctx, `SELECT id FROM archive_owners WHERE host = ? AND username = ?`, host, user).Scan(&id)
+	return id, err
+}
+
+// ownerOf returns the archive_owners id of user on host for a query; ok
+// is false when user never had anything archived.
+func ownerOf(ctx context.Context, tx *sql.Tx, host, user string) (id int64, ok bool, err error) {
+	err = tx.QueryRowContext(ctx, `SELECT id FROM archive_owners WHERE host = ? AND username = ?`, host, user).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	return id, err == nil, err
+}
+
 // AppendArchiveBatch archives es for user on host in one transaction, in
 // order, and returns them as kept. It is for imports and tests: a server
-// archives with [Store.AppendArchive].
+// archives with [Store.AppendArchive]. It holds back other appends until
+// it has committed, so that seqs are committed in order.
 func (s *Store) AppendArchiveBatch(ctx context.Context, host, user string, es []ArchiveEntry) ([]ArchivedMessage, error) {
+	if err := s.archiveInit(); err != nil {
+		return nil, fmt.Errorf("storage: archive %d messages of %s@%s: %w", len(es), user, host, err)
+	}
+	w := &s.archive
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil, fmt.Errorf("storage: archive %d messages of %s@%s: %w", len(es), user, host, errStoreClosed)
+	}
+	seq0, at0 := w.lastSeq, w.lastAt
 	ms := make([]ArchivedMessage, 0, len(es))
 	err := s.update(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, insertArchive)
+		owner, err := resolveOwner(ctx, tx, host, user)
+		if err != nil {
+			return noAccount(err)
+		}
+		ins, err := tx.PrepareContext(ctx, insertArchive)
 		if err != nil {
 			return err
 		}
-		defer stmt.Close()
+		defer ins.Close()
 		for _, e := range es {
-			m, err := insertArchived(ctx, stmt, host, user, e, "")
-			if err != nil {
-				return err
+			r := &appendReq{e: e}
+			w.assign(r)
+			if _, err := ins.ExecContext(ctx, r.seq, owner, r.at, e.With, e.Resource, e.Outgoing, blob(e.Stanza)); err != nil {
+				return noAccount(err)
 			}
-			ms = append(ms, m)
+			ms = append(ms, ArchivedMessage{ID: s.archiveID(r.seq), At: time.Unix(0, r.at).UTC(),
+				With: e.With, Resource: e.Resource, Outgoing: e.Outgoing, Stanza: e.Stanza})
 		}
-		return nil
+		_, err = tx.ExecContext(ctx, `UPDATE archive_state SET last_seq = max(last_seq, ?), last_at = max(last_at, ?)`, w.lastSeq, w.lastAt)
+		return err
 	})
 	if err != nil {
+		// Nothing was committed: the seqs drawn may be drawn again.
+		w.lastSeq, w.lastAt = seq0, at0
 		return nil, fmt.Errorf("storage: archive %d messages of %s@%s: %w", len(es), user, host, err)
 	}
 	return ms, nil
 }
 
-// insertArchive keeps at from going back in time within a user's archive:
-// a clock stepped back still sorts after what was archived, so start and
-// end can be turned into seq bounds (the max is one index probe).
-const insertArchive = `INSERT INTO archive (host, username, stanza_id, at, with_jid, with_res, outgoing, stanza)
-	VALUES (?1, ?2, ?3, max(?4, coalesce((SELECT max(at) FROM archive WHERE host = ?1 AND username = ?2), 0)), ?5, ?6, ?7, ?8)
-	RETURNING at`
+// insertArchive inserts one message with the seq and time enqueue gave it.
+const insertArchive = `INSERT INTO archive (seq, owner, at, with_jid, with_res, outgoing, stanza) VALUES (?, ?, ?, ?, ?, ?, ?)`
 
-// insertArchived inserts e with the stanza-id id, or a new one when id
-// is "". A chosen id that met an old one (one chance in 2^128) fails.
-func insertArchived(ctx context.Context, stmt *sql.Stmt, host, user string, e ArchiveEntry, id string) (ArchivedMessage, error) {
-	at := e.At
-	if at.IsZero() {
-		at = time.Now()
-	}
-	m := ArchivedMessage{With: e.With, Resource: e.Resource, Outgoing: e.Outgoing, Stanza: e.Stanza}
-	for try := 0; ; try++ {
-		m.ID = id
-		if id == "" {
-			m.ID = newStanzaID()
-		} else {
-			try = 1
-		}
-		var ns int64
-		err := stmt.QueryRowContext(ctx, host, user, m.ID, at.UnixNano(), e.With, e.Resource, e.Outgoing, blob(e.Stanza)).Scan(&ns)
-		var se *sqlite.Error
-		if try == 0 && errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE {
-			continue // 128 random bits met an old id: draw again
-		}
-		if err != nil {
-			return ArchivedMessage{}, err
-		}
-		m.At = time.Unix(0, ns).UTC()
-		return m, nil
-	}
-}
-
-// newStanzaID returns a stanza-id: 128 random bits, so ids are unique and
-// cannot be guessed (XEP-0359 §4), in 22 URL-safe characters.
-func newStanzaID() string {
+// archiveID returns the stanza-id of seq: AES-128 of seq (8 bytes, big
+// endian) and 8 zero bytes, in 22 URL-safe characters. Ids are unique
+// (a permutation of the seqs), and without the key cannot be guessed nor
+// made (XEP-0359 §4), yet no column or index keeps them.
+func (s *Store) archiveID(seq int64) string {
 	var b [16]byte
-	rand.Read(b[:]) // never fails (crypto/rand)
+	binary.BigEndian.PutUint64(b[:8], uint64(seq))
+	s.archive.ids.Encrypt(b[:], b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// archiveSeq decodes a stanza-id of archiveID; ok is false for anything
+// this database did not make.
+func (s *Store) archiveSeq(id string) (seq int64, ok bool) {
+	var b [16]byte
+	if base64.RawURLEncoding.DecodedLen(len(id)) != len(b) {
+		return 0, false
+	}
+	if n, err := base64.RawURLEncoding.Decode(b[:], []byte(id)); err != nil || n != len(b) {
+		return 0, false
+	}
+	s.archive.ids.Decrypt(b[:], b[:])
+	if binary.BigEndian.Uint64(b[8:]) != 0 {
+		return 0, false
+	}
+	seq = int64(binary.BigEndian.Uint64(b[:8]))
+	return seq, seq > 0
+}
+
 // archiveColumns are what scanArchived reads, in its order.
-const archiveColumns = `seq, stanza_id, at, with_jid, with_res, outgoing, stanza`
+const archiveColumns = `seq, at, with_jid, with_res, outgoing, stanza`
 
 // scanArchived reads rows of archiveColumns.
-func scanArchived(rows *sql.Rows) ([]ArchivedMessage, []int64, error) {
+func (s *Store) scanArchived(rows *sql.Rows) ([]ArchivedMessage, error) {
 	defer rows.Close()
-	var (
-		ms   []ArchivedMessage
-		seqs []int64
-	)
+	var ms []ArchivedMessage
 	for rows.Next() {
 		var (
 			m       ArchivedMessage
 			seq, at int64
 		)
-		if err := rows.Scan(&seq, &m.ID, &at, &m.With, &m.Resource, &m.Outgoing, &m.Stanza); err != nil {
-			return nil, nil, err
+		if err := rows.Scan(&seq, &at, &m.With, &m.Resource, &m.Outgoing, &m.Stanza); err != nil {
+			return nil, err
 		}
+		m.ID = s.archiveID(seq)
 		m.At = time.Unix(0, at).UTC()
 		ms = append(ms, m)
-		seqs = append(seqs, seq)
 	}
-	return ms, seqs, rows.Err()
+	return ms, rows.Err()
 }
 
 // QueryArchive returns a page of user's archive on host. Every query reads
@@ -404,13 +556,22 @@ func scanArchived(rows *sql.Rows) ([]ArchivedMessage, []int64, error) {
 // (XEP-0313 says item-not-found); more IDs than [MaxArchivePage] wraps
 // [ErrArchiveQuery].
 func (s *Store) QueryArchive(ctx context.Context, host, user string, q ArchiveQuery) (ArchivePage, error) {
+	if err := s.archiveInit(); err != nil {
+		return ArchivePage{}, fmt.Errorf("storage: query the archive of %s@%s: %w", user, host, err)
+	}
 	var page ArchivePage
 	err := s.view(ctx, func(tx *sql.Tx) error {
-		var err error
+		if len(q.IDs) > MaxArchivePage {
+			return fmt.Errorf("%d ids, at most %d at once: %w", len(q.IDs), MaxArchivePage, ErrArchiveQuery)
+		}
+		owner, ok, err := ownerOf(ctx, tx, host, user)
+		if err != nil {
+			return err
+		}
 		if len(q.IDs) > 0 {
-			page, err = archiveByIDs(ctx, tx, host, user, q.IDs)
+			page, err = s.archiveByIDs(ctx, tx, owner, ok, q.IDs)
 		} else {
-			page, err = archivePage(ctx, tx, host, user, q)
+			page, err = s.archivePage(ctx, tx, owner, ok, q)
 		}
 		return err
 	})
@@ -420,24 +581,26 @@ func (s *Store) QueryArchive(ctx context.Context, host, user string, q ArchiveQu
 	return page, nil
 }
 
-// archiveByIDs fetches the messages ids, oldest first.
-func archiveByIDs(ctx context.Context, tx *sql.Tx, host, user string, ids []string) (ArchivePage, error) {
-	if len(ids) > MaxArchivePage {
-		return ArchivePage{}, fmt.Errorf("%d ids, at most %d at once: %w", len(ids), MaxArchivePage, ErrArchiveQuery)
-	}
+// archiveByIDs fetches the messages ids of owner, oldest first: rowid
+// lookups, each checked to be owner's.
+func (s *Store) archiveByIDs(ctx context.Context, tx *sql.Tx, owner int64, ok bool, ids []string) (ArchivePage, error) {
 	uniq := slices.Clone(ids)
 	slices.Sort(uniq)
 	uniq = slices.Compact(uniq)
-	args := []any{host, user}
+	args := []any{owner}
 	for _, id := range uniq {
-		args = append(args, id)
+		seq, valid := s.archiveSeq(id)
+		if !valid || !ok {
+			return ArchivePage{}, fmt.Errorf("message %q: %w", id, ErrNotFound)
+		}
+		args = append(args, seq)
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT `+archiveColumns+` FROM archive
-		WHERE host = ? AND username = ? AND stanza_id IN (?`+strings.Repeat(", ?", len(uniq)-1)+`) ORDER BY seq`, args...)
+		WHERE owner = ? AND seq IN (?`+strings.Repeat(", ?", len(uniq)-1)+`) ORDER BY seq`, args...)
 	if err != nil {
 		return ArchivePage{}, err
 	}
-	ms, _, err := scanArchived(rows)
+	ms, err := s.scanArchived(rows)
 	if err != nil {
 		return ArchivePage{}, err
 	}
@@ -455,108 +618,141 @@ func archiveByIDs(ctx context.Context, tx *sql.Tx, host, user string, ids []stri
 	return ArchivePage{Messages: ms, Complete: true, Count: len(ms)}, nil
 }
 
-// archivePage answers a query without IDs. Each filter becomes an
-// exclusive seq bound (lo, hi), so the page is one index range read.
-func archivePage(ctx context.Context, tx *sql.Tx, host, user string, q ArchiveQuery) (ArchivePage, error) {
+// archivePageSQL returns the query of a page (and its count): without a
+// contact, a range of archive_by_time, (owner, at) bounded by at; with
+// one, a range of archive_by_with, (owner, with_jid, seq) bounded by seq.
+// The parameters are owner, [with_jid, [with_res,]] lower, upper bound,
+// and for a page the limit.
+func archivePageSQL(with, res, count, backward bool) string {
+	filter, key := `owner = ?`, `at`
+	if with {
+		filter, key = filter+` AND with_jid = ?`, `seq`
+		if res {
+			filter += ` AND with_res = ?`
+		}
+	}
+	filter += ` AND ` + key + ` > ? AND ` + key + ` < ?`
+	if count {
+		return `SELECT count(*) FROM archive WHERE ` + filter
+	}
+	order := "ASC"
+	if backward {
+		order = "DESC"
+	}
+	return `SELECT ` + archiveColumns + ` FROM archive WHERE ` + filter + ` ORDER BY ` + key + ` ` + order + ` LIMIT ?`
+}
+
+// archivePage answers a query without IDs. Each filter becomes exclusive
+// bounds on both seq and at (they grow together), so the page is one
+// index range read.
+func (s *Store) archivePage(ctx context.Context, tx *sql.Tx, owner int64, ok bool, q ArchiveQuery) (ArchivePage, error) {
 	empty := ArchivePage{Complete: true, Count: -1}
 	if q.Count {
 		empty.Count = 0
 	}
-	lo, hi := int64(0), int64(math.MaxInt64)
-	seqOf := func(id string) (int64, error) {
-		var seq int64
-		err := tx.QueryRowContext(ctx, `SELECT seq FROM archive WHERE host = ? AND username = ? AND stanza_id = ?`,
-			host, user, id).Scan(&seq)
+	// rowOf returns the seq and time of id, a message of owner.
+	rowOf := func(id string) (seq, at int64, err error) {
+		seq, valid := s.archiveSeq(id)
+		if !valid || !ok {
+			return 0, 0, fmt.Errorf("message %q: %w", id, ErrNotFound)
+		}
+		err = tx.QueryRowContext(ctx, `SELECT at FROM archive WHERE seq = ? AND owner = ?`, seq, owner).Scan(&at)
 		if errors.Is(err, sql.ErrNoRows) {
-			return 0, fmt.Errorf("message %q: %w", id, ErrNotFound)
+			return 0, 0, fmt.Errorf("message %q: %w", id, ErrNotFound)
 		}
-		return seq, err
+		return seq, at, err
 	}
-	if q.AfterID != "" {
-		seq, err := seqOf(q.AfterID)
+	// Exclusive bounds: lo < seq < hi, atLo < at < atHi.
+	lo, hi := int64(0), int64(math.MaxInt64)
+	atLo, atHi := int64(math.MinInt64), int64(math.MaxInt64)
+	lower := func(seq, at int64) { lo, atLo = max(lo, seq), max(atLo, at) }
+	upper := func(seq, at int64) { hi, atHi = min(hi, seq), min(atHi, at) }
+	for _, c := range []struct {
+		id    string
+		bound func(seq, at int64)
+	}{{q.AfterID, lower}, {q.BeforeID, upper}} {
+		if c.id == "" {
+			continue
+		}
+		seq, at, err := rowOf(c.id)
 		if err != nil {
 			return ArchivePage{}, err
 		}
-		lo = max(lo, seq)
+		c.bound(seq, at)
 	}
-	if q.BeforeID != "" {
-		seq, err := seqOf(q.BeforeID)
-		if err != nil {
-			return ArchivePage{}, err
-		}
-		hi = min(hi, seq)
+	if !ok {
+		return empty, nil
 	}
+	// Start and end: the first and last message of owner inside them, by
+	// archive_by_time, bound seq (for a contact's range) and at alike.
 	if !q.Start.IsZero() {
-		var seq int64
-		err := tx.QueryRowContext(ctx, `SELECT seq FROM archive WHERE host = ? AND username = ? AND at >= ?
-			ORDER BY at, seq LIMIT 1`, host, user, q.Start.UnixNano()).Scan(&seq)
+		var seq, at int64
+		err := tx.QueryRowContext(ctx, `SELECT seq, at FROM archive WHERE owner = ? AND at >= ? ORDER BY at LIMIT 1`,
+			owner, q.Start.UnixNano()).Scan(&seq, &at)
 		if errors.Is(err, sql.ErrNoRows) {
 			return empty, nil
 		}
 		if err != nil {
 			return ArchivePage{}, err
 		}
-		lo = max(lo, seq-1)
+		lower(seq-1, at-1)
 	}
 	if !q.End.IsZero() {
-		var seq int64
-		err := tx.QueryRowContext(ctx, `SELECT seq FROM archive WHERE host = ? AND username = ? AND at <= ?
-			ORDER BY at DESC, seq DESC LIMIT 1`, host, user, q.End.UnixNano()).Scan(&seq)
+		var seq, at int64
+		err := tx.QueryRowContext(ctx, `SELECT seq, at FROM archive WHERE owner = ? AND at <= ? ORDER BY at DESC LIMIT 1`,
+			owner, q.End.UnixNano()).Scan(&seq, &at)
 		if errors.Is(err, sql.ErrNoRows) {
 			return empty, nil
 		}
 		if err != nil {
 			return ArchivePage{}, err
 		}
-		hi = min(hi, seq+1)
+		upper(seq+1, at+1)
 	}
 
-	filter := `host = ? AND username = ?`
-	args := []any{host, user}
-	if q.With != "" {
-		filter += ` AND with_jid = ?`
+	with, res := q.With != "", q.With != "" && q.Resource != ""
+	args := []any{owner}
+	if with {
 		args = append(args, q.With)
-		if q.Resource != "" {
-			filter += ` AND with_res = ?`
+		if res {
 			args = append(args, q.Resource)
 		}
 	}
-
+	// The set's bounds, for the count; the cursor narrows them below.
+	bounds := func() []any {
+		if with {
+			return append(slices.Clip(args), lo, hi)
+		}
+		return append(slices.Clip(args), atLo, atHi)
+	}
 	page := ArchivePage{Count: -1}
 	if q.Count {
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM archive WHERE `+filter+` AND seq > ? AND seq < ?`,
-			append(args, lo, hi)...).Scan(&page.Count); err != nil {
+		if err := tx.QueryRowContext(ctx, archivePageSQL(with, res, true, false), bounds()...).Scan(&page.Count); err != nil {
 			return ArchivePage{}, err
 		}
 	}
 
 	// The RSM cursor narrows the set to the page's side of it.
-	if q.After != "" {
-		seq, err := seqOf(q.After)
+	for _, c := range []struct {
+		id    string
+		bound func(seq, at int64)
+	}{{q.After, lower}, {q.Before, upper}} {
+		if c.id == "" {
+			continue
+		}
+		seq, at, err := rowOf(c.id)
 		if err != nil {
 			return ArchivePage{}, err
 		}
-		lo = max(lo, seq)
-	}
-	if q.Before != "" {
-		seq, err := seqOf(q.Before)
-		if err != nil {
-			return ArchivePage{}, err
-		}
-		hi = min(hi, seq)
+		c.bound(seq, at)
 	}
 	n := min(max(q.Max, 0), MaxArchivePage)
-	order := "ASC"
-	if q.Backward {
-		order = "DESC"
-	}
 	// One more than the page, to tell whether the page is the last.
-	rows, err := tx.QueryContext(ctx, `SELECT `+archiveColumns+` FROM archive WHERE `+filter+
-		` AND seq > ? AND seq < ? ORDER BY seq `+order+` LIMIT ?`, append(args, lo, hi, n+1)...)
+	rows, err := tx.QueryContext(ctx, archivePageSQL(with, res, false, q.Backward), append(bounds(), n+1)...)
 	if err != nil {
 		return ArchivePage{}, err
 	}
-	ms, _, err := scanArchived(rows)
+	ms, err := s.scanArchived(rows)
 	if err != nil {
 		return ArchivePage{}, err
 	}
@@ -574,14 +770,21 @@ func archivePage(ctx context.Context, tx *sql.Tx, host, user string, q ArchiveQu
 // ArchiveBounds returns the oldest and the newest message of user's
 // archive on host (XEP-0313 §5's metadata); ok is false when it is empty.
 func (s *Store) ArchiveBounds(ctx context.Context, host, user string) (first, last ArchivedMessage, ok bool, err error) {
+	if err := s.archiveInit(); err != nil {
+		return ArchivedMessage{}, ArchivedMessage{}, false, fmt.Errorf("storage: archive bounds of %s@%s: %w", user, host, err)
+	}
 	err = s.view(ctx, func(tx *sql.Tx) error {
+		owner, found, err := ownerOf(ctx, tx, host, user)
+		if err != nil || !found {
+			return err
+		}
 		for i, order := range []string{"ASC", "DESC"} {
 			rows, err := tx.QueryContext(ctx, `SELECT `+archiveColumns+` FROM archive
-				WHERE host = ? AND username = ? ORDER BY seq `+order+` LIMIT 1`, host, user)
+				WHERE owner = ? ORDER BY at `+order+` LIMIT 1`, owner)
 			if err != nil {
 				return err
 			}
-			ms, _, err := scanArchived(rows)
+			ms, err := s.scanArchived(rows)
 			if err != nil || len(ms) == 0 {
 				return err
 			}
@@ -600,19 +803,40 @@ func (s *Store) ArchiveBounds(ctx context.Context, host, user string) (first, la
 	return first, last, ok, nil
 }
 
-// ExpireArchive deletes the messages of every archive archived before
-// cutoff, batch of them per transaction (at least 1), so that the writer's
-// lock is never held for long and appends go on between batches. It
-// returns how many it deleted; on an error or a done ctx, those deleted so
-// far stay deleted.
-func (s *Store) ExpireArchive(ctx context.Context, cutoff time.Time, batch int) (int64, error) {
+// ExpireArchive deletes the messages archived before cutoff, of every
+// archive on host, or of every archive when host is "": batch of them per
+// transaction (at least 1), so that the writer's lock is never held for
+// long and appends go on between batches. It returns how many it deleted;
+// on an error or a done ctx, those deleted so far stay deleted.
+//
+// For every archive, since at grows with seq, what is older than cutoff
+// is every seq below a bound that a binary search over the rowids finds
+// (no index on at alone), and each batch is a rowid range. For one host,
+// each of its archives is a range of archive_by_time.
+func (s *Store) ExpireArchive(ctx context.Context, host string, cutoff time.Time, batch int) (int64, error) {
 	batch = max(batch, 1)
-	var total int64
+	var (
+		total int64
+		err   error
+	)
+	if host == "" {
+		total, err = s.expireAll(ctx, cutoff.UnixNano(), batch)
+	} else {
+		total, err = s.expireHost(ctx, host, cutoff.UnixNano(), batch)
+	}
+	if err != nil {
+		return total, fmt.Errorf("storage: expire archived messages of %q before %v: %w", host, cutoff, err)
+	}
+	return total, nil
+}
+
+// deleteBatches runs del, which deletes at most batch rows, until it
+// deletes fewer, and adds what it deleted to *total.
+func (s *Store) deleteBatches(ctx context.Context, batch int, total *int64, del string, args ...any) error {
 	for {
 		var n int64
 		err := s.update(ctx, func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, `DELETE FROM archive WHERE seq IN
-				(SELECT seq FROM archive WHERE at < ? ORDER BY at LIMIT ?)`, cutoff.UnixNano(), batch)
+			res, err := tx.ExecContext(ctx, del, append(args, batch)...)
 			if err != nil {
 				return err
 			}
@@ -620,16 +844,108 @@ func (s *Store) ExpireArchive(ctx context.Context, cutoff time.Time, batch int) 
 			return err
 		})
 		if err != nil {
-			return total, fmt.Errorf("storage: expire archived messages before %v: %w", cutoff, err)
+			return err
 		}
-		total += n
+		*total += n
 		if n < int64(batch) {
-			return total, nil
+			return nil
 		}
 		if err := ctx.Err(); err != nil {
-			return total, fmt.Errorf("storage: expire archived messages before %v: %w", cutoff, err)
+			return err
 		}
 	}
+}
+
+// expireAll deletes the messages of every archive older than cutoff.
+func (s *Store) expireAll(ctx context.Context, cutoff int64, batch int) (int64, error) {
+	bound, err := s.expiryBound(ctx, cutoff)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	err = s.deleteBatches(ctx, batch, &total, `DELETE FROM archive WHERE seq IN
+		(SELECT seq FROM archive WHERE seq < ? ORDER BY seq LIMIT ?)`, bound)
+	return total, err
+}
+
+// expireHost deletes the messages of host's archives older than cutoff,
+// one archive after the other.
+func (s *Store) expireHost(ctx context.Context, host string, cutoff int64, batch int) (int64, error) {
+	var total int64
+	for after := int64(0); ; {
+		var owners []int64
+		rows, err := s.db.QueryContext(ctx, `SELECT id FROM archive_owners WHERE host = ? AND id > ? ORDER BY id LIMIT 256`, host, after)
+		if err != nil {
+			return total, err
+		}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return total, err
+			}
+			owners = append(owners, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return total, err
+		}
+		if len(owners) == 0 {
+			return total, nil
+		}
+		for _, owner := range owners {
+			if err := s.deleteBatches(ctx, batch, &total, `DELETE FROM archive WHERE seq IN
+				(SELECT seq FROM archive WHERE owner = ? AND at < ? ORDER BY at LIMIT ?)`, owner, cutoff); err != nil {
+				return total, err
+			}
+		}
+		after = owners[len(owners)-1]
+	}
+}
+
+// ArchiveClosed returns a channel closed when the Store is closed: the
+// end of a module's archive upkeep (retention) that has no other.
+func (s *Store) ArchiveClosed() <-chan struct{} {
+	if err := s.archiveInit(); err != nil {
+		// Closed or broken: either way no upkeep.
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return s.archive.quit
+}
+
+// expiryBound returns the least seq x such that the first message at or
+// after x is not older than cutoff (or there is none): every message
+// below x is older, every one from x on is not.
+func (s *Store) expiryBound(ctx context.Context, cutoff int64) (int64, error) {
+	var lo, hi int64
+	err := s.db.QueryRowContext(ctx, `SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) + 1 FROM archive`).Scan(&lo, &hi)
+	if err != nil {
+		return 0, err
+	}
+	// young(x): the first message from x on is not older than cutoff.
+	young := func(x int64) (bool, error) {
+		var at int64
+		err := s.db.QueryRowContext(ctx, `SELECT at FROM archive WHERE seq >= ? ORDER BY seq LIMIT 1`, x).Scan(&at)
+		if errors.Is(err, sql.ErrNoRows) {
+			return true, nil
+		}
+		return at >= cutoff, err
+	}
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		y, err := young(mid)
+		if err != nil {
+			return 0, err
+		}
+		if y {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo, nil
 }
 
 // ArchivePrefs returns user's archiving preferences on host; the error

@@ -14,12 +14,16 @@ import (
 // holds, all alice's: half with bob, half with carol (fillArchive).
 const benchArchiveSize = 1_000_000
 
+// benchArchiveLayout is bumped when the archive's schema changes in place
+// (its migration is not released yet), so that the cached file is rebuilt.
+const benchArchiveLayout = 2
+
 // benchArchive opens the archive of BenchmarkArchivePage, building it the
 // first time: a file under os.TempDir named by the schema version, so a
 // schema change builds a new one. A marker file says the build finished.
 func benchArchive(b *testing.B) *Store {
 	b.Helper()
-	path := filepath.Join(os.TempDir(), fmt.Sprintf("parley-archive-bench-v%d-%d.db", len(migrations), benchArchiveSize))
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("parley-archive-bench-v%d.%d-%d.db", len(migrations), benchArchiveLayout, benchArchiveSize))
 	marker := path + ".done"
 	if _, err := os.Stat(marker); err != nil {
 		for _, p := range []string{path, path + "-wal", path + "-shm"} {

@@ -130,29 +130,44 @@ DROP INDEX offline_messages_by_user;
 CREATE INDEX offline_messages_by_user ON offline_messages (host, username, seq, size);
 `)},
 	// The message archive (XEP-0313) and its preferences. seq is the rowid,
-	// so every index below ends in it and a page is an index range read
-	// in seq order: O(page) however large the archive. at never decreases
-	// with seq within a user's archive (AppendArchive clamps it), so start
-	// and end turn into seq bounds through archive_by_time. archive_by_age
-	// serves retention across all users, in batches.
-	{name: "message archive", up: execSQL(`
-CREATE TABLE archive (
-	seq       INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: increasing per user
-	host      TEXT    NOT NULL,
-	username  TEXT    NOT NULL,
-	stanza_id TEXT    NOT NULL CHECK (stanza_id <> ''), -- XEP-0359, random
-	at        INTEGER NOT NULL, -- Unix time in nanoseconds; never decreasing with seq per user
-	with_jid  TEXT    NOT NULL, -- the other party's bare JID
-	with_res  TEXT    NOT NULL, -- and its resource, "" if none
-	outgoing  INTEGER NOT NULL CHECK (outgoing IN (0, 1)),
-	stanza    BLOB    NOT NULL,
+	// assigned by the store together with at, so that at strictly grows
+	// with seq across all archives (archive.go): ordering by (owner, at) is
+	// ordering by seq, a time bound is a seq bound, and retention deletes
+	// a seq range. Each index ends in seq, so a page is an index range
+	// read: O(page) however large the archive. The owner is a small
+	// integer, not (host, username) text in every row and index entry.
+	// Stanza-ids are seqs encrypted under id_key (no column, no index);
+	// last_seq and last_at keep seqs from being reused after the newest
+	// rows are deleted. archive_owners ids are AUTOINCREMENT: a cached id
+	// of a deleted account never names another.
+	{name: "message archive", up: func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `
+CREATE TABLE archive_owners (
+	id       INTEGER PRIMARY KEY AUTOINCREMENT,
+	host     TEXT    NOT NULL,
+	username TEXT    NOT NULL,
+	UNIQUE (host, username),
 	FOREIGN KEY (host, username) REFERENCES accounts (host, username) ON DELETE CASCADE
 );
-CREATE UNIQUE INDEX archive_by_id ON archive (host, username, stanza_id);
-CREATE INDEX archive_by_user ON archive (host, username);           -- + seq (rowid)
-CREATE INDEX archive_by_with ON archive (host, username, with_jid); -- + seq (rowid)
-CREATE INDEX archive_by_time ON archive (host, username, at);       -- + seq (rowid)
-CREATE INDEX archive_by_age ON archive (at);
+
+CREATE TABLE archive (
+	seq      INTEGER PRIMARY KEY, -- assigned by the store: increasing, never reused
+	owner    INTEGER NOT NULL REFERENCES archive_owners (id) ON DELETE CASCADE,
+	at       INTEGER NOT NULL, -- Unix time in nanoseconds; strictly increasing with seq
+	with_jid TEXT    NOT NULL, -- the other party's bare JID
+	with_res TEXT    NOT NULL, -- and its resource, "" if none
+	outgoing INTEGER NOT NULL CHECK (outgoing IN (0, 1)),
+	stanza   BLOB    NOT NULL
+);
+CREATE INDEX archive_by_time ON archive (owner, at);       -- + seq (rowid)
+CREATE INDEX archive_by_with ON archive (owner, with_jid); -- + seq (rowid)
+
+CREATE TABLE archive_state (
+	one      INTEGER PRIMARY KEY CHECK (one = 1),
+	id_key   BLOB    NOT NULL CHECK (length(id_key) = 16), -- AES-128 key of the stanza-ids
+	last_seq INTEGER NOT NULL, -- the highest seq ever assigned
+	last_at  INTEGER NOT NULL  -- and its at
+);
 
 CREATE TABLE archive_prefs (
 	host        TEXT NOT NULL,
@@ -163,7 +178,12 @@ CREATE TABLE archive_prefs (
 	PRIMARY KEY (host, username),
 	FOREIGN KEY (host, username) REFERENCES accounts (host, username) ON DELETE CASCADE
 ) WITHOUT ROWID;
-`)},
+`); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO archive_state (one, id_key, last_seq, last_at) VALUES (1, ?, 0, 0)`, randomKey())
+		return err
+	}},
 	// PEP (XEP-0163): each account's nodes with their configuration, and
 	// their items in publish order (seq, per node). An item refers to its
 	// node and goes with it; a node goes with its account.

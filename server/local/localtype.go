@@ -1,6 +1,7 @@
 package local
 
 import (
+	"fmt"
 	"net"
 	"net/url"
 	"strings"
@@ -55,6 +56,77 @@ type LocalOptions struct {
 	// registration in a minute (a phone whose connection flaps): 10 by
 	// default; 0 sets no bound.
 	PushMaxPerMinute int `toml:"push_max_per_minute"`
+
+	// Archive says whether the host keeps its users' message archives
+	// (XEP-0313): true by default, as ejabberd (Conversations catches up
+	// through it). False: the archive module registers nothing on the
+	// host, no hooks and no features. A config built in Go turns it off
+	// with [LocalOptions.SetArchive]: false is also what a Go config that
+	// leaves it out has, and it gets the default.
+	Archive bool `toml:"archive"`
+	// archiveOff remembers archive = false across checks (the file's
+	// keys are known to the first only).
+	archiveOff bool
+	// ArchiveExpiresAfter is how long archived messages are kept: a
+	// number and a unit (ms, s, m, h, d for days, w for weeks), "1w" by
+	// default as Prosody's archive_expires_after, at least "1h"; "never"
+	// keeps them forever. [LocalOptions.ArchiveRetention] reads it.
+	ArchiveExpiresAfter string `toml:"archive_expires_after"`
+	// ArchiveDefault is the archiving policy of users who set no
+	// preferences (XEP-0313 §6): "always" (the default), "roster" (only
+	// messages with contacts) or "never".
+	ArchiveDefault string `toml:"archive_default"`
+	// ArchiveMaxPage is the most messages one archive query returns: a
+	// larger RSM max is clamped to it. 100 by default, at most 1000.
+	ArchiveMaxPage int `toml:"archive_max_page"`
+}
+
+// ArchiveNever is the value of archive_expires_after that keeps archived
+// messages forever.
+const ArchiveNever = "never"
+
+// maxArchivePage is the most archive_max_page may be: storage's
+// MaxArchivePage, the most one store query returns.
+const maxArchivePage = 1000
+
+// SetArchive sets the archive option of a config built in Go.
+func (o *LocalOptions) SetArchive(on bool) { o.Archive, o.archiveOff = on, !on }
+
+// ArchiveRetention returns how long archived messages are kept, 0 for
+// forever; the options must have been checked.
+func (o *LocalOptions) ArchiveRetention() time.Duration {
+	d, _ := parseRetention(o.ArchiveExpiresAfter)
+	return d
+}
+
+// parseRetention reads archive_expires_after: "never" (0), or a number
+// and a unit, Go's (like "36h") or d and w (like "30d", "1w"), which
+// time.ParseDuration lacks.
+func parseRetention(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if v == ArchiveNever {
+		return 0, nil
+	}
+	for _, u := range []struct {
+		suffix string
+		unit   time.Duration
+	}{{"d", 24 * time.Hour}, {"w", 7 * 24 * time.Hour}} {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok && n != "" && strings.Trim(n, "0123456789") == "" {
+			var k int64
+			for _, c := range n {
+				k = k*10 + int64(c-'0')
+				if k > 100*365 {
+					return 0, fmt.Errorf("%q is more than a century; write \"never\" to keep messages forever", v)
+				}
+			}
+			return time.Duration(k) * u.unit, nil
+		}
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration; write a number and a unit (h, d or w), like \"1w\", \"30d\" or \"36h\", or \"never\"", v)
+	}
+	return d, nil
 }
 
 // ExternalService is one [[host.external_service]] table: a service
@@ -162,6 +234,7 @@ func checkLocal(c *conf.HostCheck, o *LocalOptions) {
 	case o.PushMaxPerMinute < 0:
 		c.Errorf("push_max_per_minute", "%d is negative; use a count of notifications, or 0 for no bound (default 10)", o.PushMaxPerMinute)
 	}
+	checkArchive(c, o)
 	for _, f := range o.Contact.Fields() {
 		for _, a := range f[1].([]string) {
 			if u, err := url.Parse(a); err != nil || u.Scheme == "" || u.Opaque == "" && u.Host == "" {
@@ -169,6 +242,36 @@ func checkLocal(c *conf.HostCheck, o *LocalOptions) {
 					"\"mailto:abuse@example.com\" or \"https://example.com/support\"", a)
 			}
 		}
+	}
+}
+
+// checkArchive checks the archive's options and fills in their defaults.
+func checkArchive(c *conf.HostCheck, o *LocalOptions) {
+	if c.IsSet("archive") {
+		o.archiveOff = !o.Archive
+	}
+	o.Archive = !o.archiveOff
+	if o.ArchiveExpiresAfter == "" && !c.IsSet("archive_expires_after") {
+		o.ArchiveExpiresAfter = "1w"
+	}
+	switch d, err := parseRetention(o.ArchiveExpiresAfter); {
+	case err != nil:
+		c.Errorf("archive_expires_after", "%v", err)
+	case o.ArchiveExpiresAfter != ArchiveNever && d < time.Hour:
+		c.Errorf("archive_expires_after", "%q is less than an hour; use \"1h\" or more, or \"never\" to keep messages forever", o.ArchiveExpiresAfter)
+	}
+	switch o.ArchiveDefault {
+	case "":
+		o.ArchiveDefault = "always"
+	case "always", "roster", "never":
+	default:
+		c.Errorf("archive_default", `%q is not an archiving policy; use "always", "roster" (only contacts) or "never"`, o.ArchiveDefault)
+	}
+	switch {
+	case o.ArchiveMaxPage == 0 && !c.IsSet("archive_max_page"):
+		o.ArchiveMaxPage = 100
+	case o.ArchiveMaxPage < 1 || o.ArchiveMaxPage > maxArchivePage:
+		c.Errorf("archive_max_page", "%d is not a page size; use 1 to %d (default 100)", o.ArchiveMaxPage, maxArchivePage)
 	}
 }
 

@@ -11,6 +11,11 @@
 // (storage.ArchiveAsync), so a thousand senders share a commit and none
 // waits for it. A query first waits for what was queued before it
 // (storage.SyncArchive), so a user sees the message just sent.
+//
+// The host's options turn the module off (archive = false: it registers
+// nothing), set the policy of users without preferences, the page limit,
+// and the retention: messages older than archive_expires_after are
+// deleted at start and then hourly, until the store closes.
 package mam
 
 import (
@@ -42,17 +47,17 @@ const (
 const (
 	// defaultPage is a page's size when the query sets no max (Prosody's).
 	defaultPage = 20
-	// maxPage bounds a page: a larger max is clamped, as XEP-0313 §4.3.1
-	// allows ("the server MAY simply return its limited results"). It is
-	// also the most ids one query fetches.
-	maxPage = 100
 	// appendTimeout bounds how long a sender waits for room in the
 	// archive writer's queue.
 	appendTimeout = 10 * time.Second
-	// defaultPolicy applies to users who set no preferences: Prosody's
-	// default too (archive everything).
-	defaultPolicy = "always"
+	// expireBatch is how many expired messages one transaction deletes:
+	// the writer waits for no longer than such a delete.
+	expireBatch = 1000
 )
+
+// expireEvery is how often expired messages are deleted (Prosody's
+// mod_mam cleans up daily; hourly keeps each run small). Tests shorten it.
+var expireEvery = time.Hour
 
 // Store is what the module needs of storage.
 type Store interface {
@@ -62,6 +67,8 @@ type Store interface {
 	ArchiveBounds(ctx context.Context, host, user string) (first, last storage.ArchivedMessage, ok bool, err error)
 	ArchivePrefs(ctx context.Context, host, user string) (storage.ArchivePrefs, error)
 	SetArchivePrefs(ctx context.Context, host, user string, p storage.ArchivePrefs) error
+	ExpireArchive(ctx context.Context, host string, cutoff time.Time, batch int) (int64, error)
+	ArchiveClosed() <-chan struct{}
 	RosterItem(ctx context.Context, host, user, jid string) (storage.RosterItem, error)
 }
 
@@ -74,7 +81,15 @@ func start(h *local.Host) error {
 	if !ok {
 		return fmt.Errorf("the store (%T) cannot keep an archive", h.Store())
 	}
-	m := &module{h: h, store: st, log: h.Logger()}
+	opts := h.Options()
+	if !opts.Archive {
+		// Nothing registered: no hooks, no stanza-ids, no features.
+		return nil
+	}
+	m := &module{h: h, store: st, log: h.Logger(), maxPage: opts.ArchiveMaxPage, policy: opts.ArchiveDefault}
+	if keep := opts.ArchiveRetention(); keep > 0 {
+		go m.expire(keep, expireEvery)
+	}
 	// Each HandleIQ lists one feature on the account (and the host): the
 	// three the module has are spread over its iqs.
 	h.HandleIQ(local.ToBare, "set", NS, "query", NS, local.OwnOnly(m.query))
@@ -103,6 +118,44 @@ type module struct {
 	// unsynced is set on a session that sent an archived message since
 	// its stanzas were last acknowledged (beforeAck).
 	unsynced local.SessionValue[bool]
+	// maxPage bounds a page: a larger max is clamped, as XEP-0313 §4.3.1
+	// allows ("the server MAY simply return its limited results"). It is
+	// also the most ids one query fetches (archive_max_page).
+	maxPage int
+	// policy applies to users who set no preferences (archive_default).
+	policy string
+}
+
+// expire deletes the host's archived messages older than keep, now and
+// then every period, until the store closes. A local.Host has no
+// context of its own: the store's closing is the server's end.
+func (m *module) expire(keep, period time.Duration) {
+	closed := m.store.ArchiveClosed()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-closed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		n, err := m.store.ExpireArchive(ctx, m.h.Name(), time.Now().Add(-keep), expireBatch)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			m.log.Warn("expiring archived messages failed", "deleted", n, "err", err)
+		case n > 0:
+			m.log.Debug("expired archived messages", "deleted", n, "older_than", keep)
+		}
+		select {
+		case <-tick.C:
+		case <-closed:
+			return
+		}
+	}
 }
 
 // beforeAck waits until what s sent is committed to the archive, so that
@@ -220,7 +273,7 @@ func (m *module) userPrefs(ctx context.Context, owner string) (storage.ArchivePr
 	}
 	p, err := m.store.ArchivePrefs(ctx, m.h.Name(), owner)
 	if errors.Is(err, storage.ErrNotFound) {
-		p, err = storage.ArchivePrefs{Default: defaultPolicy}, nil
+		p, err = storage.ArchivePrefs{Default: m.policy}, nil
 	}
 	if err != nil {
 		return storage.ArchivePrefs{}, err
@@ -265,7 +318,7 @@ func badRequest(format string, args ...any) error {
 // parseQuery reads a query's form and RSM set into a storage query, with
 // the errors XEP-0313 names: bad-request for what is malformed,
 // feature-not-implemented for a field the server does not know (§4.1.5).
-func parseQuery(q *etree.Element) (sq storage.ArchiveQuery, flip bool, err error) {
+func parseQuery(q *etree.Element, maxPage int) (sq storage.ArchiveQuery, flip bool, err error) {
 	sq.Max = defaultPage
 	if x := xmpp.Child(q, nsData, "x"); x != nil {
 		if t := x.SelectAttrValue("type", "submit"); t != "submit" {
@@ -368,7 +421,7 @@ func parseQuery(q *etree.Element) (sq storage.ArchiveQuery, flip bool, err error
 // resource, then the iq result with <fin/>.
 func (m *module) query(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
 	q := st.Payload()
-	sq, flip, err := parseQuery(q)
+	sq, flip, err := parseQuery(q, m.maxPage)
 	if err != nil {
 		return nil, err
 	}
