@@ -68,6 +68,35 @@ var probes = map[string]probe{
 	"urn:xmpp:mam:2":          {at: "account", behave: archiveQueried},
 	"urn:xmpp:mam:2#extended": {at: "account", payload: "<query xmlns='urn:xmpp:mam:2'/>", want: "{urn:xmpp:mam:2}query"},
 	"urn:xmpp:sid:0":          {at: "account", payload: "<metadata xmlns='urn:xmpp:mam:2'/>", want: "{urn:xmpp:mam:2}metadata"},
+	// XEP-0402 §5.3: bookmarks set in private XML (XEP-0048) are the
+	// items of the urn:xmpp:bookmarks:1 node, and the other way.
+	"urn:xmpp:bookmarks:1#compat": {at: "account", behave: bookmarksBridged},
+}
+
+// bookmarksBridged checks that a bookmark the walker sets by XEP-0049 is
+// an item of its XEP-0402 node, and that one published there is in what
+// XEP-0049 reads back.
+func bookmarksBridged(w *walker) error {
+	room := parleytest.NewID("walk") + "@conference.localhost"
+	set := w.c.IQ("set", "", "<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'><conference jid='"+room+"' name='walk'/></storage></query>")
+	if set.Type != "result" {
+		return fmt.Errorf("a private bookmarks set got %s", w.c.String(set.El))
+	}
+	got := w.c.IQ("get", "", "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'/></pubsub>")
+	if got.El.FindElement("pubsub/items/item[@id='"+room+"']/conference[@name='walk']") == nil {
+		return fmt.Errorf("the bookmark set by XEP-0049 is not an item of XEP-0402's node: %s", w.c.String(got.El))
+	}
+	other := parleytest.NewID("walk") + "@conference.localhost"
+	pub := w.c.IQ("set", "", "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:bookmarks:1'><item id='"+other+
+		"'><conference xmlns='urn:xmpp:bookmarks:1' name='other'/></item></publish></pubsub>")
+	if pub.Type != "result" {
+		return fmt.Errorf("a XEP-0402 publish got %s", w.c.String(pub.El))
+	}
+	back := w.c.IQ("get", "", "<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query>")
+	if back.El.FindElement("query/storage/conference[@jid='"+other+"']") == nil {
+		return fmt.Errorf("the bookmark published by XEP-0402 is not in what XEP-0049 reads: %s", w.c.String(back.El))
+	}
+	return nil
 }
 
 func init() {
