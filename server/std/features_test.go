@@ -71,6 +71,24 @@ var probes = map[string]probe{
 	// XEP-0402 §5.3: bookmarks set in private XML (XEP-0048) are the
 	// items of the urn:xmpp:bookmarks:1 node, and the other way.
 	"urn:xmpp:bookmarks:1#compat": {at: "account", behave: bookmarksBridged},
+	// The same list through XEP-0048's PEP node, one item "current".
+	"urn:xmpp:bookmarks:1#compat-pep": {at: "account", behave: legacyPEPBridged},
+}
+
+// legacyPEPBridged checks that the storage:bookmarks node holds the
+// walker's XEP-0402 bookmarks as one item, which bookmarksBridged set.
+func legacyPEPBridged(w *walker) error {
+	room := parleytest.NewID("walkpep") + "@conference.localhost"
+	pub := w.c.IQ("set", "", "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:bookmarks:1'><item id='"+room+
+		"'><conference xmlns='urn:xmpp:bookmarks:1' name='pep'/></item></publish></pubsub>")
+	if pub.Type != "result" {
+		return fmt.Errorf("a XEP-0402 publish got %s", w.c.String(pub.El))
+	}
+	got := w.c.IQ("get", "", "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='storage:bookmarks'/></pubsub>")
+	if got.El.FindElement("pubsub/items/item[@id='current']/storage/conference[@jid='"+room+"']") == nil {
+		return fmt.Errorf("the storage:bookmarks node does not hold the XEP-0402 bookmark: %s", w.c.String(got.El))
+	}
+	return nil
 }
 
 // bookmarksBridged checks that a bookmark the walker sets by XEP-0049 is

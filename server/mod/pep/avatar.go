@@ -55,16 +55,23 @@ func (m *module) hookAvatars(h *local.Host) {
 }
 
 // published follows what a client published: an avatar's metadata
-// changes the vCard and the presence hash.
+// changes the vCard and the presence hash; a bookmark, what the legacy
+// bookmarks node says.
 func (m *module) published(ctx context.Context, from xmpp.JID, node, id string, payload *etree.Element) {
-	if node == NSAvatarMetadata {
+	switch node {
+	case NSAvatarMetadata:
 		m.avatarChanged(ctx, from, payload)
+	case NSBookmarks:
+		m.legacyBookmarksChanged(ctx, from.Bare())
 	}
 }
 
 // retracted follows a retract (or, with id "", a node's deletion): the
 // avatar is then the newest metadata left, or none.
 func (m *module) retracted(ctx context.Context, from xmpp.JID, node, id string) {
+	if node == NSBookmarks {
+		m.legacyBookmarksChanged(ctx, from.Bare())
+	}
 	if node != NSAvatarMetadata {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/storage"
@@ -155,6 +156,12 @@ func (b bookmarksBridge) PrivateSet(ctx context.Context, from xmpp.JID, el *etre
 			}
 		}
 	}
+	changed := false
+	defer func() {
+		if changed {
+			m.legacyBookmarksChanged(ctx, from.Bare())
+		}
+	}()
 	for _, id := range order {
 		bm := want[id]
 		if old, ok := have[id]; ok && old == bm {
@@ -165,13 +172,100 @@ func (b bookmarksBridge) PrivateSet(ctx context.Context, from xmpp.JID, el *etre
 		if err := m.put(ctx, from, NSBookmarks, id, c, bookmarksConfig); err != nil {
 			return err
 		}
+		changed = true
 	}
 	for id := range have {
 		if _, ok := want[id]; !ok {
 			if err := m.remove(ctx, from, NSBookmarks, id); err != nil {
 				return err
 			}
+			changed = true
 		}
 	}
 	return nil
+}
+
+// NSBookmarksCompatPEP is the feature of the bridge to XEP-0048's PEP
+// node (storage:bookmarks, one item "current" holding the <storage/>),
+// which Prosody advertises and answers as well.
+const NSBookmarksCompatPEP = NSBookmarks + "#compat-pep"
+
+// legacyPEPGet answers an items request of the storage:bookmarks node:
+// the owner's bookmarks as one item, made from the XEP-0402 node. Like
+// that node, it is the owner's alone.
+func (m *module) legacyPEPGet(ctx context.Context, st *xmpp.Stanza, own xmpp.JID) (*etree.Element, error) {
+	if st.From.Bare() != own {
+		return nil, m.fail(st, xmpp.NewStanzaError(xmpp.NotAllowed, ""), "closed-node")
+	}
+	storageEl, err := m.legacyStorage(ctx, own.Local())
+	if err != nil {
+		return nil, err
+	}
+	res := xmpp.NewElementNS(NS, "pubsub")
+	list := res.CreateElement("items")
+	list.CreateAttr("node", NSLegacyBookmarks)
+	it := list.CreateElement("item")
+	it.CreateAttr("id", "current")
+	it.AddChild(storageEl)
+	return res, nil
+}
+
+// legacyStorage is the <storage/> of user's bookmarks, empty when there
+// are none.
+func (m *module) legacyStorage(ctx context.Context, user string) (*etree.Element, error) {
+	el, err := bookmarksBridge{m}.PrivateGet(ctx, user)
+	if el == nil && err == nil {
+		el = xmpp.NewElementNS(NSLegacyBookmarks, "storage")
+	}
+	return el, err
+}
+
+// legacyPEPPublish takes a publish to the storage:bookmarks node as a
+// private set would (Prosody ignores the item id and the
+// publish-options too).
+func (m *module) legacyPEPPublish(ctx context.Context, st *xmpp.Stanza, payload *etree.Element) (*etree.Element, error) {
+	if payload.Tag != "storage" || xmpp.NS(payload) != NSLegacyBookmarks {
+		return nil, m.fail(st, xmpp.NewStanzaError(xmpp.BadRequest, "the item is a <storage xmlns='storage:bookmarks'/>"), "invalid-payload")
+	}
+	if err := (bookmarksBridge{m}).PrivateSet(ctx, st.From, payload); err != nil {
+		return nil, err
+	}
+	res := xmpp.NewElementNS(NS, "pubsub")
+	p := res.CreateElement("publish")
+	p.CreateAttr("node", NSLegacyBookmarks)
+	p.CreateElement("item").CreateAttr("id", "current")
+	return res, nil
+}
+
+// legacyBookmarksChanged tells the owner's resources that want the
+// storage:bookmarks node (+notify) the whole list after a change of the
+// XEP-0402 node, as Prosody's XEP-0411 broadcast: an old client that
+// follows bookmarks through PEP stays in step.
+func (m *module) legacyBookmarksChanged(ctx context.Context, own xmpp.JID) {
+	var to []xmpp.JID
+	for _, j := range m.caps.interested(own, NSLegacyBookmarks) {
+		if j.Bare() == own {
+			to = append(to, j)
+		}
+	}
+	if len(to) == 0 {
+		return
+	}
+	storageEl, err := m.legacyStorage(ctx, own.Local())
+	if err != nil {
+		m.h.Logger().Error("pep: legacy bookmarks", "user", own.String(), "err", err)
+		return
+	}
+	ev := itemsEvent(NSLegacyBookmarks, "current", storageEl)
+	for _, j := range to {
+		msg := etree.NewElement("message")
+		msg.CreateAttr("type", "headline")
+		id := "pep-" + strconv.FormatUint(m.ids.Add(1), 36)
+		msg.CreateAttr("id", id)
+		msg.AddChild(ev.Copy())
+		out := &xmpp.Stanza{El: msg, Kind: xmpp.KindMessage, Type: "headline", ID: id}
+		out.SetFrom(own)
+		out.SetTo(j)
+		m.h.Route(out)
+	}
 }

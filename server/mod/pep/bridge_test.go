@@ -188,3 +188,63 @@ func TestBookmarksMoved(t *testing.T) {
 		t.Errorf("the stored copy is %q (%v), want it emptied", stored, err)
 	}
 }
+
+// TestBookmarksCompatPEP: a client of XEP-0048 over PEP (the
+// storage:bookmarks node, #compat-pep) reads and writes the same list,
+// and hears of each change a client of XEP-0402 makes.
+func TestBookmarksCompatPEP(t *testing.T) {
+	s := setup(t)
+	conv := login(s, "alice@localhost", "conversations", features(pep.NSBookmarks), false)
+	conv.available(t, true)
+	oldPEP := login(s, "alice@localhost", "oldpep", features(pep.NSLegacyBookmarks), false)
+	oldPEP.available(t, true)
+	bob := login(s, "bob@localhost", "x", features(), false)
+	conv.UntilSync()
+	oldPEP.UntilSync()
+
+	// legacyPEP renders the <storage/> in an items result or event.
+	legacyPEP := func(st *xmpp.Stanza) string {
+		var out []string
+		for _, c := range st.El.FindElements("//item[@id='current']/storage/conference") {
+			out = append(out, c.SelectAttrValue("jid", "")+"|"+c.SelectAttrValue("name", ""))
+		}
+		sort.Strings(out)
+		return strings.Join(out, " ")
+	}
+	const play, hall = "play@conference.localhost", "hall@conference.localhost"
+
+	conv.ExpectResult(conv.IQ("set", "", bookmarkPublish(play, "The Play", "")), "0402 publish")
+	var heard []string
+	for _, st := range oldPEP.UntilSync() {
+		if ev := st.El.FindElement("event/items[@node='storage:bookmarks']"); ev != nil {
+			heard = append(heard, legacyPEP(st))
+		}
+	}
+	if strings.Join(heard, ";") != play+"|The Play" {
+		t.Errorf("the old PEP client heard %q, want the list with the play", heard)
+	}
+
+	pub := fmt.Sprintf("<pubsub xmlns='%s'><publish node='storage:bookmarks'><item id='current'><storage xmlns='storage:bookmarks'>"+
+		"<conference jid='%s' name='The Play'><nick>JC</nick></conference><conference jid='%s' name='Hall'/></storage></item></publish></pubsub>", pep.NS, play, hall)
+	st, _ := oldPEP.IQAll("set", "", pub)
+	oldPEP.ExpectResult(st, "legacy PEP publish")
+	// The play changed (autojoin dropped, a nick): both are published.
+	if e := strings.Join(events(conv.UntilSync()), " "); e != pep.NSBookmarks+":item:"+play+"= "+pep.NSBookmarks+":item:"+hall+"=" {
+		t.Errorf("Conversations heard %q", e)
+	}
+	got := oldPEP.IQ("get", "", items(pep.NSLegacyBookmarks, ""))
+	if l := legacyPEP(got); l != hall+"|Hall "+play+"|The Play" {
+		t.Errorf("the legacy node reads %q: %s", l, oldPEP.String(got.El))
+	}
+	if l := bookmarkItems(conv.IQ("get", "", items(pep.NSBookmarks, ""))); l != hall+"|Hall|| "+play+"|The Play||JC" {
+		t.Errorf("XEP-0402 reads %q", l)
+	}
+	st = bob.IQ("get", "alice@localhost", items(pep.NSLegacyBookmarks, ""))
+	if c := string(parleytest.Condition(st)); c != "not-allowed" {
+		t.Errorf("bob reading alice's legacy bookmarks got %q, want not-allowed", c)
+	}
+	st = oldPEP.IQ("set", "", publish(pep.NSLegacyBookmarks, "current", "<x xmlns='urn:example'/>"))
+	if c := string(parleytest.Condition(st)); c != "bad-request" {
+		t.Errorf("a legacy publish of something else got %q, want bad-request", c)
+	}
+}

@@ -130,6 +130,7 @@ func start(h *local.Host) error {
 	// node's items; the vCard's PHOTO is the XEP-0084 avatar.
 	private.SetBridge(h, NSLegacyBookmarks, bookmarksBridge{m})
 	h.AccountFeature(NSBookmarksCompat)
+	h.AccountFeature(NSBookmarksCompatPEP)
 	m.hookAvatars(h)
 	return nil
 }
@@ -237,6 +238,9 @@ func (m *module) publish(ctx context.Context, st *xmpp.Stanza, op *etree.Element
 		// Inherited from <pubsub/>: kept explicit so that the stored
 		// payload reads back in its namespace.
 		payload.CreateAttr("xmlns", xmpp.NS(payloads[0]))
+	}
+	if node == NSLegacyBookmarks {
+		return m.legacyPEPPublish(ctx, st, payload)
 	}
 	data := local.Serialize(payload)
 	if len(data) > MaxItemSize {
@@ -397,6 +401,9 @@ func (m *module) pubsubGet(ctx context.Context, st *xmpp.Stanza) (*etree.Element
 	node := op.SelectAttrValue("node", "")
 	if node == "" {
 		return nil, m.fail(st, xmpp.NewStanzaError(xmpp.BadRequest, ""), "nodeid-required")
+	}
+	if node == NSLegacyBookmarks {
+		return m.legacyPEPGet(ctx, st, own)
 	}
 	var ids []string
 	for _, it := range op.SelectElements("item") {
