@@ -73,6 +73,29 @@ var probes = map[string]probe{
 	"urn:xmpp:bookmarks:1#compat": {at: "account", behave: bookmarksBridged},
 	// The same list through XEP-0048's PEP node, one item "current".
 	"urn:xmpp:bookmarks:1#compat-pep": {at: "account", behave: legacyPEPBridged},
+	// XEP-0398: an avatar published by XEP-0084 is the vCard's PHOTO.
+	"urn:xmpp:pep-vcard-conversion:0": {at: "account", behave: avatarConverted},
+}
+
+// avatarConverted publishes an avatar (XEP-0084 §4.1: data, then
+// metadata) and reads it back as the vCard's PHOTO.
+func avatarConverted(w *walker) error {
+	const ps = "http://jabber.org/protocol/pubsub"
+	// The SHA-1 of "walk": the item id XEP-0084 asks for.
+	const b64, id = "d2Fsaw==", "df06b147f778d46fad19b32b6757a3abc3af41de"
+	for _, p := range []string{
+		"<publish node='urn:xmpp:avatar:data'><item id='" + id + "'><data xmlns='urn:xmpp:avatar:data'>" + b64 + "</data></item></publish>",
+		"<publish node='urn:xmpp:avatar:metadata'><item id='" + id + "'><metadata xmlns='urn:xmpp:avatar:metadata'><info bytes='4' id='" + id + "' type='image/png'/></metadata></item></publish>",
+	} {
+		if st := w.c.IQ("set", "", "<pubsub xmlns='"+ps+"'>"+p+"</pubsub>"); st.Type != "result" {
+			return fmt.Errorf("an avatar publish got %s", w.c.String(st.El))
+		}
+	}
+	st := w.c.IQ("get", "", "<vCard xmlns='vcard-temp'/>")
+	if b := st.El.FindElement("vCard/PHOTO/BINVAL"); b == nil || b.Text() != b64 {
+		return fmt.Errorf("the vCard after an avatar publish is %s, want its PHOTO", w.c.String(st.El))
+	}
+	return nil
 }
 
 // legacyPEPBridged checks that the storage:bookmarks node holds the

@@ -28,6 +28,9 @@ const (
 	NSAvatarMetadata = "urn:xmpp:avatar:metadata"
 	// NSVCardUpdate is XEP-0153's presence extension.
 	NSVCardUpdate = "vcard-temp:x:update"
+	// NSVCardConversion is XEP-0398's feature: the avatar and the
+	// vCard's PHOTO are converted both ways (Prosody lists it too).
+	NSVCardConversion = "urn:xmpp:pep-vcard-conversion:0"
 )
 
 // avatarConfig is the avatar nodes' configuration when a vCard set makes
@@ -52,6 +55,7 @@ func (m *module) hookAvatars(h *local.Host) {
 	m.hashes = local.NewSessionValue[avatarHash](h)
 	h.Hook(local.FromClient, xmpp.KindPresence, 0, m.presenceHash)
 	vcard.OnSet(h, m.vcardSet)
+	h.AccountFeature(NSVCardConversion)
 }
 
 // published follows what a client published: an avatar's metadata
