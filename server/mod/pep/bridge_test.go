@@ -168,24 +168,35 @@ func TestBookmarksCompat(t *testing.T) {
 }
 
 // TestBookmarksMoved: bookmarks a user kept in private XML before the
-// bridge are moved to the XEP-0402 node at the first private get, and the
-// stored copy emptied.
+// bridge are moved to the XEP-0402 node at the first private get or
+// XEP-0402 items get, whichever comes first, and the stored copy emptied.
 func TestBookmarksMoved(t *testing.T) {
-	s := setup(t)
 	const doc = "<storage xmlns='storage:bookmarks'><conference jid='old@conference.localhost' name='Old' autojoin='true'><nick>C</nick></conference></storage>"
-	if err := s.Store().PutXML(t.Context(), "localhost", "carol", "private", pep.NSLegacyBookmarks, []byte(doc)); err != nil {
-		t.Fatal(err)
-	}
-	carol := login(s, "carol@localhost", "x", features(), false)
-	if l := legacyList(carol.IQ("get", "", legacy())); l != "old@conference.localhost|Old|true|C" {
-		t.Errorf("XEP-0049 reads %q before the move", l)
-	}
-	if l := bookmarkItems(carol.IQ("get", "", items(pep.NSBookmarks, ""))); l != "old@conference.localhost|Old|true|C" {
-		t.Errorf("XEP-0402 reads %q after the move", l)
-	}
-	stored, err := s.Store().XML(t.Context(), "localhost", "carol", "private", pep.NSLegacyBookmarks)
-	if err != nil || strings.Contains(string(stored), "conference") {
-		t.Errorf("the stored copy is %q (%v), want it emptied", stored, err)
+	const want = "old@conference.localhost|Old|true|C"
+	for _, first := range []string{"XEP-0049", "XEP-0402"} {
+		t.Run(first+" first", func(t *testing.T) {
+			s := setup(t)
+			if err := s.Store().PutXML(t.Context(), "localhost", "carol", "private", pep.NSLegacyBookmarks, []byte(doc)); err != nil {
+				t.Fatal(err)
+			}
+			carol := login(s, "carol@localhost", "x", features(), false)
+			reads := []func() string{
+				func() string { return legacyList(carol.IQ("get", "", legacy())) },
+				func() string { return bookmarkItems(carol.IQ("get", "", items(pep.NSBookmarks, ""))) },
+			}
+			if first == "XEP-0402" {
+				reads[0], reads[1] = reads[1], reads[0]
+			}
+			for i, read := range reads {
+				if l := read(); l != want {
+					t.Errorf("read %d reads %q, want %q", i+1, l, want)
+				}
+			}
+			stored, err := s.Store().XML(t.Context(), "localhost", "carol", "private", pep.NSLegacyBookmarks)
+			if err != nil || strings.Contains(string(stored), "conference") {
+				t.Errorf("the stored copy is %q (%v), want it emptied", stored, err)
+			}
+		})
 	}
 }
 

@@ -420,6 +420,15 @@ func (m *module) pubsubGet(ctx context.Context, st *xmpp.Stanza) (*etree.Element
 		max = n
 	}
 	cfg, items, err := m.store.PubsubItems(ctx, m.h.Name(), own.Local(), node, ids, max)
+	if errors.Is(err, storage.ErrNotFound) && node == NSBookmarks && st.From.Bare() == own {
+		// Bookmarks an old client kept in private XML become the node.
+		var moved bool
+		if moved, err = private.MoveToBridge(ctx, m.h, st.From, NSLegacyBookmarks); err == nil && moved {
+			cfg, items, err = m.store.PubsubItems(ctx, m.h.Name(), own.Local(), node, ids, max)
+		} else if err == nil {
+			err = storage.ErrNotFound
+		}
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, xmpp.NewStanzaError(xmpp.ItemNotFound, "")
 	}

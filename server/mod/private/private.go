@@ -223,3 +223,35 @@ func (m *module) set(ctx context.Context, st *xmpp.Stanza) (*etree.Element, erro
 	}
 	return nil, nil
 }
+
+// MoveToBridge moves what the store kept of the namespace ns for from's
+// account before a Bridge took ns over (on the host of h) to that
+// bridge, and reports whether there was anything. The bridge's module
+// calls it when its own copy is missing: a client that asks it first
+// still sees what an old client stored.
+func MoveToBridge(ctx context.Context, h *local.Host, from xmpp.JID, ns string) (bool, error) {
+	st, ok := h.Store().(Store)
+	if !ok {
+		return false, fmt.Errorf("the store (%T) cannot keep private XML", h.Store())
+	}
+	m := &module{h: h, store: st}
+	b := m.bridge(ns)
+	if b == nil {
+		return false, nil
+	}
+	data, err := st.XML(ctx, h.Name(), from.Local(), kind, ns)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading private XML of %s: %w", from.Bare(), err)
+	}
+	el, err := xmpp.ParseElement(string(data), h.StoredLimits())
+	if err != nil {
+		return false, fmt.Errorf("reading private XML of %s: %w", from.Bare(), err)
+	}
+	if len(el.ChildElements()) == 0 {
+		return false, nil
+	}
+	return true, m.moveToBridge(ctx, from, b, el)
+}
