@@ -377,7 +377,7 @@ func TestServerIQs(t *testing.T) {
 		// Sorted (XEP-0115 §5.1 order), whatever order modules start in.
 		want := "http://jabber.org/protocol/disco#info http://jabber.org/protocol/disco#items " +
 			"http://jabber.org/protocol/pubsub#access-open http://jabber.org/protocol/pubsub#access-presence http://jabber.org/protocol/pubsub#access-whitelist http://jabber.org/protocol/pubsub#auto-create http://jabber.org/protocol/pubsub#config-node http://jabber.org/protocol/pubsub#delete-items http://jabber.org/protocol/pubsub#delete-nodes http://jabber.org/protocol/pubsub#filtered-notifications http://jabber.org/protocol/pubsub#item-ids http://jabber.org/protocol/pubsub#last-published http://jabber.org/protocol/pubsub#persistent-items http://jabber.org/protocol/pubsub#publish http://jabber.org/protocol/pubsub#publish-options http://jabber.org/protocol/pubsub#retrieve-items " +
-			"jabber:iq:last jabber:iq:private jabber:iq:version msgoffline urn:xmpp:blocking urn:xmpp:carbons:2 urn:xmpp:carbons:rules:0 urn:xmpp:mam:2 urn:xmpp:mam:2#extended urn:xmpp:ping urn:xmpp:push:0 urn:xmpp:sid:0 urn:xmpp:time vcard-temp"
+			"jabber:iq:last jabber:iq:private jabber:iq:version msgoffline urn:xmpp:blocking urn:xmpp:bookmarks:1#compat urn:xmpp:bookmarks:1#compat-pep urn:xmpp:carbons:2 urn:xmpp:carbons:rules:0 urn:xmpp:mam:2 urn:xmpp:mam:2#extended urn:xmpp:pep-vcard-conversion:0 urn:xmpp:ping urn:xmpp:push:0 urn:xmpp:sid:0 urn:xmpp:time vcard-temp"
 		if strings.Join(got, " ") != want {
 			t.Fatalf("features %q, want %q", got, want)
 		}

@@ -71,6 +71,76 @@ var probes = map[string]probe{
 	"urn:xmpp:mam:2":          {at: "account", behave: archiveQueried},
 	"urn:xmpp:mam:2#extended": {at: "account", payload: "<query xmlns='urn:xmpp:mam:2'/>", want: "{urn:xmpp:mam:2}query"},
 	"urn:xmpp:sid:0":          {at: "account", payload: "<metadata xmlns='urn:xmpp:mam:2'/>", want: "{urn:xmpp:mam:2}metadata"},
+	// XEP-0402 §5.3: bookmarks set in private XML (XEP-0048) are the
+	// items of the urn:xmpp:bookmarks:1 node, and the other way.
+	"urn:xmpp:bookmarks:1#compat": {at: "account", behave: bookmarksBridged},
+	// The same list through XEP-0048's PEP node, one item "current".
+	"urn:xmpp:bookmarks:1#compat-pep": {at: "account", behave: legacyPEPBridged},
+	// XEP-0398: an avatar published by XEP-0084 is the vCard's PHOTO.
+	"urn:xmpp:pep-vcard-conversion:0": {at: "account", behave: avatarConverted},
+}
+
+// avatarConverted publishes an avatar (XEP-0084 §4.1: data, then
+// metadata) and reads it back as the vCard's PHOTO.
+func avatarConverted(w *walker) error {
+	const ps = "http://jabber.org/protocol/pubsub"
+	// The SHA-1 of "walk": the item id XEP-0084 asks for.
+	const b64, id = "d2Fsaw==", "df06b147f778d46fad19b32b6757a3abc3af41de"
+	for _, p := range []string{
+		"<publish node='urn:xmpp:avatar:data'><item id='" + id + "'><data xmlns='urn:xmpp:avatar:data'>" + b64 + "</data></item></publish>",
+		"<publish node='urn:xmpp:avatar:metadata'><item id='" + id + "'><metadata xmlns='urn:xmpp:avatar:metadata'><info bytes='4' id='" + id + "' type='image/png'/></metadata></item></publish>",
+	} {
+		if st := w.c.IQ("set", "", "<pubsub xmlns='"+ps+"'>"+p+"</pubsub>"); st.Type != "result" {
+			return fmt.Errorf("an avatar publish got %s", w.c.String(st.El))
+		}
+	}
+	st := w.c.IQ("get", "", "<vCard xmlns='vcard-temp'/>")
+	if b := st.El.FindElement("vCard/PHOTO/BINVAL"); b == nil || b.Text() != b64 {
+		return fmt.Errorf("the vCard after an avatar publish is %s, want its PHOTO", w.c.String(st.El))
+	}
+	return nil
+}
+
+// legacyPEPBridged checks that the storage:bookmarks node holds the
+// walker's XEP-0402 bookmarks as one item, which bookmarksBridged set.
+func legacyPEPBridged(w *walker) error {
+	room := parleytest.NewID("walkpep") + "@conference.localhost"
+	pub := w.c.IQ("set", "", "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:bookmarks:1'><item id='"+room+
+		"'><conference xmlns='urn:xmpp:bookmarks:1' name='pep'/></item></publish></pubsub>")
+	if pub.Type != "result" {
+		return fmt.Errorf("a XEP-0402 publish got %s", w.c.String(pub.El))
+	}
+	got := w.c.IQ("get", "", "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='storage:bookmarks'/></pubsub>")
+	if got.El.FindElement("pubsub/items/item[@id='current']/storage/conference[@jid='"+room+"']") == nil {
+		return fmt.Errorf("the storage:bookmarks node does not hold the XEP-0402 bookmark: %s", w.c.String(got.El))
+	}
+	return nil
+}
+
+// bookmarksBridged checks that a bookmark the walker sets by XEP-0049 is
+// an item of its XEP-0402 node, and that one published there is in what
+// XEP-0049 reads back.
+func bookmarksBridged(w *walker) error {
+	room := parleytest.NewID("walk") + "@conference.localhost"
+	set := w.c.IQ("set", "", "<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'><conference jid='"+room+"' name='walk'/></storage></query>")
+	if set.Type != "result" {
+		return fmt.Errorf("a private bookmarks set got %s", w.c.String(set.El))
+	}
+	got := w.c.IQ("get", "", "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'/></pubsub>")
+	if got.El.FindElement("pubsub/items/item[@id='"+room+"']/conference[@name='walk']") == nil {
+		return fmt.Errorf("the bookmark set by XEP-0049 is not an item of XEP-0402's node: %s", w.c.String(got.El))
+	}
+	other := parleytest.NewID("walk") + "@conference.localhost"
+	pub := w.c.IQ("set", "", "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:bookmarks:1'><item id='"+other+
+		"'><conference xmlns='urn:xmpp:bookmarks:1' name='other'/></item></publish></pubsub>")
+	if pub.Type != "result" {
+		return fmt.Errorf("a XEP-0402 publish got %s", w.c.String(pub.El))
+	}
+	back := w.c.IQ("get", "", "<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query>")
+	if back.El.FindElement("query/storage/conference[@jid='"+other+"']") == nil {
+		return fmt.Errorf("the bookmark published by XEP-0402 is not in what XEP-0049 reads: %s", w.c.String(back.El))
+	}
+	return nil
 }
 
 func init() {

@@ -18,6 +18,13 @@
 // delete. Bounds: an item's payload at most MaxItemSize bytes (over it:
 // policy-violation, issue #13), MaxItems items a node, MaxNodes nodes an
 // account.
+//
+// Bridges to what older clients use, as Prosody's mod_bookmarks and
+// mod_vcard_legacy do: XEP-0048's bookmarks in private XML are the items
+// of XEP-0402's node (bookmarks.go, through private.SetBridge), and the
+// vCard's PHOTO is the XEP-0084 avatar both ways, whose hash the module
+// adds to the user's available presence (XEP-0153; avatar.go, through
+// vcard.OnSet and vcard.SetPhoto).
 package pep
 
 import (
@@ -32,6 +39,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/server/local"
+	"github.com/parley-im/parley/server/mod/private"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/xmpp"
 )
@@ -94,6 +102,8 @@ type module struct {
 	store Store
 	caps  *capsTracker
 	ids   atomic.Uint64 // for item ids and notification ids
+	// hashes is each session's avatar hash for its presence (XEP-0153).
+	hashes local.SessionValue[avatarHash]
 }
 
 func start(h *local.Host) error {
@@ -116,6 +126,12 @@ func start(h *local.Host) error {
 		h.AccountFeature(f)
 	}
 	m.caps.hook(h)
+	// The bridges: XEP-0048's bookmarks in private XML are the XEP-0402
+	// node's items; the vCard's PHOTO is the XEP-0084 avatar.
+	private.SetBridge(h, NSLegacyBookmarks, bookmarksBridge{m})
+	h.AccountFeature(NSBookmarksCompat)
+	h.AccountFeature(NSBookmarksCompatPEP)
+	m.hookAvatars(h)
 	return nil
 }
 
@@ -223,6 +239,9 @@ func (m *module) publish(ctx context.Context, st *xmpp.Stanza, op *etree.Element
 		// payload reads back in its namespace.
 		payload.CreateAttr("xmlns", xmpp.NS(payloads[0]))
 	}
+	if node == NSLegacyBookmarks {
+		return m.legacyPEPPublish(ctx, st, payload)
+	}
 	data := local.Serialize(payload)
 	if len(data) > MaxItemSize {
 		m.h.Refused("pep_item_size", "user", own.String(), "node", node, "bytes", len(data))
@@ -269,6 +288,7 @@ func (m *module) publish(ctx context.Context, st *xmpp.Stanza, op *etree.Element
 		return nil, fmt.Errorf("publishing to %s of %s: %w", node, own, err)
 	}
 	m.notify(own, node, cfg, itemsEvent(node, id, payload))
+	m.published(ctx, st.From, node, id, payload)
 
 	res := xmpp.NewElementNS(NS, "pubsub")
 	p := res.CreateElement("publish")
@@ -307,7 +327,53 @@ func (m *module) retract(ctx context.Context, st *xmpp.Stanza, op *etree.Element
 		items.CreateElement("retract").CreateAttr("id", id)
 		m.notify(own, node, cfg, ev)
 	}
+	m.retracted(ctx, st.From, node, id)
 	return nil, nil
+}
+
+// put publishes payload as the item id of node of from's account for
+// the server (a bridge from private XML or vcard-temp), the node made
+// with create when new, and notifies as a publish does.
+func (m *module) put(ctx context.Context, from xmpp.JID, node, id string, payload *etree.Element, create storage.PubsubConfig) error {
+	own := from.Bare()
+	data := local.Serialize(payload)
+	if len(data) > MaxItemSize {
+		m.h.Refused("pep_item_size", "user", own.String(), "node", node, "bytes", len(data))
+		return xmpp.NewStanzaError(xmpp.PolicyViolation, fmt.Sprintf("an item is at most %d bytes", MaxItemSize))
+	}
+	it := storage.PubsubItem{ID: id, Publisher: from.String(), Payload: data}
+	cfg, err := m.store.PublishPubsub(ctx, m.h.Name(), own.Local(), node, it,
+		storage.PublishOptions{Create: &create, MaxNodes: MaxNodes})
+	if errors.Is(err, storage.ErrQuota) {
+		m.h.Refused("pep_nodes", "user", own.String())
+		return xmpp.NewStanzaError(xmpp.PolicyViolation, fmt.Sprintf("an account has at most %d nodes", MaxNodes))
+	}
+	if err != nil {
+		return fmt.Errorf("publishing to %s of %s: %w", node, own, err)
+	}
+	m.notify(own, node, cfg, itemsEvent(node, id, payload))
+	return nil
+}
+
+// remove retracts the item id of node of from's account for the server,
+// and notifies as a retract does; an item that is not there is no error.
+func (m *module) remove(ctx context.Context, from xmpp.JID, node, id string) error {
+	own := from.Bare()
+	cfg, err := m.store.RetractPubsubItem(ctx, m.h.Name(), own.Local(), node, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("retracting from %s of %s: %w", node, own, err)
+	}
+	if cfg.NotifyRetract {
+		ev := xmpp.NewElementNS(NSEvent, "event")
+		items := ev.CreateElement("items")
+		items.CreateAttr("node", node)
+		items.CreateElement("retract").CreateAttr("id", id)
+		m.notify(own, node, cfg, ev)
+	}
+	return nil
 }
 
 // itemsEvent is the <event/> of a published item.
@@ -336,6 +402,9 @@ func (m *module) pubsubGet(ctx context.Context, st *xmpp.Stanza) (*etree.Element
 	if node == "" {
 		return nil, m.fail(st, xmpp.NewStanzaError(xmpp.BadRequest, ""), "nodeid-required")
 	}
+	if node == NSLegacyBookmarks {
+		return m.legacyPEPGet(ctx, st, own)
+	}
 	var ids []string
 	for _, it := range op.SelectElements("item") {
 		if id := it.SelectAttrValue("id", ""); id != "" {
@@ -351,6 +420,15 @@ func (m *module) pubsubGet(ctx context.Context, st *xmpp.Stanza) (*etree.Element
 		max = n
 	}
 	cfg, items, err := m.store.PubsubItems(ctx, m.h.Name(), own.Local(), node, ids, max)
+	if errors.Is(err, storage.ErrNotFound) && node == NSBookmarks && st.From.Bare() == own {
+		// Bookmarks an old client kept in private XML become the node.
+		var moved bool
+		if moved, err = private.MoveToBridge(ctx, m.h, st.From, NSLegacyBookmarks); err == nil && moved {
+			cfg, items, err = m.store.PubsubItems(ctx, m.h.Name(), own.Local(), node, ids, max)
+		} else if err == nil {
+			err = storage.ErrNotFound
+		}
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, xmpp.NewStanzaError(xmpp.ItemNotFound, "")
 	}
@@ -458,6 +536,7 @@ func (m *module) ownerSet(ctx context.Context, st *xmpp.Stanza) (*etree.Element,
 			ev.CreateElement("delete").CreateAttr("node", node)
 			m.notify(own, node, cfg, ev)
 		}
+		m.retracted(ctx, st.From, node, "")
 		return nil, nil
 	case "configure":
 		x := xmpp.Child(op, "jabber:x:data", "x")

@@ -1,12 +1,17 @@
 // Package vcard is the module of vcard-temp (XEP-0054): a user stores a
 // vCard, and anyone may read it from the user's bare JID. The vCard is
 // kept as the client sent it, up to 64 KiB.
+//
+// The pep module keeps the vCard's PHOTO and the user's avatar (XEP-0084)
+// one: it hears of each vCard set before it is stored ([OnSet]), and sets
+// the PHOTO when an avatar is published ([SetPhoto]).
 package vcard
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/server/local"
@@ -51,6 +56,70 @@ type module struct {
 	store Store
 }
 
+// Observer hears of the vCard a user sets, before it is stored; its
+// error refuses the set (an *xmpp.StanzaError is the answer).
+type Observer func(ctx context.Context, from xmpp.JID, vcard *etree.Element) error
+
+// observerKey names a local host: hosts of different servers in one
+// process (tests) share names but not configs.
+type observerKey struct {
+	cfg  any
+	host string
+}
+
+var observers sync.Map // observerKey → Observer
+
+// OnSet makes f hear of each vCard set on the host of h. A module calls
+// it from its Start.
+func OnSet(h *local.Host, f Observer) {
+	observers.Store(observerKey{h.Config(), h.Name()}, f)
+}
+
+// ErrTooLarge is SetPhoto's error when the vCard with the photo would
+// be over the 64 KiB bound; the stored vCard is left as it was.
+var ErrTooLarge = errors.New("the vCard would be larger than 64 KiB")
+
+// SetPhoto replaces the PHOTO of the stored vCard of user on the host of
+// h by photo (a <PHOTO/> of vcard-temp; nil removes it), without telling
+// the OnSet observer: the avatar it comes from is already published.
+// The read and the write are not one transaction: a vCard set in
+// between is overwritten with its PHOTO replaced.
+func SetPhoto(ctx context.Context, h *local.Host, user string, photo *etree.Element) error {
+	st, ok := h.Store().(Store)
+	if !ok {
+		return fmt.Errorf("the store (%T) cannot keep vCards", h.Store())
+	}
+	v := xmpp.NewElementNS(NS, "vCard")
+	data, err := st.XML(ctx, h.Name(), user, kind, "")
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("reading the vCard of %s: %w", user, err)
+	default:
+		if v, err = xmpp.ParseElement(string(data), h.StoredLimits()); err != nil {
+			return fmt.Errorf("reading the vCard of %s: %w", user, err)
+		}
+	}
+	old := v.SelectElements("PHOTO")
+	if len(old) == 0 && photo == nil {
+		return nil
+	}
+	for _, p := range old {
+		v.RemoveChild(p)
+	}
+	if photo != nil {
+		v.AddChild(photo.Copy())
+	}
+	data = local.Serialize(v)
+	if len(data) > maxSize {
+		return ErrTooLarge
+	}
+	if err := st.PutXML(ctx, h.Name(), user, kind, "", data); err != nil {
+		return fmt.Errorf("storing the vCard of %s: %w", user, err)
+	}
+	return nil
+}
+
 // get answers anyone's request for a user's vCard: the stored one, or an
 // empty one (XEP-0054 §3.1).
 func (m *module) get(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
@@ -73,6 +142,15 @@ func (m *module) set(ctx context.Context, st *xmpp.Stanza) (*etree.Element, erro
 	data := local.Serialize(st.Payload())
 	if len(data) > maxSize {
 		return nil, xmpp.NewStanzaError(xmpp.NotAcceptable, "the vCard is larger than 64 KiB")
+	}
+	if f, ok := observers.Load(observerKey{m.h.Config(), m.h.Name()}); ok {
+		if err := f.(Observer)(ctx, st.From, st.Payload()); err != nil {
+			var se *xmpp.StanzaError
+			if errors.As(err, &se) {
+				return nil, se
+			}
+			return nil, fmt.Errorf("the vCard of %s: %w", st.From.Bare(), err)
+		}
 	}
 	if err := m.store.PutXML(ctx, m.h.Name(), st.From.Local(), kind, "", data); err != nil {
 		return nil, fmt.Errorf("storing the vCard of %s: %w", st.From.Bare(), err)
