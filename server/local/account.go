@@ -137,7 +137,15 @@ type sessState struct {
 	presence *etree.Element              // the last available broadcast presence; nil while unavailable
 	directed map[xmpp.JID]*etree.Element // who got directed available presence, and which (RFC 6121 §4.6)
 	roster   bool                        // asked for the roster: gets roster pushes
-	vals     []any                       // the modules' values (SessionValue), by slot; nil until one is set
+	vals     []slotValue                 // the modules' values that were set (SessionValue)
+}
+
+// slotValue is one module's value kept with a session. A session has the
+// few that its modules set, so a short list costs less than a slot for
+// every module (an idle session is 10 KiB in all).
+type slotValue struct {
+	slot int
+	v    any
 }
 
 func newAccount(local, host string) *account {

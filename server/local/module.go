@@ -329,10 +329,15 @@ func (v SessionValue[T]) Get(s Session) T {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	ss := a.stateOf(s)
-	if ss == nil || v.slot >= len(ss.vals) || ss.vals[v.slot] == nil {
+	if ss == nil {
 		return zero
 	}
-	return ss.vals[v.slot].(T)
+	for _, sv := range ss.vals {
+		if sv.slot == v.slot {
+			return sv.v.(T)
+		}
+	}
+	return zero
 }
 
 // Set keeps val with s, and reports false when s is not bound to the host
@@ -348,9 +353,12 @@ func (v SessionValue[T]) Set(s Session, val T) bool {
 	if ss == nil {
 		return false
 	}
-	if ss.vals == nil {
-		ss.vals = make([]any, v.lh.slots)
+	for i := range ss.vals {
+		if ss.vals[i].slot == v.slot {
+			ss.vals[i].v = val
+			return true
+		}
 	}
-	ss.vals[v.slot] = val
+	ss.vals = append(ss.vals, slotValue{v.slot, val})
 	return true
 }

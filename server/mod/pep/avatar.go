@@ -44,15 +44,22 @@ var avatarConfig = storage.PubsubConfig{
 // hashReadTimeout bounds the store read of a session's first presence.
 const hashReadTimeout = 2 * time.Second
 
-// avatarHash is what a session knows of its user's avatar hash.
-type avatarHash struct {
-	known bool
-	hash  string // "": no avatar
+// noAvatar is the hash of a user without an avatar, shared by all their
+// sessions: a session's hash is a pointer (nil: not read yet), so that
+// keeping it costs an idle session no allocation of its own.
+var noAvatar = new(string)
+
+// hashOf returns the shared pointer for hash.
+func hashOf(hash string) *string {
+	if hash == "" {
+		return noAvatar
+	}
+	return &hash
 }
 
 // hookAvatars registers the presence hash and the vCard observer.
 func (m *module) hookAvatars(h *local.Host) {
-	m.hashes = local.NewSessionValue[avatarHash](h)
+	m.hashes = local.NewSessionValue[*string](h)
 	h.Hook(local.FromClient, xmpp.KindPresence, 0, m.presenceHash)
 	vcard.OnSet(h, m.vcardSet)
 	h.AccountFeature(NSVCardConversion)
@@ -234,8 +241,9 @@ func (m *module) vcardSet(ctx context.Context, from xmpp.JID, v *etree.Element) 
 
 // avatarHashes sets the hash the presence of user's sessions carries.
 func (m *module) avatarHashes(user, hash string) {
+	p := hashOf(hash)
 	for _, s := range m.h.Sessions(user) {
-		m.hashes.Set(s, avatarHash{known: true, hash: hash})
+		m.hashes.Set(s, p)
 	}
 }
 
@@ -251,7 +259,7 @@ func (m *module) presenceHash(s local.Session, st *xmpp.Stanza) bool {
 		return false
 	}
 	h := m.hashes.Get(s)
-	if !h.known {
+	if h == nil {
 		// Once a session: on the sender's own goroutine, which this read
 		// delays alone.
 		ctx, cancel := context.WithTimeout(context.Background(), hashReadTimeout)
@@ -261,16 +269,22 @@ func (m *module) presenceHash(s local.Session, st *xmpp.Stanza) bool {
 			m.h.Logger().Error("pep: avatar metadata", "user", s.JID().Bare().String(), "err", err)
 			return false
 		}
+		hash := ""
 		if info := avatarInfo(meta); info != nil {
-			h.hash = info.SelectAttrValue("id", "")
+			hash = info.SelectAttrValue("id", "")
 		}
-		h.known = true
+		h = hashOf(hash)
 		m.hashes.Set(s, h)
 	}
 	if x == nil {
 		x = xmpp.NewElementNS(NSVCardUpdate, "x")
 		st.El.AddChild(x)
 	}
-	x.CreateElement("photo").SetText(h.hash)
+	photo := x.CreateElement("photo")
+	if *h != "" {
+		// No text node for an empty hash: every available presence is
+		// kept for probes, and an idle session's bytes count.
+		photo.SetText(*h)
+	}
 	return false
 }

@@ -103,7 +103,7 @@ type module struct {
 	caps  *capsTracker
 	ids   atomic.Uint64 // for item ids and notification ids
 	// hashes is each session's avatar hash for its presence (XEP-0153).
-	hashes local.SessionValue[avatarHash]
+	hashes local.SessionValue[*string]
 }
 
 func start(h *local.Host) error {
