@@ -27,6 +27,10 @@
 #   MECH=SCRAM-SHA-256           or SCRAM-SHA-1: the mechanism both servers use
 #   SCRAM_ITERATIONS=4096        PBKDF2 iterations of new accounts, both servers
 #   PROSODY_STORAGE=internal     or memory (internal: files under data_path)
+#   FEATURES=modern              or core: modern runs both servers with carbons,
+#                                CSI, stream management, PEP and the message
+#                                archive (Parley's defaults); core without them
+#                                (archive = false; Prosody without the modules)
 #   PROSODY_PLUGINS=DIR          more Prosody modules (mod_component_http for bot)
 #   RESULTS=bin/compare-DATE.jsonl   where the JSON lines go
 #   TIME_BUDGET=720              seconds from the start after which no run
@@ -54,6 +58,18 @@ BOT_DURATION=${BOT_DURATION:-10s}
 MECH=${MECH:-SCRAM-SHA-256}
 SCRAM_ITERATIONS=${SCRAM_ITERATIONS:-4096}
 PROSODY_STORAGE=${PROSODY_STORAGE:-internal}
+FEATURES=${FEATURES:-modern}
+case $FEATURES in
+modern)
+	prosody_modern='"carbons"; "csi_simple"; "smacks"; "pep"; "mam";'
+	parley_archive=true
+	;;
+core)
+	prosody_modern=''
+	parley_archive=false
+	;;
+*) echo "compare: FEATURES=$FEATURES: use modern or core" >&2; exit 2 ;;
+esac
 PROSODY_PLUGINS=${PROSODY_PLUGINS:-}
 TIME_BUDGET=${TIME_BUDGET:-720}
 RESULTS=${RESULTS:-bin/compare-$(date +%Y%m%d-%H%M%S).jsonl}
@@ -219,6 +235,7 @@ scram_iterations = $SCRAM_ITERATIONS
 [[host]]
 name = "localhost"
 registration = "open"
+archive = $parley_archive
 
 [[host]]
 name = "bots.localhost"
@@ -234,7 +251,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 fill() {
 	sed -e "s|@DIR@|$tmp/prosody|g" -e "s|@C2S_PORT@|$prosody_port|g" -e "s|@HTTP_PORT@|$prosody_http|g" \
 		-e "s|@HOOK_PORT@|$hook_port|g" -e "s|@HASH@|$prosody_hash|g" -e "s|@ITERATIONS@|$SCRAM_ITERATIONS|g" \
-		-e "s|@STORAGE@|$PROSODY_STORAGE|g" -e "s|@PLUGIN_PATHS@|$plugin_paths|g" "$1"
+		-e "s|@STORAGE@|$PROSODY_STORAGE|g" -e "s|@PLUGIN_PATHS@|$plugin_paths|g" \
+		-e "s|@MODERN_MODULES@|$prosody_modern|g" "$1"
 }
 fill testdata/prosody/prosody.cfg.lua.in >"$tmp/prosody/prosody.cfg.lua"
 if [[ -n $component_http ]]; then
@@ -367,7 +385,7 @@ run_one() {
 }
 
 load_avg() { cut -d' ' -f1-3 /proc/loadavg; }
-say "Parley $rev on 127.0.0.1:$parley_port; Prosody $prosody_version on 127.0.0.1:$prosody_port (storage $PROSODY_STORAGE)"
+say "Parley $rev on 127.0.0.1:$parley_port; Prosody $prosody_version on 127.0.0.1:$prosody_port (storage $PROSODY_STORAGE, features $FEATURES)"
 load_before=$(load_avg)
 say "$(nproc) cores, $(uname -sr), $("$GO" env GOVERSION), load average $load_before before the runs"
 if [[ -z $component_http ]]; then

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley-im/parley/c2s"
@@ -74,8 +75,11 @@ type localHost struct {
 	// pipe are the modules' stanza handlers (pipeline.go).
 	pipe pipeline
 	// slots counts the modules' per-session values (SessionValue); set
-	// while modules start, read-only after.
-	slots int
+	// while modules start, read-only after. slotSet counts, per slot, the
+	// bound sessions that have a value in it, so that a module asking
+	// every delivery (CSI, push) costs no lock while nobody set one.
+	slots   int
+	slotSet []atomic.Int64
 	// nonzas are the modules' handlers of top-level elements that are not
 	// stanzas, by namespace and name; features are the modules' stream
 	// features after login. Both are set while modules start.
@@ -252,6 +256,11 @@ func (h *localHost) unbind(s Session) {
 	h.mu.Unlock()
 	if ss == nil {
 		return
+	}
+	for _, sv := range ss.vals {
+		if sv.slot < len(h.slotSet) {
+			h.slotSet[sv.slot].Add(-1)
+		}
 	}
 	if ss.presence != nil || len(ss.directed) > 0 {
 		// A session that ends available logs the user out here when it

@@ -81,6 +81,7 @@ func (h *localHost) startModules() error {
 			return fmt.Errorf("module %s on %s: %w", m.Name, h.name, err)
 		}
 	}
+	h.slotSet = make([]atomic.Int64, h.slots)
 	return nil
 }
 
@@ -322,6 +323,10 @@ func NewSessionValue[T any](h *Host) SessionValue[T] {
 // not bound to the host.
 func (v SessionValue[T]) Get(s Session) T {
 	var zero T
+	if v.slot < len(v.lh.slotSet) && v.lh.slotSet[v.slot].Load() == 0 {
+		// No bound session has one: no lock on the way of a delivery.
+		return zero
+	}
 	a := v.lh.online(s.JID().Local())
 	if a == nil {
 		return zero
@@ -360,5 +365,8 @@ func (v SessionValue[T]) Set(s Session, val T) bool {
 		}
 	}
 	ss.vals = append(ss.vals, slotValue{v.slot, val})
+	if v.slot < len(v.lh.slotSet) {
+		v.lh.slotSet[v.slot].Add(1)
+	}
 	return true
 }

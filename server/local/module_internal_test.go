@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/beevik/etree"
@@ -88,6 +89,7 @@ func TestSessionValue(t *testing.T) {
 	host := &Host{lh: x.h, module: "t"}
 	count := NewSessionValue[int](host)
 	flag := NewSessionValue[bool](host)
+	x.h.slotSet = make([]atomic.Int64, x.h.slots) // as startModules does
 	a := x.login(t, "alice@"+acctDomain+"/a", false)
 	b := x.login(t, "alice@"+acctDomain+"/b", false)
 	if !count.Set(a, 3) || !flag.Set(b, true) {
@@ -110,5 +112,13 @@ func TestSessionValue(t *testing.T) {
 	again := x.login(t, "alice@"+acctDomain+"/a", false)
 	if count.Get(again) != 0 || !flag.Get(b) {
 		t.Errorf("after a new login: count = %d (want 0), b's flag = %v (want true)", count.Get(again), flag.Get(b))
+	}
+	// The counts behind Get's lock-free answer follow the sessions.
+	if n, m := x.h.slotSet[count.slot].Load(), x.h.slotSet[flag.slot].Load(); n != 0 || m != 1 {
+		t.Errorf("sessions with a value: count %d (want 0: a is gone), flag %d (want 1: b)", n, m)
+	}
+	x.h.unbind(b)
+	if m := x.h.slotSet[flag.slot].Load(); m != 0 {
+		t.Errorf("sessions with a flag after b left: %d, want 0", m)
 	}
 }
