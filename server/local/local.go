@@ -689,7 +689,10 @@ func (h *localHost) String() string { return fmt.Sprintf("local host %s", h.name
 // handlers run, then presence goes through RFC 6121's outbound rules and
 // anything else is routed.
 func (h *localHost) FromClient(st *xmpp.Stanza) {
-	if !st.To.IsZero() && st.To.Bare() != st.From.Bare() && !st.IsError() && h.blocks(st.From.Local(), h.online(st.From.Local()), st.To) {
+	// One lookup of the sender's account serves the block check and the
+	// session's: a message is on the hot path.
+	a := h.online(st.From.Local())
+	if !st.To.IsZero() && st.To.Bare() != st.From.Bare() && !st.IsError() && h.blocks(st.From.Local(), a, st.To) {
 		if st.Kind != xmpp.KindPresence {
 			reply := st.ErrorReply(blockedError())
 			reply.El.FindElement("error").AddChild(xmpp.NewElementNS(NSBlockingErr, "blocked"))
@@ -706,7 +709,12 @@ func (h *localHost) FromClient(st *xmpp.Stanza) {
 		h.router.Route(st) // the hot path: a message or iq, no handler
 		return
 	}
-	s := h.session(st.From)
+	var s Session
+	if a != nil {
+		a.mu.Lock()
+		s, _ = a.sessionOf(st.From)
+		a.mu.Unlock()
+	}
 	if hooked && h.pipe.run(FromClient, s, st) {
 		return
 	}

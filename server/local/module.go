@@ -319,6 +319,13 @@ func NewSessionValue[T any](h *Host) SessionValue[T] {
 	return v
 }
 
+// Any reports whether some bound session of the host may have a value:
+// false means none has, and a handler can skip its work without a
+// lookup per session (nobody enabled carbons, say).
+func (v SessionValue[T]) Any() bool {
+	return v.slot >= len(v.lh.slotSet) || v.lh.slotSet[v.slot].Load() > 0
+}
+
 // Get returns the value kept with s: the zero T when none was set or s is
 // not bound to the host.
 func (v SessionValue[T]) Get(s Session) T {

@@ -88,7 +88,7 @@ func (m *module) toggle(on bool) local.IQHandler {
 // resources that enabled carbons (XEP-0280 §7), whether or not the
 // sender enabled them.
 func (m *module) sent(from local.Session, st *xmpp.Stanza) bool {
-	if m.h.SessionCount(st.From.Local()) < 2 || !eligible(st, true, st.From.Bare()) {
+	if !m.enabled.Any() || m.h.SessionCount(st.From.Local()) < 2 || !eligible(st, true, st.From.Bare()) {
 		return false
 	}
 	others := m.h.Sessions(st.From.Local())
@@ -119,7 +119,7 @@ func (m *module) sent(from local.Session, st *xmpp.Stanza) bool {
 // non-negative priority do (§8.5.2.1.1).
 func (m *module) received(_ local.Session, st *xmpp.Stanza) bool {
 	bare := st.To.Bare()
-	if m.h.SessionCount(st.To.Local()) < 2 && xmpp.Child(st.El, NS, "private") == nil {
+	if (!m.enabled.Any() || m.h.SessionCount(st.To.Local()) < 2) && xmpp.Child(st.El, NS, "private") == nil {
 		// One resource gets the message, and nobody a copy.
 		return false
 	}
