@@ -501,7 +501,9 @@ func (s *Session) writeHeaderIfNeeded() {
 // management on, a stanza counts as handled once it was routed (or
 // answered).
 func (s *Session) handleStanza(el *etree.Element) error {
-	if xmpp.NS(el) == NSSM {
+	if xmpp.KindOf(el) == xmpp.KindNone && xmpp.NS(el) == NSSM {
+		// Only what is no stanza can be stream management's: a
+		// message, presence or iq meets no namespace lookup here.
 		return s.handleSM(el)
 	}
 	if err := s.handleOne(el); err != nil {
