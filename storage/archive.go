@@ -667,18 +667,26 @@ func (s *Store) archivePage(ctx context.Context, tx *sql.Tx, owner int64, ok boo
 	atLo, atHi := int64(math.MinInt64), int64(math.MaxInt64)
 	lower := func(seq, at int64) { lo, atLo = max(lo, seq), max(atLo, at) }
 	upper := func(seq, at int64) { hi, atHi = min(hi, seq), min(atHi, at) }
-	for _, c := range []struct {
-		id    string
-		bound func(seq, at int64)
-	}{{q.AfterID, lower}, {q.BeforeID, upper}} {
-		if c.id == "" {
-			continue
+	// narrow bounds the set by the messages after and before ("" for
+	// none): the form's after-id and before-id, then the RSM cursor.
+	narrow := func(after, before string) error {
+		for _, c := range []struct {
+			id    string
+			bound func(seq, at int64)
+		}{{after, lower}, {before, upper}} {
+			if c.id == "" {
+				continue
+			}
+			seq, at, err := rowOf(c.id)
+			if err != nil {
+				return err
+			}
+			c.bound(seq, at)
 		}
-		seq, at, err := rowOf(c.id)
-		if err != nil {
-			return ArchivePage{}, err
-		}
-		c.bound(seq, at)
+		return nil
+	}
+	if err := narrow(q.AfterID, q.BeforeID); err != nil {
+		return ArchivePage{}, err
 	}
 	if !ok {
 		return empty, nil
@@ -733,18 +741,8 @@ func (s *Store) archivePage(ctx context.Context, tx *sql.Tx, owner int64, ok boo
 	}
 
 	// The RSM cursor narrows the set to the page's side of it.
-	for _, c := range []struct {
-		id    string
-		bound func(seq, at int64)
-	}{{q.After, lower}, {q.Before, upper}} {
-		if c.id == "" {
-			continue
-		}
-		seq, at, err := rowOf(c.id)
-		if err != nil {
-			return ArchivePage{}, err
-		}
-		c.bound(seq, at)
+	if err := narrow(q.After, q.Before); err != nil {
+		return ArchivePage{}, err
 	}
 	n := min(max(q.Max, 0), MaxArchivePage)
 	// One more than the page, to tell whether the page is the last.
