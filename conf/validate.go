@@ -77,6 +77,9 @@ func (ch *checker) config(c *Config) {
 			host, port, err = l, "", nil
 		}
 		if n, perr := strconv.Atoi(port); host == "" || strings.ContainsAny(host, " /[]@") || (port != "" && (perr != nil || n < 1 || n > 65535)) {
+			// Sent to every client in <enabled/>: a location it
+			// cannot connect to turns each resume into a failed
+			// reconnect and a full login.
 			ch.errorf("c2s.resume_location", "%q is not a host or host:port; write it like \"xmpp2.example.com:5222\"", l)
 		}
 	}

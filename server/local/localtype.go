@@ -258,6 +258,10 @@ func checkArchive(c *conf.HostCheck, o *LocalOptions) {
 	case err != nil:
 		c.Errorf("archive_expires_after", "%v", err)
 	case o.ArchiveExpiresAfter != ArchiveNever && d < time.Hour:
+		// Under an hour the archive no longer does its job for the
+		// users it exists for: a phone that syncs when it wakes would
+		// find its messages gone ("0s" read as "forever" would delete
+		// everything at the next run). Prosody takes any period.
 		c.Errorf("archive_expires_after", "%q is less than an hour; use \"1h\" or more, or \"never\" to keep messages forever", o.ArchiveExpiresAfter)
 	}
 	switch o.ArchiveDefault {
@@ -334,10 +338,17 @@ func checkExternalServices(c *conf.HostCheck, o *LocalOptions) {
 		}
 	}
 	if o.TURNSecret != "" {
+		// A short secret lets anyone who saw one credential (any user,
+		// or the network) guess the HMAC key and relay through the
+		// TURN server at the operator's cost; coturn's docs ask for a
+		// long random one.
 		if n := len(o.TURNSecret); n < minTURNSecret {
 			c.Errorf("turn_secret", "the secret is %d characters long; use %d or more random ones, "+
 				"like the output of `openssl rand -hex 32`", n, minTURNSecret)
 		}
+		// Harmless in itself, but a secret nobody uses means the TURN
+		// service the operator meant to offer is not listed: calls
+		// behind NAT fail with nothing in the logs.
 		if turns == 0 {
 			c.Errorf("turn_secret", `no [[host.external_service]] has type "turn" or "turns" to use it`)
 		}
