@@ -92,6 +92,30 @@ func (sc *smClient) next() (*etree.Element, error) {
 	}
 }
 
+// pingsThenAck sends n pings and <r/>, reads until the n answers and
+// the server's <a/> have come, and returns that <a/>'s h.
+func (sc *smClient) pingsThenAck(t *testing.T, n int) string {
+	t.Helper()
+	for i := range n {
+		sc.send("<iq type='get' id='p%d'><ping xmlns='urn:xmpp:ping'/></iq>", i)
+	}
+	sc.c.Send("<r xmlns='urn:xmpp:sm:3'/>")
+	results, h := 0, ""
+	for results < n || h == "" {
+		el, err := sc.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch el.Tag {
+		case "iq":
+			results++
+		case "a":
+			h = el.SelectAttrValue("h", "")
+		}
+	}
+	return h
+}
+
 // ackTo drops what the server acknowledged.
 func (sc *smClient) ackTo(h uint32) {
 	sc.mu.Lock()
@@ -190,24 +214,7 @@ func TestSMEnableAndAcks(t *testing.T) {
 					t.Errorf("enable %q: location not configured but sent: %s", tt.attrs, sc.c.String(el))
 				}
 				// Three pings and <r/>: h is 3; the answers are asked for.
-				for i := range 3 {
-					sc.send("<iq type='get' id='p%d'><ping xmlns='urn:xmpp:ping'/></iq>", i)
-				}
-				sc.c.Send("<r xmlns='urn:xmpp:sm:3'/>")
-				results, h := 0, ""
-				for results < 3 || h == "" {
-					el, err := sc.next()
-					if err != nil {
-						t.Fatal(err)
-					}
-					switch el.Tag {
-					case "iq":
-						results++
-					case "a":
-						h = el.SelectAttrValue("h", "")
-					}
-				}
-				if h != "3" {
+				if h := sc.pingsThenAck(t, 3); h != "3" {
 					t.Errorf("enable %q: <a h='%s'/> after three stanzas, want 3", tt.attrs, h)
 				}
 				// The server asks for its three answers, and the client's
@@ -292,23 +299,7 @@ func TestSMHandledCountTooHigh(t *testing.T) {
 			sc.h, sc.acked = tt.start, tt.start
 			// Four pings: the client's count and the server's answers
 			// both pass 2^32 when they start near it.
-			for i := range 4 {
-				sc.send("<iq type='get' id='p%d'><ping xmlns='urn:xmpp:ping'/></iq>", i)
-			}
-			sc.c.Send("<r xmlns='urn:xmpp:sm:3'/>")
-			results, h := 0, ""
-			for results < 4 || h == "" {
-				el, err := sc.next()
-				if err != nil {
-					t.Fatal(err)
-				}
-				switch el.Tag {
-				case "iq":
-					results++
-				case "a":
-					h = el.SelectAttrValue("h", "")
-				}
-			}
+			h := sc.pingsThenAck(t, 4)
 			if want := strconv.FormatUint(uint64(tt.start+4), 10); h != want {
 				t.Errorf("<a h='%s'/>, want %s", h, want)
 			}
