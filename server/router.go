@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,9 +46,29 @@ type Router struct {
 	// sessions are gone, ending what handlers still wait for. Nil in
 	// tests that build a Router alone (then it never ends).
 	ctx context.Context
+	// tasks are the host types' and modules' background work (Go):
+	// Shutdown waits for them after cancelling ctx, before the store
+	// closes.
+	tasks sync.WaitGroup
 
 	// slowConsumers counts stanzas refused by full session queues.
 	slowConsumers atomic.Int64
+}
+
+// Go runs fn in a goroutine of its own for as long as the server runs
+// (a retention sweep, say): ctx ends at Shutdown, which waits for fn to
+// return before it closes the store, so that fn never meets a closed
+// store or logs after the server stopped.
+func (r *Router) Go(fn func(ctx context.Context)) {
+	ctx := r.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	r.tasks.Add(1)
+	go func() {
+		defer r.tasks.Done()
+		fn(ctx)
+	}()
 }
 
 // Route delivers st. Its from must already be stamped by whoever accepted

@@ -97,14 +97,12 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.router = &Router{hosts: make(map[string]Handler), log: s.log, ctx: s.ctx}
 	if err := s.buildHosts(certDir); err != nil {
-		s.drainHosts(context.Background())
-		store.Close()
+		s.abandon()
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	fakeSecret, err := loadFakeSecret(certDir)
 	if err != nil {
-		s.drainHosts(context.Background())
-		store.Close()
+		s.abandon()
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	limits := xmpp.Limits{
@@ -362,6 +360,15 @@ func (s *Server) CertPool() *x509.CertPool { return s.certs.CertPool() }
 // Sessions returns the number of open client connections.
 func (s *Server) Sessions() int { return s.c2s.Sessions() }
 
+// abandon undoes a New that failed after the hosts began: their work
+// drained, their background tasks ended, the store closed.
+func (s *Server) abandon() {
+	s.drainHosts(context.Background())
+	s.cancel()
+	s.router.tasks.Wait()
+	s.store.Close()
+}
+
 // Shutdown stops accepting, closes every stream with <system-shutdown/>,
 // waits for the sessions to end (or ctx) and closes the store. When ctx
 // ends first, the handlers still waiting (for the store, say) are
@@ -399,9 +406,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if s.cancel != nil {
 		// Whatever a handler still waits for ends here: every session is
-		// gone, and the store closes next.
+		// gone, and the store closes next, once the background tasks
+		// (Router.Go) have seen it.
 		s.cancel()
 	}
+	s.router.tasks.Wait()
 	if cerr := s.store.Close(); cerr != nil && err == nil {
 		err = cerr
 	}

@@ -901,18 +901,6 @@ func (s *Store) expireHost(ctx context.Context, host string, cutoff int64, batch
 	}
 }
 
-// ArchiveClosed returns a channel closed when the Store is closed: the
-// end of a module's archive upkeep (retention) that has no other.
-func (s *Store) ArchiveClosed() <-chan struct{} {
-	if err := s.archiveInit(); err != nil {
-		// Closed or broken: either way no upkeep.
-		c := make(chan struct{})
-		close(c)
-		return c
-	}
-	return s.archive.quit
-}
-
 // expiryBound returns the least seq x such that the first message at or
 // after x is not older than cutoff (or there is none): every message
 // below x is older, every one from x on is not.

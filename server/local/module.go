@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"fmt"
 	"github.com/parley-im/parley/conf"
 	"log/slog"
@@ -236,6 +237,11 @@ func (h *Host) Route(st *xmpp.Stanza) { h.lh.router.Route(st) }
 
 // Bounce answers st with e, unless st is an error or an answer itself.
 func (h *Host) Bounce(st *xmpp.Stanza, e *xmpp.StanzaError) { h.lh.router.Bounce(st, e) }
+
+// Go runs fn in a goroutine of its own while the server runs (the
+// archive's retention sweep): ctx ends at Shutdown, which waits for fn
+// to return before it closes the store. Safe from Start on.
+func (h *Host) Go(fn func(ctx context.Context)) { h.lh.router.Go(fn) }
 
 // Deliver queues st on the session s of this host, through ToClient and
 // the slow-consumer policy (a full queue bounces st to its sender).

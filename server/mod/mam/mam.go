@@ -68,7 +68,6 @@ type Store interface {
 	ArchivePrefs(ctx context.Context, host, user string) (storage.ArchivePrefs, error)
 	SetArchivePrefs(ctx context.Context, host, user string, p storage.ArchivePrefs) error
 	ExpireArchive(ctx context.Context, host string, cutoff time.Time, batch int) (int64, error)
-	ArchiveClosed() <-chan struct{}
 	RosterItem(ctx context.Context, host, user, jid string) (storage.RosterItem, error)
 }
 
@@ -88,7 +87,7 @@ func start(h *local.Host) error {
 	}
 	m := &module{h: h, store: st, log: h.Logger(), maxPage: opts.ArchiveMaxPage, policy: opts.ArchiveDefault}
 	if keep := opts.ArchiveRetention(); keep > 0 {
-		go m.expire(keep, expireEvery)
+		h.Go(func(ctx context.Context) { m.expire(ctx, keep, expireEvery) })
 	}
 	// Each HandleIQ lists one feature on the account (and the host): the
 	// three the module has are spread over its iqs.
@@ -127,19 +126,8 @@ type module struct {
 }
 
 // expire deletes the host's archived messages older than keep, now and
-// then every period, until the store closes. A local.Host has no
-// context of its own: the store's closing is the server's end.
-func (m *module) expire(keep, period time.Duration) {
-	closed := m.store.ArchiveClosed()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-closed:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+// then every period, until ctx (the server's life) ends.
+func (m *module) expire(ctx context.Context, keep, period time.Duration) {
 	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
@@ -152,7 +140,7 @@ func (m *module) expire(keep, period time.Duration) {
 		}
 		select {
 		case <-tick.C:
-		case <-closed:
+		case <-ctx.Done():
 			return
 		}
 	}
