@@ -13,6 +13,7 @@
 #                                    "slow" is msg with slow consumers beside
 #                                    the pairs, once (make slowconsumers
 #                                    compares runs with and without them)
+#   ARCHIVE=false                    the local host without its message archive
 # PROFILE=DIR writes 5-second CPU profiles of Parley during the msg and bot
 # scenarios into DIR (go tool pprof -top DIR/bot.cpu).
 # The exit code is 1 when any scenario failed (a login, a lost message, ...).

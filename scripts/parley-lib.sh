@@ -87,6 +87,11 @@ scram_iterations = 4096
 name = "localhost"
 registration = "open"
 TOML
+	# ARCHIVE=false measures the server without its message archive
+	# (XEP-0313), which is on by default.
+	if [[ -n ${ARCHIVE:-} ]]; then
+		echo "archive = $ARCHIVE" >>"$tmp/parley.toml"
+	fi
 	if [[ -n ${2:-} ]]; then
 		cat >>"$tmp/parley.toml" <<TOML
 
