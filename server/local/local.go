@@ -61,6 +61,8 @@ type localHost struct {
 	opts *LocalOptions
 	// stored bound what is parsed back from the store (storedLimits).
 	stored xmpp.Limits
+	// values are the modules' HostValues: key → value.
+	values sync.Map
 	// caps is the <c/> stream feature of the server's disco#info.
 	caps *etree.Element
 

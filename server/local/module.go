@@ -383,3 +383,38 @@ func (v SessionValue[T]) Set(s Session, val T) bool {
 	}
 	return true
 }
+
+// HostValue is a value a module keeps on each local host for the host's
+// other modules to find: CSI's per-session state, which push reads;
+// private XML's bridges, which PEP sets. It lives and dies with its host,
+// so servers in one process (tests) never see each other's, as they would
+// in a package-level map. Make one per use at package level with
+// NewHostValue.
+type HostValue[T any] struct {
+	key *byte
+}
+
+// NewHostValue makes a key for a value per host. Call it once, at package
+// level.
+func NewHostValue[T any]() HostValue[T] { return HostValue[T]{key: new(byte)} }
+
+// Set keeps x on the host of h.
+func (v HostValue[T]) Set(h *Host, x T) { h.lh.values.Store(v.key, x) }
+
+// Get returns the value kept on the host of h, and whether there is one.
+func (v HostValue[T]) Get(h *Host) (T, bool) {
+	x, ok := h.lh.values.Load(v.key)
+	if !ok {
+		var zero T
+		return zero, false
+	}
+	return x.(T), true
+}
+
+// GetOrSet returns the value kept on the host of h, keeping x there first
+// when there is none: modules start in the order of their names, and the
+// first of two to need a shared value makes it.
+func (v HostValue[T]) GetOrSet(h *Host, x T) T {
+	got, _ := h.lh.values.LoadOrStore(v.key, x)
+	return got.(T)
+}

@@ -122,3 +122,34 @@ func TestSessionValue(t *testing.T) {
 		t.Errorf("sessions with a flag after b left: %d, want 0", m)
 	}
 }
+
+// TestHostValue: each host keeps its own value under a key, keys do not
+// mix, and GetOrSet keeps the first value set.
+func TestHostValue(t *testing.T) {
+	a, b := &Host{lh: &localHost{}}, &Host{lh: &localHost{}}
+	nums, names := NewHostValue[int](), NewHostValue[string]()
+	if _, ok := nums.Get(a); ok {
+		t.Fatal("a value before any was set")
+	}
+	nums.Set(a, 1)
+	names.Set(a, "one")
+	tests := []struct {
+		h    *Host
+		want int
+		ok   bool
+	}{{a, 1, true}, {b, 0, false}}
+	for i, tt := range tests {
+		if got, ok := nums.Get(tt.h); got != tt.want || ok != tt.ok {
+			t.Errorf("host %d: Get = %d, %v; want %d, %v", i, got, ok, tt.want, tt.ok)
+		}
+	}
+	if got, _ := names.Get(a); got != "one" {
+		t.Errorf("names.Get = %q, want one", got)
+	}
+	if got := nums.GetOrSet(b, 2); got != 2 {
+		t.Errorf("GetOrSet on an empty host = %d, want 2", got)
+	}
+	if got := nums.GetOrSet(b, 3); got != 2 {
+		t.Errorf("GetOrSet on a set host = %d, want the first, 2", got)
+	}
+}

@@ -52,10 +52,9 @@ type module struct {
 	state local.SessionValue[*state]
 }
 
-// modules are the module's instances, by their host's options, which are
-// one host's among the servers of a process: Inactive finds a host's
-// there.
-var modules sync.Map // *local.LocalOptions → *module
+// modules are the module's instances, one per host: Inactive finds a
+// host's there.
+var modules = local.NewHostValue[*module]()
 
 // state is one session's: whether it is inactive, how many times it
 // became so, and what waits.
@@ -72,11 +71,11 @@ type state struct {
 // notification, XEP-0357) tells one spell from the next by it. It is
 // false, 0 on a host that does not run the module.
 func Inactive(h *local.Host, s local.Session) (inactive bool, times uint64) {
-	v, ok := modules.Load(h.Options())
-	if !ok || h.Options() == nil {
+	m, ok := modules.Get(h)
+	if !ok {
 		return false, 0
 	}
-	st := v.(*module).state.Get(s)
+	st := m.state.Get(s)
 	if st == nil {
 		return false, 0
 	}
@@ -94,9 +93,7 @@ type held struct {
 
 func start(h *local.Host) error {
 	m := &module{h: h, state: local.NewSessionValue[*state](h)}
-	if o := h.Options(); o != nil {
-		modules.Store(o, m)
-	}
+	modules.Set(h, m)
 	h.StreamFeature(xmpp.NewElementNS(NS, "csi"))
 	h.HandleNonza(NS, "inactive", func(s local.Session, _ *etree.Element) { m.set(s, true) })
 	h.HandleNonza(NS, "active", func(s local.Session, _ *etree.Element) { m.set(s, false) })

@@ -72,25 +72,24 @@ type Bridge interface {
 	PrivateSet(ctx context.Context, from xmpp.JID, el *etree.Element) error
 }
 
-// bridgeKey names a namespace of one local host: hosts of different
-// servers in one process (tests) share names but not configs.
-type bridgeKey struct {
-	cfg      any
-	host, ns string
-}
-
-var bridges sync.Map // bridgeKey → Bridge
+// bridges are each host's Bridges, by namespace (a *sync.Map: namespace
+// → Bridge). The first of SetBridge and the module's start makes it.
+var bridges = local.NewHostValue[*sync.Map]()
 
 // SetBridge makes b keep the namespace ns of the host of h. A module
 // calls it from its Start; the private module asks at each iq, so the
 // order of the modules' starts does not matter.
 func SetBridge(h *local.Host, ns string, b Bridge) {
-	bridges.Store(bridgeKey{h.Config(), h.Name(), ns}, b)
+	bridges.GetOrSet(h, new(sync.Map)).Store(ns, b)
 }
 
 // bridge returns the Bridge of ns on m's host, or nil.
 func (m *module) bridge(ns string) Bridge {
-	if b, ok := bridges.Load(bridgeKey{m.h.Config(), m.h.Name(), ns}); ok {
+	byNS, ok := bridges.Get(m.h)
+	if !ok {
+		return nil
+	}
+	if b, ok := byNS.Load(ns); ok {
 		return b.(Bridge)
 	}
 	return nil

@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/server/local"
@@ -60,19 +59,13 @@ type module struct {
 // error refuses the set (an *xmpp.StanzaError is the answer).
 type Observer func(ctx context.Context, from xmpp.JID, vcard *etree.Element) error
 
-// observerKey names a local host: hosts of different servers in one
-// process (tests) share names but not configs.
-type observerKey struct {
-	cfg  any
-	host string
-}
-
-var observers sync.Map // observerKey → Observer
+// observers are each host's Observer.
+var observers = local.NewHostValue[Observer]()
 
 // OnSet makes f hear of each vCard set on the host of h. A module calls
 // it from its Start.
 func OnSet(h *local.Host, f Observer) {
-	observers.Store(observerKey{h.Config(), h.Name()}, f)
+	observers.Set(h, f)
 }
 
 // ErrTooLarge is SetPhoto's error when the vCard with the photo would
@@ -143,8 +136,8 @@ func (m *module) set(ctx context.Context, st *xmpp.Stanza) (*etree.Element, erro
 	if len(data) > maxSize {
 		return nil, xmpp.NewStanzaError(xmpp.NotAcceptable, "the vCard is larger than 64 KiB")
 	}
-	if f, ok := observers.Load(observerKey{m.h.Config(), m.h.Name()}); ok {
-		if err := f.(Observer)(ctx, st.From, st.Payload()); err != nil {
+	if f, ok := observers.Get(m.h); ok {
+		if err := f(ctx, st.From, st.Payload()); err != nil {
 			var se *xmpp.StanzaError
 			if errors.As(err, &se) {
 				return nil, se
