@@ -35,6 +35,9 @@ type Config struct {
 	S2S S2S `toml:"s2s"`
 	// HTTP configures the HTTP listener.
 	HTTP HTTP `toml:"http"`
+	// Component configures the listener of external components
+	// (XEP-0114), the hosts of type "component".
+	Component Component `toml:"component"`
 	// Limits bound what one connection may cost the server.
 	Limits Limits `toml:"limits"`
 	// Auth configures SASL authentication.
@@ -103,6 +106,18 @@ type HTTP struct {
 	// ReadTimeout bounds reading one request, headers and body. Default
 	// 30s, at least 1s.
 	ReadTimeout Duration `toml:"read_timeout"`
+}
+
+// Component is the [component] table: where external components
+// (XEP-0114) connect. The listener opens only when a host of type
+// "component" is configured.
+type Component struct {
+	// Listen are host:port addresses. Default ["127.0.0.1:5347"]: the
+	// component protocol has no TLS, and its handshake is a SHA-1 of the
+	// secret that anyone on the path could record and guess at offline,
+	// so the default keeps the secret and every stanza off the network
+	// (components run beside the server, as Prosody's default too).
+	Listen []string `toml:"listen"`
 }
 
 // Limits is the [limits] table. Every limit is on by default.
@@ -262,6 +277,8 @@ const (
 	defaultRosterRate    = 300
 	defaultTokenFailures = 5
 	defaultHTTPRead      = 30 * time.Second
+	// defaultComponentListen is XEP-0114's usual port, on loopback.
+	defaultComponentListen = "127.0.0.1:5347"
 )
 
 // maxBackoffMax is the longest login_backoff_max: c2s cuts a longer one to
@@ -283,6 +300,7 @@ func New() *Config {
 			ParkAfter:     Duration{c2s.DefaultParkAfter},
 			ResumeTimeout: Duration{c2s.DefaultResumeTimeout},
 		},
+		Component: Component{Listen: []string{defaultComponentListen}},
 		HTTP: HTTP{
 			TokenFailures: defaultTokenFailures,
 			ReadTimeout:   Duration{defaultHTTPRead},

@@ -57,6 +57,10 @@ func (ch *checker) config(c *Config) {
 	ch.listen("c2s.direct_tls", c.C2S.DirectTLS, addrs)
 	ch.listen("s2s.listen", c.S2S.Listen, addrs)
 	ch.listen("http.listen", c.HTTP.Listen, addrs)
+	if c.Component.Listen == nil && !ch.isSet("component.listen") {
+		c.Component.Listen = []string{defaultComponentListen}
+	}
+	ch.listen("component.listen", c.Component.Listen, addrs)
 	if c.C2S.IdleTimeout.Duration < 0 {
 		ch.errorf("c2s.idle_timeout", `%v is negative; use a duration like "5m", or "0s" to never time out`,
 			c.C2S.IdleTimeout.Duration)

@@ -157,6 +157,7 @@ func start(t testing.TB, opts ...Option) (*Server, error) {
 	cfg.C2S.Listen = []string{"127.0.0.1:0"}
 	cfg.C2S.DirectTLS = []string{"127.0.0.1:0"}
 	cfg.HTTP.Listen = []string{"127.0.0.1:0"}
+	cfg.Component.Listen = []string{"127.0.0.1:0"}
 	cfg.Auth.SCRAMIterations = 4096 // the RFC 7677 minimum: tests log in often
 	// Every test client comes from 127.0.0.1, and tests fail logins on
 	// purpose: the login limits would hold their answers.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -41,6 +42,22 @@ type HostType struct {
 	// Metrics, when set, writes the type's metrics in the Prometheus
 	// text format at the end of GET /metrics.
 	Metrics func(w io.Writer, hosts map[string]Handler)
+	// Listen, when set, opens the type's own listeners (the external
+	// components' port) at Start, once per server that has hosts of the
+	// type, and serves them in the background; hosts are the handlers
+	// New built, by host name. An error fails Start. Shutdown closes
+	// what it returns before the hosts drain, so that no new peer
+	// arrives while they do.
+	Listen func(ctx context.Context, cfg *conf.Config, hosts map[string]Handler) (Listener, error)
+}
+
+// Listener is a host type's own listener (HostType.Listen).
+type Listener interface {
+	// Addrs are the addresses it listens on.
+	Addrs() []net.Addr
+	// Close stops accepting and ends the connections that have not
+	// reached a host yet; the hosts' Drainer ends the others.
+	Close() error
 }
 
 // HostEnv is what the server gives a host type's New.

@@ -54,7 +54,10 @@ type Server struct {
 	started   bool
 	closed    bool
 	listeners []listener
-	serving   sync.WaitGroup
+	// typeListeners are the host types' own listeners (HostType.Listen),
+	// by type name.
+	typeListeners map[string]Listener
+	serving       sync.WaitGroup
 }
 
 type listener struct {
@@ -283,11 +286,16 @@ func (s *Server) Start(ctx context.Context) error {
 			s.listeners[i].http = true
 		}
 	}
+	if err == nil {
+		err = s.listenTypes(ctx)
+	}
 	if err != nil {
 		for _, l := range s.listeners {
 			l.l.Close()
 		}
 		s.listeners = nil
+		s.closeListeners(s.typeListeners)
+		s.typeListeners = nil
 		return err
 	}
 	if len(s.cfg.S2S.Listen) > 0 {
@@ -322,6 +330,44 @@ func (s *Server) Start(ctx context.Context) error {
 			kind = "direct_tls"
 		}
 		s.log.Info("server: c2s listening", "addr", l.l.Addr().String(), "kind", kind)
+	}
+	return nil
+}
+
+// listenTypes opens the host types' own listeners (HostType.Listen) of
+// the types this server has hosts of.
+func (s *Server) listenTypes(ctx context.Context) error {
+	s.typeListeners = map[string]Listener{}
+	for _, t := range registeredTypes() {
+		hosts := s.hostsOfType(t.name)
+		if t.Listen == nil || len(hosts) == 0 {
+			continue
+		}
+		l, err := t.Listen(ctx, s.cfg, hosts)
+		if err != nil {
+			return fmt.Errorf("server: %s listener: %w", t.name, err)
+		}
+		s.typeListeners[t.name] = l
+	}
+	return nil
+}
+
+// closeListeners closes host types' own listeners, by type name.
+func (s *Server) closeListeners(ls map[string]Listener) {
+	for name, l := range ls {
+		if err := l.Close(); err != nil {
+			s.log.Warn("server: host type listener did not close", "type", name, "err", err)
+		}
+	}
+}
+
+// TypeAddrs returns the addresses of the host type typ's own listener
+// (HostType.Listen), once started; none when it has none.
+func (s *Server) TypeAddrs(typ string) []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l, ok := s.typeListeners[typ]; ok {
+		return l.Addrs()
 	}
 	return nil
 }
@@ -381,7 +427,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.closed = true
 	httpSrv := s.http
+	typeListeners := s.typeListeners
+	s.typeListeners = nil
 	s.mu.Unlock()
+	// No new peer of a host type's own listener while the hosts drain.
+	s.closeListeners(typeListeners)
 	if s.cancel != nil {
 		stop := context.AfterFunc(ctx, s.cancel)
 		defer stop()

@@ -17,6 +17,8 @@ import (
 	_ "github.com/parley-im/parley/server/local"
 	// http_component: a domain of bots behind a webhook.
 	_ "github.com/parley-im/parley/components/webhook"
+	// component: an external component (XEP-0114) on the component port.
+	_ "github.com/parley-im/parley/components/external"
 	"github.com/parley-im/parley/server/hosttypes/planned"
 
 	// Modules of local hosts.
@@ -46,7 +48,7 @@ import (
 	_ "github.com/parley-im/parley/server/mod/push"
 )
 
-// muc, upload and component: known to the config, not run yet. They come
+// muc and upload: known to the config, not run yet. They come
 // after the types above, which init registers before this package's init
 // runs, since this package imports them.
 func init() { planned.Register() }
