@@ -1,0 +1,260 @@
+package interop
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/parley-im/parley/parleytest"
+	"github.com/parley-im/parley/xmpp"
+)
+
+// modernAccount is one session slixmpp_modern_client.py opens.
+type modernAccount struct {
+	JID      string `json:"jid"`
+	Password string `json:"password"`
+	Resource string `json:"resource"`
+}
+
+// modernConfig is what slixmpp_modern_client.py gets.
+type modernConfig struct {
+	Case        string                   `json:"case"`
+	Host        string                   `json:"host"`
+	Port        int                      `json:"port"`
+	CAFile      string                   `json:"ca_file"`
+	Accounts    map[string]modernAccount `json:"accounts"`
+	Peer        string                   `json:"peer"`
+	Page        int                      `json:"page,omitempty"` // mam: RSM max
+	Nick        string                   `json:"nick,omitempty"` // pep
+	StepTimeout float64                  `json:"step_timeout"`   // seconds
+}
+
+// The accounts of the modern cases. alice is the client slixmpp plays in
+// every case; bob is her correspondent (a raw parleytest.Conn, or slixmpp
+// in the PEP case); carol is a second contact.
+const (
+	aliceJID, bobJID, carolJID = "alice@localhost", "bob@localhost", "carol@localhost"
+	bobPassword, carolPassword = "bob-password", "carol-password"
+)
+
+// modernRun is one run of slixmpp_modern_client.py: its steps by name, as
+// they came, and what the test needs to fail with its output.
+type modernRun struct {
+	t      *testing.T
+	steps  map[string]stepResult
+	stderr *bytes.Buffer
+	runErr error
+}
+
+// runModern starts slixmpp_modern_client.py with cfg, calls onStep for each
+// step as it comes (in the test's goroutine, so it may use t and raw
+// Conns), and returns when the client has ended.
+func runModern(t *testing.T, s *parleytest.Server, cfg modernConfig, onStep func(stepResult)) *modernRun {
+	t.Helper()
+	if err := slixmppCheck(); err != nil {
+		missing(t, "slixmpp for "+slixmppPython+" ("+err.Error()+")", "apt-get install python3-slixmpp")
+	}
+	script, err := filepath.Abs("../../testdata/interop/python/slixmpp_modern_client.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(s.DirectTLSAddr)
+	cfg.Host = host
+	cfg.Port, _ = strconv.Atoi(port)
+	cfg.CAFile = writeCA(t, s)
+	cfg.StepTimeout = stepTimeout.Seconds()
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(slixmppPython, script, string(b))
+	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1")
+	r := &modernRun{t: t, steps: map[string]stepResult{}, stderr: &bytes.Buffer{}}
+	cmd.Stderr = r.stderr
+	cmd.WaitDelay = 2 * time.Second
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("slixmpp: starting the client: %v", err)
+	}
+	kill := time.AfterFunc(runTimeout, func() { _ = cmd.Process.Kill() })
+	defer kill.Stop()
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		var st stepResult
+		if err := json.Unmarshal(sc.Bytes(), &st); err != nil {
+			t.Logf("slixmpp: stdout line that is not a step: %s", sc.Text())
+			continue
+		}
+		r.steps[st.Step] = st
+		if !st.OK {
+			continue
+		}
+		if st.Step == "login" {
+			t.Logf("slixmpp %s: logged in %v with %v", cfg.Case, st.Detail["jids"], st.Detail["auth"])
+		}
+		if onStep != nil {
+			onStep(st)
+		}
+	}
+	r.runErr = cmd.Wait()
+	return r
+}
+
+// step returns the detail of the step, or fails the test with why it is
+// missing: the client's own failure, its exit and its stderr.
+func (r *modernRun) step(name string) map[string]any {
+	r.t.Helper()
+	if st, ok := r.steps[name]; ok && st.OK {
+		return st.Detail
+	}
+	msg := fmt.Sprintf("slixmpp: no step %q (client: %v)", name, r.runErr)
+	if f, ok := r.steps["failed"]; ok {
+		msg += "\n  the client failed: " + f.Error
+	}
+	if tail := r.stderr.String(); tail != "" {
+		if len(tail) > 3000 {
+			tail = "..." + tail[len(tail)-3000:]
+		}
+		msg += "\n  client stderr (tail):\n" + tail
+	}
+	r.t.Fatal(msg)
+	return nil
+}
+
+// subscribe makes from subscribed to to's presence (RFC 6121 §3.1): both
+// available on raw streams, from asks, to approves; it returns when from
+// has the roster push with subscription to or both.
+func subscribe(t *testing.T, s *parleytest.Server, from, fromPass, to, toPass string) {
+	t.Helper()
+	a := s.Login(from, fromPass, "setup")
+	defer a.Close()
+	b := s.Login(to, toPass, "setup")
+	defer b.Close()
+	a.Send("<presence/>")
+	b.Send("<presence/>")
+	a.Sync()
+	b.Sync()
+	a.Send("<presence to='%s' type='subscribe'/>", to)
+	b.WaitFor("the subscription request", func(st *xmpp.Stanza) bool {
+		return st.Kind == xmpp.KindPresence && st.Type == "subscribe"
+	})
+	b.Send("<presence to='%s' type='subscribed'/>", from)
+	a.WaitFor("the roster push of the approval", func(st *xmpp.Stanza) bool {
+		item := st.El.FindElement("query/item")
+		return st.Kind == xmpp.KindIQ && st.Type == "set" && item != nil &&
+			item.SelectAttrValue("jid", "") == to &&
+			(item.SelectAttrValue("subscription", "") == "to" || item.SelectAttrValue("subscription", "") == "both")
+	})
+}
+
+// triples reads a list of [a, b, c, ...] lists of strings from a step's
+// detail, keeping the first n of each.
+func triples(v any, n int) [][]string {
+	list, _ := v.([]any)
+	out := make([][]string, 0, len(list))
+	for _, e := range list {
+		row, _ := e.([]any)
+		var r []string
+		for i := 0; i < n && i < len(row); i++ {
+			r = append(r, fmt.Sprint(row[i]))
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// TestSlixmppCarbons: two resources of alice with slixmpp's xep_0280
+// enable carbons (XEP-0280). A chat message bob sends to alice/phone is a
+// received carbon on alice/laptop, a chat message the phone sends is a
+// sent carbon there, and neither direction's message with <private/>
+// (§8) is copied; the phone gets no carbons of its own. With the carbons
+// module not registered, the enable iq fails and so does the case.
+func TestSlixmppCarbons(t *testing.T) {
+	t.Parallel()
+	s := parleytest.Start(t)
+	s.AddUser(aliceJID, clientPassword)
+	s.AddUser(bobJID, bobPassword)
+	bob := s.Login(bobJID, bobPassword, "desk")
+	defer bob.Close()
+	bob.Send("<presence/>")
+	bob.Sync()
+	cfg := modernConfig{Case: "carbons", Peer: bobJID, Accounts: map[string]modernAccount{
+		"phone":  {aliceJID, clientPassword, "phone"},
+		"laptop": {aliceJID, clientPassword, "laptop"},
+	}}
+	phone := aliceJID + "/phone"
+	r := runModern(t, s, cfg, func(st stepResult) {
+		if st.Step != "ready" {
+			return
+		}
+		bob.Send("<message to='%s' type='chat' id='b1'><body>to-phone</body></message>", phone)
+		bob.Send("<message to='%s' type='chat' id='b2'><body>to-phone-private</body>"+
+			"<private xmlns='urn:xmpp:carbons:2'/></message>", phone)
+		bob.Send("<message to='%s' type='chat' id='b3'><body>to-phone-last</body></message>", phone)
+	})
+	got := r.step("carbons")
+	r.step("done")
+
+	bobDesk := bobJID + "/desk"
+	for _, c := range []struct {
+		resource string
+		want     [][]string // kind, JID, body, in order
+	}{
+		{"phone", [][]string{
+			{"direct", bobDesk, "to-phone"},
+			{"direct", bobDesk, "to-phone-private"},
+			{"direct", bobDesk, "to-phone-last"},
+		}},
+		{"laptop", [][]string{
+			// The forwarded messages keep their addresses (§6, §7).
+			{"received", bobDesk, "to-phone"},
+			{"received", bobDesk, "to-phone-last"},
+			{"sent", bobJID, "from-phone"},
+			{"sent", bobJID, "from-phone-last"},
+		}},
+	} {
+		// The two directions interleave: compare each kind in order.
+		have := triples(got[c.resource], 3)
+		for _, kind := range []string{"direct", "received", "sent"} {
+			if w, h := ofKind(c.want, kind), ofKind(have, kind); !reflect.DeepEqual(w, h) {
+				t.Errorf("alice/%s: %s messages %v, want %v", c.resource, kind, h, w)
+			}
+		}
+	}
+	// bob got all three of the phone's, from the phone.
+	var bodies []string
+	for _, st := range bob.UntilSync() {
+		if st.Kind == xmpp.KindMessage && parleytest.Body(st) != "" {
+			if st.From.String() != phone {
+				t.Errorf("bob got %q from %s, want from %s", parleytest.Body(st), st.From, phone)
+			}
+			bodies = append(bodies, parleytest.Body(st))
+		}
+	}
+	if want := []string{"from-phone", "from-phone-private", "from-phone-last"}; !reflect.DeepEqual(bodies, want) {
+		t.Errorf("bob got %q, want %q", bodies, want)
+	}
+}
+
+func ofKind(rows [][]string, kind string) [][]string {
+	out := [][]string{}
+	for _, r := range rows {
+		if len(r) > 0 && r[0] == kind {
+			out = append(out, r)
+		}
+	}
+	return out
+}
