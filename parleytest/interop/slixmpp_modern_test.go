@@ -36,6 +36,9 @@ type modernConfig struct {
 	Page        int                      `json:"page,omitempty"` // mam: RSM max
 	Nick        string                   `json:"nick,omitempty"` // pep
 	StepTimeout float64                  `json:"step_timeout"`   // seconds
+	// WireLog, from $PARLEY_INTEROP_WIRE_LOG, is a file that gets all
+	// slixmpp logs, for debugging a case.
+	WireLog string `json:"wire_log,omitempty"`
 }
 
 // The accounts of the modern cases. alice is the client slixmpp plays in
@@ -57,8 +60,9 @@ type modernRun struct {
 
 // runModern starts slixmpp_modern_client.py with cfg, calls onStep for each
 // step as it comes (in the test's goroutine, so it may use t and raw
-// Conns), and returns when the client has ended.
-func runModern(t *testing.T, s *parleytest.Server, cfg modernConfig, onStep func(stepResult)) *modernRun {
+// Conns), and returns when the client has ended. A step that waits for the
+// test (the script's go_on) goes on when onStep calls next.
+func runModern(t *testing.T, s *parleytest.Server, cfg modernConfig, onStep func(st stepResult, next func())) *modernRun {
 	t.Helper()
 	if err := slixmppCheck(); err != nil {
 		missing(t, "slixmpp for "+slixmppPython+" ("+err.Error()+")", "apt-get install python3-slixmpp")
@@ -72,6 +76,7 @@ func runModern(t *testing.T, s *parleytest.Server, cfg modernConfig, onStep func
 	cfg.Port, _ = strconv.Atoi(port)
 	cfg.CAFile = writeCA(t, s)
 	cfg.StepTimeout = stepTimeout.Seconds()
+	cfg.WireLog = os.Getenv("PARLEY_INTEROP_WIRE_LOG")
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +90,12 @@ func runModern(t *testing.T, s *parleytest.Server, cfg modernConfig, onStep func
 	if err != nil {
 		t.Fatal(err)
 	}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	next := func() { _, _ = in.Write([]byte("next\n")) }
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("slixmpp: starting the client: %v", err)
 	}
@@ -106,7 +117,7 @@ func runModern(t *testing.T, s *parleytest.Server, cfg modernConfig, onStep func
 			t.Logf("slixmpp %s: logged in %v with %v", cfg.Case, st.Detail["jids"], st.Detail["auth"])
 		}
 		if onStep != nil {
-			onStep(st)
+			onStep(st, next)
 		}
 	}
 	r.runErr = cmd.Wait()
@@ -143,6 +154,8 @@ func subscribe(t *testing.T, s *parleytest.Server, from, fromPass, to, toPass st
 	defer a.Close()
 	b := s.Login(to, toPass, "setup")
 	defer b.Close()
+	// Interested resources (RFC 6121 §2.1.6): a's gets the roster push.
+	a.ExpectResult(a.IQ("get", "", "<query xmlns='jabber:iq:roster'/>"), "roster get")
 	a.Send("<presence/>")
 	b.Send("<presence/>")
 	a.Sync()
@@ -196,7 +209,7 @@ func TestSlixmppCarbons(t *testing.T) {
 		"laptop": {aliceJID, clientPassword, "laptop"},
 	}}
 	phone := aliceJID + "/phone"
-	r := runModern(t, s, cfg, func(st stepResult) {
+	r := runModern(t, s, cfg, func(st stepResult, _ func()) {
 		if st.Step != "ready" {
 			return
 		}
@@ -257,4 +270,180 @@ func ofKind(rows [][]string, kind string) [][]string {
 		}
 	}
 	return out
+}
+
+// mamCount is how many messages alice and bob exchange before slixmpp
+// reads the archive, in pages of mamPage: two full pages and a short one.
+const (
+	mamCount = 250
+	mamPage  = 100
+)
+
+// TestSlixmppMAM: alice and bob exchange mamCount chat messages (raw
+// streams, each waiting for the other's, so the archive's order is the
+// exchange's); then slixmpp's xep_0313 iterate (RSM, XEP-0059) pages
+// through alice's archive with bob forwards and backwards. Every message
+// must come exactly once, in order (reversed backwards), with its sender,
+// recipient and body, under a distinct archive id. With the mam module not
+// registered, the query fails.
+func TestSlixmppMAM(t *testing.T) {
+	t.Parallel()
+	s := parleytest.Start(t)
+	s.AddUser(aliceJID, clientPassword)
+	s.AddUser(bobJID, bobPassword)
+	alice := s.Login(aliceJID, clientPassword, "seed")
+	bob := s.Login(bobJID, bobPassword, "seed")
+	alice.Send("<presence/>")
+	bob.Send("<presence/>")
+	alice.Sync()
+	bob.Sync()
+	type msg struct{ from, to, body string }
+	var want []msg
+	for i := range mamCount {
+		from, to, fromJ, toJ := bob, alice, bobJID, aliceJID
+		if i%2 == 1 {
+			from, to, fromJ, toJ = alice, bob, aliceJID, bobJID
+		}
+		// Markup and a non-ASCII character: escaping on the way in and
+		// out of the archive shows.
+		body := fmt.Sprintf("m-%03d <&> ☃", i)
+		from.Send("<message to='%s' type='chat' id='m%d'><body>%s</body></message>", toJ, i, escape(body))
+		to.WaitFor("message "+strconv.Itoa(i), func(st *xmpp.Stanza) bool {
+			return st.Kind == xmpp.KindMessage && parleytest.Body(st) == body
+		})
+		want = append(want, msg{fromJ, toJ, body})
+	}
+	alice.Close()
+	bob.Close()
+
+	r := runModern(t, s, modernConfig{Case: "mam", Peer: bobJID, Page: mamPage,
+		Accounts: map[string]modernAccount{"alice": {aliceJID, clientPassword, "reader"}}}, nil)
+	for _, dir := range []string{"forward", "backward"} {
+		rows := triples(r.step(dir)["messages"], 4)
+		if dir == "backward" {
+			for i, j := 0, len(rows)-1; i < j; i, j = i+1, j-1 {
+				rows[i], rows[j] = rows[j], rows[i]
+			}
+		}
+		if len(rows) != len(want) {
+			t.Errorf("%s: slixmpp read %d messages, want %d", dir, len(rows), len(want))
+		}
+		ids := map[string]bool{}
+		for i, row := range rows {
+			if i >= len(want) || len(row) != 4 {
+				break
+			}
+			if got := (msg{row[0], row[1], row[2]}); got != want[i] {
+				t.Errorf("%s: message %d is %+v, want %+v", dir, i, got, want[i])
+			}
+			if ids[row[3]] || row[3] == "" {
+				t.Errorf("%s: message %d has archive id %q, empty or seen before", dir, i, row[3])
+			}
+			ids[row[3]] = true
+		}
+	}
+	r.step("done")
+}
+
+// TestSlixmppCSI: alice with slixmpp's xep_0352 says she is inactive; bob
+// (a raw stream; alice is subscribed to his presence) changes his presence
+// twice: none of it reaches alice (XEP-0352 §5 lets the server hold what
+// is not urgent; the issue wants presence held). Then bob sends a chat
+// message: it reaches her at once, and what was held goes just before it,
+// coalesced to bob's latest presence (the csi module's design: the radio
+// is awake anyway, and the conversation stays in order). bob changes his
+// presence twice more, held again; on <active/> alice gets the latest of
+// those only. With the csi module not registered the server offers no
+// <csi/> and the case fails.
+func TestSlixmppCSI(t *testing.T) {
+	t.Parallel()
+	s := parleytest.Start(t)
+	s.AddUser(aliceJID, clientPassword)
+	s.AddUser(bobJID, bobPassword)
+	subscribe(t, s, aliceJID, clientPassword, bobJID, bobPassword)
+	bob := s.Login(bobJID, bobPassword, "desk")
+	defer bob.Close()
+	bob.Send("<presence><status>initial</status></presence>")
+	bob.Sync()
+	presence := func(show, status string) {
+		bob.Send("<presence><show>%s</show><status>%s</status></presence>", show, status)
+	}
+	r := runModern(t, s, modernConfig{Case: "csi", Peer: bobJID,
+		Accounts: map[string]modernAccount{"alice": {aliceJID, clientPassword, "phone"}}},
+		func(st stepResult, next func()) {
+			switch st.Step {
+			case "inactive":
+				presence("away", "held-1")
+				presence("dnd", "held-2")
+			case "held":
+				bob.Send("<message to='%s' type='chat' id='through'><body>through</body></message>", aliceJID)
+			case "body":
+				presence("xa", "held-3")
+				presence("chat", "held-4")
+			default:
+				return
+			}
+			// Routed (and held or queued for alice) before she syncs.
+			bob.Sync()
+			next()
+		})
+	bobDesk := bobJID + "/desk"
+	for _, c := range []struct {
+		step string
+		want [][]string // from, show, status of bob's presences alice got
+	}{
+		{"held", nil},
+		{"body", [][]string{{bobDesk, "dnd", "held-2"}}},
+		{"held again", nil},
+		{"active", [][]string{{bobDesk, "chat", "held-4"}}},
+	} {
+		got := triples(r.step(c.step)["presences"], 3)
+		if len(got) == 0 && len(c.want) == 0 {
+			continue
+		}
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("step %q: alice got bob's presences %v, want %v", c.step, got, c.want)
+		}
+	}
+	if msgs := triples(r.step("body")["messages"], 3); len(msgs) != 1 || msgs[0][2] != "through" {
+		t.Errorf("while inactive alice got messages %v, want bob's one", msgs)
+	}
+	r.step("done")
+}
+
+// TestSlixmppPEP: alice publishes her nickname with slixmpp's xep_0172
+// (PEP, XEP-0163, node http://jabber.org/protocol/nick). bob and carol,
+// slixmpp too, are her contacts (subscribed both ways) and send entity caps
+// (XEP-0115); bob's disco#info has nick+notify, carol's does not. bob gets
+// the notification and carol does not (XEP-0163 §4.3). With the pep module
+// not registered the publish fails.
+func TestSlixmppPEP(t *testing.T) {
+	t.Parallel()
+	s := parleytest.Start(t)
+	s.AddUser(aliceJID, clientPassword)
+	s.AddUser(bobJID, bobPassword)
+	s.AddUser(carolJID, carolPassword)
+	// Both ways, as contacts are: the server learns bob's and carol's
+	// caps from the presence alice receives from them (XEP-0163 §4.3).
+	for _, c := range [][2]string{{bobJID, bobPassword}, {carolJID, carolPassword}} {
+		subscribe(t, s, c[0], c[1], aliceJID, clientPassword)
+		subscribe(t, s, aliceJID, clientPassword, c[0], c[1])
+	}
+	const nick = "Alice ☃ <&>"
+	r := runModern(t, s, modernConfig{Case: "pep", Nick: nick, Accounts: map[string]modernAccount{
+		"alice": {aliceJID, clientPassword, "phone"},
+		"bob":   {bobJID, bobPassword, "laptop"},
+		"carol": {carolJID, carolPassword, "laptop"},
+	}}, nil)
+	if typ := r.step("published")["type"]; typ != "result" {
+		t.Errorf("the publish was answered with %v, want result", typ)
+	}
+	got := r.step("notify")
+	if b, _ := got["bob"].([]any); len(b) == 0 || b[0] != nick {
+		t.Errorf("bob (nick+notify) got nicks %v, want %q", got["bob"], nick)
+	}
+	if c, _ := got["carol"].([]any); len(c) != 0 {
+		t.Errorf("carol (no +notify) got nicks %v, want none", c)
+	}
+	r.step("done")
 }

@@ -16,6 +16,7 @@ details. What a case does and reports is in its function's docstring.
 import asyncio
 import json
 import logging
+import re
 import sys
 
 import slixmpp
@@ -33,13 +34,20 @@ class Wire(logging.Handler):
         super().__init__(logging.DEBUG)
         self.lines = []
         self.auth = []
+        # config["wire_log"]: a file that gets every line, for debugging.
+        self.file = None
 
     def emit(self, record):
         msg = record.getMessage()
+        if self.file:
+            self.file.write("%.3f %s\n" % (record.created, msg.replace("\n", " ")))
+            self.file.flush()
         if not msg.startswith(("SEND: ", "RECV: ")):
             return
-        if msg.startswith("SEND: <auth") or msg.startswith("SEND: <authenticate"):
-            self.auth.append(msg[6:120])
+        m = re.match(r'SEND: <(auth|authenticate) xmlns="([^"]+)" mechanism="([^"]+)"', msg)
+        if m:
+            # Which SASL: urn:ietf:params:xml:ns:xmpp-sasl or SASL2's.
+            self.auth.append({"element": m.group(1), "xmlns": m.group(2), "mechanism": m.group(3)})
         self.lines.append(msg)
         del self.lines[:-40]
 
@@ -111,6 +119,7 @@ class Client(slixmpp.ClientXMPP):
     def on_presence(self, pres):
         if pres["from"].bare == self.boundjid.bare:
             return
+        # type is the show for an available presence.
         self.presences.append((str(pres["from"]), pres["type"], pres["status"]))
         self.note()
 
@@ -179,7 +188,7 @@ async def case_mam(cfg):
     """alice queries her archive with xep_0313's iterate (RSM pages of
     config["page"]) forwards, then backwards (reverse=True). Steps
     "forward" and "backward" report every message as (from, to, body) in
-    the order slixmpp yields them, and the pages' count."""
+    the order slixmpp yields them."""
     c = Client(cfg, "alice", ["xep_0030", "xep_0059", "xep_0199", "xep_0313"])
     await login(cfg, c)
     for step, reverse in (("forward", False), ("backward", True)):
@@ -197,13 +206,24 @@ async def case_mam(cfg):
     return [c]
 
 
+async def go_on():
+    """Waits for the test's "next" line on stdin: the test has done what
+    the last step asked of it."""
+    line = await asyncio.get_event_loop().run_in_executor(None, sys.stdin.readline)
+    if not line:
+        raise RuntimeError("the test closed stdin")
+
+
 async def case_csi(cfg):
-    """alice (xep_0352) sends <inactive/>, then a ping so that the server
-    has it before step "inactive" tells the test's raw peer bob to send
-    presence "held-1", "held-2" and then a chat message "through". Step
-    "body" reports the presences alice had from bob when the message came
-    (from the moment she went inactive); alice then sends <active/> and a
-    ping, and step "active" reports the presences that came after."""
+    """alice (xep_0352) sends <inactive/> and a ping, so that the server
+    has it before step "inactive" lets the test act: its raw peer bob
+    changes his presence twice. Then alice pings and step "held" reports
+    the presences from bob that came since she went inactive; bob sends a
+    chat message "through"; step "body" reports what came with it, once it
+    came; bob changes his presence twice more, alice pings, step "held
+    again"; alice sends <active/> and a ping, step "active". Each step's
+    "presences" are (from, show, status) of what came since the previous
+    step."""
     c = Client(cfg, "alice", ["xep_0030", "xep_0199", "xep_0352"])
     await login(cfg, c)
     t = cfg["step_timeout"]
@@ -216,14 +236,26 @@ async def case_csi(cfg):
         raise RuntimeError("the server offered no CSI stream feature")
     c["xep_0352"].send_inactive()
     await c.sync()
-    before = len(c.presences)
-    emit("inactive", True)
-    await c.until(lambda: any(m[2] == "through" for m in c.messages), "bob's message", t)
-    emit("body", True, detail={"presences": c.presences[before:], "messages": c.messages})
     mark = len(c.presences)
+
+    def report(step, **extra):
+        nonlocal mark
+        emit(step, True, detail=dict(presences=c.presences[mark:], **extra))
+        mark = len(c.presences)
+
+    emit("inactive", True)
+    await asyncio.wait_for(go_on(), t)
+    await c.sync()
+    report("held")
+    await asyncio.wait_for(go_on(), t)
+    await c.until(lambda: any(m[2] == "through" for m in c.messages), "bob's message", t)
+    report("body", messages=c.messages)
+    await asyncio.wait_for(go_on(), t)
+    await c.sync()
+    report("held again")
     c["xep_0352"].send_active()
     await c.sync()
-    emit("active", True, detail={"presences": c.presences[mark:]})
+    report("active")
     return [c]
 
 
@@ -242,8 +274,8 @@ async def case_pep(cfg):
     def on_nick(who, c):
         def handler(msg):
             if msg["from"].bare == alice.boundjid.bare:
-                got[who].append(msg["pubsub_event"]["items"]["item"]["payload"].findtext(
-                    "{http://jabber.org/protocol/nick}nick"))
+                payload = msg["pubsub_event"]["items"]["item"]["payload"]
+                got[who].append(payload.text if payload is not None else None)
                 c.note()
         return handler
 
@@ -273,6 +305,8 @@ async def main(cfg):
     log.setLevel(logging.DEBUG)
     log.propagate = False
     log.addHandler(WIRE)
+    if cfg.get("wire_log"):
+        WIRE.file = open(cfg["wire_log"], "a", encoding="utf-8")
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setLevel(logging.WARNING)
     log.addHandler(stderr)
