@@ -115,6 +115,7 @@ func runModern(t *testing.T, s *parleytest.Server, cfg modernConfig, onStep func
 		}
 		if st.Step == "login" {
 			t.Logf("slixmpp %s: logged in %v with %v", cfg.Case, st.Detail["jids"], st.Detail["auth"])
+			checkClassicSASL(t, st.Detail["auth"])
 		}
 		if onStep != nil {
 			onStep(st, next)
@@ -122,6 +123,24 @@ func runModern(t *testing.T, s *parleytest.Server, cfg modernConfig, onStep func
 	}
 	r.runErr = cmd.Wait()
 	return r
+}
+
+// checkClassicSASL fails the test unless every login of auth (the script's
+// list of what it sent) used RFC 6120 SASL: slixmpp 1.8.3 has no SASL2
+// (XEP-0388), so each of its logins is one on the classic path, which
+// stays beside SASL2 (issue 13, item 8).
+func checkClassicSASL(t *testing.T, auth any) {
+	t.Helper()
+	list, _ := auth.([]any)
+	if len(list) == 0 {
+		t.Errorf("slixmpp: no <auth/> seen at login")
+	}
+	for _, a := range list {
+		m, _ := a.(map[string]any)
+		if m["element"] != "auth" || m["xmlns"] != "urn:ietf:params:xml:ns:xmpp-sasl" {
+			t.Errorf("slixmpp: logged in with %v, want RFC 6120's <auth/>", m)
+		}
+	}
 }
 
 // step returns the detail of the step, or fails the test with why it is

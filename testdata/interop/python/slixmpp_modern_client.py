@@ -187,7 +187,8 @@ async def case_carbons(cfg):
 async def case_mam(cfg):
     """alice queries her archive with xep_0313's iterate (RSM pages of
     config["page"]) forwards, then backwards (reverse=True). Steps
-    "forward" and "backward" report every message as (from, to, body) in
+    "forward" and "backward" report every message as (from, to, body,
+    archive id) in
     the order slixmpp yields them."""
     c = Client(cfg, "alice", ["xep_0030", "xep_0059", "xep_0199", "xep_0313"])
     await login(cfg, c)
