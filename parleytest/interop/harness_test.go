@@ -74,7 +74,7 @@ type stepResult struct {
 type clientCase struct {
 	// binding is the server's [auth] channel_binding: "" for its default
 	// (compatible: no -PLUS offered), or conf.ChannelBindingStrict.
-	binding   string
+	binding string
 	// tls is "starttls" or "direct"; "none" is a stream that stays
 	// plaintext, on a server with require_tls = false (loopback only:
 	// the one way to get go-xmpp onto classic SASL, see TestGoXMPP).
