@@ -65,8 +65,9 @@ func TestGoXMPP(t *testing.T) {
 			// go-xmpp then picks SCRAM-SHA-256 and, by its reading of
 			// XEP-0440, sends the gs2 flag "y". go-xmpp 0.4.1 then
 			// sends c=biws (base64 of "n,,") in its client-final
-			// message, not the "y,," it sent (RFC 5802 §7), and is
-			// refused: these cases fail until either side changes.
+			// message, not the "y,," it sent (RFC 5802 §7); the server
+			// takes that where it offers no channel binding
+			// (c2s/sasl/scram.go, yThenN), so these cases log in.
 			clientCase{tls: tr},
 			clientCase{tls: tr, mechanism: "SCRAM-SHA-256"},
 			clientCase{tls: tr, mechanism: "SCRAM-SHA-1"},
@@ -83,13 +84,25 @@ func TestGoXMPP(t *testing.T) {
 			clientCase{binding: conf.ChannelBindingStrict, tls: tr, mechanism: "SCRAM-SHA-256", clientRefuses: "channel-binding types were offered"},
 		)
 	}
+	// Classic SASL (RFC 6120 <auth/>): go-xmpp 0.4.1 takes SASL2 whenever
+	// the server offers it on an encrypted stream (xmpp.go: "Use SASL2 if
+	// available", f.Authentication.Mechanism != nil && c.IsEncrypted())
+	// and has no option against it; Parley has no option to stop offering
+	// it. The one way is a stream that stays plaintext (go-xmpp's
+	// InsecureAllowUnencryptedAuth), on a server with require_tls = false:
+	// a loopback-only test setup, never a deployment.
+	// (PLAIN is left out: go-xmpp writes it past its debug log, so the
+	// test could not see which SASL carried it.)
+	for _, m := range []string{"", "SCRAM-SHA-1"} {
+		cases = append(cases, clientCase{tls: "none", mechanism: m, classic: true})
+	}
 	runLibrary(t, lib, cases)
 }
 
 var (
 	// SASL's <auth/>, or SASL2's <authenticate/> (XEP-0388), which
 	// go-xmpp 0.4.1 prefers when the server offers it.
-	authRE    = regexp.MustCompile(`^SEND <auth(?:enticate)? xmlns='[^']*' mechanism='([^']+)'>(?:.*?<initial-response>)?([^<]*)`)
+	authRE    = regexp.MustCompile(`^SEND <(auth|authenticate) xmlns='[^']*' mechanism='([^']+)'>(?:.*?<initial-response>)?([^<]*)`)
 	failureRE = regexp.MustCompile(`<failure xmlns=["']urn:ietf:params:xml:ns:xmpp-sasl["'].*?</failure>`)
 )
 
@@ -102,6 +115,7 @@ func auths(wire string) []map[string]string {
 		if m == nil {
 			continue
 		}
+		element, m := m[1], m[1:]
 		gs2 := ""
 		if strings.HasPrefix(m[1], "SCRAM") {
 			first, err := base64.StdEncoding.DecodeString(m[2])
@@ -109,7 +123,7 @@ func auths(wire string) []map[string]string {
 				gs2 = parts[0] + "," + parts[1] + ","
 			}
 		}
-		out = append(out, map[string]string{"mechanism": m[1], "gs2": gs2})
+		out = append(out, map[string]string{"mechanism": m[1], "gs2": gs2, "element": element})
 	}
 	return out
 }
@@ -137,17 +151,20 @@ func goxmppMain(config string) int {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(pem)
 	opts := goxmpp.Options{
-		Host:        net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)),
-		User:        cfg.JID,
-		Password:    cfg.Password,
-		Resource:    "interop",
-		Mechanism:   cfg.Mechanism,
-		TLSConfig:   &tls.Config{ServerName: cfg.Domain, RootCAs: roots, MinVersion: tls.VersionTLS12},
-		NoTLS:       cfg.TLS == "starttls",
-		StartTLS:    cfg.TLS == "starttls",
-		DialTimeout: timeout,
-		Debug:       true,
-		DebugWriter: wire,
+		Host:      net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)),
+		User:      cfg.JID,
+		Password:  cfg.Password,
+		Resource:  "interop",
+		Mechanism: cfg.Mechanism,
+		TLSConfig: &tls.Config{ServerName: cfg.Domain, RootCAs: roots, MinVersion: tls.VersionTLS12},
+		NoTLS:     cfg.TLS == "starttls" || cfg.TLS == "none",
+		StartTLS:  cfg.TLS == "starttls",
+		// "none": stay plaintext although STARTTLS is offered (go-xmpp
+		// upgrades whenever it can unless told so).
+		InsecureAllowUnencryptedAuth: cfg.TLS == "none",
+		DialTimeout:                  timeout,
+		Debug:                        true,
+		DebugWriter:                  wire,
 	}
 
 	// login: NewClient connects, negotiates TLS, authenticates, binds and

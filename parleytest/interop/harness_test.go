@@ -47,7 +47,7 @@ const (
 type clientConfig struct {
 	Host        string  `json:"host"`
 	Port        int     `json:"port"`
-	TLS         string  `json:"tls"` // "starttls" or "direct"
+	TLS         string  `json:"tls"` // "starttls", "direct", or "none" (see clientCase.tls)
 	Domain      string  `json:"domain"`
 	JID         string  `json:"jid"`
 	Password    string  `json:"password"`
@@ -57,6 +57,9 @@ type clientConfig struct {
 	Body        string  `json:"body"`
 	Reply       string  `json:"reply"`
 	StepTimeout float64 `json:"step_timeout"` // seconds
+	// SASL is "classic" for a client told to leave SASL2 (XEP-0388) out
+	// (xmpp.js), "" for the library's own choice.
+	SASL string `json:"sasl"`
 }
 
 // stepResult is one line of a client's output.
@@ -71,9 +74,16 @@ type stepResult struct {
 type clientCase struct {
 	// binding is the server's [auth] channel_binding: "" for its default
 	// (compatible: no -PLUS offered), or conf.ChannelBindingStrict.
-	binding   string
-	tls       string // "starttls" or "direct"
+	binding string
+	// tls is "starttls" or "direct"; "none" is a stream that stays
+	// plaintext, on a server with require_tls = false (loopback only:
+	// the one way to get go-xmpp onto classic SASL, see TestGoXMPP).
+	tls       string
 	mechanism string // "" for the library's default
+	// classic, when set, requires a login with RFC 6120 SASL (<auth/>),
+	// not SASL2's <authenticate/>; for xmpp.js it also tells the client
+	// to leave SASL2 out.
+	classic bool
 	// wantMechanism, when set, is the mechanism a default login must
 	// end up with.
 	wantMechanism string
@@ -92,6 +102,9 @@ func (c clientCase) name() string {
 		m = "default"
 	}
 	name := c.tls + "/" + m
+	if c.classic {
+		name = "classic/" + name
+	}
 	if c.binding != "" {
 		name = c.binding + "/" + name
 	}
@@ -139,6 +152,9 @@ func newFixture(t *testing.T, c clientCase) *fixture {
 		if c.binding != "" {
 			cfg.Auth.ChannelBinding = c.binding
 		}
+		if c.tls == "none" {
+			cfg.C2S.RequireTLS = false
+		}
 	}))
 	password := c.password
 	if password == "" {
@@ -184,7 +200,12 @@ func (f *fixture) config(t *testing.T, c clientCase, addr string) clientConfig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sasl := ""
+	if c.classic {
+		sasl = "classic"
+	}
 	return clientConfig{
+		SASL: sasl,
 		Host: host, Port: p, TLS: c.tls, Domain: f.s.Domain,
 		JID: f.clientJID, Password: f.clientPass, Mechanism: c.mechanism,
 		Peer: "bob@localhost", CAFile: f.caFile, Body: clientBody, Reply: peerReply,
@@ -206,7 +227,7 @@ func runCase(t *testing.T, lib library, c clientCase) {
 	f := newFixture(t, c)
 	addr := f.s.DirectTLSAddr
 	var obs *observer
-	if c.tls == "starttls" {
+	if c.tls == "starttls" || c.tls == "none" {
 		// STARTTLS runs go through a relay that records the plaintext
 		// part of the stream: how the client wrote <starttls/> and what
 		// the server answered.
@@ -272,6 +293,16 @@ func runCase(t *testing.T, lib library, c clientCase) {
 	}
 	if c.wantMechanism != "" && login.Detail["mechanism"] != c.wantMechanism {
 		failed("%s: step %q: logged in with %v, want %s", lib.name, "login", login.Detail["mechanism"], c.wantMechanism)
+	}
+	if c.classic {
+		for _, a := range attempts(login) {
+			if el, _ := a.(map[string]any)["element"].(string); el != "auth" {
+				failed("%s: step %q: sent <%s/> (%v), want RFC 6120's <auth/>: SASL2 was not left out", lib.name, "login", el, a)
+			}
+		}
+		if len(attempts(login)) == 0 {
+			failed("%s: step %q: no <auth/> seen; want classic SASL", lib.name, "login")
+		}
 	}
 	if a := attempts(login); len(a) > 1 {
 		// A client that gets in after refusals has spent failed

@@ -50,6 +50,12 @@ func TestXMPPJS(t *testing.T) {
 			clientCase{tls: tr, mechanism: "PLAIN", password: "alice password"},
 			// With -PLUS offered it still picks SCRAM-SHA-1, flag "n".
 			clientCase{binding: conf.ChannelBindingStrict, tls: tr, wantMechanism: "SCRAM-SHA-1"},
+			// Classic SASL (RFC 6120 <auth/>): 0.14 prefers SASL2 when
+			// offered and has no option against it; client.mjs composes
+			// the client from its packages without @xmpp/sasl2 (cfg.sasl
+			// "classic"), as xmpp.js's packages allow.
+			clientCase{tls: tr, classic: true, wantMechanism: "SCRAM-SHA-1"},
+			clientCase{tls: tr, classic: true, mechanism: "PLAIN", password: "alice password"},
 		)
 	}
 	runLibrary(t, lib, cases)

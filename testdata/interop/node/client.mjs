@@ -14,7 +14,22 @@
 
 import dns from "node:dns";
 
-import { client, xml } from "@xmpp/client";
+import { client, xml, jid } from "@xmpp/client";
+import { Client } from "@xmpp/client-core";
+import createOnAuthenticate from "@xmpp/client/lib/createOnAuthenticate.js";
+import _iqCallee from "@xmpp/iq/callee.js";
+import _iqCaller from "@xmpp/iq/caller.js";
+import _middleware from "@xmpp/middleware";
+import _reconnect from "@xmpp/reconnect";
+import _resourceBinding from "@xmpp/resource-binding";
+import _sasl from "@xmpp/sasl";
+import plain from "@xmpp/sasl-plain";
+import scramsha1 from "@xmpp/sasl-scram-sha-1";
+import _starttls from "@xmpp/starttls";
+import _streamFeatures from "@xmpp/stream-features";
+import _tcp from "@xmpp/tcp";
+import _tls from "@xmpp/tls";
+import SASLFactory from "saslmechanisms";
 
 const cfg = JSON.parse(process.argv[2]);
 
@@ -50,14 +65,16 @@ function tail(n = 6) {
 function auths() {
   const out = [];
   for (const line of wire) {
-    const m = /^SEND: <auth(?:enticate)? [^>]*mechanism="([^"]+)"[^>]*>(?:.*?<initial-response>)?([^<]*)/.exec(line);
+    const m = /^SEND: <(auth|authenticate) [^>]*mechanism="([^"]+)"[^>]*>(?:.*?<initial-response>)?([^<]*)/.exec(line);
     if (!m) continue;
+    const [, element] = m;
+    m.splice(1, 1);
     let gs2 = "";
     if (m[1].startsWith("SCRAM")) {
       const parts = Buffer.from(m[2], "base64").toString("utf8").split(",");
       if (parts.length >= 3) gs2 = parts[0] + "," + parts[1] + ",";
     }
-    out.push({ mechanism: m[1], gs2 });
+    out.push({ mechanism: m[1], gs2, element });
   }
   return out;
 }
@@ -103,7 +120,32 @@ if (cfg.mechanism) {
   };
 }
 
-const xmpp = client(options);
+// classicClient is @xmpp/client's client() without SASL2 (XEP-0388),
+// Bind2 and FAST, which 0.14 has no option to leave out: the same packages
+// composed the same way (xmpp.js's packages are meant to be composed), so
+// that it logs in with RFC 6120 SASL and binds with an iq whatever the
+// server offers.
+function classicClient({ resource, credentials, username, password, ...params }) {
+  const entity = new Client(params);
+  entity.jid = jid(username, params.domain);
+  const reconnect = _reconnect({ entity });
+  _tcp({ entity });
+  _tls({ entity });
+  const middleware = _middleware({ entity });
+  const streamFeatures = _streamFeatures({ middleware });
+  const iqCaller = _iqCaller({ middleware, entity });
+  const iqCallee = _iqCallee({ middleware, entity });
+  const saslFactory = new SASLFactory();
+  scramsha1(saslFactory);
+  plain(saslFactory);
+  _starttls({ streamFeatures });
+  _sasl({ streamFeatures, saslFactory }, createOnAuthenticate(credentials ?? { username, password }));
+  _resourceBinding({ iqCaller, streamFeatures }, resource);
+  iqCallee.get("urn:xmpp:ping", "ping", () => ({}));
+  return Object.assign(entity, { entity, reconnect, middleware, streamFeatures, iqCaller, iqCallee });
+}
+
+const xmpp = cfg.sasl === "classic" ? classicClient(options) : client(options);
 xmpp.reconnect.stop();
 xmpp.on("send", (el) => wire.push("SEND: " + el.toString()));
 xmpp.on("element", (el) => wire.push("RECV: " + el.toString()));
