@@ -17,6 +17,8 @@ import (
 	_ "github.com/parley-im/parley/server/local"
 	// http_component: a domain of bots behind a webhook.
 	_ "github.com/parley-im/parley/components/webhook"
+	// upload: HTTP file upload (XEP-0363) on the HTTP listener.
+	_ "github.com/parley-im/parley/components/upload"
 	"github.com/parley-im/parley/server/hosttypes/planned"
 
 	// Modules of local hosts.
@@ -46,7 +48,7 @@ import (
 	_ "github.com/parley-im/parley/server/mod/push"
 )
 
-// muc, upload and component: known to the config, not run yet. They come
+// muc and component: known to the config, not run yet. They come
 // after the types above, which init registers before this package's init
 // runs, since this package imports them.
 func init() { planned.Register() }

@@ -1,5 +1,5 @@
 // Package planned registers the options of the host types that are
-// planned but not built yet, muc, upload and component, so that a config
+// planned but not built yet, muc and component, so that a config
 // naming them is checked (and `parley check` accepts it) as before;
 // server.New refuses to run them, listing the types it runs. Each moves
 // to its own package when it is built. Register registers them; package
@@ -12,8 +12,6 @@ import "github.com/parley-im/parley/conf"
 const (
 	// MUC is a multi-user chat service (XEP-0045).
 	MUC = "muc"
-	// Upload is an HTTP file upload service (XEP-0363).
-	Upload = "upload"
 	// Component is an external component connecting with a secret
 	// (XEP-0114).
 	Component = "component"
@@ -21,9 +19,6 @@ const (
 
 // MUCOptions are the options of a muc host: none yet.
 type MUCOptions struct{}
-
-// UploadOptions are the options of an upload host: none yet.
-type UploadOptions struct{}
 
 // ComponentOptions are the options of a component host.
 type ComponentOptions struct {
@@ -37,7 +32,6 @@ type ComponentOptions struct {
 // order packages are initialized in.
 func Register() {
 	conf.RegisterHostType(MUC, conf.HostType[MUCOptions]{})
-	conf.RegisterHostType(Upload, conf.HostType[UploadOptions]{})
 	conf.RegisterHostType(Component, conf.HostType[ComponentOptions]{Check: func(c *conf.HostCheck, o *ComponentOptions) {
 		if o.Secret == "" {
 			c.Missing("secret", `secret is required for type = "component": the password the component connects with`)
