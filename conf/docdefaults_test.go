@@ -134,6 +134,7 @@ func splitOutsideCode(cell string) []string {
 var hostBases = []string{
 	"[[host]]\nname = \"example.com\"\n",
 	"[[host]]\nname = \"bots.example.com\"\ntype = \"http_component\"\npost_url = \"https://h.example/x\"\n",
+	"[[host]]\nname = \"upload.example.com\"\ntype = \"upload\"\n",
 }
 
 // TestDocumentedDefaultsAreTheDefaults checks each default of README.md's
@@ -155,7 +156,7 @@ func TestDocumentedDefaultsAreTheDefaults(t *testing.T) {
 	// one is a mistake in a table, or belongs here.
 	notValues := []string{"database", "[[host]] name", "[[host]] post_url", "[[host]] ...",
 		"[[host]] sender_queue", "[[host]] sender_queue_bytes", "[host.contact]",
-		"[[host.external_service]]", "[[host]] secret"}
+		"[[host.external_service]]", "[[host]] public_url", "[[host]] secret", "[[host]] allowed_hosts"}
 	for _, doc := range docs {
 		t.Run(strings.TrimPrefix(doc.path, "../"), func(t *testing.T) {
 			checked := 0

@@ -94,7 +94,7 @@ func TestParseReportsMistakes(t *testing.T) {
 			name: "a bad host type lists the types and the closest",
 			src:  "[[host]]\nname = \"example.com\"\n[[host]]\nname = \"bots.example.com\"\ntype = \"http-component\"\n",
 			line: 5, key: "host[1].type",
-			want: []string{`"http-component" is not a host type; use one of local, component, http_component, muc, upload`, "did you mean http_component?"},
+			want: []string{`"http-component" is not a host type; use one of local, component, http_component, upload, muc`, "did you mean http_component?"},
 		},
 		{
 			name: "a key for another host type names that type",
@@ -103,10 +103,10 @@ func TestParseReportsMistakes(t *testing.T) {
 			want: []string{`only for type = "http_component"`, `this host has type = "local"`},
 		},
 		{
-			name: "a secret on a muc names both types that take one",
+			name: "a secret on a muc names the types that take one",
 			src:  "[[host]]\nname = \"rooms.example.com\"\ntype = \"muc\"\nsecret = \"s\"\n",
 			line: 4, key: "host[0].secret",
-			want: []string{`only for type = "component" or "http_component"`},
+			want: []string{`only for type = "component", "http_component" or "upload"`},
 		},
 		{
 			name: "a missing post_url points at its host",

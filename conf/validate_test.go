@@ -82,7 +82,7 @@ func TestValidateReportsWithoutLines(t *testing.T) {
 		{
 			name:   "a bad host type lists the types",
 			change: func(c *conf.Config) { c.Hosts[0].Type = "bot" },
-			key:    "host[0].type", want: "use one of local, component, http_component, muc, upload",
+			key:    "host[0].type", want: "use one of local, component, http_component, upload, muc",
 		},
 		{
 			name:   "a webhook field on a local host names its type",

@@ -9,12 +9,11 @@ import (
 )
 
 // TestNewRefusesTypesItDoesNotRun: a type the config knows but the server
-// does not run (muc, upload) is refused by name, with the
+// does not run (muc) is refused by name, with the
 // types the server runs.
 func TestNewRefusesTypesItDoesNotRun(t *testing.T) {
 	tests := []struct{ typ, extra string }{
 		{"muc", ""},
-		{"upload", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ, func(t *testing.T) {
@@ -29,7 +28,7 @@ func TestNewRefusesTypesItDoesNotRun(t *testing.T) {
 				s.Close()
 				t.Fatal("New ran the host")
 			}
-			want := `server: host x.localhost: type "` + tt.typ + `" is not implemented yet; this version runs "local", "component" and "http_component" hosts`
+			want := `server: host x.localhost: type "` + tt.typ + `" is not implemented yet; this version runs "local", "component", "http_component" and "upload" hosts`
 			if err.Error() != want {
 				t.Errorf("New: %v\nwant %s", err, want)
 			}

@@ -256,6 +256,24 @@ CREATE TABLE push_registrations (
 	FOREIGN KEY (host, username) REFERENCES accounts (host, username) ON DELETE CASCADE
 ) WITHOUT ROWID;
 `)},
+	// HTTP file upload (XEP-0363): one row per slot an upload host gave
+	// out, uploaded or not; the file is <data_dir>/uploads/<id>. The
+	// owner is a bare JID, not a foreign key: an upload host may serve
+	// users of hosts whose accounts are not in this store.
+	{name: "upload slots", up: execSQL(`
+CREATE TABLE upload_slots (
+	id           TEXT    NOT NULL PRIMARY KEY CHECK (id <> ''),
+	host         TEXT    NOT NULL,
+	owner        TEXT    NOT NULL CHECK (owner <> ''),
+	filename     TEXT    NOT NULL,
+	size         INTEGER NOT NULL CHECK (size >= 0),
+	content_type TEXT    NOT NULL,
+	created      INTEGER NOT NULL, -- Unix seconds
+	uploaded     INTEGER NOT NULL DEFAULT 0 -- Unix seconds; 0 while the PUT has not completed
+) WITHOUT ROWID;
+CREATE INDEX upload_slots_owner ON upload_slots (host, owner);
+CREATE INDEX upload_slots_created ON upload_slots (host, uploaded, created);
+`)},
 }
 
 // execSQL returns a migration step that executes stmts, which may hold

@@ -19,6 +19,8 @@ import (
 	_ "github.com/parley-im/parley/components/webhook"
 	// component: an external component (XEP-0114) on the component port.
 	_ "github.com/parley-im/parley/components/external"
+	// upload: HTTP file upload (XEP-0363) on the HTTP listener.
+	_ "github.com/parley-im/parley/components/upload"
 	"github.com/parley-im/parley/server/hosttypes/planned"
 
 	// Modules of local hosts.
@@ -48,7 +50,7 @@ import (
 	_ "github.com/parley-im/parley/server/mod/push"
 )
 
-// muc and upload: known to the config, not run yet. They come
+// muc: known to the config, not run yet. It comes
 // after the types above, which init registers before this package's init
 // runs, since this package imports them.
 func init() { planned.Register() }

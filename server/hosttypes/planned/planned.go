@@ -1,5 +1,5 @@
 // Package planned registers the options of the host types that are
-// planned but not built yet, muc and upload, so that a config
+// planned but not built yet, muc, so that a config
 // naming them is checked (and `parley check` accepts it) as before;
 // server.New refuses to run them, listing the types it runs. Each moves
 // to its own package when it is built. Register registers them; package
@@ -12,15 +12,10 @@ import "github.com/parley-im/parley/conf"
 const (
 	// MUC is a multi-user chat service (XEP-0045).
 	MUC = "muc"
-	// Upload is an HTTP file upload service (XEP-0363).
-	Upload = "upload"
 )
 
 // MUCOptions are the options of a muc host: none yet.
 type MUCOptions struct{}
-
-// UploadOptions are the options of an upload host: none yet.
-type UploadOptions struct{}
 
 // Register registers the planned types. Package std calls it after the
 // built types are registered (package server's local first, then
@@ -28,5 +23,4 @@ type UploadOptions struct{}
 // order packages are initialized in.
 func Register() {
 	conf.RegisterHostType(MUC, conf.HostType[MUCOptions]{})
-	conf.RegisterHostType(Upload, conf.HostType[UploadOptions]{})
 }
