@@ -274,6 +274,27 @@ CREATE TABLE upload_slots (
 CREATE INDEX upload_slots_owner ON upload_slots (host, owner);
 CREATE INDEX upload_slots_created ON upload_slots (host, uploaded, created);
 `)},
+	// Full-text search of the archive (XEP-0431): an FTS5 index of the
+	// bodies of the messages archived on hosts with archive_search on,
+	// keyed by the archive's seq (its rowid). Contentless: the text is
+	// in the stanza already, the index keeps only tokens; contentless_delete
+	// lets a row go by rowid. tags holds "o<owner>" and
+	// "o<owner>w<hash of with_jid>", so that a search reads one owner's
+	// (or one conversation's) doclist, not every archive's (archive.go).
+	// A trigger removes a message's entry with it: retention, and an
+	// account's removal through the foreign keys' cascade (which fires
+	// triggers); for a message never indexed it is one docsize lookup.
+	{name: "archive full-text index", up: execSQL(`
+CREATE VIRTUAL TABLE archive_fts USING fts5(
+	tags, body,
+	content = '', contentless_delete = 1,
+	tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER archive_fts_on_delete AFTER DELETE ON archive
+BEGIN
+	DELETE FROM archive_fts WHERE rowid = OLD.seq;
+END;
+`)},
 }
 
 // execSQL returns a migration step that executes stmts, which may hold

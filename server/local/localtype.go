@@ -79,6 +79,12 @@ type LocalOptions struct {
 	// ArchiveMaxPage is the most messages one archive query returns: a
 	// larger RSM max is clamped to it. 100 by default, at most 1000.
 	ArchiveMaxPage int `toml:"archive_max_page"`
+	// ArchiveSearch keeps a full-text index of archived message bodies
+	// and offers full-text search in archive queries (XEP-0431). Off by
+	// default: the index costs disk and write time, and keeps the words
+	// of every message in a second, searchable place. Messages archived
+	// while it is off are not indexed when it is turned on.
+	ArchiveSearch bool `toml:"archive_search"`
 }
 
 // ArchiveNever is the value of archive_expires_after that keeps archived

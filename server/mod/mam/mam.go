@@ -15,7 +15,10 @@
 // The host's options turn the module off (archive = false: it registers
 // nothing), set the policy of users without preferences, the page limit,
 // and the retention: messages older than archive_expires_after are
-// deleted at start and then hourly, until the store closes.
+// deleted at start and then hourly, until the store closes. With
+// archive_search on, each archived message's bodies go to the store's
+// full-text index in the same commit, and queries take XEP-0431's
+// {urn:xmpp:fulltext:0}fulltext field.
 package mam
 
 import (
@@ -23,8 +26,10 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/server/local"
@@ -42,6 +47,15 @@ const (
 	nsData     = "jabber:x:data"
 	nsHints    = "urn:xmpp:hints"
 	nsEME      = "urn:xmpp:eme:0"
+)
+
+// Full-text search in the archive (XEP-0431), with archive_search.
+const (
+	// NSFulltext is XEP-0431's feature, advertised with archive_search.
+	NSFulltext = "urn:xmpp:fulltext:0"
+	// FieldFulltext is XEP-0431's form field: Clark notation, as XEP-0068
+	// names fields of other specifications.
+	FieldFulltext = "{" + NSFulltext + "}fulltext"
 )
 
 const (
@@ -85,7 +99,7 @@ func start(h *local.Host) error {
 		// Nothing registered: no hooks, no stanza-ids, no features.
 		return nil
 	}
-	m := &module{h: h, store: st, log: h.Logger(), maxPage: opts.ArchiveMaxPage, policy: opts.ArchiveDefault}
+	m := &module{h: h, store: st, log: h.Logger(), maxPage: opts.ArchiveMaxPage, policy: opts.ArchiveDefault, search: opts.ArchiveSearch}
 	if keep := opts.ArchiveRetention(); keep > 0 {
 		h.Go(func(ctx context.Context) { m.expire(ctx, keep, expireEvery) })
 	}
@@ -96,6 +110,11 @@ func start(h *local.Host) error {
 	h.HandleIQ(local.ToBare, "get", NS, "metadata", NSSID, local.OwnOnly(m.metadata))
 	h.HandleIQ(local.ToBare, "get", NS, "prefs", "", local.OwnOnly(m.getPrefs))
 	h.HandleIQ(local.ToBare, "set", NS, "prefs", "", local.OwnOnly(m.setPrefs))
+	if m.search {
+		// XEP-0431 §2.1: the feature, where the archive's are (the
+		// account, and the host that speaks for it).
+		h.AccountFeature(NSFulltext)
+	}
 	m.unsynced = local.NewSessionValue[bool](h)
 	h.BeforeAck(m.beforeAck)
 	h.Hook(local.FromClient, xmpp.KindMessage, 0, m.sent)
@@ -123,6 +142,9 @@ type module struct {
 	maxPage int
 	// policy applies to users who set no preferences (archive_default).
 	policy string
+	// search says that bodies are indexed and queries may search them
+	// (archive_search).
+	search bool
 }
 
 // expire deletes the host's archived messages older than keep, now and
@@ -239,9 +261,13 @@ func (m *module) archive(owner string, with xmpp.JID, outgoing bool, st *xmpp.St
 	if !m.allowed(ctx, owner, with.Bare().String()) {
 		return "", false
 	}
-	id, err := m.store.ArchiveAsync(ctx, m.h.Name(), owner, storage.ArchiveEntry{
+	e := storage.ArchiveEntry{
 		With: with.Bare().String(), Resource: with.Resource(), Outgoing: outgoing, Stanza: local.Serialize(st.El),
-	}, func(err error) {
+	}
+	if m.search {
+		e.Body = bodyText(st)
+	}
+	id, err := m.store.ArchiveAsync(ctx, m.h.Name(), owner, e, func(err error) {
 		// No such user: the core bounces the message.
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			m.log.Warn("archiving a message failed", "user", owner, "err", err)
@@ -252,6 +278,23 @@ func (m *module) archive(owner string, with xmpp.JID, outgoing bool, st *xmpp.St
 		return "", false
 	}
 	return id, true
+}
+
+// bodyText returns the text of st's bodies (every xml:lang's), one a
+// line: what a full-text search looks in. Subjects and payloads are not
+// searched, as XEP-0431's clients expect of a message's text.
+func bodyText(st *xmpp.Stanza) string {
+	var b strings.Builder
+	for _, c := range st.El.ChildElements() {
+		if c.Tag != "body" || c.Space != "" || xmpp.NS(c) != xmpp.NSClient && xmpp.NS(c) != "" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(c.Text())
+	}
+	return b.String()
 }
 
 // userPrefs returns owner's preferences, from the cache or the store.
@@ -306,7 +349,11 @@ func badRequest(format string, args ...any) error {
 // parseQuery reads a query's form and RSM set into a storage query, with
 // the errors XEP-0313 names: bad-request for what is malformed,
 // feature-not-implemented for a field the server does not know (§4.1.5).
-func parseQuery(q *etree.Element, maxPage int) (sq storage.ArchiveQuery, flip bool, err error) {
+// The full-text field is known only when search is on: off, it is a field
+// like any other the server does not recognise, and XEP-0313 §4.1.5 says
+// "MUST respond with a 'feature-not-implemented' error" (not bad-request:
+// the form is well made, this server lacks the feature).
+func parseQuery(q *etree.Element, maxPage int, search bool) (sq storage.ArchiveQuery, flip bool, err error) {
 	sq.Max = defaultPage
 	if x := xmpp.Child(q, nsData, "x"); x != nil {
 		if t := x.SelectAttrValue("type", "submit"); t != "submit" {
@@ -330,6 +377,11 @@ func parseQuery(q *etree.Element, maxPage int) (sq storage.ArchiveQuery, flip bo
 				return vals[0], nil
 			}
 			var v string
+			if name == FieldFulltext && search && len(vals) == 0 {
+				// A text-single field left empty: no search (XEP-0431
+				// §2.2: the text is used "if non-empty").
+				vals = []string{""}
+			}
 			if name != "ids" {
 				if v, err = one(); err != nil {
 					return sq, false, err
@@ -368,6 +420,13 @@ func parseQuery(q *etree.Element, maxPage int) (sq storage.ArchiveQuery, flip bo
 					return sq, false, xmpp.NewStanzaError(xmpp.PolicyViolation, fmt.Sprintf("at most %d ids at once", maxPage))
 				}
 				sq.IDs = vals
+			case FieldFulltext:
+				if !search {
+					return sq, false, xmpp.NewStanzaError(xmpp.FeatureNotImplemented, "full-text search is off on this server")
+				}
+				if sq.Search, err = searchText(v); err != nil {
+					return sq, false, err
+				}
 			default:
 				return sq, false, xmpp.NewStanzaError(xmpp.FeatureNotImplemented, fmt.Sprintf("the field %q is not supported", name))
 			}
@@ -405,11 +464,32 @@ func parseQuery(q *etree.Element, maxPage int) (sq storage.ArchiveQuery, flip bo
 	return sq, flip, nil
 }
 
+// searchText checks the text of a full-text search. Empty or blank, it
+// searches nothing: all messages match (XEP-0431 §2.2: the field is used
+// "if non-empty"). Longer than storage.MaxArchiveSearch characters is
+// not-acceptable: a limit of this server, not a malformed request; with
+// no letter or digit, nothing could be looked up, and rather than answer
+// with all messages or none it is bad-request. XEP-0431 leaves the
+// syntax to the server and asks clients not to use special characters:
+// storage reads the text as terms only, so no character is special.
+func searchText(v string) (string, error) {
+	if strings.TrimSpace(v) == "" {
+		return "", nil
+	}
+	if n := utf8.RuneCountInString(v); n > storage.MaxArchiveSearch {
+		return "", xmpp.NewStanzaError(xmpp.NotAcceptable, fmt.Sprintf("the search has %d characters, at most %d", n, storage.MaxArchiveSearch))
+	}
+	if len(storage.SearchTerms(v)) == 0 {
+		return "", badRequest("the search has no word to look for")
+	}
+	return v, nil
+}
+
 // query answers an archive query: the page's messages go to the querying
 // resource, then the iq result with <fin/>.
 func (m *module) query(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
 	q := st.Payload()
-	sq, flip, err := parseQuery(q, m.maxPage)
+	sq, flip, err := parseQuery(q, m.maxPage, m.search)
 	if err != nil {
 		return nil, err
 	}
@@ -500,6 +580,11 @@ func (m *module) form(context.Context, *xmpp.Stanza) (*etree.Element, error) {
 			v.CreateAttr("datatype", "xs:string")
 			v.CreateElement("open")
 		}
+	}
+	if m.search {
+		el := x.CreateElement("field")
+		el.CreateAttr("type", "text-single")
+		el.CreateAttr("var", FieldFulltext)
 	}
 	return q, nil
 }
