@@ -9,11 +9,10 @@ import (
 )
 
 // TestNewRefusesTypesItDoesNotRun: a type the config knows but the server
-// does not run (muc, upload, component) is refused by name, with the
-// types the server runs.
+// does not run (upload, component) is refused by name, with the types the
+// server runs.
 func TestNewRefusesTypesItDoesNotRun(t *testing.T) {
 	tests := []struct{ typ, extra string }{
-		{"muc", ""},
 		{"upload", ""},
 		{"component", "secret = \"s\"\n"},
 	}
@@ -30,7 +29,7 @@ func TestNewRefusesTypesItDoesNotRun(t *testing.T) {
 				s.Close()
 				t.Fatal("New ran the host")
 			}
-			want := `server: host x.localhost: type "` + tt.typ + `" is not implemented yet; this version runs "local" and "http_component" hosts`
+			want := `server: host x.localhost: type "` + tt.typ + `" is not implemented yet; this version runs "local", "http_component" and "muc" hosts`
 			if err.Error() != want {
 				t.Errorf("New: %v\nwant %s", err, want)
 			}

@@ -17,6 +17,8 @@ import (
 	_ "github.com/parley-im/parley/server/local"
 	// http_component: a domain of bots behind a webhook.
 	_ "github.com/parley-im/parley/components/webhook"
+	// muc: multi-user chat (XEP-0045); registered by init below.
+	"github.com/parley-im/parley/components/muc"
 	"github.com/parley-im/parley/server/hosttypes/planned"
 
 	// Modules of local hosts.
@@ -46,7 +48,12 @@ import (
 	_ "github.com/parley-im/parley/server/mod/push"
 )
 
-// muc, upload and component: known to the config, not run yet. They come
-// after the types above, which init registers before this package's init
-// runs, since this package imports them.
-func init() { planned.Register() }
+// muc registers here rather than in its own init, so that it comes after
+// http_component whatever the order of package initialisation; then
+// upload and component, known to the config and not run yet. The types
+// above register in their inits, which run before this package's, since
+// this package imports them.
+func init() {
+	muc.Register()
+	planned.Register()
+}

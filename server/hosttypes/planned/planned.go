@@ -1,5 +1,5 @@
 // Package planned registers the options of the host types that are
-// planned but not built yet, muc, upload and component, so that a config
+// planned but not built yet, upload and component, so that a config
 // naming them is checked (and `parley check` accepts it) as before;
 // server.New refuses to run them, listing the types it runs. Each moves
 // to its own package when it is built. Register registers them; package
@@ -10,17 +10,12 @@ import "github.com/parley-im/parley/conf"
 
 // Names of the planned host types.
 const (
-	// MUC is a multi-user chat service (XEP-0045).
-	MUC = "muc"
 	// Upload is an HTTP file upload service (XEP-0363).
 	Upload = "upload"
 	// Component is an external component connecting with a secret
 	// (XEP-0114).
 	Component = "component"
 )
-
-// MUCOptions are the options of a muc host: none yet.
-type MUCOptions struct{}
 
 // UploadOptions are the options of an upload host: none yet.
 type UploadOptions struct{}
@@ -36,7 +31,6 @@ type ComponentOptions struct {
 // http_component), so that the types are listed in that order whatever
 // order packages are initialized in.
 func Register() {
-	conf.RegisterHostType(MUC, conf.HostType[MUCOptions]{})
 	conf.RegisterHostType(Upload, conf.HostType[UploadOptions]{})
 	conf.RegisterHostType(Component, conf.HostType[ComponentOptions]{Check: func(c *conf.HostCheck, o *ComponentOptions) {
 		if o.Secret == "" {
