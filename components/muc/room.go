@@ -401,7 +401,7 @@ func (r *room) presence(st *xmpp.Stanza) {
 		// track, so it gets everything a join gets.
 		s.pres = passOn(st.El, true)
 		s.occ.last = s
-		r.welcome(s.occ, s, join, false)
+		r.welcome(s.occ, s, join)
 	default:
 		s.pres = passOn(st.El, true)
 		s.occ.last = s
@@ -455,13 +455,13 @@ func (r *room) join(st *xmpp.Stanza, nick string, x *etree.Element) {
 		// changes nothing for the newcomer's own order.
 		r.broadcastPresence(o, "", nil)
 	}
-	r.welcome(o, s, x, fresh)
+	r.welcome(o, s, x)
 }
 
 // welcome sends the session s of o what a join gets, in XEP-0045 §7.1's
 // order: the other occupants' presence, its own presence (110, 100, 201),
 // the history, the subject.
-func (r *room) welcome(o *occupant, s *session, x *etree.Element, fresh bool) {
+func (r *room) welcome(o *occupant, s *session, x *etree.Element) {
 	sees := r.seesJIDs(o)
 	for _, other := range r.occupants {
 		if other != o {
@@ -486,7 +486,6 @@ func (r *room) welcome(o *occupant, s *session, x *etree.Element, fresh bool) {
 		subj.AddChild(xmpp.NewDelay(r.jid.String(), r.subjectAt))
 	}
 	r.send(to(subj, xmpp.KindMessage, s, nil))
-	_ = fresh
 }
 
 // passwordMatches reports whether the join's <password/> is pw.
