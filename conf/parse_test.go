@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-im/parley/components/muc"
 	"github.com/parley-im/parley/components/webhook"
 	"github.com/parley-im/parley/conf"
-	"github.com/parley-im/parley/server/hosttypes/planned"
 	"github.com/parley-im/parley/server/local"
 	_ "github.com/parley-im/parley/server/std"
 )
@@ -603,7 +603,7 @@ retries = 0
 			name: "an inline array of hosts works like [[host]] tables",
 			src:  "host = [{ name = \"a.example\" }, { name = \"b.example\", type = \"muc\" }]\n",
 			check: func(t *testing.T, c *conf.Config) {
-				if len(c.Hosts) != 2 || c.Hosts[1].Type != planned.MUC {
+				if len(c.Hosts) != 2 || c.Hosts[1].Type != muc.HostType {
 					t.Errorf("hosts = %+v", c.Hosts)
 				}
 			},

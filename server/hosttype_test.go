@@ -9,11 +9,13 @@ import (
 )
 
 // TestNewRefusesTypesItDoesNotRun: a type the config knows but the server
-// does not run (muc) is refused by name, with the
-// types the server runs.
+// does not run (one registered with conf alone, as a type's options may be
+// before its server side is built) is refused by name, with the types the
+// server runs.
 func TestNewRefusesTypesItDoesNotRun(t *testing.T) {
+	conf.RegisterHostType("planned-test", conf.HostType[struct{}]{})
 	tests := []struct{ typ, extra string }{
-		{"muc", ""},
+		{"planned-test", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ, func(t *testing.T) {
@@ -28,7 +30,7 @@ func TestNewRefusesTypesItDoesNotRun(t *testing.T) {
 				s.Close()
 				t.Fatal("New ran the host")
 			}
-			want := `server: host x.localhost: type "` + tt.typ + `" is not implemented yet; this version runs "local", "component", "http_component" and "upload" hosts`
+			want := `server: host x.localhost: type "` + tt.typ + `" is not implemented yet; this version runs "local", "component", "http_component", "upload" and "muc" hosts`
 			if err.Error() != want {
 				t.Errorf("New: %v\nwant %s", err, want)
 			}

@@ -295,6 +295,30 @@ BEGIN
 	DELETE FROM archive_fts WHERE rowid = OLD.seq;
 END;
 `)},
+	// Multi-user chat (XEP-0045): the persistent rooms of each muc host,
+	// their configuration (JSON that package components/muc reads), the
+	// key of their occupant-ids (XEP-0421), subject and affiliations.
+	{name: "muc rooms", up: execSQL(`
+CREATE TABLE muc_rooms (
+	host         TEXT    NOT NULL CHECK (host <> ''),
+	room         TEXT    NOT NULL CHECK (room <> ''),
+	config       BLOB    NOT NULL,
+	secret       BLOB    NOT NULL,
+	subject      TEXT    NOT NULL,
+	subject_from TEXT    NOT NULL, -- the nick that set it, '' for the room
+	subject_at   INTEGER NOT NULL, -- Unix nanoseconds, 0 when never set
+	PRIMARY KEY (host, room)
+) WITHOUT ROWID;
+
+CREATE TABLE muc_affiliations (
+	host        TEXT NOT NULL,
+	room        TEXT NOT NULL,
+	jid         TEXT NOT NULL CHECK (jid <> ''),
+	affiliation TEXT NOT NULL CHECK (affiliation IN ('owner', 'admin', 'member', 'outcast')),
+	PRIMARY KEY (host, room, jid),
+	FOREIGN KEY (host, room) REFERENCES muc_rooms (host, room) ON DELETE CASCADE
+) WITHOUT ROWID;
+`)},
 }
 
 // execSQL returns a migration step that executes stmts, which may hold

@@ -21,7 +21,8 @@ import (
 	_ "github.com/parley-im/parley/components/external"
 	// upload: HTTP file upload (XEP-0363) on the HTTP listener.
 	_ "github.com/parley-im/parley/components/upload"
-	"github.com/parley-im/parley/server/hosttypes/planned"
+	// muc: multi-user chat (XEP-0045); registered by init below.
+	"github.com/parley-im/parley/components/muc"
 
 	// Modules of local hosts.
 	// The small answers: ping, version, time, uptime, disco#items.
@@ -50,7 +51,8 @@ import (
 	_ "github.com/parley-im/parley/server/mod/push"
 )
 
-// muc: known to the config, not run yet. It comes
-// after the types above, which init registers before this package's init
-// runs, since this package imports them.
-func init() { planned.Register() }
+// muc registers here rather than in its own init, so that it comes after
+// the types above whatever the order of package initialisation: they
+// register in their inits, which run before this package's, since this
+// package imports them.
+func init() { muc.Register() }

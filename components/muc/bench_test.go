@@ -1,0 +1,74 @@
+package muc
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"sync/atomic"
+	"testing"
+
+	"github.com/parley-im/parley/server"
+	"github.com/parley-im/parley/xmpp"
+)
+
+// sink is a local domain that counts what it is given: the benchmark
+// measures the room, not the sessions.
+type sink struct{ n atomic.Int64 }
+
+func (s *sink) HandleStanza(*xmpp.Stanza) { s.n.Add(1) }
+
+// BenchmarkRoomFanout: one groupchat message to a room of 20 occupants,
+// from its arrival at the service to the 20 stanzas handed to the
+// router, with ns and allocations per delivery.
+func BenchmarkRoomFanout(b *testing.B) {
+	const occupants = 20
+	r := server.NewRouter(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	users := &sink{}
+	r.SetHost("localhost", users)
+	svc, err := New(Config{Domain: "muc.localhost", Options: Options{RestrictRoomCreation: CreateLocal, HistoryLength: 20},
+		LocalDomains: map[string]bool{"localhost": true}, Router: r})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.SetHost("muc.localhost", svc)
+	stanza := func(raw string) *xmpp.Stanza {
+		el, err := xmpp.ParseElement(raw, xmpp.Limits{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		st, err := xmpp.NewStanza(el)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return st
+	}
+	for i := range occupants {
+		r.Route(stanza(fmt.Sprintf("<presence from='u%d@localhost/r' to='room@muc.localhost/nick%d'><x xmlns='%s'/></presence>", i, i, NSMUC)))
+		if i == 0 {
+			r.Route(stanza(fmt.Sprintf("<iq type='set' id='c' from='u0@localhost/r' to='room@muc.localhost'>%s</iq>",
+				"<query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query>")))
+		}
+	}
+	msgs := make([]*xmpp.Stanza, b.N)
+	tmpl := stanza("<message from='u0@localhost/r' to='room@muc.localhost' type='groupchat' id='m'><body>hello, room</body></message>")
+	for i := range msgs {
+		msgs[i] = &xmpp.Stanza{El: tmpl.El.Copy(), Kind: tmpl.Kind, Type: tmpl.Type, ID: tmpl.ID, To: tmpl.To, From: tmpl.From}
+	}
+	before := users.n.Load()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		svc.HandleStanza(msgs[i])
+	}
+	b.StopTimer()
+	runtime.ReadMemStats(&m1)
+	delivered := users.n.Load() - before
+	if delivered != int64(b.N*occupants) {
+		b.Fatalf("%d deliveries; want %d", delivered, b.N*occupants)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(delivered), "ns/delivery")
+	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/float64(delivered), "allocs/delivery")
+}

@@ -1,0 +1,102 @@
+package muc
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/parley-im/parley/conf"
+	"github.com/parley-im/parley/server"
+	"github.com/parley-im/parley/server/local"
+)
+
+// HostType is the name of the multi-user chat host type.
+const HostType = "muc"
+
+// Who may create rooms (restrict_room_creation), after Prosody's option
+// of the same name: its false is "anyone", its "local" ours. Prosody's
+// true (admins only) waits for a notion of server admins in Parley.
+const (
+	// CreateLocal lets the users of this server's local hosts create rooms.
+	CreateLocal = "local"
+	// CreateAnyone lets any JID that reaches the service create rooms.
+	CreateAnyone = "anyone"
+)
+
+// Options are the keys of a muc host's [[host]] table.
+type Options struct {
+	// RestrictRoomCreation says who may create a room by joining it:
+	// "local" (default) or "anyone".
+	RestrictRoomCreation string `toml:"restrict_room_creation"`
+	// HistoryLength is how many groupchat messages a room keeps for
+	// those who join (XEP-0045 §7.2.15). Default 20, at most 1000.
+	HistoryLength int `toml:"history_length"`
+}
+
+// maxHistoryLength bounds history_length: history is kept in memory.
+const maxHistoryLength = 1000
+
+// OptionsOf returns the options of the muc host h.
+func OptionsOf(h *conf.Host) *Options { return h.Options.(*Options) }
+
+func checkOptions(c *conf.HostCheck, o *Options) {
+	switch o.RestrictRoomCreation {
+	case "":
+		o.RestrictRoomCreation = CreateLocal
+	case CreateLocal, CreateAnyone:
+	default:
+		c.Errorf("restrict_room_creation", "%q is not one of \"local\" (this server's users) or \"anyone\"", o.RestrictRoomCreation)
+	}
+	if o.HistoryLength == 0 && !c.IsSet("history_length") {
+		o.HistoryLength = 20
+	}
+	if o.HistoryLength < 0 || o.HistoryLength > maxHistoryLength {
+		c.Errorf("history_length", "%d is not between 0 and %d: a room's history is kept in memory", o.HistoryLength, maxHistoryLength)
+	}
+}
+
+var registerOnce sync.Once
+
+// Register registers the muc host type. Package std calls it from its
+// init, after the types it imports registered themselves, so that the
+// types are listed in one fixed order (local, http_component, muc, ...)
+// whatever order packages are initialized in (by import path, this one
+// would come before http_component).
+func Register() {
+	registerOnce.Do(func() {
+		conf.RegisterHostType(HostType, conf.HostType[Options]{Check: checkOptions})
+		server.RegisterHostType(HostType, server.HostType{New: newHost})
+	})
+}
+
+// newHost builds the service of a muc host and loads its stored rooms.
+func newHost(env *server.HostEnv) (server.Handler, error) {
+	locals := map[string]bool{}
+	for _, h := range env.Config.Hosts {
+		if h.Type == local.HostLocal {
+			locals[h.Name] = true
+		}
+	}
+	s, err := New(Config{
+		Domain:       env.Host.Name,
+		Options:      *OptionsOf(env.Host),
+		LocalDomains: locals,
+		Router:       env.Router,
+		Store:        env.Store,
+		Logger:       env.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := env.Router.StoreContext()
+	defer cancel()
+	if err := s.load(ctx); err != nil {
+		return nil, fmt.Errorf("muc: load rooms: %w", err)
+	}
+	env.Router.Go(s.saveLoop)
+	return s, nil
+}
+
+// Close saves what rooms changed since their last save; the save loop
+// does the same when the server's context ends.
+func (s *Service) Close(ctx context.Context) error { return s.saveDirty(ctx) }

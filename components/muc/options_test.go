@@ -1,0 +1,45 @@
+package muc_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/parley-im/parley/components/muc"
+	"github.com/parley-im/parley/conf"
+)
+
+// TestOptions: the muc host's keys, their defaults and their refusals,
+// with the file and line.
+func TestOptions(t *testing.T) {
+	const head = "[[host]]\nname = \"localhost\"\n\n[[host]]\nname = \"muc.localhost\"\ntype = \"muc\"\n"
+	tests := []struct {
+		name, src, wantErr string
+		want               muc.Options
+	}{
+		{"the defaults", head, "", muc.Options{RestrictRoomCreation: "local", HistoryLength: 20}},
+		{"anyone, no history", head + "restrict_room_creation = \"anyone\"\nhistory_length = 0\n", "",
+			muc.Options{RestrictRoomCreation: "anyone", HistoryLength: 0}},
+		{"an unknown creation rule", head + "restrict_room_creation = \"admins\"\n",
+			`m.toml:7: host[1].restrict_room_creation: "admins" is not one of "local" (this server's users) or "anyone"`, muc.Options{}},
+		{"too much history", head + "history_length = 5000\n",
+			`m.toml:7: host[1].history_length: 5000 is not between 0 and 1000: a room's history is kept in memory`, muc.Options{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := conf.Parse("m.toml", []byte(tt.src))
+			if tt.wantErr != "" {
+				var errs conf.Errors
+				if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Error() != tt.wantErr {
+					t.Fatalf("Parse: %v\nwant %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := *muc.OptionsOf(&c.Hosts[1]); got != tt.want {
+				t.Errorf("options %+v; want %+v", got, tt.want)
+			}
+		})
+	}
+}
