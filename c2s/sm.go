@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -83,6 +84,105 @@ func smFailed(condition string) *etree.Element {
 	el := newElementNS(NSSM, "failed")
 	el.CreateElement(condition).CreateAttr("xmlns", xmpp.NSStanzas)
 	return el
+}
+
+// smGoneFailed is the <failed/> answering a resume of a session that
+// ended: item-not-found, with the session's count of the client's
+// stanzas (XEP-0198 §5) so that the client resends only those the server
+// never handled, as Prosody's mod_smacks answers.
+func smGoneFailed(h uint32) *etree.Element {
+	el := newElementNS(NSSM, "failed")
+	el.CreateAttr("h", strconv.FormatUint(uint64(h), 10))
+	el.CreateElement("item-not-found").CreateAttr("xmlns", xmpp.NSStanzas)
+	return el
+}
+
+// smGoneMax is how many ended sessions' counts are kept per user, the
+// most recent: Prosody's smacks_max_old_sessions default. A client
+// resumes its last session, not one of eleven ago.
+const smGoneMax = 10
+
+// smGoneFor is how long an ended session's count is kept. Prosody keeps
+// them in its store with no time bound; in memory, a day covers a phone
+// switched off overnight and keeps the map from growing with every user
+// who ever lost a connection.
+const smGoneFor = 24 * time.Hour
+
+// smGone remembers the inbound count (h) of resumable sessions that
+// ended, by user and resumption id, until a resume asks for it once
+// (XEP-0198 §5: "the server has to store the SM-ID/sequence number tuple
+// past the time out of the actual session"). The zero value is ready.
+type smGone struct {
+	mu     sync.Mutex
+	byUser map[string][]goneSM // by user@host, oldest first
+	swept  time.Time           // when entries older than smGoneFor were last dropped
+}
+
+// goneSM is one ended session's count.
+type goneSM struct {
+	id string
+	h  uint32
+	at time.Time
+}
+
+// put remembers h for the session id of user, which ended at now.
+func (g *smGone) put(user, id string, h uint32, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.byUser == nil {
+		g.byUser = make(map[string][]goneSM)
+	}
+	if now.Sub(g.swept) > time.Minute {
+		// Once a minute at most: a walk over every user.
+		g.swept = now
+		for u, l := range g.byUser {
+			keep := l[:0]
+			for _, e := range l {
+				if now.Sub(e.at) < smGoneFor {
+					keep = append(keep, e)
+				}
+			}
+			if len(keep) == 0 {
+				delete(g.byUser, u)
+			} else {
+				g.byUser[u] = keep
+			}
+		}
+	}
+	l := g.byUser[user]
+	if drop := len(l) - smGoneMax + 1; drop > 0 {
+		l = append(l[:0], l[drop:]...)
+	}
+	g.byUser[user] = append(l, goneSM{id: id, h: h, at: now})
+}
+
+// take returns, and forgets, the count of the ended session id of user.
+func (g *smGone) take(user, id string, now time.Time) (uint32, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l := g.byUser[user]
+	for i, e := range l {
+		if e.id != id {
+			continue
+		}
+		l = append(l[:i], l[i+1:]...)
+		if len(l) == 0 {
+			delete(g.byUser, user)
+		} else {
+			g.byUser[user] = l
+		}
+		return e.h, now.Sub(e.at) < smGoneFor
+	}
+	return 0, false
+}
+
+// rememberGoneLocked keeps the count of s, a resumable session ending now,
+// for a resume that comes late; qmu is held, so that a resume that finds
+// s ended finds its count too.
+func (s *Session) rememberGoneLocked() {
+	if sm := s.sm; sm != nil && sm.id != "" {
+		s.srv.gone.put(s.username+"@"+s.host, sm.id, sm.inH, time.Now())
+	}
 }
 
 // negotiateSM takes a stream management element before bind: a resume,
@@ -385,6 +485,7 @@ func (s *Session) endLost() {
 	s.unbind()
 	s.qmu.Lock()
 	s.closing.Store(true)
+	s.rememberGoneLocked()
 	s.writing, s.written = true, true
 	els := s.takeUnackedLocked()
 	hooks := s.endContextLocked()
@@ -409,6 +510,7 @@ func (s *Session) expire() {
 	}
 	sm.detached = false
 	s.closing.Store(true)
+	s.rememberGoneLocked()
 	s.writing, s.written = true, true
 	els := s.takeUnackedLocked()
 	hooks := s.endContextLocked()
@@ -446,17 +548,29 @@ func (s *Session) resume(el *etree.Element, wrap func(o *Session, resumed *etree
 	o := s.srv.resumable[id]
 	s.srv.mu.Unlock()
 	if o == nil || o == s || o.username != s.username || o.host != s.host {
-		// Another user's session is no more found than an unknown one.
-		return smFailed("item-not-found"), nil
+		// Another user's session is no more found than an unknown one,
+		// and its count is not told: it is looked up by this user's name.
+		return s.goneFailed(id), nil
 	}
 	ok, tooHigh := o.resumeFrom(s, uint32(h), wrap)
 	if tooHigh != nil {
 		return nil, tooHigh
 	}
 	if !ok {
-		return smFailed("item-not-found"), nil
+		// It ended meanwhile, and left its count (rememberGoneLocked,
+		// under the lock resumeFrom found it ended under).
+		return s.goneFailed(id), nil
 	}
 	return nil, errTransplanted
+}
+
+// goneFailed answers a resume of id, which names no session of this
+// user: with the count of the user's session id if it ended lately.
+func (s *Session) goneFailed(id string) *etree.Element {
+	if h, ok := s.srv.gone.take(s.username+"@"+s.host, id, time.Now()); ok {
+		return smGoneFailed(h)
+	}
+	return smFailed("item-not-found")
 }
 
 // resumeFrom moves the connection of n, a new stream of the same user,

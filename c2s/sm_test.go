@@ -416,28 +416,40 @@ func TestSMResumeUnderFlow(t *testing.T) {
 
 // TestSMResumeRefused: a resume of another user's session, of an unknown
 // id or of an expired one gets <item-not-found/>, and the stream goes on
-// (the client may bind instead).
+// (the client may bind instead). The expired one's <failed/> carries the
+// count of the stanzas the server handled (XEP-0198 §5), once, and only
+// to its own user.
 func TestSMResumeRefused(t *testing.T) {
 	const timeout = time.Second
 	s := smServer(t, 0, timeout)
 	a, enabled := enable(t, s, "alice", "a", "resume='true'")
 	id := enabled.SelectAttrValue("id", "")
+	if h := a.pingsThenAck(t, 3); h != "3" {
+		t.Fatalf("<a h='%s'/> after three pings", h)
+	}
 	a.c.Conn.Close()
 	tests := []struct {
 		name, user, id string
 		wait           time.Duration
+		h              string // the <failed/>'s h; "" for none
 	}{
-		{"another user", "bob", id, 0},
-		{"an unknown id", "alice", "0123456789abcdef", 0},
-		{"an expired id", "alice", id, 2 * timeout},
+		{"another user", "bob", id, 0, ""},
+		{"an unknown id", "alice", "0123456789abcdef", 0, ""},
+		{"another user, expired", "bob", id, 2 * timeout, ""},
+		{"an expired id", "alice", id, 0, "3"},
+		{"an expired id again", "alice", id, 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			time.Sleep(tt.wait)
 			c := smLogin(t, s, tt.user)
 			c.Send("<resume xmlns='urn:xmpp:sm:3' previd='%s' h='0'/>", tt.id)
-			if el := c.Next(); el.Tag != "failed" || el.FindElement("item-not-found") == nil {
+			el := c.Next()
+			if el.Tag != "failed" || el.FindElement("item-not-found") == nil {
 				t.Fatalf("resume: %s", c.String(el))
+			}
+			if h := el.SelectAttr("h"); tt.h == "" && h != nil || tt.h != "" && (h == nil || h.Value != tt.h) {
+				t.Errorf("resume: %s, want h %q", c.String(el), tt.h)
 			}
 			c.Bind("")
 		})
