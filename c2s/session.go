@@ -220,7 +220,7 @@ func (s *Session) Deliver(el *etree.Element) bool {
 		return false
 	}
 	s.qbytes += w
-	s.queue = append(s.queue, el)
+	s.queue = append(s.queue, s.deliverDetachedLocked(el))
 	start := s.claimWriter()
 	s.qmu.Unlock()
 	if start {
@@ -702,9 +702,7 @@ func (s *Session) unackedOr(batch []*etree.Element) []*etree.Element {
 	if s.sm == nil {
 		return batch
 	}
-	els := s.sm.unacked
-	s.sm.unacked = nil
-	return els
+	return s.takeSentLocked()
 }
 
 // streamErrorElement renders e, with stream management's application

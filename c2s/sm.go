@@ -50,11 +50,13 @@ type smState struct {
 
 	// Guarded by the session's qmu.
 	unacked  []*etree.Element // stanzas taken by the writer and not acknowledged, in order
+	sentAt   []int64          // when the writer took each of unacked (Unix ns), in step with it
 	acked    uint32           // the last h the client acknowledged
 	skip     int              // stanzas queued before <enabled/>, which are not counted
 	asked    bool             // an <r/> is out and no <a/> came since
 	detached bool             // the connection is gone; the session waits for a resume
 	timer    *time.Timer      // expires a detached session
+	since    time.Time        // when the session detached; zero when it is not detached
 	stopped  chan struct{}    // closed when the writer stops, for stopWriter
 	gone     chan struct{}    // closed when the session detached or ended, for a resume
 	errApp   *etree.Element   // the application condition of the stream error, if any
@@ -319,8 +321,9 @@ func (s *Session) ack(h uint32) error {
 	}
 	clear(sm.unacked[:n])
 	sm.unacked = sm.unacked[n:]
+	sm.sentAt = sm.sentAt[n:]
 	if len(sm.unacked) == 0 {
-		sm.unacked = nil
+		sm.unacked, sm.sentAt = nil, nil
 	}
 	sm.acked = h
 	sm.asked = false
@@ -342,6 +345,7 @@ func (s *Session) ack(h uint32) error {
 // and reports whether the flush should ask for an ack. qmu is held.
 func (sm *smState) trackLocked(batch []*etree.Element) (ask bool) {
 	n := 0
+	var now int64
 	for _, el := range batch {
 		if xmpp.KindOf(el) == xmpp.KindNone {
 			continue
@@ -350,7 +354,13 @@ func (sm *smState) trackLocked(batch []*etree.Element) (ask bool) {
 			sm.skip--
 			continue
 		}
+		if now == 0 {
+			// One clock reading a batch: its stanzas were queued
+			// within one flush of each other.
+			now = time.Now().UnixNano()
+		}
 		sm.unacked = append(sm.unacked, el)
+		sm.sentAt = append(sm.sentAt, now)
 		n++
 	}
 	if n > 0 && !sm.asked {
@@ -361,20 +371,77 @@ func (sm *smState) trackLocked(batch []*etree.Element) (ask bool) {
 }
 
 // takeUnackedLocked removes and returns the stanzas not acknowledged and
-// everything queued; qmu is held.
+// everything queued, each with its delay stamp (stampedLocked); qmu is
+// held.
 func (s *Session) takeUnackedLocked() []*etree.Element {
-	var els []*etree.Element
-	if s.sm != nil {
-		els = s.sm.unacked
-		s.sm.unacked = nil
-	}
+	els := s.takeSentLocked()
 	for _, el := range s.queue {
 		if xmpp.KindOf(el) != xmpp.KindNone {
-			els = append(els, el)
+			els = append(els, s.stampedLocked(el, time.Time{}))
 		}
 	}
 	s.queue = nil
 	return els
+}
+
+// takeSentLocked removes and returns the stanzas written and not
+// acknowledged, each stamped with when it was first written; qmu is held.
+func (s *Session) takeSentLocked() []*etree.Element {
+	sm := s.sm
+	if sm == nil {
+		return nil
+	}
+	els := sm.unacked
+	for i, el := range els {
+		els[i] = s.stampedLocked(el, time.Unix(0, sm.sentAt[i]))
+	}
+	sm.unacked, sm.sentAt = nil, nil
+	return els
+}
+
+// stampedLocked returns el as it is to be sent again or handed back: a
+// message or presence the server delayed carries a XEP-0203 <delay/> from
+// the server's domain with when it was first queued (XEP-0198 §4: "servers
+// SHOULD add a delay element with the original (failed) delivery
+// timestamp"; Prosody's mod_smacks stamps what it queues the same way).
+// at is that time; zero means it was queued before the session detached
+// and not written (stamped with the detach), or, when the session never
+// detached, now. el may be in other sessions' queues too, so the stamp
+// goes on a copy. One with a delay from this server already keeps it:
+// the first time is the one that counts, and an offline message (stamped
+// at its delivery) must stay the very element the router gave, which it
+// recognizes when handed back. Iqs get none, as in Prosody: XEP-0203 is
+// for messages and presence. qmu is held.
+func (s *Session) stampedLocked(el *etree.Element, at time.Time) *etree.Element {
+	switch xmpp.KindOf(el) {
+	case xmpp.KindMessage, xmpp.KindPresence:
+	default:
+		return el
+	}
+	for _, t := range el.Child {
+		if c, ok := t.(*etree.Element); ok && c.Tag == "delay" && xmpp.NS(c) == xmpp.NSDelay && c.SelectAttrValue("from", "") == s.host {
+			return el
+		}
+	}
+	if at.IsZero() {
+		at = time.Now()
+		if s.sm != nil && !s.sm.since.IsZero() {
+			at = s.sm.since
+		}
+	}
+	c := el.Copy()
+	c.AddChild(xmpp.NewDelay(s.host, at))
+	return c
+}
+
+// deliverDetachedLocked is what Deliver queues for a detached session in
+// place of el: el stamped with the time it came (stampedLocked); qmu is
+// held. Others are queued as they are: the writer takes them at once.
+func (s *Session) deliverDetachedLocked(el *etree.Element) *etree.Element {
+	if s.sm == nil || !s.sm.detached {
+		return el
+	}
+	return s.stampedLocked(el, time.Now())
 }
 
 // writerStoppedLocked tells stopWriter that the writer is off; qmu is
@@ -436,6 +503,7 @@ func (s *Session) detach() bool {
 		return false
 	}
 	sm.detached = true
+	sm.since = time.Now()
 	sm.timer = time.AfterFunc(sm.timeout, s.expire)
 	gone := sm.gone
 	sm.gone = nil
@@ -621,6 +689,7 @@ func (s *Session) resumeFrom(n *Session, h uint32, wrap func(o *Session, resumed
 	} else {
 		clear(sm.unacked[:d])
 		sm.unacked = sm.unacked[d:]
+		sm.sentAt = sm.sentAt[d:]
 		sm.acked = h
 	}
 	sm.detached = false
@@ -630,16 +699,19 @@ func (s *Session) resumeFrom(n *Session, h uint32, wrap func(o *Session, resumed
 	resumed.CreateAttr("previd", sm.id)
 	// Everything not acknowledged goes out again, in order, then what
 	// came while detached; all of it is counted again as it is written.
+	// Each carries the time it was first queued (stampedLocked).
 	q := make([]*etree.Element, 0, 1+len(sm.unacked)+len(s.queue))
 	if wrap != nil {
 		q = append(q, wrap(s, resumed))
 	} else {
 		q = append(q, resumed)
 	}
-	q = append(q, sm.unacked...)
-	q = append(q, s.queue...)
+	q = append(q, s.takeSentLocked()...)
+	for _, el := range s.queue {
+		q = append(q, s.stampedLocked(el, time.Time{}))
+	}
 	s.queue = q
-	sm.unacked = nil
+	sm.since = time.Time{}
 	sm.asked = false
 	sm.skip = 0
 	sm.errApp = nil
