@@ -57,6 +57,7 @@ type smState struct {
 	detached bool             // the connection is gone; the session waits for a resume
 	timer    *time.Timer      // expires a detached session
 	since    time.Time        // when the session detached; zero when it is not detached
+	untold   bool             // detached for a resume that was waiting: DetachRouter not told yet
 	stopped  chan struct{}    // closed when the writer stops, for stopWriter
 	gone     chan struct{}    // closed when the session detached or ended, for a resume
 	errApp   *etree.Element   // the application condition of the stream error, if any
@@ -507,19 +508,12 @@ func (s *Session) detach() bool {
 	sm.timer = time.AfterFunc(sm.timeout, s.expire)
 	gone := sm.gone
 	sm.gone = nil
-	var pending []*etree.Element
-	dr, tell := s.srv.cfg.Router.(DetachRouter)
 	// A resume that waits for this detach (gone) takes the session at
-	// once: nobody needs waking.
-	tell = tell && gone == nil
-	if tell {
-		pending = make([]*etree.Element, 0, len(sm.unacked)+len(s.queue))
-		pending = append(pending, sm.unacked...)
-		for _, el := range s.queue {
-			if xmpp.KindOf(el) != xmpp.KindNone {
-				pending = append(pending, el)
-			}
-		}
+	// once: nobody needs waking, unless that resume fails (untold).
+	sm.untold = gone != nil
+	var pending []*etree.Element
+	if !sm.untold {
+		pending = s.pendingLocked()
 	}
 	waiting := len(sm.unacked) + len(s.queue)
 	s.qmu.Unlock()
@@ -527,11 +521,34 @@ func (s *Session) detach() bool {
 		close(gone)
 	}
 	s.log(slog.LevelInfo, "c2s: detached, waiting for a resume", "timeout", sm.timeout, "unacked", waiting)
-	if tell {
-		// After the unlock: the router's hosts may deliver to s.
-		dr.Detached(s, pending)
+	if pending != nil {
+		s.tellDetached(pending)
 	}
 	return true
+}
+
+// pendingLocked returns, for a DetachRouter, the stanzas a detached
+// session holds for its client; nil without one. qmu is held.
+func (s *Session) pendingLocked() []*etree.Element {
+	if _, ok := s.srv.cfg.Router.(DetachRouter); !ok {
+		return nil
+	}
+	pending := make([]*etree.Element, 0, len(s.sm.unacked)+len(s.queue))
+	pending = append(pending, s.sm.unacked...)
+	for _, el := range s.queue {
+		if xmpp.KindOf(el) != xmpp.KindNone {
+			pending = append(pending, el)
+		}
+	}
+	return pending
+}
+
+// tellDetached tells the DetachRouter that s detached holding pending.
+// Without qmu: the router's hosts may deliver to s.
+func (s *Session) tellDetached(pending []*etree.Element) {
+	if dr, ok := s.srv.cfg.Router.(DetachRouter); ok {
+		dr.Detached(s, pending)
+	}
 }
 
 // Detached reports whether the session is detached: resumable, its
@@ -679,8 +696,20 @@ func (s *Session) resumeFrom(n *Session, h uint32, wrap func(o *Session, resumed
 		return false, nil
 	}
 	if d := h - sm.acked; uint64(d) > uint64(len(sm.unacked)) {
+		// The new stream ends (§4); the session stays detached, its
+		// timer running, for a resume that counts right or its
+		// expiry. If it detached for this resume, it is detached for
+		// good now: those it wakes (push) are told.
 		sent := sm.acked + uint32(len(sm.unacked))
+		var pending []*etree.Element
+		if sm.untold {
+			sm.untold = false
+			pending = s.pendingLocked()
+		}
 		s.qmu.Unlock()
+		if pending != nil {
+			s.tellDetached(pending)
+		}
 		app := newElementNS(NSSM, "handled-count-too-high")
 		app.CreateAttr("h", strconv.FormatUint(uint64(h), 10))
 		app.CreateAttr("send-count", strconv.FormatUint(uint64(sent), 10))
@@ -693,6 +722,7 @@ func (s *Session) resumeFrom(n *Session, h uint32, wrap func(o *Session, resumed
 		sm.acked = h
 	}
 	sm.detached = false
+	sm.untold = false
 	sm.timer.Stop()
 	resumed := newElementNS(NSSM, "resumed")
 	resumed.CreateAttr("h", strconv.FormatUint(uint64(sm.inH), 10))

@@ -111,15 +111,15 @@ func fields(x *etree.Element) map[string]string {
 	return out
 }
 
-// enableSM enables stream management with resumption and reads up to
-// <enabled/>.
-func enableSM(t *testing.T, c *parleytest.Conn) {
+// enableSM enables stream management with resumption, reads up to
+// <enabled/> and returns its resumption id.
+func enableSM(t *testing.T, c *parleytest.Conn) string {
 	t.Helper()
 	c.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
 	for {
 		el := c.Next()
 		if el.Tag == "enabled" {
-			return
+			return el.SelectAttrValue("id", "")
 		}
 	}
 }
@@ -205,6 +205,38 @@ func TestPushOnDetach(t *testing.T) {
 	}
 	if n.options != nil {
 		t.Errorf("publish options %v, none given", n.options)
+	}
+}
+
+// TestPushAfterAFailedResume: a resume that takes a session's open
+// connection and then fails (its h acknowledges stanzas never sent,
+// XEP-0198 §4) leaves the session detached: what it holds unacknowledged
+// wakes the device, as at any detach.
+func TestPushAfterAFailedResume(t *testing.T) {
+	s, a := start(t, nil, "")
+	alice := s.Login("alice@localhost", "alice", "phone")
+	enable(t, alice, "node-1", "")
+	id := enableSM(t, alice)
+	bob := s.Login("bob@localhost", "bob", "pc")
+	bob.Send("<message to='alice@localhost/phone' type='chat'><body>one</body></message>")
+	bob.Sync()
+	for {
+		if el := alice.Next(); el.Tag == "message" {
+			break
+		}
+	}
+	// The old connection stays open; a new one resumes with an h of
+	// five, and alice got one stanza.
+	c := s.DialSecure("localhost")
+	if el := c.AuthPlain("alice", "alice"); el.Tag != "success" {
+		t.Fatalf("login: %s", c.String(el))
+	}
+	c.Open("localhost")
+	c.Send("<resume xmlns='urn:xmpp:sm:3' previd='%s' h='5'/>", id)
+	c.ExpectStreamError(xmpp.StreamUndefined)
+	n := a.next(t)
+	if want := map[string]string{"FORM_TYPE": "urn:xmpp:push:summary", "message-count": "1"}; n.node != "node-1" || !equal(n.fields, want) {
+		t.Errorf("push to node %q: %v, want node-1: %v", n.node, n.fields, want)
 	}
 }
 
