@@ -647,9 +647,12 @@ func (s *Session) writeLoop() {
 				sm.broken.Store(true)
 				s.writing = false
 				s.writerStoppedLocked()
+				// Read under qmu: once it is released, a resume may
+				// put its own connection in s.tcp.
+				tcp := s.tcp
 				s.qmu.Unlock()
 				s.returnBatch(batch)
-				_ = s.tcp.SetReadDeadline(aLongTimeAgo)
+				_ = tcp.SetReadDeadline(aLongTimeAgo)
 				s.srv.idle.wake(s)
 				return
 			}
