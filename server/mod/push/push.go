@@ -364,7 +364,14 @@ func (m *module) toClient(s local.Session, st *xmpp.Stanza) bool {
 // a chat or normal message takes the bare JID's rules (RFC 6121
 // §8.5.3.2.1), without ToBare.
 func (m *module) toFull(_ local.Session, st *xmpp.Stanza) bool {
-	if m.h.Recipient(st.To) != nil {
+	// The cheap tests first: a session lookup on every message to a
+	// full JID is the hot path's.
+	switch st.Type {
+	case "", "normal", "chat":
+	default:
+		return false
+	}
+	if wakes, _, _ := needsWaking(st); !wakes || m.h.Recipient(st.To) != nil {
 		return false
 	}
 	return m.toBare(nil, st)
