@@ -289,6 +289,9 @@ type Server struct {
 	// resumable holds, under mu, the sessions that may be resumed by
 	// their stream management id (sm.go); nil until the first.
 	resumable map[string]*Session
+	// gone remembers the counts of resumable sessions that ended, for
+	// the <failed h/> of a late resume (sm.go).
+	gone smGone
 
 	// tokenKey derives FAST tokens' secrets from their stored ids
 	// (sasl2.go), from Config.FakeSecret.

@@ -220,7 +220,7 @@ func (s *Session) Deliver(el *etree.Element) bool {
 		return false
 	}
 	s.qbytes += w
-	s.queue = append(s.queue, el)
+	s.queue = append(s.queue, s.deliverDetachedLocked(el))
 	start := s.claimWriter()
 	s.qmu.Unlock()
 	if start {
@@ -647,9 +647,12 @@ func (s *Session) writeLoop() {
 				sm.broken.Store(true)
 				s.writing = false
 				s.writerStoppedLocked()
+				// Read under qmu: once it is released, a resume may
+				// put its own connection in s.tcp.
+				tcp := s.tcp
 				s.qmu.Unlock()
 				s.returnBatch(batch)
-				_ = s.tcp.SetReadDeadline(aLongTimeAgo)
+				_ = tcp.SetReadDeadline(aLongTimeAgo)
 				s.srv.idle.wake(s)
 				return
 			}
@@ -702,9 +705,7 @@ func (s *Session) unackedOr(batch []*etree.Element) []*etree.Element {
 	if s.sm == nil {
 		return batch
 	}
-	els := s.sm.unacked
-	s.sm.unacked = nil
-	return els
+	return s.takeSentLocked()
 }
 
 // streamErrorElement renders e, with stream management's application

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,11 +50,14 @@ type smState struct {
 
 	// Guarded by the session's qmu.
 	unacked  []*etree.Element // stanzas taken by the writer and not acknowledged, in order
+	sentAt   []int64          // when the writer took each of unacked (Unix ns), in step with it
 	acked    uint32           // the last h the client acknowledged
 	skip     int              // stanzas queued before <enabled/>, which are not counted
 	asked    bool             // an <r/> is out and no <a/> came since
 	detached bool             // the connection is gone; the session waits for a resume
 	timer    *time.Timer      // expires a detached session
+	since    time.Time        // when the session detached; zero when it is not detached
+	untold   bool             // detached for a resume that was waiting: DetachRouter not told yet
 	stopped  chan struct{}    // closed when the writer stops, for stopWriter
 	gone     chan struct{}    // closed when the session detached or ended, for a resume
 	errApp   *etree.Element   // the application condition of the stream error, if any
@@ -83,6 +87,105 @@ func smFailed(condition string) *etree.Element {
 	el := newElementNS(NSSM, "failed")
 	el.CreateElement(condition).CreateAttr("xmlns", xmpp.NSStanzas)
 	return el
+}
+
+// smGoneFailed is the <failed/> answering a resume of a session that
+// ended: item-not-found, with the session's count of the client's
+// stanzas (XEP-0198 §5) so that the client resends only those the server
+// never handled, as Prosody's mod_smacks answers.
+func smGoneFailed(h uint32) *etree.Element {
+	el := newElementNS(NSSM, "failed")
+	el.CreateAttr("h", strconv.FormatUint(uint64(h), 10))
+	el.CreateElement("item-not-found").CreateAttr("xmlns", xmpp.NSStanzas)
+	return el
+}
+
+// smGoneMax is how many ended sessions' counts are kept per user, the
+// most recent: Prosody's smacks_max_old_sessions default. A client
+// resumes its last session, not one of eleven ago.
+const smGoneMax = 10
+
+// smGoneFor is how long an ended session's count is kept. Prosody keeps
+// them in its store with no time bound; in memory, a day covers a phone
+// switched off overnight and keeps the map from growing with every user
+// who ever lost a connection.
+const smGoneFor = 24 * time.Hour
+
+// smGone remembers the inbound count (h) of resumable sessions that
+// ended, by user and resumption id, until a resume asks for it once
+// (XEP-0198 §5: "the server has to store the SM-ID/sequence number tuple
+// past the time out of the actual session"). The zero value is ready.
+type smGone struct {
+	mu     sync.Mutex
+	byUser map[string][]goneSM // by user@host, oldest first
+	swept  time.Time           // when entries older than smGoneFor were last dropped
+}
+
+// goneSM is one ended session's count.
+type goneSM struct {
+	id string
+	h  uint32
+	at time.Time
+}
+
+// put remembers h for the session id of user, which ended at now.
+func (g *smGone) put(user, id string, h uint32, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.byUser == nil {
+		g.byUser = make(map[string][]goneSM)
+	}
+	if now.Sub(g.swept) > time.Minute {
+		// Once a minute at most: a walk over every user.
+		g.swept = now
+		for u, l := range g.byUser {
+			keep := l[:0]
+			for _, e := range l {
+				if now.Sub(e.at) < smGoneFor {
+					keep = append(keep, e)
+				}
+			}
+			if len(keep) == 0 {
+				delete(g.byUser, u)
+			} else {
+				g.byUser[u] = keep
+			}
+		}
+	}
+	l := g.byUser[user]
+	if drop := len(l) - smGoneMax + 1; drop > 0 {
+		l = append(l[:0], l[drop:]...)
+	}
+	g.byUser[user] = append(l, goneSM{id: id, h: h, at: now})
+}
+
+// take returns, and forgets, the count of the ended session id of user.
+func (g *smGone) take(user, id string, now time.Time) (uint32, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l := g.byUser[user]
+	for i, e := range l {
+		if e.id != id {
+			continue
+		}
+		l = append(l[:i], l[i+1:]...)
+		if len(l) == 0 {
+			delete(g.byUser, user)
+		} else {
+			g.byUser[user] = l
+		}
+		return e.h, now.Sub(e.at) < smGoneFor
+	}
+	return 0, false
+}
+
+// rememberGoneLocked keeps the count of s, a resumable session ending now,
+// for a resume that comes late; qmu is held, so that a resume that finds
+// s ended finds its count too.
+func (s *Session) rememberGoneLocked() {
+	if sm := s.sm; sm != nil && sm.id != "" {
+		s.srv.gone.put(s.username+"@"+s.host, sm.id, sm.inH, time.Now())
+	}
 }
 
 // negotiateSM takes a stream management element before bind: a resume,
@@ -219,8 +322,9 @@ func (s *Session) ack(h uint32) error {
 	}
 	clear(sm.unacked[:n])
 	sm.unacked = sm.unacked[n:]
+	sm.sentAt = sm.sentAt[n:]
 	if len(sm.unacked) == 0 {
-		sm.unacked = nil
+		sm.unacked, sm.sentAt = nil, nil
 	}
 	sm.acked = h
 	sm.asked = false
@@ -242,6 +346,7 @@ func (s *Session) ack(h uint32) error {
 // and reports whether the flush should ask for an ack. qmu is held.
 func (sm *smState) trackLocked(batch []*etree.Element) (ask bool) {
 	n := 0
+	var now int64
 	for _, el := range batch {
 		if xmpp.KindOf(el) == xmpp.KindNone {
 			continue
@@ -250,7 +355,13 @@ func (sm *smState) trackLocked(batch []*etree.Element) (ask bool) {
 			sm.skip--
 			continue
 		}
+		if now == 0 {
+			// One clock reading a batch: its stanzas were queued
+			// within one flush of each other.
+			now = time.Now().UnixNano()
+		}
 		sm.unacked = append(sm.unacked, el)
+		sm.sentAt = append(sm.sentAt, now)
 		n++
 	}
 	if n > 0 && !sm.asked {
@@ -261,20 +372,77 @@ func (sm *smState) trackLocked(batch []*etree.Element) (ask bool) {
 }
 
 // takeUnackedLocked removes and returns the stanzas not acknowledged and
-// everything queued; qmu is held.
+// everything queued, each with its delay stamp (stampedLocked); qmu is
+// held.
 func (s *Session) takeUnackedLocked() []*etree.Element {
-	var els []*etree.Element
-	if s.sm != nil {
-		els = s.sm.unacked
-		s.sm.unacked = nil
-	}
+	els := s.takeSentLocked()
 	for _, el := range s.queue {
 		if xmpp.KindOf(el) != xmpp.KindNone {
-			els = append(els, el)
+			els = append(els, s.stampedLocked(el, time.Time{}))
 		}
 	}
 	s.queue = nil
 	return els
+}
+
+// takeSentLocked removes and returns the stanzas written and not
+// acknowledged, each stamped with when it was first written; qmu is held.
+func (s *Session) takeSentLocked() []*etree.Element {
+	sm := s.sm
+	if sm == nil {
+		return nil
+	}
+	els := sm.unacked
+	for i, el := range els {
+		els[i] = s.stampedLocked(el, time.Unix(0, sm.sentAt[i]))
+	}
+	sm.unacked, sm.sentAt = nil, nil
+	return els
+}
+
+// stampedLocked returns el as it is to be sent again or handed back: a
+// message or presence the server delayed carries a XEP-0203 <delay/> from
+// the server's domain with when it was first queued (XEP-0198 §4: "servers
+// SHOULD add a delay element with the original (failed) delivery
+// timestamp"; Prosody's mod_smacks stamps what it queues the same way).
+// at is that time; zero means it was queued before the session detached
+// and not written (stamped with the detach), or, when the session never
+// detached, now. el may be in other sessions' queues too, so the stamp
+// goes on a copy. One with a delay from this server already keeps it:
+// the first time is the one that counts, and an offline message (stamped
+// at its delivery) must stay the very element the router gave, which it
+// recognizes when handed back. Iqs get none, as in Prosody: XEP-0203 is
+// for messages and presence. qmu is held.
+func (s *Session) stampedLocked(el *etree.Element, at time.Time) *etree.Element {
+	switch xmpp.KindOf(el) {
+	case xmpp.KindMessage, xmpp.KindPresence:
+	default:
+		return el
+	}
+	for _, t := range el.Child {
+		if c, ok := t.(*etree.Element); ok && c.Tag == "delay" && xmpp.NS(c) == xmpp.NSDelay && c.SelectAttrValue("from", "") == s.host {
+			return el
+		}
+	}
+	if at.IsZero() {
+		at = time.Now()
+		if s.sm != nil && !s.sm.since.IsZero() {
+			at = s.sm.since
+		}
+	}
+	c := el.Copy()
+	c.AddChild(xmpp.NewDelay(s.host, at))
+	return c
+}
+
+// deliverDetachedLocked is what Deliver queues for a detached session in
+// place of el: el stamped with the time it came (stampedLocked); qmu is
+// held. Others are queued as they are: the writer takes them at once.
+func (s *Session) deliverDetachedLocked(el *etree.Element) *etree.Element {
+	if s.sm == nil || !s.sm.detached {
+		return el
+	}
+	return s.stampedLocked(el, time.Now())
 }
 
 // writerStoppedLocked tells stopWriter that the writer is off; qmu is
@@ -336,22 +504,16 @@ func (s *Session) detach() bool {
 		return false
 	}
 	sm.detached = true
+	sm.since = time.Now()
 	sm.timer = time.AfterFunc(sm.timeout, s.expire)
 	gone := sm.gone
 	sm.gone = nil
-	var pending []*etree.Element
-	dr, tell := s.srv.cfg.Router.(DetachRouter)
 	// A resume that waits for this detach (gone) takes the session at
-	// once: nobody needs waking.
-	tell = tell && gone == nil
-	if tell {
-		pending = make([]*etree.Element, 0, len(sm.unacked)+len(s.queue))
-		pending = append(pending, sm.unacked...)
-		for _, el := range s.queue {
-			if xmpp.KindOf(el) != xmpp.KindNone {
-				pending = append(pending, el)
-			}
-		}
+	// once: nobody needs waking, unless that resume fails (untold).
+	sm.untold = gone != nil
+	var pending []*etree.Element
+	if !sm.untold {
+		pending = s.pendingLocked()
 	}
 	waiting := len(sm.unacked) + len(s.queue)
 	s.qmu.Unlock()
@@ -359,11 +521,34 @@ func (s *Session) detach() bool {
 		close(gone)
 	}
 	s.log(slog.LevelInfo, "c2s: detached, waiting for a resume", "timeout", sm.timeout, "unacked", waiting)
-	if tell {
-		// After the unlock: the router's hosts may deliver to s.
-		dr.Detached(s, pending)
+	if pending != nil {
+		s.tellDetached(pending)
 	}
 	return true
+}
+
+// pendingLocked returns, for a DetachRouter, the stanzas a detached
+// session holds for its client; nil without one. qmu is held.
+func (s *Session) pendingLocked() []*etree.Element {
+	if _, ok := s.srv.cfg.Router.(DetachRouter); !ok {
+		return nil
+	}
+	pending := make([]*etree.Element, 0, len(s.sm.unacked)+len(s.queue))
+	pending = append(pending, s.sm.unacked...)
+	for _, el := range s.queue {
+		if xmpp.KindOf(el) != xmpp.KindNone {
+			pending = append(pending, el)
+		}
+	}
+	return pending
+}
+
+// tellDetached tells the DetachRouter that s detached holding pending.
+// Without qmu: the router's hosts may deliver to s.
+func (s *Session) tellDetached(pending []*etree.Element) {
+	if dr, ok := s.srv.cfg.Router.(DetachRouter); ok {
+		dr.Detached(s, pending)
+	}
 }
 
 // Detached reports whether the session is detached: resumable, its
@@ -385,6 +570,7 @@ func (s *Session) endLost() {
 	s.unbind()
 	s.qmu.Lock()
 	s.closing.Store(true)
+	s.rememberGoneLocked()
 	s.writing, s.written = true, true
 	els := s.takeUnackedLocked()
 	hooks := s.endContextLocked()
@@ -409,6 +595,7 @@ func (s *Session) expire() {
 	}
 	sm.detached = false
 	s.closing.Store(true)
+	s.rememberGoneLocked()
 	s.writing, s.written = true, true
 	els := s.takeUnackedLocked()
 	hooks := s.endContextLocked()
@@ -446,17 +633,29 @@ func (s *Session) resume(el *etree.Element, wrap func(o *Session, resumed *etree
 	o := s.srv.resumable[id]
 	s.srv.mu.Unlock()
 	if o == nil || o == s || o.username != s.username || o.host != s.host {
-		// Another user's session is no more found than an unknown one.
-		return smFailed("item-not-found"), nil
+		// Another user's session is no more found than an unknown one,
+		// and its count is not told: it is looked up by this user's name.
+		return s.goneFailed(id), nil
 	}
 	ok, tooHigh := o.resumeFrom(s, uint32(h), wrap)
 	if tooHigh != nil {
 		return nil, tooHigh
 	}
 	if !ok {
-		return smFailed("item-not-found"), nil
+		// It ended meanwhile, and left its count (rememberGoneLocked,
+		// under the lock resumeFrom found it ended under).
+		return s.goneFailed(id), nil
 	}
 	return nil, errTransplanted
+}
+
+// goneFailed answers a resume of id, which names no session of this
+// user: with the count of the user's session id if it ended lately.
+func (s *Session) goneFailed(id string) *etree.Element {
+	if h, ok := s.srv.gone.take(s.username+"@"+s.host, id, time.Now()); ok {
+		return smGoneFailed(h)
+	}
+	return smFailed("item-not-found")
 }
 
 // resumeFrom moves the connection of n, a new stream of the same user,
@@ -497,8 +696,20 @@ func (s *Session) resumeFrom(n *Session, h uint32, wrap func(o *Session, resumed
 		return false, nil
 	}
 	if d := h - sm.acked; uint64(d) > uint64(len(sm.unacked)) {
+		// The new stream ends (§4); the session stays detached, its
+		// timer running, for a resume that counts right or its
+		// expiry. If it detached for this resume, it is detached for
+		// good now: those it wakes (push) are told.
 		sent := sm.acked + uint32(len(sm.unacked))
+		var pending []*etree.Element
+		if sm.untold {
+			sm.untold = false
+			pending = s.pendingLocked()
+		}
 		s.qmu.Unlock()
+		if pending != nil {
+			s.tellDetached(pending)
+		}
 		app := newElementNS(NSSM, "handled-count-too-high")
 		app.CreateAttr("h", strconv.FormatUint(uint64(h), 10))
 		app.CreateAttr("send-count", strconv.FormatUint(uint64(sent), 10))
@@ -507,25 +718,30 @@ func (s *Session) resumeFrom(n *Session, h uint32, wrap func(o *Session, resumed
 	} else {
 		clear(sm.unacked[:d])
 		sm.unacked = sm.unacked[d:]
+		sm.sentAt = sm.sentAt[d:]
 		sm.acked = h
 	}
 	sm.detached = false
+	sm.untold = false
 	sm.timer.Stop()
 	resumed := newElementNS(NSSM, "resumed")
 	resumed.CreateAttr("h", strconv.FormatUint(uint64(sm.inH), 10))
 	resumed.CreateAttr("previd", sm.id)
 	// Everything not acknowledged goes out again, in order, then what
 	// came while detached; all of it is counted again as it is written.
+	// Each carries the time it was first queued (stampedLocked).
 	q := make([]*etree.Element, 0, 1+len(sm.unacked)+len(s.queue))
 	if wrap != nil {
 		q = append(q, wrap(s, resumed))
 	} else {
 		q = append(q, resumed)
 	}
-	q = append(q, sm.unacked...)
-	q = append(q, s.queue...)
+	q = append(q, s.takeSentLocked()...)
+	for _, el := range s.queue {
+		q = append(q, s.stampedLocked(el, time.Time{}))
+	}
 	s.queue = q
-	sm.unacked = nil
+	sm.since = time.Time{}
 	sm.asked = false
 	sm.skip = 0
 	sm.errApp = nil

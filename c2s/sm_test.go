@@ -416,28 +416,40 @@ func TestSMResumeUnderFlow(t *testing.T) {
 
 // TestSMResumeRefused: a resume of another user's session, of an unknown
 // id or of an expired one gets <item-not-found/>, and the stream goes on
-// (the client may bind instead).
+// (the client may bind instead). The expired one's <failed/> carries the
+// count of the stanzas the server handled (XEP-0198 §5), once, and only
+// to its own user.
 func TestSMResumeRefused(t *testing.T) {
 	const timeout = time.Second
 	s := smServer(t, 0, timeout)
 	a, enabled := enable(t, s, "alice", "a", "resume='true'")
 	id := enabled.SelectAttrValue("id", "")
+	if h := a.pingsThenAck(t, 3); h != "3" {
+		t.Fatalf("<a h='%s'/> after three pings", h)
+	}
 	a.c.Conn.Close()
 	tests := []struct {
 		name, user, id string
 		wait           time.Duration
+		h              string // the <failed/>'s h; "" for none
 	}{
-		{"another user", "bob", id, 0},
-		{"an unknown id", "alice", "0123456789abcdef", 0},
-		{"an expired id", "alice", id, 2 * timeout},
+		{"another user", "bob", id, 0, ""},
+		{"an unknown id", "alice", "0123456789abcdef", 0, ""},
+		{"another user, expired", "bob", id, 2 * timeout, ""},
+		{"an expired id", "alice", id, 0, "3"},
+		{"an expired id again", "alice", id, 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			time.Sleep(tt.wait)
 			c := smLogin(t, s, tt.user)
 			c.Send("<resume xmlns='urn:xmpp:sm:3' previd='%s' h='0'/>", tt.id)
-			if el := c.Next(); el.Tag != "failed" || el.FindElement("item-not-found") == nil {
+			el := c.Next()
+			if el.Tag != "failed" || el.FindElement("item-not-found") == nil {
 				t.Fatalf("resume: %s", c.String(el))
+			}
+			if h := el.SelectAttr("h"); tt.h == "" && h != nil || tt.h != "" && (h == nil || h.Value != tt.h) {
+				t.Errorf("resume: %s, want h %q", c.String(el), tt.h)
 			}
 			c.Bind("")
 		})
@@ -514,6 +526,79 @@ func TestSMResumeTakesAnOpenConnection(t *testing.T) {
 				}
 			}
 			a.c.Sync()
+		})
+	}
+}
+
+// TestSMResumeTooHighKeepsTheSession: a <resume/> whose h acknowledges
+// stanzas never sent ends the new stream with undefined-condition
+// (XEP-0198 §4), and the session it named is not stranded: it stays
+// detached, and a resume that counts right takes it, with everything it
+// held; or it expires at its timeout and hands what it held on to offline
+// storage. Both when the old connection was already gone and when the
+// failed resume took it away.
+func TestSMResumeTooHighKeepsTheSession(t *testing.T) {
+	tests := []struct {
+		name     string
+		closeOld bool
+		then     string // "resume" or "expire"
+	}{
+		{"detached, then resumed", true, "resume"},
+		{"detached, then expired", true, "expire"},
+		{"connection taken, then resumed", false, "resume"},
+		{"connection taken, then expired", false, "expire"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const timeout = 500 * time.Millisecond
+			s := smServer(t, 0, timeout)
+			a, enabled := enable(t, s, "alice", "a", "resume='true'")
+			id := enabled.SelectAttrValue("id", "")
+			a.c.Send("<presence/>")
+			b := s.Login("bob@localhost", "pw", "b")
+			b.Send("<message to='alice@localhost/a' type='chat' id='m1'><body>one</body></message>")
+			for {
+				el, err := a.c.NextErr()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if el.SelectAttrValue("id", "") == "m1" {
+					break
+				}
+			}
+			if tt.closeOld {
+				a.c.Conn.Close()
+			}
+			// Alice got her presence and m1: two stanzas. She says five.
+			bad := &smClient{t: t, c: smLogin(t, s, "alice"), user: "alice"}
+			bad.c.Send("<resume xmlns='urn:xmpp:sm:3' previd='%s' h='5'/>", id)
+			expectTooHigh(t, bad, "5", "2")
+			b.Send("<message to='alice@localhost/a' type='chat' id='m2'><body>two</body></message>")
+			b.Sync()
+			got := map[string]int{}
+			var c *parleytest.Conn
+			switch tt.then {
+			case "resume":
+				c = smLogin(t, s, "alice")
+				c.Send("<resume xmlns='urn:xmpp:sm:3' previd='%s' h='1'/>", id)
+				if el := c.Next(); el.Tag != "resumed" {
+					t.Fatalf("a resume that counts right after the failed one: %s", c.String(el))
+				}
+			case "expire":
+				time.Sleep(2 * timeout)
+				c = s.Login("alice@localhost", "pw", "again")
+				c.Send("<presence/>")
+			}
+			for got["m1"]+got["m2"] < 2 {
+				el := c.Next()
+				if el.Tag == "message" {
+					got[el.SelectAttrValue("id", "")]++
+				}
+			}
+			c.Sync()
+			if got["m1"] != 1 || got["m2"] != 1 {
+				t.Errorf("alice got %v, want m1 and m2 once each", got)
+			}
 		})
 	}
 }

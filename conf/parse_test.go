@@ -540,7 +540,7 @@ func TestParseAppliesDefaults(t *testing.T) {
 				want := conf.New()
 				want.File = "parley.toml"
 				want.Hosts = []conf.Host{{Name: "example.com", Type: local.HostLocal, Options: &local.LocalOptions{Registration: local.RegistrationClosed, TURNTTL: conf.Duration{Duration: 24 * time.Hour},
-					Archive: true, ArchiveExpiresAfter: "1w", ArchiveDefault: "always", ArchiveMaxPage: 100, PushMaxPerMinute: 10}}}
+					Archive: true, ArchiveExpiresAfter: "1w", ArchiveDefault: "always", ArchiveMaxPage: 100, PushMaxPerMinute: 10, PushMaxDevices: 5}}}
 				if !reflect.DeepEqual(c, want) {
 					t.Errorf("got %+v\nwant %+v", c, want)
 				}

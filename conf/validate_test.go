@@ -25,7 +25,7 @@ func TestValidateFillsInAGoBuiltConfig(t *testing.T) {
 	}
 	want := []conf.Host{
 		{Name: "example.com", Type: local.HostLocal, Options: &local.LocalOptions{Registration: local.RegistrationClosed, TURNTTL: conf.Duration{Duration: 24 * time.Hour},
-			Archive: true, ArchiveExpiresAfter: "1w", ArchiveDefault: "always", ArchiveMaxPage: 100, PushMaxPerMinute: 10}},
+			Archive: true, ArchiveExpiresAfter: "1w", ArchiveDefault: "always", ArchiveMaxPage: 100, PushMaxPerMinute: 10, PushMaxDevices: 5}},
 		{
 			Name: "bots.example.com", Type: webhook.HostType, Options: &webhook.Options{PostURL: "http://127.0.0.1:1/hook",
 				PostStanzas: []string{"message"}, Timeout: conf.Duration{10 * time.Second},

@@ -56,6 +56,10 @@ type LocalOptions struct {
 	// registration in a minute (a phone whose connection flaps): 10 by
 	// default; 0 sets no bound.
 	PushMaxPerMinute int `toml:"push_max_per_minute"`
+	// PushMaxDevices bounds the app server registrations one account
+	// keeps: 5 by default, as Prosody's push_max_devices; enabling one
+	// more drops the least recently enabled.
+	PushMaxDevices int `toml:"push_max_devices"`
 
 	// Archive says whether the host keeps its users' message archives
 	// (XEP-0313): true by default, as ejabberd (Conversations catches up
@@ -239,6 +243,12 @@ func checkLocal(c *conf.HostCheck, o *LocalOptions) {
 		o.PushMaxPerMinute = 10
 	case o.PushMaxPerMinute < 0:
 		c.Errorf("push_max_per_minute", "%d is negative; use a count of notifications, or 0 for no bound (default 10)", o.PushMaxPerMinute)
+	}
+	switch {
+	case o.PushMaxDevices == 0 && !c.IsSet("push_max_devices"):
+		o.PushMaxDevices = 5
+	case o.PushMaxDevices < 1:
+		c.Errorf("push_max_devices", "%d is not a count of devices; use 1 or more (default 5)", o.PushMaxDevices)
 	}
 	checkArchive(c, o)
 	for _, f := range o.Contact.Fields() {

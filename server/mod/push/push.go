@@ -30,6 +30,20 @@
 // only with the host's push_include_body (off by default: no body leaves
 // the server). The client's publish options go with it (XEP-0357 §7).
 //
+// No session at all (the detached session expired, the app was killed):
+// a message that needs waking and goes to offline storage — a chat or
+// normal message for a user with no available resource, to the bare JID
+// or to a resource that is gone — pushes to every registration of the
+// account that no bound session holds, as Prosody's mod_cloud_notify
+// does on message/offline/handle: each such message pushes (within
+// push_max_per_minute), message-count counting those since the
+// registration was enabled. The module sees the message at ToBare or
+// ToFull, before the core stores it: the store's own refusals (the
+// offline quota) are not known here.
+//
+// How many: push_max_devices registrations per account (5, Prosody's
+// default); enabling one more drops the least recently enabled.
+//
 // Errors: an iq error from the app server disables the registration
 // (XEP-0357 §7.1), unless its type is wait (Prosody's rule: a transient
 // failure). Notifications go from the user's bare JID, as XEP-0357's
@@ -42,6 +56,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,7 +96,12 @@ func init() {
 type store interface {
 	PutPush(ctx context.Context, host, user string, r storage.PushRegistration) error
 	DeletePush(ctx context.Context, host, user, jid, node string, all bool) (int, error)
+	PushRegistrations(ctx context.Context, host, user string) ([]storage.PushRegistration, error)
 }
+
+// now is the module's clock: a registration's time, for push_max_devices.
+// Tests set it.
+var now = time.Now
 
 // detacher is what c2s.Session says of stream management.
 type detacher interface {
@@ -93,13 +113,20 @@ type module struct {
 	store       store
 	includeBody bool
 	perMinute   int
+	maxDevices  int
 	// reg is the registration a session enabled.
 	reg local.SessionValue[*registration]
 
 	mu sync.Mutex
 	// sent are the notifications waiting for their answer, by iq id.
 	sent map[string]sentPush
+	// offline are the registrations no session holds that pushed for
+	// offline messages, by offlineKey: their count and rate.
+	offline map[string]*registration
 }
+
+// offlineKey names a stored registration of user.
+func offlineKey(user, jid, node string) string { return user + "\x00" + jid + "\x00" + node }
 
 // sentPush is a notification out, for its answer.
 type sentPush struct {
@@ -127,13 +154,19 @@ func start(h *local.Host) error {
 	if !ok {
 		return errors.New("push: the store keeps no push registrations")
 	}
-	m := &module{h: h, store: st, reg: local.NewSessionValue[*registration](h), sent: map[string]sentPush{}}
+	m := &module{h: h, store: st, reg: local.NewSessionValue[*registration](h), sent: map[string]sentPush{},
+		offline: map[string]*registration{}, maxDevices: 5}
 	if o := h.Options(); o != nil {
 		m.includeBody, m.perMinute = o.PushIncludeBody, o.PushMaxPerMinute
+		if o.PushMaxDevices > 0 {
+			m.maxDevices = o.PushMaxDevices
+		}
 	}
 	h.HandleIQ(local.ToBare, "set", NS, "enable", NS, m.enable)
 	h.HandleIQ(local.ToBare, "set", NS, "disable", "", m.disable)
 	h.Observe(local.ToClient, xmpp.KindMessage, 0, m.toClient)
+	h.Observe(local.ToBare, xmpp.KindMessage, 0, m.toBare)
+	h.Observe(local.ToFull, xmpp.KindMessage, 0, m.toFull)
 	h.Hook(local.ToBare, xmpp.KindIQ, 100, m.answer)
 	h.OnDetach(m.detached)
 	return nil
@@ -185,15 +218,68 @@ func (m *module) enable(ctx context.Context, st *xmpp.Stanza) (*etree.Element, e
 	}
 	user := st.From.Local()
 	if err := m.store.PutPush(ctx, m.h.Name(), user, storage.PushRegistration{
-		JID: jid.String(), Node: r.node, Options: opts, Created: time.Now(),
+		JID: jid.String(), Node: r.node, Options: opts, Created: now(),
 	}); err != nil {
 		return nil, fmt.Errorf("push: enable for %s: %w", user, err)
+	}
+	m.mu.Lock()
+	// A new count for offline messages: the device came back.
+	delete(m.offline, offlineKey(user, jid.String(), r.node))
+	m.mu.Unlock()
+	if err := m.bound(ctx, user, jid.String(), r.node); err != nil {
+		return nil, err
 	}
 	if !m.reg.Set(s, r) {
 		return nil, xmpp.NewStanzaError(xmpp.NotAllowed, "the session ended")
 	}
 	m.h.Logger().Info("push: enabled", "jid", st.From.String(), "app_server", jid.String(), "node", r.node)
 	return nil, nil
+}
+
+// bound drops the least recently enabled registrations of user beyond
+// push_max_devices (Prosody's push_max_devices keeps the most recent the
+// same way); jid and node name the one just enabled, which stays.
+func (m *module) bound(ctx context.Context, user, jid, node string) error {
+	regs, err := m.store.PushRegistrations(ctx, m.h.Name(), user)
+	if err != nil {
+		return fmt.Errorf("push: registrations of %s: %w", user, err)
+	}
+	if len(regs) <= m.maxDevices {
+		return nil
+	}
+	// Oldest first; the one just enabled last whatever its second.
+	slices.SortStableFunc(regs, func(a, b storage.PushRegistration) int {
+		an, bn := a.JID == jid && a.Node == node, b.JID == jid && b.Node == node
+		switch {
+		case an != bn:
+			if an {
+				return 1
+			}
+			return -1
+		}
+		return a.Created.Compare(b.Created)
+	})
+	for _, r := range regs[:len(regs)-m.maxDevices] {
+		if _, err := m.store.DeletePush(ctx, m.h.Name(), user, r.JID, r.Node, false); err != nil {
+			return fmt.Errorf("push: dropping a registration of %s: %w", user, err)
+		}
+		m.h.Logger().Info("push: too many registrations; dropped the oldest", "user", user, "app_server", r.JID, "node", r.Node, "max", m.maxDevices)
+		m.forget(user, func(j xmpp.JID, n string) bool { return j.String() == r.JID && n == r.Node })
+	}
+	return nil
+}
+
+// forget makes the registrations of user that match push no more: those
+// sessions hold, and those that pushed for offline messages.
+func (m *module) forget(user string, match func(jid xmpp.JID, node string) bool) {
+	m.untie(user, func(r *registration) bool { return match(r.jid, r.node) })
+	m.mu.Lock()
+	for k, r := range m.offline {
+		if strings.HasPrefix(k, user+"\x00") && match(r.jid, r.node) {
+			delete(m.offline, k)
+		}
+	}
+	m.mu.Unlock()
 }
 
 // disable answers <disable jid [node]/> (XEP-0357 §6): the registrations
@@ -219,7 +305,7 @@ func (m *module) disable(ctx context.Context, st *xmpp.Stanza) (*etree.Element, 
 	if _, err := m.store.DeletePush(ctx, m.h.Name(), user, jid.String(), node, !one); err != nil {
 		return nil, fmt.Errorf("push: disable for %s: %w", user, err)
 	}
-	m.untie(user, func(r *registration) bool { return r.jid == jid && (!one || r.node == node) })
+	m.forget(user, func(j xmpp.JID, n string) bool { return j == jid && (!one || n == node) })
 	return nil, nil
 }
 
@@ -266,12 +352,118 @@ func (m *module) toClient(s local.Session, st *xmpp.Stanza) bool {
 		return false
 	}
 	r.count++
-	iq := m.notifyLocked(s, r, from, body)
+	iq := m.notifyLocked(s.JID().Bare(), r, from, body)
 	r.mu.Unlock()
 	if iq != nil {
 		m.h.Route(iq)
 	}
 	return false
+}
+
+// toFull watches a message to a full JID: to a resource that is gone,
+// a chat or normal message takes the bare JID's rules (RFC 6121
+// §8.5.3.2.1), without ToBare.
+func (m *module) toFull(_ local.Session, st *xmpp.Stanza) bool {
+	// The cheap tests first: a session lookup on every message to a
+	// full JID is the hot path's.
+	switch st.Type {
+	case "", "normal", "chat":
+	default:
+		return false
+	}
+	if wakes, _, _ := needsWaking(st); !wakes || m.h.Recipient(st.To) != nil {
+		return false
+	}
+	return m.toBare(nil, st)
+}
+
+// toBare watches a message to a bare JID: one that goes to offline
+// storage (a chat or normal message, and no available resource of
+// non-negative priority: RFC 6121 §8.5.2.2.1) and needs waking pushes to
+// the registrations no session holds. The store is read on a goroutine
+// of the module's: handlers must not block.
+func (m *module) toBare(_ local.Session, st *xmpp.Stanza) bool {
+	switch st.Type {
+	case "", "normal", "chat":
+	default:
+		return false
+	}
+	user := st.To.Local()
+	sessions := m.h.Sessions(user)
+	for _, s := range sessions {
+		if s.Available() && s.Priority() >= 0 && !s.Closing() {
+			return false
+		}
+	}
+	wakes, from, body := needsWaking(st)
+	if !wakes {
+		return false
+	}
+	// The bound sessions' own registrations: they push for themselves.
+	var held []*registration
+	for _, s := range sessions {
+		if r := m.reg.Get(s); r != nil {
+			held = append(held, r)
+		}
+	}
+	bare := st.To.Bare()
+	m.h.Go(func(ctx context.Context) { m.offlinePush(ctx, bare, held, from, body) })
+	return false
+}
+
+// offlinePush pushes to each registration of user that no session holds
+// (held) for a message that went to offline storage.
+func (m *module) offlinePush(ctx context.Context, user xmpp.JID, held []*registration, from xmpp.JID, body string) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	regs, err := m.store.PushRegistrations(ctx, m.h.Name(), user.Local())
+	if err != nil {
+		m.h.Logger().Warn("push: registrations for an offline message", "user", user.Local(), "err", err)
+		return
+	}
+next:
+	for _, sr := range regs {
+		jid, err := xmpp.Parse(sr.JID)
+		if err != nil {
+			continue
+		}
+		for _, h := range held {
+			if h.jid == jid && h.node == sr.Node {
+				continue next
+			}
+		}
+		r := m.offlineRegistration(user.Local(), jid, sr)
+		r.mu.Lock()
+		// Each offline message pushes: nobody is there to have been
+		// woken already.
+		r.pushed = false
+		r.count++
+		iq := m.notifyLocked(user, r, from, body)
+		r.mu.Unlock()
+		if iq != nil {
+			m.h.Route(iq)
+		}
+	}
+}
+
+// offlineRegistration returns the state of the stored registration sr of
+// user for offline pushes, made at its first.
+func (m *module) offlineRegistration(user string, jid xmpp.JID, sr storage.PushRegistration) *registration {
+	k := offlineKey(user, sr.JID, sr.Node)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r := m.offline[k]; r != nil {
+		return r
+	}
+	r := &registration{jid: jid, node: sr.Node}
+	if len(sr.Options) > 0 {
+		doc := etree.NewDocument()
+		if err := doc.ReadFromBytes(sr.Options); err == nil && doc.Root() != nil {
+			r.options = doc.Root()
+		}
+	}
+	m.offline[k] = r
+	return r
 }
 
 // detached pushes for what a session that just detached holds: its
@@ -296,7 +488,7 @@ func (m *module) detached(s local.Session, pending []*xmpp.Stanza) {
 	}
 	var iq *xmpp.Stanza
 	if r.count > 0 {
-		iq = m.notifyLocked(s, r, from, body)
+		iq = m.notifyLocked(s.JID().Bare(), r, from, body)
 	}
 	r.mu.Unlock()
 	if iq != nil {
@@ -307,7 +499,7 @@ func (m *module) detached(s local.Session, pending []*xmpp.Stanza) {
 // notifyLocked returns the notification to publish for r, or nil when
 // this wake-up already had one, r is disabled, or the rate is spent; r.mu
 // is held.
-func (m *module) notifyLocked(s local.Session, r *registration, from xmpp.JID, body string) *xmpp.Stanza {
+func (m *module) notifyLocked(user xmpp.JID, r *registration, from xmpp.JID, body string) *xmpp.Stanza {
 	if r.pushed || r.disabled {
 		return nil
 	}
@@ -334,9 +526,9 @@ func (m *module) notifyLocked(s local.Session, r *registration, from xmpp.JID, b
 			delete(m.sent, k)
 		}
 	}
-	m.sent[id] = sentPush{user: s.JID().Local(), reg: r, at: now}
+	m.sent[id] = sentPush{user: user.Local(), reg: r, at: now}
 	m.mu.Unlock()
-	return m.notification(s.JID().Bare(), r, id, r.count, from, body)
+	return m.notification(user, r, id, r.count, from, body)
 }
 
 // notification builds the publish of XEP-0357 §7.
@@ -405,6 +597,13 @@ func (m *module) answer(_ local.Session, st *xmpp.Stanza) bool {
 	r.disabled = true
 	r.mu.Unlock()
 	m.untie(p.user, func(o *registration) bool { return o == r })
+	m.mu.Lock()
+	for k, o := range m.offline {
+		if o == r {
+			delete(m.offline, k)
+		}
+	}
+	m.mu.Unlock()
 	// The store is not waited for on the router's goroutine.
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

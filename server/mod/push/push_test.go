@@ -3,6 +3,7 @@ package push_test
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/parley-im/parley/parleytest"
 	"github.com/parley-im/parley/parleytest/webhooktest"
 	"github.com/parley-im/parley/server/local"
+	"github.com/parley-im/parley/server/mod/push"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -111,15 +113,15 @@ func fields(x *etree.Element) map[string]string {
 	return out
 }
 
-// enableSM enables stream management with resumption and reads up to
-// <enabled/>.
-func enableSM(t *testing.T, c *parleytest.Conn) {
+// enableSM enables stream management with resumption, reads up to
+// <enabled/> and returns its resumption id.
+func enableSM(t *testing.T, c *parleytest.Conn) string {
 	t.Helper()
 	c.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
 	for {
 		el := c.Next()
 		if el.Tag == "enabled" {
-			return
+			return el.SelectAttrValue("id", "")
 		}
 	}
 }
@@ -205,6 +207,38 @@ func TestPushOnDetach(t *testing.T) {
 	}
 	if n.options != nil {
 		t.Errorf("publish options %v, none given", n.options)
+	}
+}
+
+// TestPushAfterAFailedResume: a resume that takes a session's open
+// connection and then fails (its h acknowledges stanzas never sent,
+// XEP-0198 §4) leaves the session detached: what it holds unacknowledged
+// wakes the device, as at any detach.
+func TestPushAfterAFailedResume(t *testing.T) {
+	s, a := start(t, nil, "")
+	alice := s.Login("alice@localhost", "alice", "phone")
+	enable(t, alice, "node-1", "")
+	id := enableSM(t, alice)
+	bob := s.Login("bob@localhost", "bob", "pc")
+	bob.Send("<message to='alice@localhost/phone' type='chat'><body>one</body></message>")
+	bob.Sync()
+	for {
+		if el := alice.Next(); el.Tag == "message" {
+			break
+		}
+	}
+	// The old connection stays open; a new one resumes with an h of
+	// five, and alice got one stanza.
+	c := s.DialSecure("localhost")
+	if el := c.AuthPlain("alice", "alice"); el.Tag != "success" {
+		t.Fatalf("login: %s", c.String(el))
+	}
+	c.Open("localhost")
+	c.Send("<resume xmlns='urn:xmpp:sm:3' previd='%s' h='5'/>", id)
+	c.ExpectStreamError(xmpp.StreamUndefined)
+	n := a.next(t)
+	if want := map[string]string{"FORM_TYPE": "urn:xmpp:push:summary", "message-count": "1"}; n.node != "node-1" || !equal(n.fields, want) {
+		t.Errorf("push to node %q: %v, want node-1: %v", n.node, n.fields, want)
 	}
 }
 
@@ -406,5 +440,104 @@ func TestPushRate(t *testing.T) {
 	}
 	if want := "phone:1 tablet:3"; strings.Join(got, " ") != want {
 		t.Errorf("the app server got %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
+// TestPushOffline: a user whose sessions are all gone (the app was
+// killed, the detached session expired) still has her device woken by a
+// message with a body that goes to offline storage, as Prosody's
+// mod_cloud_notify does: to the bare JID, or to the full JID of the
+// resource that is gone. A chat state alone wakes nobody; each message
+// that needs waking pushes, counted since the registration was enabled.
+func TestPushOffline(t *testing.T) {
+	tests := []struct {
+		name string
+		to   string
+	}{
+		{"to the bare JID", "alice@localhost"},
+		{"to the resource that is gone", "alice@localhost/phone"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, a := start(t, func(o *local.LocalOptions) { o.PushIncludeBody = true }, "")
+			alice := s.Login("alice@localhost", "alice", "phone")
+			enable(t, alice, "node-1", "s3cret")
+			alice.CloseStream()
+			bob := s.Login("bob@localhost", "bob", "pc")
+			// Wait until alice's session is gone: a ping to it fails.
+			for range 100 {
+				if bob.IQ("get", "alice@localhost/phone", "<ping xmlns='urn:xmpp:ping'/>").Type == "error" {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			bob.Send("<message to='%s' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>", tt.to)
+			bob.Send("<message to='%s' type='chat'><body>one</body></message>", tt.to)
+			bob.Send("<message to='%s' type='chat'><body>two</body></message>", tt.to)
+			bob.Sync()
+			for i, body := range []string{"one", "two"} {
+				n := a.next(t)
+				want := map[string]string{"FORM_TYPE": "urn:xmpp:push:summary", "message-count": strconv.Itoa(i + 1),
+					"last-message-sender": "bob@localhost/pc", "last-message-body": body}
+				if n.from != "alice@localhost" || n.node != "node-1" || !equal(n.fields, want) {
+					t.Errorf("push %d from %q to node %q: %v, want from alice@localhost to node-1: %v", i, n.from, n.node, n.fields, want)
+				}
+				if n.options["secret"] != "s3cret" {
+					t.Errorf("push %d: publish options %v, want the secret", i, n.options)
+				}
+			}
+			// And alice gets them at her next login.
+			again := s.Login("alice@localhost", "alice", "phone")
+			again.Send("<presence/>")
+			for got := 0; got < 2; {
+				if el := again.Next(); el.Tag == "message" && el.SelectElement("body") != nil {
+					got++
+				}
+			}
+		})
+	}
+}
+
+// TestPushMaxDevices: push_max_devices bounds an account's
+// registrations: enabling one more drops the least recently enabled (one
+// enabled again counts as recent); 5 by default.
+func TestPushMaxDevices(t *testing.T) {
+	tests := []struct {
+		name    string
+		max     int // 0: the default
+		enables []string
+		want    []string // the nodes kept, sorted
+	}{
+		{"under the bound", 3, []string{"a", "b", "c"}, []string{"a", "b", "c"}},
+		{"one more drops the oldest", 2, []string{"a", "b", "c"}, []string{"b", "c"}},
+		{"enabled again is recent", 2, []string{"a", "b", "a", "c"}, []string{"a", "c"}},
+		{"the default is 5", 0, []string{"a", "b", "c", "d", "e", "f", "g"}, []string{"c", "d", "e", "f", "g"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A minute a tick: the store keeps seconds.
+			clock := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+			defer push.SetNow(func() time.Time { clock = clock.Add(time.Minute); return clock })()
+			s, _ := start(t, func(o *local.LocalOptions) {
+				if tt.max > 0 {
+					o.PushMaxDevices = tt.max
+				}
+			}, "")
+			alice := s.Login("alice@localhost", "alice", "phone")
+			for _, n := range tt.enables {
+				enable(t, alice, n, "")
+			}
+			regs, err := s.Store().PushRegistrations(context.Background(), "localhost", "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range regs {
+				got = append(got, r.Node)
+			}
+			if strings.Join(got, " ") != strings.Join(tt.want, " ") {
+				t.Errorf("registrations kept: %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
