@@ -1,0 +1,114 @@
+package s2s_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/beevik/etree"
+	"github.com/parley-im/parley/parleytest"
+	"github.com/parley-im/parley/xmpp"
+)
+
+// next reads c until a stanza for which match holds, skipping others
+// (presence broadcasts, say); the read timeout fails the test.
+func next(t *testing.T, c *parleytest.Conn, what string, match func(*etree.Element) bool) *etree.Element {
+	t.Helper()
+	for {
+		el := c.Next()
+		if match(el) {
+			return el
+		}
+		t.Logf("%s: skipping %s", what, c.String(el))
+	}
+}
+
+func isMessage(body string) func(*etree.Element) bool {
+	return func(el *etree.Element) bool {
+		b := el.FindElement("body")
+		return el.Tag == "message" && b != nil && b.Text() == body
+	}
+}
+
+// twoServers starts a.example and b.example federating on loopback, with
+// alice on a and bob on b, logged in.
+func twoServers(t *testing.T, opts ...parleytest.Option) (a, b *parleytest.Server, alice, bob *parleytest.Conn) {
+	t.Helper()
+	srv := parleytest.StartFederated(t, []string{"a.example", "b.example"}, opts...)
+	a, b = srv[0], srv[1]
+	a.AddUser("alice@a.example", "pw")
+	b.AddUser("bob@b.example", "pw")
+	alice = a.Login("alice@a.example", "pw", "phone")
+	bob = b.Login("bob@b.example", "pw", "laptop")
+	for _, c := range []*parleytest.Conn{alice, bob} {
+		// Available: what comes for the bare JID is delivered.
+		c.Send("<presence/>")
+		c.Sync()
+	}
+	return a, b, alice, bob
+}
+
+func TestChatBothWaysOverDialback(t *testing.T) {
+	_, _, alice, bob := twoServers(t)
+	tests := []struct {
+		name     string
+		from, to *parleytest.Conn
+		toJID    string
+		wantFrom string
+		body     string
+	}{
+		{"a to b", alice, bob, "bob@b.example/laptop", "alice@a.example/phone", "hello from a"},
+		{"b to a", bob, alice, "alice@a.example/phone", "bob@b.example/laptop", "hello from b"},
+		{"a to b again, same stream", alice, bob, "bob@b.example", "alice@a.example/phone", "and again"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.from.Send("<message type='chat' to='%s'><body>%s</body></message>", tt.toJID, tt.body)
+			el := next(t, tt.to, tt.name, isMessage(tt.body))
+			if got := el.SelectAttrValue("from", ""); got != tt.wantFrom {
+				t.Errorf("from = %q; want %q", got, tt.wantFrom)
+			}
+		})
+	}
+}
+
+func TestIQAcrossServers(t *testing.T) {
+	_, _, alice, bob := twoServers(t)
+	tests := []struct {
+		name    string
+		c       *parleytest.Conn
+		to      string
+		payload string
+		want    string // a child element of the result, "" for none
+	}{
+		{"ping b's server from a", alice, "b.example", "<ping xmlns='urn:xmpp:ping'/>", ""},
+		{"version of a's server from b", bob, "a.example", "<query xmlns='jabber:iq:version'/>", "query"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := "iq" + string(rune('0'+i))
+			tt.c.Send("<iq type='get' id='%s' to='%s'>%s</iq>", id, tt.to, tt.payload)
+			el := next(t, tt.c, tt.name, func(el *etree.Element) bool {
+				return el.Tag == "iq" && el.SelectAttrValue("id", "") == id
+			})
+			if typ := el.SelectAttrValue("type", ""); typ != "result" {
+				t.Fatalf("answer %s; want a result", tt.c.String(el))
+			}
+			if from := el.SelectAttrValue("from", ""); from != tt.to {
+				t.Errorf("from = %q; want %q", from, tt.to)
+			}
+			if tt.want != "" && el.SelectElement(tt.want) == nil {
+				t.Errorf("answer %s has no <%s/>", tt.c.String(el), tt.want)
+			}
+		})
+	}
+}
+
+// errorCondition returns the defined condition of a stanza error.
+func errorCondition(el *etree.Element) string {
+	if se := xmpp.ParseStanzaError(el); se != nil {
+		return string(se.Condition)
+	}
+	return ""
+}
+
+var _ = strings.Contains
