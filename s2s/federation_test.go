@@ -112,3 +112,50 @@ func errorCondition(el *etree.Element) string {
 }
 
 var _ = strings.Contains
+
+// hasPresence matches a presence of type typ (empty: available) from.
+func hasPresence(typ, from string) func(*etree.Element) bool {
+	return func(el *etree.Element) bool {
+		return el.Tag == "presence" && el.SelectAttrValue("type", "") == typ && el.SelectAttrValue("from", "") == from
+	}
+}
+
+// RFC 6121 §3 across servers: a subscription request, its approval, the
+// contact's presence after it, a presence change, and the probe of a new
+// session; each way.
+func TestSubscriptionAndPresenceBothWays(t *testing.T) {
+	a, b, alice, bob := twoServers(t)
+	tests := []struct {
+		name                  string
+		user, contact         *parleytest.Conn
+		userBare, contactBare string
+		contactFull           string
+		newSession            func() *parleytest.Conn
+	}{
+		{"alice subscribes to bob", alice, bob, "alice@a.example", "bob@b.example", "bob@b.example/laptop",
+			func() *parleytest.Conn { return a.Login("alice@a.example", "pw", "tablet") }},
+		{"bob subscribes to alice", bob, alice, "bob@b.example", "alice@a.example", "alice@a.example/phone",
+			func() *parleytest.Conn { return b.Login("bob@b.example", "pw", "desk") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.user.Send("<presence type='subscribe' to='%s'/>", tt.contactBare)
+			next(t, tt.contact, "subscribe", hasPresence("subscribe", tt.userBare))
+			tt.contact.Send("<presence type='subscribed' to='%s'/>", tt.userBare)
+			next(t, tt.user, "subscribed", hasPresence("subscribed", tt.contactBare))
+			// §3.1.6: the contact's server sends its available resources.
+			next(t, tt.user, "contact's presence", hasPresence("", tt.contactFull))
+
+			tt.contact.Send("<presence><show>away</show></presence>")
+			el := next(t, tt.user, "presence change", hasPresence("", tt.contactFull))
+			if s := el.SelectElement("show"); s == nil || s.Text() != "away" {
+				t.Errorf("presence %s; want <show>away</show>", tt.user.String(el))
+			}
+
+			// §4.3: a new session's initial presence probes the contact.
+			c := tt.newSession()
+			c.Send("<presence/>")
+			next(t, c, "answer to the probe", hasPresence("", tt.contactFull))
+		})
+	}
+}
