@@ -274,7 +274,11 @@ func (s *Service) authenticate(ps *peerStream) error {
 		}
 		if el.Tag == "success" && xmpp.NS(el) == xmpp.NSSASL {
 			ps.r.Restart()
-			return ps.open()
+			if err := ps.open(); err != nil {
+				return err
+			}
+			s.outExternal.Add(1)
+			return nil
 		}
 		s.log.Info("s2s: SASL EXTERNAL refused; trying dialback", "local", ps.local, "remote", ps.remote, "answer", el.Tag)
 	}
@@ -302,6 +306,7 @@ func (s *Service) authenticate(ps *peerStream) error {
 		}
 		switch typ := el.SelectAttrValue("type", ""); typ {
 		case "valid":
+			s.outDialback.Add(1)
 			return nil
 		default:
 			return fmt.Errorf("%w: %s answered %q", errDialbackRefused, ps.remote, typ)

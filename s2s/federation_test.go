@@ -1,11 +1,13 @@
 package s2s_test
 
 import (
-	"strings"
 	"testing"
+	"time"
 
 	"github.com/beevik/etree"
+	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
+	"github.com/parley-im/parley/s2s"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -33,8 +35,19 @@ func isMessage(body string) func(*etree.Element) bool {
 // alice on a and bob on b, logged in.
 func twoServers(t *testing.T, opts ...parleytest.Option) (a, b *parleytest.Server, alice, bob *parleytest.Conn) {
 	t.Helper()
+	return twoServersCA(t, nil, opts...)
+}
+
+// twoServersCA is twoServers whose clients also trust ca (when not nil),
+// for servers with certificates of ca.
+func twoServersCA(t *testing.T, ca *testCA, opts ...parleytest.Option) (a, b *parleytest.Server, alice, bob *parleytest.Conn) {
+	t.Helper()
 	srv := parleytest.StartFederated(t, []string{"a.example", "b.example"}, opts...)
 	a, b = srv[0], srv[1]
+	if ca != nil {
+		a.CertPool.AddCert(ca.cert)
+		b.CertPool.AddCert(ca.cert)
+	}
 	a.AddUser("alice@a.example", "pw")
 	b.AddUser("bob@b.example", "pw")
 	alice = a.Login("alice@a.example", "pw", "phone")
@@ -111,8 +124,6 @@ func errorCondition(el *etree.Element) string {
 	return ""
 }
 
-var _ = strings.Contains
-
 // hasPresence matches a presence of type typ (empty: available) from.
 func hasPresence(typ, from string) func(*etree.Element) bool {
 	return func(el *etree.Element) bool {
@@ -157,5 +168,61 @@ func TestSubscriptionAndPresenceBothWays(t *testing.T) {
 			c.Send("<presence/>")
 			next(t, c, "answer to the probe", hasPresence("", tt.contactFull))
 		})
+	}
+}
+
+// withCA gives each server a certificate of ca for its domain and trusts
+// ca for peers' certificates.
+func withCA(ca *testCA, requireValid bool) parleytest.Option {
+	return parleytest.WithConfig(func(c *conf.Config) {
+		h := &c.Hosts[0]
+		_, h.TLSCert, h.TLSKey = ca.issue(h.Name)
+		c.S2S.CAFile = ca.File
+		c.S2S.RequireValidCerts = requireValid
+	})
+}
+
+// Which way two servers authenticate: dialback with generated
+// (self-signed) certificates, SASL EXTERNAL with certificates of a CA
+// both trust, and then only EXTERNAL when valid certificates are required.
+func TestAuthenticationByCertificateOrDialback(t *testing.T) {
+	ca := newCA(t)
+	tests := []struct {
+		name string
+		opts []parleytest.Option
+		want s2s.Stats // of each server: one stream out, one in
+	}{
+		{"self-signed: dialback", nil, s2s.Stats{OutDialback: 1, InDialback: 1}},
+		{"a shared CA: EXTERNAL", []parleytest.Option{withCA(ca, false)}, s2s.Stats{OutExternal: 1, InExternal: 1}},
+		{"a shared CA, valid certs required", []parleytest.Option{withCA(ca, true)}, s2s.Stats{OutExternal: 1, InExternal: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, b, alice, bob := twoServersCA(t, ca, tt.opts...)
+			alice.Send("<message to='bob@b.example'><body>1</body></message>")
+			next(t, bob, "a to b", isMessage("1"))
+			bob.Send("<message to='alice@a.example'><body>2</body></message>")
+			next(t, alice, "b to a", isMessage("2"))
+			for _, s := range []*parleytest.Server{a, b} {
+				if got := s.S2S().Stats(); got != tt.want {
+					t.Errorf("%s: %+v; want %+v", s.Domain, got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// With valid certificates required, a peer whose certificate does not
+// validate (here: generated, self-signed) gets no stream: what waits
+// bounces.
+func TestRequireValidCertsRefusesSelfSigned(t *testing.T) {
+	_, _, alice, _ := twoServers(t, parleytest.WithConfig(func(c *conf.Config) {
+		c.S2S.RequireValidCerts = true
+		c.S2S.ConnectTimeout = conf.Duration{Duration: 5 * time.Second}
+	}))
+	alice.Send("<message id='m1' to='bob@b.example'><body>1</body></message>")
+	el := next(t, alice, "bounce", func(el *etree.Element) bool { return el.Tag == "message" })
+	if c := errorCondition(el); el.SelectAttrValue("type", "") != "error" || c != string(xmpp.RemoteServerNotFound) {
+		t.Errorf("got %s; want a remote-server-not-found error", alice.String(el))
 	}
 }

@@ -311,6 +311,7 @@ func (in *inStream) saslExternal(el *etree.Element) *xmpp.StreamError {
 	}
 	in.authorize(pair{local: to, remote: from})
 	in.sasl = true
+	in.svc.inExternal.Add(1)
 	if err := in.write(xmpp.NewElementNS(xmpp.NSSASL, "success")); err != nil {
 		return xmpp.NewStreamError(xmpp.ConnectionTimeout, "")
 	}
@@ -385,6 +386,7 @@ func (in *inStream) dialbackResult(el *etree.Element) {
 			_ = in.write(dialbackError("result", to, from, "", xmpp.RemoteServerTimeout))
 		case valid:
 			in.authorize(pair{local: to, remote: from})
+			in.svc.inDialback.Add(1)
 			in.svc.log.Info("s2s: inbound stream authenticated", "remote", from, "local", to, "by", "dialback")
 			_ = in.write(dialbackAnswer("result", to, from, "", "valid"))
 		default:

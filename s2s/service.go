@@ -11,6 +11,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley-im/parley/xmpp"
@@ -86,6 +87,22 @@ type Service struct {
 	in        map[*inStream]struct{}
 	listeners []net.Listener
 	wg        sync.WaitGroup
+
+	// How streams authenticated, for Stats.
+	outExternal, outDialback, inExternal, inDialback atomic.Int64
+}
+
+// Stats counts the streams that authenticated, by direction and method.
+type Stats struct {
+	OutExternal, OutDialback, InExternal, InDialback int64
+}
+
+// Stats returns how many streams authenticated so far, and how.
+func (s *Service) Stats() Stats {
+	return Stats{
+		OutExternal: s.outExternal.Load(), OutDialback: s.outDialback.Load(),
+		InExternal: s.inExternal.Load(), InDialback: s.inDialback.Load(),
+	}
 }
 
 // pair is a local domain and a remote one.
