@@ -1,6 +1,8 @@
 package s2s_test
 
 import (
+	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -224,5 +226,60 @@ func TestRequireValidCertsRefusesSelfSigned(t *testing.T) {
 	el := next(t, alice, "bounce", func(el *etree.Element) bool { return el.Tag == "message" })
 	if c := errorCondition(el); el.SelectAttrValue("type", "") != "error" || c != string(xmpp.RemoteServerNotFound) {
 		t.Errorf("got %s; want a remote-server-not-found error", alice.String(el))
+	}
+}
+
+// A remote that cannot be reached: what waits for it bounces to its
+// sender, remote-server-not-found for a refused connection, and
+// remote-server-timeout for a server that accepts and never answers,
+// after connect_timeout.
+func TestUnreachableRemoteBounces(t *testing.T) {
+	closed, err := parleytest.FreeAddr() // nothing listens there
+	if err != nil {
+		t.Fatal(err)
+	}
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() }) // accepted, never answered
+		}
+	}()
+	tests := []struct {
+		name, domain string
+		want         xmpp.StanzaCondition
+	}{
+		{"closed port", "dead.example", xmpp.RemoteServerNotFound},
+		{"silent server", "silent.example", xmpp.RemoteServerTimeout},
+	}
+	s := parleytest.Start(t, parleytest.WithHost("a.example", ""), parleytest.WithConfig(func(c *conf.Config) {
+		c.S2S.Listen = []string{"127.0.0.1:0"}
+		c.S2S.StaticRoutes = map[string]string{"dead.example": closed, "silent.example": silent.Addr().String()}
+		c.S2S.ConnectTimeout = conf.Duration{Duration: time.Second}
+	}))
+	s.AddUser("alice@a.example", "pw")
+	alice := s.Login("alice@a.example", "pw", "phone")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for i := range 3 { // each queued while the stream connects
+				alice.Send("<message id='%s%d' to='someone@%s'><body>%d</body></message>", tt.domain, i, tt.domain, i)
+			}
+			for i := range 3 {
+				id := fmt.Sprintf("%s%d", tt.domain, i)
+				el := next(t, alice, "bounce", func(el *etree.Element) bool {
+					return el.Tag == "message" && el.SelectAttrValue("id", "") == id
+				})
+				if el.SelectAttrValue("type", "") != "error" || errorCondition(el) != string(tt.want) {
+					t.Errorf("got %s; want a %s error", alice.String(el), tt.want)
+				}
+			}
+		})
 	}
 }
