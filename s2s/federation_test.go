@@ -283,3 +283,79 @@ func TestUnreachableRemoteBounces(t *testing.T) {
 		})
 	}
 }
+
+// allow and deny: a domain this server does not federate with gets
+// nothing from it (the message bounces) and cannot open a stream to it.
+func TestAllowAndDenyLists(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(c *conf.Config)
+	}{
+		{"b denied", func(c *conf.Config) { c.S2S.Deny = []string{"b.example"} }},
+		{"only c allowed", func(c *conf.Config) { c.S2S.Allow = []string{"c.example"} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, b, alice, bob := twoServers(t, parleytest.WithConfig(func(c *conf.Config) {
+				if c.Hosts[0].Name == "a.example" {
+					tt.edit(c)
+				}
+			}))
+			alice.Send("<message id='out' to='bob@b.example'><body>1</body></message>")
+			el := next(t, alice, "bounce", func(el *etree.Element) bool { return el.Tag == "message" })
+			if errorCondition(el) != string(xmpp.RemoteServerNotFound) {
+				t.Errorf("got %s; want a remote-server-not-found error", alice.String(el))
+			}
+			// b's stream to a is refused at its header: bob's message
+			// bounces, and a's alice never sees it.
+			bob.Send("<message id='in' to='alice@a.example'><body>2</body></message>")
+			el = next(t, bob, "bounce", func(el *etree.Element) bool { return el.Tag == "message" })
+			if el.SelectAttrValue("type", "") != "error" {
+				t.Errorf("got %s; want an error", bob.String(el))
+			}
+			noMessage(t, alice)
+			if st := b.S2S().Stats(); st.OutDialback+st.OutExternal != 0 {
+				t.Errorf("b authenticated a stream to a: %+v", st)
+			}
+		})
+	}
+}
+
+// An idle stream closes after idle_timeout, whichever side has it (the
+// other side, here, never closes one), and the next message opens a new
+// one.
+func TestIdleStreamCloses(t *testing.T) {
+	tests := []struct{ name, idleSide string }{
+		{"the sending side's timeout", "a.example"},
+		{"the receiving side's timeout", "b.example"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, b, alice, bob := twoServers(t, parleytest.WithConfig(func(c *conf.Config) {
+				c.S2S.IdleTimeout = conf.Duration{}
+				if c.Hosts[0].Name == tt.idleSide {
+					c.S2S.IdleTimeout = conf.Duration{Duration: 200 * time.Millisecond}
+				}
+			}))
+			for i, want := range []string{"before", "after"} {
+				alice.Send("<message to='bob@b.example'><body>%s</body></message>", want)
+				next(t, bob, want, isMessage(want))
+				// Wait (with the read timeout's bound) for both sides to
+				// drop the stream.
+				for end := time.Now().Add(parleytest.Timeout); ; time.Sleep(20 * time.Millisecond) {
+					aOut, _ := a.S2S().Streams()
+					_, bIn := b.S2S().Streams()
+					if aOut == 0 && bIn == 0 {
+						break
+					}
+					if time.Now().After(end) {
+						t.Fatalf("round %d: streams still open: a out %d, b in %d", i, aOut, bIn)
+					}
+				}
+			}
+			if got := a.S2S().Stats().OutDialback; got != 2 {
+				t.Errorf("a authenticated %d streams; want 2 (one per round)", got)
+			}
+		})
+	}
+}
