@@ -359,3 +359,25 @@ func TestIdleStreamCloses(t *testing.T) {
 		})
 	}
 }
+
+// A message from a remote contact to a user with no session waits in
+// offline storage (RFC 6121 §8.5.2.2.1) and comes at the next login,
+// with its remote from.
+func TestRemoteMessageToOfflineUser(t *testing.T) {
+	srv := parleytest.StartFederated(t, []string{"a.example", "b.example"})
+	a, b := srv[0], srv[1]
+	a.AddUser("alice@a.example", "pw")
+	b.AddUser("bob@b.example", "pw")
+	alice := a.Login("alice@a.example", "pw", "phone")
+	alice.Send("<message type='chat' id='off1' to='bob@b.example'><body>while you were out</body></message>")
+	// b handles a stream's stanzas in order: the answer to a ping sent
+	// after the message says b has taken the message.
+	alice.Send("<iq type='get' id='sync' to='b.example'><ping xmlns='urn:xmpp:ping'/></iq>")
+	next(t, alice, "ping answer", func(el *etree.Element) bool { return el.Tag == "iq" && el.SelectAttrValue("id", "") == "sync" })
+	bob := b.Login("bob@b.example", "pw", "laptop")
+	bob.Send("<presence/>")
+	el := next(t, bob, "offline message", isMessage("while you were out"))
+	if from := el.SelectAttrValue("from", ""); from != "alice@a.example/phone" {
+		t.Errorf("from = %q; want alice@a.example/phone", from)
+	}
+}
