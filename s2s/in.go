@@ -3,6 +3,7 @@ package s2s
 import (
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -40,6 +41,7 @@ type inStream struct {
 	header     xmpp.Header // the peer's latest
 	id         string      // our latest stream id
 	tls        bool
+	peerCerts  []*x509.Certificate
 	externalOK bool // the peer's certificate validates for header.From
 	sasl       bool // SASL done
 
@@ -141,6 +143,17 @@ func (in *inStream) open() *xmpp.StreamError {
 		return xmpp.NewStreamError(xmpp.HostUnknown, "this server does not serve "+h.To)
 	case h.From != "" && !in.svc.allowed(strings.ToLower(h.From)):
 		return xmpp.NewStreamError(xmpp.StreamPolicyViolation, "this server does not federate with "+h.From)
+	}
+	// The certificate is checked against this header's from, not an
+	// earlier one: a peer may not validate as one domain and then
+	// claim another after the restart.
+	in.externalOK = false
+	if from := strings.ToLower(h.From); in.tls && from != "" {
+		err := in.svc.verifyCert(in.peerCerts, from)
+		in.externalOK = err == nil
+		if err != nil {
+			in.svc.log.Debug("s2s: peer certificate does not validate", "remote", from, "err", err)
+		}
 	}
 	in.id = newID()
 	in.wmu.Lock()
@@ -271,13 +284,7 @@ func (in *inStream) startTLS() *xmpp.StreamError {
 	in.w.Reset(tc)
 	in.wmu.Unlock()
 	in.r.Reset(tc)
-	if from := strings.ToLower(in.header.From); from != "" {
-		err := in.svc.verifyCert(tc.ConnectionState().PeerCertificates, from)
-		in.externalOK = err == nil
-		if err != nil {
-			in.svc.log.Debug("s2s: peer certificate does not validate", "remote", from, "err", err)
-		}
-	}
+	in.peerCerts = tc.ConnectionState().PeerCertificates
 	return in.open()
 }
 

@@ -22,6 +22,7 @@ type rawPeer struct {
 	from, to string
 	id       string
 	features *etree.Element
+	cert     *tls.Certificate // presented in TLS when set
 }
 
 const serverHeader = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='%s' to='%s' version='1.0'>"
@@ -78,7 +79,11 @@ func (p *rawPeer) startTLS() {
 	if el, err := p.next(); err != nil || el.Tag != "proceed" {
 		p.t.Fatalf("starttls: %v %v", el, err)
 	}
-	tc := tls.Client(p.conn, &tls.Config{InsecureSkipVerify: true, ServerName: p.to})
+	cfg := &tls.Config{InsecureSkipVerify: true, ServerName: p.to}
+	if p.cert != nil {
+		cfg.Certificates = []tls.Certificate{*p.cert}
+	}
+	tc := tls.Client(p.conn, cfg)
 	if err := tc.Handshake(); err != nil {
 		p.t.Fatalf("tls: %v", err)
 	}
@@ -256,5 +261,41 @@ func noMessage(t *testing.T, c *parleytest.Conn) {
 		if el.Tag == "iq" && el.SelectAttrValue("id", "") == "nomsg" {
 			return
 		}
+	}
+}
+
+// SASL EXTERNAL authenticates the domain the certificate is valid for,
+// named by the stream header sent after TLS: a peer cannot validate as
+// one domain before TLS and claim another after.
+func TestExternalOnlyForTheCertificatesDomain(t *testing.T) {
+	ca := newCA(t)
+	cert, _, _ := ca.issue("evil.example")
+	s := parleytest.Start(t, parleytest.WithHost("a.example", ""), parleytest.WithConfig(func(c *conf.Config) {
+		c.S2S.Listen = []string{"127.0.0.1:0"}
+		c.S2S.CAFile = ca.File
+	}))
+	tests := []struct {
+		name, fromAfterTLS string
+		want               string // the answer to <auth/>
+	}{
+		{"the certificate's domain", "evil.example", "success"},
+		{"another domain after TLS", "b.example", "failure"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := dialRawPeer(t, s.S2SAddrs()[0].String(), "evil.example", "a.example")
+			p.cert = &cert
+			p.from = tt.fromAfterTLS
+			p.startTLS()
+			offered := p.features.FindElement("mechanisms/mechanism") != nil
+			if offered != (tt.want == "success") {
+				t.Errorf("EXTERNAL offered: %v; want %v", offered, !offered)
+			}
+			p.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
+			el, err := p.next()
+			if err != nil || el.Tag != tt.want {
+				t.Fatalf("answer %v, %v; want <%s/>", el, err, tt.want)
+			}
+		})
 	}
 }
