@@ -81,12 +81,39 @@ type C2S struct {
 	ResumeLocation string `toml:"resume_location"`
 }
 
-// S2S is the [s2s] table: server-to-server listeners. Federation is not
-// implemented yet; the default is no listener.
+// S2S is the [s2s] table: federation with other servers (RFC 6120 server
+// streams, XEP-0220 dialback). Federation runs when Listen is set: the
+// listener is where remote servers verify this server's dialback keys.
 type S2S struct {
 	// Listen are host:port addresses for server streams, usually
-	// "[::]:5269". Default empty.
+	// "[::]:5269". Default empty: no federation.
 	Listen []string `toml:"listen"`
+	// StaticRoutes maps a remote domain to the "host:port" its server
+	// streams go to, before any DNS lookup: for tests and private
+	// federations.
+	StaticRoutes map[string]string `toml:"static_routes"`
+	// RequireTLS refuses a stream that has not negotiated TLS, both ways.
+	// Default true.
+	RequireTLS bool `toml:"require_tls"`
+	// RequireValidCerts refuses a peer whose certificate does not
+	// validate for its domain (RFC 6125), instead of falling back to
+	// dialback. Default false.
+	RequireValidCerts bool `toml:"require_valid_certs"`
+	// CAFile is a PEM file of the certificate authorities that peers'
+	// certificates are checked against, for a private federation.
+	// Default empty: the system's roots.
+	CAFile string `toml:"ca_file"`
+	// Allow, when not empty, lists the only remote domains this server
+	// federates with. Default empty: any.
+	Allow []string `toml:"allow"`
+	// Deny lists remote domains this server never federates with.
+	Deny []string `toml:"deny"`
+	// ConnectTimeout bounds connecting and authenticating an outbound
+	// stream; what waits for it then bounces. Default 30s.
+	ConnectTimeout Duration `toml:"connect_timeout"`
+	// IdleTimeout closes a stream that carried nothing this long.
+	// Default 10m; 0 never closes an idle stream.
+	IdleTimeout Duration `toml:"idle_timeout"`
 }
 
 // HTTP is the [http] table: the listener for the bot send API, metrics,
@@ -267,6 +294,8 @@ const (
 	defaultDataDir       = "data"
 	defaultLogLevel      = "info"
 	defaultS2SStanzaSize = 512 * KiB
+	defaultS2SConnect    = 30 * time.Second
+	defaultS2SIdle       = 10 * time.Minute
 	defaultRate          = 1 * MiB
 	defaultBurst         = 1 * MiB
 	defaultRosterSize    = 1000
@@ -301,6 +330,11 @@ func New() *Config {
 			ResumeTimeout: Duration{c2s.DefaultResumeTimeout},
 		},
 		Component: Component{Listen: []string{defaultComponentListen}},
+		S2S: S2S{
+			RequireTLS:     true,
+			ConnectTimeout: Duration{defaultS2SConnect},
+			IdleTimeout:    Duration{defaultS2SIdle},
+		},
 		HTTP: HTTP{
 			TokenFailures: defaultTokenFailures,
 			ReadTimeout:   Duration{defaultHTTPRead},

@@ -289,6 +289,30 @@ func TestParseReportsMistakes(t *testing.T) {
 			want: []string{`want a list of strings; write ["[::]:5222"]`},
 		},
 		{
+			name: "a static route needs host:port",
+			src:  "[s2s]\nstatic_routes = { \"b.example\" = \"b.example\" }\n",
+			line: 2, key: `s2s.static_routes."b.example"`,
+			want: []string{`"b.example" is not host:port`},
+		},
+		{
+			name: "a static route to a local host is refused",
+			src:  "[[host]]\nname = \"a.example\"\n[s2s]\nstatic_routes = { \"a.example\" = \"127.0.0.1:5269\" }\n",
+			line: 4, key: `s2s.static_routes."a.example"`,
+			want: []string{`is a [[host]] of this server`},
+		},
+		{
+			name: "a denied domain must be a domain",
+			src:  "[s2s]\ndeny = [\"user@b.example\"]\n",
+			line: 2, key: "s2s.deny[0]",
+			want: []string{`"user@b.example" is not a domain name`},
+		},
+		{
+			name: "an s2s connect_timeout of 0s would wait forever",
+			src:  "[s2s]\nconnect_timeout = \"0s\"\n",
+			line: 2, key: "s2s.connect_timeout",
+			want: []string{"must be more than 0s"},
+		},
+		{
 			name: "a quoted boolean asks for true or false",
 			src:  "[c2s]\nrequire_tls = \"yes\"\n",
 			line: 2, key: "c2s.require_tls",

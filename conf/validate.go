@@ -3,6 +3,7 @@ package conf
 import (
 	"fmt"
 	"net"
+	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -90,6 +91,7 @@ func (ch *checker) config(c *Config) {
 
 	ch.http(&c.HTTP)
 	ch.limits(&c.Limits)
+	ch.s2s(c)
 
 	atLeast(ch, "auth.scram_iterations", &c.Auth.SCRAMIterations, sasl.DefaultIterations, 4096,
 		"RFC 7677 asks for at least 4096")
@@ -393,4 +395,75 @@ func isBareJID(s string) bool {
 	local, domain, ok := strings.Cut(s, "@")
 	return ok && local != "" && len(local) <= 1023 &&
 		!strings.ContainsAny(local, "\"&'/:<>@ \t") && isDomain(domain)
+}
+
+// s2s checks the [s2s] table. Remote domains are compared in lower case,
+// as JIDs' domains are, so they are stored that way.
+func (ch *checker) s2s(c *Config) {
+	s := &c.S2S
+	for _, d := range []struct {
+		key string
+		v   *Duration
+	}{{"s2s.connect_timeout", &s.ConnectTimeout}, {"s2s.idle_timeout", &s.IdleTimeout}} {
+		if d.v.Duration < 0 {
+			ch.errorf(d.key, `%v is negative; use a duration like "30s"`, d.v.Duration)
+		}
+	}
+	if s.ConnectTimeout.Duration == 0 && !ch.isSet("s2s.connect_timeout") {
+		s.ConnectTimeout.Duration = defaultS2SConnect
+	} else if s.ConnectTimeout.Duration == 0 {
+		// Stanzas for an unreachable server would wait forever.
+		ch.errorf("s2s.connect_timeout", `must be more than 0s: what waits for a remote server that never answers bounces after it; default "30s"`)
+	}
+	local := map[string]bool{}
+	for _, h := range c.Hosts {
+		local[strings.ToLower(h.Name)] = true
+	}
+	routes := make(map[string]string, len(s.StaticRoutes))
+	for dom, addr := range s.StaticRoutes {
+		p := joinPath("s2s.static_routes", dom)
+		d := strings.ToLower(dom)
+		if !remoteDomain(d) {
+			ch.errorf(p, "%q is not a domain name", dom)
+			continue
+		}
+		if local[d] {
+			ch.errorf(p, "%q is a [[host]] of this server; a static route is for a remote domain", dom)
+			continue
+		}
+		host, port, err := net.SplitHostPort(addr)
+		n, perr := strconv.Atoi(port)
+		if err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			ch.errorf(p, `%q is not host:port; write it like "xmpp.example.net:5269" or "10.0.0.7:5269"`, addr)
+			continue
+		}
+		routes[d] = addr
+	}
+	if s.StaticRoutes != nil {
+		s.StaticRoutes = routes
+	}
+	for _, l := range []struct {
+		key  string
+		list []string
+	}{{"s2s.allow", s.Allow}, {"s2s.deny", s.Deny}} {
+		for i, d := range l.list {
+			if !remoteDomain(strings.ToLower(d)) {
+				ch.errorf(indexPath(l.key, i), "%q is not a domain name", d)
+				continue
+			}
+			l.list[i] = strings.ToLower(d)
+		}
+	}
+	if s.CAFile != "" {
+		if _, err := os.Stat(s.CAFile); err != nil {
+			ch.errorf("s2s.ca_file", "%v", err)
+		}
+	}
+}
+
+// remoteDomain reports whether d can be the domain of a remote server:
+// a host name, without a port, a path or a trailing dot.
+func remoteDomain(d string) bool {
+	return d != "" && len(d) <= 253 && !strings.ContainsAny(d, " /:@\\\x00") &&
+		!strings.HasPrefix(d, ".") && !strings.HasSuffix(d, ".") && !strings.Contains(d, "..")
 }

@@ -36,12 +36,23 @@ type Session interface {
 	SetPresence(available bool, priority int)
 }
 
+// Remote takes the stanzas for domains no host of this server serves:
+// federation (package s2s). RouteRemote must not block: it queues,
+// bounces or drops.
+type Remote interface {
+	RouteRemote(st *xmpp.Stanza)
+}
+
 // Router decides where each stanza goes by the domain of its to: a local
-// host, a component, or (until federation exists) nowhere. Its host table
-// is built once by New and never changes, so routing takes no lock.
+// host, a component, or a remote server (Remote, when federation runs).
+// Its host table is built once by New and never changes, so routing takes
+// no lock.
 type Router struct {
 	hosts map[string]Handler
-	log   *slog.Logger
+	// remote, when set (before the first stanza, like the hosts), gets
+	// what no host serves; nil bounces it.
+	remote Remote
+	log    *slog.Logger
 	// ctx is the server's lifetime: Shutdown cancels it once the
 	// sessions are gone, ending what handlers still wait for. Nil in
 	// tests that build a Router alone (then it never ends).
@@ -81,7 +92,11 @@ func (r *Router) Route(st *xmpp.Stanza) {
 	}
 	h, ok := r.hosts[domain]
 	if !ok {
-		r.Bounce(st, xmpp.NewStanzaError(xmpp.RemoteServerNotFound, "this server does not federate with "+domain+" yet"))
+		if r.remote != nil {
+			r.remote.RouteRemote(st)
+			return
+		}
+		r.Bounce(st, xmpp.NewStanzaError(xmpp.RemoteServerNotFound, "this server does not federate with "+domain))
 		return
 	}
 	h.HandleStanza(st)
@@ -186,6 +201,16 @@ func NewRouter(log *slog.Logger) *Router {
 // SetHost makes h serve domain. The host table is read without a lock:
 // every SetHost comes before the first stanza is routed.
 func (r *Router) SetHost(domain string, h Handler) { r.hosts[domain] = h }
+
+// SetRemote makes rem take the stanzas for domains no host serves. Like
+// SetHost, it comes before the first stanza is routed.
+func (r *Router) SetRemote(rem Remote) { r.remote = rem }
+
+// Serves reports whether domain is served by a host of this server.
+func (r *Router) Serves(domain string) bool {
+	_, ok := r.hosts[domain]
+	return ok
+}
 
 // SlowConsumers returns how many stanzas full queues refused so far.
 func (r *Router) SlowConsumers() int64 { return r.slowConsumers.Load() }

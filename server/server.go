@@ -14,6 +14,7 @@ import (
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/c2s"
 	"github.com/parley-im/parley/conf"
+	"github.com/parley-im/parley/s2s"
 	"github.com/parley-im/parley/server/certs"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/xmpp"
@@ -43,6 +44,8 @@ type Server struct {
 	sessionHosts map[string]SessionHost
 	c2s          *c2s.Server
 	http         *http.Server
+	// s2s is federation, when [s2s] listen is set; nil otherwise.
+	s2s *s2s.Service
 
 	flushStop chan struct{} // ends flushLoop; closed by Shutdown
 	// ctx is the server's lifetime, which handlers' contexts derive
@@ -64,6 +67,7 @@ type listener struct {
 	l         net.Listener
 	directTLS bool
 	http      bool
+	s2s       bool
 }
 
 // New builds a server from cfg: it validates cfg, opens the store, loads or
@@ -100,6 +104,10 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.router = &Router{hosts: make(map[string]Handler), log: s.log, ctx: s.ctx}
 	if err := s.buildHosts(certDir); err != nil {
+		s.abandon()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if err := s.newS2S(limitsS2S(cfg)); err != nil {
 		s.abandon()
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -286,6 +294,13 @@ func (s *Server) Start(ctx context.Context) error {
 			s.listeners[i].http = true
 		}
 	}
+	if err == nil && s.s2s != nil {
+		n := len(s.listeners)
+		err = listen(s.cfg.S2S.Listen, false)
+		for i := n; i < len(s.listeners); i++ {
+			s.listeners[i].s2s = true
+		}
+	}
 	if err == nil {
 		err = s.listenTypes(ctx)
 	}
@@ -298,14 +313,22 @@ func (s *Server) Start(ctx context.Context) error {
 		s.typeListeners = nil
 		return err
 	}
-	if len(s.cfg.S2S.Listen) > 0 {
-		s.log.Warn("server: federation is not implemented yet; not listening on [s2s] addresses")
-	}
 	s.http = s.newHTTPServer()
 	s.flushStop = make(chan struct{})
 	s.serving.Add(1)
 	go s.flushLoop()
 	for _, l := range s.listeners {
+		if l.s2s {
+			s.serving.Add(1)
+			go func() {
+				defer s.serving.Done()
+				if err := s.s2s.Serve(l.l); err != nil && !errors.Is(err, s2s.ErrServerClosed) {
+					s.log.Error("server: s2s listener stopped", "addr", l.l.Addr().String(), "err", err)
+				}
+			}()
+			s.log.Info("server: s2s listening", "addr", l.l.Addr().String())
+			continue
+		}
 		if l.http {
 			s.serving.Add(1)
 			go func() {
@@ -381,12 +404,18 @@ func (s *Server) DirectTLSAddrs() []net.Addr { return s.addrs(listener{directTLS
 // HTTPAddrs returns the addresses of the HTTP listeners.
 func (s *Server) HTTPAddrs() []net.Addr { return s.addrs(listener{http: true}) }
 
+// S2SAddrs returns the addresses of the server-to-server listeners.
+func (s *Server) S2SAddrs() []net.Addr { return s.addrs(listener{s2s: true}) }
+
+// S2S returns the federation service, nil when [s2s] listen is not set.
+func (s *Server) S2S() *s2s.Service { return s.s2s }
+
 func (s *Server) addrs(kind listener) []net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []net.Addr
 	for _, l := range s.listeners {
-		if l.directTLS == kind.directTLS && l.http == kind.http {
+		if l.directTLS == kind.directTLS && l.http == kind.http && l.s2s == kind.s2s {
 			out = append(out, l.l.Addr())
 		}
 	}
@@ -409,6 +438,9 @@ func (s *Server) Sessions() int { return s.c2s.Sessions() }
 // abandon undoes a New that failed after the hosts began: their work
 // drained, their background tasks ended, the store closed.
 func (s *Server) abandon() {
+	if s.s2s != nil {
+		_ = s.s2s.Shutdown(context.Background())
+	}
 	s.drainHosts(context.Background())
 	s.cancel()
 	s.router.tasks.Wait()
@@ -444,6 +476,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	drainCtx, cancel := context.WithTimeout(ctx, drainTimeout)
 	s.drainHosts(drainCtx)
 	cancel()
+	if s.s2s != nil {
+		// Before the sessions: what remote servers still send finds
+		// them, and what waits for a remote server bounces to them.
+		if err := s.s2s.Shutdown(ctx); err != nil {
+			s.log.Warn("server: s2s shutdown", "err", err)
+		}
+	}
 	err := s.c2s.Shutdown(ctx)
 	if s.flushStop != nil {
 		close(s.flushStop)
