@@ -98,6 +98,10 @@ type localHost struct {
 	// detached are the modules' handlers of a session's detach
 	// (Host.OnDetach), set while modules start.
 	detached []func(Session, []*xmpp.Stanza)
+	// offline are the modules' handlers of a message stored for a user
+	// with no available resource (Host.OnOffline), set while modules
+	// start.
+	offline []func(*xmpp.Stanza)
 	// services are the domains of the server's service hosts, for
 	// disco#items; started is when the server was built.
 	services []string

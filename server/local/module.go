@@ -187,6 +187,20 @@ func (h *Host) OnDetach(fn func(s Session, pending []*xmpp.Stanza)) {
 	h.lh.detached = append(h.lh.detached, fn)
 }
 
+// OnOffline registers fn for each message the core has stored for a user
+// with no available resource (RFC 6121 §8.5.2.2.1, and what a closing
+// session hands back), once the store took it: what the store refused
+// (the offline quota) was bounced instead and never reaches fn. Push
+// notifications for an account with no session use it (XEP-0357). The
+// stanza is the stored one and must not be changed; fn runs on the
+// goroutine that stored it and must not block. For Start alone.
+func (h *Host) OnOffline(fn func(st *xmpp.Stanza)) {
+	if fn == nil {
+		panic(fmt.Sprintf("server: module %s: nil offline handler", h.module))
+	}
+	h.lh.offline = append(h.lh.offline, fn)
+}
+
 // StreamFeature announces el among the stream features a client gets
 // after it logged in (XEP-0352's <csi/>). For Start alone.
 func (h *Host) StreamFeature(el *etree.Element) {

@@ -62,6 +62,10 @@ func (h *localHost) storeOffline(st *xmpp.Stanza) {
 	case err != nil:
 		h.log.Error("local: offline store", "user", st.To.Local(), "err", err)
 		h.router.Bounce(st, xmpp.NewStanzaError(xmpp.InternalServerError, ""))
+	default:
+		for _, fn := range h.offline {
+			fn(st)
+		}
 	}
 }
 

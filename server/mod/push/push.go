@@ -37,9 +37,10 @@
 // account that no bound session holds, as Prosody's mod_cloud_notify
 // does on message/offline/handle: each such message pushes (within
 // push_max_per_minute), message-count counting those since the
-// registration was enabled. The module sees the message at ToBare or
-// ToFull, before the core stores it: the store's own refusals (the
-// offline quota) are not known here.
+// registration was enabled. The core tells the module once the message
+// is stored (Host.OnOffline): one the offline quota refused was bounced
+// and pushes nothing, and one a closing session handed back to the
+// store pushes like any other.
 //
 // How many: push_max_devices registrations per account (5, Prosody's
 // default); enabling one more drops the least recently enabled.
@@ -165,8 +166,7 @@ func start(h *local.Host) error {
 	h.HandleIQ(local.ToBare, "set", NS, "enable", NS, m.enable)
 	h.HandleIQ(local.ToBare, "set", NS, "disable", "", m.disable)
 	h.Observe(local.ToClient, xmpp.KindMessage, 0, m.toClient)
-	h.Observe(local.ToBare, xmpp.KindMessage, 0, m.toBare)
-	h.Observe(local.ToFull, xmpp.KindMessage, 0, m.toFull)
+	h.OnOffline(m.stored)
 	h.Hook(local.ToBare, xmpp.KindIQ, 100, m.answer)
 	h.OnDetach(m.detached)
 	return nil
@@ -360,55 +360,30 @@ func (m *module) toClient(s local.Session, st *xmpp.Stanza) bool {
 	return false
 }
 
-// toFull watches a message to a full JID: to a resource that is gone,
-// a chat or normal message takes the bare JID's rules (RFC 6121
-// §8.5.3.2.1), without ToBare.
-func (m *module) toFull(_ local.Session, st *xmpp.Stanza) bool {
-	// The cheap tests first: a session lookup on every message to a
-	// full JID is the hot path's.
-	switch st.Type {
-	case "", "normal", "chat":
-	default:
-		return false
-	}
-	if wakes, _, _ := needsWaking(st); !wakes || m.h.Recipient(st.To) != nil {
-		return false
-	}
-	return m.toBare(nil, st)
-}
-
-// toBare watches a message to a bare JID: one that goes to offline
-// storage (a chat or normal message, and no available resource of
-// non-negative priority: RFC 6121 §8.5.2.2.1) and needs waking pushes to
+// stored hears of a message the core stored for a user with no
+// available resource (Host.OnOffline): one that needs waking pushes to
 // the registrations no session holds. The store is read on a goroutine
-// of the module's: handlers must not block.
-func (m *module) toBare(_ local.Session, st *xmpp.Stanza) bool {
+// of the module's: the handler must not block.
+func (m *module) stored(st *xmpp.Stanza) {
 	switch st.Type {
 	case "", "normal", "chat":
 	default:
-		return false
-	}
-	user := st.To.Local()
-	sessions := m.h.Sessions(user)
-	for _, s := range sessions {
-		if s.Available() && s.Priority() >= 0 && !s.Closing() {
-			return false
-		}
+		return
 	}
 	wakes, from, body := needsWaking(st)
 	if !wakes {
-		return false
+		return
 	}
-	// The bound sessions' own registrations: they push for themselves.
+	// The bound sessions' own registrations (an unavailable session):
+	// they push for themselves when a message comes to them.
 	var held []*registration
-	for _, s := range sessions {
+	for _, s := range m.h.Sessions(st.To.Local()) {
 		if r := m.reg.Get(s); r != nil {
 			held = append(held, r)
 		}
 	}
 	bare := st.To.Bare()
 	m.h.Go(func(ctx context.Context) { m.offlinePush(ctx, bare, held, from, body) })
-	return false
 }
 
 // offlinePush pushes to each registration of user that no session holds

@@ -43,7 +43,7 @@ type notification struct {
 
 // start runs a server with alice, bob and the app server; edit changes
 // the local host's options (nil for the defaults).
-func start(t *testing.T, edit func(*local.LocalOptions), refuse string) (*parleytest.Server, *app) {
+func start(t *testing.T, edit func(*local.LocalOptions), refuse string, opts ...parleytest.Option) (*parleytest.Server, *app) {
 	t.Helper()
 	a := &app{}
 	a.refuse.Store(refuse)
@@ -59,14 +59,14 @@ func start(t *testing.T, edit func(*local.LocalOptions), refuse string) (*parley
 		webhooktest.JSON(w, 200, webhook.Reply{Type: "result"})
 	})
 	s := a.hook.Start(t, appServer, func(h *conf.Host) { webhook.OptionsOf(h).PostStanzas = []string{"iq"} },
-		parleytest.WithConfig(func(c *conf.Config) {
+		append([]parleytest.Option{parleytest.WithConfig(func(c *conf.Config) {
 			h := conf.Host{Name: "localhost"}
 			o := local.LocalOptionsOf(&h)
 			if edit != nil {
 				edit(o)
 			}
 			c.Hosts = append([]conf.Host{h}, c.Hosts...)
-		}))
+		})}, opts...)...)
 	for _, u := range []string{"alice", "bob"} {
 		s.AddUser(u+"@localhost", u)
 	}
@@ -495,6 +495,48 @@ func TestPushOffline(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPushOfflineQuota: a message the offline quota refused (bounced to
+// its sender) pushes nothing: the core tells push what it stored, not
+// what it meant to store.
+func TestPushOfflineQuota(t *testing.T) {
+	s, a := start(t, func(o *local.LocalOptions) { o.PushIncludeBody = true }, "",
+		parleytest.WithConfig(func(c *conf.Config) { c.Limits.OfflineMessages = 1 }))
+	alice := s.Login("alice@localhost", "alice", "phone")
+	enable(t, alice, "node-1", "")
+	alice.CloseStream()
+	bob := s.Login("bob@localhost", "bob", "pc")
+	for range 100 {
+		if bob.IQ("get", "alice@localhost/phone", "<ping xmlns='urn:xmpp:ping'/>").Type == "error" {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	bob.Send("<message to='alice@localhost' type='chat'><body>one</body></message>")
+	bob.Send("<message to='alice@localhost' type='chat'><body>two</body></message>")
+	if el := bob.Next(); el.Tag != "message" || el.SelectAttrValue("type", "") != "error" {
+		t.Fatalf("bob got %s, want the bounce of the message past the quota", local.Serialize(el))
+	}
+	// Alice takes "one" out of the store; the next message is stored.
+	again := s.Login("alice@localhost", "alice", "phone")
+	again.Send("<presence/>")
+	for el := again.Next(); el.Tag != "message"; el = again.Next() {
+	}
+	again.CloseStream()
+	for range 100 {
+		if bob.IQ("get", "alice@localhost/phone", "<ping xmlns='urn:xmpp:ping'/>").Type == "error" {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	bob.Send("<message to='alice@localhost' type='chat'><body>three</body></message>")
+	bob.Sync()
+	for i, want := range []string{"one", "three"} {
+		if n := a.next(t); n.fields["last-message-body"] != want {
+			t.Errorf("push %d says %q, want %q (the refused message pushes nothing)", i, n.fields["last-message-body"], want)
+		}
 	}
 }
 
