@@ -206,6 +206,9 @@ func TestWebSocketAuthNeedsSecurity(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.Open("localhost")
+			if c.Features.FindElement("starttls") != nil {
+				t.Errorf("STARTTLS offered over WebSocket (RFC 7395 §3.9: TLS is wss://): %s", c.String(c.Features))
+			}
 			offered := c.Features.FindElement("mechanisms") != nil
 			if offered != tt.want {
 				t.Fatalf("SASL offered: %v, want %v: %s", offered, tt.want, c.String(c.Features))
