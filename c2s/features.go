@@ -289,7 +289,7 @@ func (s *Session) authenticate(el *etree.Element) error {
 		return s.saslFailure(&sasl.Failure{Condition: "aborted", Text: "no authentication is under way"})
 	}
 	if s.mustEncrypt() {
-		return s.saslFailure(&sasl.Failure{Condition: "encryption-required", Text: "use STARTTLS first"})
+		return s.saslFailure(&sasl.Failure{Condition: "encryption-required", Text: s.encryptFirst()})
 	}
 	cfg := s.saslConfig()
 	srv, err := cfg.NewServer(el.SelectAttrValue("mechanism", ""))

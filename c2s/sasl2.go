@@ -128,7 +128,7 @@ func (s *Session) authenticate2(el *etree.Element) error {
 		return s.saslFailureIn(NSSASL2, &sasl.Failure{Condition: "aborted", Text: "no authentication is under way"})
 	}
 	if s.mustEncrypt() {
-		return s.saslFailureIn(NSSASL2, &sasl.Failure{Condition: "encryption-required", Text: "use STARTTLS first"})
+		return s.saslFailureIn(NSSASL2, &sasl.Failure{Condition: "encryption-required", Text: s.encryptFirst()})
 	}
 	agent := ""
 	if ua := xmpp.Child(el, NSSASL2, "user-agent"); ua != nil {

@@ -192,6 +192,14 @@ func (s *Session) mustEncrypt() bool {
 	return s.state&stateSecure == 0 && (s.srv.cfg.RequireTLS || s.websocket())
 }
 
+// encryptFirst is the text of an <encryption-required/> refusal.
+func (s *Session) encryptFirst() string {
+	if s.websocket() {
+		return "connect with wss://: STARTTLS cannot follow over WebSocket"
+	}
+	return "use STARTTLS first"
+}
+
 // expectHeader tells a WebSocket transport that the session reads a
 // stream header next: only then is an <open/> frame in order.
 func (s *Session) expectHeader() {

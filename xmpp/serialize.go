@@ -236,12 +236,6 @@ func writeElement(w *bufio.Writer, el *etree.Element) {
 func (o *out) element(el *etree.Element) {
 	o.byte1('<')
 	o.name(el.Space, el.Tag)
-	o.rest(el)
-}
-
-// rest writes what follows an element's name: its attributes, its
-// children and its end tag.
-func (o *out) rest(el *etree.Element) {
 	for i := range el.Attr {
 		a := &el.Attr[i]
 		o.byte1(' ')

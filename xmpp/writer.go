@@ -173,21 +173,24 @@ func (w *Writer) WriteElement(el *etree.Element) error {
 }
 
 // writeFramedElement writes el as the one element of a frame: with the
-// namespace declarations a stream header would have given it.
+// namespace declaration a stream header would have given it. el may be
+// shared with other sessions, so the declaration goes on a shallow copy;
+// the byte-stream path does not pay for it.
 func writeFramedElement(w *bufio.Writer, el *etree.Element, ns string) {
-	o := newOut(w)
-	o.byte1('<')
-	o.name(el.Space, el.Tag)
+	var decl etree.Attr
 	switch {
 	case el.Space == "stream" && el.SelectAttr("xmlns:stream") == nil:
-		o.str(` xmlns:stream="` + NSStream + `"`)
+		decl = etree.Attr{Space: "xmlns", Key: "stream", Value: NSStream}
 	case el.Space == "" && el.SelectAttr("xmlns") == nil:
-		o.str(` xmlns="`)
-		o.escape(ns, attrEscapes)
-		o.byte1('"')
+		decl = etree.Attr{Key: "xmlns", Value: ns}
+	default:
+		writeElement(w, el)
+		return
 	}
-	o.rest(el)
-	o.flush()
+	cp := *el
+	cp.Attr = append(make([]etree.Attr, 0, len(el.Attr)+1), decl)
+	cp.Attr = append(cp.Attr, el.Attr...)
+	writeElement(w, &cp)
 }
 
 // WriteRaw writes s as is: for whitespace keepalives and fixed replies.
