@@ -652,9 +652,12 @@ func (s *Session) writeLoop() {
 				sm.broken.Store(true)
 				s.writing = false
 				s.writerStoppedLocked()
+				// Taken under qmu: once this writer has stopped, a
+				// resume may give the session a new connection.
+				tcp := s.tcp
 				s.qmu.Unlock()
 				s.returnBatch(batch)
-				_ = s.tcp.SetReadDeadline(aLongTimeAgo)
+				_ = tcp.SetReadDeadline(aLongTimeAgo)
 				s.srv.idle.wake(s)
 				return
 			}
