@@ -276,6 +276,7 @@ func (c *wsConn) readLoop() {
 }
 
 func (c *wsConn) readMessages() error {
+	buf := make([]byte, wsFirstChunk)
 	for {
 		typ, r, err := c.ws.Reader(c.ctx)
 		if err != nil {
@@ -285,7 +286,6 @@ func (c *wsConn) readMessages() error {
 			// RFC 7395 §3.2: the XMPP subprotocol's messages are text.
 			return xmpp.NewStreamError(xmpp.UnsupportedEncoding, "XMPP over WebSocket is sent in text messages (RFC 7395 §3.2)")
 		}
-		buf := make([]byte, wsFirstChunk)
 		n, err := io.ReadFull(r, buf)
 		first := true
 		for {
@@ -293,8 +293,11 @@ func (c *wsConn) readMessages() error {
 			if err != nil && !last {
 				return err
 			}
+			// A copy of what was read, not the buffer: most frames
+			// are a few hundred bytes, and the session may still hold
+			// this chunk when the next is read.
 			select {
-			case c.chunks <- wsChunk{data: buf[:n], first: first, last: last}:
+			case c.chunks <- wsChunk{data: bytes.Clone(buf[:n]), first: first, last: last}:
 			case <-c.ctx.Done():
 				return net.ErrClosed
 			}
@@ -302,7 +305,6 @@ func (c *wsConn) readMessages() error {
 				break
 			}
 			first = false
-			buf = make([]byte, wsFirstChunk)
 			n, err = r.Read(buf)
 		}
 	}
