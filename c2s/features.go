@@ -47,6 +47,10 @@ func init() {
 		{
 			name: "starttls", not: stateSecure | stateAuthenticated,
 			offer: func(s *Session) *etree.Element {
+				if s.websocket() {
+					// RFC 7395 §3.9: TLS is the WebSocket's (wss://).
+					return nil
+				}
 				el := newElementNS(xmpp.NSTLS, "starttls")
 				if s.srv.cfg.RequireTLS {
 					el.CreateElement("required")
@@ -202,6 +206,9 @@ func (s *Session) negotiate(el *etree.Element) error {
 
 // startTLS upgrades the connection (RFC 6120 §5.4).
 func (s *Session) startTLS(*etree.Element) error {
+	if s.websocket() {
+		return xmpp.NewStreamError(xmpp.UnsupportedFeature, "no STARTTLS over WebSocket: connect with wss:// (RFC 7395 §3.9)")
+	}
 	if s.r.SkipBufferedSpace() > 0 {
 		// Data after <starttls/> and before <proceed/> would be read in
 		// the clear and trusted as if it came over TLS: an attacker on
@@ -265,7 +272,7 @@ func (s *Session) saslConfig() sasl.Config {
 // offerSASL lists the mechanisms; on a stream that must be encrypted first,
 // nothing is offered until STARTTLS.
 func (s *Session) offerSASL() *etree.Element {
-	if s.srv.cfg.RequireTLS && s.state&stateSecure == 0 {
+	if s.mustEncrypt() {
 		return nil
 	}
 	el := newElementNS(xmpp.NSSASL, "mechanisms")
@@ -281,8 +288,8 @@ func (s *Session) authenticate(el *etree.Element) error {
 		// A <response/> or <abort/> with no exchange under way.
 		return s.saslFailure(&sasl.Failure{Condition: "aborted", Text: "no authentication is under way"})
 	}
-	if s.srv.cfg.RequireTLS && s.state&stateSecure == 0 {
-		return s.saslFailure(&sasl.Failure{Condition: "encryption-required", Text: "use STARTTLS first"})
+	if s.mustEncrypt() {
+		return s.saslFailure(&sasl.Failure{Condition: "encryption-required", Text: s.encryptFirst()})
 	}
 	cfg := s.saslConfig()
 	srv, err := cfg.NewServer(el.SelectAttrValue("mechanism", ""))

@@ -83,7 +83,7 @@ func (srv *Server) tokenSecret(host, username, agent string, id []byte) []byte {
 // offerSASL2 is the <authentication/> feature: SASL's mechanisms, and
 // inline resumption, Bind2 and FAST.
 func (s *Session) offerSASL2() *etree.Element {
-	if s.srv.cfg.RequireTLS && s.state&stateSecure == 0 {
+	if s.mustEncrypt() {
 		return nil
 	}
 	el := newElementNS(NSSASL2, "authentication")
@@ -127,8 +127,8 @@ func (s *Session) authenticate2(el *etree.Element) error {
 	if el.Tag != "authenticate" {
 		return s.saslFailureIn(NSSASL2, &sasl.Failure{Condition: "aborted", Text: "no authentication is under way"})
 	}
-	if s.srv.cfg.RequireTLS && s.state&stateSecure == 0 {
-		return s.saslFailureIn(NSSASL2, &sasl.Failure{Condition: "encryption-required", Text: "use STARTTLS first"})
+	if s.mustEncrypt() {
+		return s.saslFailureIn(NSSASL2, &sasl.Failure{Condition: "encryption-required", Text: s.encryptFirst()})
 	}
 	agent := ""
 	if ua := xmpp.Child(el, NSSASL2, "user-agent"); ua != nil {

@@ -362,18 +362,10 @@ func (s *Server) Serve(l net.Listener, directTLS bool) error {
 		if directTLS {
 			conn = tls.Server(conn, tlsConfig)
 		}
-		sess := newSession(s, conn, directTLS)
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
+		if !s.start(conn, directTLS) {
 			conn.Close()
 			return ErrServerClosed
 		}
-		s.sessions[sess] = struct{}{}
-		s.admit(sess)
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go s.serveSession(sess)
 	}
 }
 

@@ -138,7 +138,11 @@ func newSession(srv *Server, conn net.Conn, directTLS bool) *Session {
 		s.tcp = tc.NetConn()
 	}
 	s.r = xmpp.NewReader(conn, srv.cfg.Limits)
-	s.w = xmpp.NewWriter(conn)
+	if fw, ok := conn.(*wsConn); ok {
+		s.w = xmpp.NewFramedWriter(fw, xmpp.NSClient)
+	} else {
+		s.w = xmpp.NewWriter(conn)
+	}
 	srv.idle.attach(s)
 	return s
 }
@@ -352,7 +356,7 @@ func (s *Session) serve() (parked bool) {
 // session resumed from parking is bound already, and goes on reading.
 func (s *Session) run() error {
 	if s.refused {
-		if s.state&stateSecure != 0 {
+		if _, ok := s.conn.(*tls.Conn); ok {
 			// Direct TLS: a handshake is the work a flood wants from
 			// us, and without one there is nobody to tell.
 			return errRefused
@@ -451,6 +455,7 @@ func (s *Session) openStream() error {
 	if err := s.setReadDeadline(); err != nil {
 		return err
 	}
+	s.expectHeader()
 	h, err := s.r.ReadHeader()
 	if err != nil {
 		return err

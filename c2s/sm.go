@@ -748,6 +748,9 @@ func (s *Session) resumeFrom(n *Session, h uint32, wrap func(o *Session, resumed
 	// The new connection, with the state the idle-memory machinery
 	// keeps of it.
 	s.conn, s.tcp, s.r, s.w = n.conn, n.tcp, n.r, n.w
+	if c, ok := s.conn.(*wsConn); ok {
+		c.sess = s // its pongs now keep this session alive
+	}
 	s.state |= n.state & stateSecure
 	s.sent = true
 	s.idleState.reset()

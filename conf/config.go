@@ -133,6 +133,32 @@ type HTTP struct {
 	// ReadTimeout bounds reading one request, headers and body. Default
 	// 30s, at least 1s.
 	ReadTimeout Duration `toml:"read_timeout"`
+	// TLS serves HTTPS on every listen address, with the hosts'
+	// certificates picked by SNI, as c2s does. Default false: plain HTTP,
+	// for loopback and for running behind a reverse proxy.
+	TLS bool `toml:"tls"`
+	// TrustForwarded believes a request's X-Forwarded-For (its last
+	// address: the one the proxy saw) and X-Forwarded-Proto, set by a
+	// reverse proxy in front. Default false: the headers are ignored,
+	// since anyone can send them; turn it on only when the listener is
+	// reachable by the proxy alone.
+	TrustForwarded bool `toml:"trust_forwarded"`
+	// WebSocketOrigins are the host patterns (path.Match, like
+	// "chat.example.com" or "*.example.com") a browser's Origin must
+	// match to open /xmpp-websocket. Default empty: any origin, as
+	// Prosody does; the stream authenticates with SASL, not with the
+	// browser's cookies, so a foreign page gains nothing from the
+	// user's browser.
+	WebSocketOrigins []string `toml:"websocket_origins"`
+	// WebSocketInsecure lets clients authenticate over plain ws:// from
+	// any address. Default false: over plain HTTP only loopback clients
+	// (or, with trust_forwarded, those the proxy reached over HTTPS) may,
+	// since STARTTLS cannot follow over WebSocket.
+	WebSocketInsecure bool `toml:"websocket_insecure"`
+	// WebSocketURL is the WebSocket address host-meta (XEP-0156)
+	// announces, like "wss://chat.example.com/xmpp-websocket". Default
+	// empty: built from the request (its scheme and Host).
+	WebSocketURL string `toml:"websocket_url"`
 }
 
 // Component is the [component] table: where external components

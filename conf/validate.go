@@ -3,7 +3,9 @@ package conf
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"os"
+	"path"
 	"reflect"
 	"slices"
 	"strconv"
@@ -230,6 +232,17 @@ func (ch *checker) http(h *HTTP) {
 	if h.ReadTimeout.Duration < time.Second {
 		ch.errorf("http.read_timeout", `%v is too short; use a duration of at least "1s", like "30s": `+
 			`a request's headers and body must arrive within it`, h.ReadTimeout.Duration)
+	}
+	if u := h.WebSocketURL; u != "" {
+		p, err := url.Parse(u)
+		if err != nil || (p.Scheme != "ws" && p.Scheme != "wss") || p.Host == "" {
+			ch.errorf("http.websocket_url", "%q is not a ws:// or wss:// URL, like \"wss://chat.example.com/xmpp-websocket\"", u)
+		}
+	}
+	for _, o := range h.WebSocketOrigins {
+		if _, err := path.Match(o, ""); err != nil || o == "" {
+			ch.errorf("http.websocket_origins", "%q is not a host pattern, like \"chat.example.com\" or \"*.example.com\"", o)
+		}
 	}
 	if strings.ContainsAny(h.MetricsToken, " \t") || !httpguts.ValidHeaderFieldValue(h.MetricsToken) {
 		ch.errorf("http.metrics_token", "the token must be one word without spaces or control characters, "+

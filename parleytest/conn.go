@@ -32,6 +32,7 @@ type Conn struct {
 	JID xmpp.JID
 
 	syncs int
+	ws    bool // over WebSocket: Open sends <open/>
 }
 
 // DialRaw connects to the STARTTLS port and does nothing else.
@@ -110,6 +111,10 @@ func (c *Conn) Open(host string) {
 // OpenErr is Open that returns what went wrong, a *xmpp.StreamError when
 // the server refused the stream.
 func (c *Conn) OpenErr(host string) error {
+	if c.ws {
+		c.Send("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='%s' version='1.0'/>", host)
+		return c.ReadHeaderErr()
+	}
 	c.Send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'>", host)
 	return c.ReadHeaderErr()
 }

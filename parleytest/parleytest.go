@@ -191,7 +191,7 @@ func start(t testing.TB, opts ...Option) (*Server, error) {
 		Domain:        cfg.Hosts[0].Name,
 		Addr:          srv.C2SAddrs()[0].String(),
 		DirectTLSAddr: srv.DirectTLSAddrs()[0].String(),
-		HTTPURL:       "http://" + srv.HTTPAddrs()[0].String(),
+		HTTPURL:       httpScheme(cfg) + "://" + srv.HTTPAddrs()[0].String(),
 		CertPool:      srv.CertPool(),
 		t:             t,
 		iterations:    cfg.Auth.SCRAMIterations,
@@ -252,3 +252,11 @@ func (w *testWriter) Write(p []byte) (int, error) {
 
 var _ io.Writer = (*testWriter)(nil)
 var _ net.Conn = (*Conn)(nil)
+
+// httpScheme is the HTTP listener's scheme: https with [http] tls.
+func httpScheme(cfg *conf.Config) string {
+	if cfg.HTTP.TLS {
+		return "https"
+	}
+	return "http"
+}

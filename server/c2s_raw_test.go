@@ -34,21 +34,7 @@ func TestBadInputClosesOnlyThatStream(t *testing.T) {
 	bob := s.Login("bob@localhost", "secret-bob", "desk")
 	carol := s.Login("carol@localhost", "secret-carol", "desk")
 
-	tests := []struct {
-		name string
-		send string
-		want xmpp.StreamCondition
-	}{
-		{"not well-formed XML is not-well-formed", "<message><body>x</message>", xmpp.NotWellFormed},
-		{"a DTD is restricted-xml", "<!DOCTYPE lol [<!ENTITY lol 'lol'>]>", xmpp.RestrictedXML},
-		{"an entity other than the five is restricted-xml", "<message to='bob@localhost'><body>&lol;</body></message>", xmpp.RestrictedXML},
-		{"a comment is restricted-xml", "<message to='bob@localhost'><!-- hi --></message>", xmpp.RestrictedXML},
-		{"a processing instruction is restricted-xml", "<?evil x?>", xmpp.RestrictedXML},
-		{"a stanza over the size limit is policy-violation", "<message to='bob@localhost'><body>" + strings.Repeat("A", 20000) + "</body></message>", xmpp.StreamPolicyViolation},
-		{"an element nested too deep is policy-violation", "<message>" + strings.Repeat("<a>", 100) + strings.Repeat("</a>", 100) + "</message>", xmpp.StreamPolicyViolation},
-		{"an unknown top-level element is unsupported-stanza-type", "<foo xmlns='urn:foo'/>", xmpp.UnsupportedStanzaType},
-	}
-	for _, tt := range tests {
+	for _, tt := range badInputs {
 		t.Run(tt.name, func(t *testing.T) {
 			alice := s.Login("alice@localhost", "secret-alice", "")
 			alice.Send("%s", tt.send)
@@ -56,6 +42,23 @@ func TestBadInputClosesOnlyThatStream(t *testing.T) {
 			stillServing(t, bob, carol)
 		})
 	}
+}
+
+// badInputs is what a bound client may send that ends its stream (with
+// stanza_size = 10000), over TCP and over WebSocket alike.
+var badInputs = []struct {
+	name string
+	send string
+	want xmpp.StreamCondition
+}{
+	{"not well-formed XML is not-well-formed", "<message><body>x</message>", xmpp.NotWellFormed},
+	{"a DTD is restricted-xml", "<!DOCTYPE lol [<!ENTITY lol 'lol'>]>", xmpp.RestrictedXML},
+	{"an entity other than the five is restricted-xml", "<message to='bob@localhost'><body>&lol;</body></message>", xmpp.RestrictedXML},
+	{"a comment is restricted-xml", "<message to='bob@localhost'><!-- hi --></message>", xmpp.RestrictedXML},
+	{"a processing instruction is restricted-xml", "<?evil x?>", xmpp.RestrictedXML},
+	{"a stanza over the size limit is policy-violation", "<message to='bob@localhost'><body>" + strings.Repeat("A", 20000) + "</body></message>", xmpp.StreamPolicyViolation},
+	{"an element nested too deep is policy-violation", "<message>" + strings.Repeat("<a>", 100) + strings.Repeat("</a>", 100) + "</message>", xmpp.StreamPolicyViolation},
+	{"an unknown top-level element is unsupported-stanza-type", "<foo xmlns='urn:foo'/>", xmpp.UnsupportedStanzaType},
 }
 
 func TestNegotiationErrors(t *testing.T) {

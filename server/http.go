@@ -78,6 +78,7 @@ func (s *Server) httpHandler() http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", a.handleMetrics)
+	a.webRoutes(mux)
 	for _, t := range registeredTypes() {
 		if t.Routes != nil {
 			t.Routes(mux, a, s.hostsOfType(t.name))

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -330,10 +331,14 @@ func (s *Server) Start(ctx context.Context) error {
 			continue
 		}
 		if l.http {
+			ln := l.l
+			if s.cfg.HTTP.TLS {
+				ln = tls.NewListener(ln, s.httpsConfig())
+			}
 			s.serving.Add(1)
 			go func() {
 				defer s.serving.Done()
-				if err := s.http.Serve(l.l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 					s.log.Error("server: http listener stopped", "addr", l.l.Addr().String(), "err", err)
 				}
 			}()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/xml"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/beevik/etree"
@@ -33,10 +34,54 @@ type Writer struct {
 	to  io.Writer
 	bw  *bufio.Writer // nil while nothing waits to be flushed
 	err error         // the first failed flush; later writes are dropped
+	fr  *framing      // nil for a stream of bytes (TCP)
 }
 
 // NewWriter returns a Writer of a stream sent on w.
 func NewWriter(w io.Writer) *Writer { return &Writer{to: w} }
+
+// NSFraming is the namespace of RFC 7395's <open/> and <close/>.
+const NSFraming = "urn:ietf:params:xml:ns:xmpp-framing"
+
+// FrameWriter is the transport of a framed stream (RFC 7395, XMPP over
+// WebSocket), where each top-level element is a message of its own. The
+// Writer writes a frame's bytes to it, then calls EndFrame; its Flush
+// calls the FrameWriter's Flush, which sends the frames ended so far.
+type FrameWriter interface {
+	io.Writer
+	// EndFrame ends the frame written since the last one.
+	EndFrame()
+	// Flush sends the ended frames.
+	Flush() error
+}
+
+// framing is what a framed Writer keeps: its transport as a FrameWriter,
+// and the stream's default namespace, which each top-level element of a
+// frame declares since no stream element does it for them.
+type framing struct {
+	fw FrameWriter
+	ns string
+}
+
+// NewFramedWriter returns a Writer of a framed stream (RFC 7395 §3.3) on
+// fw: WriteHeader writes <open/>, WriteEnd <close/>, and WriteElement one
+// frame per element, which declares its namespace (ns for one that has
+// none of its own, the streams namespace for stream:features and
+// stream:error). Whitespace given to WriteRaw is not sent: a frame holds
+// an element, and WebSocket has pings for keepalives.
+func NewFramedWriter(fw FrameWriter, ns string) *Writer {
+	return &Writer{to: fw, fr: &framing{fw: fw, ns: ns}}
+}
+
+// endFrame ends a framed Writer's current frame: the buffer goes to the
+// FrameWriter, which learns where the frame ends.
+func (w *Writer) endFrame() error {
+	if err := w.bw.Flush(); err != nil {
+		return err
+	}
+	w.fr.fw.EndFrame()
+	return nil
+}
 
 // Reset points the Writer at a new transport, as after STARTTLS. Anything
 // buffered is dropped, and so is an earlier error: flush first.
@@ -72,6 +117,17 @@ func (w *Writer) WriteHeader(h Header) error {
 		return w.err
 	}
 	bw := w.buf()
+	if w.fr != nil {
+		bw.WriteString("<open xmlns='" + NSFraming + "'")
+		w.fr.ns = h.NS
+		attr(bw, "id", h.ID)
+		attr(bw, "from", h.From)
+		attr(bw, "to", h.To)
+		attr(bw, "version", h.Version)
+		attr(bw, "xml:lang", h.Lang)
+		bw.WriteString("/>")
+		return w.endFrame()
+	}
 	bw.WriteString("<?xml version='1.0'?><stream:stream xmlns='")
 	escapeAttr(bw, h.NS)
 	bw.WriteString("' xmlns:stream='" + NSStream + "'")
@@ -108,14 +164,46 @@ func (w *Writer) WriteElement(el *etree.Element) error {
 	if w.err != nil {
 		return w.err
 	}
+	if w.fr != nil {
+		writeFramedElement(w.buf(), el, w.fr.ns)
+		return w.endFrame()
+	}
 	writeElement(w.buf(), el)
 	return nil
+}
+
+// writeFramedElement writes el as the one element of a frame: with the
+// namespace declaration a stream header would have given it. el may be
+// shared with other sessions, so the declaration goes on a shallow copy;
+// the byte-stream path does not pay for it.
+func writeFramedElement(w *bufio.Writer, el *etree.Element, ns string) {
+	var decl etree.Attr
+	switch {
+	case el.Space == "stream" && el.SelectAttr("xmlns:stream") == nil:
+		decl = etree.Attr{Space: "xmlns", Key: "stream", Value: NSStream}
+	case el.Space == "" && el.SelectAttr("xmlns") == nil:
+		decl = etree.Attr{Key: "xmlns", Value: ns}
+	default:
+		writeElement(w, el)
+		return
+	}
+	cp := *el
+	cp.Attr = append(make([]etree.Attr, 0, len(el.Attr)+1), decl)
+	cp.Attr = append(cp.Attr, el.Attr...)
+	writeElement(w, &cp)
 }
 
 // WriteRaw writes s as is: for whitespace keepalives and fixed replies.
 func (w *Writer) WriteRaw(s string) error {
 	if w.err != nil {
 		return w.err
+	}
+	if w.fr != nil {
+		if strings.TrimSpace(s) == "" {
+			return nil
+		}
+		w.buf().WriteString(s)
+		return w.endFrame()
 	}
 	_, err := w.buf().WriteString(s)
 	return err
@@ -130,6 +218,10 @@ func (w *Writer) WriteStreamError(e *StreamError) error {
 func (w *Writer) WriteEnd() error {
 	if w.err != nil {
 		return w.err
+	}
+	if w.fr != nil {
+		w.buf().WriteString("<close xmlns='" + NSFraming + "'/>")
+		return w.endFrame()
 	}
 	_, err := w.buf().WriteString("</stream:stream>")
 	return err
@@ -150,6 +242,14 @@ func (w *Writer) Flush() error {
 	if w.err != nil {
 		w.release()
 		return w.err
+	}
+	if w.fr != nil {
+		// Each frame was handed over as it ended; what remains is to
+		// send them.
+		w.release()
+		err := w.fr.fw.Flush()
+		w.err = err
+		return err
 	}
 	if w.bw == nil {
 		return nil

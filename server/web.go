@@ -1,0 +1,135 @@
+package server
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"encoding/xml"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/parley-im/parley/c2s"
+	"github.com/parley-im/parley/xmpp"
+)
+
+// The web side of the HTTP listener: XMPP over WebSocket (RFC 7395) at
+// /xmpp-websocket, served by the same c2s sessions as TCP, and host-meta
+// (XEP-0156), which tells web clients where that endpoint is.
+
+// WebSocketPath is where the listener serves XMPP over WebSocket.
+const WebSocketPath = "/xmpp-websocket"
+
+// nsAltWebSocket is XEP-0156's link relation of a WebSocket endpoint.
+const nsAltWebSocket = "urn:xmpp:alt-connections:websocket"
+
+// webRoutes adds the WebSocket endpoint and host-meta to the listener.
+func (a *HTTPAPI) webRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET "+WebSocketPath, a.handleWebSocket)
+	mux.HandleFunc("GET /.well-known/host-meta", a.handleHostMeta)
+	mux.HandleFunc("GET /.well-known/host-meta.json", a.handleHostMeta)
+}
+
+// Client is how the listener sees a request's client: its address
+// (ip:port, or an ip alone when a proxy forwarded it) and whether it came
+// over HTTPS, to the listener or, with [http] trust_forwarded, to the
+// reverse proxy in front.
+func (a *HTTPAPI) Client(r *http.Request) (addr string, https bool) {
+	addr, https = r.RemoteAddr, r.TLS != nil
+	if !a.s.cfg.HTTP.TrustForwarded {
+		return addr, https
+	}
+	if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+		// The last address is the one the proxy saw; any before it
+		// are what the client claimed.
+		list := strings.Split(xff[len(xff)-1], ",")
+		if ip, err := netip.ParseAddr(strings.TrimSpace(list[len(list)-1])); err == nil {
+			addr = ip.String()
+		}
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p != "" {
+		https = strings.EqualFold(strings.TrimSpace(p), "https")
+	}
+	return addr, https
+}
+
+// handleWebSocket hands the request to c2s, which upgrades it. The stream
+// counts as secure over HTTPS, from loopback (where nobody else is on the
+// path) or when websocket_insecure says so; elsewhere c2s refuses to
+// authenticate it.
+func (a *HTTPAPI) handleWebSocket(w http.ResponseWriter, r *http.Request) {
+	addr, https := a.Client(r)
+	cfg := &a.s.cfg.HTTP
+	opts := c2s.WebSocketOptions{
+		Secure:         https || isLoopback(addr) || cfg.WebSocketInsecure,
+		RemoteAddr:     addr,
+		OriginPatterns: cfg.WebSocketOrigins,
+	}
+	if err := a.s.c2s.ServeWebSocket(w, r, opts); err != nil {
+		a.s.log.Debug("server: websocket refused", "remote", addr, "err", err)
+	}
+}
+
+// isLoopback reports whether addr (ip:port or ip) is a loopback address.
+func isLoopback(addr string) bool {
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		return ap.Addr().Unmap().IsLoopback()
+	}
+	ip, err := netip.ParseAddr(addr)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// xrd is host-meta's XML form (XEP-0156 §3.1, RFC 6415).
+type xrd struct {
+	XMLName xml.Name  `xml:"http://docs.oasis-open.org/ns/xri/xrd-1.0 XRD"`
+	Links   []xrdLink `xml:"Link"`
+}
+
+type xrdLink struct {
+	Rel  string `xml:"rel,attr" json:"rel"`
+	Href string `xml:"href,attr" json:"href"`
+}
+
+// handleHostMeta answers /.well-known/host-meta (XRD) and
+// host-meta.json for a domain the server serves, named by the request's
+// Host, with the WebSocket endpoint: websocket_url, or built from the
+// request. Browsers read it from other origins, so it carries CORS's
+// Access-Control-Allow-Origin: * (it holds nothing private).
+func (a *HTTPAPI) handleHostMeta(w http.ResponseWriter, r *http.Request) {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	domain, err := xmpp.NormalizeDomain(host)
+	if _, ok := a.s.sessionHosts[domain]; err != nil || !ok {
+		http.Error(w, "no XMPP domain is served under this name", http.StatusNotFound)
+		return
+	}
+	href := a.s.cfg.HTTP.WebSocketURL
+	if href == "" {
+		scheme := "ws"
+		if _, https := a.Client(r); https {
+			scheme = "wss"
+		}
+		href = scheme + "://" + r.Host + WebSocketPath
+	}
+	doc := xrd{Links: []xrdLink{{Rel: nsAltWebSocket, Href: href}}}
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	if strings.HasSuffix(r.URL.Path, ".json") {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"links": doc.Links})
+		return
+	}
+	w.Header().Set("Content-Type", "application/xrd+xml; charset=utf-8")
+	_, _ = w.Write([]byte(xml.Header))
+	_ = xml.NewEncoder(w).Encode(doc)
+}
+
+// httpsConfig is the TLS config of an HTTPS listener: the hosts'
+// certificates by SNI, HTTP/1.1 only, since a WebSocket upgrade takes
+// over an HTTP/1.1 connection.
+func (s *Server) httpsConfig() *tls.Config {
+	cfg := s.certs.TLSConfig().Clone()
+	cfg.NextProtos = []string{"http/1.1"}
+	return cfg
+}
