@@ -35,7 +35,10 @@ func machinery() string {
 // timeout closing it. With park_after on, the same script runs with idle
 // sessions parked.
 func TestParkAfterSwitchesTheIdleMemoryMachinery(t *testing.T) {
-	const idle = 800 * time.Millisecond
+	// Long enough that a keepalive every idle/8 keeps a stream open on
+	// a machine whose scheduler stalls for a second (2 cores shared by
+	// parallel test runs: 800 ms failed there).
+	const idle = 2 * time.Second
 	tests := []struct {
 		name      string
 		parkAfter time.Duration
@@ -93,10 +96,10 @@ func TestParkAfterSwitchesTheIdleMemoryMachinery(t *testing.T) {
 			}
 			// Keepalives for three idle timeouts, the machinery looked at
 			// between them; then messages: the streams stayed open.
-			for range 12 {
+			for range 24 {
 				a.Send(" ")
 				b.Send("\n")
-				time.Sleep(idle / 4)
+				time.Sleep(idle / 8)
 				if tt.check != nil && !tt.check() {
 					t.Fatalf("with park_after %v: %s", tt.parkAfter, machinery())
 				}
