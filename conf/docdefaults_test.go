@@ -102,6 +102,9 @@ func securityValue(cell string) string {
 		v = strings.TrimSuffix(v, unit)
 	}
 	switch {
+	case len(v) > 2 && v[0] == '`' && v[len(v)-1] == '`':
+		// A TOML value as it is written: `"local"`, `["127.0.0.1:5347"]`.
+		return v[1 : len(v)-1]
 	case v == "off":
 		return "false"
 	case securityQuantity.MatchString(v):
@@ -135,6 +138,7 @@ var hostBases = []string{
 	"[[host]]\nname = \"example.com\"\n",
 	"[[host]]\nname = \"bots.example.com\"\ntype = \"http_component\"\npost_url = \"https://h.example/x\"\n",
 	"[[host]]\nname = \"upload.example.com\"\ntype = \"upload\"\n",
+	"[[host]]\nname = \"rooms.example.com\"\ntype = \"muc\"\n",
 }
 
 // TestDocumentedDefaultsAreTheDefaults checks each default of README.md's
