@@ -19,11 +19,15 @@
 #
 # From the environment:
 #   RUNS=3                       runs of each scenario against each server
-#   SCENARIOS="login msg idle bot"
+#   SCENARIOS="login msg idle bot muc"   or a subset: SCENARIOS=muc
 #   LOGIN_N=500 LOGIN_C=50       login: accounts, logins at once
 #   MSG_PAIRS=100 MSG_WINDOW=10 MSG_DURATION=10s
 #   IDLE_N=2000 IDLE_DURATION=30s
 #   BOT_N=20 BOT_DURATION=10s
+#   MUC_ROOMS=10 MUC_OCCUPANTS=20 MUC_RATE=1 MUC_DURATION=10s
+#                                muc: rooms × occupants on rooms.localhost (Parley's
+#                                muc host, Prosody's "muc" component), each occupant
+#                                sending MUC_RATE groupchat msgs/s
 #   MECH=SCRAM-SHA-256           or SCRAM-SHA-1: the mechanism both servers use
 #   SCRAM_ITERATIONS=4096        PBKDF2 iterations of new accounts, both servers
 #   PROSODY_STORAGE=internal     or memory (internal: files under data_path)
@@ -33,7 +37,7 @@
 #                                (archive = false; Prosody without the modules)
 #   PROSODY_PLUGINS=DIR          more Prosody modules (mod_component_http for bot)
 #   RESULTS=bin/compare-DATE.jsonl   where the JSON lines go
-#   TIME_BUDGET=720              seconds from the start after which no run
+#   TIME_BUDGET=960              seconds from the start after which no run
 #                                starts; each run's -timeout ends within it
 # The exit code is 1 when any run failed (a login, a lost message, a timeout)
 # or the budget cut runs short, 0 otherwise.
@@ -43,7 +47,7 @@ cd "$(dirname "$0")/.."
 started=$SECONDS
 GO=${GO:-go}
 RUNS=${RUNS:-3}
-SCENARIOS=${SCENARIOS:-login msg idle bot}
+SCENARIOS=${SCENARIOS:-login msg idle bot muc}
 LOGIN_N=${LOGIN_N:-500}
 LOGIN_C=${LOGIN_C:-50}
 MSG_PAIRS=${MSG_PAIRS:-100}
@@ -55,6 +59,10 @@ IDLE_N=${IDLE_N:-2000}
 IDLE_DURATION=${IDLE_DURATION:-30s}
 BOT_N=${BOT_N:-20}
 BOT_DURATION=${BOT_DURATION:-10s}
+MUC_ROOMS=${MUC_ROOMS:-10}
+MUC_OCCUPANTS=${MUC_OCCUPANTS:-20}
+MUC_RATE=${MUC_RATE:-1}
+MUC_DURATION=${MUC_DURATION:-10s}
 MECH=${MECH:-SCRAM-SHA-256}
 SCRAM_ITERATIONS=${SCRAM_ITERATIONS:-4096}
 PROSODY_STORAGE=${PROSODY_STORAGE:-internal}
@@ -71,7 +79,8 @@ core)
 *) echo "compare: FEATURES=$FEATURES: use modern or core" >&2; exit 2 ;;
 esac
 PROSODY_PLUGINS=${PROSODY_PLUGINS:-}
-TIME_BUDGET=${TIME_BUDGET:-720}
+# 720 s before the muc scenario; its six runs need about 240 more.
+TIME_BUDGET=${TIME_BUDGET:-960}
 RESULTS=${RESULTS:-bin/compare-$(date +%Y%m%d-%H%M%S).jsonl}
 
 say() { echo "compare: $*"; }
@@ -92,8 +101,8 @@ esac
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS=$RUNS: a positive number"
 for s in $SCENARIOS; do
 	case $s in
-	login | msg | idle | bot) ;;
-	*) die "SCENARIOS: unknown scenario $s (login, msg, idle, bot)" ;;
+	login | msg | idle | bot | muc) ;;
+	*) die "SCENARIOS: unknown scenario $s (login, msg, idle, bot, muc)" ;;
 	esac
 done
 
@@ -107,7 +116,7 @@ seconds() {
 	*) die "duration $d: write it as 10s or 1m" ;;
 	esac
 }
-for d in "$MSG_DURATION" "$IDLE_DURATION" "$BOT_DURATION"; do
+for d in "$MSG_DURATION" "$IDLE_DURATION" "$BOT_DURATION" "$MUC_DURATION"; do
 	[[ $(seconds "$d") =~ ^[0-9]+$ ]] || die "duration $d: write it as 10s or 1m"
 done
 
@@ -241,6 +250,12 @@ archive = $parley_archive
 name = "bots.localhost"
 type = "http_component"
 post_url = "http://127.0.0.1:$hook_port/"
+
+# For the muc scenario; as Prosody's muc component: history of 20 in memory.
+[[host]]
+name = "rooms.localhost"
+type = "muc"
+history_length = 20
 TOML
 
 # Prosody's certificate: ECDSA P-256 like the one Parley generates, since the
@@ -324,6 +339,7 @@ scenario_args() {
 	msg) echo "-pairs $MSG_PAIRS -window $MSG_WINDOW -duration $MSG_DURATION" ;;
 	idle) echo "-n $IDLE_N -c 50 -duration $IDLE_DURATION" ;;
 	bot) echo "-n $BOT_N -duration $BOT_DURATION -bot-domain bots.localhost -webhook-addr 127.0.0.1:$hook_port" ;;
+	muc) echo "-rooms $MUC_ROOMS -occupants $MUC_OCCUPANTS -occupant-rate $MUC_RATE -window 10 -duration $MUC_DURATION -muc-domain rooms.localhost" ;;
 	esac
 }
 # scenario_need is a generous guess of a run's seconds, to decide whether it
@@ -334,6 +350,7 @@ scenario_need() {
 	msg) echo $(($(seconds "$MSG_DURATION") + 40)) ;;
 	idle) echo $(($(seconds "$IDLE_DURATION") + 60)) ;;
 	bot) echo $(($(seconds "$BOT_DURATION") + 30)) ;;
+	muc) echo $(($(seconds "$MUC_DURATION") + 30)) ;;
 	esac
 }
 
@@ -442,7 +459,13 @@ def metrics: {
 		["round trips per server CPU-second", ["round_trips_per_server_cpu_s"], 1, "higher"],
 		["round trips/s", ["round_trips_per_s"], 1, "higher"],
 		["round trip p50, ms", ["latency", "p50_us"], 1000, "lower"],
-		["round trip p99, ms", ["latency", "p99_us"], 1000, "lower"]]
+		["round trip p99, ms", ["latency", "p99_us"], 1000, "lower"]],
+	muc: [
+		["deliveries per server CPU-second (goal: Parley ≥ 10× Prosody)", ["deliveries_per_server_cpu_s"], 1, "higher"],
+		["deliveries/s", ["deliveries_per_s"], 1, "higher"],
+		["latency p50, ms", ["latency", "p50_us"], 1000, "lower"],
+		["latency p99, ms", ["latency", "p99_us"], 1000, "lower"],
+		["server CPU, s", ["server_cpu_s"], 1, "lower"]]
 };
 def metric($path; $div): map(getpath($path) | select(. != null) | . / $div);
 . as $all
@@ -466,6 +489,7 @@ def metric($path; $div): map(getpath($path) | select(. != null) | . / $div);
   "",
   "Runs that succeeded: Parley \($pa_ok | length) of \($pa | length), Prosody \($pr_ok | length) of \($pr | length)\(
     if $s == "bot" and ($pr | length) == 0 then " (no bot component for Prosody)" else "" end).",
+  (select($s == "muc") | "Deliveries lost + duplicated over all runs (must be 0): Parley \($pa | map((.lost // 0) + (.duplicated // 0)) | add // 0), Prosody \($pr | map((.lost // 0) + (.duplicated // 0)) | add // 0)."),
   ""
 JQ
 
@@ -486,7 +510,9 @@ echo "Storage: Parley SQLite (WAL, synchronous=FULL); Prosody \"$PROSODY_STORAGE
 echo "($prosody_disk)."
 echo "Runs of each scenario on each server: $RUNS, alternating which server goes first. Sizes: login"
 echo "$LOGIN_N accounts, $LOGIN_C at a time; msg $MSG_PAIRS pairs, window $MSG_WINDOW, $MSG_DURATION; idle $IDLE_N"
-echo "connections held $IDLE_DURATION; bot $BOT_N clients, $BOT_DURATION."
+echo "connections held $IDLE_DURATION; bot $BOT_N clients, $BOT_DURATION; muc $MUC_ROOMS rooms × $MUC_OCCUPANTS"
+echo "occupants, $MUC_RATE groupchat msgs/s each, window 10, $MUC_DURATION (a delivery is one message to one"
+echo "occupant, the sender's reflection included)."
 echo
 jq -rs "$report" "$RESULTS"
 say "raw results (one JSON line per run, with target and run added): $RESULTS"

@@ -6,9 +6,11 @@
 # The sizes can be changed from the environment:
 #   LOGIN_N=1000 MSG_PAIRS=200 MSG_DURATION=20s IDLE_N=10000 IDLE_DURATION=30s
 #   BOT_N=50 BOT_DURATION=10s
+#   MUC_ROOMS=10 MUC_OCCUPANTS=20    muc: rooms × occupants on rooms.localhost,
+#   MUC_RATE=2 MUC_DURATION=$MSG_DURATION  each occupant sending MUC_RATE msgs/s
 #   MSG_FLAGS=-sm                    more parley-load flags for msg (-sm: stream
 #                                    management on, every message acknowledged)
-#   SCENARIOS="login msg idle bot"   a subset, in the order given (SCENARIOS=idle:
+#   SCENARIOS="login msg idle bot"   a subset (or muc, room fan-out, not in the default), in the order given (SCENARIOS=idle:
 #                                    memory per idle session on a fresh server);
 #                                    "slow" is msg with slow consumers beside
 #                                    the pairs, once (make slowconsumers
@@ -32,6 +34,10 @@ IDLE_N=${IDLE_N:-10000}
 IDLE_DURATION=${IDLE_DURATION:-30s}
 BOT_N=${BOT_N:-50}
 BOT_DURATION=${BOT_DURATION:-10s}
+MUC_ROOMS=${MUC_ROOMS:-10}
+MUC_OCCUPANTS=${MUC_OCCUPANTS:-20}
+MUC_RATE=${MUC_RATE:-2}
+MUC_DURATION=${MUC_DURATION:-$MSG_DURATION}
 SCENARIOS=${SCENARIOS:-login msg idle bot}
 PROFILE=${PROFILE:-}
 
@@ -62,7 +68,7 @@ load_as() {
 	local prof=
 	if [[ -n $PROFILE ]]; then
 		case $name in
-		msg | bot | slow)
+		msg | bot | slow | muc)
 			# The profile covers the scenario's measured window after the logins.
 			(sleep 3 && curl -s -o "$PROFILE/$name.cpu" "http://127.0.0.1:$pprof/debug/pprof/profile?seconds=5") &
 			prof=$!
@@ -85,6 +91,10 @@ for scenario in $SCENARIOS; do
 	msg) load msg -pairs "$MSG_PAIRS" -window 10 -duration "$MSG_DURATION" ${MSG_FLAGS:-} ;;
 	idle) load idle -n "$IDLE_N" -c 50 -duration "$IDLE_DURATION" ;;
 	bot) load bot -n "$BOT_N" -duration "$BOT_DURATION" -bot-domain bots.localhost -webhook-addr "127.0.0.1:$hook" ;;
+	muc)
+		load muc -rooms "$MUC_ROOMS" -occupants "$MUC_OCCUPANTS" -occupant-rate "$MUC_RATE" -window 10 \
+			-duration "$MUC_DURATION" -muc-domain rooms.localhost
+		;;
 	slow)
 		# The defaults of scripts/slowconsumers.sh.
 		load_as slow msg -pairs "$MSG_PAIRS" -window 10 -duration "$MSG_DURATION" \
@@ -92,7 +102,7 @@ for scenario in $SCENARIOS; do
 			-hang-domain hung.localhost -hang-addr "127.0.0.1:$hang" -hang-rate 100 -hang-size 2000
 		;;
 	*)
-		echo "loadtest: unknown scenario $scenario (login, msg, idle, bot, slow)" >&2
+		echo "loadtest: unknown scenario $scenario (login, msg, idle, bot, slow, muc)" >&2
 		status=1
 		;;
 	esac

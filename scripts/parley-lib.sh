@@ -60,7 +60,8 @@ free_port() {
 # HOOK, a bot host whose webhook parley-load serves on that port; with HANG,
 # a second bot host, hung.localhost, whose webhook is parley-load's hanging
 # one on that port (msg -hang-domain), with the default timeout, retries and
-# queue of a bot host.
+# queue of a bot host. It always has a muc host, rooms.localhost, for the
+# muc scenario (idle until a client joins a room).
 parley_config() {
 	cat >"$tmp/parley.toml" <<TOML
 data_dir = "$tmp/data"
@@ -92,6 +93,12 @@ TOML
 	if [[ -n ${ARCHIVE:-} ]]; then
 		echo "archive = $ARCHIVE" >>"$tmp/parley.toml"
 	fi
+	cat >>"$tmp/parley.toml" <<TOML
+
+[[host]]
+name = "rooms.localhost"
+type = "muc"
+TOML
 	if [[ -n ${2:-} ]]; then
 		cat >>"$tmp/parley.toml" <<TOML
 

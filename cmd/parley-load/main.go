@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/parley-im/parley/xmpp"
 )
 
 // usage is what `parley-load help` prints; the flags follow it.
@@ -44,6 +46,13 @@ Scenarios:
 	bot     log -n accounts in; each sends messages to -bot-user@-bot-domain, an
 	        http_component host whose webhook this tool serves on
 	        -webhook-addr, and waits for every reply: round trips/s, latency
+	muc     log -rooms × -occupants accounts in; they fill the rooms load0,
+	        load1, ... of the MUC service -muc-domain (the first occupant
+	        creates each as an instant room) and every occupant sends
+	        groupchat messages at -occupant-rate for -duration, each with at
+	        most -window not yet reflected back; every occupant checks that it
+	        gets each message of its room once: deliveries/s, latency,
+	        lost and duplicated (both must be 0)
 
 Accounts are -users with %d replaced by 0, 1, 2, ... on -domain, all with
 -password; -create makes them first with in-band registration (XEP-0077).
@@ -93,6 +102,12 @@ type options struct {
 	BotUser     string
 	WebhookAddr string
 
+	// The muc scenario (muc.go).
+	Rooms        int
+	Occupants    int
+	MUCDomain    string
+	OccupantRate float64
+
 	// The slow consumers of msg (slow.go).
 	Stalled      int
 	StallSenders int
@@ -134,11 +149,11 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.N, "n", 100, "login, idle, bot: how many clients")
 	fs.IntVar(&o.Concurrency, "c", 50, "how many logins (and registrations) run at once")
 	fs.IntVar(&o.Pairs, "pairs", 10, "msg: how many pairs of clients")
-	fs.IntVar(&o.Window, "window", 10, "msg: how many messages each client may have sent and not yet seen received")
-	fs.IntVar(&o.Size, "size", 100, "msg: the `bytes` of each message body")
+	fs.IntVar(&o.Window, "window", 10, "msg: how many messages each client may have sent and not yet seen received; muc: not yet seen reflected by the room")
+	fs.IntVar(&o.Size, "size", 100, "msg, muc: the `bytes` of each message body")
 	fs.Float64Var(&o.Rate, "rate", 0, "msg: send `N` messages per second over all the clients, each client at fixed times staggered from the others' (the window still caps what is in flight); 0 sends as fast as the window allows")
-	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "msg, bot: how long to send; idle: how long to hold the connections")
-	fs.DurationVar(&o.Drain, "drain", 5*time.Second, "msg: how long to wait for messages in flight after sending stops")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "msg, bot, muc: how long to send; idle: how long to hold the connections")
+	fs.DurationVar(&o.Drain, "drain", 5*time.Second, "msg, muc: how long to wait for messages in flight after sending stops")
 	fs.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "the whole run's limit; past it every connection is closed and the run fails")
 	fs.DurationVar(&o.StepTimeout, "step-timeout", 30*time.Second, "the limit of one negotiation step, one write and one bot round trip")
 	fs.IntVar(&o.PID, "pid", 0, "the server's process `id`, for its CPU time and memory (same machine only)")
@@ -151,6 +166,10 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.BotDomain, "bot-domain", "bots.localhost", "bot: the http_component `domain` whose post_url is this tool's webhook")
 	fs.StringVar(&o.BotUser, "bot-user", "echo", "bot: the bot's local part: messages go to bot-user@bot-domain")
 	fs.StringVar(&o.WebhookAddr, "webhook-addr", "127.0.0.1:18080", "bot: the `host:port` the webhook listens on; the server's post_url is http://host:port/")
+	fs.IntVar(&o.Rooms, "rooms", 10, "muc: how many rooms")
+	fs.IntVar(&o.Occupants, "occupants", 20, "muc: how many occupants in each room (each its own account)")
+	fs.StringVar(&o.MUCDomain, "muc-domain", "rooms.localhost", "muc: the MUC service's `domain` (Parley: a host of type muc; Prosody: a Component of type \"muc\")")
+	fs.Float64Var(&o.OccupantRate, "occupant-rate", 1, "muc: the groupchat messages per second each occupant sends, at fixed times staggered from the others' (-window still caps what each has not yet seen reflected); 0 sends as fast as the window allows")
 	fs.IntVar(&o.Stalled, "stalled", 0, "msg: also log in `N` clients that never read their stream, which -stall-senders other clients send messages to at -stall-rate; the errors they get back are counted, not failures")
 	fs.IntVar(&o.StallSenders, "stall-senders", 2, "msg -stalled: how many clients send to the stalled ones")
 	fs.Float64Var(&o.StallRate, "stall-rate", 10, "msg -stalled: messages per second to the stalled clients, over all their senders")
@@ -202,9 +221,9 @@ func usageError(stderr io.Writer, format string, args ...any) int {
 // validate checks the options and fills in the TLS config and the PID.
 func (o *options) validate() error {
 	switch o.Scenario {
-	case "login", "msg", "idle", "bot":
+	case "login", "msg", "idle", "bot", "muc":
 	default:
-		return fmt.Errorf("unknown scenario %q: use login, msg, idle or bot", o.Scenario)
+		return fmt.Errorf("unknown scenario %q: use login, msg, idle, bot or muc", o.Scenario)
 	}
 	if strings.Count(o.Users, "%") != 1 || !strings.Contains(o.Users, "%d") {
 		return fmt.Errorf("-users %q: the pattern needs exactly one %%d, as in load%%d", o.Users)
@@ -215,7 +234,8 @@ func (o *options) validate() error {
 	positive := []struct {
 		name string
 		v    int
-	}{{"-n", o.N}, {"-c", o.Concurrency}, {"-pairs", o.Pairs}, {"-window", o.Window}}
+	}{{"-n", o.N}, {"-c", o.Concurrency}, {"-pairs", o.Pairs}, {"-window", o.Window},
+		{"-rooms", o.Rooms}, {"-occupants", o.Occupants}}
 	for _, p := range positive {
 		if p.v <= 0 {
 			return fmt.Errorf("%s must be at least 1", p.name)
@@ -237,6 +257,14 @@ func (o *options) validate() error {
 	}
 	if o.Rate < 0 || math.IsNaN(o.Rate) || math.IsInf(o.Rate, 0) {
 		return errors.New("-rate must be a number of messages per second, 0 for no pacing")
+	}
+	if o.OccupantRate < 0 || math.IsNaN(o.OccupantRate) || math.IsInf(o.OccupantRate, 0) {
+		return errors.New("-occupant-rate must be a number of messages per second, 0 for no pacing")
+	}
+	if o.Scenario == "muc" {
+		if _, err := xmpp.Parse(roomName(0) + "@" + o.MUCDomain); err != nil {
+			return fmt.Errorf("-muc-domain %q: %w", o.MUCDomain, err)
+		}
 	}
 	if err := o.validateSlow(); err != nil {
 		return err
@@ -314,6 +342,8 @@ func runOptions(ctx context.Context, o *options, stdout io.Writer) int {
 		r = runIdle(ctx, o)
 	case "bot":
 		r = runBot(ctx, o)
+	case "muc":
+		r = runMUC(ctx, o)
 	}
 	c := r.base()
 	c.Scenario, c.Server, c.Domain = o.Scenario, o.Addr, o.Domain
