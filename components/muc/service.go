@@ -31,6 +31,7 @@ const (
 	NSMUC        = "http://jabber.org/protocol/muc"
 	NSMUCUser    = "http://jabber.org/protocol/muc#user"
 	NSMUCOwner   = "http://jabber.org/protocol/muc#owner"
+	NSMUCAdmin   = "http://jabber.org/protocol/muc#admin"
 	NSOccupantID = "urn:xmpp:occupant-id:0"
 	NSSelfPing   = "http://jabber.org/protocol/muc#self-ping-optimization"
 	NSData       = "jabber:x:data"
