@@ -103,6 +103,12 @@ func TestRoleAndAffiliationChanges(t *testing.T) {
 			if got := seen(self); got != tt.self {
 				t.Errorf("bob sees himself %s; want %s", got, tt.self)
 			}
+			if tt.name == "grant moderator" {
+				// A new moderator of a semi-anonymous room sees real JIDs.
+				if c := presenceFrom(bobGot, "team", "Carol"); c == nil || item(c).SelectAttr("jid") == nil {
+					t.Errorf("bob, now a moderator, got carol's presence as %s; want it with her JID", bob.Dump(bobGot))
+				}
+			}
 			if tt.name == "kick" {
 				it := item(self)
 				if r := it.SelectElement("reason"); r == nil || r.Text() != "spam" {
