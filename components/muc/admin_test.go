@@ -266,7 +266,6 @@ func TestMembersOnly(t *testing.T) {
 // allowpm=participants refuses, until a moderator gives voice.
 func TestModerated(t *testing.T) {
 	_, alice, bob, carol, _ := team(t, map[string]string{"muc#roomconfig_moderatedroom": "1", "muc#roomconfig_allowpm": "participants"})
-	_ = carol
 	if got := seen(presenceFrom(alice.UntilSync(), "team", "Bob")); got != "no presence" {
 		t.Fatalf("stale presence: %s", got)
 	}
@@ -293,6 +292,32 @@ func TestModerated(t *testing.T) {
 	alice.ExpectResult(adminIQ1(alice, "set", "<item nick='Bob' role='participant'/>"), "voice")
 	say(bob, "team", "v2", "now I may")
 	if st := nextGroupchat(t, alice); parleytest.Body(st) != "now I may" {
+		t.Errorf("alice got %s", alice.String(st.El))
+	}
+
+	// Carol asks for voice (§7.13); the moderator gets the form and
+	// approves it (§8.6).
+	form := "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#request</value></field>%s</x>"
+	carol.Send("<message to='%s'>"+form+"</message>", roomJID("team", ""),
+		"<field var='muc#role'><value>participant</value></field>")
+	req, _ := alice.WaitFor("the voice request", func(st *xmpp.Stanza) bool {
+		return st.Kind == xmpp.KindMessage && xmpp.Child(st.El, "jabber:x:data", "x") != nil
+	})
+	fields := map[string]string{}
+	for _, f := range req.El.FindElements("./x/field") {
+		fields[f.SelectAttrValue("var", "")] = f.SelectElement("value").Text()
+	}
+	if fields["muc#roomnick"] != "Carol" || fields["muc#jid"] != carol.JID.String() || fields["muc#request_allow"] != "false" {
+		t.Fatalf("alice got the voice request %s", alice.String(req.El))
+	}
+	alice.Send("<message to='%s'>"+form+"</message>", roomJID("team", ""),
+		"<field var='muc#roomnick'><value>Carol</value></field><field var='muc#jid'><value>"+carol.JID.String()+
+			"</value></field><field var='muc#request_allow'><value>true</value></field>")
+	if got := seen(presenceFrom(alice.UntilSync(), "team", "Carol")); got != "available participant none []" {
+		t.Errorf("after the approval alice sees carol as %s", got)
+	}
+	say(carol, "team", "v3", "thanks")
+	if st := nextGroupchat(t, alice); parleytest.Body(st) != "thanks" {
 		t.Errorf("alice got %s", alice.String(st.El))
 	}
 }

@@ -32,7 +32,13 @@ func (r *room) message(st *xmpp.Stanza) {
 				return
 			}
 		}
-		r.bounce(st, xmpp.FeatureNotImplemented, "this room takes groupchat messages and invitations")
+		if x := xmpp.Child(st.El, NSData, "x"); x != nil {
+			if f := formFields(x); f["FORM_TYPE"] == formRequest {
+				r.voiceRequest(st, s, f)
+				return
+			}
+		}
+		r.bounce(st, xmpp.FeatureNotImplemented, "this room takes groupchat messages, invitations and voice requests")
 		return
 	}
 	if s == nil {
@@ -195,7 +201,7 @@ func (r *room) discoInfo() *etree.Element {
 		name = r.name
 	}
 	id.CreateAttr("name", name)
-	feats := []string{xmpp.NSDiscoInfo, xmpp.NSDiscoItems, NSMUC, NSOccupantID, NSSelfPing, pick(r.cfg.Public, "muc_public", "muc_hidden"),
+	feats := []string{xmpp.NSDiscoInfo, xmpp.NSDiscoItems, NSMUC, NSOccupantID, NSSelfPing, formRequest, pick(r.cfg.Public, "muc_public", "muc_hidden"),
 		pick(r.cfg.Persistent, "muc_persistent", "muc_temporary"),
 		pick(r.nonAnonymous(), "muc_nonanonymous", "muc_semianonymous"),
 		pick(r.cfg.MembersOnly, "muc_membersonly", "muc_open"),
