@@ -18,9 +18,8 @@ type roomConfig struct {
 	Persistent  bool   `json:"persistent"`
 	Public      bool   `json:"public"`
 	MembersOnly bool   `json:"members_only"`
-	// Moderated is stored but not enforced yet (voice comes with the
-	// admin iqs): disco#info then claims neither muc_moderated nor
-	// muc_unmoderated.
+	// Moderated makes those of no affiliation visitors when they join:
+	// they may not speak until a moderator gives them voice.
 	Moderated         bool   `json:"moderated"`
 	PasswordProtected bool   `json:"password_protected"`
 	Password          string `json:"password,omitempty"`
@@ -91,7 +90,7 @@ func (c roomConfig) form() *etree.Element {
 	field(x, fPersistent, "boolean", "Persistent (kept when empty)", nil, boolStr(c.Persistent))
 	field(x, fPublic, "boolean", "Listed in the service's rooms", nil, boolStr(c.Public))
 	field(x, fMembersOnly, "boolean", "Members only", nil, boolStr(c.MembersOnly))
-	field(x, fModerated, "boolean", "Moderated (not enforced yet)", nil, boolStr(c.Moderated))
+	field(x, fModerated, "boolean", "Moderated (visitors need voice to speak)", nil, boolStr(c.Moderated))
 	field(x, fPasswordProt, "boolean", "Password protected", nil, boolStr(c.PasswordProtected))
 	field(x, fSecret, "text-private", "Password", nil, c.Password)
 	max := "none"

@@ -115,7 +115,8 @@ func TestDisco(t *testing.T) {
 		{"open", []string{"http://jabber.org/protocol/muc", "muc_public", "muc_temporary", "muc_semianonymous", "muc_open",
 			"muc_unsecured", "muc_unmoderated", "urn:xmpp:occupant-id:0", "http://jabber.org/protocol/muc#self-ping-optimization"},
 			[]string{"muc_moderated"}},
-		{"hidden", []string{"muc_hidden", "muc_persistent"}, []string{"muc_moderated", "muc_unmoderated", "muc_public"}},
+		// Moderation is enforced (visitors need voice), so claimed.
+		{"hidden", []string{"muc_hidden", "muc_persistent", "muc_moderated"}, []string{"muc_unmoderated", "muc_public"}},
 	}
 	for _, tt := range tests {
 		info := alice.IQ("get", roomJID(tt.room, ""), "<query xmlns='http://jabber.org/protocol/disco#info'/>")

@@ -22,9 +22,23 @@ func (r *room) message(st *xmpp.Stanza) {
 		return
 	}
 	if st.Type != "groupchat" {
-		// Mediated invitations and voice requests come with later
-		// slices.
-		r.bounce(st, xmpp.FeatureNotImplemented, "this room takes groupchat messages")
+		if x := xmpp.Child(st.El, NSMUCUser, "x"); x != nil {
+			if inv := x.SelectElements("invite"); len(inv) > 0 {
+				r.invite(st, s, inv)
+				return
+			}
+			if d := x.SelectElement("decline"); d != nil {
+				r.decline(st, d)
+				return
+			}
+		}
+		if x := xmpp.Child(st.El, NSData, "x"); x != nil {
+			if f := formFields(x); f["FORM_TYPE"] == formRequest {
+				r.voiceRequest(st, s, f)
+				return
+			}
+		}
+		r.bounce(st, xmpp.FeatureNotImplemented, "this room takes groupchat messages, invitations and voice requests")
 		return
 	}
 	if s == nil {
@@ -32,13 +46,18 @@ func (r *room) message(st *xmpp.Stanza) {
 		return
 	}
 	o := s.occ
+	if o.role == roleVisitor {
+		// XEP-0045 §7.4: a visitor has no voice.
+		r.bounce(st, xmpp.Forbidden, "visitors may not speak in this room")
+		return
+	}
 	subject := xmpp.Child(st.El, xmpp.NSClient, "subject")
 	if subject == nil {
 		subject = xmpp.Child(st.El, "", "subject")
 	}
 	hasBody := xmpp.Child(st.El, xmpp.NSClient, "body") != nil || xmpp.Child(st.El, "", "body") != nil
 	isSubject := subject != nil && !hasBody
-	if isSubject && !r.cfg.ChangeSubject && roleOf(r.affiliation(o.bare)) != roleModerator {
+	if isSubject && !r.cfg.ChangeSubject && o.role != roleModerator {
 		r.bounce(st, xmpp.Forbidden, "only moderators may change the subject of this room")
 		return
 	}
@@ -96,11 +115,16 @@ func (r *room) private(st *xmpp.Stanza, s *session) {
 		r.bounce(st, xmpp.ItemNotFound, "no occupant of that nick")
 		return
 	}
-	role := roleOf(r.affiliation(s.occ.bare))
+	role := s.occ.role
 	switch r.cfg.AllowPM {
 	case "none":
 		r.bounce(st, xmpp.NotAllowed, "private messages are off in this room")
 		return
+	case "participants":
+		if role == roleVisitor {
+			r.bounce(st, xmpp.NotAllowed, "visitors may not send private messages in this room")
+			return
+		}
 	case "moderators":
 		if role != roleModerator {
 			r.bounce(st, xmpp.NotAllowed, "only moderators may send private messages in this room")
@@ -157,6 +181,8 @@ func (r *room) iq(st *xmpp.Stanza) bool {
 		r.send(st.Result(nil))
 	case p.Tag == "query" && ns == NSMUCOwner:
 		return r.owner(st, p)
+	case p.Tag == "query" && ns == NSMUCAdmin:
+		return r.admin(st, p)
 	default:
 		r.bounce(st, xmpp.FeatureNotImplemented, "")
 	}
@@ -164,9 +190,7 @@ func (r *room) iq(st *xmpp.Stanza) bool {
 }
 
 // discoInfo is the room's disco#info (§6.4): what it enforces, and the
-// muc#roominfo form. Members-only, passwords and max users are enforced
-// and so advertised; moderation is not enforced yet, so a room
-// configured moderated claims neither muc_moderated nor muc_unmoderated.
+// muc#roominfo form: what the room is, each of it enforced.
 func (r *room) discoInfo() *etree.Element {
 	q := xmpp.NewElementNS(xmpp.NSDiscoInfo, "query")
 	id := q.CreateElement("identity")
@@ -177,14 +201,12 @@ func (r *room) discoInfo() *etree.Element {
 		name = r.name
 	}
 	id.CreateAttr("name", name)
-	feats := []string{xmpp.NSDiscoInfo, xmpp.NSDiscoItems, NSMUC, NSOccupantID, NSSelfPing, pick(r.cfg.Public, "muc_public", "muc_hidden"),
+	feats := []string{xmpp.NSDiscoInfo, xmpp.NSDiscoItems, NSMUC, NSOccupantID, NSSelfPing, formRequest, pick(r.cfg.Public, "muc_public", "muc_hidden"),
 		pick(r.cfg.Persistent, "muc_persistent", "muc_temporary"),
 		pick(r.nonAnonymous(), "muc_nonanonymous", "muc_semianonymous"),
 		pick(r.cfg.MembersOnly, "muc_membersonly", "muc_open"),
-		pick(r.cfg.PasswordProtected, "muc_passwordprotected", "muc_unsecured")}
-	if !r.cfg.Moderated {
-		feats = append(feats, "muc_unmoderated")
-	}
+		pick(r.cfg.PasswordProtected, "muc_passwordprotected", "muc_unsecured"),
+		pick(r.cfg.Moderated, "muc_moderated", "muc_unmoderated")}
 	for _, f := range feats {
 		q.CreateElement("feature").CreateAttr("var", f)
 	}
@@ -223,7 +245,10 @@ func (r *room) owner(st *xmpp.Stanza, q *etree.Element) bool {
 	}
 	x := xmpp.Child(q, NSData, "x")
 	if x == nil {
-		r.bounce(st, xmpp.FeatureNotImplemented, "destroying a room comes with a later slice")
+		if d := q.SelectElement("destroy"); d != nil {
+			return r.destroy(st, d)
+		}
+		r.bounce(st, xmpp.BadRequest, "submit the form, cancel it, or destroy the room")
 		return false
 	}
 	switch x.SelectAttrValue("type", "") {
@@ -250,8 +275,17 @@ func (r *room) owner(st *xmpp.Stanza, q *etree.Element) bool {
 		r.bounce(st, xmpp.BadRequest, err.Error())
 		return false
 	}
-	wasLocked := r.locked
+	wasLocked, wasMembersOnly := r.locked, r.cfg.MembersOnly
 	r.cfg, r.locked = cfg, false
+	if cfg.MembersOnly && !wasMembersOnly {
+		// §9.3: a room that becomes members-only removes its
+		// non-members, with 322.
+		for _, o := range r.sortedOccupants() {
+			if r.affiliation(o.bare) == affNone {
+				r.remove(o, nil, statusMembersOnly)
+			}
+		}
+	}
 	if len(r.occupants) == 0 && !cfg.Persistent {
 		r.gone = true
 	}
@@ -264,20 +298,27 @@ func (r *room) owner(st *xmpp.Stanza, q *etree.Element) bool {
 		m.Child = m.Child[:len(m.Child):len(m.Child)]
 		r.fanOut(m)
 	}
+	return r.saveAndAnswer(st, "configuration")
+}
+
+// saveAndAnswer saves the room and then answers st with a result, or
+// with internal-server-error when the store failed: the answer waits for
+// the commit, so that what its sender saw applied survives a crash. It
+// releases r.mu, forgets a room that is gone, and returns true (iq's
+// "released r.mu itself").
+func (r *room) saveAndAnswer(st *xmpp.Stanza, what string) bool {
 	gone := r.gone
 	r.mu.Unlock()
-	// The answer waits for the commit, so that a configured persistent
-	// room survives a crash once its owner saw the result.
 	ctx, cancel := r.svc.router.StoreContext()
-	err = r.svc.save(ctx, r)
+	err := r.svc.save(ctx, r)
 	cancel()
 	if gone {
 		r.svc.forget(r)
 	}
 	r.mu.Lock()
 	if err != nil {
-		r.svc.log.Error("muc: save room config", "room", r.name, "err", err)
-		r.bounce(st, xmpp.InternalServerError, "the configuration was applied but could not be stored")
+		r.svc.log.Error("muc: save room", "room", r.name, "what", what, "err", err)
+		r.bounce(st, xmpp.InternalServerError, "the "+what+" was applied but could not be stored")
 	} else {
 		r.send(st.Result(nil))
 	}

@@ -16,9 +16,10 @@ import (
 	"github.com/parley-im/parley/xmpp"
 )
 
-// Affiliations and roles (XEP-0045 §5). This slice gives owner to a
-// room's creator, member to nobody yet (the admin iqs come later), and
-// moderator to owners and admins, participant to the rest.
+// Affiliations and roles (XEP-0045 §5). A room's creator is its owner;
+// the muc#admin and muc#owner iqs (admin.go) change the rest. An
+// occupant's role starts as defaultRole of its affiliation and then
+// changes by those iqs alone.
 const (
 	affOwner  = "owner"
 	affAdmin  = "admin"
@@ -28,6 +29,8 @@ const (
 
 	roleModerator   = "moderator"
 	roleParticipant = "participant"
+	roleVisitor     = "visitor"
+	roleNone        = "none"
 )
 
 // Status codes of XEP-0045 §15.6 that this slice sends.
@@ -36,7 +39,11 @@ const (
 	statusConfigChange = "104"
 	statusSelf         = "110"
 	statusCreated      = "201"
+	statusBanned       = "301"
 	statusNewNick      = "303"
+	statusKicked       = "307"
+	statusAffRemoved   = "321"
+	statusMembersOnly  = "322"
 	statusTechnical    = "333"
 )
 
@@ -77,6 +84,7 @@ type occupant struct {
 	jid      xmpp.JID // room@service/nick
 	bare     xmpp.JID // the real bare JID
 	id       string   // occupant-id (XEP-0421)
+	role     string   // moderator, participant or visitor (§5.1)
 	sessions []*session
 	// last is the session whose presence the room shows.
 	last *session
@@ -219,11 +227,26 @@ func (r *room) affiliation(bare xmpp.JID) string {
 	return affNone
 }
 
-func roleOf(aff string) string {
-	if aff == affOwner || aff == affAdmin {
+// defaultRole is the role an occupant of affiliation aff gets when it
+// joins (XEP-0045 §5.1.2 and the table of §5.2.2): owners and admins
+// moderate, members take part, others are visitors in a moderated room
+// and none (may not enter) in a members-only one.
+func (r *room) defaultRole(aff string) string {
+	switch aff {
+	case affOwner, affAdmin:
 		return roleModerator
+	case affMember:
+		return roleParticipant
+	case affNone:
+		switch {
+		case r.cfg.MembersOnly:
+			return roleNone
+		case r.cfg.Moderated:
+			return roleVisitor
+		}
+		return roleParticipant
 	}
-	return roleParticipant
+	return roleNone
 }
 
 // nonAnonymous reports whether everyone sees real JIDs.
@@ -231,7 +254,7 @@ func (r *room) nonAnonymous() bool { return r.cfg.WhoIs == "anyone" }
 
 // seesJIDs reports whether the occupant o is shown real JIDs.
 func (r *room) seesJIDs(o *occupant) bool {
-	return r.nonAnonymous() || roleOf(r.affiliation(o.bare)) == roleModerator
+	return r.nonAnonymous() || o.role == roleModerator
 }
 
 // newEl returns a stanza element from from, of type typ ("" for none).
@@ -295,7 +318,7 @@ func (r *room) presenceOf(o *occupant, typ string, withJID bool, item func(*etre
 	if typ == "unavailable" {
 		it.CreateAttr("role", "none")
 	} else {
-		it.CreateAttr("role", roleOf(aff))
+		it.CreateAttr("role", o.role)
 	}
 	if withJID && o.last != nil {
 		it.CreateAttr("jid", o.last.real.String())
@@ -431,7 +454,7 @@ func (r *room) join(st *xmpp.Stanza, nick string, x *etree.Element) {
 	case o != nil && o.bare != bare:
 		r.bounce(st, xmpp.Conflict, "that nick is taken")
 		return
-	case o == nil && r.cfg.MaxUsers > 0 && len(r.occupants) >= r.cfg.MaxUsers && roleOf(aff) != roleModerator:
+	case o == nil && r.cfg.MaxUsers > 0 && len(r.occupants) >= r.cfg.MaxUsers && r.defaultRole(aff) != roleModerator:
 		r.bounce(st, xmpp.ServiceUnavailable, "the room is full")
 		return
 	}
@@ -442,7 +465,7 @@ func (r *room) join(st *xmpp.Stanza, nick string, x *etree.Element) {
 			r.bounce(st, xmpp.JIDMalformed, "not a nick")
 			return
 		}
-		o = &occupant{nick: nick, jid: j, bare: bare, id: r.occupantID(bare)}
+		o = &occupant{nick: nick, jid: j, bare: bare, id: r.occupantID(bare), role: r.defaultRole(aff)}
 		r.occupants[nick] = o
 	}
 	s := &session{occ: o, real: st.From, to: st.From.String(), pres: passOn(st.El, true)}

@@ -1,8 +1,11 @@
 // Package muc is the "muc" host type: a multi-user chat service
 // (XEP-0045) whose rooms are created by joining them, configured through
-// the muc#owner form, and, when persistent, kept in the store. Every
-// presence and groupchat message carries an occupant-id (XEP-0421), and
-// self-pings (XEP-0410) are answered.
+// the muc#owner form, moderated and administered through muc#admin
+// (roles, affiliations, their lists), destroyed by their owners, and,
+// when persistent, kept in the store with their affiliations. Rooms
+// pass on mediated invitations and voice requests. Every presence and
+// groupchat message carries an occupant-id (XEP-0421), and self-pings
+// (XEP-0410) are answered.
 //
 // A room's state is guarded by its own lock; what the room sends is
 // queued under that lock and routed after it is released (room.flush),
@@ -31,6 +34,7 @@ const (
 	NSMUC        = "http://jabber.org/protocol/muc"
 	NSMUCUser    = "http://jabber.org/protocol/muc#user"
 	NSMUCOwner   = "http://jabber.org/protocol/muc#owner"
+	NSMUCAdmin   = "http://jabber.org/protocol/muc#admin"
 	NSOccupantID = "urn:xmpp:occupant-id:0"
 	NSSelfPing   = "http://jabber.org/protocol/muc#self-ping-optimization"
 	NSData       = "jabber:x:data"

@@ -82,6 +82,9 @@ func TestOneSenderCannotFillTheQueueForOthers(t *testing.T) {
 			t.Fatalf("bob got %s", xmlOf(st))
 		}
 		e := xmpp.ParseStanzaError(st.El)
+		if e == nil {
+			t.Fatalf("alice got %s, want only refusals", xmlOf(st))
+		}
 		if e.Condition != xmpp.ResourceConstraint || !strings.Contains(e.Text, "you have too much waiting") {
 			t.Fatalf("alice got %s %q", e.Condition, e.Text)
 		}
