@@ -160,7 +160,7 @@ func TestDocumentedDefaultsAreTheDefaults(t *testing.T) {
 	// one is a mistake in a table, or belongs here.
 	notValues := []string{"database", "[[host]] name", "[[host]] post_url", "[[host]] ...",
 		"[[host]] sender_queue", "[[host]] sender_queue_bytes", "[host.contact]",
-		"[[host.external_service]]", "[[host]] public_url", "[[host]] secret", "[[host]] allowed_hosts"}
+		"[[host.external_service]]", "[[host]] public_url", "[[host]] secret", "[[host]] allowed_hosts", "[[host]] nick"}
 	for _, doc := range docs {
 		t.Run(strings.TrimPrefix(doc.path, "../"), func(t *testing.T) {
 			checked := 0

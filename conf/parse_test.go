@@ -578,7 +578,7 @@ func TestParseAppliesDefaults(t *testing.T) {
 					Name: "bots.example.com", Type: webhook.HostType, Options: &webhook.Options{PostURL: "https://h.example/x",
 						PostStanzas: []string{"message"}, Timeout: conf.Duration{10 * time.Second},
 						Concurrency: 16, Queue: 1000, QueueBytes: 16 * conf.MiB, SenderQueue: 125, SenderQueueBytes: 2 * conf.MiB, Retries: 2,
-						APIRate: 20, APIBurst: 200},
+						APIRate: 20, APIBurst: 200, Nick: "bots", ReplyTo: "mentions", RejoinAfter: conf.Duration{2 * time.Second}},
 				}
 				if !reflect.DeepEqual(c.Hosts[0], want) {
 					t.Errorf("got %+v\nwant %+v", c.Hosts[0], want)

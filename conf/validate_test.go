@@ -30,7 +30,7 @@ func TestValidateFillsInAGoBuiltConfig(t *testing.T) {
 			Name: "bots.example.com", Type: webhook.HostType, Options: &webhook.Options{PostURL: "http://127.0.0.1:1/hook",
 				PostStanzas: []string{"message"}, Timeout: conf.Duration{10 * time.Second},
 				Concurrency: 16, Queue: 1000, QueueBytes: 16 * conf.MiB, SenderQueue: 125, SenderQueueBytes: 2 * conf.MiB, Retries: 0,
-				APIRate: 20, APIBurst: 200},
+				APIRate: 20, APIBurst: 200, Nick: "bots", ReplyTo: "mentions", RejoinAfter: conf.Duration{2 * time.Second}},
 		},
 	}
 	if !reflect.DeepEqual(c.Hosts, want) {

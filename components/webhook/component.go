@@ -82,6 +82,24 @@ type Config struct {
 	TLSConfig *tls.Config
 	// Logger receives the component's logs; default slog.Default().
 	Logger *slog.Logger
+
+	// Rooms are group chats (bare JIDs) the bot joins when JoinRooms is
+	// called, as Nick, from bot@Domain/rooms (see rooms.go).
+	Rooms []string
+	// Nick is the bot's nick in rooms; default Domain's first label.
+	Nick string
+	// ReplyAll posts every group-chat message of the rooms; false (the
+	// default) posts only those that mention the bot.
+	ReplyAll bool
+	// JoinOnInvite makes the bot join the rooms it is invited to.
+	JoinOnInvite bool
+	// RejoinAfter is the first wait before a room is joined again after
+	// a failed join or a kick; it doubles with each failure in a row up
+	// to 5 minutes. Default 2s.
+	RejoinAfter time.Duration
+	// BotDomains are the server's bot domains (this one may be among
+	// them): messages their bots send in a room are never posted.
+	BotDomains []string
 }
 
 // Component is a bot domain behind a webhook. HandleStanza never blocks:
@@ -121,6 +139,10 @@ type Component struct {
 	senderInflight int
 
 	refusals ratelog.Limiter
+
+	// rooms are the group chats the bot is in; nil when it has none
+	// and joins none on invitation.
+	rooms *roomBots
 }
 
 // sender is what one bare JID has in the queue: its share is checked
@@ -149,10 +171,12 @@ type conv struct {
 	pending []waiting
 }
 
-// waiting is a stanza in the queue, with its stanzaCost.
+// waiting is a stanza in the queue, with its stanzaCost, and whether it
+// comes from a room the bot is in.
 type waiting struct {
-	st   *xmpp.Stanza
-	cost int64
+	st     *xmpp.Stanza
+	cost   int64
+	inRoom bool
 }
 
 // New builds the component and starts its workers.
@@ -214,6 +238,12 @@ func New(cfg Config) (*Component, error) {
 		senderInflight: max(cfg.Concurrency/2, 1),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if len(cfg.Rooms) > 0 || cfg.JoinOnInvite {
+		if c.rooms, err = newRoomBots(c, cfg); err != nil {
+			c.cancel()
+			return nil, fmt.Errorf("webhook %s: %w", cfg.Domain, err)
+		}
+	}
 	if c.client == nil {
 		c.lean = newLeanClient(cfg.PostURL, leanOptions{
 			ctx:         c.ctx,
@@ -262,6 +292,9 @@ func (c *Component) Metrics() *Metrics { return c.metrics }
 // HandleStanza takes a stanza addressed to the bot domain. Errors are
 // never posted (no bot loops); what is not posted is answered here.
 func (c *Component) HandleStanza(st *xmpp.Stanza) {
+	if c.rooms != nil && c.rooms.handle(st) {
+		return
+	}
 	if st.IsError() {
 		return
 	}
@@ -286,13 +319,18 @@ func (c *Component) HandleStanza(st *xmpp.Stanza) {
 			return
 		}
 	}
-	c.enqueue(st)
+	c.enqueue(st, c.rooms != nil && c.rooms.tracks(st.From.Bare()))
 }
 
 // enqueue puts st at the end of its conversation, or bounces it when the
-// queue, or its sender's share of it, is full.
-func (c *Component) enqueue(st *xmpp.Stanza) {
+// queue, or its sender's share of it, is full. inRoom says st comes from
+// a room the bot is in: its post names the room and the nick. A room's
+// group-chat messages are one conversation, posted in the room's order.
+func (c *Component) enqueue(st *xmpp.Stanza, inRoom bool) {
 	key := convKey{from: st.From, to: st.To.Bare()}
+	if inRoom && st.Type == "groupchat" {
+		key.from = st.From.Bare()
+	}
 	who := st.From.Bare()
 	cost := stanzaCost(st)
 	c.mu.Lock()
@@ -330,7 +368,7 @@ func (c *Component) enqueue(st *xmpp.Stanza) {
 		cv = &conv{key: key}
 		c.convs[key] = cv
 	}
-	cv.pending = append(cv.pending, waiting{st, cost})
+	cv.pending = append(cv.pending, waiting{st, cost, inRoom})
 	c.queued++
 	c.held += cost
 	s.queued++
@@ -389,7 +427,7 @@ func (c *Component) work() {
 				c.mu.Unlock()
 				continue
 			}
-			st, cost := cv.pending[0].st, cv.pending[0].cost
+			st, cost, inRoom := cv.pending[0].st, cv.pending[0].cost, cv.pending[0].inRoom
 			cv.pending[0] = waiting{}
 			cv.pending = cv.pending[1:]
 			c.queued--
@@ -399,7 +437,7 @@ func (c *Component) work() {
 			c.metrics.queued.Store(int64(c.queued))
 			c.mu.Unlock()
 
-			c.process(w, st)
+			c.process(w, st, inRoom)
 
 			c.mu.Lock()
 			c.inflight--
@@ -444,6 +482,11 @@ drain:
 		case <-tick.C:
 		}
 	}
+	if c.rooms != nil {
+		// After the drain, so that the last answers still reach the
+		// rooms; before the workers stop, which stops the join loop.
+		c.rooms.leaveAll()
+	}
 	c.cancel()
 	c.wg.Wait()
 	if c.lean != nil {
@@ -485,9 +528,18 @@ func (c *Component) depth() int {
 // route sends a stanza the bot makes.
 func (c *Component) route(st *xmpp.Stanza) { c.cfg.Router.Route(st) }
 
-// bounce answers st with an error from the bot JID it was sent to.
+// bounce answers st with an error from the bot JID it was sent to. A
+// message or presence from a room the bot is in is never answered with an
+// error: a room takes most errors from an occupant for a sign that it is
+// gone and removes it (Prosody's rooms and components/muc do, for
+// service-unavailable and remote-server-timeout among others), so a
+// failing webhook would put the bot out of its rooms. The failure is counted and logged
+// all the same.
 func (c *Component) bounce(st *xmpp.Stanza, e *xmpp.StanzaError) {
 	if st.IsError() || (st.Kind == xmpp.KindIQ && st.Type == "result") {
+		return
+	}
+	if st.Kind != xmpp.KindIQ && c.rooms != nil && c.rooms.tracks(st.From.Bare()) {
 		return
 	}
 	if st.Kind == xmpp.KindPresence && (st.Type == "unavailable" || st.Type == "probe") {

@@ -71,7 +71,12 @@ func (w *worker) release() {
 
 // encodeRequest renders st as the posted JSON (a Request), exactly as
 // encoding/json would, into w.body.
-func (w *worker) encodeRequest(st *xmpp.Stanza) []byte {
+func (w *worker) encodeRequest(st *xmpp.Stanza) []byte { return w.encodeRoomRequest(st, false) }
+
+// encodeRoomRequest is encodeRequest; when inRoom (st comes from a room
+// the bot is in, from room@service/nick), the post also has the room and
+// the nick.
+func (w *worker) encodeRoomRequest(st *xmpp.Stanza, inRoom bool) []byte {
 	// A standalone document: the stanza's namespace made explicit. The
 	// stanza is not changed: a shallow copy carries the attribute.
 	w.attrs = append(w.attrs[:0], st.El.Attr...)
@@ -115,6 +120,13 @@ func (w *worker) encodeRequest(st *xmpp.Stanza) []byte {
 	if st.Type != "" {
 		b = append(b, `,"type":`...)
 		b = appendJSONString(b, st.Type)
+	}
+	if inRoom && st.From.Resource() != "" {
+		b = append(b, `,"room":`...)
+		w.jid = st.From.Bare().AppendTo(w.jid[:0])
+		b = appendJSONString(b, w.jid)
+		b = append(b, `,"nick":`...)
+		b = appendJSONString(b, st.From.Resource())
 	}
 	b = append(b, '}')
 	w.body = b

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/conf"
+	"github.com/parley-im/parley/xmpp"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -74,8 +75,22 @@ type Options struct {
 	Retries int `toml:"retries"`
 	// Headers are sent with every webhook request.
 	Headers map[string]string `toml:"headers"`
-	// Rooms are group chats (bare JIDs, room@domain) the bot joins.
+	// Rooms are group chats (bare JIDs, room@domain) the bot joins at
+	// start, as Nick, from bot@<host>/rooms (see rooms.go).
 	Rooms []string `toml:"rooms"`
+	// Nick is the bot's nick in rooms. Default the host's first label
+	// ("bots" for bots.example.com).
+	Nick string `toml:"nick"`
+	// ReplyTo says which group-chat messages are posted: "mentions"
+	// (default: those that mention the bot) or "all".
+	ReplyTo string `toml:"reply_to"`
+	// JoinOnInvite makes the bot join the rooms it is invited to
+	// (XEP-0045 §7.8.2, XEP-0249), until the server stops. Default false.
+	JoinOnInvite bool `toml:"join_on_invite"`
+	// RejoinAfter is the first wait before a room is joined again after
+	// a failed join or a kick; it doubles with each failure in a row, up
+	// to 5 minutes (or RejoinAfter, when longer). Default 2s.
+	RejoinAfter conf.Duration `toml:"rejoin_after"`
 	// APIToken enables POST /api/bots/<host>/send with this bearer token.
 	APIToken string `toml:"api_token"`
 	// APIRate is how many messages per second the send API accepts for
@@ -203,6 +218,46 @@ func checkOptions(c *conf.HostCheck, o *Options) {
 			c.Errorf(rk, "%q is listed twice; list each room once", room)
 		}
 	}
+	checkRoomOptions(c, o)
+}
+
+// The values of reply_to.
+const (
+	replyMentions = "mentions"
+	replyAll      = "all"
+)
+
+// defaultRejoinAfter is rejoin_after's default.
+const defaultRejoinAfter = 2 * time.Second
+
+// checkRoomOptions checks nick, reply_to and rejoin_after, and fills in
+// their defaults.
+func checkRoomOptions(c *conf.HostCheck, o *Options) {
+	if o.Nick == "" && !c.IsSet("nick") {
+		o.Nick = defaultNick(c.Host.Name)
+	}
+	if _, err := xmpp.NormalizeResource(o.Nick); err != nil || strings.TrimSpace(o.Nick) == "" {
+		c.Errorf("nick", "%q is not a nick a room takes (a JID resourcepart, not blank); write one like \"helper\"", o.Nick)
+	}
+	switch o.ReplyTo {
+	case "":
+		o.ReplyTo = replyMentions
+	case replyMentions, replyAll:
+	default:
+		c.Errorf("reply_to", `%q is not "mentions" (messages that mention the bot's nick) or "all"`, o.ReplyTo)
+	}
+	if o.RejoinAfter.Duration == 0 && !c.IsSet("rejoin_after") {
+		o.RejoinAfter.Duration = defaultRejoinAfter
+	}
+	if o.RejoinAfter.Duration < 10*time.Millisecond {
+		c.Errorf("rejoin_after", `%v is too short; use a duration like "2s"`, o.RejoinAfter.Duration)
+	}
+}
+
+// defaultNick is a host's first label: "bots" for bots.example.com.
+func defaultNick(host string) string {
+	first, _, _ := strings.Cut(host, ".")
+	return first
 }
 
 // checkQueueShares checks queue_bytes, sender_queue and sender_queue_bytes,

@@ -39,7 +39,7 @@ func botLogin(t *testing.T, s *parleytest.Server, local, resource string) *parle
 }
 
 // botComponent returns the component of a bot host.
-func botComponent(t *testing.T, s *parleytest.Server, host string) *webhook.Component {
+func botComponent(t testing.TB, s *parleytest.Server, host string) *webhook.Component {
 	t.Helper()
 	c, ok := webhook.ComponentOf(s.Server, host)
 	if !ok {

@@ -2,11 +2,13 @@ package webhook
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -24,7 +26,42 @@ import (
 func init() {
 	Version = server.Version
 	conf.RegisterHostType(HostType, conf.HostType[Options]{Check: checkOptions})
-	server.RegisterHostType(HostType, server.HostType{New: newHost, Routes: routes, Metrics: writeMetrics})
+	server.RegisterHostType(HostType, server.HostType{New: newHost, Routes: routes, Metrics: writeMetrics,
+		Listen: joinRooms})
+}
+
+// joinRooms starts the bots' rooms (Component.JoinRooms) once the server
+// starts. It is the type's Listen, the one hook that runs after every
+// host is built and before the server routes: a join sent from New could
+// meet a router whose host table is still being filled in. It opens no
+// listener.
+func joinRooms(_ context.Context, _ *conf.Config, hosts map[string]server.Handler) (server.Listener, error) {
+	for _, h := range hosts {
+		h.(*Component).JoinRooms()
+	}
+	return noListener{}, nil
+}
+
+// noListener is what joinRooms returns: nothing to close, since the
+// component leaves its rooms when it drains (Component.Close).
+type noListener struct{}
+
+// Addrs returns none.
+func (noListener) Addrs() []net.Addr { return nil }
+
+// Close does nothing.
+func (noListener) Close() error { return nil }
+
+// botDomains are the http_component hosts of cfg: their bots' messages in
+// a room are never posted to another bot of the server.
+func botDomains(cfg *conf.Config) []string {
+	var out []string
+	for _, h := range cfg.Hosts {
+		if h.Type == HostType {
+			out = append(out, h.Name)
+		}
+	}
+	return out
 }
 
 // newHost builds the component of an http_component host.
@@ -52,12 +89,17 @@ func newHost(env *server.HostEnv) (server.Handler, error) {
 		SenderQueue:      o.SenderQueue,
 		SenderQueueBytes: int64(o.SenderQueueBytes),
 		FollowRedirects:  o.FollowRedirects,
+
+		// Issue #14 item 4: the bot in rooms.
+		Rooms:        o.Rooms,
+		Nick:         o.Nick,
+		ReplyAll:     o.ReplyTo == replyAll,
+		JoinOnInvite: o.JoinOnInvite,
+		RejoinAfter:  o.RejoinAfter.Duration,
+		BotDomains:   botDomains(env.Config),
 	})
 	if err != nil {
 		return nil, err
-	}
-	if len(o.Rooms) > 0 {
-		env.Log.Warn("server: bot rooms need the MUC service, which is not built yet; not joining", "host", h.Name, "rooms", o.Rooms)
 	}
 	c.opts = o
 	return c, nil

@@ -34,9 +34,10 @@ type Reply struct {
 const NSChatStates = "http://jabber.org/protocol/chatstates"
 
 // process posts one stanza, with w's buffers, and routes what comes back.
-func (c *Component) process(w *worker, st *xmpp.Stanza) {
+// inRoom says st comes from a room the bot is in.
+func (c *Component) process(w *worker, st *xmpp.Stanza, inRoom bool) {
 	defer w.release()
-	body := w.encodeRequest(st)
+	body := w.encodeRoomRequest(st, inRoom)
 	typing := c.startTyping(st)
 	a, err := c.post(c.ctx, w, body)
 	composing := typing.stop()
@@ -153,11 +154,37 @@ func strictJSON(data []byte, v any) error {
 }
 
 // build turns one reply object into a stanza. in is the stanza being
-// answered, nil for the send API.
+// answered, nil for the send API. A group-chat message to a room the bot
+// is in, with no from given, comes from the bot's own occupant there
+// (the room takes no message from anyone else), and every group-chat
+// message carries the bot marker (NSBot), so that other bots do not
+// answer it.
 func (c *Component) build(in *xmpp.Stanza, r Reply) (*xmpp.Stanza, error) {
+	st, fromGiven, err := c.buildReply(in, r)
+	if err != nil || st.Kind != xmpp.KindMessage || st.Type != "groupchat" {
+		return st, err
+	}
+	if !fromGiven && c.rooms != nil && c.rooms.tracks(st.To.Bare()) {
+		st.SetFrom(c.rooms.self)
+	}
+	if xmpp.Child(st.El, NSBot, "bot") == nil {
+		st.El.AddChild(xmpp.NewElementNS(NSBot, "bot"))
+	}
+	return st, nil
+}
+
+// buildReply turns one reply object into a stanza, as build says, and
+// reports whether the reply gave its from.
+func (c *Component) buildReply(in *xmpp.Stanza, r Reply) (*xmpp.Stanza, bool, error) {
 	if r.Stanza != "" {
 		return c.buildRaw(in, r.Stanza)
 	}
+	st, err := c.buildFields(in, r)
+	return st, r.From != "", err
+}
+
+// buildFields turns a reply object without a stanza into a stanza.
+func (c *Component) buildFields(in *xmpp.Stanza, r Reply) (*xmpp.Stanza, error) {
 	var to, from xmpp.JID
 	var err error
 	if r.To != "" {
@@ -253,32 +280,36 @@ func (c *Component) build(in *xmpp.Stanza, r Reply) (*xmpp.Stanza, error) {
 }
 
 // buildRaw parses a reply's stanza field, with the same restrictions as
-// anything a client sends.
-func (c *Component) buildRaw(in *xmpp.Stanza, raw string) (*xmpp.Stanza, error) {
+// anything a client sends, and reports whether it had a from.
+func (c *Component) buildRaw(in *xmpp.Stanza, raw string) (*xmpp.Stanza, bool, error) {
 	el, err := xmpp.ParseElement(raw, xmpp.Limits{})
 	if err != nil {
-		return nil, fmt.Errorf("stanza must be exactly one message, presence or iq: %w", err)
+		return nil, false, fmt.Errorf("stanza must be exactly one message, presence or iq: %w", err)
 	}
 	st, err := xmpp.NewStanza(el)
 	if err != nil {
-		return nil, fmt.Errorf("stanza: %w", err)
+		return nil, false, fmt.Errorf("stanza: %w", err)
 	}
+	fromGiven := !st.From.IsZero()
 	if st.From.IsZero() && in != nil {
 		st.SetFrom(in.To)
 	} else if st.From.IsZero() {
 		st.SetFrom(c.domain)
 	}
 	if err := c.checkFrom(st.From); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if st.To.IsZero() {
 		if in == nil {
-			return nil, errors.New("stanza: to is required")
+			return nil, false, errors.New("stanza: to is required")
 		}
 		st.SetTo(in.From)
+		if in.Kind == xmpp.KindMessage && in.Type == "groupchat" && st.Kind == xmpp.KindMessage {
+			st.SetTo(in.From.Bare()) // in the room, as a reply from fields
+		}
 	}
 	stripServerOwned(st.El, c.domain.Domain())
-	return st, nil
+	return st, fromGiven, nil
 }
 
 // checkFrom allows any JID of the bot's domain and nothing else.

@@ -23,7 +23,9 @@ import (
 )
 
 // Request is the JSON object posted for each stanza: the seed's fields
-// (to, from, kind, stanza, body) plus the stanza's id and type.
+// (to, from, kind, stanza, body) plus the stanza's id and type, and for
+// what comes from a room the bot is in (from room@service/nick), the
+// room's bare JID and the occupant's nick.
 type Request struct {
 	To     string `json:"to"`
 	From   string `json:"from"`
@@ -32,6 +34,8 @@ type Request struct {
 	Body   string `json:"body,omitempty"`
 	ID     string `json:"id,omitempty"`
 	Type   string `json:"type,omitempty"`
+	Room   string `json:"room,omitempty"`
+	Nick   string `json:"nick,omitempty"`
 }
 
 // maxAnswer bounds what is read of a webhook's answer.
