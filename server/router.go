@@ -59,8 +59,13 @@ type Router struct {
 	ctx context.Context
 	// tasks are the host types' and modules' background work (Go):
 	// Shutdown waits for them after cancelling ctx, before the store
-	// closes.
-	tasks sync.WaitGroup
+	// closes. stopped, under tasksMu, is set before that wait: a task
+	// asked for later (a session that ended past Shutdown's deadline
+	// hands its queue back, and push wants to notify) is not started,
+	// since the store it would use is closing.
+	tasksMu sync.Mutex
+	stopped bool
+	tasks   sync.WaitGroup
 
 	// slowConsumers counts stanzas refused by full session queues.
 	slowConsumers atomic.Int64
@@ -69,17 +74,31 @@ type Router struct {
 // Go runs fn in a goroutine of its own for as long as the server runs
 // (a retention sweep, say): ctx ends at Shutdown, which waits for fn to
 // return before it closes the store, so that fn never meets a closed
-// store or logs after the server stopped.
+// store or logs after the server stopped. Once Shutdown waits for the
+// tasks, fn is not run at all.
 func (r *Router) Go(fn func(ctx context.Context)) {
 	ctx := r.ctx
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	r.tasksMu.Lock()
+	defer r.tasksMu.Unlock()
+	if r.stopped {
+		return
 	}
 	r.tasks.Add(1)
 	go func() {
 		defer r.tasks.Done()
 		fn(ctx)
 	}()
+}
+
+// waitTasks stops Go from starting tasks and waits for those it started.
+func (r *Router) waitTasks() {
+	r.tasksMu.Lock()
+	r.stopped = true
+	r.tasksMu.Unlock()
+	r.tasks.Wait()
 }
 
 // Route delivers st. Its from must already be stamped by whoever accepted

@@ -448,7 +448,7 @@ func (s *Server) abandon() {
 	}
 	s.drainHosts(context.Background())
 	s.cancel()
-	s.router.tasks.Wait()
+	s.router.waitTasks()
 	s.store.Close()
 }
 
@@ -504,7 +504,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// (Router.Go) have seen it.
 		s.cancel()
 	}
-	s.router.tasks.Wait()
+	s.router.waitTasks()
 	if cerr := s.store.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
