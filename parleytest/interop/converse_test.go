@@ -79,6 +79,7 @@ func TestConverse(t *testing.T) {
 		"user":         "alice",
 		"password":     clientPassword,
 		"peer":         "bob@localhost",
+		"peer_name":    "Bob",
 		"body":         clientBody,
 		"reply":        peerReply,
 		"step_timeout": stepTimeout.Seconds(),

@@ -42,6 +42,13 @@ try {
   const t0 = performance.now();
   await page.click('button[type="submit"], input[type="submit"]');
   await page.waitForSelector("converse-roster");
+  // The roster shows the peer once the session is set up (roster
+  // fetched, presence sent); a message typed before that can stay queued.
+  await page.waitForFunction(
+    (name) => document.querySelector("converse-roster")?.textContent.includes(name),
+    { timeout },
+    cfg.peer_name,
+  );
   out.login_ms = Math.round(performance.now() - t0);
 
   out.step = "open chat";
