@@ -1,6 +1,7 @@
 # Parley: a small, fast, self-contained XMPP server.
 # make run   - start a server on the embedded default config (host localhost)
 # make test  - vet, gofmt check, and every test with the race detector
+# make webclient - fetch Converse.js (pinned in web/converse) for /chat
 
 GO      ?= go
 BIN     := bin/parley
@@ -17,15 +18,29 @@ TAGS    ?= parley_tlsmem
 override GOFLAGS := $(strip $(filter-out -tags=%,$(GOFLAGS)) $(if $(TAGS),-tags=$(TAGS)))
 export GOFLAGS
 
-.PHONY: all build run test vet fmt-check bench fuzz fuzz-long clean loadtest latency compare slowconsumers
+.PHONY: all build run webclient test vet fmt-check bench fuzz fuzz-long clean loadtest latency compare slowconsumers
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/parley
 
+# /chat serves Converse.js from bin/webclient when `make webclient` has
+# fetched it; without it, say once how to get it.
+WEBCLIENT := bin/webclient
+
 run: build
+	@test -f $(WEBCLIENT)/converse.min.js || \
+		echo "parley: no web client at /chat yet; run \`make webclient\` (needs npm) to serve Converse.js there"
 	./$(BIN) serve
+
+# Converse.js exactly as web/converse/package-lock.json pins it, its dist
+# copied to bin/webclient (not committed), where bin/parley looks for it.
+webclient:
+	npm ci --prefix web/converse --no-audit --no-fund --ignore-scripts
+	rm -rf $(WEBCLIENT)
+	mkdir -p bin
+	cp -R web/converse/node_modules/converse.js/dist $(WEBCLIENT)
 
 vet:
 	$(GO) vet $(PKGS)

@@ -159,6 +159,12 @@ type HTTP struct {
 	// announces, like "wss://chat.example.com/xmpp-websocket". Default
 	// empty: built from the request (its scheme and Host).
 	WebSocketURL string `toml:"websocket_url"`
+	// WebClientDir is the directory holding Converse.js's dist files
+	// (what `make webclient` fetches), served with a page configured for
+	// the host at /chat. Default empty: "webclient" beside the parley
+	// binary, where `make webclient` puts it for bin/parley. When the
+	// directory has no Converse.js, /chat says how to fetch it.
+	WebClientDir string `toml:"webclient_dir"`
 }
 
 // Component is the [component] table: where external components

@@ -28,6 +28,7 @@ func (a *HTTPAPI) webRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+WebSocketPath, a.handleWebSocket)
 	mux.HandleFunc("GET /.well-known/host-meta", a.handleHostMeta)
 	mux.HandleFunc("GET /.well-known/host-meta.json", a.handleHostMeta)
+	a.webClientRoutes(mux)
 }
 
 // Client is how the listener sees a request's client: its address
@@ -96,24 +97,11 @@ type xrdLink struct {
 // request. Browsers read it from other origins, so it carries CORS's
 // Access-Control-Allow-Origin: * (it holds nothing private).
 func (a *HTTPAPI) handleHostMeta(w http.ResponseWriter, r *http.Request) {
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	domain, err := xmpp.NormalizeDomain(host)
-	if _, ok := a.s.sessionHosts[domain]; err != nil || !ok {
+	if a.requestDomain(r) == "" {
 		http.Error(w, "no XMPP domain is served under this name", http.StatusNotFound)
 		return
 	}
-	href := a.s.cfg.HTTP.WebSocketURL
-	if href == "" {
-		scheme := "ws"
-		if _, https := a.Client(r); https {
-			scheme = "wss"
-		}
-		href = scheme + "://" + r.Host + WebSocketPath
-	}
-	doc := xrd{Links: []xrdLink{{Rel: nsAltWebSocket, Href: href}}}
+	doc := xrd{Links: []xrdLink{{Rel: nsAltWebSocket, Href: a.webSocketURL(r)}}}
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	if strings.HasSuffix(r.URL.Path, ".json") {
 		w.Header().Set("Content-Type", "application/json")
@@ -123,6 +111,33 @@ func (a *HTTPAPI) handleHostMeta(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/xrd+xml; charset=utf-8")
 	_, _ = w.Write([]byte(xml.Header))
 	_ = xml.NewEncoder(w).Encode(doc)
+}
+
+// webSocketURL is the WebSocket endpoint a web client reached by r should
+// use: websocket_url, or built from the request's scheme and Host. Both
+// host-meta and /chat announce it.
+func (a *HTTPAPI) webSocketURL(r *http.Request) string {
+	if u := a.s.cfg.HTTP.WebSocketURL; u != "" {
+		return u
+	}
+	scheme := "ws"
+	if _, https := a.Client(r); https {
+		scheme = "wss"
+	}
+	return scheme + "://" + r.Host + WebSocketPath
+}
+
+// requestDomain is the served domain the request's Host names, or "".
+func (a *HTTPAPI) requestDomain(r *http.Request) string {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	domain, err := xmpp.NormalizeDomain(host)
+	if _, ok := a.s.sessionHosts[domain]; err != nil || !ok {
+		return ""
+	}
+	return domain
 }
 
 // httpsConfig is the TLS config of an HTTPS listener: the hosts'
