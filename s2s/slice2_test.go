@@ -2,7 +2,10 @@ package s2s_test
 
 import (
 	"crypto/tls"
+	"io"
 	"net"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +22,53 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		if time.Since(start) > 15*time.Second {
 			t.Fatalf("%s: not after 15s", what)
 		}
+	}
+}
+
+// A direct TLS s2s listener (XEP-0368): TLS from the first byte with
+// ALPN xmpp-server, then a stream that offers dialback and no STARTTLS.
+func TestDirectTLSListener(t *testing.T) {
+	s := parleytest.Start(t, parleytest.WithHost("a.example", ""), parleytest.WithConfig(func(c *conf.Config) {
+		c.S2S.Listen = []string{"127.0.0.1:0"}
+		c.S2S.DirectTLS = []string{"127.0.0.1:0"}
+	}))
+	addrs := s.S2SDirectTLSAddrs()
+	if len(addrs) != 1 {
+		t.Fatalf("direct TLS s2s listeners %v; want one", addrs)
+	}
+	tests := []struct {
+		name string
+		alpn []string
+	}{
+		{"with ALPN xmpp-server", []string{"xmpp-server"}},
+		{"without ALPN", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &net.Dialer{Timeout: parleytest.Timeout}
+			tc, err := tls.DialWithDialer(d, "tcp", addrs[0].String(), &tls.Config{
+				InsecureSkipVerify: true, ServerName: "a.example", NextProtos: tt.alpn,
+			})
+			if err != nil {
+				t.Fatalf("TLS: %v", err)
+			}
+			t.Cleanup(func() { tc.Close() })
+			want := ""
+			if tt.alpn != nil {
+				want = "xmpp-server"
+			}
+			if got := tc.ConnectionState().NegotiatedProtocol; got != want {
+				t.Errorf("ALPN %q; want %q", got, want)
+			}
+			p := &rawPeer{t: t, conn: tc, r: xmpp.NewReader(tc, xmpp.Limits{}), from: "remote.example", to: "a.example"}
+			p.open()
+			if p.features.FindElement("starttls") != nil {
+				t.Error("STARTTLS offered on a direct TLS stream")
+			}
+			if p.features.FindElement("dialback") == nil {
+				t.Error("no dialback offered")
+			}
+		})
 	}
 }
 
@@ -178,3 +228,35 @@ func dialHeader(t *testing.T, addr, from, to string) *rawPeer {
 	return p
 }
 
+// GET /metrics counts federation: streams each way, stanzas, how the
+// streams authenticated.
+func TestS2SMetrics(t *testing.T) {
+	a, _, alice, bob := twoServers(t)
+	alice.Send("<message to='bob@b.example'><body>1</body></message>")
+	next(t, bob, "a to b", isMessage("1"))
+	bob.Send("<message to='alice@a.example'><body>2</body></message>")
+	next(t, alice, "b to a", isMessage("2"))
+	resp, err := http.Get(a.HTTPURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`parley_s2s_streams{direction="out"} 1`,
+		`parley_s2s_streams{direction="in"} 1`,
+		`parley_s2s_stanzas_total{direction="out"} 1`,
+		`parley_s2s_stanzas_total{direction="in"} 1`,
+		`parley_s2s_authenticated_total{direction="out",method="dialback"} 1`,
+		`parley_s2s_authenticated_total{direction="in",method="dialback"} 1`,
+		`parley_s2s_dead_peers_total 0`,
+		`parley_s2s_refused_streams_total{limit="max_streams_per_domain"} 0`,
+	} {
+		if !strings.Contains(string(body), want+"\n") {
+			t.Errorf("/metrics has no %q", want)
+		}
+	}
+}
