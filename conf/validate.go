@@ -416,14 +416,8 @@ func (ch *checker) s2s(c *Config) {
 		// Stanzas for an unreachable server would wait forever.
 		ch.errorf("s2s.connect_timeout", `must be more than 0s: what waits for a remote server that never answers bounces after it; default "30s"`)
 	}
-	// Zero values of a Config built in Go, not read from a file, are the
-	// defaults; written in a file they mean what they say.
-	if s.PingInterval.Duration == 0 && !ch.isSet("s2s.ping_interval") {
-		s.PingInterval.Duration = defaultS2SPing
-	}
-	if s.Rate == 0 && !ch.isSet("s2s.rate") {
-		s.Rate = defaultS2SRate
-	}
+	// A Config built in Go, not read from a file, may leave this zero:
+	// the default. (Zero ping_interval and rate mean off.)
 	if s.MaxStreamsPerDomain == 0 && !ch.isSet("s2s.max_streams_per_domain") {
 		s.MaxStreamsPerDomain = defaultS2SPerDomain
 	}
