@@ -114,6 +114,23 @@ type S2S struct {
 	// IdleTimeout closes a stream that carried nothing this long.
 	// Default 10m; 0 never closes an idle stream.
 	IdleTimeout Duration `toml:"idle_timeout"`
+	// DirectTLS are host:port addresses for server streams with TLS from
+	// the first byte (XEP-0368, ALPN xmpp-server), usually "[::]:5270".
+	// Default empty.
+	DirectTLS []string `toml:"direct_tls"`
+	// PingInterval is how long an outbound stream may write nothing
+	// before it pings the peer (XEP-0199): the traffic keeps NAT state
+	// alive, and a peer that does not answer within connect_timeout is
+	// taken for dead and its stream closed. Default 2m; 0 never pings.
+	PingInterval Duration `toml:"ping_interval"`
+	// MaxStreamsPerDomain bounds the inbound streams one remote domain
+	// (the from of their headers; the address for streams without one)
+	// may hold open at once. Default 20.
+	MaxStreamsPerDomain int `toml:"max_streams_per_domain"`
+	// Rate is the bytes per second one inbound stream may send, on
+	// average: the reader paces a faster peer. Default 10MiB; 0 is no
+	// limit.
+	Rate Size `toml:"rate"`
 }
 
 // HTTP is the [http] table: the listener for the bot send API, metrics,
@@ -328,6 +345,9 @@ const (
 	defaultS2SStanzaSize = 512 * KiB
 	defaultS2SConnect    = 30 * time.Second
 	defaultS2SIdle       = 10 * time.Minute
+	defaultS2SPing       = 2 * time.Minute
+	defaultS2SPerDomain  = 20
+	defaultS2SRate       = 10 * MiB
 	defaultRate          = 1 * MiB
 	defaultBurst         = 1 * MiB
 	defaultRosterSize    = 1000
@@ -363,9 +383,12 @@ func New() *Config {
 		},
 		Component: Component{Listen: []string{defaultComponentListen}},
 		S2S: S2S{
-			RequireTLS:     true,
-			ConnectTimeout: Duration{defaultS2SConnect},
-			IdleTimeout:    Duration{defaultS2SIdle},
+			RequireTLS:          true,
+			ConnectTimeout:      Duration{defaultS2SConnect},
+			IdleTimeout:         Duration{defaultS2SIdle},
+			PingInterval:        Duration{defaultS2SPing},
+			MaxStreamsPerDomain: defaultS2SPerDomain,
+			Rate:                defaultS2SRate,
 		},
 		HTTP: HTTP{
 			TokenFailures: defaultTokenFailures,

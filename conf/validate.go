@@ -59,6 +59,7 @@ func (ch *checker) config(c *Config) {
 	ch.listen("c2s.listen", c.C2S.Listen, addrs)
 	ch.listen("c2s.direct_tls", c.C2S.DirectTLS, addrs)
 	ch.listen("s2s.listen", c.S2S.Listen, addrs)
+	ch.listen("s2s.direct_tls", c.S2S.DirectTLS, addrs)
 	ch.listen("http.listen", c.HTTP.Listen, addrs)
 	if c.Component.Listen == nil && !ch.isSet("component.listen") {
 		c.Component.Listen = []string{defaultComponentListen}
@@ -417,7 +418,7 @@ func (ch *checker) s2s(c *Config) {
 	for _, d := range []struct {
 		key string
 		v   *Duration
-	}{{"s2s.connect_timeout", &s.ConnectTimeout}, {"s2s.idle_timeout", &s.IdleTimeout}} {
+	}{{"s2s.connect_timeout", &s.ConnectTimeout}, {"s2s.idle_timeout", &s.IdleTimeout}, {"s2s.ping_interval", &s.PingInterval}} {
 		if d.v.Duration < 0 {
 			ch.errorf(d.key, `%v is negative; use a duration like "30s"`, d.v.Duration)
 		}
@@ -427,6 +428,17 @@ func (ch *checker) s2s(c *Config) {
 	} else if s.ConnectTimeout.Duration == 0 {
 		// Stanzas for an unreachable server would wait forever.
 		ch.errorf("s2s.connect_timeout", `must be more than 0s: what waits for a remote server that never answers bounces after it; default "30s"`)
+	}
+	// A Config built in Go, not read from a file, may leave this zero:
+	// the default. (Zero ping_interval and rate mean off.)
+	if s.MaxStreamsPerDomain == 0 && !ch.isSet("s2s.max_streams_per_domain") {
+		s.MaxStreamsPerDomain = defaultS2SPerDomain
+	}
+	if s.MaxStreamsPerDomain < 1 {
+		ch.errorf("s2s.max_streams_per_domain", "%d: a remote domain needs at least one stream (and one more for each dialback verification); default %d", s.MaxStreamsPerDomain, defaultS2SPerDomain)
+	}
+	if s.Rate < 0 {
+		ch.errorf("s2s.rate", `is negative; use a size like "10MiB", or 0 for no limit`)
 	}
 	local := map[string]bool{}
 	for _, h := range c.Hosts {

@@ -47,6 +47,18 @@ func (s *Server) DialRaw() *Conn {
 	return c
 }
 
+// Dial connects to addr, the c2s port of any XMPP server (another
+// implementation's, in interop tests), and does nothing else.
+func Dial(t testing.TB, addr string) *Conn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, Timeout)
+	if err != nil {
+		t.Fatalf("parleytest: dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &Conn{Conn: nc, t: t, r: xmpp.NewReader(nc, clientLimits)}
+}
+
 // DialDirectTLS connects to the direct TLS port (XEP-0368) for host.
 func (s *Server) DialDirectTLS(host string) *Conn {
 	s.t.Helper()

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
 )
 
@@ -18,6 +19,15 @@ import (
 func BenchmarkS2SMessage(b *testing.B) {
 	b.Run("s2s", func(b *testing.B) {
 		srv := parleytest.StartFederated(b, []string{"a.example", "b.example"})
+		srv[0].AddUser("alice@a.example", "pw")
+		srv[1].AddUser("bob@b.example", "pw")
+		benchMessages(b, srv[0].Login("alice@a.example", "pw", "phone"), srv[1].Login("bob@b.example", "pw", "laptop"))
+	})
+	// The same with [s2s] rate = 0: what pacing each server stream by
+	// the default rate (10 MiB/s) costs while under it.
+	b.Run("s2s-norate", func(b *testing.B) {
+		srv := parleytest.StartFederated(b, []string{"a.example", "b.example"},
+			parleytest.WithConfig(func(c *conf.Config) { c.S2S.Rate = 0 }))
 		srv[0].AddUser("alice@a.example", "pw")
 		srv[1].AddUser("bob@b.example", "pw")
 		benchMessages(b, srv[0].Login("alice@a.example", "pw", "phone"), srv[1].Login("bob@b.example", "pw", "laptop"))

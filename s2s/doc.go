@@ -16,6 +16,12 @@
 // authoritative server (it answers db:verify for its own keys). A stanza
 // is routed only for a domain pair the stream has authenticated.
 //
+// An outbound stream that wrote nothing for a while pings its peer
+// (XEP-0199; the answer comes back on the peer's own stream), which keeps
+// NAT state alive and finds a dead peer. Inbound streams are bounded per
+// remote domain and paced in bytes per second; a listener may take
+// direct TLS (XEP-0368) instead of STARTTLS.
+//
 // The package knows nothing of hosts: it asks its [Router] which domains
 // are local, and hands it what remote servers send.
 package s2s

@@ -29,6 +29,8 @@ type inStream struct {
 	conn net.Conn
 	r    *xmpp.Reader
 	addr string // the peer's address, for logs
+	// directTLS: TLS from the first byte (XEP-0368), before the header.
+	directTLS bool
 
 	wmu        sync.Mutex
 	w          *xmpp.Writer
@@ -44,6 +46,9 @@ type inStream struct {
 	peerCerts  []*x509.Certificate
 	externalOK bool // the peer's certificate validates for header.From
 	sasl       bool // SASL done
+	// key is what the stream counts under for MaxStreamsPerDomain: its
+	// header's from, or the peer's address.
+	key string
 
 	mu        sync.Mutex
 	authed    map[pair]bool // (local, remote) pairs the peer may send for
@@ -144,6 +149,15 @@ func (in *inStream) open() *xmpp.StreamError {
 	case h.From != "" && !in.svc.allowed(strings.ToLower(h.From)):
 		return xmpp.NewStreamError(xmpp.StreamPolicyViolation, "this server does not federate with "+h.From)
 	}
+	key := strings.ToLower(h.From)
+	if key == "" {
+		host, _, _ := net.SplitHostPort(in.addr)
+		key = "address " + host
+	}
+	if !in.svc.claimIn(in.key, key) {
+		return xmpp.NewStreamError(xmpp.StreamPolicyViolation, "too many streams from "+key)
+	}
+	in.key = key
 	// The certificate is checked against this header's from, not an
 	// earlier one: a peer may not validate as one domain and then
 	// claim another after the restart.
@@ -200,6 +214,9 @@ func (in *inStream) serve() {
 	defer in.conn.Close()
 	negotiate := time.Now().Add(in.svc.cfg.ConnectTimeout)
 	_ = in.conn.SetReadDeadline(negotiate)
+	if in.directTLS && !in.handshake() {
+		return
+	}
 	if e := in.open(); e != nil {
 		in.fail(e)
 		return
@@ -269,14 +286,27 @@ func (in *inStream) startTLS() *xmpp.StreamError {
 	if err := in.write(p); err != nil {
 		return xmpp.NewStreamError(xmpp.ConnectionTimeout, "")
 	}
+	if !in.handshake() {
+		return nil
+	}
+	return in.open()
+}
+
+// handshake is the server side of TLS, asking for the peer's
+// certificate (for SASL EXTERNAL), and offering ALPN xmpp-server
+// (XEP-0368) on a direct TLS listener; false closed the connection.
+func (in *inStream) handshake() bool {
 	cfg := in.svc.cfg.TLS.Clone()
 	cfg.ClientAuth = tls.RequestClientCert
+	if in.directTLS {
+		cfg.NextProtos = []string{"xmpp-server"}
+	}
 	tc := tls.Server(in.conn, cfg)
 	_ = tc.SetDeadline(time.Now().Add(in.svc.cfg.ConnectTimeout))
 	if err := tc.Handshake(); err != nil {
 		in.svc.log.Info("s2s: inbound TLS failed", "addr", in.addr, "err", err)
 		in.conn.Close()
-		return nil
+		return false
 	}
 	_ = tc.SetWriteDeadline(time.Time{})
 	in.wmu.Lock()
@@ -285,7 +315,7 @@ func (in *inStream) startTLS() *xmpp.StreamError {
 	in.wmu.Unlock()
 	in.r.Reset(tc)
 	in.peerCerts = tc.ConnectionState().PeerCertificates
-	return in.open()
+	return true
 }
 
 // saslExternal is RFC 6120 §6 with EXTERNAL (XEP-0178): offered only to
@@ -453,6 +483,10 @@ func (in *inStream) stanza(el *etree.Element) *xmpp.StreamError {
 		in.svc.cfg.Router.Bounce(st, se)
 		return nil
 	}
+	if in.svc.pong(st) {
+		return nil
+	}
+	in.svc.stanzasIn.Add(1)
 	in.svc.cfg.Router.Route(st)
 	return nil
 }

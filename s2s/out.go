@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/beevik/etree"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -41,10 +42,16 @@ type outStream struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	lastUsed atomic.Int64 // unix nanoseconds of the last write
+	// pong gets the id of an answered ping (Service.pong).
+	pong chan string
 }
 
+// pingPrefix starts the ids of the outbound streams' pings, which
+// Service.pong looks for among the results inbound streams carry.
+const pingPrefix = "s2s-ping-"
+
 func newOutStream(s *Service, p pair) *outStream {
-	return &outStream{svc: s, pair: p, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	return &outStream{svc: s, pair: p, wake: make(chan struct{}, 1), stop: make(chan struct{}), pong: make(chan string, 1)}
 }
 
 // enqueue queues st for the writer, without blocking.
@@ -145,6 +152,25 @@ func (o *outStream) serve(ps *peerStream) {
 		idleC = timer.C
 	}
 	o.lastUsed.Store(time.Now().UnixNano())
+	// The ping's timer: after PingInterval without a write, a ping;
+	// then, while one waits for its answer (pending), ConnectTimeout.
+	interval := o.svc.cfg.PingInterval
+	var pingC <-chan time.Time
+	var pingTimer *time.Timer
+	if interval > 0 {
+		pingTimer = time.NewTimer(interval)
+		defer pingTimer.Stop()
+		pingC = pingTimer.C
+	}
+	pending := ""
+	defer func() {
+		if pending != "" {
+			o.svc.mu.Lock()
+			delete(o.svc.pings, pending)
+			o.svc.mu.Unlock()
+		}
+	}()
+	lastWrite := time.Now()
 	write := func(q []*xmpp.Stanza) error {
 		if len(q) == 0 {
 			return nil
@@ -155,11 +181,48 @@ func (o *outStream) serve(ps *peerStream) {
 				return err
 			}
 		}
-		o.lastUsed.Store(time.Now().UnixNano())
+		lastWrite = time.Now()
+		o.lastUsed.Store(lastWrite.UnixNano())
+		o.svc.stanzasOut.Add(int64(len(q)))
 		return ps.w.Flush()
 	}
 	for {
 		select {
+		case <-pingC:
+			if pending != "" {
+				o.svc.deadPeers.Add(1)
+				o.svc.log.Warn("s2s: peer did not answer a ping; closing its stream", "local", o.local, "remote", o.remote)
+				o.end("", "", true)
+				return
+			}
+			if since := time.Since(lastWrite); since < interval {
+				pingTimer.Reset(interval - since)
+				continue
+			}
+			pending = pingPrefix + newID()
+			o.svc.mu.Lock()
+			o.svc.pings[pending] = o
+			o.svc.mu.Unlock()
+			ping := etree.NewElement("iq")
+			ping.CreateAttr("type", "get")
+			ping.CreateAttr("id", pending)
+			ping.CreateAttr("from", o.local)
+			ping.CreateAttr("to", o.remote)
+			ping.AddChild(xmpp.NewElementNS("urn:xmpp:ping", "ping"))
+			_ = ps.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if err := ps.send(ping); err != nil {
+				o.svc.log.Warn("s2s: outbound stream ping failed", "remote", o.remote, "err", err)
+				o.end("", "", true)
+				return
+			}
+			o.svc.pingsSent.Add(1)
+			lastWrite = time.Now()
+			pingTimer.Reset(o.svc.cfg.ConnectTimeout)
+		case id := <-o.pong:
+			if id == pending {
+				pending = ""
+				pingTimer.Reset(interval)
+			}
 		case <-o.wake:
 			if err := write(o.take(false)); err != nil {
 				o.svc.log.Warn("s2s: outbound stream write failed", "remote", o.remote, "err", err)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +64,15 @@ type Config struct {
 	// IdleTimeout closes a stream that carried nothing this long; 0
 	// never does.
 	IdleTimeout time.Duration
+	// PingInterval is how long an outbound stream may write nothing
+	// before it pings the peer (XEP-0199): NAT state stays alive, and a
+	// peer that does not answer within ConnectTimeout is dead and its
+	// stream closed. 0 never pings.
+	PingInterval time.Duration
+	// MaxStreamsPerDomain bounds the inbound streams of one remote
+	// domain (its headers' from; the peer's address when they have
+	// none); 0 is no bound.
+	MaxStreamsPerDomain int
 	// Queue bounds the stanzas waiting for one outbound stream.
 	Queue int
 	// Limits are the reader's limits on inbound streams.
@@ -87,23 +97,43 @@ type Service struct {
 	in        map[*inStream]struct{}
 	listeners []net.Listener
 	wg        sync.WaitGroup
+	// inPerKey counts the inbound streams of each remote domain (or
+	// address), for MaxStreamsPerDomain.
+	inPerKey map[string]int
+	// pings are the outbound streams' pings waiting for an answer, by id.
+	pings map[string]*outStream
 
 	// How streams authenticated, for Stats.
 	outExternal, outDialback, inExternal, inDialback atomic.Int64
+	pingsSent, pingsAnswered, deadPeers, refused     atomic.Int64
+	stanzasIn, stanzasOut                            atomic.Int64
 }
 
-// Stats counts the streams that authenticated, by direction and method.
+// Stats counts the streams that authenticated, by direction and method,
+// the pings of idle outbound streams, and what the limits refused.
 type Stats struct {
 	OutExternal, OutDialback, InExternal, InDialback int64
+	// PingsSent and PingsAnswered are XEP-0199 pings on idle outbound
+	// streams; DeadPeers the streams closed for a ping not answered.
+	PingsSent, PingsAnswered, DeadPeers int64
+	// StreamsRefused are inbound streams over MaxStreamsPerDomain.
+	StreamsRefused int64
 }
 
-// Stats returns how many streams authenticated so far, and how.
+// Stats returns how many streams authenticated so far, and how, and the
+// counts of pings and refusals.
 func (s *Service) Stats() Stats {
 	return Stats{
 		OutExternal: s.outExternal.Load(), OutDialback: s.outDialback.Load(),
 		InExternal: s.inExternal.Load(), InDialback: s.inDialback.Load(),
+		PingsSent: s.pingsSent.Load(), PingsAnswered: s.pingsAnswered.Load(), DeadPeers: s.deadPeers.Load(),
+		StreamsRefused: s.refused.Load(),
 	}
 }
+
+// Stanzas returns how many stanzas inbound streams routed and outbound
+// streams wrote.
+func (s *Service) Stanzas() (in, out int64) { return s.stanzasIn.Load(), s.stanzasOut.Load() }
 
 // pair is a local domain and a remote one.
 type pair struct{ local, remote string }
@@ -124,7 +154,8 @@ func New(cfg Config) (*Service, error) {
 		cfg.Resolver = net.DefaultResolver
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
-	s := &Service{cfg: cfg, log: cfg.Logger, out: map[pair]*outStream{}, in: map[*inStream]struct{}{}}
+	s := &Service{cfg: cfg, log: cfg.Logger, out: map[pair]*outStream{}, in: map[*inStream]struct{}{},
+		inPerKey: map[string]int{}, pings: map[string]*outStream{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -209,7 +240,13 @@ func (s *Service) forget(o *outStream) {
 }
 
 // Serve accepts server streams on l until Shutdown.
-func (s *Service) Serve(l net.Listener) error {
+func (s *Service) Serve(l net.Listener) error { return s.serve(l, false) }
+
+// ServeDirectTLS accepts server streams with TLS from the first byte
+// (XEP-0368, ALPN xmpp-server) on l until Shutdown.
+func (s *Service) ServeDirectTLS(l net.Listener) error { return s.serve(l, true) }
+
+func (s *Service) serve(l net.Listener, directTLS bool) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -235,6 +272,7 @@ func (s *Service) Serve(l net.Listener) error {
 			return fmt.Errorf("s2s: accept: %w", err)
 		}
 		in := newInStream(s, c)
+		in.directTLS = directTLS
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -250,6 +288,7 @@ func (s *Service) Serve(l net.Listener) error {
 			s.mu.Lock()
 			delete(s.in, in)
 			s.mu.Unlock()
+			s.claimIn(in.key, "")
 		}()
 	}
 }
@@ -325,4 +364,53 @@ func (s *Service) verifyCert(chain []*x509.Certificate, domain string) error {
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
 	return err
+}
+
+// claimIn moves an inbound stream's count from the key old to new (a
+// remote domain, or an address; "" is none), unless new is at
+// MaxStreamsPerDomain: then it reports false and counts nothing.
+func (s *Service) claimIn(old, new string) bool {
+	if old == new {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if new != "" {
+		if max := s.cfg.MaxStreamsPerDomain; max > 0 && s.inPerKey[new] >= max {
+			s.refused.Add(1)
+			return false
+		}
+		s.inPerKey[new]++
+	}
+	if old != "" {
+		if s.inPerKey[old]--; s.inPerKey[old] <= 0 {
+			delete(s.inPerKey, old)
+		}
+	}
+	return true
+}
+
+// pong takes the answer to an outbound stream's ping, reporting whether
+// st was one: a result or error (XEP-0199 §4.3: an error answers too)
+// from the pinged domain itself to the pinging one.
+func (s *Service) pong(st *xmpp.Stanza) bool {
+	if st.Kind != xmpp.KindIQ || (st.Type != "result" && st.Type != "error") || !strings.HasPrefix(st.ID, pingPrefix) {
+		return false
+	}
+	s.mu.Lock()
+	o := s.pings[st.ID]
+	ok := o != nil && st.From.String() == o.remote && st.To.String() == o.local
+	if ok {
+		delete(s.pings, st.ID)
+	}
+	s.mu.Unlock()
+	if !ok {
+		return false
+	}
+	s.pingsAnswered.Add(1)
+	select {
+	case o.pong <- st.ID:
+	default:
+	}
+	return true
 }

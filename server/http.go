@@ -264,4 +264,5 @@ func (s *Server) writeMetrics(w http.ResponseWriter) {
 			t.Metrics(w, s.hostsOfType(t.name))
 		}
 	}
+	s.writeS2SMetrics(w)
 }

@@ -298,6 +298,9 @@ func (s *Server) Start(ctx context.Context) error {
 	if err == nil && s.s2s != nil {
 		n := len(s.listeners)
 		err = listen(s.cfg.S2S.Listen, false)
+		if err == nil {
+			err = listen(s.cfg.S2S.DirectTLS, true)
+		}
 		for i := n; i < len(s.listeners); i++ {
 			s.listeners[i].s2s = true
 		}
@@ -323,7 +326,11 @@ func (s *Server) Start(ctx context.Context) error {
 			s.serving.Add(1)
 			go func() {
 				defer s.serving.Done()
-				if err := s.s2s.Serve(l.l); err != nil && !errors.Is(err, s2s.ErrServerClosed) {
+				serve := s.s2s.Serve
+				if l.directTLS {
+					serve = s.s2s.ServeDirectTLS
+				}
+				if err := serve(l.l); err != nil && !errors.Is(err, s2s.ErrServerClosed) {
 					s.log.Error("server: s2s listener stopped", "addr", l.l.Addr().String(), "err", err)
 				}
 			}()
@@ -411,6 +418,12 @@ func (s *Server) HTTPAddrs() []net.Addr { return s.addrs(listener{http: true}) }
 
 // S2SAddrs returns the addresses of the server-to-server listeners.
 func (s *Server) S2SAddrs() []net.Addr { return s.addrs(listener{s2s: true}) }
+
+// S2SDirectTLSAddrs returns the addresses of the direct TLS s2s
+// listeners (XEP-0368), after Start.
+func (s *Server) S2SDirectTLSAddrs() []net.Addr {
+	return s.addrs(listener{s2s: true, directTLS: true})
+}
 
 // S2S returns the federation service, nil when [s2s] listen is not set.
 func (s *Server) S2S() *s2s.Service { return s.s2s }
