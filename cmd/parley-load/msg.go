@@ -319,15 +319,39 @@ func runMsg(ctx context.Context, o *options) report {
 
 // send sends messages to the peer until stop is closed, keeping at most
 // cap(win) of them in flight, each in its slot when the client is paced.
+// The body is size bytes: the send time, a space, padding.
 func (cl *msgClient) send(ctx context.Context, stop <-chan struct{}, size int) error {
+	return sendPaced(ctx, stop, sender{c: cl.c, win: cl.win, pace: cl.pace, sent: &cl.sent,
+		head: "<message type='chat' to='" + cl.to + "' id='m", first: 1}, size)
+}
+
+// sender is what sendPaced sends with: a client's connection, window,
+// pacer and count of messages sent, and the message's start up to its
+// id's number.
+type sender struct {
+	c    *Conn
+	win  chan struct{}
+	pace *pacer
+	sent *atomic.Int64
+	head string
+	// first is the first sequence number; withSeq puts each number in
+	// the body too, after the send time.
+	first   int
+	withSeq bool
+}
+
+// sendPaced sends messages through s.c until stop is closed or ctx ends,
+// keeping at most cap(s.win) in flight, each in its slot when s.pace is
+// set. A body is "t<send time> ", the sequence number and a space when
+// s.withSeq, then padding to size bytes.
+func sendPaced(ctx context.Context, stop <-chan struct{}, s sender, size int) error {
 	pad := strings.Repeat("x", size)
-	head := "<message type='chat' to='" + cl.to + "' id='m"
-	buf := make([]byte, 0, len(head)+size+64)
-	for seq := 1; ; seq++ {
+	buf := make([]byte, 0, len(s.head)+size+64)
+	for seq := s.first; ; seq++ {
 		var slot time.Time
-		if cl.pace != nil {
+		if s.pace != nil {
 			var ok bool
-			if slot, ok = cl.pace.wait(ctx, stop); !ok {
+			if slot, ok = s.pace.wait(ctx, stop); !ok {
 				return nil
 			}
 		}
@@ -336,9 +360,9 @@ func (cl *msgClient) send(ctx context.Context, stop <-chan struct{}, size int) e
 			return nil
 		case <-ctx.Done():
 			return nil
-		case cl.win <- struct{}{}:
+		case s.win <- struct{}{}:
 		}
-		buf = append(buf[:0], head...)
+		buf = append(buf[:0], s.head...)
 		buf = strconv.AppendInt(buf, int64(seq), 10)
 		buf = append(buf, "'><body>t"...)
 		start := len(buf)
@@ -348,13 +372,16 @@ func (cl *msgClient) send(ctx context.Context, stop <-chan struct{}, size int) e
 		}
 		buf = strconv.AppendInt(buf, int64(sentAt), 10)
 		buf = append(buf, ' ')
-		// The body is size bytes: the send time, a space, padding.
+		if s.withSeq {
+			buf = strconv.AppendInt(buf, int64(seq), 10)
+			buf = append(buf, ' ')
+		}
 		buf = append(buf, pad[min(len(buf)-start+1, size):]...)
 		buf = append(buf, "</body></message>"...)
-		cl.sent.Add(1)
-		if err := cl.c.write(buf); err != nil {
-			cl.sent.Add(-1)
-			<-cl.win
+		s.sent.Add(1)
+		if err := s.c.write(buf); err != nil {
+			s.sent.Add(-1)
+			<-s.win
 			return err
 		}
 	}

@@ -400,45 +400,8 @@ func (cl *mucClient) beforeArmed(el *etree.Element) {
 // most cap(win) not yet reflected, each in its slot when paced. The body
 // is "t<send time> <sequence number> " and padding, size bytes.
 func (cl *mucClient) send(ctx context.Context, stop <-chan struct{}, size int) error {
-	pad := strings.Repeat("x", size)
-	head := "<message type='groupchat' to='" + escape(cl.room.jid) + "' id='g"
-	buf := make([]byte, 0, len(head)+size+64)
-	for seq := 0; ; seq++ {
-		var slot time.Time
-		if cl.pace != nil {
-			var ok bool
-			if slot, ok = cl.pace.wait(ctx, stop); !ok {
-				return nil
-			}
-		}
-		select {
-		case <-stop:
-			return nil
-		case <-ctx.Done():
-			return nil
-		case cl.win <- struct{}{}:
-		}
-		buf = append(buf[:0], head...)
-		buf = strconv.AppendInt(buf, int64(seq), 10)
-		buf = append(buf, "'><body>t"...)
-		start := len(buf)
-		sentAt := time.Since(epoch)
-		if !slot.IsZero() {
-			sentAt = slot.Sub(epoch)
-		}
-		buf = strconv.AppendInt(buf, int64(sentAt), 10)
-		buf = append(buf, ' ')
-		buf = strconv.AppendInt(buf, int64(seq), 10)
-		buf = append(buf, ' ')
-		buf = append(buf, pad[min(len(buf)-start+1, size):]...)
-		buf = append(buf, "</body></message>"...)
-		cl.sent.Add(1)
-		if err := cl.c.write(buf); err != nil {
-			cl.sent.Add(-1)
-			<-cl.win
-			return err
-		}
-	}
+	return sendPaced(ctx, stop, sender{c: cl.c, win: cl.win, pace: cl.pace, sent: &cl.sent,
+		head: "<message type='groupchat' to='" + escape(cl.room.jid) + "' id='g", withSeq: true}, size)
 }
 
 // receive runs on the reader for every stanza once the run is armed: it
