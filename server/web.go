@@ -55,20 +55,36 @@ func (a *HTTPAPI) Client(r *http.Request) (addr string, https bool) {
 }
 
 // handleWebSocket hands the request to c2s, which upgrades it. The stream
-// counts as secure over HTTPS, from loopback (where nobody else is on the
-// path) or when websocket_insecure says so; elsewhere c2s refuses to
-// authenticate it.
+// counts as secure over HTTPS, from a loopback client (where nobody else
+// is on the path) or when websocket_insecure says so; elsewhere c2s
+// refuses to authenticate it. A loopback peer that forwards for someone
+// (a reverse proxy on the same host, whose headers are not trusted) is no
+// loopback client: the proxy may take passwords over plain HTTP from
+// anywhere, and the server cannot tell, so it refuses until the operator
+// sets trust_forwarded and the proxy says https.
 func (a *HTTPAPI) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	addr, https := a.Client(r)
 	cfg := &a.s.cfg.HTTP
+	localClient := isLoopback(addr) && (cfg.TrustForwarded || !forwarded(r))
 	opts := c2s.WebSocketOptions{
-		Secure:         https || isLoopback(addr) || cfg.WebSocketInsecure,
+		Secure:         https || localClient || cfg.WebSocketInsecure,
 		RemoteAddr:     addr,
 		OriginPatterns: cfg.WebSocketOrigins,
 	}
 	if err := a.s.c2s.ServeWebSocket(w, r, opts); err != nil {
 		a.s.log.Debug("server: websocket refused", "remote", addr, "err", err)
 	}
+}
+
+// forwarded reports whether r came through a proxy that says so in one of
+// the usual headers.
+func forwarded(r *http.Request) bool {
+	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Real-Ip"} {
+		if r.Header.Get(h) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // isLoopback reports whether addr (ip:port or ip) is a loopback address.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -222,17 +223,28 @@ func TestWebSocketAuthNeedsSecurity(t *testing.T) {
 			}
 		})
 	}
-	t.Run("forwarded headers ignored without trust_forwarded", func(t *testing.T) {
-		s := parleytest.Start(t)
-		c, _, err := s.DialWebSocketWith(parleytest.WSOptions{Header: http.Header{"X-Forwarded-For": {"192.0.2.7"}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Open("localhost")
-		if c.Features.FindElement("mechanisms") == nil {
-			t.Fatalf("SASL not offered to a loopback client: %s", c.String(c.Features))
-		}
-	})
+	// Without trust_forwarded the headers say nothing about the client,
+	// but a loopback peer that sends them is a proxy on the same host,
+	// which may serve plain HTTP to anyone: SASL is refused, whatever
+	// the headers claim.
+	for _, h := range []http.Header{
+		{"X-Forwarded-For": {"192.0.2.7"}},
+		{"X-Forwarded-Proto": {"https"}},
+		{"Forwarded": {"for=192.0.2.7;proto=https"}},
+		{"X-Real-Ip": {"192.0.2.7"}},
+	} {
+		t.Run(fmt.Sprintf("a local proxy without trust_forwarded %v", h), func(t *testing.T) {
+			s := parleytest.Start(t, parleytest.WithConfig(func(c *conf.Config) { c.C2S.RequireTLS = false }))
+			c, _, err := s.DialWebSocketWith(parleytest.WSOptions{Header: h})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Open("localhost")
+			if c.Features.FindElement("mechanisms") != nil {
+				t.Fatalf("SASL offered through an untrusted local proxy: %s", c.String(c.Features))
+			}
+		})
+	}
 }
 
 // TestHostMeta checks XEP-0156's both forms: the WebSocket URL by the
