@@ -47,12 +47,14 @@ func TestSlowConsumers(t *testing.T) {
 		// 100 KB bodies at 20/s: the 64 KiB queue and the socket's
 		// buffers are full within the run.
 		{"large_bodies", shapeBody, "20", "100000"},
-		// 10,000 empty elements a message: 40 KB on the wire, far more
-		// in the server's memory. At 100/s, 8 MB in the run: more than
-		// the socket's send buffer can take (4 MiB at most here), so
-		// the queue fills; at 20/s it was 1.6 MB, which the buffer
-		// sometimes took whole, and the test failed.
-		{"many_empty_children", shapeChildren, "100", "40000"},
+		// 25,000 empty elements a message: 100 KB on the wire, far more
+		// in the server's memory. At 100/s, 20 MB in the run: more than
+		// the sockets' buffers can take (4 MiB to send and 6 MiB to
+		// receive at most here), so the queue fills. At 40 KB a message
+		// a loaded CI machine sent half the 400 messages, 3.9 MB, which
+		// the buffers took whole, and the test failed (as at 20/s
+		// before).
+		{"many_empty_children", shapeChildren, "100", "100000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -110,8 +110,13 @@ type detacher interface {
 }
 
 type module struct {
-	h           *local.Host
-	store       store
+	h     *local.Host
+	store store
+	// stored carries the offline messages to push for, in the order
+	// they were stored, to the one goroutine that reads the store and
+	// pushes: a goroutine each let a later message's notification
+	// overtake an earlier one's.
+	stored      chan offlineJob
 	includeBody bool
 	perMinute   int
 	maxDevices  int
@@ -166,7 +171,9 @@ func start(h *local.Host) error {
 	h.HandleIQ(local.ToBare, "set", NS, "enable", NS, m.enable)
 	h.HandleIQ(local.ToBare, "set", NS, "disable", "", m.disable)
 	h.Observe(local.ToClient, xmpp.KindMessage, 0, m.toClient)
-	h.OnOffline(m.stored)
+	m.stored = make(chan offlineJob, offlineQueue)
+	h.Go(m.pushOffline)
+	h.OnOffline(m.onOffline)
 	h.Hook(local.ToBare, xmpp.KindIQ, 100, m.answer)
 	h.OnDetach(m.detached)
 	return nil
@@ -360,11 +367,37 @@ func (m *module) toClient(s local.Session, st *xmpp.Stanza) bool {
 	return false
 }
 
-// stored hears of a message the core stored for a user with no
+// offlineJob is an offline message to push for: its user, the
+// registrations bound sessions hold, and what the notification may say.
+type offlineJob struct {
+	user xmpp.JID
+	held []*registration
+	from xmpp.JID
+	body string
+}
+
+// offlineQueue bounds the offline messages waiting for their push; past
+// it a push is dropped and logged (the message itself is stored).
+const offlineQueue = 1024
+
+// pushOffline pushes for the offline messages, in order, until the
+// server ends.
+func (m *module) pushOffline(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-m.stored:
+			m.offlinePush(ctx, j.user, j.held, j.from, j.body)
+		}
+	}
+}
+
+// onOffline hears of a message the core stored for a user with no
 // available resource (Host.OnOffline): one that needs waking pushes to
-// the registrations no session holds. The store is read on a goroutine
-// of the module's: the handler must not block.
-func (m *module) stored(st *xmpp.Stanza) {
+// the registrations no session holds. The store is read on the module's
+// own goroutine (pushOffline): the handler must not block.
+func (m *module) onOffline(st *xmpp.Stanza) {
 	switch st.Type {
 	case "", "normal", "chat":
 	default:
@@ -382,8 +415,11 @@ func (m *module) stored(st *xmpp.Stanza) {
 			held = append(held, r)
 		}
 	}
-	bare := st.To.Bare()
-	m.h.Go(func(ctx context.Context) { m.offlinePush(ctx, bare, held, from, body) })
+	select {
+	case m.stored <- offlineJob{user: st.To.Bare(), held: held, from: from, body: body}:
+	default:
+		m.h.Logger().Warn("push: too many offline notifications waiting; one dropped", "user", st.To.Local())
+	}
 }
 
 // offlinePush pushes to each registration of user that no session holds
