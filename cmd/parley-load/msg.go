@@ -255,33 +255,13 @@ func runMsg(ctx context.Context, o *options) report {
 	wg.Wait()
 	slowErrs, slowErr := slowWait()
 
-	// The drain: wait for what is in flight, polling.
-	drainStart := time.Now()
-	total := func() (sent, done int64) {
+	r.DrainS, r.RSSStartKiB, r.RSSPeakKiB = drainAndStop(ctx, &r.common, o.Drain, func() (sent, done int64) {
 		for _, cl := range clients {
 			sent += cl.sent.Load()
 			done += cl.delivered.Load() + cl.bounced.Load()
 		}
 		return sent, done
-	}
-	for {
-		sent, done := total()
-		if done >= sent || time.Since(drainStart) >= o.Drain || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	r.DrainS = seconds(time.Since(drainStart))
-	if ctx.Err() != nil {
-		r.fail(context.Cause(ctx))
-	}
-	r.fail(m.stop(&r.common))
-	if rss != nil {
-		var err error
-		r.RSSStartKiB, r.RSSPeakKiB, err = rss.stop()
-		r.fail(err)
-	}
-
+	}, m, rss)
 	r.countDropped(conns)
 	// Close before reading the latencies: the readers are done then.
 	closeAll(conns)
@@ -323,6 +303,34 @@ func runMsg(ctx context.Context, o *options) report {
 func (cl *msgClient) send(ctx context.Context, stop <-chan struct{}, size int) error {
 	return sendPaced(ctx, stop, sender{c: cl.c, win: cl.win, pace: cl.pace, sent: &cl.sent,
 		head: "<message type='chat' to='" + cl.to + "' id='m", first: 1}, size)
+}
+
+// drainAndStop ends a run's measurement as msg and muc do: it waits, up
+// to limit and polling, until total says everything wanted came (or ctx
+// ends), then stops the meter and the RSS sampler (nil for none), their
+// mistakes recorded in c. It returns the drain's seconds and the RSS at
+// the start and at its peak.
+func drainAndStop(ctx context.Context, c *common, limit time.Duration, total func() (want, done int64),
+	m *meter, rss *rssSampler) (drainS float64, rssStart, rssPeak int64) {
+	start := time.Now()
+	for {
+		want, done := total()
+		if done >= want || time.Since(start) >= limit || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	drainS = seconds(time.Since(start))
+	if ctx.Err() != nil {
+		c.fail(context.Cause(ctx))
+	}
+	c.fail(m.stop(c))
+	if rss != nil {
+		var err error
+		rssStart, rssPeak, err = rss.stop()
+		c.fail(err)
+	}
+	return drainS, rssStart, rssPeak
 }
 
 // sender is what sendPaced sends with: a client's connection, window,

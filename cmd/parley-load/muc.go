@@ -198,31 +198,13 @@ func runMUC(ctx context.Context, o *options) report {
 	close(stop)
 	wg.Wait()
 
-	drainStart := time.Now()
-	total := func() (expected, done int64) {
+	r.DrainS, r.RSSStartKiB, r.RSSPeakKiB = drainAndStop(ctx, &r.common, o.Drain, func() (expected, done int64) {
 		for _, cl := range clients {
 			expected += cl.sent.Load() * int64(o.Occupants)
 			done += cl.delivered.Load()
 		}
 		return expected, done
-	}
-	for {
-		expected, done := total()
-		if done >= expected || time.Since(drainStart) >= o.Drain || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	r.DrainS = seconds(time.Since(drainStart))
-	if ctx.Err() != nil {
-		r.fail(context.Cause(ctx))
-	}
-	r.fail(m.stop(&r.common))
-	if rss != nil {
-		var err error
-		r.RSSStartKiB, r.RSSPeakKiB, err = rss.stop()
-		r.fail(err)
-	}
+	}, m, rss)
 	r.countDropped(conns)
 	// Close before reading what the readers counted: they are done then.
 	closeAll(conns)
