@@ -193,22 +193,33 @@ func (c *Conn) NextStanza() *xmpp.Stanza {
 // condition and that the server then closes the stream.
 func (c *Conn) ExpectStreamError(want xmpp.StreamCondition) {
 	c.t.Helper()
+	ExpectStreamError(c.t, c.NextErr, want, true)
+}
+
+// ExpectStreamError reads with next, skipping stanzas, until a stream
+// error, and checks its condition; with closed, also that the closing
+// tag follows. For tests' own readers of other streams (components,
+// servers) as well as Conn's.
+func ExpectStreamError(t testing.TB, next func() (*etree.Element, error), want xmpp.StreamCondition, closed bool) {
+	t.Helper()
 	for {
-		el, err := c.NextErr()
+		_, err := next()
 		var se *xmpp.StreamError
 		if errors.As(err, &se) {
 			if se.Condition != want {
-				c.t.Fatalf("parleytest: stream error %q (%s), want %q", se.Condition, se.Text, want)
+				t.Fatalf("parleytest: stream error %q (%s), want %q", se.Condition, se.Text, want)
 			}
 			break
 		}
 		if err != nil {
-			c.t.Fatalf("parleytest: want stream error %q, got %v", want, err)
+			t.Fatalf("parleytest: want stream error %q, got %v", want, err)
 		}
-		_ = el // stanzas queued before the error are skipped
 	}
-	if _, err := c.NextErr(); !errors.Is(err, xmpp.ErrStreamClosed) {
-		c.t.Fatalf("parleytest: after the stream error: %v, want the closing tag", err)
+	if !closed {
+		return
+	}
+	if _, err := next(); !errors.Is(err, xmpp.ErrStreamClosed) {
+		t.Fatalf("parleytest: after the stream error: %v, want the closing tag", err)
 	}
 }
 

@@ -2,7 +2,6 @@ package s2s_test
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"testing"
@@ -111,19 +110,7 @@ func (p *rawPeer) dialback(key string) string {
 // expectStreamError reads until a stream error with cond.
 func (p *rawPeer) expectStreamError(cond xmpp.StreamCondition) {
 	p.t.Helper()
-	for {
-		_, err := p.next()
-		var se *xmpp.StreamError
-		if errors.As(err, &se) {
-			if se.Condition != cond {
-				p.t.Fatalf("stream error %q (%s); want %q", se.Condition, se.Text, cond)
-			}
-			return
-		}
-		if err != nil {
-			p.t.Fatalf("want stream error %q; got %v", cond, err)
-		}
-	}
+	parleytest.ExpectStreamError(p.t, p.next, cond, false)
 }
 
 // fakeAuthority is the authoritative server of a domain the test

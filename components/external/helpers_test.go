@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -125,22 +124,7 @@ func (c *raw) Next() *xmpp.Stanza {
 // ExpectStreamError reads until a stream error and the closing tag.
 func (c *raw) ExpectStreamError(want xmpp.StreamCondition) {
 	c.t.Helper()
-	for {
-		_, err := c.NextErr()
-		var se *xmpp.StreamError
-		if errors.As(err, &se) {
-			if se.Condition != want {
-				c.t.Fatalf("stream error %q (%s), want %q", se.Condition, se.Text, want)
-			}
-			break
-		}
-		if err != nil {
-			c.t.Fatalf("want stream error %q, got %v", want, err)
-		}
-	}
-	if _, err := c.NextErr(); !errors.Is(err, xmpp.ErrStreamClosed) {
-		c.t.Fatalf("after the stream error: %v, want the closing tag", err)
-	}
+	parleytest.ExpectStreamError(c.t, c.NextErr, want, true)
 }
 
 func str(el *etree.Element) string {
