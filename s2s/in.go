@@ -486,6 +486,9 @@ func (in *inStream) stanza(el *etree.Element) *xmpp.StreamError {
 	if in.svc.pong(st) {
 		return nil
 	}
+	// A remote server speaks for its own domains, never for ours: a
+	// delay it claims from one of them would pass for this server's.
+	xmpp.StripForeignDelays(st, in.svc.cfg.Router.Serves)
 	in.svc.stanzasIn.Add(1)
 	in.svc.cfg.Router.Route(st)
 	return nil

@@ -278,3 +278,38 @@ func NewDelay(from string, at time.Time) *etree.Element {
 	d.CreateAttr("stamp", at.UTC().Format("2006-01-02T15:04:05.000Z"))
 	return d
 }
+
+// StripForeignDelays removes from a message or presence the XEP-0203
+// <delay/> elements whose from is in a domain for which ours reports
+// true (a domain of this server, say) and is not the stanza's sender,
+// and reports how many it removed. Only this server may claim that it
+// delayed a stanza: a recipient (and this server's own stream
+// management, which keeps the first delay from its domain) trusts such a
+// stamp as the server's word on when the stanza was sent, so a sender
+// that could add one could backdate what it says. Delays from the sender
+// itself (a client that composed offline), with no from, or from other
+// domains (a remote server's own) are their claims and stay; a from that
+// is no JID cannot be checked and goes. Iqs carry none.
+func StripForeignDelays(st *Stanza, ours func(domain string) bool) int {
+	if st.Kind != KindMessage && st.Kind != KindPresence {
+		return 0
+	}
+	n := 0
+	for i := 0; i < len(st.El.Child); i++ {
+		c, ok := st.El.Child[i].(*etree.Element)
+		if !ok || c.Tag != "delay" || NS(c) != NSDelay {
+			continue
+		}
+		from := c.SelectAttrValue("from", "")
+		if from == "" {
+			continue
+		}
+		if j, err := Parse(from); err == nil && (!ours(j.Domain()) || j.Bare() == st.From.Bare()) {
+			continue
+		}
+		st.El.RemoveChildAt(i)
+		i--
+		n++
+	}
+	return n
+}

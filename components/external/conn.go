@@ -245,6 +245,9 @@ func (c *conn) handle(el *etree.Element) *xmpp.StreamError {
 		c.answer(st, xmpp.NewStanzaError(xmpp.BadRequest, "a component's stanza needs a to address"))
 		return nil
 	}
+	// A component speaks for its own domains (mayFrom), not for the
+	// server's others: see xmpp.StripForeignDelays.
+	xmpp.StripForeignDelays(st, func(d string) bool { return !c.host.mayFrom(d) && c.host.router.Serves(d) })
 	c.host.router.Route(st)
 	return nil
 }

@@ -695,6 +695,9 @@ func (h *localHost) String() string { return fmt.Sprintf("local host %s", h.name
 // handlers run, then presence goes through RFC 6121's outbound rules and
 // anything else is routed.
 func (h *localHost) FromClient(st *xmpp.Stanza) {
+	// A delay from this server's domains is the server's word alone
+	// (see xmpp.StripForeignDelays): a client's copy could backdate it.
+	xmpp.StripForeignDelays(st, h.router.Serves)
 	// One lookup of the sender's account serves the block check and the
 	// session's: a message is on the hot path.
 	a := h.online(st.From.Local())
