@@ -172,6 +172,10 @@ type Config struct {
 	// log in is held to this many (each also closed HandshakeTimeout
 	// after accept, whatever it sends).
 	UnauthenticatedPerIP int
+	// SMCounts keeps the counts of ended resumable sessions across a
+	// restart (Shutdown saves them, RestoreSMCounts reads them back);
+	// nil keeps them in memory only.
+	SMCounts SMCounts
 	// Logger receives the server's logs; default slog.Default().
 	Logger *slog.Logger
 }
@@ -477,8 +481,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.idle.stop()
 	select {
 	case <-done:
+		s.saveSMCounts(ctx, sessions)
 		return nil
 	case <-ctx.Done():
+		// The sessions still open still count: only the ended ones'.
+		s.saveSMCounts(ctx, nil)
 		// Name who held the shutdown up, for the operator.
 		open := s.sessionList(nil)
 		s.logHanging(open)

@@ -153,6 +153,14 @@ func (g *smGone) put(user, id string, h uint32, now time.Time) {
 		}
 	}
 	l := g.byUser[user]
+	for i, e := range l {
+		if e.id == id {
+			// Counted again (a session that ended at shutdown): the
+			// last count is the one.
+			l = append(l[:i], l[i+1:]...)
+			break
+		}
+	}
 	if drop := len(l) - smGoneMax + 1; drop > 0 {
 		l = append(l[:0], l[drop:]...)
 	}

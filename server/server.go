@@ -156,6 +156,7 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 		},
 		RegistrationsPerIP:   cfg.Limits.RegistrationsPerIP,
 		UnauthenticatedPerIP: cfg.Limits.UnauthenticatedPerIP,
+		SMCounts:             store,
 		Logger:               s.log,
 	})
 	return s, nil
@@ -273,6 +274,12 @@ func (s *Server) Start(ctx context.Context) error {
 		return errors.New("server: already started")
 	}
 	s.started = true
+	// Before the first client: a resume across the restart finds its
+	// session's count. A store that cannot give them costs those
+	// clients their h, not the start.
+	if err := s.c2s.RestoreSMCounts(ctx); err != nil {
+		s.log.Warn("server: stream management counts of the last run not read", "err", err)
+	}
 	var lc net.ListenConfig
 	listen := func(addrs []string, directTLS bool) error {
 		for _, a := range addrs {

@@ -319,6 +319,20 @@ CREATE TABLE muc_affiliations (
 	FOREIGN KEY (host, room) REFERENCES muc_rooms (host, room) ON DELETE CASCADE
 ) WITHOUT ROWID;
 `)},
+	// Stream management (XEP-0198 §5): the inbound count (h) of the
+	// resumable sessions that ended lately, by user (user@host) and
+	// resumption id, written at shutdown and read back (and removed) at
+	// the next start, so that a client resuming across a restart learns
+	// what reached the server. Not a foreign key: entries live a day.
+	{name: "stream management counts", up: execSQL(`
+CREATE TABLE sm_counts (
+	user  TEXT    NOT NULL,
+	id    TEXT    NOT NULL,
+	h     INTEGER NOT NULL CHECK (h >= 0 AND h < 4294967296),
+	ended INTEGER NOT NULL, -- Unix milliseconds
+	PRIMARY KEY (user, id)
+) WITHOUT ROWID;
+`)},
 }
 
 // execSQL returns a migration step that executes stmts, which may hold
