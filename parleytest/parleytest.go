@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -57,6 +58,15 @@ func WithBot(name, postURL string, edit func(*conf.Host)) Option {
 			edit(&h)
 		}
 		c.Hosts = append(c.Hosts, h)
+	}
+}
+
+// OnDisk keeps the server's database and data in dir, so that a server
+// started again with the same option finds what the last one left.
+func OnDisk(dir string) Option {
+	return func(c *conf.Config) {
+		c.Database = filepath.Join(dir, "parley.db")
+		c.DataDir = dir
 	}
 }
 

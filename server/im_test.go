@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -509,10 +508,7 @@ func imOfflineDelay(t *testing.T, c *parleytest.Conn, st *xmpp.Stanza) {
 // stamped, at the next initial presence, even on a new server.
 func TestIMOfflineMessagesSurviveARestart(t *testing.T) {
 	dir := t.TempDir()
-	onDisk := parleytest.WithConfig(func(c *conf.Config) {
-		c.Database = filepath.Join(dir, "parley.db")
-		c.DataDir = dir
-	})
+	onDisk := parleytest.OnDisk(dir)
 	s1 := parleytest.Start(t, onDisk)
 	imUsers(t, s1, "alice", "bob")
 	alice := imOnline(t, s1, "alice", "phone", "")

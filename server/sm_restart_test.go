@@ -2,10 +2,8 @@ package server_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
-	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/parleytest"
 )
 
@@ -25,10 +23,7 @@ func TestSMCountSurvivesARestart(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			onDisk := parleytest.WithConfig(func(c *conf.Config) {
-				c.Database = filepath.Join(dir, "parley.db")
-				c.DataDir = dir
-			})
+			onDisk := parleytest.OnDisk(dir)
 			s1 := parleytest.Start(t, onDisk)
 			s1.AddUser("alice@localhost", "pw")
 			s1.AddUser("bob@localhost", "pw")

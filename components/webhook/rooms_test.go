@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -299,10 +298,7 @@ func TestRoomBotInvitations(t *testing.T) {
 // put it there.
 func TestRoomBotBackAfterRestart(t *testing.T) {
 	dir := t.TempDir()
-	onDisk := parleytest.WithConfig(func(c *conf.Config) {
-		c.Database = filepath.Join(dir, "parley.db")
-		c.DataDir = dir
-	})
+	onDisk := parleytest.OnDisk(dir)
 	stop := func(s *parleytest.Server) {
 		ctx, cancel := context.WithTimeout(context.Background(), parleytest.Timeout)
 		defer cancel()
