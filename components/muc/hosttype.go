@@ -70,7 +70,9 @@ func checkOptions(c *conf.HostCheck, o *Options) {
 	if o.HistoryLength < 0 || o.HistoryLength > maxHistoryLength {
 		c.Errorf("history_length", "%d is not between 0 and %d: a room's history is kept in memory", o.HistoryLength, maxHistoryLength)
 	}
-	if o.AvatarMaxBytes == 0 && !c.IsSet("avatar_max_bytes") {
+	// 0 is a setting (no room vCards): the default fills in only a key
+	// a file leaves out.
+	if o.AvatarMaxBytes == 0 && c.FromFile() && !c.IsSet("avatar_max_bytes") {
 		o.AvatarMaxBytes = defaultAvatarBytes
 	}
 	if o.AvatarMaxBytes < 0 || o.AvatarMaxBytes > maxAvatarBytes {

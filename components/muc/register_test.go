@@ -10,7 +10,9 @@ import (
 )
 
 // registerIQ is the jabber:iq:register query with inner.
-func registerIQ(inner string) string { return "<query xmlns='jabber:iq:register'>" + inner + "</query>" }
+func registerIQ(inner string) string {
+	return "<query xmlns='jabber:iq:register'>" + inner + "</query>"
+}
 
 // regForm is a submitted muc#register form with the nick.
 func regForm(formType, nick string) string {
