@@ -171,3 +171,32 @@ func TestBadRoomJID(t *testing.T) {
 func xmlEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "'", "&apos;", "<", "&lt;", "\"", "&quot;").Replace(s)
 }
+
+// TestStatus104And333: a configuration change is told to the occupants
+// by a message with 104 (XEP-0045 §10.2.1); an error from an occupant's
+// side (its server says it is gone) removes it with 333 (§15.6.2), and
+// a full queue's error does not.
+func TestStatus104And333(t *testing.T) {
+	_, alice, bob, carol, _ := team(t, nil)
+	alice.ExpectResult(configure(alice, "team", map[string]string{"muc#roomconfig_roomname": "Renamed"}), "a config change")
+	st, _ := bob.WaitFor("the 104", func(st *xmpp.Stanza) bool { return st.Kind == xmpp.KindMessage && len(statusCodes(st)) > 0 })
+	if !slices.Equal(statusCodes(st), []string{"104"}) || st.From.String() != roomJID("team", "") || st.Type != "groupchat" {
+		t.Errorf("bob got %s; want a groupchat message from the room with 104", bob.String(st.El))
+	}
+	carol.UntilSync()
+
+	errMsg := "<message type='error' to='" + roomJID("team", "") + "'><error type='%s'><%s xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"
+	bob.Send(errMsg, "wait", "resource-constraint")
+	say(bob, "team", "still", "still in")
+	st, before := carol.WaitFor("bob's message", func(st *xmpp.Stanza) bool { return parleytest.Body(st) == "still in" })
+	if presenceFrom(before, "team", "Bob") != nil || st.From.Resource() != "Bob" {
+		t.Errorf("after a resource-constraint error from bob carol got %s then %s; want bob still in", carol.Dump(before), carol.String(st.El))
+	}
+	bob.Send(errMsg, "cancel", "service-unavailable")
+	st, before = carol.WaitFor("bob's removal", func(st *xmpp.Stanza) bool {
+		return st.Kind == xmpp.KindPresence && st.From.Resource() == "Bob"
+	})
+	if seen(st) != "unavailable none none [333]" {
+		t.Errorf("carol saw %s of bob (after %s); want his removal with 333", carol.String(st.El), carol.Dump(before))
+	}
+}
