@@ -333,6 +333,13 @@ CREATE TABLE sm_counts (
 	PRIMARY KEY (user, id)
 ) WITHOUT ROWID;
 `)},
+	// A room's registered nicks (XEP-0045 §7.10), on the affiliation they
+	// come with ('' for none), and its vCard (XEP-0054, the room's avatar
+	// of XEP-0486) as its owner set it ('' for none).
+	{name: "muc nicks and vcards", up: execSQL(`
+ALTER TABLE muc_affiliations ADD COLUMN nick TEXT NOT NULL DEFAULT '';
+ALTER TABLE muc_rooms ADD COLUMN vcard BLOB NOT NULL DEFAULT x'';
+`)},
 }
 
 // execSQL returns a migration step that executes stmts, which may hold

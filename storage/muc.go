@@ -25,6 +25,12 @@ type MUCRoom struct {
 	// Affiliations are the room's affiliations by bare JID: owner,
 	// admin, member or outcast.
 	Affiliations map[string]string
+	// Nicks are the registered nicks (XEP-0045 §7.10) by bare JID; each
+	// belongs to an affiliation of Affiliations and goes with it.
+	Nicks map[string]string
+	// VCard is the room's vCard (XEP-0054) as serialized by the muc
+	// package, nil for none.
+	VCard []byte
 }
 
 // PutMUCRoom stores r on host, replacing the room of the same name with
@@ -35,11 +41,12 @@ func (s *Store) PutMUCRoom(ctx context.Context, host string, r MUCRoom) error {
 		subjectAt = r.SubjectAt.UnixNano()
 	}
 	err := s.update(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO muc_rooms (host, room, config, secret, subject, subject_from, subject_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)
+		_, err := tx.ExecContext(ctx, `INSERT INTO muc_rooms (host, room, config, secret, subject, subject_from, subject_at, vcard)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (host, room) DO UPDATE SET config = excluded.config, secret = excluded.secret,
-				subject = excluded.subject, subject_from = excluded.subject_from, subject_at = excluded.subject_at`,
-			host, r.Name, nonNil(r.Config), nonNil(r.Secret), r.Subject, r.SubjectFrom, subjectAt)
+				subject = excluded.subject, subject_from = excluded.subject_from, subject_at = excluded.subject_at,
+				vcard = excluded.vcard`,
+			host, r.Name, nonNil(r.Config), nonNil(r.Secret), r.Subject, r.SubjectFrom, subjectAt, nonNil(r.VCard))
 		if err != nil {
 			return err
 		}
@@ -54,8 +61,8 @@ func (s *Store) PutMUCRoom(ctx context.Context, host string, r MUCRoom) error {
 		}
 		sort.Strings(jids)
 		for _, j := range jids {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO muc_affiliations (host, room, jid, affiliation) VALUES (?, ?, ?, ?)`,
-				host, r.Name, j, r.Affiliations[j]); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO muc_affiliations (host, room, jid, affiliation, nick) VALUES (?, ?, ?, ?, ?)`,
+				host, r.Name, j, r.Affiliations[j], r.Nicks[j]); err != nil {
 				return err
 			}
 		}
@@ -80,7 +87,7 @@ func (s *Store) DeleteMUCRoom(ctx context.Context, host, name string) error {
 func (s *Store) MUCRooms(ctx context.Context, host string) ([]MUCRoom, error) {
 	var out []MUCRoom
 	err := s.view(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT room, config, secret, subject, subject_from, subject_at
+		rows, err := tx.QueryContext(ctx, `SELECT room, config, secret, subject, subject_from, subject_at, vcard
 			FROM muc_rooms WHERE host = ? ORDER BY room`, host)
 		if err != nil {
 			return err
@@ -90,31 +97,37 @@ func (s *Store) MUCRooms(ctx context.Context, host string) ([]MUCRoom, error) {
 		for rows.Next() {
 			var r MUCRoom
 			var at int64
-			if err := rows.Scan(&r.Name, &r.Config, &r.Secret, &r.Subject, &r.SubjectFrom, &at); err != nil {
+			if err := rows.Scan(&r.Name, &r.Config, &r.Secret, &r.Subject, &r.SubjectFrom, &at, &r.VCard); err != nil {
 				return err
+			}
+			if len(r.VCard) == 0 {
+				r.VCard = nil
 			}
 			if at != 0 {
 				r.SubjectAt = time.Unix(0, at)
 			}
-			r.Affiliations = map[string]string{}
+			r.Affiliations, r.Nicks = map[string]string{}, map[string]string{}
 			byName[r.Name] = len(out)
 			out = append(out, r)
 		}
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		arows, err := tx.QueryContext(ctx, `SELECT room, jid, affiliation FROM muc_affiliations WHERE host = ?`, host)
+		arows, err := tx.QueryContext(ctx, `SELECT room, jid, affiliation, nick FROM muc_affiliations WHERE host = ?`, host)
 		if err != nil {
 			return err
 		}
 		defer arows.Close()
 		for arows.Next() {
-			var room, jid, aff string
-			if err := arows.Scan(&room, &jid, &aff); err != nil {
+			var room, jid, aff, nick string
+			if err := arows.Scan(&room, &jid, &aff, &nick); err != nil {
 				return err
 			}
 			if i, ok := byName[room]; ok {
 				out[i].Affiliations[jid] = aff
+				if nick != "" {
+					out[i].Nicks[jid] = nick
+				}
 			}
 		}
 		return arows.Err()

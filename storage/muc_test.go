@@ -10,7 +10,8 @@ func TestMUCRooms(t *testing.T) {
 	at := time.Unix(1700000000, 123)
 	room := MUCRoom{Name: "team", Config: []byte(`{"name":"Team"}`), Secret: []byte("k"),
 		Subject: "hello", SubjectFrom: "alice", SubjectAt: at,
-		Affiliations: map[string]string{"alice@example.com": "owner", "bob@example.com": "member"}}
+		Affiliations: map[string]string{"alice@example.com": "owner", "bob@example.com": "member"},
+		Nicks:        map[string]string{"bob@example.com": "Bobby"}, VCard: []byte("<vCard xmlns='vcard-temp'/>")}
 	runOnBackends(t, []storeTest{
 		{"a room comes back as it was put, affiliations with it", func(t *testing.T, s *Store) {
 			if err := s.PutMUCRoom(t.Context(), testHost, room); err != nil {
@@ -32,6 +33,7 @@ func TestMUCRooms(t *testing.T) {
 			r2.Config = []byte(`{}`)
 			r2.Subject, r2.SubjectFrom, r2.SubjectAt = "", "", time.Time{}
 			r2.Affiliations = map[string]string{"carol@example.com": "owner"}
+			r2.Nicks, r2.VCard = map[string]string{}, nil
 			if err := s.PutMUCRoom(t.Context(), testHost, r2); err != nil {
 				t.Fatal(err)
 			}

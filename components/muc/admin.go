@@ -86,17 +86,20 @@ func (r *room) adminList(st *xmpp.Stanza, q *etree.Element) {
 			r.bounce(st, xmpp.Forbidden, "only the room's "+need+"s may see that list")
 			return
 		}
-		var jids []string
+		var jids []xmpp.JID
 		for j, a := range r.affs {
 			if a == aff {
-				jids = append(jids, j.String())
+				jids = append(jids, j)
 			}
 		}
-		sort.Strings(jids)
+		sort.Slice(jids, func(i, k int) bool { return jids[i].String() < jids[k].String() })
 		for _, j := range jids {
 			it := res.CreateElement("item")
 			it.CreateAttr("affiliation", aff)
-			it.CreateAttr("jid", j)
+			it.CreateAttr("jid", j.String())
+			if n := r.nicks[j]; n != "" {
+				it.CreateAttr("nick", n) // §9.5: the member's registered nick
+			}
 		}
 	case role != "" && aff == "":
 		if !validRole(role) || role == roleNone {
@@ -254,10 +257,10 @@ func (r *room) check(st *xmpp.Stanza, it *etree.Element) (change, xmpp.StanzaCon
 		if err != nil {
 			return c, xmpp.JIDMalformed, "not a JID: " + jid
 		}
-		if j.Local() == "" {
-			// Affiliations are matched by bare JID; a domain's would be
-			// a ban this room does not enforce.
-			return c, xmpp.NotAcceptable, "affiliations are for user JIDs, not domains"
+		if j.Local() == "" && c.aff != affBanned && c.aff != affNone {
+			// A domain's affiliation is a ban (affiliation): one of
+			// another kind would list a membership no one has.
+			return c, xmpp.NotAcceptable, "a domain can only be banned (outcast) or unbanned (none)"
 		}
 		// Affiliations are by bare JID (§5.2); a full JID names its user.
 		c.jid = j.Bare()
@@ -340,14 +343,20 @@ func (r *room) setAffiliation(bare xmpp.JID, aff string, actor *session, reason 
 	old := r.affiliation(bare)
 	if aff == affNone {
 		delete(r.affs, bare)
+		r.clearNick(bare) // a registered nick goes with its affiliation
 	} else {
 		r.affs[bare] = aff
 	}
 	item := actorItem(actor, reason)
+	// A banned domain's users go too (unless they have an affiliation
+	// of their own, which affiliation reads first).
+	domainBan := bare.Local() == "" && aff == affBanned
+	present := false
 	for _, o := range r.sortedOccupants() {
-		if o.bare != bare {
+		if o.bare != bare && (!domainBan || o.bare.Domain() != bare.Domain() || r.affiliation(o.bare) != affBanned) {
 			continue
 		}
+		present = true
 		switch def := r.defaultRole(aff); {
 		case aff == affBanned:
 			r.remove(o, item, statusBanned)
@@ -360,6 +369,9 @@ func (r *room) setAffiliation(bare xmpp.JID, aff string, actor *session, reason 
 			}
 			r.announce(o, oldRole, item)
 		}
+	}
+	if !present && aff != old {
+		r.announceAbsent(bare, aff, reason)
 	}
 }
 

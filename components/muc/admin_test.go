@@ -172,7 +172,7 @@ func TestAdminRefusals(t *testing.T) {
 		{"the last owner steps down", alice, "set", "<item affiliation='admin' jid='alice@localhost'/>", xmpp.Conflict},
 		{"one bad item of two", alice, "set", "<item affiliation='member' jid='carol@localhost'/><item nick='Nobody' role='none'/>", xmpp.ItemNotFound},
 		{"a role and an affiliation", alice, "set", "<item nick='Bob' role='none' affiliation='outcast' jid='bob@localhost'/>", xmpp.BadRequest},
-		{"a domain ban", alice, "set", "<item affiliation='outcast' jid='example.org'/>", xmpp.NotAcceptable},
+		{"a domain made a member", alice, "set", "<item affiliation='member' jid='example.org'/>", xmpp.NotAcceptable},
 		{"a participant asks for the members", carol, "get", "<item affiliation='member'/>", xmpp.Forbidden},
 		{"an admin asks for the owners", dave, "get", "<item affiliation='owner'/>", xmpp.Forbidden},
 		{"a participant asks for the moderators", carol, "get", "<item role='moderator'/>", xmpp.Forbidden},

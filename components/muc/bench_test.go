@@ -108,3 +108,38 @@ func benchRoom(b *testing.B, occupants int) (*Service, *sink, func(string) *xmpp
 	}
 	return svc, users, stanza
 }
+
+// BenchmarkJoinLeave: a user joins a room of 20 occupants with 1000
+// registered nicks and leaves it, one join and one leave an op: the
+// checks a join passes (a registered nick of another is a conflict),
+// the presences both ways, the subject, and the leave's presences.
+func BenchmarkJoinLeave(b *testing.B) {
+	const occupants, registered = 20, 1000
+	svc, users, stanza := benchRoom(b, occupants)
+	r := svc.room("room")
+	r.mu.Lock()
+	for i := range registered {
+		bare := xmpp.MustParse(fmt.Sprintf("member%d@localhost", i))
+		r.affs[bare] = affMember
+		r.setNick(bare, fmt.Sprintf("registered%d", i))
+	}
+	r.mu.Unlock()
+	joins, leaves := make([]*xmpp.Stanza, b.N), make([]*xmpp.Stanza, b.N)
+	for i := range joins {
+		joins[i] = stanza(fmt.Sprintf("<presence from='guest@localhost/r' to='room@muc.localhost/guest'><x xmlns='%s'/></presence>", NSMUC))
+		leaves[i] = stanza("<presence type='unavailable' from='guest@localhost/r' to='room@muc.localhost/guest'/>")
+	}
+	before := users.n.Load()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		svc.HandleStanza(joins[i])
+		svc.HandleStanza(leaves[i])
+	}
+	b.StopTimer()
+	// A join: 20 presences to the others, 20 to the guest, its own and
+	// the subject; a leave: 20 and its own.
+	if got, want := users.n.Load()-before, int64(b.N*(occupants*3+3)); got != want {
+		b.Fatalf("%d stanzas; want %d", got, want)
+	}
+}

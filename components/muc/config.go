@@ -34,6 +34,10 @@ type roomConfig struct {
 	// AllowPM is who may send private messages: anyone, participants,
 	// moderators or none.
 	AllowPM string `json:"allow_pm"`
+	// AllowInvites lets the members of a members-only room invite
+	// others (who become members); otherwise only its admins and owners
+	// may. In an open room anyone in it may invite.
+	AllowInvites bool `json:"allow_invites"`
 }
 
 // defaultConfig is a new room's configuration (Prosody's defaults: a
@@ -71,6 +75,7 @@ const (
 	fWhoIs         = "muc#roomconfig_whois"
 	fChangeSubject = "muc#roomconfig_changesubject"
 	fAllowPM       = "muc#roomconfig_allowpm"
+	fAllowInvites  = "muc#roomconfig_allowinvites"
 )
 
 var (
@@ -101,6 +106,7 @@ func (c roomConfig) form() *etree.Element {
 	field(x, fWhoIs, "list-single", "Who may see real JIDs", whoisOptions, c.WhoIs)
 	field(x, fChangeSubject, "boolean", "Participants may change the subject", nil, boolStr(c.ChangeSubject))
 	field(x, fAllowPM, "list-single", "Who may send private messages", allowPMOptions, c.AllowPM)
+	field(x, fAllowInvites, "boolean", "Members may invite others to a members-only room", nil, boolStr(c.AllowInvites))
 	return x
 }
 
@@ -183,6 +189,8 @@ func (c roomConfig) submit(x *etree.Element) (roomConfig, error) {
 			c.ChangeSubject, err = parseBool(v, one)
 		case fAllowPM:
 			c.AllowPM, err = oneOf(v, one, allowPMOptions)
+		case fAllowInvites:
+			c.AllowInvites, err = parseBool(v, one)
 		default:
 			return c, fmt.Errorf("%q is not a field of this form", v)
 		}

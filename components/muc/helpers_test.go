@@ -19,7 +19,7 @@ const service = "muc.localhost"
 // withMUC adds the muc host; edit changes its options (may be nil).
 func withMUC(edit func(*muc.Options)) parleytest.Option {
 	return parleytest.WithConfig(func(c *conf.Config) {
-		o := &muc.Options{RestrictRoomCreation: muc.CreateLocal, HistoryLength: 20}
+		o := &muc.Options{RestrictRoomCreation: muc.CreateLocal, HistoryLength: 20, AvatarMaxBytes: 64 * conf.KiB}
 		if edit != nil {
 			edit(o)
 		}

@@ -31,10 +31,27 @@ type Options struct {
 	// HistoryLength is how many groupchat messages a room keeps for
 	// those who join (XEP-0045 §7.2.15). Default 20, at most 1000.
 	HistoryLength int `toml:"history_length"`
+	// AllowUnaffiliatedRegister lets users of no affiliation register a
+	// nick with a room that is not members-only, which makes them
+	// members (XEP-0045 §7.10). Default false, as Prosody's option of
+	// the same name: membership gives voice in a moderated room.
+	AllowUnaffiliatedRegister bool `toml:"allow_unaffiliated_register"`
+	// AvatarMaxBytes bounds the vCard (with its avatar, XEP-0486) an
+	// owner may set on a room, as serialized. Default 64 KiB, at most
+	// 1 MiB; 0 turns room vCards off.
+	AvatarMaxBytes conf.Size `toml:"avatar_max_bytes"`
 }
 
 // maxHistoryLength bounds history_length: history is kept in memory.
 const maxHistoryLength = 1000
+
+// defaultAvatarBytes and maxAvatarBytes are avatar_max_bytes's default
+// (the bound of a user's vCard) and its largest value: a room's vCard
+// is kept in memory.
+const (
+	defaultAvatarBytes = 64 * conf.KiB
+	maxAvatarBytes     = conf.MiB
+)
 
 // OptionsOf returns the options of the muc host h.
 func OptionsOf(h *conf.Host) *Options { return h.Options.(*Options) }
@@ -52,6 +69,15 @@ func checkOptions(c *conf.HostCheck, o *Options) {
 	}
 	if o.HistoryLength < 0 || o.HistoryLength > maxHistoryLength {
 		c.Errorf("history_length", "%d is not between 0 and %d: a room's history is kept in memory", o.HistoryLength, maxHistoryLength)
+	}
+	// 0 is a setting (no room vCards): the default fills in only a key
+	// a file leaves out.
+	if o.AvatarMaxBytes == 0 && c.FromFile() && !c.IsSet("avatar_max_bytes") {
+		o.AvatarMaxBytes = defaultAvatarBytes
+	}
+	if o.AvatarMaxBytes < 0 || o.AvatarMaxBytes > maxAvatarBytes {
+		c.Errorf("avatar_max_bytes", "%v is not between 0 and %v: a room's vCard is kept in memory; write \"64KiB\", or 0 for no room vCards",
+			o.AvatarMaxBytes, maxAvatarBytes)
 	}
 }
 

@@ -8,15 +8,15 @@ import (
 // invite passes on a mediated invitation (XEP-0045 §7.8.2) from the
 // occupant s: to each invitee, from the room, with the inviter's real
 // JID, the reason and the room's password. In a members-only room only
-// admins and owners may invite (§7.8.2's SHOULD, and Prosody's default),
-// and the invitee becomes a member, as in Prosody, so that the
-// invitation can be used.
+// admins and owners may invite (§7.8.2's SHOULD, and Prosody's default)
+// unless muc#roomconfig_allowinvites lets members too, and the invitee
+// becomes a member, as in Prosody, so that the invitation can be used.
 func (r *room) invite(st *xmpp.Stanza, s *session, invites []*etree.Element) {
 	if s == nil {
 		r.bounce(st, xmpp.NotAcceptable, "only occupants may invite to this room")
 		return
 	}
-	if r.cfg.MembersOnly && affRank(r.affiliation(s.occ.bare)) < affRank(affAdmin) {
+	if !r.mayInvite(r.affiliation(s.occ.bare)) {
 		r.bounce(st, xmpp.Forbidden, "only admins may invite to this members-only room")
 		return
 	}
@@ -88,4 +88,19 @@ func (r *room) decline(st *xmpp.Stanza, d *etree.Element) {
 		de.CreateElement("reason").SetText(rs.Text())
 	}
 	r.send(&xmpp.Stanza{El: m, Kind: xmpp.KindMessage, From: r.jid, To: j})
+}
+
+// mayInvite says whether a user of affiliation aff may invite others:
+// anyone in an open room; in a members-only room, where an invitation
+// grants membership, admins and owners, and members when the room
+// allows it (muc#roomconfig_allowinvites), so that the member list stays
+// the admins' to keep unless the owner lets it go.
+func (r *room) mayInvite(aff string) bool {
+	switch {
+	case !r.cfg.MembersOnly:
+		return true
+	case affRank(aff) >= affRank(affAdmin):
+		return true
+	}
+	return r.cfg.AllowInvites && aff == affMember
 }

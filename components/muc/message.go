@@ -173,6 +173,12 @@ func (r *room) iq(st *xmpp.Stanza) bool {
 	switch {
 	case st.Type == "get" && p.Tag == "query" && ns == xmpp.NSDiscoInfo && p.SelectAttr("node") == nil:
 		r.send(st.Result(r.discoInfo()))
+	case st.Type == "get" && p.Tag == "query" && ns == xmpp.NSDiscoInfo && p.SelectAttrValue("node", "") == nodeRoomUserItem:
+		r.send(st.Result(r.roomUserItem(st.From.Bare())))
+	case p.Tag == "query" && ns == NSRegister:
+		return r.register(st, p)
+	case p.Tag == "vCard" && ns == NSVCard:
+		return r.vcard(st, p)
 	case st.Type == "get" && p.Tag == "query" && ns == xmpp.NSDiscoItems && p.SelectAttr("node") == nil:
 		// The occupants are not listed: in a semi-anonymous room that
 		// is for moderators, and clients get them by joining.
@@ -207,6 +213,10 @@ func (r *room) discoInfo() *etree.Element {
 		pick(r.cfg.MembersOnly, "muc_membersonly", "muc_open"),
 		pick(r.cfg.PasswordProtected, "muc_passwordprotected", "muc_unsecured"),
 		pick(r.cfg.Moderated, "muc_moderated", "muc_unmoderated")}
+	feats = append(feats, NSRegister)
+	if r.svc.opts.AvatarMaxBytes > 0 {
+		feats = append(feats, NSVCard)
+	}
 	for _, f := range feats {
 		q.CreateElement("feature").CreateAttr("var", f)
 	}
@@ -217,6 +227,7 @@ func (r *room) discoInfo() *etree.Element {
 	field(x, "muc#roominfo_subject", "", "Subject", nil, r.subject)
 	field(x, "muc#roominfo_occupants", "", "Number of occupants", nil, strconv.Itoa(len(r.occupants)))
 	field(x, fChangeSubject, "", "Occupants may change the subject", nil, boolStr(r.cfg.ChangeSubject))
+	r.moreRoomInfo(x)
 	q.AddChild(x)
 	sortFeatures(q)
 	return q
@@ -291,12 +302,7 @@ func (r *room) owner(st *xmpp.Stanza, q *etree.Element) bool {
 	}
 	if !wasLocked {
 		// §10.2.1: the occupants learn that the configuration changed.
-		m := newEl("message", r.jid, "groupchat")
-		ux := m.CreateElement("x")
-		ux.CreateAttr("xmlns", NSMUCUser)
-		ux.CreateElement("status").CreateAttr("code", statusConfigChange)
-		m.Child = m.Child[:len(m.Child):len(m.Child)]
-		r.fanOut(m)
+		r.configChanged()
 	}
 	return r.saveAndAnswer(st, "configuration")
 }

@@ -16,9 +16,13 @@ func TestOptions(t *testing.T) {
 		name, src, wantErr string
 		want               muc.Options
 	}{
-		{"the defaults", head, "", muc.Options{RestrictRoomCreation: "local", HistoryLength: 20}},
-		{"anyone, no history", head + "restrict_room_creation = \"anyone\"\nhistory_length = 0\n", "",
+		{"the defaults", head, "", muc.Options{RestrictRoomCreation: "local", HistoryLength: 20, AvatarMaxBytes: 64 * conf.KiB}},
+		{"anyone, no history, no room vCards", head + "restrict_room_creation = \"anyone\"\nhistory_length = 0\navatar_max_bytes = 0\n", "",
 			muc.Options{RestrictRoomCreation: "anyone", HistoryLength: 0}},
+		{"unaffiliated registration, bigger avatars", head + "allow_unaffiliated_register = true\navatar_max_bytes = \"256KiB\"\n", "",
+			muc.Options{RestrictRoomCreation: "local", HistoryLength: 20, AllowUnaffiliatedRegister: true, AvatarMaxBytes: 256 * conf.KiB}},
+		{"avatars too large", head + "avatar_max_bytes = \"2MiB\"\n",
+			`m.toml:7: host[1].avatar_max_bytes: 2MiB is not between 0 and 1MiB: a room's vCard is kept in memory; write "64KiB", or 0 for no room vCards`, muc.Options{}},
 		{"an unknown creation rule", head + "restrict_room_creation = \"admins\"\n",
 			`m.toml:7: host[1].restrict_room_creation: "admins" is not one of "local" (this server's users) or "anyone"`, muc.Options{}},
 		{"too much history", head + "history_length = 5000\n",

@@ -70,6 +70,15 @@ type room struct {
 
 	history []histEntry // oldest first, at most HistoryLength
 
+	// nicks are the registered nicks by bare JID, nickOwners the same
+	// by nick (register.go).
+	nicks      map[xmpp.JID]string
+	nickOwners map[string]xmpp.JID
+	// vcardXML is the room's vCard as its owner set it, nil for none;
+	// avatarHash the XEP-0153 hash of its PHOTO (avatar.go).
+	vcardXML   []byte
+	avatarHash string
+
 	// out is what the room has to send, in order; flush routes it
 	// outside mu, draining says a flush is under way.
 	out      []*xmpp.Stanza
@@ -124,8 +133,12 @@ func (r *room) record() storage.MUCRoom {
 	for j, a := range r.affs {
 		affs[j.String()] = a
 	}
+	nicks := make(map[string]string, len(r.nicks))
+	for j, n := range r.nicks {
+		nicks[j.String()] = n
+	}
 	return storage.MUCRoom{Name: r.name, Config: r.cfg.encode(), Secret: r.secret, Subject: r.subject,
-		SubjectFrom: r.subjectFrom, SubjectAt: r.subjectAt, Affiliations: affs}
+		SubjectFrom: r.subjectFrom, SubjectAt: r.subjectAt, Affiliations: affs, Nicks: nicks, VCard: r.vcardXML}
 }
 
 // handle serves st; false means the room is gone and st was not handled.
@@ -219,10 +232,16 @@ func (r *room) occupantID(bare xmpp.JID) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// affiliation of the user bare; r.mu is held.
+// affiliation of the user bare; r.mu is held. A user of no affiliation
+// of its own whose domain is an outcast is an outcast (§9.1 leaves
+// domain bans to the service; Prosody has them): a spam server's
+// fresh accounts are shut out at once.
 func (r *room) affiliation(bare xmpp.JID) string {
 	if a, ok := r.affs[bare]; ok {
 		return a
+	}
+	if bare.Local() != "" && r.affs[bare.DomainJID()] == affBanned {
+		return affBanned
 	}
 	return affNone
 }
@@ -454,6 +473,9 @@ func (r *room) join(st *xmpp.Stanza, nick string, x *etree.Element) {
 	case o != nil && o.bare != bare:
 		r.bounce(st, xmpp.Conflict, "that nick is taken")
 		return
+	case r.reservedFromOthers(nick, bare):
+		r.bounce(st, xmpp.Conflict, "that nick is registered to another user")
+		return
 	case o == nil && r.cfg.MaxUsers > 0 && len(r.occupants) >= r.cfg.MaxUsers && r.defaultRole(aff) != roleModerator:
 		r.bounce(st, xmpp.ServiceUnavailable, "the room is full")
 		return
@@ -509,6 +531,7 @@ func (r *room) welcome(o *occupant, s *session, x *etree.Element) {
 		subj.AddChild(xmpp.NewDelay(r.jid.String(), r.subjectAt))
 	}
 	r.send(to(subj, xmpp.KindMessage, s, nil))
+	r.sendAvatar(s)
 }
 
 // passwordMatches reports whether the join's <password/> is pw.
@@ -620,6 +643,10 @@ func (r *room) changeNick(st *xmpp.Stanza, s *session, nick string) {
 	o := s.occ
 	if other := r.occupants[nick]; other != nil && other.bare != o.bare {
 		r.bounce(st, xmpp.Conflict, "that nick is taken")
+		return
+	}
+	if r.reservedFromOthers(nick, o.bare) {
+		r.bounce(st, xmpp.Conflict, "that nick is registered to another user")
 		return
 	}
 	if other := r.occupants[nick]; other != nil {

@@ -96,7 +96,7 @@ func New(c Config) (*Service, error) {
 		log = slog.Default()
 	}
 	if c.Options.HistoryLength == 0 && c.Options.RestrictRoomCreation == "" {
-		c.Options = Options{RestrictRoomCreation: CreateLocal, HistoryLength: 20}
+		c.Options = Options{RestrictRoomCreation: CreateLocal, HistoryLength: 20, AvatarMaxBytes: defaultAvatarBytes}
 	}
 	return &Service{
 		domain: d, opts: c.Options, locals: c.LocalDomains, router: c.Router, store: c.Store,
@@ -216,7 +216,11 @@ func (s *Service) toService(st *xmpp.Stanza) {
 		id.CreateAttr("category", "conference")
 		id.CreateAttr("type", "text")
 		id.CreateAttr("name", "Chatrooms")
-		for _, f := range []string{xmpp.NSDiscoInfo, xmpp.NSDiscoItems, NSMUC, NSOccupantID, NSSelfPing, xmpp.NSPing} {
+		feats := []string{xmpp.NSDiscoInfo, xmpp.NSDiscoItems, NSMUC, NSOccupantID, NSSelfPing, xmpp.NSPing}
+		if s.opts.AvatarMaxBytes > 0 {
+			feats = append(feats, NSVCard) // XEP-0486 §3.1
+		}
+		for _, f := range feats {
 			q.CreateElement("feature").CreateAttr("var", f)
 		}
 		sortFeatures(q)
@@ -306,6 +310,12 @@ func (s *Service) load(ctx context.Context) error {
 				continue
 			}
 			r.affs[bare] = a
+			if n := sr.Nicks[j]; n != "" {
+				r.setNick(bare, n)
+			}
+		}
+		if sr.VCard != nil {
+			r.loadVCard(sr.VCard)
 		}
 		s.rooms[sr.Name] = r
 	}
