@@ -34,6 +34,10 @@ type roomConfig struct {
 	// AllowPM is who may send private messages: anyone, participants,
 	// moderators or none.
 	AllowPM string `json:"allow_pm"`
+	// Archive is whether the room keeps an archive (XEP-0313,
+	// muc#roomconfig_enablearchiving); nil (a room stored before the
+	// field) is the host's archive option, filled in by newRoom.
+	Archive *bool `json:"archive,omitempty"`
 }
 
 // defaultConfig is a new room's configuration (Prosody's defaults: a
@@ -71,6 +75,7 @@ const (
 	fWhoIs         = "muc#roomconfig_whois"
 	fChangeSubject = "muc#roomconfig_changesubject"
 	fAllowPM       = "muc#roomconfig_allowpm"
+	fArchive       = "muc#roomconfig_enablearchiving"
 )
 
 var (
@@ -101,6 +106,7 @@ func (c roomConfig) form() *etree.Element {
 	field(x, fWhoIs, "list-single", "Who may see real JIDs", whoisOptions, c.WhoIs)
 	field(x, fChangeSubject, "boolean", "Participants may change the subject", nil, boolStr(c.ChangeSubject))
 	field(x, fAllowPM, "list-single", "Who may send private messages", allowPMOptions, c.AllowPM)
+	field(x, fArchive, "boolean", "Archive messages (XEP-0313)", nil, boolStr(c.Archive != nil && *c.Archive))
 	return x
 }
 
@@ -183,6 +189,10 @@ func (c roomConfig) submit(x *etree.Element) (roomConfig, error) {
 			c.ChangeSubject, err = parseBool(v, one)
 		case fAllowPM:
 			c.AllowPM, err = oneOf(v, one, allowPMOptions)
+		case fArchive:
+			var on bool
+			on, err = parseBool(v, one)
+			c.Archive = &on
 		default:
 			return c, fmt.Errorf("%q is not a field of this form", v)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/server"
@@ -31,6 +32,28 @@ type Options struct {
 	// HistoryLength is how many groupchat messages a room keeps for
 	// those who join (XEP-0045 §7.2.15). Default 20, at most 1000.
 	HistoryLength int `toml:"history_length"`
+	// Archive is whether new rooms keep an archive (XEP-0313), the
+	// default of their muc#roomconfig_enablearchiving: true unless set
+	// false (Prosody's muc_log_by_default). A config built in Go sets it
+	// with [Options.SetArchive].
+	Archive bool `toml:"archive"`
+	// archiveOff remembers archive = false across checks (the file's
+	// keys are known to the first only).
+	archiveOff bool
+	// ArchiveExpiresAfter is how long rooms' archived messages are kept,
+	// as the local hosts' key of the same name: "1w" by default
+	// (Prosody's muc_log_expires_after), at least "1h", or "never".
+	ArchiveExpiresAfter string `toml:"archive_expires_after"`
+}
+
+// SetArchive sets the archive option of a config built in Go.
+func (o *Options) SetArchive(on bool) { o.Archive, o.archiveOff = on, !on }
+
+// ArchiveRetention returns how long rooms' archived messages are kept, 0
+// for forever; the options must have been checked.
+func (o *Options) ArchiveRetention() time.Duration {
+	d, _ := local.ParseRetention(o.ArchiveExpiresAfter)
+	return d
 }
 
 // maxHistoryLength bounds history_length: history is kept in memory.
@@ -52,6 +75,19 @@ func checkOptions(c *conf.HostCheck, o *Options) {
 	}
 	if o.HistoryLength < 0 || o.HistoryLength > maxHistoryLength {
 		c.Errorf("history_length", "%d is not between 0 and %d: a room's history is kept in memory", o.HistoryLength, maxHistoryLength)
+	}
+	if c.IsSet("archive") {
+		o.archiveOff = !o.Archive
+	}
+	o.Archive = !o.archiveOff
+	if o.ArchiveExpiresAfter == "" && !c.IsSet("archive_expires_after") {
+		o.ArchiveExpiresAfter = "1w"
+	}
+	switch d, err := local.ParseRetention(o.ArchiveExpiresAfter); {
+	case err != nil:
+		c.Errorf("archive_expires_after", "%v", err)
+	case d != 0 && d < time.Hour:
+		c.Errorf("archive_expires_after", "%q is less than an hour; use \"1h\" or more, or \"never\" to keep messages forever", o.ArchiveExpiresAfter)
 	}
 }
 
@@ -92,6 +128,9 @@ func newHost(env *server.HostEnv) (server.Handler, error) {
 	defer cancel()
 	if err := s.load(ctx); err != nil {
 		return nil, fmt.Errorf("muc: load rooms: %w", err)
+	}
+	if err := s.startArchive(ctx, env.Router); err != nil {
+		return nil, err
 	}
 	env.Router.Go(s.saveLoop)
 	return s, nil

@@ -73,6 +73,7 @@ func (r *room) message(st *xmpp.Stanza) {
 	oid.CreateAttr("id", o.id)
 	kids = append(kids, oid)
 	tmpl.Child = kids[:len(kids):len(kids)]
+	r.stampMessage(tmpl, o) // mam.go: stanza-id and archive
 	now := time.Now()
 	if isSubject {
 		r.subject, r.subjectFrom, r.subjectAt = subject.Text(), o.nick, now
@@ -183,6 +184,10 @@ func (r *room) iq(st *xmpp.Stanza) bool {
 		return r.owner(st, p)
 	case p.Tag == "query" && ns == NSMUCAdmin:
 		return r.admin(st, p)
+	case p.Tag == "query" && ns == nsMAM:
+		return r.mamIQ(st, p) // mam.go
+	case st.Type == "set" && (ns == nsModerate || ns == nsFasten):
+		return r.moderationIQ(st, p) // moderate.go
 	default:
 		r.bounce(st, xmpp.FeatureNotImplemented, "")
 	}
@@ -207,6 +212,7 @@ func (r *room) discoInfo() *etree.Element {
 		pick(r.cfg.MembersOnly, "muc_membersonly", "muc_open"),
 		pick(r.cfg.PasswordProtected, "muc_passwordprotected", "muc_unsecured"),
 		pick(r.cfg.Moderated, "muc_moderated", "muc_unmoderated")}
+	feats = append(feats, r.archiveFeatures()...)
 	for _, f := range feats {
 		q.CreateElement("feature").CreateAttr("var", f)
 	}

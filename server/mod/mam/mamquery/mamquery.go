@@ -193,7 +193,7 @@ func searchText(v string) (string, error) {
 // StoreError returns the stanza error a query's storage error means
 // (XEP-0313: item-not-found for an id not in the archive; too much at
 // once is policy-violation), or nil when it is the server's own failure.
-func StoreError(err error) error {
+func StoreError(err error) *xmpp.StanzaError {
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return xmpp.NewStanzaError(xmpp.ItemNotFound, "no such message in the archive")
