@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/beevik/etree"
@@ -149,7 +150,11 @@ func (r *room) archiveFeatures() []string {
 // muc-message-is-historic and mod_muc_moderation): one with a body, or
 // a retraction or moderation marker; not a subject change.
 func historic(el *etree.Element) bool {
-	for _, c := range el.ChildElements() {
+	for _, t := range el.Child {
+		c, ok := t.(*etree.Element)
+		if !ok {
+			continue
+		}
 		switch ns := xmpp.NS(c); {
 		case c.Tag == "body" && (ns == xmpp.NSClient || ns == ""):
 			return true
@@ -167,16 +172,20 @@ func historic(el *etree.Element) bool {
 // archives and the message is historic, archives it and adds its
 // stanza-id. from is the sender, nil for the room itself.
 func (r *room) stampMessage(tmpl *etree.Element, from *occupant) {
-	kids := tmpl.Child[:0:0]
-	for _, t := range tmpl.Child {
-		if c, ok := t.(*etree.Element); ok && c.Tag == "stanza-id" && xmpp.NS(c) == nsStanzaID {
-			if by, err := xmpp.Parse(c.SelectAttrValue("by", "")); err != nil || by == r.jid {
-				continue
-			}
+	forged := func(t etree.Token) bool {
+		c, ok := t.(*etree.Element)
+		if !ok || c.Tag != "stanza-id" || xmpp.NS(c) != nsStanzaID {
+			return false
 		}
-		kids = append(kids, t)
+		by, err := xmpp.Parse(c.SelectAttrValue("by", ""))
+		return err != nil || by == r.jid
 	}
-	tmpl.Child = kids[:len(kids):len(kids)]
+	// Copied only when there is one to drop: the children are the
+	// sender's, shared, and most messages carry none.
+	if slices.ContainsFunc(tmpl.Child, forged) {
+		kids := slices.DeleteFunc(slices.Clone(tmpl.Child), forged)
+		tmpl.Child = kids[:len(kids):len(kids)]
+	}
 	if !r.archiving() || !historic(tmpl) {
 		return
 	}
