@@ -146,6 +146,20 @@ func (r *room) archiveFeatures() []string {
 	return []string{nsMAM, nsMAMExtends, nsStanzaID, nsModerate, nsModerate0}
 }
 
+// archiveStatus returns the status codes of a configuration change that
+// turned the archive on (170) or off (171) (XEP-0045 §10.2.1, as
+// Prosody's mod_muc_mam sends them), none when it did not change; r.mu
+// is held.
+func (r *room) archiveStatus(was bool) []string {
+	switch now := r.archiving(); {
+	case now && !was:
+		return []string{"170"}
+	case was && !now:
+		return []string{"171"}
+	}
+	return nil
+}
+
 // historic says whether a groupchat message is archived (Prosody's
 // muc-message-is-historic and mod_muc_moderation): one with a body, or
 // a retraction or moderation marker; not a subject change.

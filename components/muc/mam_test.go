@@ -364,7 +364,19 @@ func TestRoomArchiveOffByHost(t *testing.T) {
 	if ids := roomStanzaIDs(nextGroupchat(t, alice), "team"); len(ids) != 0 {
 		t.Errorf("stanza-ids %q with archive off", ids)
 	}
-	alice.ExpectResult(configure(alice, "team", map[string]string{"muc#roomconfig_enablearchiving": "1"}), "archiving on")
+	on := "<query xmlns='" + muc.NSMUCOwner + "'><x xmlns='jabber:x:data' type='submit'>" +
+		"<field var='muc#roomconfig_enablearchiving'><value>1</value></field></x></query>"
+	answer, before := alice.IQAll("set", roomJID("team", ""), on)
+	alice.ExpectResult(answer, "archiving on")
+	var codes []string
+	for _, st := range before {
+		if slices.Contains(statusCodes(st), "104") {
+			codes = statusCodes(st)
+		}
+	}
+	if !slices.Equal(codes, []string{"104", "170"}) {
+		t.Errorf("the config change's codes %q; want 104 and 170 (archiving on)", codes)
+	}
 	say(alice, "team", "2", "after")
 	if ids := roomStanzaIDs(nextGroupchat(t, alice), "team"); len(ids) != 1 {
 		t.Errorf("stanza-ids %q once archiving is on", ids)

@@ -282,6 +282,7 @@ func (r *room) owner(st *xmpp.Stanza, q *etree.Element) bool {
 		return false
 	}
 	wasLocked, wasMembersOnly := r.locked, r.cfg.MembersOnly
+	wasArchiving := r.archiving()
 	r.cfg, r.locked = cfg, false
 	if cfg.MembersOnly && !wasMembersOnly {
 		// §9.3: a room that becomes members-only removes its
@@ -301,6 +302,9 @@ func (r *room) owner(st *xmpp.Stanza, q *etree.Element) bool {
 		ux := m.CreateElement("x")
 		ux.CreateAttr("xmlns", NSMUCUser)
 		ux.CreateElement("status").CreateAttr("code", statusConfigChange)
+		for _, c := range r.archiveStatus(wasArchiving) { // mam.go
+			ux.CreateElement("status").CreateAttr("code", c)
+		}
 		m.Child = m.Child[:len(m.Child):len(m.Child)]
 		r.fanOut(m)
 	}
