@@ -123,7 +123,8 @@ type ArchivePrefs struct {
 // appendReq is one append waiting for the archive writer, or a barrier
 // (SyncArchive) when barrier is set.
 type appendReq struct {
-	host, user string
+	kind       *archiveKind // users' archives or rooms'
+	host, user string       // the owner: a user, or a room's localpart
 	e          ArchiveEntry
 	seq, at    int64             // assigned by enqueue: increasing together
 	done       chan appendResult // buffered: the writer never waits on it; nil for notify
@@ -162,9 +163,9 @@ type archiveWriter struct {
 	lastAt  int64
 	closed  bool
 
-	// owners maps host and user to archive_owners.id; only the writer
-	// goroutine uses it.
-	owners map[[2]string]int64
+	// owners maps an owner to its id in its kind's owners table; only
+	// the writer goroutine uses it.
+	owners map[ownerKey]int64
 }
 
 // init prepares the archive of s once, before any append is taken or any
@@ -178,7 +179,7 @@ func (s *Store) archiveInit() error {
 		w.wake = make(chan struct{}, 1)
 		w.quit = make(chan struct{})
 		w.done = make(chan struct{})
-		w.owners = make(map[[2]string]int64)
+		w.owners = make(map[ownerKey]int64)
 		w.initErr = s.loadArchiveState()
 		if w.initErr != nil {
 			w.closed = true
@@ -203,7 +204,7 @@ func (s *Store) loadArchiveState() error {
 		key             []byte
 		lastSeq, lastAt int64
 	)
-	err := s.db.QueryRowContext(ctx, `SELECT id_key, max(last_seq, coalesce((SELECT max(seq) FROM archive), 0)),
+	err := s.db.QueryRowContext(ctx, `SELECT id_key, max(last_seq, coalesce((SELECT max(seq) FROM archive), 0), coalesce((SELECT max(seq) FROM room_archive), 0)),
 		max(last_at, coalesce((SELECT at FROM archive ORDER BY seq DESC LIMIT 1), 0)) FROM archive_state`).Scan(&key, &lastSeq, &lastAt)
 	if err != nil {
 		return fmt.Errorf("storage: read the archive state: %w", err)
@@ -290,7 +291,7 @@ func (w *archiveWriter) assign(r *appendReq) {
 // transaction, so they share one sync to disk. The error wraps
 // [ErrNotFound] when user has no account on host.
 func (s *Store) AppendArchive(ctx context.Context, host, user string, e ArchiveEntry) (ArchivedMessage, error) {
-	r := &appendReq{host: host, user: user, e: e, done: make(chan appendResult, 1)}
+	r := &appendReq{kind: userArchives, host: host, user: user, e: e, done: make(chan appendResult, 1)}
 	if err := s.enqueue(ctx, r); err != nil {
 		return ArchivedMessage{}, fmt.Errorf("storage: archive a message of %s@%s: %w", user, host, err)
 	}
@@ -315,7 +316,7 @@ func (s *Store) AppendArchive(ctx context.Context, host, user string, e ArchiveE
 // ArchiveAsync waits only when archiveQueue appends already wait, or
 // returns ctx's error.
 func (s *Store) ArchiveAsync(ctx context.Context, host, user string, e ArchiveEntry, notify func(error)) (string, error) {
-	r := &appendReq{host: host, user: user, e: e, notify: notify}
+	r := &appendReq{kind: userArchives, host: host, user: user, e: e, notify: notify}
 	if err := s.enqueue(ctx, r); err != nil {
 		return "", fmt.Errorf("storage: archive a message of %s@%s: %w", user, host, err)
 	}
@@ -376,13 +377,19 @@ func (s *Store) commitAppends(batch []*appendReq) {
 	// stops waiting does not take the others' messages with it.
 	ctx := context.Background()
 	results := make([]appendResult, len(batch))
-	var resolved [][2]string
+	var resolved []ownerKey
 	err := s.update(ctx, func(tx *sql.Tx) error {
-		ins, err := tx.PrepareContext(ctx, insertArchive)
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
+		// Each kind's insert is prepared when the batch has one of its
+		// messages.
+		var ins [2]*sql.Stmt
+		defer func() {
+			for _, st := range ins {
+				if st != nil {
+					st.Close()
+				}
+			}
+		}()
+		var err error
 		// Prepared only when a message of the batch is to be indexed:
 		// hosts without archive_search pay nothing for the index.
 		var idx *sql.Stmt
@@ -400,7 +407,13 @@ func (s *Store) commitAppends(batch []*appendReq) {
 			if r.barrier {
 				continue
 			}
-			results[i] = s.writeOne(ctx, tx, ins, idx, r, &resolved)
+			k := r.kind.index
+			if ins[k] == nil {
+				if ins[k], err = tx.PrepareContext(ctx, r.kind.insert()); err != nil {
+					return err
+				}
+			}
+			results[i] = s.writeOne(ctx, tx, ins[k], idx, r, &resolved)
 			lastSeq, lastAt = r.seq, r.at
 		}
 		if lastSeq == 0 {
@@ -434,14 +447,14 @@ func (s *Store) commitAppends(batch []*appendReq) {
 // (nil when no message of the batch has one). An owner id from the cache
 // that fails the foreign key (the account was deleted, maybe created
 // again) is resolved once more.
-func (s *Store) writeOne(ctx context.Context, tx *sql.Tx, ins, idx *sql.Stmt, r *appendReq, resolved *[][2]string) appendResult {
+func (s *Store) writeOne(ctx context.Context, tx *sql.Tx, ins, idx *sql.Stmt, r *appendReq, resolved *[]ownerKey) appendResult {
 	w := &s.archive
-	k := [2]string{r.host, r.user}
+	k := ownerKey{r.kind, r.host, r.user}
 	for try := 0; ; try++ {
 		owner, cached := w.owners[k]
 		if !cached {
 			var err error
-			if owner, err = resolveOwner(ctx, tx, r.host, r.user); err != nil {
+			if owner, err = r.kind.resolveOwner(ctx, tx, r.host, r.user); err != nil {
 				return appendResult{err: noAccount(err)}
 			}
 			w.owners[k] = owner
@@ -463,21 +476,22 @@ func (s *Store) writeOne(ctx context.Context, tx *sql.Tx, ins, idx *sql.Stmt, r 
 	}
 }
 
-// resolveOwner returns the archive_owners id of user on host, creating it;
-// a user without an account fails the foreign key.
-func resolveOwner(ctx context.Context, tx *sql.Tx, host, user string) (int64, error) {
-	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO archive_owners (host, username) VALUES (?, ?)`, host, user); err != nil {
+// resolveOwner returns the owners table's id of name on host, creating
+// it; for users' archives, a user without an account fails the foreign
+// key.
+func (k *archiveKind) resolveOwner(ctx context.Context, tx *sql.Tx, host, name string) (int64, error) {
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO `+k.owners+` (host, `+k.name+`) VALUES (?, ?)`, host, name); err != nil {
 		return 0, err
 	}
 	var id int64
-	err := tx.QueryRowContext(ctx, `SELECT id FROM archive_owners WHERE host = ? AND username = ?`, host, user).Scan(&id)
+	err := tx.QueryRowContext(ctx, `SELECT id FROM `+k.owners+` WHERE host = ? AND `+k.name+` = ?`, host, name).Scan(&id)
 	return id, err
 }
 
-// ownerOf returns the archive_owners id of user on host for a query; ok
-// is false when user never had anything archived.
-func ownerOf(ctx context.Context, tx *sql.Tx, host, user string) (id int64, ok bool, err error) {
-	err = tx.QueryRowContext(ctx, `SELECT id FROM archive_owners WHERE host = ? AND username = ?`, host, user).Scan(&id)
+// ownerOf returns the owners table's id of name on host for a query; ok
+// is false when name never had anything archived.
+func (k *archiveKind) ownerOf(ctx context.Context, tx *sql.Tx, host, name string) (id int64, ok bool, err error) {
+	err = tx.QueryRowContext(ctx, `SELECT id FROM `+k.owners+` WHERE host = ? AND `+k.name+` = ?`, host, name).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}
@@ -501,11 +515,11 @@ func (s *Store) AppendArchiveBatch(ctx context.Context, host, user string, es []
 	seq0, at0 := w.lastSeq, w.lastAt
 	ms := make([]ArchivedMessage, 0, len(es))
 	err := s.update(ctx, func(tx *sql.Tx) error {
-		owner, err := resolveOwner(ctx, tx, host, user)
+		owner, err := userArchives.resolveOwner(ctx, tx, host, user)
 		if err != nil {
 			return noAccount(err)
 		}
-		ins, err := tx.PrepareContext(ctx, insertArchive)
+		ins, err := tx.PrepareContext(ctx, userArchives.insert())
 		if err != nil {
 			return err
 		}
@@ -540,8 +554,32 @@ func (s *Store) AppendArchiveBatch(ctx context.Context, host, user string, es []
 	return ms, nil
 }
 
-// insertArchive inserts one message with the seq and time enqueue gave it.
-const insertArchive = `INSERT INTO archive (seq, owner, at, with_jid, with_res, outgoing, stanza) VALUES (?, ?, ?, ?, ?, ?, ?)`
+// archiveKind names the tables of one kind of archive: users' (XEP-0313
+// on an account) or rooms' (XEP-0313 on a MUC room). Both have the same
+// columns and indexes, the same writer, seqs and stanza-ids; a room is
+// not an account, so its owners table has no foreign key to accounts.
+type archiveKind struct {
+	index  int    // 0 or 1: the kind's slot in a batch's statements
+	table  string // the messages
+	owners string // the owners: id, host and name
+	name   string // the owners table's column of the name
+}
+
+var (
+	userArchives = &archiveKind{index: 0, table: "archive", owners: "archive_owners", name: "username"}
+	roomArchives = &archiveKind{index: 1, table: "room_archive", owners: "room_archives", name: "room"}
+)
+
+// ownerKey is an archive's owner in the writer's cache of owner ids.
+type ownerKey struct {
+	kind       *archiveKind
+	host, name string
+}
+
+// insert inserts one message with the seq and time enqueue gave it.
+func (k *archiveKind) insert() string {
+	return `INSERT INTO ` + k.table + ` (seq, owner, at, with_jid, with_res, outgoing, stanza) VALUES (?, ?, ?, ?, ?, ?, ?)`
+}
 
 // insertArchiveIndex indexes one message's body for full-text search,
 // with the tags searchMatch looks for.
@@ -692,14 +730,14 @@ func (s *Store) QueryArchive(ctx context.Context, host, user string, q ArchiveQu
 		if len(q.IDs) > MaxArchivePage {
 			return fmt.Errorf("%d ids, at most %d at once: %w", len(q.IDs), MaxArchivePage, ErrArchiveQuery)
 		}
-		owner, ok, err := ownerOf(ctx, tx, host, user)
+		owner, ok, err := userArchives.ownerOf(ctx, tx, host, user)
 		if err != nil {
 			return err
 		}
 		if len(q.IDs) > 0 {
-			page, err = s.archiveByIDs(ctx, tx, owner, ok, q.IDs)
+			page, err = s.archiveByIDs(ctx, tx, userArchives, owner, ok, q.IDs)
 		} else {
-			page, err = s.archivePage(ctx, tx, owner, ok, q)
+			page, err = s.archivePage(ctx, tx, userArchives, owner, ok, q)
 		}
 		return err
 	})
@@ -711,7 +749,7 @@ func (s *Store) QueryArchive(ctx context.Context, host, user string, q ArchiveQu
 
 // archiveByIDs fetches the messages ids of owner, oldest first: rowid
 // lookups, each checked to be owner's.
-func (s *Store) archiveByIDs(ctx context.Context, tx *sql.Tx, owner int64, ok bool, ids []string) (ArchivePage, error) {
+func (s *Store) archiveByIDs(ctx context.Context, tx *sql.Tx, k *archiveKind, owner int64, ok bool, ids []string) (ArchivePage, error) {
 	uniq := slices.Clone(ids)
 	slices.Sort(uniq)
 	uniq = slices.Compact(uniq)
@@ -723,7 +761,7 @@ func (s *Store) archiveByIDs(ctx context.Context, tx *sql.Tx, owner int64, ok bo
 		}
 		args = append(args, seq)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT `+archiveColumns+` FROM archive
+	rows, err := tx.QueryContext(ctx, `SELECT `+archiveColumns+` FROM `+k.table+`
 		WHERE owner = ? AND seq IN (?`+strings.Repeat(", ?", len(uniq)-1)+`) ORDER BY seq`, args...)
 	if err != nil {
 		return ArchivePage{}, err
@@ -751,7 +789,7 @@ func (s *Store) archiveByIDs(ctx context.Context, tx *sql.Tx, owner int64, ok bo
 // one, a range of archive_by_with, (owner, with_jid, seq) bounded by seq.
 // The parameters are owner, [with_jid, [with_res,]] lower, upper bound,
 // and for a page the limit.
-func archivePageSQL(with, res, count, backward bool) string {
+func archivePageSQL(table string, with, res, count, backward bool) string {
 	filter, key := `owner = ?`, `at`
 	if with {
 		filter, key = filter+` AND with_jid = ?`, `seq`
@@ -761,13 +799,13 @@ func archivePageSQL(with, res, count, backward bool) string {
 	}
 	filter += ` AND ` + key + ` > ? AND ` + key + ` < ?`
 	if count {
-		return `SELECT count(*) FROM archive WHERE ` + filter
+		return `SELECT count(*) FROM ` + table + ` WHERE ` + filter
 	}
 	order := "ASC"
 	if backward {
 		order = "DESC"
 	}
-	return `SELECT ` + archiveColumns + ` FROM archive WHERE ` + filter + ` ORDER BY ` + key + ` ` + order + ` LIMIT ?`
+	return `SELECT ` + archiveColumns + ` FROM ` + table + ` WHERE ` + filter + ` ORDER BY ` + key + ` ` + order + ` LIMIT ?`
 }
 
 // archiveSearchSQL returns the query of a page (and its count) of a
@@ -777,7 +815,7 @@ func archivePageSQL(with, res, count, backward bool) string {
 // owner and with_jid are checked on the row all the same. The parameters
 // are the match, owner, [with_jid, [with_res,]] lower, upper bound, and
 // for a page the limit.
-func archiveSearchSQL(with, res, count, backward bool) string {
+func archiveSearchSQL(_ string, with, res, count, backward bool) string {
 	filter := `archive_fts MATCH ? AND a.owner = ?`
 	if with {
 		filter += ` AND a.with_jid = ?`
@@ -808,7 +846,7 @@ const searchCountSQL = `SELECT count(*) FROM archive_fts WHERE archive_fts MATCH
 // archivePage answers a query without IDs. Each filter becomes exclusive
 // bounds on both seq and at (they grow together), so the page is one
 // index range read.
-func (s *Store) archivePage(ctx context.Context, tx *sql.Tx, owner int64, ok bool, q ArchiveQuery) (ArchivePage, error) {
+func (s *Store) archivePage(ctx context.Context, tx *sql.Tx, k *archiveKind, owner int64, ok bool, q ArchiveQuery) (ArchivePage, error) {
 	empty := ArchivePage{Complete: true, Count: -1}
 	if q.Count {
 		empty.Count = 0
@@ -819,7 +857,7 @@ func (s *Store) archivePage(ctx context.Context, tx *sql.Tx, owner int64, ok boo
 		if !valid || !ok {
 			return 0, 0, fmt.Errorf("message %q: %w", id, ErrNotFound)
 		}
-		err = tx.QueryRowContext(ctx, `SELECT at FROM archive WHERE seq = ? AND owner = ?`, seq, owner).Scan(&at)
+		err = tx.QueryRowContext(ctx, `SELECT at FROM `+k.table+` WHERE seq = ? AND owner = ?`, seq, owner).Scan(&at)
 		if errors.Is(err, sql.ErrNoRows) {
 			return 0, 0, fmt.Errorf("message %q: %w", id, ErrNotFound)
 		}
@@ -867,7 +905,7 @@ func (s *Store) archivePage(ctx context.Context, tx *sql.Tx, owner int64, ok boo
 	// archive_by_time, bound seq (for a contact's range) and at alike.
 	if !q.Start.IsZero() {
 		var seq, at int64
-		err := tx.QueryRowContext(ctx, `SELECT seq, at FROM archive WHERE owner = ? AND at >= ? ORDER BY at LIMIT 1`,
+		err := tx.QueryRowContext(ctx, `SELECT seq, at FROM `+k.table+` WHERE owner = ? AND at >= ? ORDER BY at LIMIT 1`,
 			owner, q.Start.UnixNano()).Scan(&seq, &at)
 		if errors.Is(err, sql.ErrNoRows) {
 			return empty, nil
@@ -879,7 +917,7 @@ func (s *Store) archivePage(ctx context.Context, tx *sql.Tx, owner int64, ok boo
 	}
 	if !q.End.IsZero() {
 		var seq, at int64
-		err := tx.QueryRowContext(ctx, `SELECT seq, at FROM archive WHERE owner = ? AND at <= ? ORDER BY at DESC LIMIT 1`,
+		err := tx.QueryRowContext(ctx, `SELECT seq, at FROM `+k.table+` WHERE owner = ? AND at <= ? ORDER BY at DESC LIMIT 1`,
 			owner, q.End.UnixNano()).Scan(&seq, &at)
 		if errors.Is(err, sql.ErrNoRows) {
 			return empty, nil
@@ -916,7 +954,7 @@ func (s *Store) archivePage(ctx context.Context, tx *sql.Tx, owner int64, ok boo
 	}
 	page := ArchivePage{Count: -1}
 	if q.Count {
-		query, qargs := pageSQL(with, res, true, false), bounds()
+		query, qargs := pageSQL(k.table, with, res, true, false), bounds()
 		if search && !res {
 			// The tags are exact (the owner's id, the contact's hash): the
 			// index alone counts, without reading a row per match: 16 ms
@@ -935,7 +973,7 @@ func (s *Store) archivePage(ctx context.Context, tx *sql.Tx, owner int64, ok boo
 	}
 	n := min(max(q.Max, 0), MaxArchivePage)
 	// One more than the page, to tell whether the page is the last.
-	rows, err := tx.QueryContext(ctx, pageSQL(with, res, false, q.Backward), append(bounds(), n+1)...)
+	rows, err := tx.QueryContext(ctx, pageSQL(k.table, with, res, false, q.Backward), append(bounds(), n+1)...)
 	if err != nil {
 		return ArchivePage{}, err
 	}
@@ -961,7 +999,7 @@ func (s *Store) ArchiveBounds(ctx context.Context, host, user string) (first, la
 		return ArchivedMessage{}, ArchivedMessage{}, false, fmt.Errorf("storage: archive bounds of %s@%s: %w", user, host, err)
 	}
 	err = s.view(ctx, func(tx *sql.Tx) error {
-		owner, found, err := ownerOf(ctx, tx, host, user)
+		owner, found, err := userArchives.ownerOf(ctx, tx, host, user)
 		if err != nil || !found {
 			return err
 		}
@@ -1009,7 +1047,7 @@ func (s *Store) ExpireArchive(ctx context.Context, host string, cutoff time.Time
 	if host == "" {
 		total, err = s.expireAll(ctx, cutoff.UnixNano(), batch)
 	} else {
-		total, err = s.expireHost(ctx, host, cutoff.UnixNano(), batch)
+		total, err = s.expireHost(ctx, userArchives, host, cutoff.UnixNano(), batch)
 	}
 	if err != nil {
 		return total, fmt.Errorf("storage: expire archived messages of %q before %v: %w", host, cutoff, err)
@@ -1057,11 +1095,11 @@ func (s *Store) expireAll(ctx context.Context, cutoff int64, batch int) (int64, 
 
 // expireHost deletes the messages of host's archives older than cutoff,
 // one archive after the other.
-func (s *Store) expireHost(ctx context.Context, host string, cutoff int64, batch int) (int64, error) {
+func (s *Store) expireHost(ctx context.Context, k *archiveKind, host string, cutoff int64, batch int) (int64, error) {
 	var total int64
 	for after := int64(0); ; {
 		var owners []int64
-		rows, err := s.db.QueryContext(ctx, `SELECT id FROM archive_owners WHERE host = ? AND id > ? ORDER BY id LIMIT 256`, host, after)
+		rows, err := s.db.QueryContext(ctx, `SELECT id FROM `+k.owners+` WHERE host = ? AND id > ? ORDER BY id LIMIT 256`, host, after)
 		if err != nil {
 			return total, err
 		}
@@ -1081,8 +1119,8 @@ func (s *Store) expireHost(ctx context.Context, host string, cutoff int64, batch
 			return total, nil
 		}
 		for _, owner := range owners {
-			if err := s.deleteBatches(ctx, batch, &total, `DELETE FROM archive WHERE seq IN
-				(SELECT seq FROM archive WHERE owner = ? AND at < ? ORDER BY at LIMIT ?)`, owner, cutoff); err != nil {
+			if err := s.deleteBatches(ctx, batch, &total, `DELETE FROM `+k.table+` WHERE seq IN
+				(SELECT seq FROM `+k.table+` WHERE owner = ? AND at < ? ORDER BY at LIMIT ?)`, owner, cutoff); err != nil {
 				return total, err
 			}
 		}

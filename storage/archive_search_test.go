@@ -367,7 +367,7 @@ func TestArchiveSearchIndexAlone(t *testing.T) {
 				args = append(args, "bob@example.com")
 			}
 			args = append(args, 5, 100000, 50)
-			rows, err := s.db.QueryContext(t.Context(), `EXPLAIN QUERY PLAN `+archiveSearchSQL(with, false, false, backward), args...)
+			rows, err := s.db.QueryContext(t.Context(), `EXPLAIN QUERY PLAN `+archiveSearchSQL("archive", with, false, false, backward), args...)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -225,9 +225,12 @@ func TestArchivePageUsesIndexes(t *testing.T) {
 				tail = append(tail, 50)
 			}
 			plans = append(plans,
-				plan{archivePageSQL(false, false, count, backward), append([]any{1}, tail...), "archive_by_time (owner=? AND at>? AND at<?)"},
-				plan{archivePageSQL(true, false, count, backward), append([]any{1, "w"}, tail...), "archive_by_with (owner=? AND with_jid=? AND rowid>? AND rowid<?)"},
-				plan{archivePageSQL(true, true, count, backward), append([]any{1, "w", "r"}, tail...), "archive_by_with (owner=? AND with_jid=? AND rowid>? AND rowid<?)"})
+				plan{archivePageSQL("archive", false, false, count, backward), append([]any{1}, tail...), "archive_by_time (owner=? AND at>? AND at<?)"},
+				plan{archivePageSQL("archive", true, false, count, backward), append([]any{1, "w"}, tail...), "archive_by_with (owner=? AND with_jid=? AND rowid>? AND rowid<?)"},
+				plan{archivePageSQL("archive", true, true, count, backward), append([]any{1, "w", "r"}, tail...), "archive_by_with (owner=? AND with_jid=? AND rowid>? AND rowid<?)"},
+				// A room's archive: by time, and by nick (with_res) in its index.
+				plan{archivePageSQL("room_archive", false, false, count, backward), append([]any{1}, tail...), "room_archive_by_time (owner=? AND at>? AND at<?)"},
+				plan{archivePageSQL("room_archive", true, true, count, backward), append([]any{1, "w", "r"}, tail...), "room_archive_by_with (owner=? AND with_jid=? AND with_res=? AND rowid>? AND rowid<?)"})
 		}
 	}
 	for _, p := range plans {

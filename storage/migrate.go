@@ -340,6 +340,33 @@ CREATE TABLE sm_counts (
 ALTER TABLE muc_affiliations ADD COLUMN nick TEXT NOT NULL DEFAULT '';
 ALTER TABLE muc_rooms ADD COLUMN vcard BLOB NOT NULL DEFAULT x'';
 `)},
+	// Rooms' archives (XEP-0313 on a MUC room, package components/muc):
+	// the same columns and indexes as the users' archive, the same seqs
+	// (one writer, one sequence, so a stanza-id names one message of
+	// either), but owned by a room, which is no account: the owners have
+	// no foreign key, and the muc host deletes a room's archive with the
+	// room. with_jid is the room's bare JID, with_res the sender's nick,
+	// so that a query by occupant JID is one range of room_archive_by_with.
+	{name: "room archives", up: execSQL(`
+CREATE TABLE room_archives (
+	id   INTEGER PRIMARY KEY AUTOINCREMENT,
+	host TEXT    NOT NULL CHECK (host <> ''),
+	room TEXT    NOT NULL CHECK (room <> ''),
+	UNIQUE (host, room)
+);
+
+CREATE TABLE room_archive (
+	seq      INTEGER PRIMARY KEY, -- from the archive's sequence (archive_state)
+	owner    INTEGER NOT NULL REFERENCES room_archives (id) ON DELETE CASCADE,
+	at       INTEGER NOT NULL, -- Unix time in nanoseconds; strictly increasing with seq
+	with_jid TEXT    NOT NULL, -- the room's bare JID
+	with_res TEXT    NOT NULL, -- the sender's nick, '' for the room itself
+	outgoing INTEGER NOT NULL CHECK (outgoing IN (0, 1)),
+	stanza   BLOB    NOT NULL
+);
+CREATE INDEX room_archive_by_time ON room_archive (owner, at);                 -- + seq (rowid)
+CREATE INDEX room_archive_by_with ON room_archive (owner, with_jid, with_res); -- + seq (rowid)
+`)},
 }
 
 // execSQL returns a migration step that executes stmts, which may hold

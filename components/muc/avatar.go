@@ -139,11 +139,14 @@ func (r *room) announceAvatar() {
 // configChanged tells the occupants that the room's configuration
 // changed (XEP-0045 §10.2.1, status 104), so that their clients ask its
 // disco#info again.
-func (r *room) configChanged() {
+func (r *room) configChanged(more ...string) {
 	m := newEl("message", r.jid, "groupchat")
 	ux := m.CreateElement("x")
 	ux.CreateAttr("xmlns", NSMUCUser)
 	ux.CreateElement("status").CreateAttr("code", statusConfigChange)
+	for _, c := range more {
+		ux.CreateElement("status").CreateAttr("code", c)
+	}
 	m.Child = m.Child[:len(m.Child):len(m.Child)]
 	r.fanOut(m)
 }

@@ -38,6 +38,10 @@ type roomConfig struct {
 	// others (who become members); otherwise only its admins and owners
 	// may. In an open room anyone in it may invite.
 	AllowInvites bool `json:"allow_invites"`
+	// Archive is whether the room keeps an archive (XEP-0313,
+	// muc#roomconfig_enablearchiving); nil (a room stored before the
+	// field) is the host's archive option, filled in by newRoom.
+	Archive *bool `json:"archive,omitempty"`
 }
 
 // defaultConfig is a new room's configuration (Prosody's defaults: a
@@ -76,6 +80,7 @@ const (
 	fChangeSubject = "muc#roomconfig_changesubject"
 	fAllowPM       = "muc#roomconfig_allowpm"
 	fAllowInvites  = "muc#roomconfig_allowinvites"
+	fArchive       = "muc#roomconfig_enablearchiving"
 )
 
 var (
@@ -107,6 +112,7 @@ func (c roomConfig) form() *etree.Element {
 	field(x, fChangeSubject, "boolean", "Participants may change the subject", nil, boolStr(c.ChangeSubject))
 	field(x, fAllowPM, "list-single", "Who may send private messages", allowPMOptions, c.AllowPM)
 	field(x, fAllowInvites, "boolean", "Members may invite others to a members-only room", nil, boolStr(c.AllowInvites))
+	field(x, fArchive, "boolean", "Archive messages (XEP-0313)", nil, boolStr(c.Archive != nil && *c.Archive))
 	return x
 }
 
@@ -191,6 +197,10 @@ func (c roomConfig) submit(x *etree.Element) (roomConfig, error) {
 			c.AllowPM, err = oneOf(v, one, allowPMOptions)
 		case fAllowInvites:
 			c.AllowInvites, err = parseBool(v, one)
+		case fArchive:
+			var on bool
+			on, err = parseBool(v, one)
+			c.Archive = &on
 		default:
 			return c, fmt.Errorf("%q is not a field of this form", v)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/server"
@@ -40,6 +41,28 @@ type Options struct {
 	// owner may set on a room, as serialized. Default 64 KiB, at most
 	// 1 MiB; 0 turns room vCards off.
 	AvatarMaxBytes conf.Size `toml:"avatar_max_bytes"`
+	// Archive is whether new rooms keep an archive (XEP-0313), the
+	// default of their muc#roomconfig_enablearchiving: true unless set
+	// false (Prosody's muc_log_by_default). A config built in Go sets it
+	// with [Options.SetArchive].
+	Archive bool `toml:"archive"`
+	// archiveOff remembers archive = false across checks (the file's
+	// keys are known to the first only).
+	archiveOff bool
+	// ArchiveExpiresAfter is how long rooms' archived messages are kept,
+	// as the local hosts' key of the same name: "1w" by default
+	// (Prosody's muc_log_expires_after), at least "1h", or "never".
+	ArchiveExpiresAfter string `toml:"archive_expires_after"`
+}
+
+// SetArchive sets the archive option of a config built in Go.
+func (o *Options) SetArchive(on bool) { o.Archive, o.archiveOff = on, !on }
+
+// ArchiveRetention returns how long rooms' archived messages are kept, 0
+// for forever; the options must have been checked.
+func (o *Options) ArchiveRetention() time.Duration {
+	d, _ := local.ParseRetention(o.ArchiveExpiresAfter)
+	return d
 }
 
 // maxHistoryLength bounds history_length: history is kept in memory.
@@ -78,6 +101,19 @@ func checkOptions(c *conf.HostCheck, o *Options) {
 	if o.AvatarMaxBytes < 0 || o.AvatarMaxBytes > maxAvatarBytes {
 		c.Errorf("avatar_max_bytes", "%v is not between 0 and %v: a room's vCard is kept in memory; write \"64KiB\", or 0 for no room vCards",
 			o.AvatarMaxBytes, maxAvatarBytes)
+	}
+	if c.IsSet("archive") {
+		o.archiveOff = !o.Archive
+	}
+	o.Archive = !o.archiveOff
+	if o.ArchiveExpiresAfter == "" && !c.IsSet("archive_expires_after") {
+		o.ArchiveExpiresAfter = "1w"
+	}
+	switch d, err := local.ParseRetention(o.ArchiveExpiresAfter); {
+	case err != nil:
+		c.Errorf("archive_expires_after", "%v", err)
+	case d != 0 && d < time.Hour:
+		c.Errorf("archive_expires_after", "%q is less than an hour; use \"1h\" or more, or \"never\" to keep messages forever", o.ArchiveExpiresAfter)
 	}
 }
 
@@ -118,6 +154,9 @@ func newHost(env *server.HostEnv) (server.Handler, error) {
 	defer cancel()
 	if err := s.load(ctx); err != nil {
 		return nil, fmt.Errorf("muc: load rooms: %w", err)
+	}
+	if err := s.startArchive(ctx, env.Router); err != nil {
+		return nil, err
 	}
 	env.Router.Go(s.saveLoop)
 	return s, nil

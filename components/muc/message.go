@@ -73,6 +73,7 @@ func (r *room) message(st *xmpp.Stanza) {
 	oid.CreateAttr("id", o.id)
 	kids = append(kids, oid)
 	tmpl.Child = kids[:len(kids):len(kids)]
+	r.stampMessage(tmpl, o) // mam.go: stanza-id and archive
 	now := time.Now()
 	if isSubject {
 		r.subject, r.subjectFrom, r.subjectAt = subject.Text(), o.nick, now
@@ -189,6 +190,10 @@ func (r *room) iq(st *xmpp.Stanza) bool {
 		return r.owner(st, p)
 	case p.Tag == "query" && ns == NSMUCAdmin:
 		return r.admin(st, p)
+	case p.Tag == "query" && ns == nsMAM:
+		return r.mamIQ(st, p) // mam.go
+	case st.Type == "set" && (ns == nsModerate || ns == nsFasten):
+		return r.moderationIQ(st, p) // moderate.go
 	default:
 		r.bounce(st, xmpp.FeatureNotImplemented, "")
 	}
@@ -217,6 +222,7 @@ func (r *room) discoInfo() *etree.Element {
 	if r.svc.opts.AvatarMaxBytes > 0 {
 		feats = append(feats, NSVCard)
 	}
+	feats = append(feats, r.archiveFeatures()...)
 	for _, f := range feats {
 		q.CreateElement("feature").CreateAttr("var", f)
 	}
@@ -287,6 +293,7 @@ func (r *room) owner(st *xmpp.Stanza, q *etree.Element) bool {
 		return false
 	}
 	wasLocked, wasMembersOnly := r.locked, r.cfg.MembersOnly
+	wasArchiving := r.archiving()
 	r.cfg, r.locked = cfg, false
 	if cfg.MembersOnly && !wasMembersOnly {
 		// §9.3: a room that becomes members-only removes its
@@ -302,7 +309,7 @@ func (r *room) owner(st *xmpp.Stanza, q *etree.Element) bool {
 	}
 	if !wasLocked {
 		// §10.2.1: the occupants learn that the configuration changed.
-		r.configChanged()
+		r.configChanged(r.archiveStatus(wasArchiving)...) // mam.go
 	}
 	return r.saveAndAnswer(st, "configuration")
 }

@@ -16,13 +16,23 @@ func TestOptions(t *testing.T) {
 		name, src, wantErr string
 		want               muc.Options
 	}{
-		{"the defaults", head, "", muc.Options{RestrictRoomCreation: "local", HistoryLength: 20, AvatarMaxBytes: 64 * conf.KiB}},
+		{"the defaults", head, "", muc.Options{RestrictRoomCreation: "local", HistoryLength: 20, AvatarMaxBytes: 64 * conf.KiB, Archive: true, ArchiveExpiresAfter: "1w"}},
 		{"anyone, no history, no room vCards", head + "restrict_room_creation = \"anyone\"\nhistory_length = 0\navatar_max_bytes = 0\n", "",
-			muc.Options{RestrictRoomCreation: "anyone", HistoryLength: 0}},
+			muc.Options{RestrictRoomCreation: "anyone", HistoryLength: 0, Archive: true, ArchiveExpiresAfter: "1w"}},
 		{"unaffiliated registration, bigger avatars", head + "allow_unaffiliated_register = true\navatar_max_bytes = \"256KiB\"\n", "",
-			muc.Options{RestrictRoomCreation: "local", HistoryLength: 20, AllowUnaffiliatedRegister: true, AvatarMaxBytes: 256 * conf.KiB}},
+			muc.Options{RestrictRoomCreation: "local", HistoryLength: 20, AllowUnaffiliatedRegister: true, AvatarMaxBytes: 256 * conf.KiB, Archive: true, ArchiveExpiresAfter: "1w"}},
 		{"avatars too large", head + "avatar_max_bytes = \"2MiB\"\n",
 			`m.toml:7: host[1].avatar_max_bytes: 2MiB is not between 0 and 1MiB: a room's vCard is kept in memory; write "64KiB", or 0 for no room vCards`, muc.Options{}},
+		{"no archive by default, kept forever", head + "archive = false\narchive_expires_after = \"never\"\n", "",
+			func() muc.Options {
+				o := muc.Options{RestrictRoomCreation: "local", HistoryLength: 20, AvatarMaxBytes: 64 * conf.KiB, ArchiveExpiresAfter: "never"}
+				o.SetArchive(false)
+				return o
+			}()},
+		{"a retention of minutes", head + "archive_expires_after = \"5m\"\n",
+			`m.toml:7: host[1].archive_expires_after: "5m" is less than an hour; use "1h" or more, or "never" to keep messages forever`, muc.Options{}},
+		{"a retention that is no duration", head + "archive_expires_after = \"soon\"\n",
+			`m.toml:7: host[1].archive_expires_after: "soon" is not a duration; write a number and a unit (h, d or w), like "1w", "30d" or "36h", or "never"`, muc.Options{}},
 		{"an unknown creation rule", head + "restrict_room_creation = \"admins\"\n",
 			`m.toml:7: host[1].restrict_room_creation: "admins" is not one of "local" (this server's users) or "anyone"`, muc.Options{}},
 		{"too much history", head + "history_length = 5000\n",

@@ -121,6 +121,10 @@ func (s *Service) newRoom(name string, cfg roomConfig, secret []byte) *room {
 	if len(secret) == 0 {
 		secret = newSecret()
 	}
+	if cfg.Archive == nil {
+		on := s.opts.Archive
+		cfg.Archive = &on
+	}
 	return &room{
 		svc: s, name: name, jid: j, cfg: cfg, secret: secret,
 		affs: map[xmpp.JID]string{}, occupants: map[string]*occupant{}, byReal: map[xmpp.JID]*session{},

@@ -195,6 +195,7 @@ func (s *Service) forget(r *room) {
 	}
 	delete(s.dirty, r.name)
 	s.mu.Unlock()
+	s.dropArchive(r.name) // mam.go
 }
 
 // toService answers what is addressed to the service's own domain.

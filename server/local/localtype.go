@@ -109,6 +109,11 @@ func (o *LocalOptions) ArchiveRetention() time.Duration {
 	return d
 }
 
+// ParseRetention reads a retention such as archive_expires_after: "never"
+// (0), or a number and a unit (h, d, w, or Go's). Other host types with
+// an archive (muc) read theirs with it, so that the keys mean the same.
+func ParseRetention(v string) (time.Duration, error) { return parseRetention(v) }
+
 // parseRetention reads archive_expires_after: "never" (0), or a number
 // and a unit, Go's (like "36h") or d and w (like "30d", "1w"), which
 // time.ParseDuration lacks.

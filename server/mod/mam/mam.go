@@ -25,26 +25,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/server/local"
+	"github.com/parley-im/parley/server/mod/mam/mamquery"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/xmpp"
 )
 
 // The namespaces the module speaks.
 const (
-	NS         = "urn:xmpp:mam:2"
-	NSExtended = "urn:xmpp:mam:2#extended"
-	NSSID      = "urn:xmpp:sid:0"
-	nsRSM      = "http://jabber.org/protocol/rsm"
-	nsForward  = "urn:xmpp:forward:0"
-	nsData     = "jabber:x:data"
+	NS         = mamquery.NS
+	NSExtended = mamquery.NSExtended
+	NSSID      = mamquery.NSSID
 	nsHints    = "urn:xmpp:hints"
 	nsEME      = "urn:xmpp:eme:0"
 )
@@ -52,15 +48,12 @@ const (
 // Full-text search in the archive (XEP-0431), with archive_search.
 const (
 	// NSFulltext is XEP-0431's feature, advertised with archive_search.
-	NSFulltext = "urn:xmpp:fulltext:0"
-	// FieldFulltext is XEP-0431's form field: Clark notation, as XEP-0068
-	// names fields of other specifications.
-	FieldFulltext = "{" + NSFulltext + "}fulltext"
+	NSFulltext = mamquery.NSFulltext
+	// FieldFulltext is XEP-0431's form field.
+	FieldFulltext = mamquery.FieldFulltext
 )
 
 const (
-	// defaultPage is a page's size when the query sets no max (Prosody's).
-	defaultPage = 20
 	// appendTimeout bounds how long a sender waits for room in the
 	// archive writer's queue.
 	appendTimeout = 10 * time.Second
@@ -341,155 +334,11 @@ func (m *module) allowed(ctx context.Context, owner, with string) bool {
 	return false
 }
 
-// badRequest is a bad-request error with text.
-func badRequest(format string, args ...any) error {
-	return xmpp.NewStanzaError(xmpp.BadRequest, fmt.Sprintf(format, args...))
-}
-
-// parseQuery reads a query's form and RSM set into a storage query, with
-// the errors XEP-0313 names: bad-request for what is malformed,
-// feature-not-implemented for a field the server does not know (§4.1.5).
-// The full-text field is known only when search is on: off, it is a field
-// like any other the server does not recognise, and XEP-0313 §4.1.5 says
-// "MUST respond with a 'feature-not-implemented' error" (not bad-request:
-// the form is well made, this server lacks the feature).
-func parseQuery(q *etree.Element, maxPage int, search bool) (sq storage.ArchiveQuery, flip bool, err error) {
-	sq.Max = defaultPage
-	if x := xmpp.Child(q, nsData, "x"); x != nil {
-		if t := x.SelectAttrValue("type", "submit"); t != "submit" {
-			return sq, false, badRequest("the form's type is %q, not submit", t)
-		}
-		seen := map[string]bool{}
-		for _, f := range x.SelectElements("field") {
-			name := f.SelectAttrValue("var", "")
-			if seen[name] {
-				return sq, false, badRequest("the field %q is given twice", name)
-			}
-			seen[name] = true
-			var vals []string
-			for _, v := range f.SelectElements("value") {
-				vals = append(vals, v.Text())
-			}
-			one := func() (string, error) {
-				if len(vals) != 1 {
-					return "", badRequest("the field %q needs one value, it has %d", name, len(vals))
-				}
-				return vals[0], nil
-			}
-			var v string
-			if name == FieldFulltext && search && len(vals) == 0 {
-				// A text-single field left empty: no search (XEP-0431
-				// §2.2: the text is used "if non-empty").
-				vals = []string{""}
-			}
-			if name != "ids" {
-				if v, err = one(); err != nil {
-					return sq, false, err
-				}
-			}
-			switch name {
-			case "FORM_TYPE":
-				if v != NS {
-					return sq, false, badRequest("FORM_TYPE is %q, not %s", v, NS)
-				}
-			case "with":
-				j, err := xmpp.Parse(v)
-				if err != nil {
-					return sq, false, xmpp.NewStanzaError(xmpp.JIDMalformed, "with is not a JID")
-				}
-				sq.With, sq.Resource = j.Bare().String(), j.Resource()
-			case "start", "end":
-				t, err := time.Parse(time.RFC3339Nano, v)
-				if err != nil {
-					return sq, false, badRequest("%s is not a XEP-0082 date and time", name)
-				}
-				if name == "start" {
-					sq.Start = t
-				} else {
-					sq.End = t
-				}
-			case "after-id":
-				sq.AfterID = v
-			case "before-id":
-				sq.BeforeID = v
-			case "ids":
-				if len(vals) == 0 {
-					return sq, false, badRequest("ids has no value")
-				}
-				if len(vals) > maxPage {
-					return sq, false, xmpp.NewStanzaError(xmpp.PolicyViolation, fmt.Sprintf("at most %d ids at once", maxPage))
-				}
-				sq.IDs = vals
-			case FieldFulltext:
-				if !search {
-					return sq, false, xmpp.NewStanzaError(xmpp.FeatureNotImplemented, "full-text search is off on this server")
-				}
-				if sq.Search, err = searchText(v); err != nil {
-					return sq, false, err
-				}
-			default:
-				return sq, false, xmpp.NewStanzaError(xmpp.FeatureNotImplemented, fmt.Sprintf("the field %q is not supported", name))
-			}
-		}
-	}
-	if set := xmpp.Child(q, nsRSM, "set"); set != nil {
-		if mx := xmpp.Child(set, nsRSM, "max"); mx != nil {
-			n, err := strconv.Atoi(mx.Text())
-			if err != nil || n < 0 {
-				return sq, false, badRequest("RSM max is not a number of items")
-			}
-			sq.Max = min(n, maxPage)
-		}
-		if xmpp.Child(set, nsRSM, "index") != nil {
-			return sq, false, xmpp.NewStanzaError(xmpp.FeatureNotImplemented, "RSM index is not supported: page by after or before")
-		}
-		a, b := xmpp.Child(set, nsRSM, "after"), xmpp.Child(set, nsRSM, "before")
-		if a != nil && b != nil {
-			return sq, false, badRequest("RSM after and before together: use after-id and before-id")
-		}
-		if a != nil {
-			if sq.After = a.Text(); sq.After == "" {
-				return sq, false, badRequest("RSM after is empty")
-			}
-		}
-		if b != nil {
-			sq.Before, sq.Backward = b.Text(), true
-		}
-	}
-	// A count is the index range of the whole set: at 1,000,000 messages
-	// ~150 ms. Given only when asked for it with max 0 (XEP-0059 §2.7),
-	// as Prosody does for unbounded archives.
-	sq.Count = sq.Max == 0
-	flip = xmpp.Child(q, NS, "flip-page") != nil
-	return sq, flip, nil
-}
-
-// searchText checks the text of a full-text search. Empty or blank, it
-// searches nothing: all messages match (XEP-0431 §2.2: the field is used
-// "if non-empty"). Longer than storage.MaxArchiveSearch characters is
-// not-acceptable: a limit of this server, not a malformed request; with
-// no letter or digit, nothing could be looked up, and rather than answer
-// with all messages or none it is bad-request. XEP-0431 leaves the
-// syntax to the server and asks clients not to use special characters:
-// storage reads the text as terms only, so no character is special.
-func searchText(v string) (string, error) {
-	if strings.TrimSpace(v) == "" {
-		return "", nil
-	}
-	if n := utf8.RuneCountInString(v); n > storage.MaxArchiveSearch {
-		return "", xmpp.NewStanzaError(xmpp.NotAcceptable, fmt.Sprintf("the search has %d characters, at most %d", n, storage.MaxArchiveSearch))
-	}
-	if len(storage.SearchTerms(v)) == 0 {
-		return "", badRequest("the search has no word to look for")
-	}
-	return v, nil
-}
-
 // query answers an archive query: the page's messages go to the querying
 // resource, then the iq result with <fin/>.
 func (m *module) query(ctx context.Context, st *xmpp.Stanza) (*etree.Element, error) {
 	q := st.Payload()
-	sq, flip, err := parseQuery(q, m.maxPage, m.search)
+	sq, flip, err := mamquery.Parse(q, m.maxPage, m.search)
 	if err != nil {
 		return nil, err
 	}
@@ -497,12 +346,10 @@ func (m *module) query(ctx context.Context, st *xmpp.Stanza) (*etree.Element, er
 		return nil, fmt.Errorf("waiting for the archive's writes: %w", err)
 	}
 	page, err := m.store.QueryArchive(ctx, m.h.Name(), st.From.Local(), sq)
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		return nil, xmpp.NewStanzaError(xmpp.ItemNotFound, "no such message in the archive")
-	case errors.Is(err, storage.ErrArchiveQuery):
-		return nil, xmpp.NewStanzaError(xmpp.PolicyViolation, "too much at once")
-	case err != nil:
+	if err != nil {
+		if serr := mamquery.StoreError(err); serr != nil {
+			return nil, serr
+		}
 		return nil, fmt.Errorf("querying the archive of %s: %w", st.From.Bare(), err)
 	}
 	queryID := q.SelectAttrValue("queryid", "")
@@ -516,20 +363,7 @@ func (m *module) query(ctx context.Context, st *xmpp.Stanza) (*etree.Element, er
 			return nil, err
 		}
 	}
-	fin := xmpp.NewElementNS(NS, "fin")
-	if page.Complete {
-		fin.CreateAttr("complete", "true")
-	}
-	set := fin.CreateElement("set")
-	set.CreateAttr("xmlns", nsRSM)
-	if len(page.Messages) > 0 {
-		set.CreateElement("first").SetText(page.Messages[0].ID)
-		set.CreateElement("last").SetText(page.Messages[len(page.Messages)-1].ID)
-	}
-	if page.Count >= 0 {
-		set.CreateElement("count").SetText(strconv.Itoa(page.Count))
-	}
-	return fin, nil
+	return mamquery.Fin(page), nil
 }
 
 // sendResult routes one archived message to the querying resource.
@@ -538,21 +372,7 @@ func (m *module) sendResult(st *xmpp.Stanza, queryID string, am storage.Archived
 	if err != nil {
 		return fmt.Errorf("reading archived message %s of %s: %w", am.ID, st.From.Bare(), err)
 	}
-	if orig.SelectAttr("xmlns") == nil {
-		orig.CreateAttr("xmlns", xmpp.NSClient)
-	}
-	msg := etree.NewElement("message")
-	res := msg.CreateElement("result")
-	res.CreateAttr("xmlns", NS)
-	if queryID != "" {
-		res.CreateAttr("queryid", queryID)
-	}
-	res.CreateAttr("id", am.ID)
-	fwd := res.CreateElement("forwarded")
-	fwd.CreateAttr("xmlns", nsForward)
-	fwd.AddChild(xmpp.NewDelay(m.h.Name(), am.At))
-	fwd.AddChild(orig)
-	out := &xmpp.Stanza{El: msg, Kind: xmpp.KindMessage}
+	out := &xmpp.Stanza{El: mamquery.Result(queryID, am, orig, m.h.Name()), Kind: xmpp.KindMessage}
 	out.SetFrom(st.From.Bare())
 	out.SetTo(st.From)
 	m.h.Route(out)
@@ -561,32 +381,7 @@ func (m *module) sendResult(st *xmpp.Stanza, queryID string, am storage.Archived
 
 // form answers the query form's request (§4.1.5): the fields supported.
 func (m *module) form(context.Context, *xmpp.Stanza) (*etree.Element, error) {
-	q := xmpp.NewElementNS(NS, "query")
-	x := q.CreateElement("x")
-	x.CreateAttr("xmlns", nsData)
-	x.CreateAttr("type", "form")
-	ft := x.CreateElement("field")
-	ft.CreateAttr("type", "hidden")
-	ft.CreateAttr("var", "FORM_TYPE")
-	ft.CreateElement("value").SetText(NS)
-	for _, f := range [][2]string{{"with", "jid-single"}, {"start", "text-single"}, {"end", "text-single"},
-		{"before-id", "text-single"}, {"after-id", "text-single"}, {"ids", "list-multi"}} {
-		el := x.CreateElement("field")
-		el.CreateAttr("type", f[1])
-		el.CreateAttr("var", f[0])
-		if f[0] == "ids" {
-			v := el.CreateElement("validate")
-			v.CreateAttr("xmlns", "http://jabber.org/protocol/xdata-validate")
-			v.CreateAttr("datatype", "xs:string")
-			v.CreateElement("open")
-		}
-	}
-	if m.search {
-		el := x.CreateElement("field")
-		el.CreateAttr("type", "text-single")
-		el.CreateAttr("var", FieldFulltext)
-	}
-	return q, nil
+	return mamquery.Form(m.search), nil
 }
 
 // metadata answers the archive's first and last messages (§5).
@@ -643,7 +438,7 @@ func (m *module) setPrefs(ctx context.Context, st *xmpp.Stanza) (*etree.Element,
 	switch p.Default {
 	case "always", "never", "roster":
 	default:
-		return nil, badRequest("default is always, never or roster")
+		return nil, xmpp.NewStanzaError(xmpp.BadRequest, "default is always, never or roster")
 	}
 	for _, l := range []struct {
 		name string
