@@ -622,6 +622,7 @@ func (s *Session) writeLoop() {
 			s.finishWriting()
 			return
 		}
+		_ = s.armWrite()
 		for _, el := range batch {
 			_ = s.w.WriteElement(el)
 		}
@@ -723,10 +724,24 @@ func (s *Session) streamErrorElement(e *xmpp.StreamError) *etree.Element {
 	return el
 }
 
+// closeConn closes the connection; the caller owns the writer. After a
+// failed write it closes the socket beneath TLS: crypto/tls's Close
+// would send its close_notify alert after the record the failed write
+// cut short, which the client then reads as a corrupt record ("bad
+// record MAC", a sign of tampering) instead of a dropped connection.
+func (s *Session) closeConn() error {
+	if s.w.Failed() && s.tcp != nil {
+		if _, ok := s.conn.(*tls.Conn); ok {
+			return s.tcp.Close()
+		}
+	}
+	return s.conn.Close()
+}
+
 // finishWriting closes the connection after its last write: no writer
 // starts again, and waitWritten returns.
 func (s *Session) finishWriting() {
-	_ = s.conn.Close()
+	_ = s.closeConn()
 	// A parked reader would not learn of it from the closed socket.
 	s.srv.idle.wake(s)
 	s.qmu.Lock()
@@ -759,6 +774,19 @@ func (s *Session) waitWritten() {
 // client that does not read then fails the write in time for what it did
 // not take to be handed back while the store is still open.
 func (s *Session) flush() error {
+	if err := s.armWrite(); err != nil {
+		return err
+	}
+	return s.w.Flush()
+}
+
+// armWrite sets the deadline of the writes from now to the next flush:
+// WriteTimeout from now, or the drain deadline (see flush). A batch
+// larger than the writer's buffer spills into the connection before its
+// flush, so the writer loop arms before each batch too: under the last
+// flush's deadline, long past after an idle spell, those writes would
+// fail at once and cut the stream.
+func (s *Session) armWrite() error {
 	deadline := time.Now().Add(s.srv.cfg.WriteTimeout)
 	by := s.srv.drainBy.Load()
 	if by != 0 && by < deadline.UnixNano() {
@@ -772,7 +800,7 @@ func (s *Session) flush() error {
 	if by2 := s.srv.drainBy.Load(); by2 != by && by2 < deadline.UnixNano() {
 		_ = s.conn.SetWriteDeadline(time.Unix(0, by2))
 	}
-	return s.w.Flush()
+	return nil
 }
 
 // end closes the stream after run returned err.
@@ -806,7 +834,7 @@ func (s *Session) end(err error) {
 			s.Close(nil)
 			s.waitWritten()
 		}
-		s.conn.Close()
+		s.closeConn()
 		return
 	}
 	if se != nil && se.Condition != xmpp.SystemShutdown && se.Condition != xmpp.StreamConflict {
@@ -824,7 +852,7 @@ func (s *Session) end(err error) {
 	}
 	_ = s.w.WriteEnd()
 	_ = s.flush()
-	s.conn.Close()
+	s.closeConn()
 }
 
 func (s *Session) unbind() {

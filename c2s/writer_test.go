@@ -3,6 +3,7 @@ package c2s
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,10 +11,12 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/beevik/etree"
+	"github.com/parley-im/parley/server/certs"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -303,4 +306,121 @@ func TestAPanicInTheWriterEndsOnlyThatStream(t *testing.T) {
 	r = readClient(c)
 	good.startWriter(etree.NewElement("iq"))
 	waitFor(t, "another session is written after the panic", func() bool { return r.String() == "<iq/>" })
+}
+
+// TestABigBatchAfterAnIdleSpellIsWritten: a session that wrote nothing
+// for longer than WriteTimeout, then gets more than its writer's buffer
+// holds at once (a room's occupant list, a page of the archive), writes
+// it all. The buffer spills into the connection before the flush: those
+// writes must have a deadline of their own, not the last flush's, which
+// has passed (they failed at once, and the stream was cut).
+func TestABigBatchAfterAnIdleSpellIsWritten(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	srv := NewServer(Config{Router: &handBackRouter{}, Queue: 100, WriteTimeout: timeout, ParkAfter: time.Hour})
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	s, c := bindOn(t, srv)
+	r := readClient(c)
+	s.startWriter(etree.NewElement("iq"))
+	waitFor(t, "the bind result is written", func() bool { return r.String() == `<iq/>` })
+	waitFor(t, "the writer goroutine exits", func() bool { return !s.writerRuns() })
+	time.Sleep(3 * timeout) // idle: the last flush's deadline passes
+	big := strings.Repeat("x", 3*4096)
+	var want strings.Builder
+	want.WriteString("<iq/>")
+	for i := range 3 {
+		m := message(i)
+		m.CreateElement("body").SetText(big)
+		if !s.Deliver(m) {
+			t.Fatal("Deliver refused")
+		}
+		fmt.Fprintf(&want, `<message id="%d"><body>%s</body></message>`, i, big)
+	}
+	waitFor(t, "the big batch is written", func() bool { return r.String() == want.String() })
+}
+
+// cutConn is a server's connection whose next Write, once cut is set,
+// takes all but the last 10 bytes of what it is given and times out, as
+// a write to a client that reads too slowly may at its deadline; later
+// writes go through.
+type cutConn struct {
+	net.Conn
+	cut atomic.Bool
+}
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "i/o timeout" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
+
+func (c *cutConn) Write(p []byte) (int, error) {
+	if c.cut.CompareAndSwap(true, false) {
+		n, _ := c.Conn.Write(p[:len(p)-10])
+		return n, timeoutError{}
+	}
+	return c.Conn.Write(p)
+}
+
+// TestATimedOutWriteEndsTLSCleanly: when a write to a client times out
+// part way through a TLS record, the connection ends as a dropped one.
+// crypto/tls's Close would have sent its close_notify alert after the
+// cut record, and the client, reading on, would have taken the whole for
+// a forged record ("bad record MAC").
+func TestATimedOutWriteEndsTLSCleanly(t *testing.T) {
+	store := certs.NewStore()
+	if err := store.LoadOrCreate("example.com", "", "", t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	a, b := net.Pipe()
+	t.Cleanup(func() { a.Close(); b.Close() })
+	cut := &cutConn{Conn: a}
+	ts := tls.Server(cut, store.TLSConfig())
+	tc := tls.Client(b, &tls.Config{InsecureSkipVerify: true})
+	errc := make(chan error, 1)
+	go func() { errc <- ts.Handshake() }()
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(Config{Router: &handBackRouter{}, Queue: 10, WriteTimeout: 5 * time.Second, ParkAfter: time.Hour})
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	s, _ := bindOn(t, srv)
+	s.conn, s.tcp, s.w = ts, cut, xmpp.NewWriter(ts)
+
+	got := make(chan string, 100)
+	ended := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := tc.Read(buf)
+			if n > 0 {
+				got <- string(buf[:n])
+			}
+			if err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+	s.startWriter(etree.NewElement("iq"))
+	if first := <-got; first != "<iq/>" {
+		t.Fatalf("the client read %q, want <iq/>", first)
+	}
+	cut.cut.Store(true)
+	m := message(1)
+	m.CreateElement("body").SetText(strings.Repeat("y", 2000))
+	if !s.Deliver(m) {
+		t.Fatal("Deliver refused")
+	}
+	select {
+	case err := <-ended:
+		t.Logf("the client's stream ends with %v", err)
+		if strings.Contains(err.Error(), "MAC") || strings.Contains(err.Error(), "alert") {
+			t.Fatalf("the client's stream ends with %v; want the end of a dropped connection", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client's stream did not end")
+	}
 }

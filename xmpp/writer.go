@@ -227,6 +227,10 @@ func (w *Writer) WriteEnd() error {
 	return err
 }
 
+// Failed reports whether a flush failed: the stream is broken, and the
+// transport may hold part of what the failed flush wrote.
+func (w *Writer) Failed() bool { return w.err != nil }
+
 // Buffered returns how many bytes wait to be flushed.
 func (w *Writer) Buffered() int {
 	if w.bw == nil {
