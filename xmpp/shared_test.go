@@ -211,7 +211,7 @@ func TestShareChildrenLimits(t *testing.T) {
 func BenchmarkWriteFanOut(b *testing.B) {
 	const n = 20
 	tmpl, err := ParseElement(`<message from='room@muc.example.com/alice' type='groupchat' id='m1'>`+
-		`<body>`+strings.Repeat("Grüße & hello, ", 7)+`</body>`+
+		`<body>`+strings.Repeat("Grüße &amp; hello, ", 7)+`</body>`+
 		`<active xmlns='http://jabber.org/protocol/chatstates'/>`+
 		`<occupant-id xmlns='urn:xmpp:occupant-id:0' id='dd0JhVwOqS8ciWP8YydC6+5RxCI0dqI1Cs37j0dLLvA='/></message>`, Limits{})
 	if err != nil {
