@@ -69,9 +69,11 @@ func ShareChildren(kids []etree.Token, uses int) {
 	if uses < 2 || len(kids) == 0 {
 		return
 	}
-	var buf bytes.Buffer
+	// A room message's children (a body, an occupant-id) take a few
+	// hundred bytes: one allocation for most.
+	buf := bytes.NewBuffer(make([]byte, 0, 512))
 	bw := writeBuffers.Get().(*bufio.Writer)
-	bw.Reset(&buf)
+	bw.Reset(buf)
 	o := newOut(bw)
 	o.children(kids)
 	o.flush()
