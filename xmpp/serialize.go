@@ -225,15 +225,34 @@ func escapeString(w *bufio.Writer, s string, t *escapeTable) {
 }
 
 // writeElement writes el as el.WriteTo(w, &writeSettings) would, faster
-// and without allocating.
+// and without allocating. Children that a fan-out serialized once
+// (ShareChildren) are copied, not walked.
 func writeElement(w *bufio.Writer, el *etree.Element) {
 	o := newOut(w)
-	o.element(el)
+	if b := sharedChildren(el.Child); b != nil {
+		o.startTag(el)
+		o.byte1('>')
+		o.bytes(b)
+		o.endTag(el)
+	} else {
+		o.element(el)
+	}
 	o.flush()
 }
 
-// element writes el and what it holds.
-func (o *out) element(el *etree.Element) {
+// bytes writes b.
+func (o *out) bytes(b []byte) {
+	if o.n+len(b) <= len(o.buf) {
+		o.n += copy(o.buf[o.n:], b)
+		return
+	}
+	o.flush()
+	o.w.Write(b)
+	o.reset()
+}
+
+// startTag writes el's name and attributes after '<'.
+func (o *out) startTag(el *etree.Element) {
 	o.byte1('<')
 	o.name(el.Space, el.Tag)
 	for i := range el.Attr {
@@ -244,12 +263,30 @@ func (o *out) element(el *etree.Element) {
 		o.escape(a.Value, attrEscapes)
 		o.byte1('"')
 	}
+}
+
+// endTag writes el's closing tag.
+func (o *out) endTag(el *etree.Element) {
+	o.str("</")
+	o.name(el.Space, el.Tag)
+	o.byte1('>')
+}
+
+// element writes el and what it holds.
+func (o *out) element(el *etree.Element) {
+	o.startTag(el)
 	if len(el.Child) == 0 {
 		o.str("/>")
 		return
 	}
 	o.byte1('>')
-	for _, c := range el.Child {
+	o.children(el.Child)
+	o.endTag(el)
+}
+
+// children writes the tokens of an element's content.
+func (o *out) children(kids []etree.Token) {
+	for _, c := range kids {
 		switch c := c.(type) {
 		case *etree.Element:
 			o.element(c)
@@ -265,9 +302,6 @@ func (o *out) element(el *etree.Element) {
 			o.flush()
 		}
 	}
-	o.str("</")
-	o.name(el.Space, el.Tag)
-	o.byte1('>')
 }
 
 // cdata writes a CDATA section as etree writes it: XML cannot escape "]]>"

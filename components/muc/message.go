@@ -91,8 +91,14 @@ func (r *room) message(st *xmpp.Stanza) {
 }
 
 // fanOut sends the template tmpl to every occupant's sessions: one small
-// root each, the children shared (see to).
+// root each, the children shared (see to), and serialized once for all
+// of their writers (xmpp.ShareChildren).
 func (r *room) fanOut(tmpl *etree.Element) {
+	n := 0
+	for _, o := range r.occupants {
+		n += len(o.sessions)
+	}
+	xmpp.ShareChildren(tmpl.Child[:len(tmpl.Child):len(tmpl.Child)], n)
 	for _, o := range r.occupants {
 		for _, s := range o.sessions {
 			r.send(to(tmpl, xmpp.KindMessage, s, nil))
