@@ -187,8 +187,11 @@ type Config struct {
 // nowhere else. They are untyped so that a config's sizes can use them as
 // they are.
 const (
-	// DefaultQueue is how many stanzas may wait for one session's writer.
-	DefaultQueue = 1000
+	// DefaultQueue is how many stanzas may wait for one session's writer:
+	// ejabberd's max_fsm_queue. A join to a room of N occupants queues
+	// N+2 stanzas at once (XEP-0045 §7.2.3), so a room of 1,000 needs more
+	// than 1,000; DefaultQueueBytes bounds the memory all the same.
+	DefaultQueue = 10000
 	// DefaultQueueBytes is the memory those stanzas may hold: 8 MiB.
 	DefaultQueueBytes = 8 << 20
 	// DefaultWriteTimeout bounds one flush to a client.
