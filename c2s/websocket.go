@@ -3,6 +3,7 @@ package c2s
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -55,6 +56,14 @@ type WebSocketOptions struct {
 	// OriginPatterns are the host patterns (path.Match) a browser's
 	// Origin must match; nil allows any origin.
 	OriginPatterns []string
+	// TLS is the state of the TLS connection the WebSocket came over,
+	// when the listener itself served HTTPS to this client (r.TLS, and
+	// no proxy in between). The SASL mechanisms then bind to it as they
+	// do to a c2s TLS connection: the -PLUS variants with tls-exporter
+	// and tls-server-end-point under channel_binding = "strict", and
+	// PLAIN. Leave it nil behind a proxy: its TLS is not the one the
+	// client has, and a binding offered there could never match.
+	TLS *tls.ConnectionState
 	// PingInterval is how often the server pings the client; a pong
 	// restarts a bound stream's idle timeout as whitespace does on TCP.
 	// Zero means half the idle timeout, at most two minutes.
@@ -120,6 +129,7 @@ func (s *Server) ServeWebSocket(w http.ResponseWriter, r *http.Request, opts Web
 		}
 	}
 	conn := newWSConn(ws, addr)
+	conn.tls = opts.TLS
 	// As Serve does before it accepts: the machinery the sessions
 	// share (the writer pool) runs from here on.
 	s.idle.start()
@@ -200,6 +210,21 @@ func (s *Session) encryptFirst() string {
 	return "use STARTTLS first"
 }
 
+// tlsState is the state of the TLS connection the stream runs over, the
+// one the SASL mechanisms bind to: the c2s connection's after STARTTLS or
+// direct TLS, or over wss:// the HTTPS connection's when the listener
+// terminated it; nil otherwise.
+func (s *Session) tlsState() *tls.ConnectionState {
+	switch c := s.conn.(type) {
+	case *tls.Conn:
+		cs := c.ConnectionState()
+		return &cs
+	case *wsConn:
+		return c.tls
+	}
+	return nil
+}
+
 // expectHeader tells a WebSocket transport that the session reads a
 // stream header next: only then is an <open/> frame in order.
 func (s *Session) expectHeader() {
@@ -225,7 +250,8 @@ type wsChunk struct {
 type wsConn struct {
 	ws     *websocket.Conn
 	remote net.Addr
-	ctx    context.Context // ends at Close
+	tls    *tls.ConnectionState // the HTTPS connection's, when the listener served TLS itself
+	ctx    context.Context      // ends at Close
 	cancel context.CancelFunc
 
 	chunks chan wsChunk
