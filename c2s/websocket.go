@@ -105,7 +105,8 @@ func (s *Server) ServeWebSocket(w http.ResponseWriter, r *http.Request, opts Web
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	cw := &corkResponse{ResponseWriter: w}
+	ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{WebSocketSubprotocol},
 		OriginPatterns:     opts.OriginPatterns,
 		InsecureSkipVerify: opts.OriginPatterns == nil,
@@ -130,6 +131,7 @@ func (s *Server) ServeWebSocket(w http.ResponseWriter, r *http.Request, opts Web
 	}
 	conn := newWSConn(ws, addr)
 	conn.tls = opts.TLS
+	conn.cork = cw.conn
 	// As Serve does before it accepts: the machinery the sessions
 	// share (the writer pool) runs from here on.
 	s.idle.start()
@@ -251,6 +253,7 @@ type wsConn struct {
 	ws     *websocket.Conn
 	remote net.Addr
 	tls    *tls.ConnectionState // the HTTPS connection's, when the listener served TLS itself
+	cork   *corkConn            // beneath ws: Flush sends its frames in one write
 	ctx    context.Context      // ends at Close
 	cancel context.CancelFunc
 
@@ -574,6 +577,9 @@ func (c *wsConn) Flush() error {
 		ctx, cancel = context.WithDeadline(c.ctx, d)
 	}
 	defer cancel()
+	if c.cork != nil && len(c.ends) > 1 {
+		c.cork.cork()
+	}
 	start := 0
 	var err error
 	for _, end := range c.ends {
@@ -581,6 +587,11 @@ func (c *wsConn) Flush() error {
 			break
 		}
 		start = end
+	}
+	if c.cork != nil {
+		if uerr := c.cork.uncork(d); err == nil {
+			err = uerr
+		}
 	}
 	c.ends = c.ends[:0]
 	if cap(c.out) > 64<<10 {
