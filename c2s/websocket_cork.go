@@ -84,8 +84,10 @@ func (c *corkConn) uncork(deadline time.Time) error {
 		defer func() { _ = c.Conn.SetWriteDeadline(time.Time{}) }()
 	}
 	_, err := c.Conn.Write(c.buf)
-	if cap(c.buf) > 64<<10 {
-		c.buf = nil // a burst must not pin its buffer for the session's life
+	if cap(c.buf) > 4<<10 {
+		// A burst must not pin its buffer for the session's life: a
+		// WebSocket session never parks, and idle ones are many.
+		c.buf = nil
 	} else {
 		c.buf = c.buf[:0]
 	}
