@@ -257,9 +257,8 @@ func (s *Session) saslConfig() sasl.Config {
 	if k := s.srv.cfg.KeyIterations; k != nil {
 		cfg.KeyIterations = k(s.host)
 	}
-	if tc, ok := s.conn.(*tls.Conn); ok {
-		cs := tc.ConnectionState()
-		cfg.TLS = &cs
+	if cs := s.tlsState(); cs != nil {
+		cfg.TLS = cs
 		if get := s.srv.cfg.TLS.GetCertificate; get != nil {
 			if cert, err := get(&tls.ClientHelloInfo{ServerName: cs.ServerName}); err == nil && cert != nil && len(cert.Certificate) > 0 {
 				cfg.ServerCert = cert.Certificate[0]

@@ -3,6 +3,7 @@ package c2s
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -55,6 +56,14 @@ type WebSocketOptions struct {
 	// OriginPatterns are the host patterns (path.Match) a browser's
 	// Origin must match; nil allows any origin.
 	OriginPatterns []string
+	// TLS is the state of the TLS connection the WebSocket came over,
+	// when the listener itself served HTTPS to this client (r.TLS, and
+	// no proxy in between). The SASL mechanisms then bind to it as they
+	// do to a c2s TLS connection: the -PLUS variants with tls-exporter
+	// and tls-server-end-point under channel_binding = "strict", and
+	// PLAIN. Leave it nil behind a proxy: its TLS is not the one the
+	// client has, and a binding offered there could never match.
+	TLS *tls.ConnectionState
 	// PingInterval is how often the server pings the client; a pong
 	// restarts a bound stream's idle timeout as whitespace does on TCP.
 	// Zero means half the idle timeout, at most two minutes.
@@ -96,7 +105,8 @@ func (s *Server) ServeWebSocket(w http.ResponseWriter, r *http.Request, opts Web
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	cw := &corkResponse{ResponseWriter: w}
+	ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{WebSocketSubprotocol},
 		OriginPatterns:     opts.OriginPatterns,
 		InsecureSkipVerify: opts.OriginPatterns == nil,
@@ -120,6 +130,8 @@ func (s *Server) ServeWebSocket(w http.ResponseWriter, r *http.Request, opts Web
 		}
 	}
 	conn := newWSConn(ws, addr)
+	conn.tls = opts.TLS
+	conn.cork = cw.conn
 	// As Serve does before it accepts: the machinery the sessions
 	// share (the writer pool) runs from here on.
 	s.idle.start()
@@ -200,6 +212,21 @@ func (s *Session) encryptFirst() string {
 	return "use STARTTLS first"
 }
 
+// tlsState is the state of the TLS connection the stream runs over, the
+// one the SASL mechanisms bind to: the c2s connection's after STARTTLS or
+// direct TLS, or over wss:// the HTTPS connection's when the listener
+// terminated it; nil otherwise.
+func (s *Session) tlsState() *tls.ConnectionState {
+	switch c := s.conn.(type) {
+	case *tls.Conn:
+		cs := c.ConnectionState()
+		return &cs
+	case *wsConn:
+		return c.tls
+	}
+	return nil
+}
+
 // expectHeader tells a WebSocket transport that the session reads a
 // stream header next: only then is an <open/> frame in order.
 func (s *Session) expectHeader() {
@@ -225,7 +252,9 @@ type wsChunk struct {
 type wsConn struct {
 	ws     *websocket.Conn
 	remote net.Addr
-	ctx    context.Context // ends at Close
+	tls    *tls.ConnectionState // the HTTPS connection's, when the listener served TLS itself
+	cork   *corkConn            // beneath ws: Flush sends its frames in one write
+	ctx    context.Context      // ends at Close
 	cancel context.CancelFunc
 
 	chunks chan wsChunk
@@ -548,6 +577,9 @@ func (c *wsConn) Flush() error {
 		ctx, cancel = context.WithDeadline(c.ctx, d)
 	}
 	defer cancel()
+	if c.cork != nil && len(c.ends) > 1 {
+		c.cork.cork()
+	}
 	start := 0
 	var err error
 	for _, end := range c.ends {
@@ -555,6 +587,11 @@ func (c *wsConn) Flush() error {
 			break
 		}
 		start = end
+	}
+	if c.cork != nil {
+		if uerr := c.cork.uncork(d); err == nil {
+			err = uerr
+		}
 	}
 	c.ends = c.ends[:0]
 	if cap(c.out) > 64<<10 {

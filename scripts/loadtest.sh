@@ -16,6 +16,12 @@
 #                                    the pairs, once (make slowconsumers
 #                                    compares runs with and without them)
 #   ARCHIVE=false                    the local host without its message archive
+#   TRANSPORT="tcp ws"               each scenario over each transport, in turn:
+#                                    tcp (c2s, STARTTLS; the default), ws (XMPP
+#                                    over WebSocket, RFC 7395, plain ws:// on
+#                                    loopback) or wss (over HTTPS served by
+#                                    Parley); ws and wss exclude each other (one
+#                                    HTTP listener); slow runs over tcp only
 # PROFILE=DIR writes 5-second CPU profiles of Parley during the msg and bot
 # scenarios into DIR (go tool pprof -top DIR/bot.cpu).
 # The exit code is 1 when any scenario failed (a login, a lost message, ...).
@@ -40,6 +46,7 @@ MUC_RATE=${MUC_RATE:-2}
 MUC_DURATION=${MUC_DURATION:-$MSG_DURATION}
 SCENARIOS=${SCENARIOS:-login msg idle bot}
 PROFILE=${PROFILE:-}
+TRANSPORT=${TRANSPORT:-tcp}
 
 # shellcheck source=scripts/parley-lib.sh
 . scripts/parley-lib.sh
@@ -54,7 +61,33 @@ if [[ -n $PROFILE ]]; then
 	pprof=$(free_port 16060)
 	pprof_args=(-pprof "127.0.0.1:$pprof")
 fi
-parley_config "$c2s" "$hook" "$hang"
+http=
+ws_url=
+case " $TRANSPORT " in
+*" ws "*" wss "* | *" wss "*" ws "*)
+	echo "loadtest: TRANSPORT has ws and wss: one HTTP listener serves one of them" >&2
+	exit 2
+	;;
+*" ws "*)
+	http=$(free_port 15290)
+	ws_url="ws://127.0.0.1:$http/xmpp-websocket"
+	;;
+*" wss "*)
+	http=$(free_port 15290)
+	ws_url="wss://127.0.0.1:$http/xmpp-websocket"
+	export HTTP_TLS=true
+	;;
+esac
+for t in $TRANSPORT; do
+	case $t in
+	tcp | ws | wss) ;;
+	*)
+		echo "loadtest: unknown transport $t (tcp, ws, wss)" >&2
+		exit 2
+		;;
+	esac
+done
+parley_config "$c2s" "$hook" "$hang" "$http"
 parley_serve loadtest "$c2s" ${pprof_args[@]+"${pprof_args[@]}"}
 status=0
 # load runs one scenario; its last line, the JSON, goes to results.jsonl.
@@ -68,7 +101,7 @@ load_as() {
 	local prof=
 	if [[ -n $PROFILE ]]; then
 		case $name in
-		msg | bot | slow | muc)
+		msg | msg-* | bot | bot-* | slow | muc | muc-*)
 			# The profile covers the scenario's measured window after the logins.
 			(sleep 3 && curl -s -o "$PROFILE/$name.cpu" "http://127.0.0.1:$pprof/debug/pprof/profile?seconds=5") &
 			prof=$!
@@ -76,7 +109,8 @@ load_as() {
 			;;
 		esac
 	fi
-	if ! bin/parley-load "$scenario" -addr "127.0.0.1:$c2s" -domain localhost -pid "$pid" -create -timeout 5m "$@" |
+	if ! bin/parley-load "$scenario" -addr "127.0.0.1:$c2s" -domain localhost -pid "$pid" -create -timeout 5m \
+		${transport_args[@]+"${transport_args[@]}"} "$@" |
 		tee "$tmp/$name.out"; then
 		status=1
 	fi
@@ -86,26 +120,39 @@ load_as() {
 	fi
 }
 for scenario in $SCENARIOS; do
-	case $scenario in
-	login) load login -n "$LOGIN_N" -c 50 ;;
-	msg) load msg -pairs "$MSG_PAIRS" -window 10 -duration "$MSG_DURATION" ${MSG_FLAGS:-} ;;
-	idle) load idle -n "$IDLE_N" -c 50 -duration "$IDLE_DURATION" ;;
-	bot) load bot -n "$BOT_N" -duration "$BOT_DURATION" -bot-domain bots.localhost -webhook-addr "127.0.0.1:$hook" ;;
-	muc)
-		load muc -rooms "$MUC_ROOMS" -occupants "$MUC_OCCUPANTS" -occupant-rate "$MUC_RATE" -window 10 \
-			-duration "$MUC_DURATION" -muc-domain rooms.localhost
-		;;
-	slow)
-		# The defaults of scripts/slowconsumers.sh.
-		load_as slow msg -pairs "$MSG_PAIRS" -window 10 -duration "$MSG_DURATION" \
-			-stalled 1 -stall-rate 10 -stall-size 200000 \
-			-hang-domain hung.localhost -hang-addr "127.0.0.1:$hang" -hang-rate 100 -hang-size 2000
-		;;
-	*)
-		echo "loadtest: unknown scenario $scenario (login, msg, idle, bot, slow, muc)" >&2
-		status=1
-		;;
-	esac
+	for transport in $TRANSPORT; do
+		# load_as names a run by its scenario, and -ws or -wss after it.
+		name=$scenario
+		transport_args=()
+		if [[ $transport != tcp ]]; then
+			name=$scenario-$transport
+			transport_args=(-transport ws -ws-url "$ws_url")
+			if [[ $scenario == slow ]]; then
+				echo "loadtest: slow runs over tcp only (a stalled client is a TCP socket); skipped over $transport" >&2
+				continue
+			fi
+		fi
+		case $scenario in
+		login) load_as "$name" login -n "$LOGIN_N" -c 50 ;;
+		msg) load_as "$name" msg -pairs "$MSG_PAIRS" -window 10 -duration "$MSG_DURATION" ${MSG_FLAGS:-} ;;
+		idle) load_as "$name" idle -n "$IDLE_N" -c 50 -duration "$IDLE_DURATION" ;;
+		bot) load_as "$name" bot -n "$BOT_N" -duration "$BOT_DURATION" -bot-domain bots.localhost -webhook-addr "127.0.0.1:$hook" ;;
+		muc)
+			load_as "$name" muc -rooms "$MUC_ROOMS" -occupants "$MUC_OCCUPANTS" -occupant-rate "$MUC_RATE" -window 10 \
+				-duration "$MUC_DURATION" -muc-domain rooms.localhost
+			;;
+		slow)
+			# The defaults of scripts/slowconsumers.sh.
+			load_as slow msg -pairs "$MSG_PAIRS" -window 10 -duration "$MSG_DURATION" \
+				-stalled 1 -stall-rate 10 -stall-size 200000 \
+				-hang-domain hung.localhost -hang-addr "127.0.0.1:$hang" -hang-rate 100 -hang-size 2000
+			;;
+		*)
+			echo "loadtest: unknown scenario $scenario (login, msg, idle, bot, slow, muc)" >&2
+			status=1
+			;;
+		esac
+	done
 done
 
 echo

@@ -61,7 +61,9 @@ free_port() {
 # a second bot host, hung.localhost, whose webhook is parley-load's hanging
 # one on that port (msg -hang-domain), with the default timeout, retries and
 # queue of a bot host. It always has a muc host, rooms.localhost, for the
-# muc scenario (idle until a client joins a room).
+# muc scenario (idle until a client joins a room). With HTTP, the HTTP
+# listener serves XMPP over WebSocket on that port, over HTTPS when
+# HTTP_TLS=true (the host's generated certificate).
 parley_config() {
 	cat >"$tmp/parley.toml" <<TOML
 data_dir = "$tmp/data"
@@ -115,6 +117,14 @@ TOML
 name = "hung.localhost"
 type = "http_component"
 post_url = "http://127.0.0.1:$3/"
+TOML
+	fi
+	if [[ -n ${4:-} ]]; then
+		cat >>"$tmp/parley.toml" <<TOML
+
+[http]
+listen = ["127.0.0.1:$4"]
+tls = ${HTTP_TLS:-false}
 TOML
 	fi
 }

@@ -61,7 +61,9 @@ func (a *HTTPAPI) Client(r *http.Request) (addr string, https bool) {
 // (a reverse proxy on the same host, whose headers are not trusted) is no
 // loopback client: the proxy may take passwords over plain HTTP from
 // anywhere, and the server cannot tell, so it refuses until the operator
-// sets trust_forwarded and the proxy says https.
+// sets trust_forwarded and the proxy says https. Over HTTPS to the
+// listener itself, with no proxy in between, SASL binds to the request's
+// TLS connection (SCRAM-*-PLUS, PLAIN) as on c2s TLS.
 func (a *HTTPAPI) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	addr, https := a.Client(r)
 	cfg := &a.s.cfg.HTTP
@@ -70,6 +72,12 @@ func (a *HTTPAPI) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		Secure:         https || localClient || cfg.WebSocketInsecure,
 		RemoteAddr:     addr,
 		OriginPatterns: cfg.WebSocketOrigins,
+	}
+	if r.TLS != nil && !forwarded(r) {
+		// The client's own TLS connection, which SASL may bind to
+		// (-PLUS). Through a proxy the TLS here is the proxy's, and a
+		// binding to it would fail every client that tried one.
+		opts.TLS = r.TLS
 	}
 	if err := a.s.c2s.ServeWebSocket(w, r, opts); err != nil {
 		a.s.log.Debug("server: websocket refused", "remote", addr, "err", err)

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"html/template"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -27,22 +28,38 @@ const webClientMarker = "converse.min.js"
 
 // webClientCSP lets Converse.js run from this origin only: its scripts
 // and styles, web fonts and sounds from /chat/dist, WebAssembly for OMEMO
-// (libomemo's curve25519), the WebSocket, and images from anywhere over
-// HTTPS (link previews, shared files) or as data:/blob: (avatars). No
+// (libomemo's curve25519), the WebSocket, and images and media from this
+// origin (files shared through an upload host on the same listener) or
+// as data:/blob: (avatars). No remote images: an image URL in a message,
+// or a link preview's, would otherwise be fetched by every reader's
+// browser from wherever the sender chose, which tells that server who
+// read it, when and from where (a tracking pixel); the page tells
+// Converse the same (allowed_image_domains), so such URLs stay links. No
 // inline or eval'd script: the page's configuration is a JSON data block
 // that /chat/init.js reads. Inline styles are allowed because Converse's
 // templates set style attributes.
 const webClientCSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; " +
-	"style-src 'self' 'unsafe-inline'; img-src 'self' data: blob: https:; " +
-	"media-src 'self' data: blob: https:; font-src 'self' data:; " +
+	"style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; " +
+	"media-src 'self' data: blob:; font-src 'self' data:; " +
 	"connect-src 'self' %s; worker-src 'self' blob:; manifest-src 'self'; " +
 	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'"
 
 // webClientInit starts Converse.js with the configuration in the page.
 // Converse's dist is an ES module that sets window.converse; module
-// scripts run in document order, so it is there when this runs.
+// scripts run in document order, so it is there when this runs. The
+// "parley" plugin replaces the footer of Converse's fullscreen login
+// page, which shows its sponsors' logos loaded from conversejs.org: every
+// visitor's browser would tell a third party that it opened the chat
+// (and the CSP, with no remote images, would block them anyway).
 const webClientInit = `"use strict";
-converse.initialize(JSON.parse(document.getElementById("parley-config").textContent));
+converse.plugins.add("parley", {
+  initialize() {
+    this._converse.api.elements.define("converse-footer", class extends HTMLElement {});
+  },
+});
+const config = JSON.parse(document.getElementById("parley-config").textContent);
+config.whitelisted_plugins = ["parley"];
+converse.initialize(config);
 `
 
 var webClientPage = template.Must(template.New("chat").Parse(`<!DOCTYPE html>
@@ -170,7 +187,17 @@ func (a *HTTPAPI) handleWebClient(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ws := a.webSocketURL(r)
+	// Media is shown inline only from this page's host, as the CSP
+	// allows; elsewhere it stays a link (webClientCSP says why).
+	pageHost := r.Host
+	if h, _, err := net.SplitHostPort(pageHost); err == nil {
+		pageHost = h
+	}
+	ownHost := []string{pageHost}
 	cfg, err := json.Marshal(map[string]any{
+		"allowed_image_domains":       ownHost,
+		"allowed_video_domains":       ownHost,
+		"allowed_audio_domains":       ownHost,
 		"websocket_url":               ws,
 		"discover_connection_methods": false,
 		"locked_domain":               domain,

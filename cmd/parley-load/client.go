@@ -28,8 +28,14 @@ const closeWait = 2 * time.Second
 // reads what the server sends and hands it to the scenario's handler.
 // Writes come from any goroutine and are serialized by wmu.
 type Conn struct {
-	nc net.Conn // the transport: TCP, then TLS after STARTTLS
+	nc net.Conn // the transport: TCP, then TLS after STARTTLS; or a wsConn
 	r  *xmpp.Reader
+	// ws is XMPP over WebSocket: <open/> and <close/> frame the stream,
+	// and there is no STARTTLS.
+	ws bool
+	// tls is the connection's TLS state once it has one: after STARTTLS,
+	// or from the start over wss://.
+	tlsState *tls.ConnectionState
 	// JID is the bound full JID.
 	JID xmpp.JID
 	// Index is the account's number in the -users pattern.
@@ -78,6 +84,9 @@ func dialStream(ctx context.Context, o *options) (*Conn, error) {
 // bytes, set before the connection is made so that the TCP window stays
 // that small (0: the system's default, which grows).
 func dialStreamBuf(ctx context.Context, o *options, rcvBuf int) (*Conn, error) {
+	if o.Transport == transportWS {
+		return dialWSStream(ctx, o)
+	}
 	d := net.Dialer{Timeout: o.StepTimeout}
 	if rcvBuf > 0 {
 		d.Control = func(_, _ string, rc syscall.RawConn) error {
@@ -183,8 +192,12 @@ func (c *Conn) write(b []byte) error {
 // open sends a stream header and reads the server's header and features.
 func (c *Conn) open(domain string) error {
 	c.deadline()
-	if err := c.send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='" + xmpp.NSStream +
-		"' to='" + escape(domain) + "' version='1.0'>"); err != nil {
+	header := "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='" + xmpp.NSStream +
+		"' to='" + escape(domain) + "' version='1.0'>"
+	if c.ws {
+		header = wsFrameOpen(domain)
+	}
+	if err := c.send(header); err != nil {
 		return err
 	}
 	c.r.Restart()
@@ -238,7 +251,8 @@ func (c *Conn) startTLS(ctx context.Context, o *options) error {
 	if err := tc.HandshakeContext(hctx); err != nil {
 		return fmt.Errorf("tls: %w", err)
 	}
-	c.nc = tc
+	cs := tc.ConnectionState()
+	c.nc, c.tlsState = tc, &cs
 	c.r.Reset(tc)
 	return c.open(o.Domain)
 }
@@ -299,8 +313,8 @@ func (c *Conn) authenticate(o *options, user string) error {
 		sasl.Credentials(func() ([]byte, []byte, []byte) { return []byte(user), []byte(o.Password), nil }),
 		sasl.RemoteMechanisms(offered...),
 	}
-	if tc, ok := c.nc.(*tls.Conn); ok {
-		opts = append(opts, sasl.TLSState(tc.ConnectionState()))
+	if c.tlsState != nil {
+		opts = append(opts, sasl.TLSState(*c.tlsState))
 	}
 	n := sasl.NewClient(mechanisms[name], opts...)
 	_, resp, err := n.Step(nil)
@@ -529,7 +543,11 @@ func (c *Conn) Close() {
 		c.closing.Store(true)
 		// A stream that never started its reader (registration) has
 		// nothing to wait for.
-		if c.send("</stream:stream>") == nil && c.started {
+		closing := "</stream:stream>"
+		if c.ws {
+			closing = wsFrameClose
+		}
+		if c.send(closing) == nil && c.started {
 			t := time.NewTimer(closeWait)
 			select {
 			case <-c.done:

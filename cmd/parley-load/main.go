@@ -11,6 +11,8 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -54,6 +56,11 @@ Scenarios:
 	        gets each message of its room once: deliveries/s, latency,
 	        lost and duplicated (both must be 0)
 
+The clients connect to c2s at -addr with STARTTLS, or with -transport ws
+over XMPP over WebSocket (RFC 7395: the xmpp subprotocol, <open/> and
+<close/>, one stanza per message) at -ws-url, ws:// or wss://; every
+scenario runs on either, and -stalled on tcp only.
+
 Accounts are -users with %d replaced by 0, 1, 2, ... on -domain, all with
 -password; -create makes them first with in-band registration (XEP-0077).
 With -pid or -pidfile of the server, the results include the server's CPU time
@@ -73,8 +80,12 @@ func main() {
 
 // options are the flags of one run.
 type options struct {
-	Scenario    string
-	Addr        string
+	Scenario string
+	Addr     string
+	// Transport is tcp (c2s with STARTTLS at Addr) or ws (XMPP over
+	// WebSocket at WSURL).
+	Transport   string
+	WSURL       string
 	Domain      string
 	Users       string
 	Password    string
@@ -121,6 +132,8 @@ type options struct {
 	HangSize     int
 
 	tls *tls.Config
+	// httpClient dials the WebSockets of -transport ws.
+	httpClient *http.Client
 	// webhook, when set, serves the bot scenario's webhook instead of a
 	// listener on WebhookAddr (tests listen on a free port first).
 	webhook net.Listener
@@ -142,6 +155,8 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.Addr, "addr", "127.0.0.1:5222", "the server's c2s (STARTTLS) `host:port`")
+	fs.StringVar(&o.Transport, "transport", transportTCP, "tcp (c2s with STARTTLS at -addr) or ws (XMPP over WebSocket, RFC 7395, at -ws-url)")
+	fs.StringVar(&o.WSURL, "ws-url", "ws://127.0.0.1:5280/xmpp-websocket", "-transport ws: the server's WebSocket `URL` (ws:// or wss://)")
 	fs.StringVar(&o.Domain, "domain", "localhost", "the `domain` of the accounts")
 	fs.StringVar(&o.Users, "users", "load%d", "the usernames: a `pattern` where %d is the account's number")
 	fs.StringVar(&o.Password, "password", "load-password", "the `password` of every account")
@@ -269,6 +284,21 @@ func (o *options) validate() error {
 	if err := o.validateSlow(); err != nil {
 		return err
 	}
+	switch o.Transport {
+	case transportTCP:
+	case transportWS:
+		u, err := url.Parse(o.WSURL)
+		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			return fmt.Errorf("-ws-url %q: give a ws:// or wss:// URL, as in ws://127.0.0.1:5280/xmpp-websocket", o.WSURL)
+		}
+		if o.Stalled > 0 {
+			// A stalled client is a TCP socket with a small receive
+			// buffer, kept alive with white space: neither is WebSocket's.
+			return errors.New("-stalled needs -transport tcp")
+		}
+	default:
+		return fmt.Errorf("-transport %q: use tcp or ws", o.Transport)
+	}
 	if o.Mech != "" {
 		o.Mech = strings.ToUpper(o.Mech)
 		if _, ok := mechanisms[o.Mech]; !ok {
@@ -302,6 +332,9 @@ func (o *options) validate() error {
 		}
 		o.tls.RootCAs = pool
 		o.tls.InsecureSkipVerify = false
+	}
+	if o.Transport == transportWS {
+		o.httpClient = wsClient(o.tls)
 	}
 	return nil
 }
@@ -346,7 +379,10 @@ func runOptions(ctx context.Context, o *options, stdout io.Writer) int {
 		r = runMUC(ctx, o)
 	}
 	c := r.base()
-	c.Scenario, c.Server, c.Domain = o.Scenario, o.Addr, o.Domain
+	c.Scenario, c.Server, c.Domain, c.Transport = o.Scenario, o.Addr, o.Domain, o.Transport
+	if o.Transport == transportWS {
+		c.Server = o.WSURL
+	}
 	c.OK = c.Error == "" && c.Errors == 0
 	r.summary(stdout)
 	if c.Error != "" {

@@ -15,7 +15,9 @@ type common struct {
 	OK     bool   `json:"ok"`
 	Error  string `json:"error,omitempty"`
 	Server string `json:"server"`
-	Domain string `json:"domain"`
+	// Transport is tcp or ws (XMPP over WebSocket).
+	Transport string `json:"transport"`
+	Domain    string `json:"domain"`
 	// Mech is the SASL mechanism the clients logged in with.
 	Mech string `json:"mech,omitempty"`
 	// Errors counts what went wrong one client or message at a time.

@@ -28,6 +28,37 @@ type converseResult struct {
 	Rendered      []string `json:"rendered"`
 	CSPViolations []string `json:"csp_violations"`
 	ConsoleErrors []string `json:"console_errors"`
+	// RemoteRequests are the page's requests to any other host than
+	// Parley's: there must be none.
+	RemoteRequests []string `json:"remote_requests"`
+	// Console is every console message of the page, and WSFrames every
+	// WebSocket frame it sent or received: printed when a run fails.
+	Console  []string  `json:"console"`
+	WSFrames []wsFrame `json:"ws_frames"`
+}
+
+// wsFrame is one WebSocket event of the page: a frame sent or received,
+// the socket opened (data: its URL) or closed, or a frame error.
+type wsFrame struct {
+	MS   int64  `json:"ms"` // since the script started
+	Dir  string `json:"dir"`
+	Data string `json:"data"`
+}
+
+// trace is the page's WebSocket frames and console, for a failure's
+// report: where the chat stopped (a message never sent, sent and never
+// answered, answered and not rendered) shows in them.
+func (r *converseResult) trace() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "the page's WebSocket frames (%d):\n", len(r.WSFrames))
+	for _, f := range r.WSFrames {
+		fmt.Fprintf(&b, "  +%dms %-8s %s\n", f.MS, f.Dir, f.Data)
+	}
+	fmt.Fprintf(&b, "the page's console (%d):\n", len(r.Console))
+	for _, c := range r.Console {
+		fmt.Fprintf(&b, "  %s\n", c)
+	}
+	return b.String()
 }
 
 // TestConverse opens /chat in headless Chromium (puppeteer-core, pinned
@@ -72,23 +103,15 @@ func TestConverse(t *testing.T) {
 	for el := a.Next(); el.Tag != "iq" || el.SelectAttrValue("id", "") != "r1"; el = a.Next() {
 	}
 	a.Close()
-	// One retry: twice in about a dozen runs on a loaded machine the page
-	// showed alice's message and bob, on TCP, never got it; where it was
-	// lost (in Converse's queue or on the way) is not known yet. The
-	// first attempt's failure is logged in full; a server that fails
-	// every time fails the test.
-	for attempt := 1; ; attempt++ {
-		problems := converseAttempt(t, s, chromium, node, testdir)
-		if len(problems) == 0 {
-			return
-		}
-		if attempt == 2 {
-			for _, p := range problems {
-				t.Error(p)
-			}
-			return
-		}
-		t.Logf("attempt 1 failed, trying once more: %q", problems)
+	// No retry: the one failure seen (bob, on TCP, never got alice's
+	// message, twice in about a dozen runs on a loaded machine) was the
+	// test's: bob's reads gave up after parleytest.Timeout of silence
+	// while Chromium took longer to start, which the peer's keepalive now
+	// prevents (the page's WebSocket frames showed the message sent). A
+	// failure now is the server's or the client's, with the frames and
+	// the console to say which.
+	for _, p := range converseAttempt(t, s, chromium, node, testdir) {
+		t.Error(p)
 	}
 }
 
@@ -139,13 +162,19 @@ func converseAttempt(t *testing.T, s *parleytest.Server, chromium, node, testdir
 	}
 	if !res.OK {
 		return append(problems, fmt.Sprintf("converse.mjs failed at %q: %s\nrendered: %q\nconsole errors: %q\nstderr: %s",
-			res.Step, res.Error, res.Rendered, res.ConsoleErrors, stderr.String()))
+			res.Step, res.Error, res.Rendered, res.ConsoleErrors, stderr.String()), res.trace())
+	}
+	if len(res.RemoteRequests) > 0 {
+		problems = append(problems, fmt.Sprintf("the page asked other hosts than Parley's: %q", res.RemoteRequests))
 	}
 	if len(res.CSPViolations) > 0 {
 		problems = append(problems, fmt.Sprintf("/chat's Content-Security-Policy blocked what Converse needs: %q", res.CSPViolations))
 	}
 	if !strings.Contains(strings.Join(res.Rendered, "\n"), peerReply) {
 		problems = append(problems, fmt.Sprintf("rendered messages %q, want one holding %q", res.Rendered, peerReply))
+	}
+	if len(problems) > 0 {
+		problems = append(problems, res.trace())
 	}
 	return problems
 }
@@ -176,6 +205,13 @@ func TestConverseHeaders(t *testing.T) {
 			[]string{`"locked_domain":"localhost"`, `"websocket_url":"ws://` + strings.TrimPrefix(with.HTTPURL, "http://") + `/xmpp-websocket"`,
 				`"authentication":"login"`, `"view_mode":"fullscreen"`, `id="parley-config"`},
 			map[string]string{"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "script-src 'self' 'wasm-unsafe-eval';"}},
+		// No remote images or media: the policy ends each list at
+		// blob:, and Converse is told to link what it would not load.
+		{"the page loads no remote media", with, "/chat", 200,
+			[]string{`"allowed_image_domains":["127.0.0.1"]`, `"allowed_video_domains":["127.0.0.1"]`, `"allowed_audio_domains":["127.0.0.1"]`},
+			map[string]string{"Content-Security-Policy": "img-src 'self' data: blob:; media-src 'self' data: blob:;"}},
+		{"init.js drops the footer of sponsors' remote logos", with, "/chat/init.js", 200,
+			[]string{`elements.define("converse-footer"`, `whitelisted_plugins = ["parley"]`}, nil},
 		{"the page with a slash", with, "/chat/", 200, []string{`"locked_domain":"localhost"`}, nil},
 		{"init.js", with, "/chat/init.js", 200, []string{"converse.initialize"},
 			map[string]string{"Content-Type": "text/javascript; charset=utf-8", "X-Content-Type-Options": "nosniff"}},

@@ -389,6 +389,7 @@ func run(t *testing.T, lib library, cfg clientConfig) (results []stepResult, run
 type peer struct {
 	c    *parleytest.Conn
 	done chan struct{}
+	wmu  sync.Mutex // one write at a time: the loop's answers, keepalive's pings
 
 	mu        sync.Mutex
 	messages  []*etree.Element // messages with a body
@@ -404,7 +405,26 @@ func startPeer(t *testing.T, s *parleytest.Server, jid, password, client string)
 	c.Sync()
 	p := &peer{c: c, done: make(chan struct{})}
 	go p.loop(xmpp.MustParse(client).Bare())
+	go p.keepalive()
 	return p
+}
+
+// keepalive pings the server while the peer waits for the client, so
+// that the peer's reads, which give up after parleytest.Timeout without
+// a byte, never do: a client may take longer than that to start and log
+// in (Chromium on a loaded machine took 12 s), and a peer that had
+// stopped reading would miss its message, a failure of the test's own.
+func (p *peer) keepalive() {
+	t := time.NewTicker(parleytest.Timeout / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+			p.write("<iq type='get' id='peer-keepalive'><ping xmlns='urn:xmpp:ping'/></iq>")
+		}
+	}
 }
 
 func (p *peer) loop(client xmpp.JID) {
@@ -439,6 +459,8 @@ func (p *peer) loop(client xmpp.JID) {
 
 // write sends raw XML; a failure shows up as the client not getting it.
 func (p *peer) write(format string, args ...any) {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
 	_ = p.c.SetWriteDeadline(time.Now().Add(stepTimeout))
 	_, _ = fmt.Fprintf(p.c.Conn, format, args...)
 }
@@ -460,7 +482,11 @@ func (p *peer) check(client string) []stepError {
 	var errs []stepError
 	switch {
 	case len(p.messages) != 1:
-		errs = append(errs, stepError{"message", fmt.Errorf("the peer got %d messages, want 1", len(p.messages))})
+		err := fmt.Errorf("the peer got %d messages, want 1", len(p.messages))
+		if p.readErr != nil {
+			err = fmt.Errorf("%w; it stopped reading: %v", err, p.readErr)
+		}
+		errs = append(errs, stepError{"message", err})
 	default:
 		m := p.messages[0]
 		from, _ := xmpp.Parse(m.SelectAttrValue("from", ""))

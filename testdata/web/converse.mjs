@@ -3,12 +3,34 @@
 // peer, send a message, wait for the peer's answer to be rendered. The
 // config is JSON in argv[2]; the result is one JSON line on stdout:
 // {"ok":bool,"step":last step,"error":...,"login_ms":...,"round_trip_ms":...,
-//  "csp_violations":[...],"console_errors":[...]}.
+//  "csp_violations":[...],"console_errors":[...],"console":[...],"ws_frames":[...],
+//  "remote_requests":[...]}: remote_requests are requests to other hosts than the page's.
+// console is every console message and ws_frames every WebSocket frame the
+// page sent or received (from the DevTools protocol's Network events), so
+// that a failure shows where a message stopped: the test prints both when
+// a run fails.
 import puppeteer from "puppeteer-core";
 
 const cfg = JSON.parse(process.argv[2]);
-const out = { ok: false, step: "launch", csp_violations: [], console_errors: [] };
+const out = { ok: false, step: "launch", csp_violations: [], console_errors: [], console: [], ws_frames: [], remote_requests: [] };
 const timeout = cfg.step_timeout * 1000;
+// Bounds on the trace, which a failure prints: a session of this test is a
+// few dozen frames.
+const maxTrace = 1000;
+const maxFrame = 4000;
+const t0Trace = performance.now();
+const since = () => Math.round(performance.now() - t0Trace);
+const trace = (list, entry) => {
+  if (list.length < maxTrace) list.push(entry);
+};
+const frame = (dir) => (e) => {
+  const data = e.response?.payloadData ?? e.errorMessage ?? "";
+  trace(out.ws_frames, {
+    ms: since(),
+    dir,
+    data: data.length > maxFrame ? data.slice(0, maxFrame) + `… (${data.length} bytes)` : data,
+  });
+};
 let browser, page;
 try {
   browser = await puppeteer.launch({
@@ -20,9 +42,22 @@ try {
   page.setDefaultTimeout(timeout);
   page.on("console", (m) => {
     if (m.type() === "error") out.console_errors.push(m.text());
+    trace(out.console, `+${since()}ms ${m.type()}: ${m.text()}`);
   });
+  const cdp = await page.createCDPSession();
+  await cdp.send("Network.enable");
+  cdp.on("Network.webSocketCreated", (e) => trace(out.ws_frames, { ms: since(), dir: "open", data: e.url }));
+  cdp.on("Network.webSocketFrameSent", frame("sent"));
+  cdp.on("Network.webSocketFrameReceived", frame("received"));
+  cdp.on("Network.webSocketFrameError", frame("error"));
+  cdp.on("Network.webSocketClosed", () => trace(out.ws_frames, { ms: since(), dir: "closed", data: "" }));
   page.on("response", (r) => {
     if (r.status() >= 400) out.console_errors.push(`HTTP ${r.status()} ${r.url()}`);
+  });
+  const pageHost = new URL(cfg.url).host;
+  page.on("request", (r) => {
+    const u = new URL(r.url());
+    if ((u.protocol === "http:" || u.protocol === "https:") && u.host !== pageHost) out.remote_requests.push(r.url());
   });
   page.on("requestfailed", (r) => out.console_errors.push(`failed ${r.url()}: ${r.failure()?.errorText}`));
   page.on("pageerror", (e) => out.console_errors.push(String(e)));
