@@ -21,6 +21,10 @@ const (
 	nsDialbackFeature = "urn:xmpp:features:dialback"
 )
 
+// directTLSRoute starts a route that dials with direct TLS (the
+// "tls://host:port" of conf's static_routes).
+const directTLSRoute = "tls://"
+
 // target is one address a remote domain's server may be reached at.
 type target struct {
 	addr      string
@@ -28,13 +32,14 @@ type target struct {
 }
 
 // targets lists where domain's server may be: its static route alone when
-// it has one; else the SRV records of _xmpps-server (direct TLS), then of
+// it has one (direct TLS for a "tls://" route); else the SRV records of _xmpps-server (direct TLS), then of
 // _xmpp-server (RFC 6120 §3.2.1), each in the order the resolver sorts
 // them (priority, then weight); else the domain itself on 5269 (§3.2.2).
 // A "." target (§3.2.1: no service) leaves the domain unreachable.
 func (s *Service) targets(ctx context.Context, domain string) ([]target, error) {
 	if a, ok := s.cfg.Routes[domain]; ok {
-		return []target{{addr: a}}, nil
+		addr, direct := strings.CutPrefix(a, directTLSRoute)
+		return []target{{addr: addr, directTLS: direct}}, nil
 	}
 	var out []target
 	noService := false
