@@ -25,6 +25,15 @@ const (
 // "tls://host:port" of conf's static_routes).
 const directTLSRoute = "tls://"
 
+// dialbackElement is the dialback element tag (result or verify) with
+// the db: prefix every stream header of ours declares, as XEP-0220 writes
+// them: the same element as one that declares jabber:server:dialback as
+// its default namespace, but ejabberd (23.01) knows db:result and
+// db:verify only by their prefixed names and ignores the other form.
+func dialbackElement(tag string) *etree.Element {
+	return etree.NewElement("db:" + tag)
+}
+
 // target is one address a remote domain's server may be reached at.
 type target struct {
 	addr      string
@@ -293,7 +302,7 @@ func (s *Service) authenticate(ps *peerStream) error {
 	if !offersDialback(ps.features) {
 		return fmt.Errorf("s2s: %s offers neither SASL EXTERNAL nor dialback", ps.remote)
 	}
-	res := xmpp.NewElementNS(nsDialback, "result")
+	res := dialbackElement("result")
 	res.CreateAttr("from", ps.local)
 	res.CreateAttr("to", ps.remote)
 	res.SetText(dialbackKey(s.secret, ps.remote, ps.local, ps.id))
@@ -348,7 +357,7 @@ func (s *Service) verifyKey(ctx context.Context, local, remote, id, key string) 
 		return false, err
 	}
 	defer ps.conn.Close()
-	v := xmpp.NewElementNS(nsDialback, "verify")
+	v := dialbackElement("verify")
 	v.CreateAttr("from", local)
 	v.CreateAttr("to", remote)
 	v.CreateAttr("id", id)
