@@ -26,28 +26,23 @@ const (
 	parleyEDomain  = "parley.example"
 )
 
-// ejabberdLibs is where Debian's ejabberd keeps its Erlang applications.
-const ejabberdLibs = "/usr/lib/x86_64-linux-gnu"
-
-// erlBinary returns erl's path when Debian's ejabberd is installed, or
-// skips (fails under CI).
-func erlBinary(t *testing.T) string {
+// erlBinary returns erl's path and the directory of Debian's ejabberd
+// applications (ERL_LIBS: /usr/lib/<triplet> on Debian), or skips (fails
+// under CI) when ejabberd is not installed.
+func erlBinary(t *testing.T) (erl, libs string) {
 	t.Helper()
 	erl, err := exec.LookPath("erl")
 	if err == nil {
-		var matches []string
-		if matches, err = filepath.Glob(filepath.Join(ejabberdLibs, "ejabberd-*", "ebin", "ejabberd.app")); err == nil && len(matches) == 0 {
-			err = os.ErrNotExist
+		apps, _ := filepath.Glob("/usr/lib/*/ejabberd-*/ebin/ejabberd.app")
+		if len(apps) > 0 {
+			return erl, filepath.Dir(filepath.Dir(filepath.Dir(apps[0])))
 		}
-	}
-	if err == nil {
-		return erl
 	}
 	if ciMode() {
 		t.Fatalf("ejabberd is not installed and CI is set: apt-get install ejabberd (.ci/run does this)")
 	}
 	t.Skip("ejabberd is not installed: apt-get install ejabberd")
-	return ""
+	return "", ""
 }
 
 // startEjabberd runs ejabberd from a throwaway directory with
@@ -57,7 +52,7 @@ func erlBinary(t *testing.T) string {
 // connections. It is stopped when the test ends.
 func startEjabberd(t *testing.T, certFile, keyFile, caFile, parleyS2S string) (c2s, s2sAddr string) {
 	t.Helper()
-	erl := erlBinary(t)
+	erl, libs := erlBinary(t)
 	dir := t.TempDir()
 	for _, d := range []string{"spool", "log"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
@@ -112,7 +107,7 @@ func startEjabberd(t *testing.T, certFile, keyFile, caFile, parleyS2S string) (c
 		"EJABBERD_CONFIG_PATH="+filepath.Join(dir, "ejabberd.yml"),
 		"EJABBERD_LOG_PATH="+filepath.Join(dir, "log", "ejabberd.log"),
 		"ERL_INETRC="+filepath.Join(dir, "inetrc"),
-		"ERL_LIBS="+ejabberdLibs,
+		"ERL_LIBS="+libs,
 		"ERL_CRASH_DUMP_BYTES=0",
 	)
 	out, err := os.Create(filepath.Join(dir, "out.log"))
