@@ -81,6 +81,10 @@ type C2S struct {
 	ResumeLocation string `toml:"resume_location"`
 }
 
+// DirectTLSRoute starts a static route whose server streams use direct TLS
+// (XEP-0368) instead of STARTTLS: "tls://host:port".
+const DirectTLSRoute = "tls://"
+
 // S2S is the [s2s] table: federation with other servers (RFC 6120 server
 // streams, XEP-0220 dialback). Federation runs when Listen is set: the
 // listener is where remote servers verify this server's dialback keys.
@@ -90,7 +94,8 @@ type S2S struct {
 	Listen []string `toml:"listen"`
 	// StaticRoutes maps a remote domain to the "host:port" its server
 	// streams go to, before any DNS lookup: for tests and private
-	// federations.
+	// federations. "tls://host:port" (DirectTLSRoute) dials with TLS
+	// from the first byte (XEP-0368), as an _xmpps-server record would.
 	StaticRoutes map[string]string `toml:"static_routes"`
 	// RequireTLS refuses a stream that has not negotiated TLS, both ways.
 	// Default true.

@@ -295,6 +295,18 @@ func TestParseReportsMistakes(t *testing.T) {
 			want: []string{`"b.example" is not host:port`},
 		},
 		{
+			name: "a direct TLS static route needs host:port too",
+			src:  "[s2s]\nstatic_routes = { \"b.example\" = \"tls://b.example\" }\n",
+			line: 2, key: `s2s.static_routes."b.example"`,
+			want: []string{`"tls://b.example" is not host:port`, `"tls://10.0.0.7:5270" for direct TLS`},
+		},
+		{
+			name: "a static route with another scheme is refused",
+			src:  "[s2s]\nstatic_routes = { \"b.example\" = \"https://10.0.0.7:5270\" }\n",
+			line: 2, key: `s2s.static_routes."b.example"`,
+			want: []string{`"https://10.0.0.7:5270" is not host:port`},
+		},
+		{
 			name: "a static route to a local host is refused",
 			src:  "[[host]]\nname = \"a.example\"\n[s2s]\nstatic_routes = { \"a.example\" = \"127.0.0.1:5269\" }\n",
 			line: 4, key: `s2s.static_routes."a.example"`,
@@ -730,6 +742,29 @@ func TestFullTOMLSetsEveryKey(t *testing.T) {
 		}(); !ok {
 			t.Errorf("full.toml has no host of type %q", typ)
 		}
+	}
+}
+
+// A static route is kept as written, "tls://" and all: the s2s service
+// reads the prefix as direct TLS.
+func TestStaticRoutes(t *testing.T) {
+	tests := []struct {
+		name, route string
+	}{
+		{"host and port", "10.0.0.7:5269"},
+		{"direct TLS", "tls://10.0.0.7:5270"},
+		{"direct TLS to a name", "tls://xmpp.b.example:5270"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := conf.Parse("t.toml", []byte("[[host]]\nname = \"a.example\"\n[s2s]\nstatic_routes = { \"B.example\" = \""+tt.route+"\" }\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.S2S.StaticRoutes["b.example"]; got != tt.route {
+				t.Errorf("route %q; want %q", got, tt.route)
+			}
+		})
 	}
 }
 

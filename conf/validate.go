@@ -456,10 +456,13 @@ func (ch *checker) s2s(c *Config) {
 			ch.errorf(p, "%q is a [[host]] of this server; a static route is for a remote domain", dom)
 			continue
 		}
-		host, port, err := net.SplitHostPort(addr)
+		// "tls://host:port" is a direct TLS route (XEP-0368), for a
+		// peer whose _xmpps-server record the resolver cannot give.
+		hostPort, _ := strings.CutPrefix(addr, DirectTLSRoute)
+		host, port, err := net.SplitHostPort(hostPort)
 		n, perr := strconv.Atoi(port)
 		if err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
-			ch.errorf(p, `%q is not host:port; write it like "xmpp.example.net:5269" or "10.0.0.7:5269"`, addr)
+			ch.errorf(p, `%q is not host:port; write it like "xmpp.example.net:5269" or "10.0.0.7:5269", or "tls://10.0.0.7:5270" for direct TLS`, addr)
 			continue
 		}
 		routes[d] = addr

@@ -21,6 +21,19 @@ const (
 	nsDialbackFeature = "urn:xmpp:features:dialback"
 )
 
+// directTLSRoute starts a route that dials with direct TLS (the
+// "tls://host:port" of conf's static_routes).
+const directTLSRoute = "tls://"
+
+// dialbackElement is the dialback element tag (result or verify) with
+// the db: prefix every stream header of ours declares, as XEP-0220 writes
+// them: the same element as one that declares jabber:server:dialback as
+// its default namespace, but ejabberd (23.01) knows db:result and
+// db:verify only by their prefixed names and ignores the other form.
+func dialbackElement(tag string) *etree.Element {
+	return etree.NewElement("db:" + tag)
+}
+
 // target is one address a remote domain's server may be reached at.
 type target struct {
 	addr      string
@@ -28,13 +41,14 @@ type target struct {
 }
 
 // targets lists where domain's server may be: its static route alone when
-// it has one; else the SRV records of _xmpps-server (direct TLS), then of
+// it has one (direct TLS for a "tls://" route); else the SRV records of _xmpps-server (direct TLS), then of
 // _xmpp-server (RFC 6120 §3.2.1), each in the order the resolver sorts
 // them (priority, then weight); else the domain itself on 5269 (§3.2.2).
 // A "." target (§3.2.1: no service) leaves the domain unreachable.
 func (s *Service) targets(ctx context.Context, domain string) ([]target, error) {
 	if a, ok := s.cfg.Routes[domain]; ok {
-		return []target{{addr: a}}, nil
+		addr, direct := strings.CutPrefix(a, directTLSRoute)
+		return []target{{addr: addr, directTLS: direct}}, nil
 	}
 	var out []target
 	noService := false
@@ -288,7 +302,7 @@ func (s *Service) authenticate(ps *peerStream) error {
 	if !offersDialback(ps.features) {
 		return fmt.Errorf("s2s: %s offers neither SASL EXTERNAL nor dialback", ps.remote)
 	}
-	res := xmpp.NewElementNS(nsDialback, "result")
+	res := dialbackElement("result")
 	res.CreateAttr("from", ps.local)
 	res.CreateAttr("to", ps.remote)
 	res.SetText(dialbackKey(s.secret, ps.remote, ps.local, ps.id))
@@ -343,7 +357,7 @@ func (s *Service) verifyKey(ctx context.Context, local, remote, id, key string) 
 		return false, err
 	}
 	defer ps.conn.Close()
-	v := xmpp.NewElementNS(nsDialback, "verify")
+	v := dialbackElement("verify")
 	v.CreateAttr("from", local)
 	v.CreateAttr("to", remote)
 	v.CreateAttr("id", id)

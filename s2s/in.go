@@ -177,8 +177,11 @@ func (in *inStream) open() *xmpp.StreamError {
 	if h.Version != "1.0" {
 		return nil // pre-1.0: no features, dialback only
 	}
-	f := etree.NewElement("features")
-	f.CreateAttr("xmlns", xmpp.NSStream)
+	// With the stream: prefix the header declares, as c2s writes them:
+	// the same element as <features xmlns='...streams'/> to a namespace-
+	// aware parser, but ejabberd (23.01) knows stream:features only by
+	// its prefixed name and waits for ever on the other form.
+	f := etree.NewElement("stream:features")
 	if !in.tls {
 		st := f.CreateElement("starttls")
 		st.CreateAttr("xmlns", xmpp.NSTLS)
@@ -368,7 +371,7 @@ func dialbackError(tag, from, to, id string, cond xmpp.StanzaCondition) *etree.E
 }
 
 func dialbackAnswer(tag, from, to, id, typ string) *etree.Element {
-	el := xmpp.NewElementNS(nsDialback, tag)
+	el := dialbackElement(tag)
 	el.CreateAttr("from", from)
 	el.CreateAttr("to", to)
 	if id != "" {

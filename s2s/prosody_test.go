@@ -162,17 +162,25 @@ func tail(s string, n int) string {
 // with PLAIN over STARTTLS, binds resource, asks for the roster and sends initial presence.
 func prosodyUser(t *testing.T, addr string, roots *x509.CertPool, user, pw, resource string) *parleytest.Conn {
 	t.Helper()
+	return inBandUser(t, addr, prosodyDomain, roots, user, pw, resource)
+}
+
+// inBandUser registers user on the server at addr serving domain (XEP-0077,
+// in band), logs in with PLAIN over STARTTLS, binds resource, asks for the
+// roster and sends initial presence.
+func inBandUser(t *testing.T, addr, domain string, roots *x509.CertPool, user, pw, resource string) *parleytest.Conn {
+	t.Helper()
 	c := parleytest.Dial(t, addr)
-	c.Open(prosodyDomain)
-	c.StartTLS(&tls.Config{ServerName: prosodyDomain, RootCAs: roots, MinVersion: tls.VersionTLS12})
+	c.Open(domain)
+	c.StartTLS(&tls.Config{ServerName: domain, RootCAs: roots, MinVersion: tls.VersionTLS12})
 	c.Send("<iq type='set' id='reg1'><query xmlns='jabber:iq:register'><username>%s</username><password>%s</password></query></iq>", user, pw)
 	if el := c.Next(); el.SelectAttrValue("type", "") != "result" {
-		t.Fatalf("registering on prosody: %s", c.String(el))
+		t.Fatalf("registering on %s: %s", domain, c.String(el))
 	}
 	if el := c.AuthPlain(user, pw); el.Tag != "success" {
-		t.Fatalf("logging in to prosody: %s", c.String(el))
+		t.Fatalf("logging in to %s: %s", domain, c.String(el))
 	}
-	c.Open(prosodyDomain)
+	c.Open(domain)
 	c.Bind(resource)
 	// An interested resource (RFC 6121 §2.1.6): Prosody sends roster
 	// pushes only to a resource that asked for the roster.
@@ -304,6 +312,11 @@ func TestProsodyFederation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// isIQ matches the iq with id.
+func isIQ(id string) func(*etree.Element) bool {
+	return func(el *etree.Element) bool { return el.Tag == "iq" && el.SelectAttrValue("id", "") == id }
 }
 
 // isRosterPush matches a roster push of jid with subscription sub.

@@ -49,7 +49,9 @@ type Config struct {
 	// Roots are the authorities peers' certificates are checked against;
 	// nil means the system's.
 	Roots *x509.CertPool
-	// Routes map a remote domain to "host:port", before any DNS lookup.
+	// Routes map a remote domain to "host:port", before any DNS lookup;
+	// "tls://host:port" dials with direct TLS (XEP-0368, ALPN
+	// xmpp-server) instead of STARTTLS.
 	Routes map[string]string
 	// RequireTLS refuses streams, both ways, without TLS.
 	RequireTLS bool

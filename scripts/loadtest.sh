@@ -8,6 +8,13 @@
 #   BOT_N=50 BOT_DURATION=10s
 #   MUC_ROOMS=10 MUC_OCCUPANTS=20    muc: rooms × occupants on rooms.localhost,
 #   MUC_RATE=2 MUC_DURATION=$MSG_DURATION  each occupant sending MUC_RATE msgs/s
+#   S2S_PAIRS=100 S2S_DURATION=$MSG_DURATION
+#                                    s2s: senders on localhost to as many
+#                                    receivers on peer.localhost, a second
+#                                    Parley federating with the first over
+#                                    loopback (static routes, dialback with
+#                                    self-signed certificates); not in the
+#                                    default
 #   MSG_FLAGS=-sm                    more parley-load flags for msg (-sm: stream
 #                                    management on, every message acknowledged)
 #   SCENARIOS="login msg idle bot"   a subset (or muc, room fan-out, not in the default), in the order given (SCENARIOS=idle:
@@ -44,6 +51,8 @@ MUC_ROOMS=${MUC_ROOMS:-10}
 MUC_OCCUPANTS=${MUC_OCCUPANTS:-20}
 MUC_RATE=${MUC_RATE:-2}
 MUC_DURATION=${MUC_DURATION:-$MSG_DURATION}
+S2S_PAIRS=${S2S_PAIRS:-100}
+S2S_DURATION=${S2S_DURATION:-$MSG_DURATION}
 SCENARIOS=${SCENARIOS:-login msg idle bot}
 PROFILE=${PROFILE:-}
 TRANSPORT=${TRANSPORT:-tcp}
@@ -88,7 +97,39 @@ for t in $TRANSPORT; do
 	esac
 done
 parley_config "$c2s" "$hook" "$hang" "$http"
+if [[ " $SCENARIOS " == *" s2s "* ]]; then
+	if [[ -n $http ]]; then
+		echo "loadtest: the s2s scenario runs over tcp only (its peer would take the same HTTP port)" >&2
+		exit 2
+	fi
+	# The s2s scenario's receiving server: peer.localhost, in a process of
+	# its own, with the same limits; each server has a static route to
+	# the other's s2s listener, and they authenticate by dialback (their
+	# certificates are self-signed).
+	s2s=$(free_port 15269)
+	peer_c2s=$(free_port $((c2s + 1)))
+	peer_s2s=$(free_port $((s2s + 1)))
+	sed -e "s|^data_dir = .*|data_dir = \"$tmp/peer-data\"|" \
+		-e "s|^listen = \[\"127.0.0.1:$c2s\"\]|listen = [\"127.0.0.1:$peer_c2s\"]|" \
+		-e "s|^name = \"\([a-z]*\.\)\{0,1\}localhost\"|name = \"\1peer.localhost\"|" \
+		"$tmp/parley.toml" >"$tmp/peer.toml"
+	cat >>"$tmp/parley.toml" <<TOML
+
+[s2s]
+listen = ["127.0.0.1:$s2s"]
+static_routes = { "peer.localhost" = "127.0.0.1:$peer_s2s" }
+TOML
+	cat >>"$tmp/peer.toml" <<TOML
+
+[s2s]
+listen = ["127.0.0.1:$peer_s2s"]
+static_routes = { "localhost" = "127.0.0.1:$s2s" }
+TOML
+fi
 parley_serve loadtest "$c2s" ${pprof_args[@]+"${pprof_args[@]}"}
+if [[ -n ${peer_c2s:-} ]]; then
+	parley_serve_peer loadtest "$peer_c2s"
+fi
 status=0
 # load runs one scenario; its last line, the JSON, goes to results.jsonl.
 load() { load_as "$1" "$@"; }
@@ -101,7 +142,7 @@ load_as() {
 	local prof=
 	if [[ -n $PROFILE ]]; then
 		case $name in
-		msg | msg-* | bot | bot-* | slow | muc | muc-*)
+		msg | msg-* | bot | bot-* | slow | muc | muc-* | s2s)
 			# The profile covers the scenario's measured window after the logins.
 			(sleep 3 && curl -s -o "$PROFILE/$name.cpu" "http://127.0.0.1:$pprof/debug/pprof/profile?seconds=5") &
 			prof=$!
@@ -141,6 +182,10 @@ for scenario in $SCENARIOS; do
 			load_as "$name" muc -rooms "$MUC_ROOMS" -occupants "$MUC_OCCUPANTS" -occupant-rate "$MUC_RATE" -window 10 \
 				-duration "$MUC_DURATION" -muc-domain rooms.localhost
 			;;
+		s2s)
+			load_as "$name" s2s -pairs "$S2S_PAIRS" -window 10 -duration "$S2S_DURATION" \
+				-peer-addr "127.0.0.1:$peer_c2s" -peer-domain peer.localhost -peer-pid "$peer_pid"
+			;;
 		slow)
 			# The defaults of scripts/slowconsumers.sh.
 			load_as slow msg -pairs "$MSG_PAIRS" -window 10 -duration "$MSG_DURATION" \
@@ -148,7 +193,7 @@ for scenario in $SCENARIOS; do
 				-hang-domain hung.localhost -hang-addr "127.0.0.1:$hang" -hang-rate 100 -hang-size 2000
 			;;
 		*)
-			echo "loadtest: unknown scenario $scenario (login, msg, idle, bot, slow, muc)" >&2
+			echo "loadtest: unknown scenario $scenario (login, msg, idle, bot, slow, muc, s2s)" >&2
 			status=1
 			;;
 		esac
@@ -162,5 +207,10 @@ if [[ -s $tmp/parley.log ]]; then
 	echo
 	echo "== parley's warnings and errors ($(wc -l <"$tmp/parley.log") lines; the last 20)"
 	tail -n 20 "$tmp/parley.log"
+fi
+if [[ -s $tmp/peer.log ]]; then
+	echo
+	echo "== the peer's warnings and errors ($(wc -l <"$tmp/peer.log") lines; the last 20)"
+	tail -n 20 "$tmp/peer.log"
 fi
 exit "$status"

@@ -10,11 +10,13 @@ parley_build() {
 	"$GO" build -o bin/parley-load ./cmd/parley-load
 }
 
-# parley_tmp NAME makes $tmp, and at exit stops $pid (Parley, when set) and
-# $prof_pid (a profile being fetched, when set) and removes $tmp.
+# parley_tmp NAME makes $tmp, and at exit stops $pid (Parley, when set),
+# $peer_pid (a second Parley, when set) and $prof_pid (a profile being
+# fetched, when set) and removes $tmp.
 parley_tmp() {
 	tmp=$(mktemp -d "${TMPDIR:-/tmp}/parley-$1.XXXXXX")
 	pid=
+	peer_pid=
 	prof_pid=
 	trap parley_cleanup EXIT
 	trap 'exit 130' INT TERM
@@ -25,22 +27,30 @@ parley_cleanup() {
 		kill "$prof_pid" 2>/dev/null || true
 	fi
 	parley_stop
+	parley_stop_pid "$peer_pid"
+	peer_pid=
 	rm -rf "$tmp"
 }
 
-# parley_stop stops Parley ($pid, when set and running) and waits for it:
-# it shuts down within 10 s; past 15 it is killed.
+# parley_stop stops Parley ($pid, when set and running) and waits for it.
 parley_stop() {
-	if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
+	parley_stop_pid "$pid"
+	pid=
+}
+
+# parley_stop_pid PID stops that Parley (when PID is set and running) and
+# waits for it: it shuts down within 10 s; past 15 it is killed.
+parley_stop_pid() {
+	local p=$1
+	if [[ -n $p ]] && kill -0 "$p" 2>/dev/null; then
+		kill -TERM "$p" 2>/dev/null || true
 		for _ in $(seq 150); do
-			kill -0 "$pid" 2>/dev/null || break
+			kill -0 "$p" 2>/dev/null || break
 			sleep 0.1
 		done
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
+		kill -KILL "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
 	fi
-	pid=
 }
 
 # port_free reports whether nothing listens on 127.0.0.1:$1.
@@ -139,10 +149,30 @@ parley_serve() {
 	shift 2
 	${parley_wrap[@]+"${parley_wrap[@]}"} bin/parley serve -c "$tmp/parley.toml" "$@" 2>"$tmp/parley.log" &
 	pid=$!
+	parley_wait_listen "$name" "$pid" "$port" "$tmp/parley.log"
+	echo "$name: parley (pid $pid) on 127.0.0.1:$port; $(nproc) cores, $(uname -sr), $("$GO" env GOVERSION)"
+}
+
+# parley_serve_peer NAME C2S sets $peer_pid to a second Parley on
+# $tmp/peer.toml, logging to $tmp/peer.log, once it listens on C2S (the
+# s2s scenario's receiving server).
+parley_serve_peer() {
+	local name=$1 port=$2
+	bin/parley serve -c "$tmp/peer.toml" 2>"$tmp/peer.log" &
+	peer_pid=$!
+	parley_wait_listen "$name" "$peer_pid" "$port" "$tmp/peer.log"
+	echo "$name: peer parley (pid $peer_pid) on 127.0.0.1:$port"
+}
+
+# parley_wait_listen NAME PID PORT LOG returns once process PID listens on
+# 127.0.0.1:PORT; it exits the script, with LOG, when the process ends
+# first or does not listen within 10 s.
+parley_wait_listen() {
+	local name=$1 p=$2 port=$3 log=$4
 	for _ in $(seq 100); do
-		if ! kill -0 "$pid" 2>/dev/null; then
+		if ! kill -0 "$p" 2>/dev/null; then
 			echo "$name: parley did not start:" >&2
-			cat "$tmp/parley.log" >&2
+			cat "$log" >&2
 			exit 1
 		fi
 		port_free "$port" || break
@@ -152,5 +182,4 @@ parley_serve() {
 		echo "$name: parley does not listen on 127.0.0.1:$port after 10 s" >&2
 		exit 1
 	fi
-	echo "$name: parley (pid $pid) on 127.0.0.1:$port; $(nproc) cores, $(uname -sr), $("$GO" env GOVERSION)"
 }

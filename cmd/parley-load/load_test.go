@@ -274,6 +274,8 @@ func TestUsage(t *testing.T) {
 		{"stalled_without_a_rate", []string{"msg", "-stalled", "1", "-stall-rate", "0"}, "-stall-rate"},
 		{"an_unknown_shape", []string{"msg", "-stalled", "1", "-stall-shape", "nested"}, `-stall-shape "nested"`},
 		{"a_bad_hang_domain", []string{"msg", "-hang-domain", "a b"}, "-hang-domain"},
+		{"s2s_without_a_peer", []string{"s2s", "-peer-domain", "b.example"}, "-peer-addr"},
+		{"s2s_to_itself", []string{"s2s", "-peer-addr", "127.0.0.1:5223", "-peer-domain", "LOCALHOST"}, "two servers that federate"},
 		{"hang_without_a_rate", []string{"msg", "-hang-domain", "hung.localhost", "-hang-rate", "NaN"}, "-hang-rate"},
 	}
 	for _, tt := range tests {

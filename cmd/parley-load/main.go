@@ -55,6 +55,12 @@ Scenarios:
 	        most -window not yet reflected back; every occupant checks that it
 	        gets each message of its room once: deliveries/s, latency,
 	        lost and duplicated (both must be 0)
+	s2s     log -pairs senders in to -addr (-domain) and as many receivers to
+	        -peer-addr (-peer-domain), a server federating with the first;
+	        sender i sends chat messages to receiver i for -duration, with at
+	        most -window in flight, all across the one server-to-server
+	        stream: msgs/s, latency, lost (must be 0), and with -pid and
+	        -peer-pid msgs per CPU-second of each server and of both
 
 The clients connect to c2s at -addr with STARTTLS, or with -transport ws
 over XMPP over WebSocket (RFC 7395: the xmpp subprotocol, <open/> and
@@ -118,6 +124,11 @@ type options struct {
 	Occupants    int
 	MUCDomain    string
 	OccupantRate float64
+
+	// The s2s scenario (s2s.go): the receiving server.
+	PeerAddr   string
+	PeerDomain string
+	PeerPID    int
 
 	// The slow consumers of msg (slow.go).
 	Stalled      int
@@ -185,6 +196,9 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.Occupants, "occupants", 20, "muc: how many occupants in each room (each its own account)")
 	fs.StringVar(&o.MUCDomain, "muc-domain", "rooms.localhost", "muc: the MUC service's `domain` (Parley: a host of type muc; Prosody: a Component of type \"muc\")")
 	fs.Float64Var(&o.OccupantRate, "occupant-rate", 1, "muc: the groupchat messages per second each occupant sends, at fixed times staggered from the others' (-window still caps what each has not yet seen reflected); 0 sends as fast as the window allows")
+	fs.StringVar(&o.PeerAddr, "peer-addr", "", "s2s: the receiving server's c2s (STARTTLS) `host:port`")
+	fs.StringVar(&o.PeerDomain, "peer-domain", "", "s2s: the receivers' `domain`, served by -peer-addr and federated with -domain")
+	fs.IntVar(&o.PeerPID, "peer-pid", 0, "s2s: the receiving server's process `id`, for its CPU time (same machine only)")
 	fs.IntVar(&o.Stalled, "stalled", 0, "msg: also log in `N` clients that never read their stream, which -stall-senders other clients send messages to at -stall-rate; the errors they get back are counted, not failures")
 	fs.IntVar(&o.StallSenders, "stall-senders", 2, "msg -stalled: how many clients send to the stalled ones")
 	fs.Float64Var(&o.StallRate, "stall-rate", 10, "msg -stalled: messages per second to the stalled clients, over all their senders")
@@ -236,9 +250,20 @@ func usageError(stderr io.Writer, format string, args ...any) int {
 // validate checks the options and fills in the TLS config and the PID.
 func (o *options) validate() error {
 	switch o.Scenario {
-	case "login", "msg", "idle", "bot", "muc":
+	case "login", "msg", "idle", "bot", "muc", "s2s":
 	default:
-		return fmt.Errorf("unknown scenario %q: use login, msg, idle, bot or muc", o.Scenario)
+		return fmt.Errorf("unknown scenario %q: use login, msg, idle, bot, muc or s2s", o.Scenario)
+	}
+	if o.Scenario == "s2s" {
+		if o.PeerAddr == "" || o.PeerDomain == "" {
+			return errors.New("s2s needs the receiving server: -peer-addr and -peer-domain")
+		}
+		if strings.EqualFold(o.PeerDomain, o.Domain) {
+			return fmt.Errorf("-peer-domain %s is -domain: s2s measures two servers that federate", o.PeerDomain)
+		}
+		if o.PeerPID < 0 {
+			return errors.New("-peer-pid is negative")
+		}
 	}
 	if strings.Count(o.Users, "%") != 1 || !strings.Contains(o.Users, "%d") {
 		return fmt.Errorf("-users %q: the pattern needs exactly one %%d, as in load%%d", o.Users)
@@ -377,6 +402,8 @@ func runOptions(ctx context.Context, o *options, stdout io.Writer) int {
 		r = runBot(ctx, o)
 	case "muc":
 		r = runMUC(ctx, o)
+	case "s2s":
+		r = runS2S(ctx, o)
 	}
 	c := r.base()
 	c.Scenario, c.Server, c.Domain, c.Transport = o.Scenario, o.Addr, o.Domain, o.Transport

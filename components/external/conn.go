@@ -90,7 +90,8 @@ func handshakeDigest(id, secret string) string {
 // negotiate reads the stream header and the handshake and attaches the
 // connection to its host. Its error is a *xmpp.StreamError to send, or
 // an I/O error.
-func (c *conn) negotiate(hosts map[string]*Host) (sent bool, err error) {
+// A handshake's answer may wait (handshakeLimits); stop ends the wait.
+func (c *conn) negotiate(hosts map[string]*Host, stop <-chan struct{}) (sent bool, err error) {
 	hdr, err := c.r.ReadHeader()
 	if err != nil {
 		return false, err
@@ -127,11 +128,28 @@ func (c *conn) negotiate(hosts map[string]*Host) (sent bool, err error) {
 	got := strings.ToLower(el.Text())
 	want := handshakeDigest(c.id, h.opts.Secret)
 	ns := xmpp.NS(el)
-	if el.Tag != "handshake" || (ns != "" && ns != xmpp.NSAccept) || len(el.ChildElements()) > 0 ||
-		subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+	right := el.Tag == "handshake" && (ns == "" || ns == xmpp.NSAccept) && len(el.ChildElements()) == 0 &&
+		subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+	// The answer waits as long whether the handshake was right or
+	// wrong, so that a guesser learns nothing from how soon it comes.
+	now := time.Now()
+	if d := h.guard.delay(c.addr, now); d > 0 {
+		h.guard.waited(d)
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-stop:
+			t.Stop()
+			return true, xmpp.NewStreamError(xmpp.SystemShutdown, "the server is stopping")
+		}
+		_ = c.nc.SetDeadline(time.Now().Add(writeTimeout))
+	}
+	if !right {
+		h.guard.fail(c.addr, now)
 		c.log.Info("component: handshake refused")
 		return true, xmpp.NewStreamError(xmpp.StreamNotAuthorized, "the handshake does not match the secret")
 	}
+	h.guard.succeed(c.addr, now)
 	// Authenticated: no deadline from here (a close sets its own).
 	_ = c.nc.SetDeadline(time.Time{})
 	if serr := h.attach(c); serr != nil {
@@ -249,6 +267,7 @@ func (c *conn) handle(el *etree.Element) *xmpp.StreamError {
 	// server's others: see xmpp.StripForeignDelays.
 	xmpp.StripForeignDelays(st, func(d string) bool { return !c.host.mayFrom(d) && c.host.router.Serves(d) })
 	c.host.router.Route(st)
+	c.host.in.Add(1)
 	return nil
 }
 
@@ -354,6 +373,7 @@ func (c *conn) writeLoop() {
 			c.nc.Close() // the reader ends too
 			return
 		}
+		c.host.out.Add(int64(len(batch)))
 		if closing {
 			return
 		}

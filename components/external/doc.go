@@ -24,6 +24,17 @@
 //     own to serve it).
 //   - While no component is connected, iqs and messages to the domain
 //     are bounced with <service-unavailable/>; presence is dropped.
+//   - Wrong handshakes slow the guessing down and never lock the
+//     component out (handshakes.go): past [limits] login_backoff_after
+//     of them for a domain from one address, the answers to that
+//     address's handshakes for it wait (1s, 2s, 4s... up to
+//     login_backoff_max, right or wrong), and past
+//     login_account_failures from anywhere, those of the addresses the
+//     component never authenticated from do; a right handshake clears
+//     its address's count. Prosody and ejabberd have no such limit.
+//   - /metrics has parley_component_* (metrics.go): connected, stanzas
+//     each way, handshakes by result, held answers, bounces and refused
+//     connections by cause, each by host.
 //   - A second connection for a domain that has one is refused with
 //     <conflict/> (Prosody's default, kick_new); the host option
 //     conflict = "replace" closes the old one with <conflict/> instead

@@ -29,8 +29,14 @@ type Host struct {
 	mu   sync.Mutex
 	conn atomic.Pointer[conn]
 
-	// Counts, for tests and logs.
+	// guard holds the answers to handshakes while a secret is guessed.
+	guard *handshakeGuard
+
+	// Counts, for /metrics (metrics.go), tests and logs.
 	bounced, refused, full atomic.Int64
+	// in counts the stanzas the component sent that were routed, out
+	// those written to it.
+	in, out atomic.Int64
 }
 
 // Name returns the host's domain.

@@ -40,7 +40,7 @@ type Options struct {
 
 func init() {
 	conf.RegisterHostType(HostType, conf.HostType[Options]{Check: checkOptions})
-	server.RegisterHostType(HostType, server.HostType{New: newHost, Listen: listen})
+	server.RegisterHostType(HostType, server.HostType{New: newHost, Listen: listen, Metrics: writeMetrics})
 }
 
 func checkOptions(c *conf.HostCheck, o *Options) {
@@ -83,6 +83,7 @@ func newHost(env *server.HostEnv) (server.Handler, error) {
 		log:    env.Log.With("component", env.Host.Name),
 		srvLog: env.Log,
 		isHost: func(d string) bool { _, ok := cfg.Host(d); return ok },
+		guard:  newHandshakeGuard(handshakeLimitsOf(cfg)),
 	}, nil
 }
 

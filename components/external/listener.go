@@ -24,6 +24,8 @@ type listener struct {
 	mu      sync.Mutex
 	closed  bool
 	pending map[*conn]struct{} // not authenticated yet
+	// stop is closed by Close: a handshake's held answer ends.
+	stop    chan struct{}
 	accepts sync.WaitGroup
 }
 
@@ -42,7 +44,7 @@ func limitsOf(cfg *conf.Config) xmpp.Limits {
 }
 
 func newListener(ctx context.Context, cfg *conf.Config, hosts map[string]*Host, log *slog.Logger) (*listener, error) {
-	l := &listener{hosts: hosts, limits: limitsOf(cfg), log: log, pending: map[*conn]struct{}{}}
+	l := &listener{hosts: hosts, limits: limitsOf(cfg), log: log, pending: map[*conn]struct{}{}, stop: make(chan struct{})}
 	var lc net.ListenConfig
 	for _, a := range cfg.Component.Listen {
 		nl, err := lc.Listen(ctx, "tcp", a)
@@ -73,6 +75,9 @@ func (l *listener) Addrs() []net.Addr {
 // authenticated; the hosts drain the others (Host.Close).
 func (l *listener) Close() error {
 	l.mu.Lock()
+	if !l.closed {
+		close(l.stop)
+	}
 	l.closed = true
 	for c := range l.pending {
 		c.nc.Close()
@@ -125,7 +130,7 @@ func (l *listener) serve(nc net.Conn) {
 	l.pending[c] = struct{}{}
 	l.mu.Unlock()
 	_ = nc.SetDeadline(time.Now().Add(handshakeTimeout))
-	sent, err := c.negotiate(l.hosts)
+	sent, err := c.negotiate(l.hosts, l.stop)
 	l.mu.Lock()
 	delete(l.pending, c)
 	l.mu.Unlock()
