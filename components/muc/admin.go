@@ -392,6 +392,7 @@ func roleRank(role string) int {
 // presence with 110, the others o's.
 func (r *room) remove(o *occupant, item func(*etree.Element), codes ...string) {
 	delete(r.occupants, o.nick)
+	r.svc.dropOccupancy(o.bare)
 	for _, s := range o.sessions {
 		delete(r.byReal, s.real)
 	}
@@ -435,7 +436,7 @@ func (r *room) destroy(st *xmpp.Stanza, d *etree.Element) bool {
 			r.selfPresence(o, s, "unavailable", withDestroy)
 		}
 	}
-	r.occupants, r.byReal = map[string]*occupant{}, map[xmpp.JID]*session{}
+	r.dropAllOccupants()
 	r.gone = true
 	return r.saveAndAnswer(st, "destruction")
 }

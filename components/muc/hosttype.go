@@ -53,6 +53,14 @@ type Options struct {
 	// as the local hosts' key of the same name: "1w" by default
 	// (Prosody's muc_log_expires_after), at least "1h", or "never".
 	ArchiveExpiresAfter string `toml:"archive_expires_after"`
+	// MaxRooms bounds the rooms of the service, persistent or not: a
+	// join that would create one more gets resource-constraint. Default
+	// 10,000; 0 means no limit.
+	MaxRooms int `toml:"max_rooms"`
+	// MaxUserRooms bounds the rooms one user (bare JID) is in at once,
+	// as ejabberd's max_user_conferences: each occupancy holds memory and
+	// costs every message of its room. Default 100; 0 means no limit.
+	MaxUserRooms int `toml:"max_user_rooms"`
 }
 
 // SetArchive sets the archive option of a config built in Go.
@@ -64,6 +72,13 @@ func (o *Options) ArchiveRetention() time.Duration {
 	d, _ := local.ParseRetention(o.ArchiveExpiresAfter)
 	return d
 }
+
+// The defaults of max_rooms and max_user_rooms (ejabberd's
+// max_user_conferences).
+const (
+	defaultMaxRooms     = 10000
+	defaultMaxUserRooms = 100
+)
 
 // maxHistoryLength bounds history_length: history is kept in memory.
 const maxHistoryLength = 1000
@@ -89,6 +104,18 @@ func checkOptions(c *conf.HostCheck, o *Options) {
 	}
 	if o.HistoryLength == 0 && !c.IsSet("history_length") {
 		o.HistoryLength = 20
+	}
+	if o.MaxRooms == 0 && !c.IsSet("max_rooms") {
+		o.MaxRooms = defaultMaxRooms
+	}
+	if o.MaxRooms < 0 {
+		c.Errorf("max_rooms", "%d is negative; write how many rooms the service may hold, or 0 for no limit", o.MaxRooms)
+	}
+	if o.MaxUserRooms == 0 && !c.IsSet("max_user_rooms") {
+		o.MaxUserRooms = defaultMaxUserRooms
+	}
+	if o.MaxUserRooms < 0 {
+		c.Errorf("max_user_rooms", "%d is negative; write how many rooms one user may be in at once, or 0 for no limit", o.MaxUserRooms)
 	}
 	if o.HistoryLength < 0 || o.HistoryLength > maxHistoryLength {
 		c.Errorf("history_length", "%d is not between 0 and %d: a room's history is kept in memory", o.HistoryLength, maxHistoryLength)

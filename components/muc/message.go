@@ -283,7 +283,7 @@ func (r *room) owner(st *xmpp.Stanza, q *etree.Element) bool {
 					r.selfPresence(o, s, "unavailable", nil)
 				}
 			}
-			r.occupants, r.byReal = map[string]*occupant{}, map[xmpp.JID]*session{}
+			r.dropAllOccupants()
 			r.gone = true
 		}
 		r.send(st.Result(nil))

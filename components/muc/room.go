@@ -491,6 +491,10 @@ func (r *room) join(st *xmpp.Stanza, nick string, x *etree.Element) {
 			r.bounce(st, xmpp.JIDMalformed, "not a nick")
 			return
 		}
+		if !r.svc.takeOccupancy(bare) {
+			r.bounce(st, xmpp.ResourceConstraint, errTooManyRooms)
+			return
+		}
 		o = &occupant{nick: nick, jid: j, bare: bare, id: r.occupantID(bare), role: r.defaultRole(aff)}
 		r.occupants[nick] = o
 	}
@@ -616,6 +620,7 @@ func (r *room) leave(s *session, codes ...string) {
 	}
 	if len(o.sessions) == 0 {
 		delete(r.occupants, o.nick)
+		r.svc.dropOccupancy(o.bare)
 		r.broadcastPresence(o, "unavailable", nil, codes...)
 	}
 	r.selfPresence(o, s, "unavailable", nil, codes...)

@@ -80,6 +80,12 @@ type Service struct {
 	// (a subject), which saveLoop writes; wake tells it.
 	dirty map[string]*room
 	wake  chan struct{}
+
+	// occupancies counts, by bare JID, the occupants a user is in the
+	// service's rooms (max_user_rooms); occMu guards it, taken under a
+	// room's lock and never the other way.
+	occMu       sync.Mutex
+	occupancies map[xmpp.JID]int
 }
 
 // New returns a service with no rooms.
@@ -96,7 +102,8 @@ func New(c Config) (*Service, error) {
 		log = slog.Default()
 	}
 	if c.Options.HistoryLength == 0 && c.Options.RestrictRoomCreation == "" {
-		c.Options = Options{RestrictRoomCreation: CreateLocal, HistoryLength: 20, AvatarMaxBytes: defaultAvatarBytes}
+		c.Options = Options{RestrictRoomCreation: CreateLocal, HistoryLength: 20, AvatarMaxBytes: defaultAvatarBytes,
+			MaxRooms: defaultMaxRooms, MaxUserRooms: defaultMaxUserRooms}
 	}
 	return &Service{
 		domain: d, opts: c.Options, locals: c.LocalDomains, router: c.Router, store: c.Store,
@@ -153,8 +160,21 @@ func (s *Service) toNoRoom(st *xmpp.Stanza) {
 		s.router.Bounce(st, xmpp.NewStanzaError(xmpp.NotAllowed, "room creation is restricted"))
 		return
 	}
+	if s.occupancyFull(st.From.Bare()) {
+		// Before the room exists: a join refused would leave it empty.
+		s.router.Bounce(st, xmpp.NewStanzaError(xmpp.ResourceConstraint, errTooManyRooms))
+		return
+	}
 	s.mu.Lock()
 	r := s.rooms[st.To.Local()]
+	if r == nil && s.opts.MaxRooms > 0 && len(s.rooms) >= s.opts.MaxRooms {
+		// Each room holds memory and, persistent, a row: a user who
+		// could create rooms without end could fill both.
+		s.mu.Unlock()
+		s.log.Warn("muc: room not created: the service holds max_rooms rooms", "rooms", s.opts.MaxRooms)
+		s.router.Bounce(st, xmpp.NewStanzaError(xmpp.ResourceConstraint, "this service holds as many rooms as it may (max_rooms)"))
+		return
+	}
 	if r == nil {
 		r = s.newRoom(st.To.Local(), defaultConfig(), newSecret())
 		r.locked = true
