@@ -159,3 +159,18 @@ func upper(s string) string { return strings.ToUpper(s) }
 func externalHost(s *parleytest.Server) (*external.Host, bool) {
 	return external.HostOf(s.Server, gw)
 }
+
+// leave closes the component's stream and waits until the server has
+// let the component go: the next connection for its domain is then not
+// a second one (which is refused with conflict).
+func (c *raw) leave(s *parleytest.Server) {
+	c.t.Helper()
+	c.Send("</stream:stream>")
+	for {
+		if _, err := c.NextErr(); err != nil {
+			break
+		}
+	}
+	h, _ := externalHost(s)
+	waitFor(c.t, "the component gone", func() bool { return !h.Connected() })
+}

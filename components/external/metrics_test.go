@@ -65,7 +65,7 @@ func TestWrongHandshakesSlowDownNeverLockOut(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%q: the right secret got %v; want <handshake/>", st.key, err)
 			}
-			c.Send("</stream:stream>")
+			c.leave(s)
 		} else if se := (*xmpp.StreamError)(nil); !errors.As(err, &se) || se.Condition != st.want {
 			t.Fatalf("%q: got %v; want <%s/>", st.key, err, st.want)
 		}

@@ -99,7 +99,7 @@ func TestComponentFrom(t *testing.T) {
 			if got.From.String() != tt.from {
 				t.Errorf("alice got the message from %s, want %s", got.From, tt.from)
 			}
-			c.Send("</stream:stream>")
+			c.leave(s)
 		})
 	}
 }
