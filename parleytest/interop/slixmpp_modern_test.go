@@ -39,6 +39,11 @@ type modernConfig struct {
 	// WireLog, from $PARLEY_INTEROP_WIRE_LOG, is a file that gets all
 	// slixmpp logs, for debugging a case.
 	WireLog string `json:"wire_log,omitempty"`
+	// Room, Lobby and Invitee are the group-chat cases'
+	// (slixmpp_muc_client.py): room bare JIDs, and whom alice invites.
+	Room    string `json:"room,omitempty"`
+	Lobby   string `json:"lobby,omitempty"`
+	Invitee string `json:"invitee,omitempty"`
 }
 
 // The accounts of the modern cases. alice is the client slixmpp plays in
@@ -64,10 +69,17 @@ type modernRun struct {
 // test (the script's go_on) goes on when onStep calls next.
 func runModern(t *testing.T, s *parleytest.Server, cfg modernConfig, onStep func(st stepResult, next func())) *modernRun {
 	t.Helper()
+	return runSlixmpp(t, s, "slixmpp_modern_client.py", cfg, onStep)
+}
+
+// runSlixmpp is runModern with another script of testdata/interop/python
+// that takes the same config.
+func runSlixmpp(t *testing.T, s *parleytest.Server, script string, cfg modernConfig, onStep func(st stepResult, next func())) *modernRun {
+	t.Helper()
 	if err := slixmppCheck(); err != nil {
 		missing(t, "slixmpp for "+slixmppPython+" ("+err.Error()+")", "apt-get install python3-slixmpp")
 	}
-	script, err := filepath.Abs("../../testdata/interop/python/slixmpp_modern_client.py")
+	script, err := filepath.Abs(filepath.Join("../../testdata/interop/python", script))
 	if err != nil {
 		t.Fatal(err)
 	}
