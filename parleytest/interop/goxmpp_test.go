@@ -31,8 +31,11 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(envClient) == "go-xmpp" {
+	switch os.Getenv(envClient) {
+	case "go-xmpp":
 		os.Exit(goxmppMain(os.Getenv(envConfig)))
+	case "go-xmpp-muc":
+		os.Exit(goxmppMUCMain(os.Getenv(envConfig)))
 	}
 	os.Exit(m.Run())
 }
