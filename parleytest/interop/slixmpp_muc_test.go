@@ -91,7 +91,8 @@ func detailOf(v any) map[string]any {
 // creating one, its config form got and submitted, a message echoed with
 // the room's stanza-id and occupant-id, a nick change, a kick and a ban
 // through the plugin's set_role and set_affiliation, the room's archive
-// (xep_0313 with jid=room) in RSM pages, and leaving.
+// (xep_0313 with jid=room) in RSM pages, forwards and backwards, and
+// leaving.
 func TestSlixmppMUC(t *testing.T) {
 	t.Parallel()
 	s := parleytest.Start(t, withMUCService())
@@ -202,6 +203,13 @@ func TestSlixmppMUC(t *testing.T) {
 	}
 	if got := triples(archive["messages"], 3); fmt.Sprint(got) != fmt.Sprint(want) || len(want) != 4 {
 		t.Errorf("slixmpp: the room's archive:\n got %q\nwant %q (the echoes' stanza-ids as archive ids)", got, want)
+	}
+	var ids []string
+	for _, w := range slices.Backward(want) {
+		ids = append(ids, w[2])
+	}
+	if got := fmt.Sprint(archive["backward"]); got != fmt.Sprint(ids) {
+		t.Errorf("slixmpp: the room's archive backwards (reverse=True): %s; want %v", got, ids)
 	}
 	pages, _ := archive["pages"].([]any)
 	full := 0

@@ -134,7 +134,9 @@ async def case_room(cfg):
                and get_affiliation_list outcast
       archive  three more messages, then xep_0313 on the room in RSM pages
                of config["page"]: the pages' sizes and each message's
-               (nick, body, archive id); the echoes' (body, stanza-id)
+               (nick, body, archive id); then backwards (iterate with
+               reverse=True): the archive ids as they came; the echoes'
+               (body, stanza-id)
       leave    leave_muc: the unavailable self-presence (110)
     """
     t = cfg["step_timeout"]
@@ -200,8 +202,16 @@ async def case_room(cfg):
                 fwd = msg["mam_result"]["forwarded"]["stanza"]
                 got.append([fwd["from"].resource, fwd["body"], msg["mam_result"]["id"]])
 
+    backward = []
+
+    async def collect_backward():
+        it = alice["xep_0313"].iterate(jid=room.room, reverse=True, rsm={"max": cfg["page"]})
+        async for msg in it:
+            backward.append(msg["mam_result"]["id"])
+
     await asyncio.wait_for(collect(), t * 3)
-    emit("archive", True, detail={"pages": pages, "messages": got,
+    await asyncio.wait_for(collect_backward(), t * 3)
+    emit("archive", True, detail={"pages": pages, "messages": got, "backward": backward,
                                   "echoes": [[e["body"], e["stanza_id"]] for e in echoes]})
 
     muc.leave_muc(room.room, "Alicia")
