@@ -325,6 +325,10 @@ func (r *roomBots) presence(rs *roomState, st *xmpp.Stanza) {
 			r.failed(rs, now)
 			r.poke()
 		}
+	case self && st.Type == "unavailable" && r.closed:
+		// The room's answer to leaveAll's own exit at shutdown: not a
+		// loss to log as one, nor a rejoin to schedule.
+		return
 	case self && st.Type == "unavailable":
 		if slices.Contains(codes, "303") {
 			if it := x.SelectElement("item"); it != nil && it.SelectAttrValue("nick", "") != "" {

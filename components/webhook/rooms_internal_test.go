@@ -1,7 +1,9 @@
 package webhook
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -127,6 +129,32 @@ func TestRoomRejoinBackoff(t *testing.T) {
 		if rs.state != roomIdle || wait < 0.79*s.minute || wait > 1.21*s.minute {
 			t.Fatalf("%s: state %d, next join in %.2f minutes; want idle, %.0f minutes ±20%%", s.name, rs.state, wait, s.minute)
 		}
+	}
+}
+
+// TestRoomLeaveAtShutdownIsNoLoss: the room's unavailable self-presence
+// that answers leaveAll (the bot leaving at shutdown) is not logged as the
+// bot being out of the room and schedules no rejoin; the same presence
+// before leaveAll is (a kick the room did not explain, say).
+func TestRoomLeaveAtShutdownIsNoLoss(t *testing.T) {
+	const left = `<presence from='team@muc.example/bots' to='bot@bots.example/rooms' type='unavailable'>` +
+		`<x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='none'/><status code='110'/></x></presence>`
+	for _, shutdown := range []bool{true, false} {
+		t.Run(fmt.Sprintf("after_leaveAll=%v", shutdown), func(t *testing.T) {
+			var logs bytes.Buffer
+			c, _ := newRoomComponent(t, func(cfg *Config) { cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+			rs := room(c)
+			rs.state = roomJoining
+			feed(t, c, selfPresence)
+			if shutdown {
+				c.rooms.leaveAll()
+			}
+			feed(t, c, left)
+			logged := strings.Contains(logs.String(), "out of the room")
+			if logged == shutdown || (rs.failures > 0) == shutdown {
+				t.Errorf("logged %v, failures %d; want the loss logged and counted only before leaveAll:\n%s", logged, rs.failures, logs.String())
+			}
+		})
 	}
 }
 
