@@ -22,4 +22,10 @@
 // test writes; no client turns verification off. When a client is missing
 // the tests skip with what to install, except under CI (CI set and not
 // "false"), where a missing client is a failure: .ci/run installs them.
+//
+// Group chat (the muc host) has its own cases: slixmpp's xep_0045 and
+// xep_0313 on a room and a webhook bot brought in by a mediated
+// invitation (slixmpp_muc_test.go, python/slixmpp_muc_client.py),
+// go-xmpp's JoinMUC and LeaveMUC (goxmpp_muc_test.go) and
+// mellium.im/xmpp/muc (mellium_muc_test.go), each beside a raw occupant.
 package interop
