@@ -36,6 +36,8 @@ func TestMain(m *testing.M) {
 		os.Exit(goxmppMain(os.Getenv(envConfig)))
 	case "go-xmpp-muc":
 		os.Exit(goxmppMUCMain(os.Getenv(envConfig)))
+	case "mellium-muc":
+		os.Exit(melliumMUCMain(os.Getenv(envConfig)))
 	}
 	os.Exit(m.Run())
 }
