@@ -155,7 +155,7 @@ func TestGenerate(t *testing.T) {
 		{"it is not valid for another domain", leaf.VerifyHostname("example.org") != nil},
 		{"it says it is not a CA", !leaf.IsCA && leaf.BasicConstraintsValid},
 		{"it may sign handshakes and nothing else", leaf.KeyUsage == x509.KeyUsageDigitalSignature},
-		{"it is for TLS servers only", slices.Equal(leaf.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth})},
+		{"it is for TLS servers, and for servers as clients of others (s2s)", slices.Equal(leaf.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth})},
 		{"it names Parley as its maker", slices.Equal(leaf.Subject.Organization, []string{generatedOrg})},
 		{"it is valid from an hour ago", leaf.NotBefore.Equal(now.Add(-time.Hour))},
 		{"it is valid for two years", leaf.NotAfter.Equal(now.Add(validity))},

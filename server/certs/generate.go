@@ -56,8 +56,12 @@ func generate(host string, now time.Time) (cert *tls.Certificate, certPEM, keyPE
 		IsCA:                  false,
 		BasicConstraintsValid: true,
 		// ECDSA signs the handshake; it has no key encipherment.
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		KeyUsage: x509.KeyUsageDigitalSignature,
+		// A server's certificate is its client certificate too when it
+		// opens a stream to another server (SASL EXTERNAL, XEP-0178):
+		// ejabberd refuses one without clientAuth ("unsupported
+		// certificate purpose"), and Prosody's generated ones have both.
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
 	if ip := net.ParseIP(host); ip != nil {
 		tmpl.IPAddresses = []net.IP{ip}
