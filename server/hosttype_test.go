@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"net/http"
 	"testing"
 
 	"github.com/parley-im/parley/conf"
@@ -34,6 +35,33 @@ func TestNewRefusesTypesItDoesNotRun(t *testing.T) {
 			if err.Error() != want {
 				t.Errorf("New: %v\nwant %s", err, want)
 			}
+		})
+	}
+}
+
+// TestRegisterRoutesRefusesMistakes: a route set with no name or no
+// routes, or under a name taken (the web endpoints', which the standard
+// binary registers), is a mistake in the program and panics at start,
+// before a second set could shadow the first's routes.
+func TestRegisterRoutesRefusesMistakes(t *testing.T) {
+	routes := func(*http.ServeMux, *server.HTTPAPI) {}
+	tests := []struct {
+		name, setName string
+		routes        func(*http.ServeMux, *server.HTTPAPI)
+		want          string
+	}{
+		{"no_name", "", routes, "server: RegisterRoutes needs a name and routes"},
+		{"no_routes", "nothing", nil, "server: RegisterRoutes needs a name and routes"},
+		{"a_name_taken", "web", routes, "server: routes web are registered twice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				if got := recover(); got != tt.want {
+					t.Fatalf("panic %v, want %q", got, tt.want)
+				}
+			}()
+			server.RegisterRoutes(tt.setName, tt.routes)
 		})
 	}
 }

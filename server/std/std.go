@@ -12,6 +12,9 @@
 package std
 
 import (
+	// The web endpoints: /xmpp-websocket, host-meta (XEP-0156), /chat.
+	_ "github.com/parley-im/parley/server/web"
+
 	// Host types.
 	// local: a domain with users, their rosters, presence and storage.
 	_ "github.com/parley-im/parley/server/local"
