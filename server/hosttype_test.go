@@ -65,3 +65,29 @@ func TestRegisterRoutesRefusesMistakes(t *testing.T) {
 		})
 	}
 }
+
+// TestRegisterServiceRefusesMistakes: a service with no name or no New,
+// or under a name taken (federation's, which the standard binary
+// registers), is a mistake in the program and panics at start.
+func TestRegisterServiceRefusesMistakes(t *testing.T) {
+	build := server.ServiceType{New: func(*server.ServiceEnv) (server.Service, error) { return nil, nil }}
+	tests := []struct {
+		name, service string
+		t             server.ServiceType
+		want          string
+	}{
+		{"no_name", "", build, "server: RegisterService needs a name and a New"},
+		{"no_new", "nothing", server.ServiceType{}, "server: RegisterService needs a name and a New"},
+		{"a_name_taken", "s2s", build, "server: service s2s is registered twice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				if got := recover(); got != tt.want {
+					t.Fatalf("panic %v, want %q", got, tt.want)
+				}
+			}()
+			server.RegisterService(tt.service, tt.t)
+		})
+	}
+}

@@ -324,7 +324,9 @@ func (s *Server) writeMetrics(w http.ResponseWriter) {
 			t.Metrics(w, s.hostsOfType(t.name))
 		}
 	}
-	s.writeS2SMetrics(w)
+	for _, svc := range s.services {
+		svc.Metrics(w)
+	}
 }
 
 // httpsConfig is the TLS config of an HTTPS listener: the hosts'
