@@ -2,11 +2,40 @@ package parleytest
 
 import (
 	"errors"
+	"net"
 	"syscall"
 	"testing"
 
 	"github.com/parley-im/parley/conf"
+	"github.com/parley-im/parley/s2s"
+	"github.com/parley-im/parley/server/federation"
 )
+
+// S2S returns the server's federation service, nil when [s2s] listen is
+// not set.
+func (s *Server) S2S() *s2s.Service {
+	if f := federation.Of(s.Server); f != nil {
+		return f.S2S()
+	}
+	return nil
+}
+
+// S2SAddrs returns the addresses of the server-to-server listeners.
+func (s *Server) S2SAddrs() []net.Addr {
+	if f := federation.Of(s.Server); f != nil {
+		return f.Addrs()
+	}
+	return nil
+}
+
+// S2SDirectTLSAddrs returns the addresses of the direct TLS s2s
+// listeners (XEP-0368).
+func (s *Server) S2SDirectTLSAddrs() []net.Addr {
+	if f := federation.Of(s.Server); f != nil {
+		return f.DirectTLSAddrs()
+	}
+	return nil
+}
 
 // StartFederated starts one server per domain, each serving its domain
 // (a local host) with an [s2s] listener on loopback and static routes to

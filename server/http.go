@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -12,8 +13,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/parley-im/parley/c2s"
+	"github.com/parley-im/parley/conf"
 	"github.com/parley-im/parley/internal/clientaddr"
 )
 
@@ -78,13 +82,69 @@ func (s *Server) httpHandler() http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", a.handleMetrics)
-	a.webRoutes(mux)
+	for _, rs := range registeredRoutes() {
+		rs.routes(mux, a)
+	}
 	for _, t := range registeredTypes() {
 		if t.Routes != nil {
 			t.Routes(mux, a, s.hostsOfType(t.name))
 		}
 	}
 	return mux
+}
+
+// Client is how the listener sees a request's client: its address
+// (ip:port, or an ip alone when a proxy forwarded it) and whether it came
+// over HTTPS, to the listener or, with [http] trust_forwarded, to the
+// reverse proxy in front.
+func (a *HTTPAPI) Client(r *http.Request) (addr string, https bool) {
+	addr, https = r.RemoteAddr, r.TLS != nil
+	if !a.s.cfg.HTTP.TrustForwarded {
+		return addr, https
+	}
+	if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+		// The last address is the one the proxy saw; any before it
+		// are what the client claimed.
+		list := strings.Split(xff[len(xff)-1], ",")
+		if ip, err := netip.ParseAddr(strings.TrimSpace(list[len(list)-1])); err == nil {
+			addr = ip.String()
+		}
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p != "" {
+		https = strings.EqualFold(strings.TrimSpace(p), "https")
+	}
+	return addr, https
+}
+
+// Config is the server's config, checked.
+func (a *HTTPAPI) Config() *conf.Config { return a.s.cfg }
+
+// Logger is the server's logger.
+func (a *HTTPAPI) Logger() *slog.Logger { return a.s.log }
+
+// ServesLogins reports whether domain (normalised) is a host whose users
+// log in (a SessionHost): the domains a web client may be configured for.
+func (a *HTTPAPI) ServesLogins(domain string) bool {
+	_, ok := a.s.sessionHosts[domain]
+	return ok
+}
+
+// LoginDomains are the domains of the hosts whose users log in, sorted;
+// the slice is the caller's.
+func (a *HTTPAPI) LoginDomains() []string {
+	out := make([]string, 0, len(a.s.sessionHosts))
+	for d := range a.s.sessionHosts {
+		out = append(out, d)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ServeWebSocket hands a request to the c2s server, which upgrades it to
+// XMPP over WebSocket (RFC 7395) and serves the stream as one more client
+// session: see c2s.Server.ServeWebSocket for opts.
+func (a *HTTPAPI) ServeWebSocket(w http.ResponseWriter, r *http.Request, opts c2s.WebSocketOptions) error {
+	return a.s.c2s.ServeWebSocket(w, r, opts)
 }
 
 // Throttled answers 429 when the client's address has had too many wrong
@@ -264,5 +324,56 @@ func (s *Server) writeMetrics(w http.ResponseWriter) {
 			t.Metrics(w, s.hostsOfType(t.name))
 		}
 	}
-	s.writeS2SMetrics(w)
+	for _, svc := range s.services {
+		svc.Metrics(w)
+	}
+}
+
+// httpsConfig is the TLS config of an HTTPS listener: the hosts'
+// certificates by SNI, HTTP/1.1 only, since a WebSocket upgrade takes
+// over an HTTP/1.1 connection.
+func (s *Server) httpsConfig() *tls.Config {
+	cfg := s.certs.TLSConfig().Clone()
+	cfg.NextProtos = []string{"http/1.1"}
+	return cfg
+}
+
+var (
+	routeSetsMu sync.RWMutex
+	routeSets   []routeSet
+)
+
+// routeSet is a RegisterRoutes registration.
+type routeSet struct {
+	name   string
+	routes func(mux *http.ServeMux, api *HTTPAPI)
+}
+
+// RegisterRoutes adds routes that belong to no host type to the HTTP
+// listener of every server this binary builds: the web endpoints
+// (package server/web: /xmpp-websocket, host-meta, /chat) register so,
+// from an init, and the binary imports them (see package server/std).
+// routes is called once per server, before the host types' routes, with
+// what the listener lends its routes. It panics when name is empty or
+// taken or routes is nil: these are mistakes in the program.
+func RegisterRoutes(name string, routes func(mux *http.ServeMux, api *HTTPAPI)) {
+	if name == "" || routes == nil {
+		panic("server: RegisterRoutes needs a name and routes")
+	}
+	routeSetsMu.Lock()
+	defer routeSetsMu.Unlock()
+	for _, o := range routeSets {
+		if o.name == name {
+			panic("server: routes " + name + " are registered twice")
+		}
+	}
+	routeSets = append(routeSets, routeSet{name, routes})
+}
+
+// registeredRoutes returns the RegisterRoutes registrations, in their
+// order.
+func registeredRoutes() []routeSet {
+	routeSetsMu.RLock()
+	defer routeSetsMu.RUnlock()
+	return append([]routeSet(nil), routeSets...)
 }

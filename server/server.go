@@ -15,7 +15,6 @@ import (
 	"github.com/beevik/etree"
 	"github.com/parley-im/parley/c2s"
 	"github.com/parley-im/parley/conf"
-	"github.com/parley-im/parley/s2s"
 	"github.com/parley-im/parley/server/certs"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/xmpp"
@@ -45,8 +44,9 @@ type Server struct {
 	sessionHosts map[string]SessionHost
 	c2s          *c2s.Server
 	http         *http.Server
-	// s2s is federation, when [s2s] listen is set; nil otherwise.
-	s2s *s2s.Service
+	// services are the registered services the config turns on
+	// (RegisterService): federation.
+	services []runningService
 
 	flushStop chan struct{} // ends flushLoop; closed by Shutdown
 	// ctx is the server's lifetime, which handlers' contexts derive
@@ -68,7 +68,6 @@ type listener struct {
 	l         net.Listener
 	directTLS bool
 	http      bool
-	s2s       bool
 }
 
 // New builds a server from cfg: it validates cfg, opens the store, loads or
@@ -108,7 +107,7 @@ func New(cfg *conf.Config, opts ...Option) (*Server, error) {
 		s.abandon()
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	if err := s.newS2S(limitsS2S(cfg)); err != nil {
+	if err := s.buildServices(); err != nil {
 		s.abandon()
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -302,15 +301,9 @@ func (s *Server) Start(ctx context.Context) error {
 			s.listeners[i].http = true
 		}
 	}
-	if err == nil && s.s2s != nil {
-		n := len(s.listeners)
-		err = listen(s.cfg.S2S.Listen, false)
-		if err == nil {
-			err = listen(s.cfg.S2S.DirectTLS, true)
-		}
-		for i := n; i < len(s.listeners); i++ {
-			s.listeners[i].s2s = true
-		}
+	var serviceListeners []Listener
+	if err == nil {
+		serviceListeners, err = s.listenServices(ctx)
 	}
 	if err == nil {
 		err = s.listenTypes(ctx)
@@ -320,6 +313,9 @@ func (s *Server) Start(ctx context.Context) error {
 			l.l.Close()
 		}
 		s.listeners = nil
+		for _, l := range serviceListeners {
+			_ = l.Close()
+		}
 		s.closeListeners(s.typeListeners)
 		s.typeListeners = nil
 		return err
@@ -329,21 +325,6 @@ func (s *Server) Start(ctx context.Context) error {
 	s.serving.Add(1)
 	go s.flushLoop()
 	for _, l := range s.listeners {
-		if l.s2s {
-			s.serving.Add(1)
-			go func() {
-				defer s.serving.Done()
-				serve := s.s2s.Serve
-				if l.directTLS {
-					serve = s.s2s.ServeDirectTLS
-				}
-				if err := serve(l.l); err != nil && !errors.Is(err, s2s.ErrServerClosed) {
-					s.log.Error("server: s2s listener stopped", "addr", l.l.Addr().String(), "err", err)
-				}
-			}()
-			s.log.Info("server: s2s listening", "addr", l.l.Addr().String())
-			continue
-		}
 		if l.http {
 			ln := l.l
 			if s.cfg.HTTP.TLS {
@@ -423,24 +404,12 @@ func (s *Server) DirectTLSAddrs() []net.Addr { return s.addrs(listener{directTLS
 // HTTPAddrs returns the addresses of the HTTP listeners.
 func (s *Server) HTTPAddrs() []net.Addr { return s.addrs(listener{http: true}) }
 
-// S2SAddrs returns the addresses of the server-to-server listeners.
-func (s *Server) S2SAddrs() []net.Addr { return s.addrs(listener{s2s: true}) }
-
-// S2SDirectTLSAddrs returns the addresses of the direct TLS s2s
-// listeners (XEP-0368), after Start.
-func (s *Server) S2SDirectTLSAddrs() []net.Addr {
-	return s.addrs(listener{s2s: true, directTLS: true})
-}
-
-// S2S returns the federation service, nil when [s2s] listen is not set.
-func (s *Server) S2S() *s2s.Service { return s.s2s }
-
 func (s *Server) addrs(kind listener) []net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []net.Addr
 	for _, l := range s.listeners {
-		if l.directTLS == kind.directTLS && l.http == kind.http && l.s2s == kind.s2s {
+		if l.directTLS == kind.directTLS && l.http == kind.http {
 			out = append(out, l.l.Addr())
 		}
 	}
@@ -463,9 +432,7 @@ func (s *Server) Sessions() int { return s.c2s.Sessions() }
 // abandon undoes a New that failed after the hosts began: their work
 // drained, their background tasks ended, the store closed.
 func (s *Server) abandon() {
-	if s.s2s != nil {
-		_ = s.s2s.Shutdown(context.Background())
-	}
+	s.shutdownServices(context.Background())
 	s.drainHosts(context.Background())
 	s.cancel()
 	s.router.waitTasks()
@@ -501,13 +468,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	drainCtx, cancel := context.WithTimeout(ctx, drainTimeout)
 	s.drainHosts(drainCtx)
 	cancel()
-	if s.s2s != nil {
-		// Before the sessions: what remote servers still send finds
-		// them, and what waits for a remote server bounces to them.
-		if err := s.s2s.Shutdown(ctx); err != nil {
-			s.log.Warn("server: s2s shutdown", "err", err)
-		}
-	}
+	// Before the sessions: what remote servers still send finds them,
+	// and what waits for a remote server bounces to them.
+	s.shutdownServices(ctx)
 	err := s.c2s.Shutdown(ctx)
 	if s.flushStop != nil {
 		close(s.flushStop)

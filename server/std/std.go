@@ -1,17 +1,24 @@
 // Package std is the one list of what a standard Parley binary runs:
-// its host types and the modules of its local hosts. Import it for its
-// side effects, as cmd/parley and parleytest do:
+// its web endpoints, federation, its host types and the modules of its
+// local hosts. Import it for its side effects, as cmd/parley and
+// parleytest do:
 //
 //	import _ "github.com/parley-im/parley/server/std"
 //
 // Each host type registers itself from its own package
 // (conf.RegisterHostType for its options, server.RegisterHostType for its
-// hosts), and each module too (local.RegisterModule); this list is the
-// one place that names them. A type or module of one's own is one more
-// import beside it.
+// hosts), and each module too (local.RegisterModule), as do the web
+// endpoints (server.RegisterRoutes) and federation
+// (server.RegisterService); this list is the one place that names them.
+// A type or module of one's own is one more import beside it.
 package std
 
 import (
+	// The web endpoints: /xmpp-websocket, host-meta (XEP-0156), /chat.
+	_ "github.com/parley-im/parley/server/web"
+	// Federation: package s2s on [s2s] listen, when it is set.
+	_ "github.com/parley-im/parley/server/federation"
+
 	// Host types.
 	// local: a domain with users, their rosters, presence and storage.
 	_ "github.com/parley-im/parley/server/local"

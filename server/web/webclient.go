@@ -1,4 +1,4 @@
-package server
+package web
 
 import (
 	"encoding/json"
@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 
@@ -98,15 +97,15 @@ var webClientMissing = template.Must(template.New("missing").Parse(`<!DOCTYPE ht
 `))
 
 // webClientRoutes adds /chat to the listener.
-func (a *HTTPAPI) webClientRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET "+WebClientPath, a.handleWebClient)
-	mux.HandleFunc("GET "+WebClientPath+"/{$}", a.handleWebClient)
+func (e *endpoints) webClientRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET "+WebClientPath, e.handleWebClient)
+	mux.HandleFunc("GET "+WebClientPath+"/{$}", e.handleWebClient)
 	mux.HandleFunc("GET "+WebClientPath+"/init.js", func(w http.ResponseWriter, r *http.Request) {
 		webClientHeaders(w, "")
 		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 		_, _ = w.Write([]byte(webClientInit))
 	})
-	files := http.StripPrefix(WebClientPath+"/dist/", http.FileServer(http.Dir(a.webClientDir())))
+	files := http.StripPrefix(WebClientPath+"/dist/", http.FileServer(http.Dir(e.webClientDir())))
 	mux.HandleFunc("GET "+WebClientPath+"/dist/", func(w http.ResponseWriter, r *http.Request) {
 		// No directory listings: the client asks for files by name.
 		if strings.HasSuffix(r.URL.Path, "/") {
@@ -129,8 +128,8 @@ var executableDir = sync.OnceValue(func() string {
 // webClientDir is where Converse.js is looked for: webclient_dir, or
 // "webclient" beside the binary (bin/webclient for bin/parley, where
 // `make webclient` puts it).
-func (a *HTTPAPI) webClientDir() string {
-	if d := a.s.cfg.HTTP.WebClientDir; d != "" {
+func (e *endpoints) webClientDir() string {
+	if d := e.cfg.WebClientDir; d != "" {
 		return d
 	}
 	return filepath.Join(executableDir(), "webclient")
@@ -149,8 +148,8 @@ func webClientHeaders(w http.ResponseWriter, csp string) {
 // handleWebClient is /chat: Converse.js configured for the domain the
 // request's Host names (or ?domain=, or the only one served), or, when it
 // has not been fetched, how to fetch it.
-func (a *HTTPAPI) handleWebClient(w http.ResponseWriter, r *http.Request) {
-	dir := a.webClientDir()
+func (e *endpoints) handleWebClient(w http.ResponseWriter, r *http.Request) {
+	dir := e.webClientDir()
 	if _, err := os.Stat(filepath.Join(dir, webClientMarker)); err != nil {
 		webClientHeaders(w, "default-src 'none'")
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -158,21 +157,17 @@ func (a *HTTPAPI) handleWebClient(w http.ResponseWriter, r *http.Request) {
 		_ = webClientMissing.Execute(w, dir)
 		return
 	}
-	domain := a.requestDomain(r)
+	domain := e.requestDomain(r)
 	if q := r.URL.Query().Get("domain"); q != "" {
 		if d, err := xmpp.NormalizeDomain(q); err == nil {
-			if _, ok := a.s.sessionHosts[d]; ok {
+			if e.api.ServesLogins(d) {
 				domain = d
 			}
 		}
 	}
 	if domain == "" {
 		// Reached by an address (like 127.0.0.1:5280), not a domain.
-		domains := make([]string, 0, len(a.s.sessionHosts))
-		for d := range a.s.sessionHosts {
-			domains = append(domains, d)
-		}
-		slices.Sort(domains)
+		domains := e.api.LoginDomains()
 		switch len(domains) {
 		case 0:
 			http.Error(w, "this server serves no domain users log in to", http.StatusNotFound)
@@ -186,7 +181,7 @@ func (a *HTTPAPI) handleWebClient(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ws := a.webSocketURL(r)
+	ws := e.webSocketURL(r)
 	// Media is shown inline only from this page's host, as the CSP
 	// allows; elsewhere it stays a link (webClientCSP says why).
 	pageHost := r.Host
@@ -208,7 +203,7 @@ func (a *HTTPAPI) handleWebClient(w http.ResponseWriter, r *http.Request) {
 		"assets_path":                 WebClientPath + "/dist/",
 	})
 	if err != nil {
-		a.s.log.Error("server: web client config", "err", err)
+		e.log.Error("web: web client config", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}

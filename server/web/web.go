@@ -1,15 +1,17 @@
-package server
+package web
 
 import (
-	"crypto/tls"
 	"encoding/json"
 	"encoding/xml"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 
 	"github.com/parley-im/parley/c2s"
+	"github.com/parley-im/parley/conf"
+	"github.com/parley-im/parley/server"
 	"github.com/parley-im/parley/xmpp"
 )
 
@@ -23,35 +25,23 @@ const WebSocketPath = "/xmpp-websocket"
 // nsAltWebSocket is XEP-0156's link relation of a WebSocket endpoint.
 const nsAltWebSocket = "urn:xmpp:alt-connections:websocket"
 
-// webRoutes adds the WebSocket endpoint and host-meta to the listener.
-func (a *HTTPAPI) webRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET "+WebSocketPath, a.handleWebSocket)
-	mux.HandleFunc("GET /.well-known/host-meta", a.handleHostMeta)
-	mux.HandleFunc("GET /.well-known/host-meta.json", a.handleHostMeta)
-	a.webClientRoutes(mux)
+func init() { server.RegisterRoutes("web", routes) }
+
+// endpoints serves the web routes of one server's HTTP listener.
+type endpoints struct {
+	api *server.HTTPAPI
+	cfg *conf.HTTP
+	log *slog.Logger
 }
 
-// Client is how the listener sees a request's client: its address
-// (ip:port, or an ip alone when a proxy forwarded it) and whether it came
-// over HTTPS, to the listener or, with [http] trust_forwarded, to the
-// reverse proxy in front.
-func (a *HTTPAPI) Client(r *http.Request) (addr string, https bool) {
-	addr, https = r.RemoteAddr, r.TLS != nil
-	if !a.s.cfg.HTTP.TrustForwarded {
-		return addr, https
-	}
-	if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
-		// The last address is the one the proxy saw; any before it
-		// are what the client claimed.
-		list := strings.Split(xff[len(xff)-1], ",")
-		if ip, err := netip.ParseAddr(strings.TrimSpace(list[len(list)-1])); err == nil {
-			addr = ip.String()
-		}
-	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p != "" {
-		https = strings.EqualFold(strings.TrimSpace(p), "https")
-	}
-	return addr, https
+// routes adds the WebSocket endpoint, host-meta and the web client to a
+// server's HTTP listener.
+func routes(mux *http.ServeMux, api *server.HTTPAPI) {
+	e := &endpoints{api: api, cfg: &api.Config().HTTP, log: api.Logger()}
+	mux.HandleFunc("GET "+WebSocketPath, e.handleWebSocket)
+	mux.HandleFunc("GET /.well-known/host-meta", e.handleHostMeta)
+	mux.HandleFunc("GET /.well-known/host-meta.json", e.handleHostMeta)
+	e.webClientRoutes(mux)
 }
 
 // handleWebSocket hands the request to c2s, which upgrades it. The stream
@@ -64,9 +54,9 @@ func (a *HTTPAPI) Client(r *http.Request) (addr string, https bool) {
 // sets trust_forwarded and the proxy says https. Over HTTPS to the
 // listener itself, with no proxy in between, SASL binds to the request's
 // TLS connection (SCRAM-*-PLUS, PLAIN) as on c2s TLS.
-func (a *HTTPAPI) handleWebSocket(w http.ResponseWriter, r *http.Request) {
-	addr, https := a.Client(r)
-	cfg := &a.s.cfg.HTTP
+func (e *endpoints) handleWebSocket(w http.ResponseWriter, r *http.Request) {
+	addr, https := e.api.Client(r)
+	cfg := e.cfg
 	localClient := isLoopback(addr) && (cfg.TrustForwarded || !forwarded(r))
 	opts := c2s.WebSocketOptions{
 		Secure:         https || localClient || cfg.WebSocketInsecure,
@@ -79,8 +69,8 @@ func (a *HTTPAPI) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		// binding to it would fail every client that tried one.
 		opts.TLS = r.TLS
 	}
-	if err := a.s.c2s.ServeWebSocket(w, r, opts); err != nil {
-		a.s.log.Debug("server: websocket refused", "remote", addr, "err", err)
+	if err := e.api.ServeWebSocket(w, r, opts); err != nil {
+		e.log.Debug("web: websocket refused", "remote", addr, "err", err)
 	}
 }
 
@@ -120,12 +110,12 @@ type xrdLink struct {
 // Host, with the WebSocket endpoint: websocket_url, or built from the
 // request. Browsers read it from other origins, so it carries CORS's
 // Access-Control-Allow-Origin: * (it holds nothing private).
-func (a *HTTPAPI) handleHostMeta(w http.ResponseWriter, r *http.Request) {
-	if a.requestDomain(r) == "" {
+func (e *endpoints) handleHostMeta(w http.ResponseWriter, r *http.Request) {
+	if e.requestDomain(r) == "" {
 		http.Error(w, "no XMPP domain is served under this name", http.StatusNotFound)
 		return
 	}
-	doc := xrd{Links: []xrdLink{{Rel: nsAltWebSocket, Href: a.webSocketURL(r)}}}
+	doc := xrd{Links: []xrdLink{{Rel: nsAltWebSocket, Href: e.webSocketURL(r)}}}
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	if strings.HasSuffix(r.URL.Path, ".json") {
 		w.Header().Set("Content-Type", "application/json")
@@ -140,35 +130,26 @@ func (a *HTTPAPI) handleHostMeta(w http.ResponseWriter, r *http.Request) {
 // webSocketURL is the WebSocket endpoint a web client reached by r should
 // use: websocket_url, or built from the request's scheme and Host. Both
 // host-meta and /chat announce it.
-func (a *HTTPAPI) webSocketURL(r *http.Request) string {
-	if u := a.s.cfg.HTTP.WebSocketURL; u != "" {
+func (e *endpoints) webSocketURL(r *http.Request) string {
+	if u := e.cfg.WebSocketURL; u != "" {
 		return u
 	}
 	scheme := "ws"
-	if _, https := a.Client(r); https {
+	if _, https := e.api.Client(r); https {
 		scheme = "wss"
 	}
 	return scheme + "://" + r.Host + WebSocketPath
 }
 
 // requestDomain is the served domain the request's Host names, or "".
-func (a *HTTPAPI) requestDomain(r *http.Request) string {
+func (e *endpoints) requestDomain(r *http.Request) string {
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
 	domain, err := xmpp.NormalizeDomain(host)
-	if _, ok := a.s.sessionHosts[domain]; err != nil || !ok {
+	if err != nil || !e.api.ServesLogins(domain) {
 		return ""
 	}
 	return domain
-}
-
-// httpsConfig is the TLS config of an HTTPS listener: the hosts'
-// certificates by SNI, HTTP/1.1 only, since a WebSocket upgrade takes
-// over an HTTP/1.1 connection.
-func (s *Server) httpsConfig() *tls.Config {
-	cfg := s.certs.TLSConfig().Clone()
-	cfg.NextProtos = []string{"http/1.1"}
-	return cfg
 }
