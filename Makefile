@@ -53,6 +53,8 @@ test: vet fmt-check
 	$(GO) test -race -count=1 $(PKGS)
 	# The sessions without the crypto/tls reach, as `make TAGS=` builds them.
 	GOFLAGS='$(filter-out -tags=%,$(GOFLAGS))' $(GO) test -count=1 ./c2s/...
+	# A room of 1,000 occupants, too slow under the race detector.
+	$(GO) test -count=1 -run 'TestRoomFanOut' ./components/muc/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
