@@ -23,6 +23,7 @@
 #                                    the pairs, once (make slowconsumers
 #                                    compares runs with and without them)
 #   ARCHIVE=false                    the local host without its message archive
+#   MUC_ARCHIVE=false                rooms.localhost's rooms without their archive
 #   TRANSPORT="tcp ws"               each scenario over each transport, in turn:
 #                                    tcp (c2s, STARTTLS; the default), ws (XMPP
 #                                    over WebSocket, RFC 7395, plain ws:// on
