@@ -214,10 +214,10 @@ func (r *room) flush() {
 		batch := r.out
 		r.out = nil
 		r.mu.Unlock()
-		for i, st := range batch {
-			r.svc.router.Route(st)
-			batch[i] = nil
-		}
+		// A message's copies for the occupants go to each local host
+		// at once (server.FanOutHost).
+		r.svc.router.RouteFanOut(batch)
+		clear(batch)
 		r.mu.Lock()
 		if r.out == nil {
 			r.out = batch[:0] // keep the array for the next stanzas
