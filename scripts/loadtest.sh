@@ -31,7 +31,8 @@
 #                                    Parley); ws and wss exclude each other (one
 #                                    HTTP listener); slow runs over tcp only
 # PROFILE=DIR writes 5-second CPU profiles of Parley during the msg and bot
-# scenarios into DIR (go tool pprof -top DIR/bot.cpu).
+# scenarios into DIR (go tool pprof -top DIR/bot.cpu); PROFILE_SECONDS=15
+# profiles longer (keep it below the scenario's duration less 3 s).
 # The exit code is 1 when any scenario failed (a login, a lost message, ...).
 set -euo pipefail
 
@@ -145,7 +146,7 @@ load_as() {
 		case $name in
 		msg | msg-* | bot | bot-* | slow | muc | muc-* | s2s)
 			# The profile covers the scenario's measured window after the logins.
-			(sleep 3 && curl -s -o "$PROFILE/$name.cpu" "http://127.0.0.1:$pprof/debug/pprof/profile?seconds=5") &
+			(sleep 3 && curl -s -o "$PROFILE/$name.cpu" "http://127.0.0.1:$pprof/debug/pprof/profile?seconds=${PROFILE_SECONDS:-5}") &
 			prof=$!
 			prof_pid=$prof
 			;;
