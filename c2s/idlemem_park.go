@@ -175,6 +175,10 @@ func (p *parker) sweep() {
 			}
 		}
 		clear(list)
+		if l, ok := p.srv.idle.(*leanIdle); ok {
+			// Before a release, so that their stacks go back too.
+			l.writers.trimIdle()
+		}
 		p.releaseParked(time.Now())
 	}
 }

@@ -28,6 +28,9 @@
 #                                muc: rooms × occupants on rooms.localhost (Parley's
 #                                muc host, Prosody's "muc" component), each occupant
 #                                sending MUC_RATE groupchat msgs/s
+#   MUC_ARCHIVE=false            or true: rooms keep an archive (XEP-0313; Parley's
+#                                muc host's default, Prosody's mod_muc_mam); false
+#                                turns Parley's off and leaves Prosody's out
 #   MECH=SCRAM-SHA-256           or SCRAM-SHA-1: the mechanism both servers use
 #   SCRAM_ITERATIONS=4096        PBKDF2 iterations of new accounts, both servers
 #   PROSODY_STORAGE=internal     or memory (internal: files under data_path)
@@ -63,6 +66,12 @@ MUC_ROOMS=${MUC_ROOMS:-10}
 MUC_OCCUPANTS=${MUC_OCCUPANTS:-20}
 MUC_RATE=${MUC_RATE:-1}
 MUC_DURATION=${MUC_DURATION:-10s}
+MUC_ARCHIVE=${MUC_ARCHIVE:-false}
+case $MUC_ARCHIVE in
+true) prosody_muc='"muc_mam";' ;;
+false) prosody_muc='' ;;
+*) echo "compare: MUC_ARCHIVE=$MUC_ARCHIVE: use true or false" >&2; exit 2 ;;
+esac
 MECH=${MECH:-SCRAM-SHA-256}
 SCRAM_ITERATIONS=${SCRAM_ITERATIONS:-4096}
 PROSODY_STORAGE=${PROSODY_STORAGE:-internal}
@@ -256,6 +265,7 @@ post_url = "http://127.0.0.1:$hook_port/"
 name = "rooms.localhost"
 type = "muc"
 history_length = 20
+archive = $MUC_ARCHIVE
 TOML
 
 # Prosody's certificate: ECDSA P-256 like the one Parley generates, since the
@@ -267,7 +277,8 @@ fill() {
 	sed -e "s|@DIR@|$tmp/prosody|g" -e "s|@C2S_PORT@|$prosody_port|g" -e "s|@HTTP_PORT@|$prosody_http|g" \
 		-e "s|@HOOK_PORT@|$hook_port|g" -e "s|@HASH@|$prosody_hash|g" -e "s|@ITERATIONS@|$SCRAM_ITERATIONS|g" \
 		-e "s|@STORAGE@|$PROSODY_STORAGE|g" -e "s|@PLUGIN_PATHS@|$plugin_paths|g" \
-		-e "s|@MODERN_MODULES@|$prosody_modern|g" "$1"
+		-e "s|@MODERN_MODULES@|$prosody_modern|g" -e "s|@MUC_MODULES@|$prosody_muc|g" \
+		-e "s|@MUC_ARCHIVE@|$MUC_ARCHIVE|g" "$1"
 }
 fill testdata/prosody/prosody.cfg.lua.in >"$tmp/prosody/prosody.cfg.lua"
 if [[ -n $component_http ]]; then

@@ -23,6 +23,7 @@
 #                                    the pairs, once (make slowconsumers
 #                                    compares runs with and without them)
 #   ARCHIVE=false                    the local host without its message archive
+#   MUC_ARCHIVE=false                rooms.localhost's rooms without their archive
 #   TRANSPORT="tcp ws"               each scenario over each transport, in turn:
 #                                    tcp (c2s, STARTTLS; the default), ws (XMPP
 #                                    over WebSocket, RFC 7395, plain ws:// on
@@ -30,7 +31,8 @@
 #                                    Parley); ws and wss exclude each other (one
 #                                    HTTP listener); slow runs over tcp only
 # PROFILE=DIR writes 5-second CPU profiles of Parley during the msg and bot
-# scenarios into DIR (go tool pprof -top DIR/bot.cpu).
+# scenarios into DIR (go tool pprof -top DIR/bot.cpu); PROFILE_SECONDS=15
+# profiles longer (keep it below the scenario's duration less 3 s).
 # The exit code is 1 when any scenario failed (a login, a lost message, ...).
 set -euo pipefail
 
@@ -144,7 +146,7 @@ load_as() {
 		case $name in
 		msg | msg-* | bot | bot-* | slow | muc | muc-* | s2s)
 			# The profile covers the scenario's measured window after the logins.
-			(sleep 3 && curl -s -o "$PROFILE/$name.cpu" "http://127.0.0.1:$pprof/debug/pprof/profile?seconds=5") &
+			(sleep 3 && curl -s -o "$PROFILE/$name.cpu" "http://127.0.0.1:$pprof/debug/pprof/profile?seconds=${PROFILE_SECONDS:-5}") &
 			prof=$!
 			prof_pid=$prof
 			;;

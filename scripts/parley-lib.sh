@@ -111,6 +111,11 @@ TOML
 name = "rooms.localhost"
 type = "muc"
 TOML
+	# MUC_ARCHIVE=false measures rooms without their archive (XEP-0313 on
+	# the room), which new rooms keep by default.
+	if [[ -n ${MUC_ARCHIVE:-} ]]; then
+		echo "archive = $MUC_ARCHIVE" >>"$tmp/parley.toml"
+	fi
 	if [[ -n ${2:-} ]]; then
 		cat >>"$tmp/parley.toml" <<TOML
 

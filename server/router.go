@@ -121,6 +121,45 @@ func (r *Router) Route(st *xmpp.Stanza) {
 	h.HandleStanza(st)
 }
 
+// FanOutHost is a handler that takes a room's messages to its users
+// several at once (the local type): the messages of type groupchat that
+// a multi-user chat room sends each to one full JID of the handler's
+// domain. HandleFanOut must apply to each what HandleStanza would, in
+// order; being handed them together lets it skip what one stanza at a
+// time repeats.
+type FanOutHost interface {
+	Handler
+	HandleFanOut(sts []*xmpp.Stanza)
+}
+
+// RouteFanOut routes sts, in order, as Route would each. A run of
+// messages of type groupchat to full JIDs of one domain whose host is a
+// [FanOutHost] goes to that host at once: a room's message to its
+// occupants is one call per domain, not one per occupant.
+func (r *Router) RouteFanOut(sts []*xmpp.Stanza) {
+	for i := 0; i < len(sts); {
+		st := sts[i]
+		fh, ok := r.hosts[st.To.Domain()].(FanOutHost)
+		if !ok || !roomMessage(st) {
+			r.Route(st)
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(sts) && roomMessage(sts[j]) && sts[j].To.Domain() == st.To.Domain() {
+			j++
+		}
+		fh.HandleFanOut(sts[i:j])
+		i = j
+	}
+}
+
+// roomMessage reports whether st is what RouteFanOut hands a FanOutHost:
+// a groupchat message to a full JID.
+func roomMessage(st *xmpp.Stanza) bool {
+	return st.Kind == xmpp.KindMessage && st.Type == "groupchat" && st.To.Local() != "" && st.To.Resource() != ""
+}
+
 // Bounce answers st with the error e, unless st is itself an error or an
 // answer (RFC 6120 §8.3.1: no error answers an error), or a presence of a
 // kind that is never answered.

@@ -99,9 +99,12 @@ func (r *room) fanOut(tmpl *etree.Element) {
 		n += len(o.sessions)
 	}
 	xmpp.ShareChildren(tmpl.Child[:len(tmpl.Child):len(tmpl.Child)], n)
+	from, _ := xmpp.Parse(tmpl.SelectAttrValue("from", ""))
 	for _, o := range r.occupants {
 		for _, s := range o.sessions {
-			r.send(to(tmpl, xmpp.KindMessage, s, nil))
+			st := toFrom(tmpl, xmpp.KindMessage, s, nil)
+			st.From = from
+			r.send(st)
 		}
 	}
 }

@@ -214,10 +214,10 @@ func (r *room) flush() {
 		batch := r.out
 		r.out = nil
 		r.mu.Unlock()
-		for i, st := range batch {
-			r.svc.router.Route(st)
-			batch[i] = nil
-		}
+		// A message's copies for the occupants go to each local host
+		// at once (server.FanOutHost).
+		r.svc.router.RouteFanOut(batch)
+		clear(batch)
 		r.mu.Lock()
 		if r.out == nil {
 			r.out = batch[:0] // keep the array for the next stanzas
@@ -297,6 +297,14 @@ func newEl(tag string, from xmpp.JID, typ string) *etree.Element {
 // stanza-id) gets a new array and the others do not see it. extra, when
 // not nil, is added to this copy alone.
 func to(tmpl *etree.Element, kind xmpp.Kind, s *session, extra *etree.Element) *xmpp.Stanza {
+	st := toFrom(tmpl, kind, s, extra)
+	st.From, _ = xmpp.Parse(tmpl.SelectAttrValue("from", ""))
+	return st
+}
+
+// toFrom is to without the stanza's From, which a fan-out parses once for
+// all its copies.
+func toFrom(tmpl *etree.Element, kind xmpp.Kind, s *session, extra *etree.Element) *xmpp.Stanza {
 	el := &etree.Element{Space: tmpl.Space, Tag: tmpl.Tag}
 	el.Attr = make([]etree.Attr, len(tmpl.Attr), len(tmpl.Attr)+1)
 	copy(el.Attr, tmpl.Attr)
@@ -318,7 +326,6 @@ func to(tmpl *etree.Element, kind xmpp.Kind, s *session, extra *etree.Element) *
 			st.ID = a.Value
 		}
 	}
-	st.From, _ = xmpp.Parse(tmpl.SelectAttrValue("from", ""))
 	return st
 }
 

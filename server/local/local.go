@@ -486,6 +486,71 @@ func (h *localHost) HandleStanza(st *xmpp.Stanza) {
 	}
 }
 
+// HandleFanOut applies the delivery rules to a room's groupchat messages,
+// each to a full JID of this domain (server.FanOutHost), as HandleStanza
+// would one by one, with less done per message: the recipients' accounts
+// are looked up together, and each one's block list and session under
+// one hold of its lock. What does not fit the fast path (a user with no
+// session, whose block list is in the store; an account that could not
+// be read) takes HandleStanza's way. Every rule holds as there:
+//   - XEP-0191: a user who blocks the room (its bare JID, an occupant's
+//     full JID or the service's domain) does not get its messages, which
+//     are bounced as if the user did not exist;
+//   - the ToFull handlers run (carbons do not copy a room's messages,
+//     XEP-0280 §6; a user's archive does not keep groupchat, XEP-0313
+//     §5.1.1), then ToClient's on the way to the session (CSI may hold
+//     a message without a body), and the session's queue counts it for
+//     stream management like any stanza;
+//   - a resource that is gone does not get it: groupchat to an absent
+//     full JID is bounced (RFC 6121 §8.5.3.2.1), and the room drops the
+//     occupant.
+func (h *localHost) HandleFanOut(sts []*xmpp.Stanza) {
+	var accts [32]*account
+	for len(sts) > 0 {
+		n := min(len(sts), len(accts))
+		h.mu.RLock()
+		for i, st := range sts[:n] {
+			accts[i] = h.users[st.To.Local()]
+		}
+		h.mu.RUnlock()
+		for i, st := range sts[:n] {
+			h.fanOutOne(st, accts[i])
+			accts[i] = nil
+		}
+		sts = sts[n:]
+	}
+}
+
+// fanOutOne is HandleFanOut's rules for one groupchat message st to a
+// full JID, a the recipient's account as looked up (nil: no session).
+func (h *localHost) fanOutOne(st *xmpp.Stanza, a *account) {
+	if a == nil || st.From.IsZero() || a.load(h) != nil {
+		h.HandleStanza(st)
+		return
+	}
+	a.mu.Lock()
+	blocked := st.From.Bare() != st.To.Bare() && a.isBlocked(st.From)
+	var s Session
+	if !blocked {
+		for _, e := range a.sessions {
+			if e.s.JID() == st.To && !e.s.Closing() {
+				s = e.s
+				break
+			}
+		}
+	}
+	a.mu.Unlock()
+	switch {
+	case blocked:
+		h.router.Bounce(st, xmpp.NewStanzaError(xmpp.ServiceUnavailable, ""))
+	case h.pipe.run(ToFull, nil, st):
+	case s != nil:
+		h.deliver(s, st)
+	default:
+		h.toFullJID(st, a)
+	}
+}
+
 // fromOwnAccount handles a stanza a user sent without to (RFC 6120 §10.3):
 // an iq is for the account, a message is to the user's own bare JID.
 // Presence without to never gets here: the c2s entry handles it.
@@ -831,5 +896,9 @@ func (h *localHost) MayExist(local string) bool {
 	return h.online(local) != nil || h.exists(local)
 }
 
-// A local host hears of its sessions' detaches, for its modules.
-var _ server.DetachHost = (*localHost)(nil)
+// A local host hears of its sessions' detaches, for its modules, and
+// takes a room's messages several at once.
+var (
+	_ server.DetachHost = (*localHost)(nil)
+	_ server.FanOutHost = (*localHost)(nil)
+)

@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"fmt"
 	"github.com/parley-im/parley/server"
 	"log/slog"
 	"sync/atomic"
@@ -70,6 +71,69 @@ func BenchmarkRouteChatMessage(b *testing.B) {
 			if got := bob.got.Load(); got != int64(b.N) {
 				b.Fatalf("bob got %d messages of %d", got, b.N)
 			}
+		})
+	}
+}
+
+// BenchmarkRoomFanOut routes one room message's copies to 20 occupants
+// of this host, each online with one session, as a muc room's flush
+// hands them over: one Route each ("one by one", before
+// server.FanOutHost) or one RouteFanOut for all ("at once"). The block
+// checks, the account and session lookups and the deliveries to the
+// queues; no module, network, XML or TLS.
+func BenchmarkRoomFanOut(b *testing.B) {
+	const occupants = 20
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	store, err := storage.Open(ctx, storage.Memory)
+	if err != nil {
+		b.Fatalf("opening the store: %v", err)
+	}
+	defer store.Close()
+	log := slog.New(slog.DiscardHandler)
+	r := server.NewRouter(log)
+	h := newLocalHost("localhost", r, store, hostLimits{roster: 100, offline: 100}, log)
+	r.SetHost("localhost", h)
+	sessions := make([]*benchSession, occupants)
+	sts := make([]*xmpp.Stanza, occupants)
+	for i := range sessions {
+		s := &benchSession{jid: xmpp.MustParse(fmt.Sprintf("u%d@localhost/r", i))}
+		if err := store.CreateAccount(ctx, storage.Account{Host: "localhost", Username: s.jid.Local()}); err != nil {
+			b.Fatalf("creating %s: %v", s.jid.Local(), err)
+		}
+		if err := h.bind(s); err != nil {
+			b.Fatalf("binding %s: %v", s.jid, err)
+		}
+		sessions[i] = s
+		st, err := parseStanza([]byte("<message from='room@muc.localhost/nick0' to='" + s.jid.String() + "' type='groupchat' id='m1'><body>hi</body></message>"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		sts[i] = st
+	}
+	for _, c := range []struct {
+		name  string
+		route func([]*xmpp.Stanza)
+	}{
+		{"one by one", func(sts []*xmpp.Stanza) {
+			for _, st := range sts {
+				r.Route(st)
+			}
+		}},
+		{"at once", r.RouteFanOut},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			before := sessions[occupants-1].got.Load()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				c.route(sts)
+			}
+			b.StopTimer()
+			if got := sessions[occupants-1].got.Load() - before; got != int64(b.N) {
+				b.Fatalf("the last occupant got %d messages of %d", got, b.N)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*occupants), "ns/delivery")
 		})
 	}
 }

@@ -118,6 +118,11 @@ func (m *module) sent(from local.Session, st *xmpp.Stanza) bool {
 // resource that is gone, the available resources of the highest
 // non-negative priority do (§8.5.2.1.1).
 func (m *module) received(_ local.Session, st *xmpp.Stanza) bool {
+	if st.Type == "groupchat" {
+		// §6: a message a room sends is not eligible, whatever it
+		// carries; each resource in the room gets its own copy.
+		return false
+	}
 	bare := st.To.Bare()
 	if (!m.enabled.Any() || m.h.SessionCount(st.To.Local()) < 2) && xmpp.Child(st.El, NS, "private") == nil {
 		// One resource gets the message, and nobody a copy.

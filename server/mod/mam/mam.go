@@ -25,6 +25,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -203,11 +204,26 @@ func shouldArchive(st *xmpp.Stanza) bool {
 
 // stripStanzaIDs removes the stanza-ids whose by is by: only this server
 // may claim them (XEP-0359 §5).
+//
+// A room's message shares its children with the other occupants' copies
+// (its root is this recipient's alone): the copy gets a child list of
+// its own, so that the others' are untouched.
 func stripStanzaIDs(st *xmpp.Stanza, by func(string) bool) {
+	forged := func(t etree.Token) bool {
+		c, ok := t.(*etree.Element)
+		return ok && c.Tag == "stanza-id" && xmpp.NS(c) == NSSID && by(c.SelectAttrValue("by", ""))
+	}
+	if !slices.ContainsFunc(st.El.Child, forged) {
+		return
+	}
 	for _, c := range st.El.ChildElements() {
-		if c.Tag == "stanza-id" && xmpp.NS(c) == NSSID && by(c.SelectAttrValue("by", "")) {
+		if forged(c) && c.Parent() == st.El {
 			st.El.RemoveChild(c)
 		}
+	}
+	if slices.ContainsFunc(st.El.Child, forged) {
+		// Shared children, whose parent is another element.
+		st.El.Child = slices.DeleteFunc(slices.Clone(st.El.Child), forged)
 	}
 }
 
