@@ -294,3 +294,22 @@ func TestHistory(t *testing.T) {
 		})
 	}
 }
+
+// TestJoinIDOnSelfPresence: the self-presence that ends a join carries
+// the join's id, as Prosody's does (clients such as mellium's match the
+// answer to their join by it); the other occupants' presences do not.
+func TestJoinIDOnSelfPresence(t *testing.T) {
+	s := startMUC(t, []string{"alice", "bob"})
+	alice, bob := login(t, s, "alice", "r"), login(t, s, "bob", "r")
+	create(t, alice, "ids", "alice")
+	bob.Send("<presence id='join-1' to='%s'><x xmlns='http://jabber.org/protocol/muc'/></presence>", roomJID("ids", "bob"))
+	self, before := bob.WaitFor("bob's self-presence", isSelf)
+	if self.ID != "join-1" {
+		t.Errorf("the self-presence is %s; want id='join-1'", bob.String(self.El))
+	}
+	for _, st := range before {
+		if st.ID == "join-1" {
+			t.Errorf("another presence carries the join's id: %s", bob.String(st.El))
+		}
+	}
+}

@@ -391,13 +391,16 @@ func (r *room) broadcastPresence(o *occupant, typ string, item func(*etree.Eleme
 	}
 }
 
-// selfPresence sends o's presence to its session s, with 110 (§7.2.3).
-func (r *room) selfPresence(o *occupant, s *session, typ string, item func(*etree.Element), codes ...string) {
+// selfPresence queues o's presence to its session s, with 110 (§7.2.3), and
+// returns it.
+func (r *room) selfPresence(o *occupant, s *session, typ string, item func(*etree.Element), codes ...string) *xmpp.Stanza {
 	codes = append([]string{statusSelf}, codes...)
 	if typ == "" && r.nonAnonymous() {
 		codes = append(codes, statusNonAnonymous)
 	}
-	r.send(to(r.presenceOf(o, typ, true, item, codes...), xmpp.KindPresence, s, nil))
+	st := to(r.presenceOf(o, typ, true, item, codes...), xmpp.KindPresence, s, nil)
+	r.send(st)
+	return st
 }
 
 // passOn returns the children of a client's stanza that the room passes
@@ -454,7 +457,7 @@ func (r *room) presence(st *xmpp.Stanza) {
 		// track, so it gets everything a join gets.
 		s.pres = passOn(st.El, true)
 		s.occ.last = s
-		r.welcome(s.occ, s, join)
+		r.welcome(s.occ, s, join, st.ID)
 	default:
 		s.pres = passOn(st.El, true)
 		s.occ.last = s
@@ -515,13 +518,13 @@ func (r *room) join(st *xmpp.Stanza, nick string, x *etree.Element) {
 		// changes nothing for the newcomer's own order.
 		r.broadcastPresence(o, "", nil)
 	}
-	r.welcome(o, s, x)
+	r.welcome(o, s, x, st.ID)
 }
 
 // welcome sends the session s of o what a join gets, in XEP-0045 §7.1's
 // order: the other occupants' presence, its own presence (110, 100, 201),
 // the history, the subject.
-func (r *room) welcome(o *occupant, s *session, x *etree.Element) {
+func (r *room) welcome(o *occupant, s *session, x *etree.Element, joinID string) {
 	sees := r.seesJIDs(o)
 	for _, other := range r.occupants {
 		if other != o {
@@ -533,7 +536,14 @@ func (r *room) welcome(o *occupant, s *session, x *etree.Element) {
 		codes = append(codes, statusCreated)
 		r.created = false
 	}
-	r.selfPresence(o, s, "", nil, codes...)
+	self := r.selfPresence(o, s, "", nil, codes...)
+	if joinID != "" {
+		// The join's id on the self-presence, as Prosody does: a client
+		// (mellium's muc.Join) matches its join to the answer by it.
+		// The root is this session's own copy (see to).
+		self.El.CreateAttr("id", joinID)
+		self.ID = joinID
+	}
 	r.sendHistory(s, x)
 	subj := newEl("message", r.jid, "groupchat")
 	if r.subjectFrom != "" {
