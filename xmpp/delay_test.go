@@ -48,3 +48,34 @@ func TestStripForeignDelays(t *testing.T) {
 		})
 	}
 }
+
+// TestDropChildrenLeavesSharedChildren: dropping from one element whose
+// children another shares (a room's copies) leaves the other's as they
+// were; with nothing to drop the array stays the same one.
+func TestDropChildrenLeavesSharedChildren(t *testing.T) {
+	d := etree.NewDocument()
+	if err := d.ReadFromString(`<message><body>hi</body><stanza-id xmlns='urn:xmpp:sid:0'/><x/></message>`); err != nil {
+		t.Fatal(err)
+	}
+	a := d.Root()
+	b := &etree.Element{Tag: "message", Child: a.Child[:len(a.Child):len(a.Child)]}
+	isID := func(c *etree.Element) bool { return c.Tag == "stanza-id" }
+	if DropChildren(b, func(c *etree.Element) bool { return c.Tag == "nothing" }) || &b.Child[0] != &a.Child[0] {
+		t.Fatal("nothing to drop, yet the children changed")
+	}
+	if !DropChildren(b, isID) {
+		t.Fatal("the stanza-id was not dropped")
+	}
+	tags := func(el *etree.Element) (s string) {
+		for _, c := range el.ChildElements() {
+			s += c.Tag + " "
+		}
+		return s
+	}
+	if got, want := tags(b), "body x "; got != want {
+		t.Errorf("the dropping copy has %q, want %q", got, want)
+	}
+	if got, want := tags(a), "body stanza-id x "; got != want {
+		t.Errorf("the sharing element has %q, want %q", got, want)
+	}
+}

@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/beevik/etree"
@@ -281,35 +282,47 @@ func NewDelay(from string, at time.Time) *etree.Element {
 
 // StripForeignDelays removes from a message or presence the XEP-0203
 // <delay/> elements whose from is in a domain for which ours reports
-// true (a domain of this server, say) and is not the stanza's sender,
-// and reports how many it removed. Only this server may claim that it
-// delayed a stanza: a recipient (and this server's own stream
-// management, which keeps the first delay from its domain) trusts such a
-// stamp as the server's word on when the stanza was sent, so a sender
-// that could add one could backdate what it says. Delays from the sender
-// itself (a client that composed offline), with no from, or from other
-// domains (a remote server's own) are their claims and stay; a from that
-// is no JID cannot be checked and goes. Iqs carry none.
-func StripForeignDelays(st *Stanza, ours func(domain string) bool) int {
+// true (a domain of this server, say) and is not the stanza's sender.
+// Only this server may claim that it delayed a stanza: a recipient (and
+// this server's own stream management, which keeps the first delay from
+// its domain) trusts such a stamp as the server's word on when the
+// stanza was sent, so a sender that could add one could backdate what it
+// says. Delays from the sender itself (a client that composed offline),
+// with no from, or from other domains (a remote server's own) are their
+// claims and stay; a from that is no JID cannot be checked and goes.
+// Iqs carry none.
+func StripForeignDelays(st *Stanza, ours func(domain string) bool) {
 	if st.Kind != KindMessage && st.Kind != KindPresence {
-		return 0
+		return
 	}
-	n := 0
-	for i := 0; i < len(st.El.Child); i++ {
-		c, ok := st.El.Child[i].(*etree.Element)
-		if !ok || c.Tag != "delay" || NS(c) != NSDelay {
-			continue
+	DropChildren(st.El, func(c *etree.Element) bool {
+		if c.Tag != "delay" || NS(c) != NSDelay {
+			return false
 		}
 		from := c.SelectAttrValue("from", "")
 		if from == "" {
-			continue
+			return false
 		}
-		if j, err := Parse(from); err == nil && (!ours(j.Domain()) || j.Bare() == st.From.Bare()) {
-			continue
-		}
-		st.El.RemoveChildAt(i)
-		i--
-		n++
+		j, err := Parse(from)
+		return err != nil || ours(j.Domain()) && j.Bare() != st.From.Bare()
+	})
+}
+
+// DropChildren removes from el the child elements for which drop reports
+// true and reports whether it removed any. el's children may be shared
+// with other elements (a room's copies share the sender's; a fan-out's
+// serialization is keyed by the array, xmpp/shared.go): the remaining
+// ones go to a new array, cut to its length, and only when one is
+// dropped, which most stanzas never need.
+func DropChildren(el *etree.Element, drop func(*etree.Element) bool) bool {
+	match := func(t etree.Token) bool {
+		c, ok := t.(*etree.Element)
+		return ok && drop(c)
 	}
-	return n
+	if !slices.ContainsFunc(el.Child, match) {
+		return false
+	}
+	kids := slices.DeleteFunc(slices.Clone(el.Child), match)
+	el.Child = kids[:len(kids):len(kids)]
+	return true
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/beevik/etree"
@@ -186,20 +185,15 @@ func historic(el *etree.Element) bool {
 // archives and the message is historic, archives it and adds its
 // stanza-id. from is the sender, nil for the room itself.
 func (r *room) stampMessage(tmpl *etree.Element, from *occupant) {
-	forged := func(t etree.Token) bool {
-		c, ok := t.(*etree.Element)
-		if !ok || c.Tag != "stanza-id" || xmpp.NS(c) != nsStanzaID {
+	// The children are the sender's, shared: DropChildren copies them
+	// only when there is one to drop.
+	xmpp.DropChildren(tmpl, func(c *etree.Element) bool {
+		if c.Tag != "stanza-id" || xmpp.NS(c) != nsStanzaID {
 			return false
 		}
 		by, err := xmpp.Parse(c.SelectAttrValue("by", ""))
 		return err != nil || by == r.jid
-	}
-	// Copied only when there is one to drop: the children are the
-	// sender's, shared, and most messages carry none.
-	if slices.ContainsFunc(tmpl.Child, forged) {
-		kids := slices.DeleteFunc(slices.Clone(tmpl.Child), forged)
-		tmpl.Child = kids[:len(kids):len(kids)]
-	}
+	})
 	if !r.archiving() || !historic(tmpl) {
 		return
 	}

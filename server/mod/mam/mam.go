@@ -25,7 +25,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -209,22 +208,9 @@ func shouldArchive(st *xmpp.Stanza) bool {
 // (its root is this recipient's alone): the copy gets a child list of
 // its own, so that the others' are untouched.
 func stripStanzaIDs(st *xmpp.Stanza, by func(string) bool) {
-	forged := func(t etree.Token) bool {
-		c, ok := t.(*etree.Element)
-		return ok && c.Tag == "stanza-id" && xmpp.NS(c) == NSSID && by(c.SelectAttrValue("by", ""))
-	}
-	if !slices.ContainsFunc(st.El.Child, forged) {
-		return
-	}
-	for _, c := range st.El.ChildElements() {
-		if forged(c) && c.Parent() == st.El {
-			st.El.RemoveChild(c)
-		}
-	}
-	if slices.ContainsFunc(st.El.Child, forged) {
-		// Shared children, whose parent is another element.
-		st.El.Child = slices.DeleteFunc(slices.Clone(st.El.Child), forged)
-	}
+	xmpp.DropChildren(st.El, func(c *etree.Element) bool {
+		return c.Tag == "stanza-id" && xmpp.NS(c) == NSSID && by(c.SelectAttrValue("by", ""))
+	})
 }
 
 // sent archives what a user sends, in the sender's archive. A message to
