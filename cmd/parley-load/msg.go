@@ -226,33 +226,14 @@ func runMsg(ctx context.Context, o *options) report {
 		}
 	}
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var (
-		mu       sync.Mutex
-		sendErrs int64
-		sendErr  error
-	)
-	for _, cl := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := cl.send(ctx, stop, o.Size); err != nil {
-				mu.Lock()
-				sendErrs++
-				if sendErr == nil {
-					sendErr = fmt.Errorf("sending as %s: %w", cl.c.JID, err)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
+	sending := startSenders(ctx, stop, clients, o.Size)
 	slowWait := slow.run(ctx, conns, stop)
 	select {
 	case <-time.After(o.Duration):
 	case <-ctx.Done():
 	}
 	close(stop)
-	wg.Wait()
+	sendErrs, sendErr := sending()
 	slowErrs, slowErr := slowWait()
 
 	r.DrainS, r.RSSStartKiB, r.RSSPeakKiB = drainAndStop(ctx, &r.common, o.Drain, func() (sent, done int64) {
@@ -303,6 +284,44 @@ func runMsg(ctx context.Context, o *options) report {
 func (cl *msgClient) send(ctx context.Context, stop <-chan struct{}, size int) error {
 	return sendPaced(ctx, stop, sender{c: cl.c, win: cl.win, pace: cl.pace, sent: &cl.sent,
 		head: "<message type='chat' to='" + cl.to + "' id='m", first: 1}, size)
+}
+
+// sendingClient is a scenario's client that sends until it is told to
+// stop: msg's and s2s's msgClient, muc's mucClient.
+type sendingClient interface {
+	send(ctx context.Context, stop <-chan struct{}, size int) error
+	conn() *Conn
+}
+
+func (cl *msgClient) conn() *Conn { return cl.c }
+func (cl *mucClient) conn() *Conn { return cl.c }
+
+// startSenders runs each client's send on a goroutine of its own until
+// stop is closed (or ctx ends); the function it returns waits for them
+// and says how many failed, and the first failure.
+func startSenders[C sendingClient](ctx context.Context, stop <-chan struct{}, clients []C, size int) func() (int64, error) {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		fails int64
+		first error
+	)
+	for _, cl := range clients {
+		wg.Go(func() {
+			if err := cl.send(ctx, stop, size); err != nil {
+				mu.Lock()
+				fails++
+				if first == nil {
+					first = fmt.Errorf("sending as %s: %w", cl.conn().JID, err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	return func() (int64, error) {
+		wg.Wait()
+		return fails, first
+	}
 }
 
 // drainAndStop ends a run's measurement as msg and muc do: it waits, up

@@ -171,32 +171,13 @@ func runMUC(ctx context.Context, o *options) report {
 		}
 	}
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var (
-		mu       sync.Mutex
-		sendErrs int64
-		sendErr  error
-	)
-	for _, cl := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := cl.send(ctx, stop, o.Size); err != nil {
-				mu.Lock()
-				sendErrs++
-				if sendErr == nil {
-					sendErr = fmt.Errorf("sending as %s: %w", cl.c.JID, err)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
+	sending := startSenders(ctx, stop, clients, o.Size)
 	select {
 	case <-time.After(o.Duration):
 	case <-ctx.Done():
 	}
 	close(stop)
-	wg.Wait()
+	sendErrs, sendErr := sending()
 
 	r.DrainS, r.RSSStartKiB, r.RSSPeakKiB = drainAndStop(ctx, &r.common, o.Drain, func() (expected, done int64) {
 		for _, cl := range clients {

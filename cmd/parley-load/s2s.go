@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -139,32 +138,13 @@ func runS2S(ctx context.Context, o *options) report {
 		return r
 	}
 	stop := make(chan struct{})
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		sendErrs int64
-		sendErr  error
-	)
-	for _, cl := range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := cl.send(ctx, stop, o.Size); err != nil {
-				mu.Lock()
-				sendErrs++
-				if sendErr == nil {
-					sendErr = fmt.Errorf("sending as %s: %w", cl.c.JID, err)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
+	sending := startSenders(ctx, stop, senders, o.Size)
 	select {
 	case <-time.After(o.Duration):
 	case <-ctx.Done():
 	}
 	close(stop)
-	wg.Wait()
+	sendErrs, sendErr := sending()
 	var peer common
 	r.DrainS, _, _ = drainAndStop(ctx, &r.common, o.Drain, func() (sent, done int64) {
 		for _, cl := range senders {
