@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -110,54 +109,7 @@ func startEjabberd(t *testing.T, certFile, keyFile, caFile, parleyS2S string) (c
 		"ERL_LIBS="+libs,
 		"ERL_CRASH_DUMP_BYTES=0",
 	)
-	out, err := os.Create(filepath.Join(dir, "out.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting ejabberd: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		// The Erlang runtime stops cleanly on SIGTERM (init:stop).
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			for _, f := range []string{"out.log", "log/ejabberd.log"} {
-				b, _ := os.ReadFile(filepath.Join(dir, f))
-				t.Logf("ejabberd's %s:\n%s", f, tail(string(b), 80))
-			}
-		}
-	})
-	for _, addr := range []string{c2s, s2sAddr} {
-		for start := time.Now(); ; {
-			c, err := net.DialTimeout("tcp", addr, time.Second)
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case <-exited:
-				b, _ := os.ReadFile(filepath.Join(dir, "out.log"))
-				t.Fatalf("ejabberd exited: %s", b)
-			default:
-			}
-			if time.Since(start) > 30*time.Second {
-				t.Fatalf("ejabberd does not listen on %s: %v", addr, err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	runServer(t, "ejabberd", cmd, dir, []string{"out.log", "log/ejabberd.log"}, 30*time.Second, c2s, s2sAddr)
 	return c2s, s2sAddr
 }
 

@@ -99,13 +99,24 @@ func startProsody(t *testing.T, o prosodyOpts) (c2s, s2sAddr string) {
 	}
 	cmd := exec.Command(bin, "--config", cfgFile, "-F")
 	cmd.Dir = dir
+	runServer(t, "prosody", cmd, dir, []string{"out.log", "prosody.log"}, 20*time.Second, c2s, s2sAddr)
+	return c2s, s2sAddr
+}
+
+// runServer starts cmd, a peer server (Prosody, ejabberd) run from dir
+// with its output in dir/out.log, waits until it listens on each of
+// addrs (for at most wait), and stops it at the test's end with SIGTERM
+// (then SIGKILL after 10 s), logging the tails of logs (in dir) when the
+// test failed.
+func runServer(t *testing.T, name string, cmd *exec.Cmd, dir string, logs []string, wait time.Duration, addrs ...string) {
+	t.Helper()
 	out, err := os.Create(filepath.Join(dir, "out.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting prosody: %v", err)
+		t.Fatalf("starting %s: %v", name, err)
 	}
 	exited := make(chan struct{})
 	go func() {
@@ -113,6 +124,8 @@ func startProsody(t *testing.T, o prosodyOpts) (c2s, s2sAddr string) {
 		close(exited)
 	}()
 	t.Cleanup(func() {
+		// Both stop cleanly on SIGTERM (ejabberd's Erlang runtime through
+		// init:stop).
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-exited:
@@ -121,13 +134,13 @@ func startProsody(t *testing.T, o prosodyOpts) (c2s, s2sAddr string) {
 			<-exited
 		}
 		if t.Failed() {
-			for _, f := range []string{"out.log", "prosody.log"} {
+			for _, f := range logs {
 				b, _ := os.ReadFile(filepath.Join(dir, f))
-				t.Logf("prosody's %s:\n%s", f, tail(string(b), 80))
+				t.Logf("%s's %s:\n%s", name, f, tail(string(b), 80))
 			}
 		}
 	})
-	for _, addr := range []string{c2s, s2sAddr} {
+	for _, addr := range addrs {
 		for start := time.Now(); ; {
 			c, err := net.DialTimeout("tcp", addr, time.Second)
 			if err == nil {
@@ -137,16 +150,15 @@ func startProsody(t *testing.T, o prosodyOpts) (c2s, s2sAddr string) {
 			select {
 			case <-exited:
 				b, _ := os.ReadFile(filepath.Join(dir, "out.log"))
-				t.Fatalf("prosody exited: %s", b)
+				t.Fatalf("%s exited: %s", name, b)
 			default:
 			}
-			if time.Since(start) > 20*time.Second {
-				t.Fatalf("prosody does not listen on %s: %v", addr, err)
+			if time.Since(start) > wait {
+				t.Fatalf("%s does not listen on %s: %v", name, addr, err)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	return c2s, s2sAddr
 }
 
 // tail is the last n lines of s.
