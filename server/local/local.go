@@ -522,30 +522,17 @@ func (h *localHost) HandleFanOut(sts []*xmpp.Stanza) {
 }
 
 // fanOutOne is HandleFanOut's rules for one groupchat message st to a
-// full JID, a the recipient's account as looked up (nil: no session).
+// full JID, a the recipient's account as looked up (nil: no session):
+// HandleStanza's for a message to a full JID, from the block check on.
 func (h *localHost) fanOutOne(st *xmpp.Stanza, a *account) {
-	if a == nil || st.From.IsZero() || a.load(h) != nil {
+	if a == nil || st.From.IsZero() {
 		h.HandleStanza(st)
 		return
 	}
-	a.mu.Lock()
-	blocked := st.From.Bare() != st.To.Bare() && a.isBlocked(st.From)
-	var s Session
-	if !blocked {
-		for _, e := range a.sessions {
-			if e.s.JID() == st.To && !e.s.Closing() {
-				s = e.s
-				break
-			}
-		}
-	}
-	a.mu.Unlock()
 	switch {
-	case blocked:
+	case st.From.Bare() != st.To.Bare() && h.blocks(st.To.Local(), a, st.From):
 		h.router.Bounce(st, xmpp.NewStanzaError(xmpp.ServiceUnavailable, ""))
 	case h.pipe.run(ToFull, nil, st):
-	case s != nil:
-		h.deliver(s, st)
 	default:
 		h.toFullJID(st, a)
 	}
