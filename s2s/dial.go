@@ -199,6 +199,22 @@ func (s *Service) negotiateTLS(ctx context.Context, ps *peerStream, directTLS bo
 	return ps.open()
 }
 
+// close closes the stream's connection; the caller owns ps.w.
+func (ps *peerStream) close() error { return closeConn(ps.conn, ps.w) }
+
+// closeConn closes conn, which w writes to; the caller owns w. After a
+// failed write it closes the socket beneath TLS: crypto/tls's Close
+// would send its close_notify alert after the record the failed write
+// cut short (at its deadline, to a peer that reads too slowly), which
+// the peer then reads as a corrupt record ("bad record MAC", a sign of
+// tampering) instead of a dropped connection.
+func closeConn(conn net.Conn, w *xmpp.Writer) error {
+	if tc, ok := conn.(*tls.Conn); ok && w != nil && w.Failed() {
+		return tc.NetConn().Close()
+	}
+	return conn.Close()
+}
+
 // open sends a stream header and reads the peer's, and its features when
 // the peer speaks XMPP 1.0.
 func (ps *peerStream) open() error {
@@ -356,7 +372,7 @@ func (s *Service) verifyKey(ctx context.Context, local, remote, id, key string) 
 	if err != nil {
 		return false, err
 	}
-	defer ps.conn.Close()
+	defer ps.close()
 	v := dialbackElement("verify")
 	v.CreateAttr("from", local)
 	v.CreateAttr("to", remote)

@@ -113,7 +113,7 @@ func (in *inStream) fail(e *xmpp.StreamError) {
 	_ = in.w.WriteStreamError(e)
 	_ = in.w.WriteEnd()
 	_ = in.w.Flush()
-	in.conn.Close()
+	closeConn(in.conn, in.w)
 	in.svc.log.Info("s2s: inbound stream closed with an error", "remote", in.peerFrom, "addr", in.addr, "err", e)
 }
 
@@ -214,6 +214,9 @@ func (in *inStream) dialbackAllowed() bool {
 
 // serve runs the stream until it ends.
 func (in *inStream) serve() {
+	// The socket as accepted, beneath TLS once it is on (in.conn is
+	// read here, before the handshake replaces it): no alert can follow
+	// a record that a failed write cut short.
 	defer in.conn.Close()
 	negotiate := time.Now().Add(in.svc.cfg.ConnectTimeout)
 	_ = in.conn.SetReadDeadline(negotiate)

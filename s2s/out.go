@@ -99,7 +99,7 @@ func (o *outStream) run() {
 	ps, err := o.svc.dialPeer(ctx, o.pair)
 	if err == nil {
 		if err = o.svc.authenticate(ps); err != nil {
-			ps.conn.Close()
+			ps.close()
 		}
 	}
 	timedOut := ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded)
@@ -125,7 +125,7 @@ func (o *outStream) run() {
 
 // serve writes queued stanzas to the authenticated stream ps.
 func (o *outStream) serve(ps *peerStream) {
-	defer ps.conn.Close()
+	defer ps.close()
 	peerGone := make(chan struct{})
 	go func() {
 		defer close(peerGone)
