@@ -26,6 +26,9 @@
 // Group chat (the muc host) has its own cases: slixmpp's xep_0045 and
 // xep_0313 on a room and a webhook bot brought in by a mediated
 // invitation (slixmpp_muc_test.go, python/slixmpp_muc_client.py),
-// go-xmpp's JoinMUC and LeaveMUC (goxmpp_muc_test.go) and
-// mellium.im/xmpp/muc (mellium_muc_test.go), each beside a raw occupant.
+// go-xmpp's JoinMUC and LeaveMUC (goxmpp_muc_test.go),
+// mellium.im/xmpp/muc (mellium_muc_test.go) and xmpp.js, which has no MUC
+// plugin, with the stanzas an application sends (xmppjs_muc_test.go,
+// node/muc.mjs: join with history, messages with stanza-id and
+// occupant-id, a nick change, leave), each beside a raw occupant.
 package interop

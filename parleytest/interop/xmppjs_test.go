@@ -10,23 +10,32 @@ import (
 	"github.com/parley-im/parley/conf"
 )
 
-// TestXMPPJS logs in with xmpp.js (npm @xmpp/client 0.14.0) with its
-// default choice and with each mechanism it has that Parley offers, over
-// STARTTLS and direct TLS, and runs the common steps. Its mechanisms are
-// SCRAM-SHA-1 (no -PLUS, no channel binding), PLAIN and ANONYMOUS, and the
-// default is the first of those the server offers.
-func TestXMPPJS(t *testing.T) {
+// xmppjs returns the node binary and the directory of the xmpp.js
+// scripts, with their node_modules; it skips the test when either is
+// missing, or fails it under CI.
+func xmppjs(t *testing.T) (node, dir string) {
+	t.Helper()
 	dir, err := filepath.Abs("../../testdata/interop/node")
 	if err != nil {
 		t.Fatal(err)
 	}
-	node, err := exec.LookPath("node")
+	node, err = exec.LookPath("node")
 	if err != nil {
 		missing(t, "node", "install Node.js 20 or later")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@xmpp", "client")); err != nil {
 		missing(t, "@xmpp/client", "npm ci --prefix testdata/interop/node")
 	}
+	return node, dir
+}
+
+// TestXMPPJS logs in with xmpp.js (npm @xmpp/client 0.14.0) with its
+// default choice and with each mechanism it has that Parley offers, over
+// STARTTLS and direct TLS, and runs the common steps. Its mechanisms are
+// SCRAM-SHA-1 (no -PLUS, no channel binding), PLAIN and ANONYMOUS, and the
+// default is the first of those the server offers.
+func TestXMPPJS(t *testing.T) {
+	node, dir := xmppjs(t)
 	lib := library{name: "xmpp.js", command: func(cfg clientConfig) (*exec.Cmd, error) {
 		b, err := json.Marshal(cfg)
 		if err != nil {
