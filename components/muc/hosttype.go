@@ -37,6 +37,13 @@ type Options struct {
 	// members (XEP-0045 §7.10). Default false, as Prosody's option of
 	// the same name: membership gives voice in a moderated room.
 	AllowUnaffiliatedRegister bool `toml:"allow_unaffiliated_register"`
+	// EnforceRegisteredNick keeps users who registered a nick with a
+	// room (XEP-0045 §7.10) to it, as Prosody's
+	// enforce_registered_nickname: a join under another nick enters
+	// under the registered one (status 210), a change to another nick
+	// gets not-acceptable, and registering a nick kicks the user's
+	// occupants under other nicks. Default false.
+	EnforceRegisteredNick bool `toml:"enforce_registered_nick"`
 	// AvatarMaxBytes bounds the vCard (with its avatar, XEP-0486) an
 	// owner may set on a room, as serialized. Default 64 KiB, at most
 	// 1 MiB; 0 turns room vCards off.

@@ -340,3 +340,56 @@ func (s *Service) archiveQuery(roomJID xmpp.JID, name string, st *xmpp.Stanza, q
 	}
 	s.router.Route(st.Result(mamquery.Fin(page)))
 }
+
+// mamMetadata answers a <metadata/> get to the room (XEP-0313 §5, part
+// of the urn:xmpp:mam:2#extended the room advertises): the first and last
+// messages of its archive, or an empty <metadata/> when it holds none.
+// Who may query the archive may ask, no one else: the ids and times tell
+// when the room was last spoken in. It releases r.mu itself when it
+// returns true.
+func (r *room) mamMetadata(st *xmpp.Stanza) bool {
+	if !r.archiving() {
+		r.bounce(st, xmpp.FeatureNotImplemented, "this room keeps no archive")
+		return false
+	}
+	if ok, _ := r.queryAccess(st.From.Bare()); !ok {
+		r.bounce(st, xmpp.Forbidden, "only the room's occupants, and members of a members-only room, may read its archive")
+		return false
+	}
+	// The store is read without the room's lock, as a query's.
+	r.mu.Unlock()
+	r.svc.archiveMetadata(r.name, st)
+	return true
+}
+
+// archiveMetadata reads the first and last messages of the room name's
+// archive, after what was queued before it, and answers st with them.
+func (s *Service) archiveMetadata(name string, st *xmpp.Stanza) {
+	a := s.archiveStore()
+	ctx, cancel := context.WithTimeout(context.Background(), archiveTimeout)
+	defer cancel()
+	fail := func(err error) {
+		s.log.Error("muc: archive metadata", "room", name, "err", err)
+		s.router.Bounce(st, xmpp.NewStanzaError(xmpp.InternalServerError, "the archive could not be read"))
+	}
+	if err := a.SyncArchive(ctx); err != nil {
+		fail(err)
+		return
+	}
+	// The first page of one and the last: the archive's order, the one
+	// its queries page in.
+	var ends [2]storage.ArchivedMessage
+	for i, backward := range []bool{false, true} {
+		page, err := a.QueryRoomArchive(ctx, s.domain.String(), name, storage.ArchiveQuery{Max: 1, Backward: backward})
+		if err != nil {
+			fail(err)
+			return
+		}
+		if len(page.Messages) == 0 {
+			s.router.Route(st.Result(mamquery.Metadata(ends[0], ends[1], false)))
+			return
+		}
+		ends[i] = page.Messages[0]
+	}
+	s.router.Route(st.Result(mamquery.Metadata(ends[0], ends[1], true)))
+}

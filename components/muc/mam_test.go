@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/parley-im/parley/components/muc"
 	"github.com/parley-im/parley/conf"
@@ -501,5 +502,121 @@ func TestRoomArchiveRestart(t *testing.T) {
 		if len(p.ids) != 0 {
 			t.Errorf("a new room %s shows %d messages of the old one", room, len(p.ids))
 		}
+	}
+}
+
+// roomMetadata asks room for its archive's metadata (XEP-0313 §5) and
+// returns the answer, with the start's and end's ids and times ("" when
+// absent).
+func roomMetadata(t *testing.T, c *parleytest.Conn, room string) (answer *xmpp.Stanza, start, end [2]string) {
+	t.Helper()
+	answer = c.IQ("get", roomJID(room, ""), "<metadata xmlns='"+nsMAM+"'/>")
+	if answer.Type != "result" {
+		return answer, start, end
+	}
+	md := xmpp.Child(answer.El, nsMAM, "metadata")
+	if md == nil {
+		t.Fatalf("metadata answered %s; want a <metadata/>", c.String(answer.El))
+	}
+	for _, b := range []struct {
+		name string
+		out  *[2]string
+	}{{"start", &start}, {"end", &end}} {
+		if el := md.SelectElement(b.name); el != nil {
+			*b.out = [2]string{el.SelectAttrValue("id", ""), el.SelectAttrValue("timestamp", "")}
+		}
+	}
+	return answer, start, end
+}
+
+// TestRoomArchiveMetadata: a room's archive answers its metadata
+// (XEP-0313 §5): an empty <metadata/> while it holds nothing, then the
+// first and last messages, whose ids are the stanza-ids the occupants
+// got live and whose times are those the archive's results carry; who
+// may not query the archive may not ask either, with the same error.
+func TestRoomArchiveMetadata(t *testing.T) {
+	s := archiving(t, []string{"alice", "bob", "dave", "erin"})
+	alice, bob, dave, erin := login(t, s, "alice", "a"), login(t, s, "bob", "b"), login(t, s, "dave", "d"), login(t, s, "erin", "e")
+	create(t, alice, "team", "Alice")
+	join(t, bob, "team", "Bob", "")
+	alice.UntilSync()
+
+	answer, start, end := roomMetadata(t, bob, "team")
+	bob.ExpectResult(answer, "the metadata of an empty archive")
+	if md := xmpp.Child(answer.El, nsMAM, "metadata"); start != [2]string{} || end != [2]string{} || len(md.ChildElements()) != 0 {
+		t.Errorf("the metadata of an empty archive: %s; want an empty <metadata/>", bob.String(answer.El))
+	}
+
+	var live []string
+	for i := range 3 {
+		say(alice, "team", fmt.Sprint("m", i), fmt.Sprint("message ", i))
+		ids := roomStanzaIDs(nextGroupchat(t, bob), "team")
+		if len(ids) != 1 {
+			t.Fatalf("message %d has stanza-ids %q", i, ids)
+		}
+		live = append(live, ids[0])
+	}
+	answer, start, end = roomMetadata(t, bob, "team")
+	bob.ExpectResult(answer, "the metadata")
+	if start[0] != live[0] || end[0] != live[2] {
+		t.Fatalf("the metadata: %s; want start %s and end %s", bob.String(answer.El), live[0], live[2])
+	}
+	// The times are the archive's: those of the first and last results.
+	qid := parleytest.NewID("q")
+	_, results := bob.IQAll("set", roomJID("team", ""), fmt.Sprintf("<query xmlns='%s' queryid='%s'/>", nsMAM, qid))
+	stamps := map[string]time.Time{}
+	for _, st := range results {
+		if res := xmpp.Child(st.El, nsMAM, "result"); res != nil && res.SelectAttrValue("queryid", "") == qid {
+			at, err := time.Parse(time.RFC3339, res.FindElement("./forwarded/delay").SelectAttrValue("stamp", ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			stamps[res.SelectAttrValue("id", "")] = at
+		}
+	}
+	for _, b := range [][2]string{start, end} {
+		at, err := time.Parse(time.RFC3339, b[1])
+		if err != nil || !at.Equal(stamps[b[0]].Truncate(time.Millisecond)) && !at.Equal(stamps[b[0]]) {
+			t.Errorf("the metadata's time of %s is %q (%v); its result's delay says %v", b[0], b[1], err, stamps[b[0]])
+		}
+	}
+
+	// Access: as a query's. A members-only room with dave a member who
+	// is not in it; erin is in neither room.
+	admin := "<query xmlns='" + muc.NSMUCAdmin + "'><item affiliation='member' jid='dave@localhost'/></query>"
+	create(t, alice, "members", "Alice")
+	alice.ExpectResult(configure(alice, "members", map[string]string{"muc#roomconfig_membersonly": "1"}), "members-only")
+	alice.ExpectResult(alice.IQ("set", roomJID("members", ""), admin), "dave's membership")
+	create(t, alice, "quiet", "Alice")
+	alice.ExpectResult(configure(alice, "quiet", map[string]string{"muc#roomconfig_enablearchiving": "0"}), "archiving off")
+	tests := []struct {
+		name string
+		c    *parleytest.Conn
+		room string
+		want xmpp.StanzaCondition // "" for a result
+	}{
+		{"a member outside the members-only room", dave, "members", ""},
+		{"a non-member of the members-only room", erin, "members", xmpp.Forbidden},
+		{"one not in the open room", erin, "team", xmpp.Forbidden},
+		{"a room that keeps no archive", alice, "quiet", xmpp.FeatureNotImplemented},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			query := queryRoom(t, tt.c, tt.room, "", "").answer
+			answer, start, _ := roomMetadata(t, tt.c, tt.room)
+			if tt.want == "" {
+				tt.c.ExpectResult(query, "the query")
+				tt.c.ExpectResult(answer, "the metadata")
+				if start != [2]string{} {
+					t.Errorf("the metadata of an empty archive has a start: %s", tt.c.String(answer.El))
+				}
+				return
+			}
+			tt.c.ExpectError(query, tt.want, "the query")
+			tt.c.ExpectError(answer, tt.want, "the metadata")
+			if got, want := xmpp.ParseStanzaError(answer.El), xmpp.ParseStanzaError(query.El); got.Type != want.Type {
+				t.Errorf("the metadata's error is of type %s, the query's %s", got.Type, want.Type)
+			}
+		})
 	}
 }

@@ -201,6 +201,8 @@ func (r *room) iq(st *xmpp.Stanza) bool {
 		return r.admin(st, p)
 	case p.Tag == "query" && ns == nsMAM:
 		return r.mamIQ(st, p) // mam.go
+	case st.Type == "get" && p.Tag == "metadata" && ns == nsMAM:
+		return r.mamMetadata(st) // mam.go
 	case st.Type == "set" && (ns == nsModerate || ns == nsFasten):
 		return r.moderationIQ(st, p) // moderate.go
 	default:

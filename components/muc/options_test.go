@@ -21,6 +21,8 @@ func TestOptions(t *testing.T) {
 			muc.Options{RestrictRoomCreation: "anyone", HistoryLength: 0, Archive: true, ArchiveExpiresAfter: "1w", MaxRooms: 10000, MaxUserRooms: 100}},
 		{"unaffiliated registration, bigger avatars", head + "allow_unaffiliated_register = true\navatar_max_bytes = \"256KiB\"\n", "",
 			muc.Options{RestrictRoomCreation: "local", HistoryLength: 20, AllowUnaffiliatedRegister: true, AvatarMaxBytes: 256 * conf.KiB, Archive: true, ArchiveExpiresAfter: "1w", MaxRooms: 10000, MaxUserRooms: 100}},
+		{"registered nicks enforced", head + "enforce_registered_nick = true\n", "",
+			muc.Options{RestrictRoomCreation: "local", HistoryLength: 20, EnforceRegisteredNick: true, AvatarMaxBytes: 64 * conf.KiB, Archive: true, ArchiveExpiresAfter: "1w", MaxRooms: 10000, MaxUserRooms: 100}},
 		{"avatars too large", head + "avatar_max_bytes = \"2MiB\"\n",
 			`m.toml:7: host[1].avatar_max_bytes: 2MiB is not between 0 and 1MiB: a room's vCard is kept in memory; write "64KiB", or 0 for no room vCards`, muc.Options{}},
 		{"no archive by default, kept forever", head + "archive = false\narchive_expires_after = \"never\"\n", "",

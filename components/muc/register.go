@@ -53,6 +53,17 @@ func (r *room) reservedFromOthers(nick string, bare xmpp.JID) bool {
 	return ok && owner != bare
 }
 
+// enforcedNick returns the nick bare may be in the room under when it
+// asks for nick: its registered nick when the service keeps users to
+// theirs (enforce_registered_nick, as Prosody's
+// enforce_registered_nickname), else nick.
+func (r *room) enforcedNick(bare xmpp.JID, nick string) string {
+	if reg := r.nicks[bare]; reg != "" && r.svc.opts.EnforceRegisteredNick {
+		return reg
+	}
+	return nick
+}
+
 // register handles a jabber:iq:register iq to the room (§7.10): get
 // returns the registration form, or the registered nick; set registers
 // the submitted nick, or with <remove/> unregisters. As in Prosody
@@ -121,6 +132,15 @@ func (r *room) register(st *xmpp.Stanza, q *etree.Element) bool {
 	if nick == registered {
 		r.send(st.Result(nil))
 		return false
+	}
+	if r.svc.opts.EnforceRegisteredNick {
+		// As Prosody: the user's occupants under other nicks are kicked
+		// (307) before the nick is theirs; they may come back under it.
+		for _, o := range r.sortedOccupants() {
+			if o.bare == bare && o.nick != nick {
+				r.remove(o, actorItem(nil, "you registered the nick "+nick+" with this room: join under it"), statusKicked)
+			}
+		}
 	}
 	if aff == affNone {
 		r.setAffiliation(bare, affMember, nil, "")

@@ -2,6 +2,7 @@ package muc_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/parley-im/parley/components/muc"
@@ -173,6 +174,106 @@ func TestRegisterUnaffiliated(t *testing.T) {
 			}
 			if n := roomUserItem(t, carol, "team"); n != "Caro" {
 				t.Errorf("carol's registered nick %q; want Caro", n)
+			}
+		})
+	}
+}
+
+// TestEnforceRegisteredNick: with enforce_registered_nick (Prosody's
+// enforce_registered_nickname) a user who registered a nick joins under
+// it whatever nick it asks for, and its self-presence says so with 210
+// (XEP-0045 §7.2.9); a change to another nick gets not-acceptable of
+// type cancel, as in Prosody; registering kicks the user's occupant
+// under another nick (307). Another user's registered nick stays a
+// conflict, to a join too. Off, the registered nick is only reserved (the old
+// behaviour).
+func TestEnforceRegisteredNick(t *testing.T) {
+	tests := []struct {
+		name    string
+		enforce bool
+		// joinedAs is the nick bob's join as Bob enters under, assigned
+		// whether its self-presence has 210.
+		joinedAs string
+		assigned bool
+		// change is the answer to bob's change to Robert: "" for one
+		// that succeeds.
+		change xmpp.StanzaCondition
+		// kicked is whether carol's registration of Caro, while she is
+		// in the room as Carol, kicks her.
+		kicked bool
+	}{
+		{"on", true, "Bobby", true, xmpp.NotAcceptable, true},
+		{"off", false, "Bob", false, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := parleytest.Start(t, withMUC(func(o *muc.Options) { o.EnforceRegisteredNick = tt.enforce }))
+			for _, u := range []string{"alice", "bob", "carol", "dave"} {
+				s.AddUser(u+"@localhost", "pw")
+			}
+			alice, bob, carol, dave := login(t, s, "alice", "a"), login(t, s, "bob", "b"), login(t, s, "carol", "c"), login(t, s, "dave", "d")
+			create(t, alice, "team", "Alice")
+			alice.ExpectResult(adminIQ1(alice, "set", "<item affiliation='member' jid='bob@localhost'/>"+
+				"<item affiliation='member' jid='carol@localhost'/><item affiliation='member' jid='dave@localhost'/>"), "bob, carol and dave members")
+			bob.ExpectResult(bob.IQ("set", roomJID("team", ""), regForm(formRegister, "Bobby")), "bob registers Bobby")
+			dave.ExpectResult(dave.IQ("set", roomJID("team", ""), regForm(formRegister, "Davy")), "dave registers Davy")
+			join(t, carol, "team", "Carol", "")
+			join(t, dave, "team", "Davy", "")
+			dave.UntilSync()
+
+			// The nick asked for is checked first, as in Prosody: dave's
+			// is a conflict even when bob would enter under his own.
+			if got := join(t, bob, "team", "Davy", ""); parleytest.Condition(got[len(got)-1]) != xmpp.Conflict {
+				t.Errorf("bob's join as dave's Davy: %s; want conflict", bob.Dump(got))
+			}
+			got := join(t, bob, "team", "Bob", "")
+			self := got[len(got)-1]
+			for _, st := range got {
+				if isSelf(st) {
+					self = st
+				}
+			}
+			if !isSelf(self) || self.From.Resource() != tt.joinedAs || slices.Contains(statusCodes(self), "210") != tt.assigned {
+				t.Fatalf("bob's join as Bob: %s; want his self-presence as %s, 210 %v", bob.Dump(got), tt.joinedAs, tt.assigned)
+			}
+			if p := presenceFrom(dave.UntilSync(), "team", tt.joinedAs); p == nil || p.Type != "" || slices.Contains(statusCodes(p), "210") {
+				t.Errorf("dave did not see bob join as %s, without 210", tt.joinedAs)
+			}
+
+			id := parleytest.NewID("nick")
+			bob.Send("<presence id='%s' to='%s'/>", id, roomJID("team", "Robert"))
+			st, _ := bob.WaitFor("the nick change's answer", func(st *xmpp.Stanza) bool {
+				return (st.ID == id && st.Type == "error") || (isSelf(st) && st.Type == "")
+			})
+			if tt.change != "" {
+				e := xmpp.ParseStanzaError(st.El)
+				if e == nil || e.Condition != tt.change || e.Type != xmpp.ErrCancel {
+					t.Errorf("bob's change to Robert: %s; want %s of type cancel", bob.String(st.El), tt.change)
+				}
+				if p := presenceFrom(dave.UntilSync(), "team", "Robert"); p != nil {
+					t.Errorf("dave saw bob as Robert after a refused change")
+				}
+			} else if st.From.Resource() != "Robert" {
+				t.Errorf("bob's change to Robert: %s; want his self-presence as Robert", bob.String(st.El))
+			}
+
+			id = parleytest.NewID("nick")
+			carol.Send("<presence id='%s' to='%s'/>", id, roomJID("team", "Bobby"))
+			if st, _ := carol.WaitFor("the nick change's answer", func(st *xmpp.Stanza) bool { return st.ID == id }); parleytest.Condition(st) != xmpp.Conflict {
+				t.Errorf("carol's change to bob's nick got %s; want conflict", carol.String(st.El))
+			}
+
+			res, before := carol.IQAll("set", roomJID("team", ""), regForm(formRegister, "Caro"))
+			carol.ExpectResult(res, "carol registers Caro")
+			if p := presenceFrom(before, "team", "Carol"); (p != nil && seen(p) == "unavailable none member [110,307]") != tt.kicked {
+				t.Fatalf("carol's registration as Carol brought %s; kicked want %v", carol.Dump(before), tt.kicked)
+			}
+			if !tt.kicked {
+				return
+			}
+			got = join(t, carol, "team", "Carol", "")
+			if self := got[len(got)-2]; !isSelf(self) || self.From.Resource() != "Caro" || !slices.Contains(statusCodes(self), "210") {
+				t.Errorf("carol's join as Carol after registering: %s; want her self-presence as Caro with 210", carol.Dump(got))
 			}
 		})
 	}

@@ -40,6 +40,7 @@ const (
 	statusSelf         = "110"
 	statusCreated      = "201"
 	statusBanned       = "301"
+	statusNickAssigned = "210"
 	statusNewNick      = "303"
 	statusKicked       = "307"
 	statusAffRemoved   = "321"
@@ -457,7 +458,7 @@ func (r *room) presence(st *xmpp.Stanza) {
 		// track, so it gets everything a join gets.
 		s.pres = passOn(st.El, true)
 		s.occ.last = s
-		r.welcome(s.occ, s, join, st.ID)
+		r.welcome(s.occ, s, join, st.ID, nil)
 	default:
 		s.pres = passOn(st.El, true)
 		s.occ.last = s
@@ -466,10 +467,14 @@ func (r *room) presence(st *xmpp.Stanza) {
 	}
 }
 
-// join adds st's sender to the room as nick (§7.2), or refuses it.
-func (r *room) join(st *xmpp.Stanza, nick string, x *etree.Element) {
+// join adds st's sender to the room as nick (§7.2), or refuses it. A
+// user kept to its registered nick (enforcedNick) joins under that one,
+// and its self-presence says so with 210 (§7.2.9); the nick it asked
+// for must still be no one else's registered nick (Prosody's order).
+func (r *room) join(st *xmpp.Stanza, asked string, x *etree.Element) {
 	bare := st.From.Bare()
 	aff := r.affiliation(bare)
+	nick := r.enforcedNick(bare, asked)
 	o := r.occupants[nick]
 	switch {
 	case r.locked && aff != affOwner:
@@ -487,7 +492,7 @@ func (r *room) join(st *xmpp.Stanza, nick string, x *etree.Element) {
 	case o != nil && o.bare != bare:
 		r.bounce(st, xmpp.Conflict, "that nick is taken")
 		return
-	case r.reservedFromOthers(nick, bare):
+	case r.reservedFromOthers(asked, bare):
 		r.bounce(st, xmpp.Conflict, "that nick is registered to another user")
 		return
 	case o == nil && r.cfg.MaxUsers > 0 && len(r.occupants) >= r.cfg.MaxUsers && r.defaultRole(aff) != roleModerator:
@@ -518,20 +523,23 @@ func (r *room) join(st *xmpp.Stanza, nick string, x *etree.Element) {
 		// changes nothing for the newcomer's own order.
 		r.broadcastPresence(o, "", nil)
 	}
-	r.welcome(o, s, x, st.ID)
+	var codes []string
+	if nick != asked {
+		codes = append(codes, statusNickAssigned)
+	}
+	r.welcome(o, s, x, st.ID, codes)
 }
 
 // welcome sends the session s of o what a join gets, in XEP-0045 §7.1's
-// order: the other occupants' presence, its own presence (110, 100, 201),
-// the history, the subject.
-func (r *room) welcome(o *occupant, s *session, x *etree.Element, joinID string) {
+// order: the other occupants' presence, its own presence (110, 100, 201,
+// and codes), the history, the subject.
+func (r *room) welcome(o *occupant, s *session, x *etree.Element, joinID string, codes []string) {
 	sees := r.seesJIDs(o)
 	for _, other := range r.occupants {
 		if other != o {
 			r.send(to(r.presenceOf(other, "", sees, nil), xmpp.KindPresence, s, nil))
 		}
 	}
-	var codes []string
 	if r.created {
 		codes = append(codes, statusCreated)
 		r.created = false
@@ -664,15 +672,24 @@ func kickable(st *xmpp.Stanza) bool {
 
 // changeNick moves every session of s's occupant to nick (§7.6): the
 // old nick's unavailable presence with 303 and the new nick, then the
-// new nick's presence.
+// new nick's presence. As in Prosody, another user's registered nick
+// gets conflict, then a user kept to its registered nick (enforcedNick)
+// gets not-acceptable for any other, then a nick in use gets conflict.
 func (r *room) changeNick(st *xmpp.Stanza, s *session, nick string) {
 	o := s.occ
-	if other := r.occupants[nick]; other != nil && other.bare != o.bare {
-		r.bounce(st, xmpp.Conflict, "that nick is taken")
-		return
-	}
 	if r.reservedFromOthers(nick, o.bare) {
 		r.bounce(st, xmpp.Conflict, "that nick is registered to another user")
+		return
+	}
+	if reg := r.enforcedNick(o.bare, nick); reg != nick {
+		// Of type cancel, as Prosody's: no other nick will do.
+		e := xmpp.NewStanzaError(xmpp.NotAcceptable, "this room keeps you to your registered nick, "+reg)
+		e.Type = xmpp.ErrCancel
+		r.send(st.ErrorReply(e))
+		return
+	}
+	if other := r.occupants[nick]; other != nil && other.bare != o.bare {
+		r.bounce(st, xmpp.Conflict, "that nick is taken")
 		return
 	}
 	if other := r.occupants[nick]; other != nil {

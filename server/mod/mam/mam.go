@@ -395,18 +395,7 @@ func (m *module) metadata(ctx context.Context, st *xmpp.Stanza) (*etree.Element,
 	if err != nil {
 		return nil, fmt.Errorf("reading the archive bounds of %s: %w", st.From.Bare(), err)
 	}
-	md := xmpp.NewElementNS(NS, "metadata")
-	if ok {
-		for _, b := range []struct {
-			name string
-			m    storage.ArchivedMessage
-		}{{"start", first}, {"end", last}} {
-			el := md.CreateElement(b.name)
-			el.CreateAttr("id", b.m.ID)
-			el.CreateAttr("timestamp", b.m.At.UTC().Format("2006-01-02T15:04:05.000Z"))
-		}
-	}
-	return md, nil
+	return mamquery.Metadata(first, last, ok), nil
 }
 
 // getPrefs answers the user's preferences (§6).

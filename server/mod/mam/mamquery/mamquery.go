@@ -274,3 +274,22 @@ func Fin(page storage.ArchivePage) *etree.Element {
 	}
 	return fin
 }
+
+// Metadata returns the archive's <metadata/> (§5): the id and time of its
+// first and last messages, or nothing in it when ok is false (an empty
+// archive, as Prosody answers one).
+func Metadata(first, last storage.ArchivedMessage, ok bool) *etree.Element {
+	md := xmpp.NewElementNS(NS, "metadata")
+	if !ok {
+		return md
+	}
+	for _, b := range []struct {
+		name string
+		m    storage.ArchivedMessage
+	}{{"start", first}, {"end", last}} {
+		el := md.CreateElement(b.name)
+		el.CreateAttr("id", b.m.ID)
+		el.CreateAttr("timestamp", b.m.At.UTC().Format("2006-01-02T15:04:05.000Z"))
+	}
+	return md
+}
