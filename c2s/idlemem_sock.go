@@ -3,6 +3,8 @@ package c2s
 import (
 	"net"
 	"sync"
+
+	"github.com/beevik/etree"
 )
 
 // sockConn (part of the idle-memory machinery: idlemem.go) is a client's
@@ -29,6 +31,15 @@ type sockConn struct {
 	// probing makes a Read with nothing pending fail at once with
 	// errWouldBlock instead of reading the socket.
 	probing bool
+
+	// The write side (Session.writeNow): wmu serialises Write, which
+	// crypto/tls calls from the session's writer and, for an alert, from
+	// its reader. try, set by the writer that must not block, makes a
+	// Write take what the socket takes at once and keep the rest in late,
+	// which the writer pool writes (drain) before anything else.
+	wmu  sync.Mutex
+	try  bool
+	late *lateWrites // made by the first try
 }
 
 // sockBufferSize is the size of the buffers a wait reads into.
@@ -72,3 +83,162 @@ func (wouldBlock) Timeout() bool   { return true }
 func (wouldBlock) Temporary() bool { return true }
 
 var errWouldBlock net.Error = wouldBlock{}
+
+// lateWrites is what a try could not write at once: the bytes, in order,
+// or the error the socket gave, with the batch of stanzas they carry. The
+// session's writer pool owns the batch (Session.writeLoop). A sockConn
+// holds one only during a try and while something is left: they come
+// from a pool, so that an idle session holds none.
+type lateWrites struct {
+	pend  []byte // what waits, in order
+	err   error  // the socket's error; once set, nothing more is written
+	batch []*etree.Element
+
+	// The current try's bytes and how many went out, and the func that
+	// writes them (on unix, tryWriteFD), made once per lateWrites.
+	p    []byte
+	n    int
+	perr error
+	fn   func(fd uintptr) bool
+}
+
+var lateWritesPool = sync.Pool{New: func() any { return new(lateWrites) }}
+
+// Write writes p to the socket. In a try it never blocks: it writes what
+// the socket takes now and keeps the rest, or the error, for drain, and
+// reports all of p written, so that crypto/tls's record state goes on as
+// if it had been. Otherwise it first writes what a try left, then p,
+// blocking until the write deadline.
+func (c *sockConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.try {
+		c.tryWrite(p)
+		return len(p), nil
+	}
+	if err := c.drainLocked(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
+}
+
+// tryWrite is Write in a try; wmu is held, and c.late is set.
+func (c *sockConn) tryWrite(p []byte) {
+	l := c.late
+	switch {
+	case l.err != nil:
+	case len(l.pend) > 0:
+		// Behind bytes that wait: they go first.
+		l.pend = append(l.pend, p...)
+	default:
+		n, err := c.writeNow(l, p)
+		if err != nil {
+			l.err = err
+		} else if n < len(p) {
+			l.pend = append([]byte(nil), p[n:]...)
+		}
+	}
+}
+
+// drainLocked writes what tries left, blocking until the write deadline;
+// wmu is held.
+func (c *sockConn) drainLocked() error {
+	l := c.late
+	if l == nil {
+		return nil
+	}
+	if l.err != nil {
+		return l.err
+	}
+	for len(l.pend) > 0 {
+		n, err := c.Conn.Write(l.pend)
+		l.pend = l.pend[n:]
+		if err != nil {
+			l.err = err
+			return err
+		}
+	}
+	c.releaseLateLocked()
+	return nil
+}
+
+// releaseLateLocked gives c.late back to the pool when nothing is left in
+// it; wmu is held.
+func (c *sockConn) releaseLateLocked() {
+	l := c.late
+	if l == nil || len(l.pend) > 0 || l.err != nil || l.batch != nil || c.try {
+		return
+	}
+	l.pend = nil
+	c.late = nil
+	lateWritesPool.Put(l)
+}
+
+// beginTry makes the writes up to endTry tries.
+func (c *sockConn) beginTry() {
+	c.wmu.Lock()
+	if c.late == nil {
+		c.late = lateWritesPool.Get().(*lateWrites)
+	}
+	c.try = true
+	c.wmu.Unlock()
+}
+
+// endTry ends the tries and reports whether they left bytes or an error
+// behind; if so, batch is what they carried, kept for takeLate.
+func (c *sockConn) endTry(batch []*etree.Element) (left bool) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.try = false
+	l := c.late
+	if len(l.pend) == 0 && l.err == nil {
+		c.releaseLateLocked()
+		return false
+	}
+	l.batch = batch
+	return true
+}
+
+// keepBatch keeps batch for takeLate after a flush in a try failed
+// without the socket's doing (the writer had failed before).
+func (c *sockConn) keepBatch(batch []*etree.Element) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.late == nil {
+		c.late = lateWritesPool.Get().(*lateWrites)
+	}
+	c.late.batch = batch
+}
+
+// takeLate returns the batch whose bytes a try left behind, if any, and
+// forgets it: the caller drains and answers for it.
+func (c *sockConn) takeLate() (batch []*etree.Element, ok bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.late == nil || c.late.batch == nil {
+		return nil, false
+	}
+	batch, c.late.batch = c.late.batch, nil
+	return batch, true
+}
+
+// drain writes what tries left behind (see drainLocked).
+func (c *sockConn) drain() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.drainLocked()
+}
+
+// writeFailed reports whether a try or a drain met an error: the socket
+// may have taken part of a record.
+func (c *sockConn) writeFailed() bool {
+	if c == nil {
+		return false
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.late != nil && c.late.err != nil
+}

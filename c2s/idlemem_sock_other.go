@@ -16,3 +16,7 @@ func (c *sockConn) wait() error { return nil }
 
 // poke reports nothing to read.
 func (c *sockConn) poke() bool { return false }
+
+// writeNow takes nothing: without a raw socket every byte waits for the
+// writer pool.
+func (c *sockConn) writeNow(*lateWrites, []byte) (int, error) { return 0, nil }

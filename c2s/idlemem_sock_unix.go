@@ -3,6 +3,7 @@
 package c2s
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -81,4 +82,46 @@ func (c *sockConn) tryRead(fd uintptr) bool {
 			return true
 		}
 	}
+}
+
+// writeNow writes p to the socket without waiting and returns how much of
+// it the socket took. A passed write deadline (the last blocking write's,
+// after an idle spell) counts as a full socket: the writer pool's drain
+// sets a new one.
+func (c *sockConn) writeNow(l *lateWrites, p []byte) (int, error) {
+	if l.fn == nil {
+		l.fn = l.tryWriteFD
+	}
+	l.p, l.n, l.perr = p, 0, nil
+	err := c.raw.Write(l.fn)
+	n, perr := l.n, l.perr
+	l.p, l.perr = nil, nil
+	switch {
+	case err != nil && errors.Is(err, os.ErrDeadlineExceeded):
+		return n, nil
+	case err != nil:
+		return n, err
+	}
+	return n, perr
+}
+
+// tryWriteFD writes l.p to fd until done or the socket is full; it never
+// asks to wait.
+func (l *lateWrites) tryWriteFD(fd uintptr) bool {
+	for l.n < len(l.p) {
+		m, err := syscall.Write(int(fd), l.p[l.n:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
+			return true
+		case err != nil:
+			l.perr = os.NewSyscallError("write", err)
+			return true
+		case m <= 0:
+			return true
+		}
+		l.n += m
+	}
+	return true
 }

@@ -226,11 +226,81 @@ func (s *Session) Deliver(el *etree.Element) bool {
 	s.qbytes += w
 	s.queue = append(s.queue, s.deliverDetachedLocked(el))
 	start := s.claimWriter()
+	// Nothing else waits and no writer runs: write it from here, if the
+	// socket takes it at once (writeNow).
+	now := start && s.sock != nil && len(s.queue) == 1 && !s.closing.Load() && inlineWrites
 	s.qmu.Unlock()
-	if start {
+	switch {
+	case now:
+		s.writeNow()
+	case start:
 		s.srv.idle.write(s)
 	}
 	return true
+}
+
+// inlineWrites lets Deliver write from its caller's goroutine (writeNow);
+// tests turn it off to exercise the writer pool alone.
+var inlineWrites = true
+
+// writeNow writes the queue's one batch from Deliver's caller, without
+// blocking: the socket beneath TLS takes what it takes at once, and what
+// it does not, or an error, goes to the writer pool with the batch
+// (writeLoop starts with it), as does anything queued meanwhile. The
+// caller claimed the writing; only the pool ever blocks on the socket.
+//
+// A room's message to 20 occupants used to wake 20 pooled writers, each
+// setting a write deadline (a timer) and making one write: at a room's
+// rate every wake-up found one stanza, and the hand-offs and deadlines
+// cost about a fifth of the server's CPU (BENCHMARKS.md). The write itself
+// is the same system call either way.
+//
+// The caller may hold locks of the router's (Close says so): nothing here
+// calls out, and a failure is the pool's to handle, off this goroutine.
+func (s *Session) writeNow() {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log(slog.LevelError, "c2s: panic in writer", "panic", p, "stack", string(debug.Stack()))
+			s.finishWriting()
+		}
+	}()
+	s.qmu.Lock()
+	sm := s.sm
+	batch := s.takeBatchLocked()
+	ask := false
+	if sm != nil {
+		ask = sm.trackLocked(batch)
+	}
+	sock := s.sock
+	s.qmu.Unlock()
+	sock.beginTry()
+	for _, el := range batch {
+		_ = s.w.WriteElement(el)
+	}
+	if ask {
+		_ = s.w.WriteElement(smRequest)
+	}
+	err := s.w.Flush()
+	if sock.endTry(batch) || err != nil {
+		// The pool writes the rest (takeLate), or meets the error: a
+		// failed flush leaves the writer failed, and its next flush
+		// fails the same way. Either way the batch is answered for.
+		if err != nil {
+			sock.keepBatch(batch)
+		}
+		s.srv.idle.write(s)
+		return
+	}
+	s.returnBatch(batch)
+	s.qmu.Lock()
+	more := len(s.queue) > 0 || s.closing.Load() || sm != nil && sm.broken.Load()
+	if !more {
+		s.writing = false
+	}
+	s.qmu.Unlock()
+	if more {
+		s.srv.idle.write(s)
+	}
 }
 
 // claimWriter reports whether the caller is to start writeLoop: the
@@ -593,6 +663,25 @@ func (s *Session) startWriter(first ...*etree.Element) {
 // better than a message lost. What earlier flushes wrote counts as
 // delivered: without stream management nothing tells what of it arrived.
 func (s *Session) writeLoop() {
+	if batch, ok := s.sock.takeLate(); ok {
+		// writeNow left bytes of batch, or an error: what it did not
+		// write goes first, under a write deadline.
+		err := s.armWrite()
+		if err == nil {
+			err = s.sock.drain()
+		}
+		if err == nil {
+			err = s.w.Flush() // the error of a failed flush, if that was it
+		}
+		if err != nil {
+			s.qmu.Lock()
+			sm := s.sm
+			s.qmu.Unlock()
+			s.writeFailed(sm, batch, err)
+			return
+		}
+		s.returnBatch(batch)
+	}
 	for {
 		s.qmu.Lock()
 		sm := s.sm
@@ -649,36 +738,42 @@ func (s *Session) writeLoop() {
 			return
 		}
 		if err := s.flushArmed(armErr); err != nil {
-			if sm != nil && sm.id != "" {
-				// Resumable: nothing is handed back. The batch waits
-				// in unacked, the rest in the queue, and the reader,
-				// woken, detaches the session.
-				s.qmu.Lock()
-				sm.broken.Store(true)
-				s.writing = false
-				s.writerStoppedLocked()
-				// Read under qmu: once it is released, a resume may
-				// put its own connection in s.tcp.
-				tcp := s.tcp
-				s.qmu.Unlock()
-				s.returnBatch(batch)
-				_ = tcp.SetReadDeadline(aLongTimeAgo)
-				s.srv.idle.wake(s)
-				return
-			}
-			// Closing first, so that from now on Deliver refuses and
-			// the router sends elsewhere what it would have queued;
-			// then what was queued meanwhile, which nobody will write.
-			// Close also wakes the reader, which unbinds the session.
-			s.Close(nil)
-			s.handBack(append(s.unackedOr(batch), s.takeBatch()...), err)
-			s.finishWriting()
+			s.writeFailed(sm, batch, err)
 			return
 		}
 		// Given back only once written: a failed flush hands its batch
 		// back.
 		s.returnBatch(batch)
 	}
+}
+
+// writeFailed ends the writing after the flush of batch failed with err
+// (the session is not closing); the writer stops.
+func (s *Session) writeFailed(sm *smState, batch []*etree.Element, err error) {
+	if sm != nil && sm.id != "" {
+		// Resumable: nothing is handed back. The batch waits in
+		// unacked, the rest in the queue, and the reader, woken,
+		// detaches the session.
+		s.qmu.Lock()
+		sm.broken.Store(true)
+		s.writing = false
+		s.writerStoppedLocked()
+		// Read under qmu: once it is released, a resume may put its
+		// own connection in s.tcp.
+		tcp := s.tcp
+		s.qmu.Unlock()
+		s.returnBatch(batch)
+		_ = tcp.SetReadDeadline(aLongTimeAgo)
+		s.srv.idle.wake(s)
+		return
+	}
+	// Closing first, so that from now on Deliver refuses and the router
+	// sends elsewhere what it would have queued; then what was queued
+	// meanwhile, which nobody will write. Close also wakes the reader,
+	// which unbinds the session.
+	s.Close(nil)
+	s.handBack(append(s.unackedOr(batch), s.takeBatch()...), err)
+	s.finishWriting()
 }
 
 // write runs writeLoop; the idle-memory machinery picks the goroutine
@@ -734,7 +829,7 @@ func (s *Session) streamErrorElement(e *xmpp.StreamError) *etree.Element {
 // cut short, which the client then reads as a corrupt record ("bad
 // record MAC", a sign of tampering) instead of a dropped connection.
 func (s *Session) closeConn() error {
-	if s.w.Failed() && s.tcp != nil {
+	if (s.w.Failed() || s.sock.writeFailed()) && s.tcp != nil {
 		if _, ok := s.conn.(*tls.Conn); ok {
 			return s.tcp.Close()
 		}

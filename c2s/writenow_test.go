@@ -1,0 +1,218 @@
+package c2s
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/parley-im/parley/server/certs"
+	"github.com/parley-im/parley/xmpp"
+)
+
+// tlsSession returns a bound session on a loopback TCP connection under
+// TLS, with the idle-memory machinery's socket beneath it (as a real
+// client's), and the client's end. Nothing has been written yet.
+func tlsSession(t *testing.T, srv *Server) (*Session, *tls.Conn) {
+	t.Helper()
+	store := certs.NewStore()
+	if err := store.LoadOrCreate("example.com", "", "", t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	cc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := <-accepted
+	if sc == nil {
+		t.Fatal("accept failed")
+	}
+	wrapped := srv.idle.wrap(sc)
+	if _, ok := wrapped.(*sockConn); !ok {
+		t.Fatalf("the server's connection is a %T, want a *sockConn", wrapped)
+	}
+	ts := tls.Server(wrapped, store.TLSConfig())
+	tc := tls.Client(cc, &tls.Config{InsecureSkipVerify: true})
+	t.Cleanup(func() { tc.Close(); ts.Close() })
+	errc := make(chan error, 1)
+	go func() { errc <- ts.Handshake() }()
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	s := newSession(srv, ts, true)
+	if s.sock == nil {
+		t.Fatal("the session has no socket to try writes on")
+	}
+	s.state |= stateAuthenticated | stateBound
+	s.username, s.host = "juliet", "example.com"
+	s.jid = xmpp.MustParse("juliet@example.com/balcony")
+	s.jidAddr = s.jid.String()
+	return s, tc
+}
+
+// writerStarts is how many times the server handed a session's writing to
+// its writer pool.
+func writerStarts(srv *Server) int64 { return srv.idle.(*leanIdle).writers.starts.Load() }
+
+var messageID = regexp.MustCompile(`<message id="(\d+)"`)
+
+// readIDs reads from c until it has seen n messages (message(i)'s), and
+// returns their ids in order.
+func readIDs(t *testing.T, c net.Conn, n int) []string {
+	t.Helper()
+	var ids []string
+	var pending []byte // what follows the last whole message tag seen
+	p := make([]byte, 64<<10)
+	for len(ids) < n {
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		k, err := c.Read(p)
+		pending = append(pending, p[:k]...)
+		if err != nil {
+			t.Fatalf("after %d of %d messages: %v", len(ids), n, err)
+		}
+		all := messageID.FindAllSubmatchIndex(pending, -1)
+		for _, m := range all {
+			ids = append(ids, string(pending[m[2]:m[3]]))
+		}
+		if len(all) > 0 {
+			pending = append([]byte(nil), pending[all[len(all)-1][1]:]...)
+		}
+	}
+	return ids
+}
+
+// TestDeliverWritesFromTheCaller: a stanza delivered to a session whose
+// writer is idle goes out from Deliver's goroutine when the socket takes
+// it, without waking a pooled writer (the hand-off and the write
+// deadline's timer were a fifth of a room's fan-out).
+func TestDeliverWritesFromTheCaller(t *testing.T) {
+	srv := NewServer(Config{Router: &handBackRouter{}, Queue: 10, WriteTimeout: 5 * time.Second, ParkAfter: time.Hour})
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	s, c := tlsSession(t, srv)
+	s.startWriter(etree.NewElement("iq"))
+	p := make([]byte, 100)
+	if n, err := c.Read(p); err != nil || string(p[:n]) != "<iq/>" {
+		t.Fatalf("read %q, %v; want the bind result", p[:n], err)
+	}
+	waitFor(t, "the pool's writer is done", func() bool { return !s.writerRuns() })
+	before := writerStarts(srv)
+	for i := range 5 {
+		if !s.Deliver(message(i)) {
+			t.Fatal("Deliver refused")
+		}
+		if got := readIDs(t, c, 1); got[0] != fmt.Sprint(i) {
+			t.Fatalf("read message %s, want %d", got[0], i)
+		}
+	}
+	if n := writerStarts(srv) - before; n != 0 {
+		t.Errorf("5 deliveries to an idle session woke the writer pool %d times, want 0", n)
+	}
+	if s.writerRuns() {
+		t.Error("the writing is still claimed after the last delivery")
+	}
+}
+
+// TestAFullSocketLeavesTheRestToThePool: a client that does not read
+// fills its socket; Deliver never blocks on it (the write deadline here
+// is an hour), what the socket did not take is written by the pool once
+// the client reads, and every stanza arrives once, in order.
+func TestAFullSocketLeavesTheRestToThePool(t *testing.T) {
+	srv := NewServer(Config{Router: &handBackRouter{}, Queue: 100000, QueueBytes: 1 << 30, WriteTimeout: time.Hour, ParkAfter: time.Hour})
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	s, c := tlsSession(t, srv)
+	s.startWriter(etree.NewElement("iq"))
+	waitFor(t, "the pool's writer is done", func() bool { return !s.writerRuns() })
+	before := writerStarts(srv)
+	const n = 3000 // 3,000 × 2 KiB: more than loopback's socket buffers hold
+	body := strings.Repeat("z", 2048)
+	delivered := make(chan error, 1)
+	go func() {
+		for i := range n {
+			m := message(i)
+			m.CreateElement("body").SetText(body)
+			if !s.Deliver(m) {
+				delivered <- fmt.Errorf("Deliver refused message %d", i)
+				return
+			}
+		}
+		delivered <- nil
+	}()
+	select {
+	case err := <-delivered:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Deliver blocks on a client that does not read")
+	}
+	if writerStarts(srv) == before {
+		t.Error("the writer pool never took over, though the client read nothing")
+	}
+	p := make([]byte, len("<iq/>"))
+	if _, err := c.Read(p); err != nil || string(p) != "<iq/>" {
+		t.Fatalf("read %q, %v; want the bind result first", p, err)
+	}
+	ids := readIDs(t, c, n)
+	if len(ids) != n {
+		t.Fatalf("read %d messages, want %d", len(ids), n)
+	}
+	for i, id := range ids {
+		if id != fmt.Sprint(i) {
+			t.Fatalf("message %d has id %s: out of order or repeated", i, id)
+		}
+	}
+}
+
+// TestATryThatFailsHandsTheStanzaBack: when the client's connection is
+// reset, the stanza whose write failed from Deliver's goroutine is handed
+// back to the router, by the pool, and the stream ends.
+func TestATryThatFailsHandsTheStanzaBack(t *testing.T) {
+	srv := NewServer(Config{Router: &handBackRouter{}, Queue: 10, WriteTimeout: 5 * time.Second, ParkAfter: time.Hour})
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	s, c := tlsSession(t, srv)
+	s.startWriter(etree.NewElement("iq"))
+	p := make([]byte, 100)
+	if _, err := c.Read(p); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the pool's writer is done", func() bool { return !s.writerRuns() })
+	// A reset, not a close: the next write fails at once.
+	_ = c.NetConn().(*net.TCPConn).SetLinger(0)
+	_ = c.NetConn().Close()
+	time.Sleep(50 * time.Millisecond) // for the reset to arrive; a write before it just succeeds, and the loop below retries
+	for i := 1; ; i++ {
+		if !s.Deliver(message(i)) {
+			break // the session is closing: a failed write closed it
+		}
+		if i > 1000 {
+			t.Fatal("1,000 deliveries to a reset connection, and the session does not close")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	awaitWritten(t, s)
+	got, _ := handedBack(s)
+	if !strings.Contains(got, "message#") {
+		t.Fatalf("handed back %q, want the message whose write failed", got)
+	}
+	if !s.sock.writeFailed() {
+		t.Error("the socket does not report the failed write")
+	}
+}
