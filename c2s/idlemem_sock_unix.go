@@ -61,7 +61,7 @@ func (c *sockConn) poke() bool {
 func (c *sockConn) tryRead(fd uintptr) bool {
 	buf := sockBuffers.Get().(*[]byte)
 	for {
-		n, err := syscall.Read(int(fd), *buf)
+		n, err := sysRead(int(fd), *buf)
 		switch {
 		case err == syscall.EINTR:
 			continue
@@ -109,7 +109,7 @@ func (c *sockConn) writeNow(l *lateWrites, p []byte) (int, error) {
 // asks to wait.
 func (l *lateWrites) tryWriteFD(fd uintptr) bool {
 	for l.n < len(l.p) {
-		m, err := syscall.Write(int(fd), l.p[l.n:])
+		m, err := sysWrite(int(fd), l.p[l.n:])
 		switch {
 		case err == syscall.EINTR:
 			continue
