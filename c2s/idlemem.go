@@ -24,7 +24,9 @@ import (
 //     its idle timeout;
 //   - the writer pool (idlemem_writers.go): a session has no writer
 //     goroutine of its own; its writeLoop runs on a shared goroutine while
-//     stanzas wait;
+//     stanzas wait, and a lone stanza that the socket takes at once is
+//     written by Deliver's caller (Session.writeNow, through the socket's
+//     non-blocking try);
 //   - with the build tag parley_tlsmem only, the release of crypto/tls's
 //     read buffers when a session parks (idlemem_tls.go).
 //

@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && !race
 
 package c2s
 
@@ -21,6 +21,11 @@ import (
 // as the message's fan-out ran: in a profile of the muc scenario (perf,
 // 1 msg/s per occupant) its sleeps and wake-ups were 12 % of the server's
 // CPU. Reads and writes that never block do not need sysmon.
+//
+// Under the race detector the session uses syscall.Read and syscall.Write
+// (sysio_unix.go): they tell the detector that a write to a descriptor
+// happens before the read that gets its bytes, as the kernel guarantees,
+// and raw calls would hide that from it.
 func sysRead(fd int, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
