@@ -1,7 +1,6 @@
 package c2s
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -11,61 +10,18 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
-	"github.com/parley-im/parley/server/certs"
-	"github.com/parley-im/parley/xmpp"
 )
 
 // tlsSession returns a bound session on a loopback TCP connection under
 // TLS, with the idle-memory machinery's socket beneath it (as a real
-// client's), and the client's end. Nothing has been written yet.
-func tlsSession(t *testing.T, srv *Server) (*Session, *tls.Conn) {
+// client's), on a server with cfg and a router that records what is
+// handed back (pairOn), and the client's end.
+func tlsSession(t *testing.T, cfg Config) (*Session, *tls.Conn) {
 	t.Helper()
-	store := certs.NewStore()
-	if err := store.LoadOrCreate("example.com", "", "", t.TempDir()); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	cc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := <-accepted
-	if sc == nil {
-		t.Fatal("accept failed")
-	}
-	wrapped := srv.idle.wrap(sc)
-	if _, ok := wrapped.(*sockConn); !ok {
-		t.Fatalf("the server's connection is a %T, want a *sockConn", wrapped)
-	}
-	ts := tls.Server(wrapped, store.TLSConfig())
-	tc := tls.Client(cc, &tls.Config{InsecureSkipVerify: true})
-	t.Cleanup(func() { tc.Close(); ts.Close() })
-	errc := make(chan error, 1)
-	go func() { errc <- ts.Handshake() }()
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-	s := newSession(srv, ts, true)
-	if s.sock == nil {
-		t.Fatal("the session has no socket to try writes on")
-	}
-	s.state |= stateAuthenticated | stateBound
-	s.username, s.host = "juliet", "example.com"
-	s.jid = xmpp.MustParse("juliet@example.com/balcony")
-	s.jidAddr = s.jid.String()
-	return s, tc
+	cfg.Router = &handBackRouter{}
+	cfg.ParkAfter = time.Hour
+	s, c := pairOn(t, false, true, cfg)
+	return s, c.(*tls.Conn)
 }
 
 // writerStarts is how many times the server handed a session's writing to
@@ -104,9 +60,8 @@ func readIDs(t *testing.T, c net.Conn, n int) []string {
 // it, without waking a pooled writer (the hand-off and the write
 // deadline's timer were a fifth of a room's fan-out).
 func TestDeliverWritesFromTheCaller(t *testing.T) {
-	srv := NewServer(Config{Router: &handBackRouter{}, Queue: 10, WriteTimeout: 5 * time.Second, ParkAfter: time.Hour})
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
-	s, c := tlsSession(t, srv)
+	s, c := tlsSession(t, Config{Queue: 10, WriteTimeout: 5 * time.Second})
+	srv := s.srv
 	s.startWriter(etree.NewElement("iq"))
 	p := make([]byte, 100)
 	if n, err := c.Read(p); err != nil || string(p[:n]) != "<iq/>" {
@@ -135,9 +90,8 @@ func TestDeliverWritesFromTheCaller(t *testing.T) {
 // is an hour), what the socket did not take is written by the pool once
 // the client reads, and every stanza arrives once, in order.
 func TestAFullSocketLeavesTheRestToThePool(t *testing.T) {
-	srv := NewServer(Config{Router: &handBackRouter{}, Queue: 100000, QueueBytes: 1 << 30, WriteTimeout: time.Hour, ParkAfter: time.Hour})
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
-	s, c := tlsSession(t, srv)
+	s, c := tlsSession(t, Config{Queue: 100000, QueueBytes: 1 << 30, WriteTimeout: time.Hour})
+	srv := s.srv
 	s.startWriter(etree.NewElement("iq"))
 	waitFor(t, "the pool's writer is done", func() bool { return !s.writerRuns() })
 	before := writerStarts(srv)
@@ -185,9 +139,7 @@ func TestAFullSocketLeavesTheRestToThePool(t *testing.T) {
 // reset, the stanza whose write failed from Deliver's goroutine is handed
 // back to the router, by the pool, and the stream ends.
 func TestATryThatFailsHandsTheStanzaBack(t *testing.T) {
-	srv := NewServer(Config{Router: &handBackRouter{}, Queue: 10, WriteTimeout: 5 * time.Second, ParkAfter: time.Hour})
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
-	s, c := tlsSession(t, srv)
+	s, c := tlsSession(t, Config{Queue: 10, WriteTimeout: 5 * time.Second})
 	s.startWriter(etree.NewElement("iq"))
 	p := make([]byte, 100)
 	if _, err := c.Read(p); err != nil {
