@@ -1,11 +1,14 @@
 package c2s
 
 import (
+	"bytes"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -166,5 +169,147 @@ func TestATryThatFailsHandsTheStanzaBack(t *testing.T) {
 	}
 	if !s.sock.writeFailed() {
 		t.Error("the socket does not report the failed write")
+	}
+}
+
+// TestInlineAndPooledWritesKeepEachSendersOrder: many goroutines deliver
+// to one TLS session whose client reads slowly at first, so that tries
+// from Deliver's callers, bytes left for the pool and the pool's own
+// batches interleave; every stanza arrives once, each sender's in the
+// order it delivered them.
+func TestInlineAndPooledWritesKeepEachSendersOrder(t *testing.T) {
+	const senders, each = 8, 400
+	s, c := tlsSession(t, Config{Queue: senders * each, QueueBytes: 1 << 30, WriteTimeout: time.Hour})
+	s.startWriter(etree.NewElement("iq"))
+	// Mostly one TLS record a stanza; every tenth one spans several
+	// (larger than the writer's buffer and than a record), so that one
+	// try makes several writes and the later ones queue behind the
+	// bytes an earlier one left.
+	body, big := strings.Repeat("w", 700), strings.Repeat("W", 40<<10)
+	var wg sync.WaitGroup
+	for g := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				m := message(g*each + i)
+				if i%10 == 5 {
+					m.CreateElement("body").SetText(big)
+				} else {
+					m.CreateElement("body").SetText(body)
+				}
+				if !s.Deliver(m) {
+					t.Errorf("sender %d: message %d refused", g, i)
+					return
+				}
+				if i%40 == 0 {
+					// Let the queue run dry now and then: the next
+					// delivery tries from its caller again.
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}()
+	}
+	// Slow at first: the socket fills, tries leave bytes behind and the
+	// pool blocks; then as fast as it comes.
+	var got []byte
+	p := make([]byte, 4096)
+	for reads := 0; ; reads++ {
+		if reads < 200 {
+			time.Sleep(time.Millisecond)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		n, err := c.Read(p)
+		got = append(got, p[:n]...)
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", len(got), err)
+		}
+		if bytes.Count(got, []byte("</message>")) == senders*each {
+			break
+		}
+	}
+	wg.Wait()
+	if !bytes.HasPrefix(got, []byte("<iq/>")) {
+		t.Fatalf("the stream starts %q, want the bind result", got[:min(len(got), 20)])
+	}
+	var ids []string
+	for _, m := range messageID.FindAllSubmatch(got, -1) {
+		ids = append(ids, string(m[1]))
+	}
+	if len(ids) != senders*each {
+		t.Fatalf("read %d messages, want %d", len(ids), senders*each)
+	}
+	seen := make(map[string]bool)
+	last := make([]int, senders)
+	for g := range last {
+		last[g] = -1
+	}
+	for _, id := range ids {
+		if seen[id] {
+			t.Fatalf("message %s arrived twice", id)
+		}
+		seen[id] = true
+		var n int
+		fmt.Sscan(id, &n)
+		g, i := n/each, n%each
+		if i <= last[g] {
+			t.Fatalf("sender %d: message %d arrived after message %d", g, i, last[g])
+		}
+		last[g] = i
+	}
+}
+
+// TestATryKeepsLaterWritesBehindTheBytesItLeft: within one try, once a
+// write left bytes behind (the socket was full), later writes queue
+// behind them, and the drain sends them all in order.
+func TestATryKeepsLaterWritesBehindTheBytesItLeft(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	raw := <-accepted
+	if raw == nil {
+		t.Fatal("accept failed")
+	}
+	defer raw.Close()
+	sc := wrapSock(raw)
+	if sc == nil {
+		t.Skip("no raw socket on this system")
+	}
+	first := bytes.Repeat([]byte("a"), 32<<20) // more than loopback's buffers hold
+	writes := [][]byte{first, []byte("bb"), bytes.Repeat([]byte("c"), 70000), []byte("d")}
+	var want []byte
+	sc.beginTry()
+	for _, w := range writes {
+		if n, err := sc.Write(w); n != len(w) || err != nil {
+			t.Fatalf("a try's Write = %d, %v; want %d, nil", n, err, len(w))
+		}
+		want = append(want, w...)
+	}
+	if !sc.endTry(nil) {
+		t.Fatal("32 MiB went into a socket nobody reads at once: nothing left behind?")
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(client, int64(len(want))))
+		got <- b
+	}()
+	_ = sc.SetWriteDeadline(time.Now().Add(20 * time.Second))
+	if err := sc.drain(); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Fatalf("the client read %d bytes, not the %d written in order", len(b), len(want))
 	}
 }
