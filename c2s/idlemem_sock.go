@@ -185,29 +185,19 @@ func (c *sockConn) beginTry() {
 }
 
 // endTry ends the tries and reports whether they left bytes or an error
-// behind; if so, batch is what they carried, kept for takeLate.
-func (c *sockConn) endTry(batch []*etree.Element) (left bool) {
+// behind, or the flush that made them failed (flushErr: the writer had
+// failed before); if so, batch is what they carried, kept for takeLate.
+func (c *sockConn) endTry(batch []*etree.Element, flushErr error) (left bool) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.try = false
 	l := c.late
-	if len(l.pend) == 0 && l.err == nil {
+	if len(l.pend) == 0 && l.err == nil && flushErr == nil {
 		c.releaseLateLocked()
 		return false
 	}
 	l.batch = batch
 	return true
-}
-
-// keepBatch keeps batch for takeLate after a flush in a try failed
-// without the socket's doing (the writer had failed before).
-func (c *sockConn) keepBatch(batch []*etree.Element) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if c.late == nil {
-		c.late = lateWritesPool.Get().(*lateWrites)
-	}
-	c.late.batch = batch
 }
 
 // takeLate returns the batch whose bytes a try left behind, if any, and

@@ -21,7 +21,10 @@ import (
 // blocked on a slow client holds only its own goroutine: the next session
 // gets another. (With the machinery off, plainIdle starts one per burst.)
 //
-// Enough of them wait for a room's fan-out: a groupchat message wakes a
+// Enough of them wait for a room's fan-out. Since Deliver writes a lone
+// stanza itself when the socket takes it (Session.writeNow), the pool
+// gets what a socket did not take, bursts, and the sessions that have no
+// socket to try (WebSocket); for those a groupchat message still wakes a
 // writer for each occupant at once, and with too few waiting (4 per CPU
 // before) most of a 20-occupant room's copies started a goroutine that
 // grew its stack for the TLS write and exited after: in a profile of the

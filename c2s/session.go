@@ -228,7 +228,7 @@ func (s *Session) Deliver(el *etree.Element) bool {
 	start := s.claimWriter()
 	// Nothing else waits and no writer runs: write it from here, if the
 	// socket takes it at once (writeNow).
-	now := start && s.sock != nil && len(s.queue) == 1 && !s.closing.Load() && inlineWrites
+	now := start && s.sock != nil && len(s.queue) == 1 && inlineWrites
 	s.qmu.Unlock()
 	switch {
 	case now:
@@ -280,14 +280,10 @@ func (s *Session) writeNow() {
 	if ask {
 		_ = s.w.WriteElement(smRequest)
 	}
-	err := s.w.Flush()
-	if sock.endTry(batch) || err != nil {
+	if sock.endTry(batch, s.w.Flush()) {
 		// The pool writes the rest (takeLate), or meets the error: a
 		// failed flush leaves the writer failed, and its next flush
 		// fails the same way. Either way the batch is answered for.
-		if err != nil {
-			sock.keepBatch(batch)
-		}
 		s.srv.idle.write(s)
 		return
 	}

@@ -297,7 +297,7 @@ func TestATryKeepsLaterWritesBehindTheBytesItLeft(t *testing.T) {
 		}
 		want = append(want, w...)
 	}
-	if !sc.endTry(nil) {
+	if !sc.endTry(nil, nil) {
 		t.Fatal("32 MiB went into a socket nobody reads at once: nothing left behind?")
 	}
 	got := make(chan []byte, 1)

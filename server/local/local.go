@@ -459,7 +459,13 @@ func (h *localHost) HandleStanza(st *xmpp.Stanza) {
 	}
 	// One lookup of the user's account serves the block check and the
 	// delivery: a message is on the hot path.
-	a := h.online(to.Local())
+	h.toUser(st, h.online(to.Local()))
+}
+
+// toUser is HandleStanza for st to one of this domain's users, a the
+// user's account as looked up (nil: no session).
+func (h *localHost) toUser(st *xmpp.Stanza, a *account) {
+	to := st.To
 	switch {
 	case st.Kind == xmpp.KindPresence && (st.Type == "" || st.Type == "unavailable") && a == nil:
 		// Presence for a user with no session has nowhere to go: dropped
@@ -488,22 +494,8 @@ func (h *localHost) HandleStanza(st *xmpp.Stanza) {
 
 // HandleFanOut applies the delivery rules to a room's groupchat messages,
 // each to a full JID of this domain (server.FanOutHost), as HandleStanza
-// would one by one, with less done per message: the recipients' accounts
-// are looked up together, and each one's block list and session under
-// one hold of its lock. What does not fit the fast path (a user with no
-// session, whose block list is in the store; an account that could not
-// be read) takes HandleStanza's way. Every rule holds as there:
-//   - XEP-0191: a user who blocks the room (its bare JID, an occupant's
-//     full JID or the service's domain) does not get its messages, which
-//     are bounced as if the user did not exist;
-//   - the ToFull handlers run (carbons do not copy a room's messages,
-//     XEP-0280 §6; a user's archive does not keep groupchat, XEP-0313
-//     §5.1.1), then ToClient's on the way to the session (CSI may hold
-//     a message without a body), and the session's queue counts it for
-//     stream management like any stanza;
-//   - a resource that is gone does not get it: groupchat to an absent
-//     full JID is bounced (RFC 6121 §8.5.3.2.1), and the room drops the
-//     occupant.
+// does one by one (toUser), with the recipients' accounts looked up under
+// one hold of the host's lock for up to 32 of them instead of one each.
 func (h *localHost) HandleFanOut(sts []*xmpp.Stanza) {
 	var accts [32]*account
 	for len(sts) > 0 {
@@ -514,27 +506,10 @@ func (h *localHost) HandleFanOut(sts []*xmpp.Stanza) {
 		}
 		h.mu.RUnlock()
 		for i, st := range sts[:n] {
-			h.fanOutOne(st, accts[i])
+			h.toUser(st, accts[i])
 			accts[i] = nil
 		}
 		sts = sts[n:]
-	}
-}
-
-// fanOutOne is HandleFanOut's rules for one groupchat message st to a
-// full JID, a the recipient's account as looked up (nil: no session):
-// HandleStanza's for a message to a full JID, from the block check on.
-func (h *localHost) fanOutOne(st *xmpp.Stanza, a *account) {
-	if a == nil || st.From.IsZero() {
-		h.HandleStanza(st)
-		return
-	}
-	switch {
-	case st.From.Bare() != st.To.Bare() && h.blocks(st.To.Local(), a, st.From):
-		h.router.Bounce(st, xmpp.NewStanzaError(xmpp.ServiceUnavailable, ""))
-	case h.pipe.run(ToFull, nil, st):
-	default:
-		h.toFullJID(st, a)
 	}
 }
 
