@@ -140,15 +140,7 @@ func checkOptions(c *conf.HostCheck, o *Options) {
 		o.archiveOff = !o.Archive
 	}
 	o.Archive = !o.archiveOff
-	if o.ArchiveExpiresAfter == "" && !c.IsSet("archive_expires_after") {
-		o.ArchiveExpiresAfter = "1w"
-	}
-	switch d, err := local.ParseRetention(o.ArchiveExpiresAfter); {
-	case err != nil:
-		c.Errorf("archive_expires_after", "%v", err)
-	case d != 0 && d < time.Hour:
-		c.Errorf("archive_expires_after", "%q is less than an hour; use \"1h\" or more, or \"never\" to keep messages forever", o.ArchiveExpiresAfter)
-	}
+	local.CheckArchiveExpiry(c, &o.ArchiveExpiresAfter)
 }
 
 var registerOnce sync.Once

@@ -37,6 +37,8 @@ func TestOptions(t *testing.T) {
 			`m.toml:7: host[1].max_user_rooms: -1 is negative; write how many rooms one user may be in at once, or 0 for no limit`, muc.Options{}},
 		{"a retention of minutes", head + "archive_expires_after = \"5m\"\n",
 			`m.toml:7: host[1].archive_expires_after: "5m" is less than an hour; use "1h" or more, or "never" to keep messages forever`, muc.Options{}},
+		{"a retention of nothing, which is not forever", head + "archive_expires_after = \"0s\"\n",
+			`m.toml:7: host[1].archive_expires_after: "0s" is less than an hour; use "1h" or more, or "never" to keep messages forever`, muc.Options{}},
 		{"a retention that is no duration", head + "archive_expires_after = \"soon\"\n",
 			`m.toml:7: host[1].archive_expires_after: "soon" is not a duration; write a number and a unit (h, d or w), like "1w", "30d" or "36h", or "never"`, muc.Options{}},
 		{"an unknown creation rule", head + "restrict_room_creation = \"admins\"\n",

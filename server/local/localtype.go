@@ -266,25 +266,31 @@ func checkLocal(c *conf.HostCheck, o *LocalOptions) {
 	}
 }
 
+// CheckArchiveExpiry checks archive_expires_after, *v, and fills in its
+// default, "1w": for a local host's archives and a muc host's rooms'.
+func CheckArchiveExpiry(c *conf.HostCheck, v *string) {
+	if *v == "" && !c.IsSet("archive_expires_after") {
+		*v = "1w"
+	}
+	switch d, err := parseRetention(*v); {
+	case err != nil:
+		c.Errorf("archive_expires_after", "%v", err)
+	case *v != ArchiveNever && d < time.Hour:
+		// Under an hour the archive no longer does its job for the
+		// users it exists for: a phone that syncs when it wakes would
+		// find its messages gone ("0s" read as "forever" would delete
+		// everything at the next run). Prosody takes any period.
+		c.Errorf("archive_expires_after", "%q is less than an hour; use \"1h\" or more, or \"never\" to keep messages forever", *v)
+	}
+}
+
 // checkArchive checks the archive's options and fills in their defaults.
 func checkArchive(c *conf.HostCheck, o *LocalOptions) {
 	if c.IsSet("archive") {
 		o.archiveOff = !o.Archive
 	}
 	o.Archive = !o.archiveOff
-	if o.ArchiveExpiresAfter == "" && !c.IsSet("archive_expires_after") {
-		o.ArchiveExpiresAfter = "1w"
-	}
-	switch d, err := parseRetention(o.ArchiveExpiresAfter); {
-	case err != nil:
-		c.Errorf("archive_expires_after", "%v", err)
-	case o.ArchiveExpiresAfter != ArchiveNever && d < time.Hour:
-		// Under an hour the archive no longer does its job for the
-		// users it exists for: a phone that syncs when it wakes would
-		// find its messages gone ("0s" read as "forever" would delete
-		// everything at the next run). Prosody takes any period.
-		c.Errorf("archive_expires_after", "%q is less than an hour; use \"1h\" or more, or \"never\" to keep messages forever", o.ArchiveExpiresAfter)
-	}
+	CheckArchiveExpiry(c, &o.ArchiveExpiresAfter)
 	switch o.ArchiveDefault {
 	case "":
 		o.ArchiveDefault = "always"

@@ -234,7 +234,13 @@ func (m *module) sent(from local.Session, st *xmpp.Stanza) bool {
 // adds its stanza-id to the copy that is delivered.
 func (m *module) received(_ local.Session, st *xmpp.Stanza) bool {
 	owner := st.To.Bare()
-	stripStanzaIDs(st, func(by string) bool { return by == owner.String() })
+	// Parsed, not compared with owner.String(): every room message
+	// carries a stanza-id, and a JID's String allocates; a forged "by" in
+	// another case is the owner's too.
+	stripStanzaIDs(st, func(by string) bool {
+		j, err := xmpp.Parse(by)
+		return err == nil && j == owner
+	})
 	if st.From.IsZero() || !shouldArchive(st) {
 		return false
 	}
