@@ -139,8 +139,12 @@ type FanOutHost interface {
 func (r *Router) RouteFanOut(sts []*xmpp.Stanza) {
 	for i := 0; i < len(sts); {
 		st := sts[i]
-		fh, ok := r.hosts[st.To.Domain()].(FanOutHost)
-		if !ok || !roomMessage(st) {
+		var fh FanOutHost
+		ok := roomMessage(st)
+		if ok {
+			fh, ok = r.hosts[st.To.Domain()].(FanOutHost)
+		}
+		if !ok {
 			r.Route(st)
 			i++
 			continue

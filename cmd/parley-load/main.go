@@ -65,7 +65,7 @@ Scenarios:
 The clients connect to c2s at -addr with STARTTLS, or with -transport ws
 over XMPP over WebSocket (RFC 7395: the xmpp subprotocol, <open/> and
 <close/>, one stanza per message) at -ws-url, ws:// or wss://; every
-scenario runs on either, and -stalled on tcp only.
+scenario but s2s runs on either, and -stalled on tcp only.
 
 Accounts are -users with %d replaced by 0, 1, 2, ... on -domain, all with
 -password; -create makes them first with in-band registration (XEP-0077).
@@ -320,6 +320,11 @@ func (o *options) validate() error {
 			// A stalled client is a TCP socket with a small receive
 			// buffer, kept alive with white space: neither is WebSocket's.
 			return errors.New("-stalled needs -transport tcp")
+		}
+		if o.Scenario == "s2s" {
+			// The receivers log in to the peer, and -ws-url is the
+			// first server's: there is no -peer-ws-url.
+			return errors.New("s2s needs -transport tcp: the receivers log in to -peer-addr")
 		}
 	default:
 		return fmt.Errorf("-transport %q: use tcp or ws", o.Transport)

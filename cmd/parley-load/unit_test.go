@@ -1,7 +1,9 @@
 package main
 
 import (
+	"io"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -102,5 +104,34 @@ func TestSendTime(t *testing.T) {
 		if _, err := sendTime(body); err == nil {
 			t.Errorf("sendTime(%q): no error", body)
 		}
+	}
+}
+
+// TestTransportPairingsRefused: what cannot run over WebSocket is refused
+// before anything connects, with the reason.
+func TestTransportPairingsRefused(t *testing.T) {
+	ws := []string{"-transport", "ws", "-ws-url", "ws://127.0.0.1:5280/xmpp-websocket"}
+	tests := []struct {
+		name string
+		args []string
+		want string // "" when accepted
+	}{
+		{"msg over ws", append([]string{"msg"}, ws...), ""},
+		{"s2s over ws", append([]string{"s2s", "-peer-addr", "127.0.0.1:1", "-peer-domain", "peer.localhost"}, ws...), "s2s needs -transport tcp"},
+		{"s2s over tcp", []string{"s2s", "-peer-addr", "127.0.0.1:1", "-peer-domain", "peer.localhost"}, ""},
+		{"a stalled client over ws", append([]string{"msg", "-stalled", "1"}, ws...), "-stalled needs -transport tcp"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var o options
+			var stderr strings.Builder
+			code, ok := parse(tt.args, &o, io.Discard, &stderr)
+			switch {
+			case tt.want == "" && !ok:
+				t.Fatalf("refused (%d): %s", code, stderr.String())
+			case tt.want != "" && (ok || !strings.Contains(stderr.String(), tt.want)):
+				t.Fatalf("ok %v, stderr %q; want a refusal saying %q", ok, stderr.String(), tt.want)
+			}
+		})
 	}
 }
