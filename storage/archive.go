@@ -173,7 +173,7 @@ type archiveWriter struct {
 
 	mu      sync.Mutex
 	queue   []*appendReq
-	waited  int // requests in queue that someone waits for (done set)
+	urgent  bool // someone waits for a queued request (its done is set)
 	lastSeq int64
 	lastAt  int64
 	closed  bool
@@ -273,7 +273,7 @@ func (s *Store) loadArchiveState() error {
 		lastSeq, lastAt int64
 	)
 	err := s.db.QueryRowContext(ctx, `SELECT id_key, max(last_seq, coalesce((SELECT max(seq) FROM archive), 0), coalesce((SELECT max(seq) FROM room_archive), 0)),
-		max(last_at, coalesce((SELECT at FROM archive ORDER BY seq DESC LIMIT 1), 0)) FROM archive_state`).Scan(&key, &lastSeq, &lastAt)
+		max(last_at, coalesce((SELECT at FROM archive ORDER BY seq DESC LIMIT 1), 0), coalesce((SELECT at FROM room_archive ORDER BY seq DESC LIMIT 1), 0)) FROM archive_state`).Scan(&key, &lastSeq, &lastAt)
 	if err != nil {
 		return fmt.Errorf("storage: read the archive state: %w", err)
 	}
@@ -337,7 +337,7 @@ func (s *Store) enqueue(ctx context.Context, r *appendReq) error {
 	}
 	w.queue = append(w.queue, r)
 	if r.done != nil {
-		w.waited++
+		w.urgent = true
 	}
 	w.mu.Unlock()
 	select {
@@ -429,7 +429,7 @@ func (s *Store) writeArchive() {
 		w.mu.Lock()
 		q := w.queue
 		w.queue = nil
-		w.waited = 0
+		w.urgent = false
 		w.mu.Unlock()
 		for len(q) > 0 {
 			n := min(len(q), maxAppendBatch)
@@ -453,7 +453,7 @@ func (w *archiveWriter) gather() (stopping bool) {
 	var t *time.Timer
 	for {
 		w.mu.Lock()
-		now := len(w.queue) == 0 || len(w.queue) >= maxAppendBatch || w.waited > 0
+		now := len(w.queue) == 0 || len(w.queue) >= maxAppendBatch || w.urgent
 		w.mu.Unlock()
 		if now {
 			return false
@@ -483,8 +483,8 @@ func (s *Store) commitAppends(batch []*appendReq) {
 	var resolved []ownerKey
 	queries := []string{updateArchiveState}
 	for _, r := range batch {
-		if !r.barrier && !slices.Contains(queries, r.kind.insert()) {
-			queries = append(queries, r.kind.insert())
+		if !r.barrier && !slices.Contains(queries, r.kind.insert) {
+			queries = append(queries, r.kind.insert)
 		}
 		if r.e.Body != "" && !slices.Contains(queries, insertArchiveIndex) {
 			queries = append(queries, insertArchiveIndex)
@@ -522,7 +522,7 @@ func (s *Store) commitAppends(batch []*appendReq) {
 			}
 			k := r.kind.index
 			if ins[k] == nil {
-				if ins[k], err = s.stmt(ctx, tx, r.kind.insert()); err != nil {
+				if ins[k], err = s.stmt(ctx, tx, r.kind.insert); err != nil {
 					return err
 				}
 			}
@@ -637,7 +637,7 @@ func (s *Store) AppendArchiveBatch(ctx context.Context, host, user string, es []
 		if err != nil {
 			return noAccount(err)
 		}
-		ins, err := tx.PrepareContext(ctx, userArchives.insert())
+		ins, err := tx.PrepareContext(ctx, userArchives.insert)
 		if err != nil {
 			return err
 		}
@@ -661,7 +661,7 @@ func (s *Store) AppendArchiveBatch(ctx context.Context, host, user string, es []
 			ms = append(ms, ArchivedMessage{ID: s.archiveID(r.seq), At: time.Unix(0, r.at).UTC(),
 				With: e.With, Resource: e.Resource, Outgoing: e.Outgoing, Stanza: e.Stanza})
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE archive_state SET last_seq = max(last_seq, ?), last_at = max(last_at, ?)`, w.lastSeq, w.lastAt)
+		_, err = tx.ExecContext(ctx, updateArchiveState, w.lastSeq, w.lastAt)
 		return err
 	})
 	if err != nil {
@@ -681,22 +681,25 @@ type archiveKind struct {
 	table  string // the messages
 	owners string // the owners: id, host and name
 	name   string // the owners table's column of the name
+	insert string // inserts one message with the seq and time enqueue gave it
 }
 
 var (
-	userArchives = &archiveKind{index: 0, table: "archive", owners: "archive_owners", name: "username"}
-	roomArchives = &archiveKind{index: 1, table: "room_archive", owners: "room_archives", name: "room"}
+	userArchives = newArchiveKind(0, "archive", "archive_owners", "username")
+	roomArchives = newArchiveKind(1, "room_archive", "room_archives", "room")
 )
+
+// newArchiveKind makes a kind with its insert written once: the writer
+// looks it up for each message it commits.
+func newArchiveKind(index int, table, owners, name string) *archiveKind {
+	return &archiveKind{index: index, table: table, owners: owners, name: name,
+		insert: `INSERT INTO ` + table + ` (seq, owner, at, with_jid, with_res, outgoing, stanza) VALUES (?, ?, ?, ?, ?, ?, ?)`}
+}
 
 // ownerKey is an archive's owner in the writer's cache of owner ids.
 type ownerKey struct {
 	kind       *archiveKind
 	host, name string
-}
-
-// insert inserts one message with the seq and time enqueue gave it.
-func (k *archiveKind) insert() string {
-	return `INSERT INTO ` + k.table + ` (seq, owner, at, with_jid, with_res, outgoing, stanza) VALUES (?, ?, ?, ?, ?, ?, ?)`
 }
 
 // updateArchiveState raises the high-water mark of seqs and times.

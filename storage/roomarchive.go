@@ -47,7 +47,7 @@ func (s *Store) AppendRoomArchiveBatch(ctx context.Context, host, room string, e
 		if err != nil {
 			return err
 		}
-		ins, err := tx.PrepareContext(ctx, roomArchives.insert())
+		ins, err := tx.PrepareContext(ctx, roomArchives.insert)
 		if err != nil {
 			return err
 		}
@@ -61,7 +61,7 @@ func (s *Store) AppendRoomArchiveBatch(ctx context.Context, host, room string, e
 			ms = append(ms, ArchivedMessage{ID: s.archiveID(r.seq), At: time.Unix(0, r.at).UTC(),
 				With: e.With, Resource: e.Resource, Outgoing: e.Outgoing, Stanza: e.Stanza})
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE archive_state SET last_seq = max(last_seq, ?), last_at = max(last_at, ?)`, w.lastSeq, w.lastAt)
+		_, err = tx.ExecContext(ctx, updateArchiveState, w.lastSeq, w.lastAt)
 		return err
 	})
 	if err != nil {
