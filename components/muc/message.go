@@ -94,19 +94,14 @@ func (r *room) message(st *xmpp.Stanza) {
 // root each, the children shared (see to), and serialized once for all
 // of their writers (xmpp.ShareChildren).
 func (r *room) fanOut(tmpl *etree.Element) {
-	n := 0
-	for _, o := range r.occupants {
-		n += len(o.sessions)
-	}
-	xmpp.ShareChildren(tmpl.Child[:len(tmpl.Child):len(tmpl.Child)], n)
-	from, _ := xmpp.Parse(tmpl.SelectAttrValue("from", ""))
+	from, sent := fromOf(tmpl), len(r.out)
 	for _, o := range r.occupants {
 		for _, s := range o.sessions {
-			st := toFrom(tmpl, xmpp.KindMessage, s, nil)
-			st.From = from
-			r.send(st)
+			r.send(toAs(tmpl, xmpp.KindMessage, from, s, nil))
 		}
 	}
+	// Before flush routes them: nothing is serialized yet.
+	xmpp.ShareChildren(tmpl.Child, len(r.out)-sent)
 }
 
 // private handles a message to room@service/nick (§7.5): to the

@@ -298,14 +298,19 @@ func newEl(tag string, from xmpp.JID, typ string) *etree.Element {
 // stanza-id) gets a new array and the others do not see it. extra, when
 // not nil, is added to this copy alone.
 func to(tmpl *etree.Element, kind xmpp.Kind, s *session, extra *etree.Element) *xmpp.Stanza {
-	st := toFrom(tmpl, kind, s, extra)
-	st.From, _ = xmpp.Parse(tmpl.SelectAttrValue("from", ""))
-	return st
+	return toAs(tmpl, kind, fromOf(tmpl), s, extra)
 }
 
-// toFrom is to without the stanza's From, which a fan-out parses once for
-// all its copies.
-func toFrom(tmpl *etree.Element, kind xmpp.Kind, s *session, extra *etree.Element) *xmpp.Stanza {
+// fromOf is tmpl's from, parsed: what a loop over recipients reads once
+// and passes to toAs.
+func fromOf(tmpl *etree.Element) xmpp.JID {
+	from, _ := xmpp.Parse(tmpl.SelectAttrValue("from", ""))
+	return from
+}
+
+// toAs is to with the stanza's From given: fromOf(tmpl), read once for
+// all the copies of a fan-out or a broadcast.
+func toAs(tmpl *etree.Element, kind xmpp.Kind, from xmpp.JID, s *session, extra *etree.Element) *xmpp.Stanza {
 	el := &etree.Element{Space: tmpl.Space, Tag: tmpl.Tag}
 	el.Attr = make([]etree.Attr, len(tmpl.Attr), len(tmpl.Attr)+1)
 	copy(el.Attr, tmpl.Attr)
@@ -318,7 +323,7 @@ func toFrom(tmpl *etree.Element, kind xmpp.Kind, s *session, extra *etree.Elemen
 		copy(el.Child, tmpl.Child)
 		el.Child = append(el.Child, extra)
 	}
-	st := &xmpp.Stanza{El: el, Kind: kind, To: s.real}
+	st := &xmpp.Stanza{El: el, Kind: kind, From: from, To: s.real}
 	for _, a := range tmpl.Attr {
 		switch a.Key {
 		case "type":
@@ -387,7 +392,7 @@ func (r *room) broadcastPresence(o *occupant, typ string, item func(*etree.Eleme
 			tmpl = without
 		}
 		for _, s := range other.sessions {
-			r.send(to(tmpl, xmpp.KindPresence, s, nil))
+			r.send(toAs(tmpl, xmpp.KindPresence, o.jid, s, nil))
 		}
 	}
 }
