@@ -20,8 +20,12 @@ import (
 // the store's archive writer under the room's lock, in the room's order,
 // and gets its stanza-id (XEP-0359) at once: the same in every
 // occupant's copy and in the history. The writer commits what waits in
-// one transaction (storage.ArchiveRoomAsync), so the fan-out never waits
-// for the disk; a query first waits for what was queued before it.
+// one transaction (storage.ArchiveRoomAsync), so the fan-out does not
+// wait for the disk, unless the writer's queue (shared with the users'
+// archives, 4,096 appends) is full: then the room, its lock held, waits
+// for room in it, up to archiveTimeout, and a message that times out goes
+// out without a stanza-id. A query first waits for what was queued
+// before it.
 // Subject changes are not archived (Prosody's rule: the subject is the
 // room's state, not a message).
 
@@ -179,21 +183,11 @@ func historic(el *etree.Element) bool {
 }
 
 // stampMessage prepares the template of a groupchat message before it
-// is fanned out; r.mu is held. It strips stanza-ids that claim to be the
-// room's (XEP-0359 §5: only the room may make them, or a sender could
-// make a client take its message for another), and, when the room
-// archives and the message is historic, archives it and adds its
-// stanza-id. from is the sender, nil for the room itself.
+// is fanned out; r.mu is held. When the room archives and the message is
+// historic, it archives it and adds its stanza-id; a stanza-id that
+// claimed to be the room's was not passed on (passOn). from is the
+// sender, nil for the room itself.
 func (r *room) stampMessage(tmpl *etree.Element, from *occupant) {
-	// The children are the sender's, shared: DropChildren copies them
-	// only when there is one to drop.
-	xmpp.DropChildren(tmpl, func(c *etree.Element) bool {
-		if c.Tag != "stanza-id" || xmpp.NS(c) != nsStanzaID {
-			return false
-		}
-		by, err := xmpp.Parse(c.SelectAttrValue("by", ""))
-		return err != nil || by == r.jid
-	})
 	if !r.archiving() || !historic(tmpl) {
 		return
 	}

@@ -245,6 +245,14 @@ func TestRoomStanzaIDs(t *testing.T) {
 	if others != 1 {
 		t.Errorf("the stanza-id by elsewhere.example was not passed on: %s", bob.String(got.El))
 	}
+	// A private message through the room: the room archives none, so a
+	// stanza-id by the room on one is always forged.
+	alice.Send("<message to='%s' type='chat' id='pm'><body>psst</body><stanza-id xmlns='%s' by='%s' id='forged-pm'/></message>",
+		roomJID("team", "Bob"), nsSID, roomJID("team", ""))
+	pm, _ := bob.WaitFor("the private message", func(st *xmpp.Stanza) bool { return st.ID == "pm" })
+	if ids := roomStanzaIDs(pm, "team"); len(ids) != 0 {
+		t.Errorf("a private message kept the stanza-id %q its sender forged for the room: %s", ids, bob.String(pm.El))
+	}
 	alice.Send("<message to='%s' type='groupchat'><subject>topic</subject></message>", roomJID("team", ""))
 	subj, _ := bob.WaitFor("the subject", func(st *xmpp.Stanza) bool { return xmpp.Child(st.El, "", "subject") != nil })
 	if len(roomStanzaIDs(subj, "team")) != 0 {

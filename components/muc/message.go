@@ -68,7 +68,7 @@ func (r *room) message(st *xmpp.Stanza) {
 	}
 	// The sender's children are shared, not copied: the stanza is the
 	// room's now, and nothing changes a routed stanza's children.
-	kids := passOn(st.El, false)
+	kids := r.passOn(st.El, false)
 	oid := xmpp.NewElementNS(NSOccupantID, "occupant-id")
 	oid.CreateAttr("id", o.id)
 	kids = append(kids, oid)
@@ -140,7 +140,7 @@ func (r *room) private(st *xmpp.Stanza, s *session) {
 	if st.ID != "" {
 		tmpl.CreateAttr("id", st.ID)
 	}
-	kids := passOn(st.El, false)
+	kids := r.passOn(st.El, false)
 	// XEP-0045 §7.5: the <x/> tells the recipient's client (and its
 	// server's carbons) that this is a private message in a room.
 	kids = append(kids, xmpp.NewElementNS(NSMUCUser, "x"))

@@ -411,13 +411,17 @@ func (r *room) selfPresence(o *occupant, s *session, typ string, item func(*etre
 
 // passOn returns the children of a client's stanza that the room passes
 // on: not the MUC elements, nor an occupant-id, which only the room may
-// set (XEP-0421 §5).
-func passOn(el *etree.Element, presence bool) []etree.Token {
+// set (XEP-0421 §5), nor a stanza-id claiming to be the room's (XEP-0359
+// §5: only the room may make them, or a sender could make a client take
+// its message for another, in the room or in private).
+func (r *room) passOn(el *etree.Element, presence bool) []etree.Token {
 	var out []etree.Token
 	for _, c := range el.ChildElements() {
 		ns := xmpp.NS(c)
 		switch {
 		case ns == NSOccupantID && c.Tag == "occupant-id":
+			continue
+		case ns == nsStanzaID && c.Tag == "stanza-id" && r.claimsRoom(c.SelectAttrValue("by", "")):
 			continue
 		case ns == NSMUCUser || (presence && ns == NSMUC):
 			continue
@@ -427,6 +431,13 @@ func passOn(el *etree.Element, presence bool) []etree.Token {
 		out = append(out, c)
 	}
 	return out
+}
+
+// claimsRoom reports whether by, a stanza-id's, is the room, or no JID
+// at all (which the room cannot vouch for either).
+func (r *room) claimsRoom(by string) bool {
+	j, err := xmpp.Parse(by)
+	return err != nil || j == r.jid
 }
 
 // presence handles a presence to the room; r.mu is held.
@@ -461,11 +472,11 @@ func (r *room) presence(st *xmpp.Stanza) {
 	case join != nil:
 		// §7.2.1: a join from a client that is in the room: it lost
 		// track, so it gets everything a join gets.
-		s.pres = passOn(st.El, true)
+		s.pres = r.passOn(st.El, true)
 		s.occ.last = s
 		r.welcome(s.occ, s, join, st.ID, nil)
 	default:
-		s.pres = passOn(st.El, true)
+		s.pres = r.passOn(st.El, true)
 		s.occ.last = s
 		r.broadcastPresence(s.occ, "", nil)
 		r.selfPresence(s.occ, s, "", nil)
@@ -518,7 +529,7 @@ func (r *room) join(st *xmpp.Stanza, asked string, x *etree.Element) {
 		o = &occupant{nick: nick, jid: j, bare: bare, id: r.occupantID(bare), role: r.defaultRole(aff)}
 		r.occupants[nick] = o
 	}
-	s := &session{occ: o, real: st.From, to: st.From.String(), pres: passOn(st.El, true)}
+	s := &session{occ: o, real: st.From, to: st.From.String(), pres: r.passOn(st.El, true)}
 	o.sessions = append(o.sessions, s)
 	o.last = s
 	r.byReal[st.From] = s
@@ -716,7 +727,7 @@ func (r *room) changeNick(st *xmpp.Stanza, s *session, nick string) {
 	delete(r.occupants, o.nick)
 	o.nick, o.jid = nick, j
 	r.occupants[nick] = o
-	s.pres = passOn(st.El, true)
+	s.pres = r.passOn(st.El, true)
 	o.last = s
 	r.broadcastPresence(o, "", nil)
 	for _, x := range o.sessions {
