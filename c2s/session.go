@@ -819,18 +819,11 @@ func (s *Session) streamErrorElement(e *xmpp.StreamError) *etree.Element {
 	return el
 }
 
-// closeConn closes the connection; the caller owns the writer. After a
-// failed write it closes the socket beneath TLS: crypto/tls's Close
-// would send its close_notify alert after the record the failed write
-// cut short, which the client then reads as a corrupt record ("bad
-// record MAC", a sign of tampering) instead of a dropped connection.
+// closeConn closes the connection after its last write (xmpp.CloseConn);
+// the caller owns the writer. A write that failed may have been the
+// writer's or a try's (writeNow).
 func (s *Session) closeConn() error {
-	if (s.w.Failed() || s.sock.writeFailed()) && s.tcp != nil {
-		if _, ok := s.conn.(*tls.Conn); ok {
-			return s.tcp.Close()
-		}
-	}
-	return s.conn.Close()
+	return xmpp.CloseConn(s.conn, s.w.Failed() || s.sock.writeFailed())
 }
 
 // finishWriting closes the connection after its last write: no writer

@@ -202,17 +202,10 @@ func (s *Service) negotiateTLS(ctx context.Context, ps *peerStream, directTLS bo
 // close closes the stream's connection; the caller owns ps.w.
 func (ps *peerStream) close() error { return closeConn(ps.conn, ps.w) }
 
-// closeConn closes conn, which w writes to; the caller owns w. After a
-// failed write it closes the socket beneath TLS: crypto/tls's Close
-// would send its close_notify alert after the record the failed write
-// cut short (at its deadline, to a peer that reads too slowly), which
-// the peer then reads as a corrupt record ("bad record MAC", a sign of
-// tampering) instead of a dropped connection.
+// closeConn closes conn, which w writes to, as xmpp.CloseConn does after
+// w's writes; the caller owns w.
 func closeConn(conn net.Conn, w *xmpp.Writer) error {
-	if tc, ok := conn.(*tls.Conn); ok && w != nil && w.Failed() {
-		return tc.NetConn().Close()
-	}
-	return conn.Close()
+	return xmpp.CloseConn(conn, w != nil && w.Failed())
 }
 
 // open sends a stream header and reads the peer's, and its features when

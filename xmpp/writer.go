@@ -2,8 +2,10 @@ package xmpp
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/xml"
 	"io"
+	"net"
 	"strings"
 	"sync"
 
@@ -230,6 +232,19 @@ func (w *Writer) WriteEnd() error {
 // Failed reports whether a flush failed: the stream is broken, and the
 // transport may hold part of what the failed flush wrote.
 func (w *Writer) Failed() bool { return w.err != nil }
+
+// CloseConn closes conn, a stream's connection, at its end. After a
+// failed write (writeFailed) it closes the socket beneath TLS instead:
+// crypto/tls's Close would send its close_notify alert after the record
+// the failed write cut short (at its deadline, to a peer that reads too
+// slowly), which the peer then reads as a corrupt record ("bad record
+// MAC", a sign of tampering) instead of a dropped connection.
+func CloseConn(conn net.Conn, writeFailed bool) error {
+	if tc, ok := conn.(*tls.Conn); ok && writeFailed {
+		return tc.NetConn().Close()
+	}
+	return conn.Close()
+}
 
 // Buffered returns how many bytes wait to be flushed.
 func (w *Writer) Buffered() int {
