@@ -846,27 +846,37 @@ func (s *Store) scanArchived(rows *sql.Rows) ([]ArchivedMessage, error) {
 // (XEP-0313 says item-not-found); more IDs than [MaxArchivePage] wraps
 // [ErrArchiveQuery].
 func (s *Store) QueryArchive(ctx context.Context, host, user string, q ArchiveQuery) (ArchivePage, error) {
+	return s.queryArchive(ctx, userArchives, host, user, q)
+}
+
+// queryArchive is QueryArchive and QueryRoomArchive: a page of the
+// archive of kind k owned by name on host.
+func (s *Store) queryArchive(ctx context.Context, k *archiveKind, host, name string, q ArchiveQuery) (ArchivePage, error) {
+	what := name + "@" + host
+	if k == roomArchives {
+		what = "room " + what
+	}
 	if err := s.archiveInit(); err != nil {
-		return ArchivePage{}, fmt.Errorf("storage: query the archive of %s@%s: %w", user, host, err)
+		return ArchivePage{}, fmt.Errorf("storage: query the archive of %s: %w", what, err)
 	}
 	var page ArchivePage
 	err := s.view(ctx, func(tx *sql.Tx) error {
 		if len(q.IDs) > MaxArchivePage {
 			return fmt.Errorf("%d ids, at most %d at once: %w", len(q.IDs), MaxArchivePage, ErrArchiveQuery)
 		}
-		owner, ok, err := userArchives.ownerOf(ctx, tx, host, user)
+		owner, ok, err := k.ownerOf(ctx, tx, host, name)
 		if err != nil {
 			return err
 		}
 		if len(q.IDs) > 0 {
-			page, err = s.archiveByIDs(ctx, tx, userArchives, owner, ok, q.IDs)
+			page, err = s.archiveByIDs(ctx, tx, k, owner, ok, q.IDs)
 		} else {
-			page, err = s.archivePage(ctx, tx, userArchives, owner, ok, q)
+			page, err = s.archivePage(ctx, tx, k, owner, ok, q)
 		}
 		return err
 	})
 	if err != nil {
-		return ArchivePage{}, fmt.Errorf("storage: query the archive of %s@%s: %w", user, host, err)
+		return ArchivePage{}, fmt.Errorf("storage: query the archive of %s: %w", what, err)
 	}
 	return page, nil
 }
@@ -971,6 +981,10 @@ const searchCountSQL = `SELECT count(*) FROM archive_fts WHERE archive_fts MATCH
 // bounds on both seq and at (they grow together), so the page is one
 // index range read.
 func (s *Store) archivePage(ctx context.Context, tx *sql.Tx, k *archiveKind, owner int64, ok bool, q ArchiveQuery) (ArchivePage, error) {
+	if q.Search != "" && k != userArchives {
+		// The full-text index (archive_fts) holds users' messages only.
+		return ArchivePage{}, fmt.Errorf("rooms' archives have no full-text index: %w", ErrArchiveQuery)
+	}
 	empty := ArchivePage{Complete: true, Count: -1}
 	if q.Count {
 		empty.Count = 0

@@ -77,32 +77,7 @@ func (s *Store) AppendRoomArchiveBatch(ctx context.Context, host, room string, e
 // messages are not indexed. It does not wait for queued appends: call
 // [Store.SyncArchive] first to see them.
 func (s *Store) QueryRoomArchive(ctx context.Context, host, room string, q ArchiveQuery) (ArchivePage, error) {
-	if err := s.archiveInit(); err != nil {
-		return ArchivePage{}, fmt.Errorf("storage: query the archive of room %s@%s: %w", room, host, err)
-	}
-	var page ArchivePage
-	err := s.view(ctx, func(tx *sql.Tx) error {
-		switch {
-		case len(q.IDs) > MaxArchivePage:
-			return fmt.Errorf("%d ids, at most %d at once: %w", len(q.IDs), MaxArchivePage, ErrArchiveQuery)
-		case q.Search != "" && len(q.IDs) == 0:
-			return fmt.Errorf("rooms' archives have no full-text index: %w", ErrArchiveQuery)
-		}
-		owner, ok, err := roomArchives.ownerOf(ctx, tx, host, room)
-		if err != nil {
-			return err
-		}
-		if len(q.IDs) > 0 {
-			page, err = s.archiveByIDs(ctx, tx, roomArchives, owner, ok, q.IDs)
-		} else {
-			page, err = s.archivePage(ctx, tx, roomArchives, owner, ok, q)
-		}
-		return err
-	})
-	if err != nil {
-		return ArchivePage{}, fmt.Errorf("storage: query the archive of room %s@%s: %w", room, host, err)
-	}
-	return page, nil
+	return s.queryArchive(ctx, roomArchives, host, room, q)
 }
 
 // ReplaceRoomArchived replaces the stanza of the message id of room's
