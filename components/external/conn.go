@@ -266,8 +266,10 @@ func (c *conn) handle(el *etree.Element) *xmpp.StreamError {
 	// A component speaks for its own domains (mayFrom), not for the
 	// server's others: see xmpp.StripForeignDelays.
 	xmpp.StripForeignDelays(st, func(d string) bool { return !c.host.mayFrom(d) && c.host.router.Serves(d) })
-	c.host.router.Route(st)
+	// Counted before it is routed: a recipient may have it (Deliver
+	// writes at once) before Route returns.
 	c.host.in.Add(1)
+	c.host.router.Route(st)
 	return nil
 }
 
