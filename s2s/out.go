@@ -37,6 +37,10 @@ type outStream struct {
 	mu     sync.Mutex
 	queue  []*xmpp.Stanza
 	closed bool
+	// failed is why the stream ended without rerouting what waited
+	// (the peer could not be reached, say): what is sent to a closed
+	// stream with it gets the same answer (Service.RouteRemote).
+	failed *xmpp.StanzaError
 	// wake has room for one signal: the writer takes the whole queue.
 	wake     chan struct{}
 	stop     chan struct{}
@@ -260,11 +264,25 @@ func (o *outStream) serve(ps *peerStream) {
 // failure: idle, or the peer's end), goes to a new stream.
 func (o *outStream) end(cond xmpp.StanzaCondition, text string, reroute bool) {
 	o.svc.forget(o)
+	var failed *xmpp.StanzaError
+	if !reroute {
+		failed = xmpp.NewStanzaError(cond, text)
+	}
+	o.mu.Lock()
+	o.failed = failed
+	o.mu.Unlock()
 	for _, st := range o.take(true) {
 		if reroute {
 			o.svc.RouteRemote(st)
 			continue
 		}
-		o.svc.cfg.Router.Bounce(st, xmpp.NewStanzaError(cond, text))
+		o.svc.cfg.Router.Bounce(st, failed)
 	}
+}
+
+// failure is why the stream ended, when it ended without rerouting.
+func (o *outStream) failure() *xmpp.StanzaError {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.failed
 }

@@ -206,6 +206,12 @@ func (s *Service) RouteRemote(st *xmpp.Stanza) {
 			s.cfg.Router.Bounce(st, xmpp.NewStanzaError(xmpp.ResourceConstraint, "too many stanzas wait for "+to))
 			return
 		}
+		if e := o.failure(); e != nil {
+			// It failed before st got in (a refused connection fails at
+			// once): st gets the answer those queued in it got.
+			s.cfg.Router.Bounce(st, e)
+			return
+		}
 		// The stream closed meanwhile (idle, say): a new one.
 	}
 	s.cfg.Router.Bounce(st, xmpp.NewStanzaError(xmpp.RemoteServerTimeout, "the stream to "+to+" keeps closing"))
